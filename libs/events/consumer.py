@@ -1,0 +1,238 @@
+"""The consumer runtime: one consumer group, batches, a dead-letter topic.
+
+Reads a batch with ``getmany``, decodes it, hands it to the group's batch
+handler (which stores effects and progress in one transaction), then commits
+the offsets. Nothing blocks a partition forever: a message that cannot be
+decoded, or whose handler keeps failing, goes to ``<topic>.dlq`` with the error
+in its headers, and the partition moves on. Types the catalog does not know are
+counted and skipped (a newer producer is allowed to publish them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from libs.events import metrics
+from libs.events.catalog import DomainEvent, EventCatalog, UndecodableEvent, UnknownEventType
+from libs.events.envelope import EventEnvelope, InvalidEnvelope
+from libs.events.kafka import KafkaSettings, dlq_topic, ensure_topics, new_producer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    envelope: EventEnvelope
+    event: DomainEvent
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionProgress:
+    """Where a partition stands once a batch is applied: the next offset to read."""
+
+    next_offset: int
+    last_event_time: datetime | None
+
+
+Progress = dict[TopicPartition, PartitionProgress]
+BatchHandler = Callable[[Sequence[ReceivedEvent], Progress], Awaitable[None]]
+AssignHandler = Callable[[AIOKafkaConsumer, set[TopicPartition]], Awaitable[None]]
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        catalog: EventCatalog,
+        handle_batch: BatchHandler,
+        on_assigned: AssignHandler | None = None,
+        max_records: int = 1000,
+        max_attempts: int = 3,
+        retry_delay_seconds: float = 0.05,
+    ) -> None:
+        self.kafka = kafka
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.catalog = catalog
+        self.handle_batch = handle_batch
+        self.on_assigned = on_assigned
+        self.max_records = max_records
+        self.max_attempts = max_attempts
+        self.retry_delay_seconds = retry_delay_seconds
+        self.consumer: AIOKafkaConsumer | None = None
+        self._dlq: AIOKafkaProducer | None = None
+        # Next offset to read per partition, as far as this process has applied.
+        self.positions: dict[TopicPartition, int] = {}
+
+    async def run(self, stop: asyncio.Event, *, until: Callable[[], bool] | None = None) -> None:
+        """Consume until ``stop`` is set (or ``until()`` says so after a batch)."""
+        await ensure_topics(self.kafka, self.topics + [dlq_topic(t) for t in self.topics])
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        dlq = new_producer(self.kafka, client_id=f"{self.group_id}-dlq")
+        consumer.subscribe(self.topics, listener=_Assignment(self, consumer))
+        await consumer.start()
+        await dlq.start()
+        self.consumer, self._dlq = consumer, dlq
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                if batches:
+                    await self._process(consumer, batches)
+                self._record_lag(consumer)
+                if until is not None and until():
+                    return
+        finally:
+            self.consumer = self._dlq = None
+            await consumer.stop()
+            await dlq.stop()
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        received: list[ReceivedEvent] = []
+        progress: Progress = {}
+        for tp, records in batches.items():
+            for record in records:
+                event = await self._decode(record)
+                if event is not None:
+                    received.append(event)
+                time = event.envelope.time if event is not None else None
+                previous = progress.get(tp)
+                progress[tp] = PartitionProgress(
+                    record.offset + 1, time or (previous.last_event_time if previous else None)
+                )
+        await self._handle(received, progress)
+        await consumer.commit({tp: p.next_offset for tp, p in progress.items()})
+        self.positions.update({tp: p.next_offset for tp, p in progress.items()})
+
+    async def _decode(self, record: ConsumerRecord) -> ReceivedEvent | None:
+        try:
+            envelope = EventEnvelope.from_kafka(record.key, record.value, record.headers)
+        except InvalidEnvelope as exc:
+            await self._dead_letter(record, f"InvalidEnvelope: {exc}")
+            return None
+        try:
+            event = self.catalog.decode(envelope.type, envelope.data)
+        except UnknownEventType:
+            metrics.UNKNOWN_EVENTS.labels(self.group_id, envelope.type).inc()
+            return None
+        except (UndecodableEvent, ValueError) as exc:
+            await self._dead_letter(record, f"UndecodableEvent: {exc}")
+            return None
+        return ReceivedEvent(envelope, event, record.topic, record.partition, record.offset)
+
+    async def _handle(self, received: list[ReceivedEvent], progress: Progress) -> None:
+        try:
+            await self.handle_batch(received, progress)
+            return
+        except Exception as exc:
+            metrics.HANDLER_FAILURES.labels(self.group_id, _topics(received)).inc()
+            log.warning("%s: batch of %d failed (%s); retrying one by one",
+                        self.group_id, len(received), exc)
+        # Slow path: isolate the failing event(s) so the rest of the batch lands.
+        for event in received:
+            tp = TopicPartition(event.topic, event.partition)
+            step = {tp: PartitionProgress(event.offset + 1, event.envelope.time)}
+            await self._handle_one(event, step)
+        # Progress past skipped messages (unknown, dead-lettered) at the batch's end.
+        await self.handle_batch([], progress)
+
+    async def _handle_one(self, event: ReceivedEvent, step: Progress) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self.handle_batch([event], step)
+                return
+            except Exception as exc:
+                metrics.HANDLER_FAILURES.labels(self.group_id, event.topic).inc()
+                if attempt == self.max_attempts:
+                    reason = "".join(traceback.format_exception_only(exc)).strip()
+                    await self._dead_letter_event(event, f"HandlerFailed: {reason}")
+                    await self.handle_batch([], step)
+                    return
+                await asyncio.sleep(self.retry_delay_seconds * attempt)
+
+    async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
+        await self._send_dlq(record.topic, record.partition, record.offset,
+                             record.key, record.value, list(record.headers or ()), error)
+
+    async def _dead_letter_event(self, event: ReceivedEvent, error: str) -> None:
+        record = event.envelope.to_kafka()
+        await self._send_dlq(event.topic, event.partition, event.offset,
+                             record.key, record.value, record.headers, error)
+
+    async def _send_dlq(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+        headers: list[tuple[str, bytes]], error: str,
+    ) -> None:
+        assert self._dlq is not None
+        log.error("%s: dead-lettering %s[%d]@%d: %s", self.group_id, topic, partition, offset, error)
+        headers = [*headers,
+                   ("dlq_error", error[:4000].encode()),
+                   ("dlq_group", self.group_id.encode()),
+                   ("dlq_topic", topic.encode()),
+                   ("dlq_partition", str(partition).encode()),
+                   ("dlq_offset", str(offset).encode())]
+        # A DLQ that cannot be written must stop the consumer, not drop the message.
+        await (await self._dlq.send(dlq_topic(topic), key=key, value=value, headers=headers))
+        metrics.DEAD_LETTERED.labels(self.group_id, topic).inc()
+
+    def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            current = self.positions.get(tp)
+            if end is not None and current is not None:
+                metrics.CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(
+                    max(0, end - current)
+                )
+
+
+class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: EventConsumer, consumer: AIOKafkaConsumer) -> None:
+        self.owner = owner
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        for tp in list(self.owner.positions):
+            if tp not in assigned:
+                del self.owner.positions[tp]
+        if self.owner.on_assigned is not None and assigned:
+            await self.owner.on_assigned(self.consumer, set(assigned))
+
+
+def _topics(received: Sequence[ReceivedEvent]) -> str:
+    return ",".join(sorted({e.topic for e in received})) or "-"
+
+
+__all__ = [
+    "EventConsumer",
+    "KafkaError",
+    "PartitionProgress",
+    "Progress",
+    "ReceivedEvent",
+]

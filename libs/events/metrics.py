@@ -1,0 +1,68 @@
+"""Prometheus metrics every service process exposes at ``/metrics``.
+
+Names are part of the ops contract (dashboards and alerts use them), so they
+live here, once, and every relay, consumer and projection updates the same ones.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    make_asgi_app,
+)
+
+EVENTS_APPENDED = Counter(
+    "crm_events_appended_total", "Events appended to a service's event store", ["service"]
+)
+OUTBOX_BACKLOG = Gauge(
+    "crm_outbox_backlog_events", "Events stored but not yet published", ["service"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "crm_outbox_oldest_age_seconds", "Age of the oldest unpublished event", ["service"]
+)
+EVENTS_PUBLISHED = Counter(
+    "crm_events_published_total", "Events the relay published to Kafka", ["topic"]
+)
+RELAY_FAILURES = Counter(
+    "crm_relay_failures_total", "Publish attempts that failed and will be retried", ["service"]
+)
+CONSUMER_LAG = Gauge(
+    "crm_consumer_lag_events",
+    "Messages between a consumer group's position and the partition end",
+    ["group", "topic", "partition"],
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "crm_projection_lag_seconds",
+    "Seconds between the newest applied event's time and now",
+    ["projection"],
+)
+EVENTS_APPLIED = Counter(
+    "crm_events_applied_total", "Events a projection applied", ["projection"]
+)
+DUPLICATES_SKIPPED = Counter(
+    "crm_events_duplicates_total", "Redelivered events a projection skipped", ["projection"]
+)
+HANDLER_FAILURES = Counter(
+    "crm_handler_failures_total", "Handler attempts that raised", ["group", "topic"]
+)
+DEAD_LETTERED = Counter(
+    "crm_dead_lettered_total", "Messages sent to a dead-letter topic", ["group", "topic"]
+)
+UNKNOWN_EVENTS = Counter(
+    "crm_events_unknown_total", "Messages of types this consumer does not know", ["group", "type"]
+)
+BATCH_SECONDS = Histogram(
+    "crm_projection_batch_seconds", "Time to apply and record one batch", ["projection"]
+)
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+metrics_app = make_asgi_app()

@@ -1,0 +1,274 @@
+"""The event store: the source of truth of every service.
+
+Events are appended to a stream (one aggregate) with the version the writer
+last saw. A unique (tenant, stream, version) constraint is the whole of the
+optimistic concurrency: two writers at the same version cannot both insert, so
+one gets :class:`ConcurrencyConflict` and writes nothing. The outbox row is
+written in the same transaction, so an event is published if and only if it
+was stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from libs.events.catalog import DomainEvent
+from libs.events.db import BigId, JsonDocument, UtcDateTime
+from libs.events.envelope import EventEnvelope
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("position", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("stream_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("partition_key", String(64), nullable=False),
+    Column("data", JsonDocument, nullable=False),
+    Column("correlation_id", String(64)),
+    Column("causation_id", String(64)),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "stream_id", "version", name="uq_events_stream_version"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("position", BigId, ForeignKey("events.position"), primary_key=True),
+    Column("enqueued_at", UtcDateTime, nullable=False),
+)
+
+Index("ix_events_partition_key", events.c.tenant_id, events.c.partition_key)
+
+
+class ConcurrencyConflict(Exception):
+    """Someone else appended to the stream since the writer read it."""
+
+    def __init__(self, tenant_id: str, stream_id: str, expected_version: int) -> None:
+        super().__init__(
+            f"stream {stream_id} of tenant {tenant_id} is no longer at version {expected_version}"
+        )
+        self.tenant_id = tenant_id
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be appended."""
+
+    type: str
+    data: dict[str, Any]
+    partition_key: str
+    occurred_at: datetime
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    @classmethod
+    def from_domain(
+        cls,
+        event: DomainEvent,
+        *,
+        partition_key: str,
+        occurred_at: datetime,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> NewEvent:
+        return cls(
+            type=type(event).type_name,
+            data=event.model_dump(mode="json"),
+            partition_key=partition_key,
+            occurred_at=occurred_at,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    position: int
+    event_id: str
+    tenant_id: str
+    stream_id: str
+    version: int
+    type: str
+    partition_key: str
+    data: dict[str, Any]
+    occurred_at: datetime
+    recorded_at: datetime
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    def to_envelope(self, source: str, dataschema: str | None = None) -> EventEnvelope:
+        return EventEnvelope(
+            id=self.event_id,
+            source=source,
+            type=self.type,
+            subject=self.stream_id,
+            time=self.occurred_at,
+            tenantid=self.tenant_id,
+            partitionkey=self.partition_key,
+            sequence=self.version,
+            data=self.data,
+            correlationid=self.correlation_id,
+            causationid=self.causation_id,
+            dataschema=dataschema,
+        )
+
+
+EVENT_COLUMNS = [
+    events.c.position, events.c.event_id, events.c.tenant_id, events.c.stream_id,
+    events.c.version, events.c.type, events.c.partition_key, events.c.data,
+    events.c.occurred_at, events.c.recorded_at, events.c.correlation_id, events.c.causation_id,
+]
+
+
+def recorded_event(row: Any) -> RecordedEvent:
+    return RecordedEvent(*row)
+
+
+class EventStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def append(
+        self,
+        tenant_id: str,
+        stream_id: str,
+        expected_version: int,
+        new_events: Sequence[NewEvent],
+        *,
+        conn: AsyncConnection | None = None,
+    ) -> int:
+        """Append ``new_events`` after ``expected_version``; return the new version.
+
+        With ``conn`` the append joins the caller's transaction (to change a
+        service's own tables atomically with it); otherwise it runs in its own.
+        """
+        if not new_events:
+            return expected_version
+        if conn is not None:
+            return await self._append(conn, tenant_id, stream_id, expected_version, new_events)
+        async with self.engine.begin() as own:
+            return await self._append(own, tenant_id, stream_id, expected_version, new_events)
+
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        stream_id: str,
+        expected_version: int,
+        new_events: Sequence[NewEvent],
+    ) -> int:
+        if expected_version > 0:
+            # The unique constraint stops two writers at one version; this stops a
+            # writer that claims a version the stream never reached (a gap).
+            current = await self._current_version(conn, tenant_id, stream_id)
+            if current != expected_version:
+                raise ConcurrencyConflict(tenant_id, stream_id, expected_version)
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "event_id": e.event_id,
+                "tenant_id": tenant_id,
+                "stream_id": stream_id,
+                "version": expected_version + i,
+                "type": e.type,
+                "partition_key": e.partition_key,
+                "data": e.data,
+                "correlation_id": e.correlation_id,
+                "causation_id": e.causation_id,
+                "occurred_at": e.occurred_at,
+                "recorded_at": now,
+            }
+            for i, e in enumerate(new_events, start=1)
+        ]
+        try:
+            result = await conn.execute(
+                insert(events).returning(events.c.position, sort_by_parameter_order=True),
+                rows,
+            )
+            positions = [r[0] for r in result]
+            await conn.execute(
+                insert(outbox), [{"position": p, "enqueued_at": now} for p in positions]
+            )
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(tenant_id, stream_id, expected_version) from exc
+        return expected_version + len(new_events)
+
+    @staticmethod
+    async def _current_version(conn: AsyncConnection, tenant_id: str, stream_id: str) -> int:
+        result = await conn.execute(
+            select(func.coalesce(func.max(events.c.version), 0)).where(
+                events.c.tenant_id == tenant_id, events.c.stream_id == stream_id
+            )
+        )
+        return int(result.scalar_one())
+
+    async def stream_version(self, tenant_id: str, stream_id: str) -> int:
+        async with self.engine.connect() as conn:
+            return await self._current_version(conn, tenant_id, stream_id)
+
+    async def read_stream(
+        self,
+        tenant_id: str,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        conn: AsyncConnection | None = None,
+    ) -> list[RecordedEvent]:
+        query = (
+            select(*EVENT_COLUMNS)
+            .where(
+                events.c.tenant_id == tenant_id,
+                events.c.stream_id == stream_id,
+                events.c.version > after_version,
+            )
+            .order_by(events.c.version)
+        )
+        if conn is not None:
+            return [recorded_event(r) for r in await conn.execute(query)]
+        async with self.engine.connect() as own:
+            return [recorded_event(r) for r in await own.execute(query)]
+
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Committed events in position order (for republishing and rebuilding)."""
+        query = (
+            select(*EVENT_COLUMNS)
+            .where(events.c.position > after_position)
+            .order_by(events.c.position)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [recorded_event(r) for r in await conn.execute(query)]
+

@@ -1,0 +1,142 @@
+"""Pytest fixtures for tests that cross a boundary: real PostgreSQL, real broker.
+
+PostgreSQL: the server at ``DATABASE_URL``, else 127.0.0.1:5432 (user postgres),
+else a throwaway cluster started with the local PostgreSQL binaries. Every test
+gets a database of its own, dropped afterwards.
+Broker: the bundled Tansu, started on a free port for the session (and a private
+one for tests that stop and start it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.events.db import create_engine
+from libs.events.kafka import KafkaSettings
+from libs.platform.broker import EmbeddedBroker, free_port
+
+
+async def _reachable(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _admin_url(url: str) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A libpq URL of a PostgreSQL server the tests may create databases on."""
+    candidates = [os.environ.get("DATABASE_URL", ""), "postgresql://postgres@127.0.0.1:5432/postgres"]
+    for url in candidates:
+        if url.startswith("postgres") and asyncio.run(_reachable(_admin_url(url))):
+            yield _admin_url(url)
+            return
+    pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not pg_ctl:
+        pytest.fail("no PostgreSQL server reachable and no PostgreSQL binaries to start one")
+    from pytest_postgresql.executor import PostgreSQLExecutor
+
+    port = free_port()
+    datadir = Path(tempfile.mkdtemp(prefix="crm-pg-"))
+    executor = PostgreSQLExecutor(
+        executable=pg_ctl[-1], host="127.0.0.1", port=port, datadir=str(datadir / "data"),
+        unixsocketdir=str(datadir), logfile=str(datadir / "pg.log"), startparams="-w",
+        dbname="postgres", user="postgres", password="", options="", postgres_options="",
+    )
+    executor.start()
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        executor.stop()
+
+
+@pytest_asyncio.fixture
+async def pg_url(postgres_server: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    yield url
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(pg_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'events.db'}")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Storage tests run on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest_asyncio.fixture
+async def any_engine(any_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(any_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def kafka(broker: EmbeddedBroker) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=3)
+
+
+@pytest.fixture
+def private_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, for tests that stop and start it."""
+    running = EmbeddedBroker()
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A suffix that keeps topics and groups of one test apart from the others'."""
+    return uuid.uuid4().hex[:8]
