@@ -90,6 +90,8 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=self.kafka.session_timeout_ms,
+            heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
         )
         dlq = new_producer(self.kafka, client_id=f"{self.group_id}-dlq")
         consumer.subscribe(self.topics, listener=_Assignment(self, consumer))

@@ -30,6 +30,9 @@ class KafkaSettings(BaseModel):
     partitions: int = 6
     replication_factor: int = 1
     request_timeout_ms: int = 10_000
+    # How long a dead consumer keeps its partitions before the group moves them.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
 
 
 def new_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProducer:

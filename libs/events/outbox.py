@@ -83,6 +83,9 @@ class OutboxRelay:
                     await _wait_any(stop, self._wake, self.idle_poll_seconds)
         await self._drop_producer()
 
+    async def close(self) -> None:
+        await self._drop_producer()
+
     async def relay_once(self) -> int:
         """Publish one batch of the outbox; return how many events went out."""
         async with self.store.engine.connect() as conn:

@@ -254,24 +254,46 @@ class ProjectionRunner:
 
 
 async def end_offsets(kafka: KafkaSettings, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    """The offset after the last message of every partition of ``topics``.
+
+    ListOffsets alone is not trusted: the bundled broker answers it with the last
+    batch's base offset + 1. The high watermark of a fetch is right on every
+    broker, so each non-empty partition is fetched once near its end.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers,
+                                enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = _partitions(consumer, topics)
         if not partitions:
             await consumer._client.force_metadata_update()  # noqa: SLF001
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-        return dict(await consumer.end_offsets(partitions)) if partitions else {}
+            partitions = _partitions(consumer, topics)
+        if not partitions:
+            return {}
+        ends = dict(await consumer.end_offsets(partitions))
+        pending = {tp for tp, end in ends.items() if end > 0}
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(0, ends[tp] - 1))
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while pending and asyncio.get_running_loop().time() < deadline:
+            await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+            for tp in list(pending):
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    ends[tp] = max(ends[tp], highwater)
+                    pending.discard(tp)
+        return ends
     finally:
         await consumer.stop()
+
+
+def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
 
 
 async def projection_status(

@@ -44,7 +44,7 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> None:
         if self._process is not None and self._process.poll() is None:
             return
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(
             self.command(), stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
@@ -63,12 +63,9 @@ class EmbeddedBroker:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        # Memory storage has nothing to flush, and the broker lingers on SIGTERM.
+        self._process.kill()
+        self._process.wait()
         self._process = None
 
     def __enter__(self) -> EmbeddedBroker:

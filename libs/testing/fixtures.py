@@ -116,24 +116,17 @@ async def any_engine(any_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def broker() -> Iterator[EmbeddedBroker]:
+    """A broker per test: consumer groups of one test never wait on another's members."""
     with EmbeddedBroker() as running:
         yield running
 
 
 @pytest.fixture
 def kafka(broker: EmbeddedBroker) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=3)
-
-
-@pytest.fixture
-def private_broker() -> Iterator[EmbeddedBroker]:
-    """A broker of the test's own, for tests that stop and start it."""
-    running = EmbeddedBroker()
-    running.start()
-    yield running
-    running.stop()
+    return KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=3,
+                         session_timeout_ms=3000, heartbeat_interval_ms=500)
 
 
 @pytest.fixture

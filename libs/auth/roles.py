@@ -1,0 +1,70 @@
+"""The role catalogue and what each role may do.
+
+The matrix lives here, once, so every service asks the same question the same
+way (``require("customers:merge")``) and docs/roles.md can be checked against it.
+Permissions are named ``<resource>:<action>``; a service that needs a new one
+adds a row here (and to docs/roles.md) instead of checking roles itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # runs the tenant: every permission
+    MANAGER = "manager"  # leads a sales or service team: merges, imports, oversight
+    SALES = "sales"  # owns customers, leads and deals day to day
+    SUPPORT = "support"  # handles tickets and complaints for existing customers
+    MARKETING = "marketing"  # campaigns and consent, not ownership of customer records
+    VIEWER = "viewer"  # read-only: auditors, analysts, executives
+    INTEGRATION = "integration"  # machine callers (ERP, marketing automation, imports)
+
+
+_EVERYONE = frozenset(Role)
+
+PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
+    {
+        "customers:read": _EVERYONE,
+        "customers:write": frozenset(
+            {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.INTEGRATION}
+        ),
+        # Merging rewrites two customers' histories into one: a judgement call for a lead.
+        "customers:merge": frozenset({Role.ADMIN, Role.MANAGER}),
+        # Erasure (right to be forgotten) cannot be undone, so only the tenant admin.
+        "customers:erase": frozenset({Role.ADMIN}),
+        "customers:import": frozenset({Role.ADMIN, Role.MANAGER, Role.INTEGRATION}),
+        # Custom field definitions change the shape of every customer of the tenant.
+        "custom_fields:write": frozenset({Role.ADMIN}),
+        "interactions:write": frozenset(
+            {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.MARKETING, Role.INTEGRATION}
+        ),
+        # Consent arrives through every channel (a call, a campaign unsubscribe, a sync).
+        "consent:write": frozenset(
+            {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.MARKETING, Role.INTEGRATION}
+        ),
+    }
+)
+
+
+class UnknownPermission(KeyError):
+    """A permission name that is not in the matrix: a typo caught at import time."""
+
+
+def roles_allowed(permission: str) -> frozenset[Role]:
+    try:
+        return PERMISSIONS[permission]
+    except KeyError:
+        raise UnknownPermission(permission) from None
+
+
+def is_allowed(roles: Iterable[str], permission: str) -> bool:
+    """True when any of the caller's roles grants the permission.
+
+    Roles outside the catalogue grant nothing (a newer identity provider may
+    know roles this code does not).
+    """
+    allowed = roles_allowed(permission)
+    return any(role in allowed for role in roles)

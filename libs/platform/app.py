@@ -1,0 +1,341 @@
+"""The FastAPI application every service starts from.
+
+``create_service_app`` gives each service the same outside: ``/healthz``,
+``/metrics``, bearer-token verification, request and correlation ids, one
+access-log line per request, and one error format:
+
+- 401/403 from ``libs.auth``: ``{"detail": "..."}``;
+- a request that fails validation, or an ``Unprocessable`` domain error:
+  422 ``{"detail": [{"field": "email", "reason": "..."}]}``;
+- any other ``DomainError``: its status, ``{"detail": "...", **extra}``;
+- anything unexpected: 500 ``{"detail": "internal error", "request_id": ...}``,
+  logged with its traceback. A 500 is always our bug: clients cannot cause one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
+
+from libs.auth.dependencies import bind_token_verifier
+from libs.auth.tokens import TokenVerifier
+from libs.events.metrics import metrics_app
+from libs.platform.errors import DomainError, FieldIssue, Unprocessable
+from libs.platform.settings import ServiceSettings
+
+REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_ID_HEADER = "X-Correlation-ID"
+
+log = structlog.get_logger("crm.http")
+
+_request_id: ContextVar[str | None] = ContextVar("crm_request_id", default=None)
+_correlation_id: ContextVar[str | None] = ContextVar("crm_correlation_id", default=None)
+
+# Ids end up in log lines, headers and events: refuse anything that could forge
+# a log line or a header, and anything long enough to bloat every event.
+_USABLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}")
+
+HTTP_REQUESTS = Counter(
+    "crm_http_requests_total",
+    "HTTP requests answered, by route template and status",
+    ["service", "method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "crm_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["service", "method", "route"],
+)
+
+
+# --- request and correlation ids ---------------------------------------------
+
+
+def current_request_id() -> str | None:
+    """The id of the HTTP request being handled, or None outside one."""
+    return _request_id.get()
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id to stamp on events this request causes, or None outside one."""
+    return _correlation_id.get()
+
+
+@contextmanager
+def correlation_scope(correlation_id: str, *, request_id: str | None = None) -> Iterator[None]:
+    """Make ``current_correlation_id()`` answer ``correlation_id`` inside the block.
+
+    The middleware uses it per request; an event handler can use it to carry the
+    causing event's correlation id into the events it appends.
+    """
+    correlation_token = _correlation_id.set(correlation_id)
+    request_token = _request_id.set(request_id)
+    try:
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=correlation_id, request_id=request_id
+        ):
+            yield
+    finally:
+        _request_id.reset(request_token)
+        _correlation_id.reset(correlation_token)
+
+
+def _usable_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value if _USABLE_ID.fullmatch(value) else None
+
+
+class RequestContextMiddleware:
+    """Ids in, ids out, one log line and one metric per request, no leaked exception.
+
+    A plain ASGI middleware (not ``BaseHTTPMiddleware``) so the context variables
+    it sets are the ones the endpoint sees, and so it sits outside FastAPI's
+    exception handlers: whatever escapes them is turned into a 500 here, with the
+    request id on it, instead of a bare text response from Starlette.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        headers = Headers(scope=scope)
+        request_id = _usable_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        correlation_id = _usable_id(headers.get(CORRELATION_ID_HEADER)) or request_id
+        status_code: int | None = None  # None: no response of ours reached the client
+        response_started = False
+        sending_failed = False
+        started_at = time.perf_counter()
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status_code, response_started, sending_failed
+            if message["type"] == "http.response.start":
+                response_started = True
+                message["headers"] = list(message.get("headers", []))
+                response_headers = MutableHeaders(scope=message)
+                response_headers[REQUEST_ID_HEADER] = request_id
+                response_headers[CORRELATION_ID_HEADER] = correlation_id
+            try:
+                await send(message)
+            except BaseException:
+                sending_failed = True
+                raise
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+
+        with correlation_scope(correlation_id, request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_ids)
+            except StarletteHTTPException as refused:
+                # Raised by the outer body-size limiter, which answers it itself (413).
+                status_code = refused.status_code
+                raise
+            except Exception:
+                if sending_failed:
+                    # The client went away, or an outer layer (the body-size limit)
+                    # answered instead of us: not a bug here, and theirs to handle.
+                    raise
+                log.exception("request_failed", method=scope["method"], path=scope["path"])
+                if response_started:
+                    raise  # too late for a clean 500; let the server close the stream
+                body = {"detail": "internal error", "request_id": request_id}
+                await JSONResponse(body, status_code=500)(scope, receive, send_with_ids)
+            finally:
+                self._record(scope, status_code, time.perf_counter() - started_at)
+
+    def _record(self, scope: Scope, status_code: int | None, seconds: float) -> None:
+        route = _route_template(scope)
+        method = scope["method"]
+        status_label = "unsent" if status_code is None else str(status_code)
+        HTTP_REQUESTS.labels(self.service, method, route, status_label).inc()
+        HTTP_SECONDS.labels(self.service, method, route).observe(seconds)
+        principal = scope.get("state", {}).get("principal")
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": scope["path"],
+            "route": route,
+            "status": status_code,
+            "duration_ms": round(seconds * 1000, 2),
+        }
+        if principal is not None:
+            fields["tenant_id"] = principal.tenant_id
+            fields["subject"] = principal.subject
+        # Scrapes and probes every few seconds would drown the real traffic.
+        if route in ("/metrics", "/healthz"):
+            log.debug("request", **fields)
+        else:
+            log.info("request", **fields)
+
+
+def _route_template(scope: Scope) -> str:
+    """The route template ("/customers/{customer_id}"), never the raw path: raw
+    paths would give every customer its own time series."""
+    route = getattr(scope.get("route"), "path", None)
+    if isinstance(route, str):
+        return route
+    # FastAPI records the route only for its own routes, not for the metrics app.
+    if scope["path"] in ("/metrics", "/metrics/"):
+        return "/metrics"
+    return "unmatched"
+
+
+# --- error mapping -------------------------------------------------------------
+
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _field_name(location: Sequence[Any]) -> str:
+    parts = [str(part) for part in location]
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    message = str(error.get("msg", "invalid value"))
+    # pydantic prefixes a validator's own message; the caller only needs the message.
+    return message.removeprefix("Value error, ")
+
+
+async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Deliberately no "input": it would echo personal data (emails, phones) back.
+    issues: list[FieldIssue] = []
+    for error in exc.errors():
+        field = "body" if error.get("type") == "json_invalid" else _field_name(error["loc"])
+        issues.append({"field": field, "reason": _reason(error)})
+    return JSONResponse({"detail": issues}, status_code=422)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    log.info("request_refused", error=type(exc).__name__, status=exc.status_code)
+    return JSONResponse(
+        jsonable_encoder(exc.body()), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+# --- ETag / If-Match -----------------------------------------------------------
+
+# [0-9], not \d: \d also matches other scripts' digits, which int() would accept.
+_VERSION_TAG = re.compile(r'(?:W/)?"([0-9]{1,18})"|([0-9]{1,18})')
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """The stream version a caller expects, from ``If-Match``.
+
+    Accepts ``"3"``, ``3`` and ``W/"3"``. Absent, empty or ``*`` means "no
+    expectation" (None). Anything else, including several tags, is a 422.
+    """
+    if header is None:
+        return None
+    value = header.strip()
+    if value in ("", "*"):
+        return None
+    match = _VERSION_TAG.fullmatch(value)
+    if match is None:
+        raise Unprocessable("If-Match", 'expected one version tag such as "3"')
+    return int(match.group(1) or match.group(2))
+
+
+def etag_for(version: int) -> str:
+    """The ETag header value for a stream at ``version`` (what If-Match sends back)."""
+    return f'"{version}"'
+
+
+def if_match_version(
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> int | None:
+    """Dependency: the parsed If-Match of the request (None when absent)."""
+    return parse_if_match(if_match)
+
+
+# --- the factory ---------------------------------------------------------------
+
+
+def configure_logging(level: str) -> None:
+    """Structured log lines as JSON on stdout, with the request's ids in each one."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+class _MetricsEndpoint:
+    """The Prometheus ASGI app as an exact route, so ``/metrics`` needs no redirect."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await metrics_app(scope, receive, send)
+
+
+def create_service_app(
+    *,
+    title: str,
+    version: str,
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter],
+    lifespan: Lifespan[FastAPI] | None = None,
+) -> FastAPI:
+    configure_logging(settings.log_level)
+    auth = settings.auth()
+    if auth.uses_development_secret:
+        log.warning(
+            "auth_uses_development_secret",
+            service=settings.service_name,
+            hint="set JWT_SECRET, or JWT_PUBLIC_KEY / JWKS_URL in production",
+        )
+
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        max_body_size=settings.max_request_body_bytes,
+    )
+    app.state.settings = settings
+    bind_token_verifier(app, TokenVerifier(auth))
+
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name, "version": version}
+
+    app.router.routes.append(
+        Route("/metrics", _MetricsEndpoint(), methods=["GET"], include_in_schema=False)
+    )
+    app.mount("/metrics", metrics_app)
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,95 @@
+"""Settings every service shares; each service subclasses and names itself.
+
+    class ContactsSettings(ServiceSettings):
+        service_name = "contacts"
+        http_port: int = 8101
+
+Everything comes from the environment (``DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVERS``,
+``JWT_SECRET``, ...), so the embedded default and production run the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from libs.auth.tokens import DEVELOPMENT_SECRET, AuthSettings
+from libs.events.kafka import KafkaSettings
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    # Names the default database file and the log lines; set by each subclass.
+    service_name: ClassVar[str] = "service"
+
+    # Empty means the embedded default: a SQLite file under var/ named after the service.
+    database_url: str = ""
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_enable_idempotence: bool = False
+    kafka_partitions: int = 6
+
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    jwt_issuer: str = "crm-platform"
+    jwt_audience: str = "crm-api"
+    jwt_public_key: str | None = None
+    jwks_url: str | None = None
+    # Comma-separated (JWT_ALGORITHMS=RS256,ES256); unset picks from the keys given.
+    jwt_algorithms: Annotated[tuple[str, ...] | None, NoDecode] = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    # Bigger bodies get 413 before any handler reads them (imports go in pages).
+    max_request_body_bytes: int = 10 * 1024 * 1024
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            names = tuple(name.strip() for name in value.split(",") if name.strip())
+            return names or None
+        return value
+
+    @field_validator("jwt_public_key", "jwks_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _unescape_pem(cls, value: str | None) -> str | None:
+        # A PEM in an environment variable usually arrives with literal "\n".
+        return value.replace("\\n", "\n") if value else value
+
+    @model_validator(mode="after")
+    def _default_database(self) -> ServiceSettings:
+        if not self.database_url.strip():
+            self.database_url = f"sqlite+aiosqlite:///var/{self.service_name}.db"
+        return self
+
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            enable_idempotence=self.kafka_enable_idempotence,
+            partitions=self.kafka_partitions,
+        )
+
+    def auth(self) -> AuthSettings:
+        return AuthSettings(
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            algorithms=self.jwt_algorithms,
+            secret=self.jwt_secret,
+            public_key_pem=self.jwt_public_key,
+            jwks_url=self.jwks_url,
+        )

@@ -1,0 +1,98 @@
+"""ServiceSettings: the environment decides, the service name picks the defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from libs.events.kafka import KafkaSettings
+from libs.platform.settings import ServiceSettings
+
+ENVIRONMENT = [
+    "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_PARTITIONS",
+    "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEY", "JWKS_URL", "JWT_ALGORITHMS",
+    "HTTP_HOST", "HTTP_PORT", "LOG_LEVEL", "MAX_REQUEST_BODY_BYTES",
+]
+
+
+class TicketsSettings(ServiceSettings):
+    service_name = "tickets"
+    http_port: int = 8103
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_embedded_defaults() -> None:
+    settings = TicketsSettings()
+
+    assert settings.database_url == "sqlite+aiosqlite:///var/tickets.db"
+    assert settings.http_port == 8103
+    assert settings.kafka() == KafkaSettings(
+        bootstrap_servers="127.0.0.1:9092", enable_idempotence=False, partitions=6
+    )
+    auth = settings.auth()
+    assert (auth.issuer, auth.audience, auth.accepted_algorithms) == (
+        "crm-platform", "crm-api", ("HS256",)
+    )
+    assert auth.uses_development_secret
+
+
+def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://crm@db/tickets")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("KAFKA_ENABLE_IDEMPOTENCE", "true")
+    monkeypatch.setenv("KAFKA_PARTITIONS", "24")
+    monkeypatch.setenv("JWT_SECRET", "a-production-secret-of-at-least-32-bytes")
+    monkeypatch.setenv("JWT_ISSUER", "https://idp.example.com")
+    monkeypatch.setenv("JWT_AUDIENCE", "crm")
+    monkeypatch.setenv("HTTP_PORT", "9000")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+
+    settings = TicketsSettings()
+
+    assert settings.database_url == "postgresql://crm@db/tickets"
+    assert settings.kafka() == KafkaSettings(
+        bootstrap_servers="kafka-1:9092,kafka-2:9092", enable_idempotence=True, partitions=24
+    )
+    auth = settings.auth()
+    assert auth.issuer == "https://idp.example.com"
+    assert auth.audience == "crm"
+    assert not auth.uses_development_secret
+    assert settings.http_port == 9000
+    assert settings.log_level == "DEBUG"
+
+
+def test_a_jwks_url_switches_to_rs256(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWKS_URL", "https://idp.example.com/.well-known/jwks.json")
+
+    auth = TicketsSettings().auth()
+
+    assert auth.accepted_algorithms == ("RS256",)
+    assert not auth.uses_development_secret
+
+
+def test_algorithms_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWKS_URL", "https://idp.example.com/.well-known/jwks.json")
+    monkeypatch.setenv("JWT_ALGORITHMS", "RS256, ES256")
+
+    assert TicketsSettings().auth().accepted_algorithms == ("RS256", "ES256")
+
+
+def test_a_pem_with_escaped_newlines_is_unescaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    escaped = "-----BEGIN PUBLIC KEY-----\\nMIIB\\n-----END PUBLIC KEY-----"
+    monkeypatch.setenv("JWT_PUBLIC_KEY", escaped)
+
+    assert TicketsSettings().jwt_public_key == (
+        "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"
+    )
+
+
+def test_a_bad_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "chatty")
+
+    with pytest.raises(ValidationError):
+        TicketsSettings()

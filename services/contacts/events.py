@@ -1,0 +1,198 @@
+"""The published language of the contacts service: ``crm.contacts.*.v1``.
+
+These models are a public contract: other services and enterprise systems
+subscribe to them, and each has a JSON Schema under ``schema_base_url``. Add
+fields with defaults; anything else is a new version with an upcaster.
+
+Conventions:
+
+* Every event about a customer carries ``customer_id`` (also the Kafka key).
+  The tenant travels in the envelope (``tenantid``); only ``CustomerRegistered``
+  repeats it, so that a customer's own stream says whose it is.
+* An event carries its own time only where the business time can differ from
+  the time it was recorded (a migration's ``registered_at``, a back-dated call's
+  ``occurred_at``, a consent's ``at``) or where the law asks for it
+  (``erased_at``). Otherwise the envelope's ``time`` is the time of the fact.
+* ``ProfileChanged`` lists only what changed, as typed optional fields: a field
+  that is ``None`` and not named in ``cleared`` did not change; a field named in
+  ``cleared`` was removed (set to null). We chose typed fields over a free
+  ``changes`` dict so that the published JSON Schema says what each value is.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from libs.events.catalog import DomainEvent, EventCatalog
+
+CustomerKind = Literal["person", "company"]
+InteractionChannel = Literal["phone", "email", "wechat", "sms", "visit", "meeting"]
+Direction = Literal["inbound", "outbound"]
+ConsentChannel = Literal["email", "sms", "phone", "wechat"]
+CustomFieldType = Literal["text", "number", "date", "choice"]
+# Profile fields that ProfileChanged.cleared may name.
+ClearableField = Literal["email", "phone", "birthday", "company_id"]
+
+# A custom attribute as stored: text and choice as str, number as int or float,
+# date as an ISO 8601 string (YYYY-MM-DD), so every value is plain JSON.
+AttributeValue = str | int | float
+
+
+class ConsentRecord(BaseModel):
+    """A customer's current decision about one channel, and how we know it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    granted: bool
+    source: str
+    at: AwareDatetime
+
+
+class CustomerRegistered(DomainEvent, type_name="crm.contacts.customer_registered.v1"):
+    customer_id: str
+    tenant_id: str
+    kind: CustomerKind
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    owner_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    # The company a person works for; always None for a company.
+    company_id: str | None = None
+    # Historic for migrated customers, so "customer since" survives a migration.
+    registered_at: AwareDatetime
+
+
+class ProfileChanged(DomainEvent, type_name="crm.contacts.profile_changed.v1"):
+    """Only the fields that changed; see the module docstring for ``cleared``."""
+
+    customer_id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    company_id: str | None = None
+    cleared: list[ClearableField] = Field(default_factory=list)
+    # Custom attributes that were added or changed, and those that were removed.
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    attributes_removed: list[str] = Field(default_factory=list)
+
+
+class CustomerTagged(DomainEvent, type_name="crm.contacts.customer_tagged.v1"):
+    customer_id: str
+    tag: str
+
+
+class CustomerUntagged(DomainEvent, type_name="crm.contacts.customer_untagged.v1"):
+    customer_id: str
+    tag: str
+
+
+class OwnerChanged(DomainEvent, type_name="crm.contacts.owner_changed.v1"):
+    customer_id: str
+    # None means "nobody": the customer was, or now is, in the unassigned pool.
+    from_owner_id: str | None
+    to_owner_id: str | None
+
+
+class KeyContactChanged(DomainEvent, type_name="crm.contacts.key_contact_changed.v1"):
+    """A company's key contact for a role changed: a churn signal of its own."""
+
+    customer_id: str
+    role: str
+    previous_contact_id: str | None
+    # None when the role was vacated.
+    contact_id: str | None
+
+
+class InteractionLogged(DomainEvent, type_name="crm.contacts.interaction_logged.v1"):
+    customer_id: str
+    interaction_id: str
+    channel: InteractionChannel
+    direction: Direction
+    summary: str = ""
+    by: str
+    occurred_at: AwareDatetime
+
+
+class CustomerMerged(DomainEvent, type_name="crm.contacts.customer_merged.v1"):
+    """On the survivor: it absorbed ``duplicate_id``.
+
+    The survivor keeps what it had; it takes from the duplicate only what it
+    lacked. Each field below is what was absorbed (None or empty: nothing).
+    Absorbed key contacts and consents are not new decisions, which is why they
+    are not KeyContactChanged or ConsentChanged events (no false churn signal).
+    """
+
+    customer_id: str
+    duplicate_id: str
+    email: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    owner_id: str | None = None
+    company_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    key_contacts: dict[str, str] = Field(default_factory=dict)
+    consents: dict[ConsentChannel, ConsentRecord] = Field(default_factory=dict)
+    # The duplicate's interactions stay in its stream; the survivor counts them.
+    interaction_count: int = 0
+    last_interaction_at: AwareDatetime | None = None
+
+
+class CustomerMergedInto(DomainEvent, type_name="crm.contacts.customer_merged_into.v1"):
+    """On the duplicate: from now on ``survivor_id`` is the customer."""
+
+    customer_id: str
+    survivor_id: str
+
+
+class ConsentChanged(DomainEvent, type_name="crm.contacts.consent_changed.v1"):
+    customer_id: str
+    channel: ConsentChannel
+    granted: bool
+    # How we learnt it (web form, call, unsubscribe link, import...): evidence.
+    source: str
+    at: AwareDatetime
+
+
+class PersonalDataErased(DomainEvent, type_name="crm.contacts.personal_data_erased.v1"):
+    """Subscribers must drop the customer's name, email, phone, birthday and attributes."""
+
+    customer_id: str
+    erased_at: AwareDatetime
+    by: str
+
+
+class CustomFieldDefined(DomainEvent, type_name="crm.contacts.custom_field_defined.v1"):
+    """Tenant-level: a custom attribute customers of the tenant may carry."""
+
+    name: str
+    type: CustomFieldType
+    required: bool = False
+    # Allowed values of a "choice" field; empty for the other types.
+    choices: list[str] = Field(default_factory=list)
+
+
+catalog = EventCatalog(
+    [
+        CustomerRegistered,
+        ProfileChanged,
+        CustomerTagged,
+        CustomerUntagged,
+        OwnerChanged,
+        KeyContactChanged,
+        InteractionLogged,
+        CustomerMerged,
+        CustomerMergedInto,
+        ConsentChanged,
+        PersonalDataErased,
+        CustomFieldDefined,
+    ],
+    schema_base_url="https://schemas.crm.example/events",
+)
