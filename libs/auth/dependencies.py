@@ -26,7 +26,7 @@ from libs.auth.tokens import InvalidToken, Principal, SigningKeysUnavailable, To
 _bearer = HTTPBearer(auto_error=False, description="JWT issued by the platform's identity provider")
 
 _VERIFIER_STATE = "token_verifier"
-_PRINCIPAL_STATE = "principal"
+PRINCIPAL_STATE_KEY = "principal"
 
 PrincipalDependency = Callable[..., Coroutine[Any, Any, Principal]]
 
@@ -77,7 +77,7 @@ async def current_principal(
             headers={"Retry-After": "5"},
         ) from None
     # Kept on the request so the access log can say who did what, for which tenant.
-    setattr(request.state, _PRINCIPAL_STATE, principal)
+    setattr(request.state, PRINCIPAL_STATE_KEY, principal)
     return principal
 
 

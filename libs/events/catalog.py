@@ -66,7 +66,9 @@ class UndecodableEvent(ValueError):
 class EventCatalog:
     """Maps type names to models, and old type names to upcasters."""
 
-    def __init__(self, events: Iterable[type[DomainEvent]] = (), *, schema_base_url: str = "") -> None:
+    def __init__(
+        self, events: Iterable[type[DomainEvent]] = (), *, schema_base_url: str = ""
+    ) -> None:
         self._models: dict[str, type[DomainEvent]] = {}
         self._upcasters: dict[str, tuple[str, Upcaster]] = {}
         self.schema_base_url = schema_base_url.rstrip("/")

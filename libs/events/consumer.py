@@ -152,8 +152,12 @@ class EventConsumer:
             return
         except Exception as exc:
             metrics.HANDLER_FAILURES.labels(self.group_id, _topics(received)).inc()
-            log.warning("%s: batch of %d failed (%s); retrying one by one",
-                        self.group_id, len(received), exc)
+            log.warning(
+                "%s: batch of %d failed (%s); retrying one by one",
+                self.group_id,
+                len(received),
+                exc,
+            )
         # Slow path: isolate the failing event(s) so the rest of the batch lands.
         for event in received:
             tp = TopicPartition(event.topic, event.partition)
@@ -177,26 +181,50 @@ class EventConsumer:
                 await asyncio.sleep(self.retry_delay_seconds * attempt)
 
     async def _dead_letter(self, record: ConsumerRecord, error: str) -> None:
-        await self._send_dlq(record.topic, record.partition, record.offset,
-                             record.key, record.value, list(record.headers or ()), error)
+        await self._send_dlq(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            list(record.headers or ()),
+            error,
+        )
 
     async def _dead_letter_event(self, event: ReceivedEvent, error: str) -> None:
         record = event.envelope.to_kafka()
-        await self._send_dlq(event.topic, event.partition, event.offset,
-                             record.key, record.value, record.headers, error)
+        await self._send_dlq(
+            event.topic,
+            event.partition,
+            event.offset,
+            record.key,
+            record.value,
+            record.headers,
+            error,
+        )
 
     async def _send_dlq(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-        headers: list[tuple[str, bytes]], error: str,
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        error: str,
     ) -> None:
         assert self._dlq is not None
-        log.error("%s: dead-lettering %s[%d]@%d: %s", self.group_id, topic, partition, offset, error)
-        headers = [*headers,
-                   ("dlq_error", error[:4000].encode()),
-                   ("dlq_group", self.group_id.encode()),
-                   ("dlq_topic", topic.encode()),
-                   ("dlq_partition", str(partition).encode()),
-                   ("dlq_offset", str(offset).encode())]
+        log.error(
+            "%s: dead-lettering %s[%d]@%d: %s", self.group_id, topic, partition, offset, error
+        )
+        headers = [
+            *headers,
+            ("dlq_error", error[:4000].encode()),
+            ("dlq_group", self.group_id.encode()),
+            ("dlq_topic", topic.encode()),
+            ("dlq_partition", str(partition).encode()),
+            ("dlq_offset", str(offset).encode()),
+        ]
         # A DLQ that cannot be written must stop the consumer, not drop the message.
         await (await self._dlq.send(dlq_topic(topic), key=key, value=value, headers=headers))
         metrics.DEAD_LETTERED.labels(self.group_id, topic).inc()

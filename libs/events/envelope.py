@@ -78,7 +78,10 @@ class EventEnvelope:
 
     @classmethod
     def from_kafka(
-        cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[Any, ...]
+        cls,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | tuple[Any, ...],
     ) -> EventEnvelope:
         attrs: dict[str, str] = {}
         content_type = JSON
@@ -110,8 +113,16 @@ class EventEnvelope:
         except ValueError as exc:
             raise InvalidEnvelope(str(exc)) from exc
         known = {
-            "specversion", "id", "source", "type", "subject", "tenantid",
-            "partitionkey", "dataschema", "correlationid", "causationid",
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "subject",
+            "tenantid",
+            "partitionkey",
+            "dataschema",
+            "correlationid",
+            "causationid",
         }
         return cls(
             id=attrs["id"],

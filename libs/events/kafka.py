@@ -63,8 +63,11 @@ async def ensure_topics(settings: KafkaSettings, topics: list[str]) -> None:
         try:
             await admin.create_topics(
                 [
-                    NewTopic(t, num_partitions=settings.partitions,
-                             replication_factor=settings.replication_factor)
+                    NewTopic(
+                        t,
+                        num_partitions=settings.partitions,
+                        replication_factor=settings.replication_factor,
+                    )
                     for t in missing
                 ]
             )

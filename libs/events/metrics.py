@@ -41,9 +41,7 @@ PROJECTION_LAG_SECONDS = Gauge(
     "Seconds between the newest applied event's time and now",
     ["projection"],
 )
-EVENTS_APPLIED = Counter(
-    "crm_events_applied_total", "Events a projection applied", ["projection"]
-)
+EVENTS_APPLIED = Counter("crm_events_applied_total", "Events a projection applied", ["projection"])
 DUPLICATES_SKIPPED = Counter(
     "crm_events_duplicates_total", "Redelivered events a projection skipped", ["projection"]
 )

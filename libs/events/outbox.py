@@ -25,7 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.events import metrics
 from libs.events.db import is_postgres
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
-from libs.events.store import EVENT_COLUMNS, EventStore, RecordedEvent, recorded_event, events, outbox
+from libs.events.store import (
+    EVENT_COLUMNS,
+    EventStore,
+    RecordedEvent,
+    events,
+    outbox,
+    recorded_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +79,12 @@ class OutboxRelay:
                     backoff = 0.1
                 except (KafkaError, OSError, TimeoutError) as exc:
                     metrics.RELAY_FAILURES.labels(self.service).inc()
-                    log.warning("relay %s: broker unavailable (%s); retry in %.1fs",
-                                self.service, exc, backoff)
+                    log.warning(
+                        "relay %s: broker unavailable (%s); retry in %.1fs",
+                        self.service,
+                        exc,
+                        backoff,
+                    )
                     await self._drop_producer()
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, self.max_backoff_seconds)
@@ -95,7 +106,9 @@ class OutboxRelay:
             return 0
         await self._publish(batch)
         async with self.store.engine.begin() as conn:
-            await conn.execute(delete(outbox).where(outbox.c.position.in_([e.position for e in batch])))
+            await conn.execute(
+                delete(outbox).where(outbox.c.position.in_([e.position for e in batch]))
+            )
         metrics.EVENTS_PUBLISHED.labels(self.topic).inc(len(batch))
         return len(batch)
 
@@ -117,7 +130,8 @@ class OutboxRelay:
             .order_by(outbox.c.position)
             .limit(self.batch_size)
         )
-        return [recorded_event(r) for r in await conn.execute(query)]
+        pending = [recorded_event(r) for r in await conn.execute(query)]
+        return await self.store.open_personal_data(conn, pending)
 
     async def _record_backlog(self, conn: AsyncConnection) -> None:
         row = (await conn.execute(select(func.count(), func.min(outbox.c.enqueued_at)))).one()
@@ -136,8 +150,9 @@ class OutboxRelay:
         for event in batch:
             record = event.to_envelope(self.source, self.schema_url(event.type)).to_kafka()
             sends.append(
-                await producer.send(self.topic, key=record.key, value=record.value,
-                                    headers=record.headers)
+                await producer.send(
+                    self.topic, key=record.key, value=record.value, headers=record.headers
+                )
             )
         # Every send must be acknowledged before the outbox rows go; if any fails
         # the whole batch is sent again (consumers drop the duplicates).

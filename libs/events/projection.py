@@ -74,7 +74,7 @@ class Projection(ABC):
     :meth:`table_name` and apply one event at a time inside the batch transaction."""
 
     name: ClassVar[str]
-    topics: ClassVar[Sequence[str]]
+    topics: Sequence[str]
 
     def __init__(self, generation: int = 1) -> None:
         self.generation = generation
@@ -130,8 +130,12 @@ class ProjectionStatus:
             "lag_events": self.lag_events,
             "lag_seconds": round(self.lag_seconds, 3),
             "partitions": [
-                {"topic": p.topic, "partition": p.partition, "next_offset": p.next_offset,
-                 "end_offset": p.end_offset}
+                {
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "next_offset": p.next_offset,
+                    "end_offset": p.end_offset,
+                }
                 for p in self.partitions
             ],
         }
@@ -203,8 +207,9 @@ class ProjectionRunner:
             metrics.DUPLICATES_SKIPPED.labels(self.projection.name).inc(len(received) - applied)
         for tp, p in progress.items():
             self.progress[tp] = p.next_offset
-        newest = max((p.last_event_time for p in progress.values() if p.last_event_time),
-                     default=None)
+        newest = max(
+            (p.last_event_time for p in progress.values() if p.last_event_time), default=None
+        )
         if newest is not None:
             metrics.PROJECTION_LAG_SECONDS.labels(self.projection.name).set(
                 max(0.0, (datetime.now(UTC) - newest).total_seconds())
@@ -218,18 +223,29 @@ class ProjectionRunner:
             return
         now = datetime.now(UTC)
         rows = [
-            {"projection": self.projection.key, "topic": tp.topic, "partition": tp.partition,
-             "next_offset": p.next_offset, "last_event_time": p.last_event_time, "updated_at": now}
+            {
+                "projection": self.projection.key,
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "next_offset": p.next_offset,
+                "last_event_time": p.last_event_time,
+                "updated_at": now,
+            }
             for tp, p in progress.items()
         ]
         stmt = self._insert(checkpoints).values(rows)
         await conn.execute(
             stmt.on_conflict_do_update(
-                index_elements=[checkpoints.c.projection, checkpoints.c.topic,
-                                checkpoints.c.partition],
-                set_={"next_offset": stmt.excluded.next_offset,
-                      "last_event_time": stmt.excluded.last_event_time,
-                      "updated_at": stmt.excluded.updated_at},
+                index_elements=[
+                    checkpoints.c.projection,
+                    checkpoints.c.topic,
+                    checkpoints.c.partition,
+                ],
+                set_={
+                    "next_offset": stmt.excluded.next_offset,
+                    "last_event_time": stmt.excluded.last_event_time,
+                    "updated_at": stmt.excluded.updated_at,
+                },
             )
         )
 
@@ -244,8 +260,9 @@ class ProjectionRunner:
     async def checkpoints(self) -> dict[TopicPartition, int]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(checkpoints.c.topic, checkpoints.c.partition, checkpoints.c.next_offset)
-                .where(checkpoints.c.projection == self.projection.key)
+                select(
+                    checkpoints.c.topic, checkpoints.c.partition, checkpoints.c.next_offset
+                ).where(checkpoints.c.projection == self.projection.key)
             )
             return {TopicPartition(t, p): int(o) for t, p, o in rows}
 
@@ -260,13 +277,12 @@ async def end_offsets(kafka: KafkaSettings, topics: Sequence[str]) -> dict[Topic
     batch's base offset + 1. The high watermark of a fetch is right on every
     broker, so each non-empty partition is fetched once near its end.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = _partitions(consumer, topics)
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             partitions = _partitions(consumer, topics)
         if not partitions:
             return {}
@@ -302,14 +318,18 @@ async def projection_status(
     ends = await end_offsets(kafka, projection.topics)
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(checkpoints.c.topic, checkpoints.c.partition, checkpoints.c.next_offset,
-                   checkpoints.c.last_event_time)
-            .where(checkpoints.c.projection == projection.key)
+            select(
+                checkpoints.c.topic,
+                checkpoints.c.partition,
+                checkpoints.c.next_offset,
+                checkpoints.c.last_event_time,
+            ).where(checkpoints.c.projection == projection.key)
         )
         saved = {TopicPartition(t, p): (int(o), ts) for t, p, o, ts in rows}
     partitions = [
-        PartitionLag(tp.topic, tp.partition, saved.get(tp, (0, None))[0], end,
-                     saved.get(tp, (0, None))[1])
+        PartitionLag(
+            tp.topic, tp.partition, saved.get(tp, (0, None))[0], end, saved.get(tp, (0, None))[1]
+        )
         for tp, end in sorted(ends.items())
     ]
     return ProjectionStatus(projection.name, projection.generation, partitions)
@@ -330,7 +350,8 @@ async def activate_generation(engine: AsyncEngine, name: str, generation: int) -
     async with engine.begin() as conn:
         await conn.run_sync(runtime_metadata.create_all)
         changed = await conn.execute(
-            update(generations).where(generations.c.projection == name)
+            update(generations)
+            .where(generations.c.projection == name)
             .values(active=generation, updated_at=now)
         )
         if changed.rowcount == 0:

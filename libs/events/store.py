@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.events.catalog import DomainEvent
 from libs.events.db import BigId, JsonDocument, UtcDateTime
 from libs.events.envelope import EventEnvelope
+from libs.events.vault import PersonalDataPolicy, PersonalDataVault, keys_table, open_events
 
 metadata = MetaData()
 
@@ -64,6 +65,8 @@ outbox = Table(
 )
 
 Index("ix_events_partition_key", events.c.tenant_id, events.c.partition_key)
+
+personal_data_keys = keys_table(metadata)
 
 
 class ConcurrencyConflict(Exception):
@@ -143,9 +146,18 @@ class RecordedEvent:
 
 
 EVENT_COLUMNS = [
-    events.c.position, events.c.event_id, events.c.tenant_id, events.c.stream_id,
-    events.c.version, events.c.type, events.c.partition_key, events.c.data,
-    events.c.occurred_at, events.c.recorded_at, events.c.correlation_id, events.c.causation_id,
+    events.c.position,
+    events.c.event_id,
+    events.c.tenant_id,
+    events.c.stream_id,
+    events.c.version,
+    events.c.type,
+    events.c.partition_key,
+    events.c.data,
+    events.c.occurred_at,
+    events.c.recorded_at,
+    events.c.correlation_id,
+    events.c.causation_id,
 ]
 
 
@@ -154,8 +166,11 @@ def recorded_event(row: Any) -> RecordedEvent:
 
 
 class EventStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, personal_data: PersonalDataPolicy | None = None
+    ) -> None:
         self.engine = engine
+        self.vault = PersonalDataVault(personal_data_keys, personal_data) if personal_data else None
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -205,7 +220,7 @@ class EventStore:
                 "version": expected_version + i,
                 "type": e.type,
                 "partition_key": e.partition_key,
-                "data": e.data,
+                "data": await self._seal(conn, tenant_id, e),
                 "correlation_id": e.correlation_id,
                 "causation_id": e.causation_id,
                 "occurred_at": e.occurred_at,
@@ -225,6 +240,29 @@ class EventStore:
         except IntegrityError as exc:
             raise ConcurrencyConflict(tenant_id, stream_id, expected_version) from exc
         return expected_version + len(new_events)
+
+    async def _seal(self, conn: AsyncConnection, tenant_id: str, event: NewEvent) -> dict[str, Any]:
+        if self.vault is None or not self.vault.is_personal(event.type):
+            return event.data
+        return await self.vault.seal(conn, tenant_id, event.partition_key, event.type, event.data)
+
+    async def open_personal_data(
+        self, conn: AsyncConnection, recorded: list[RecordedEvent]
+    ) -> list[RecordedEvent]:
+        """Decrypt personal fields; those of an erased subject read as redacted."""
+        if self.vault is None:
+            return recorded
+        vault = self.vault
+        subjects = [(e.tenant_id, e.partition_key) for e in recorded if vault.is_personal(e.type)]
+        return open_events(vault, recorded, await vault.keys(conn, subjects))
+
+    async def erase_personal_data(
+        self, tenant_id: str, subject_id: str, *, conn: AsyncConnection
+    ) -> None:
+        """Destroy the subject's key: its personal fields become unreadable everywhere."""
+        if self.vault is None:
+            raise RuntimeError("this store keeps no personal data policy")
+        await self.vault.erase(conn, tenant_id, subject_id)
 
     @staticmethod
     async def _current_version(conn: AsyncConnection, tenant_id: str, stream_id: str) -> int:
@@ -257,9 +295,14 @@ class EventStore:
             .order_by(events.c.version)
         )
         if conn is not None:
-            return [recorded_event(r) for r in await conn.execute(query)]
+            return await self._read(conn, query)
         async with self.engine.connect() as own:
-            return [recorded_event(r) for r in await own.execute(query)]
+            return await self._read(own, query)
+
+    async def _read(self, conn: AsyncConnection, query: Any) -> list[RecordedEvent]:
+        return await self.open_personal_data(
+            conn, [recorded_event(r) for r in await conn.execute(query)]
+        )
 
     async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """Committed events in position order (for republishing and rebuilding)."""
@@ -270,5 +313,4 @@ class EventStore:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [recorded_event(r) for r in await conn.execute(query)]
-
+            return await self._read(conn, query)

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from libs.auth.dependencies import bind_token_verifier
+from libs.auth.dependencies import PRINCIPAL_STATE_KEY, bind_token_verifier
 from libs.auth.tokens import TokenVerifier
 from libs.events.metrics import metrics_app
 from libs.platform.errors import DomainError, FieldIssue, Unprocessable
@@ -170,7 +170,7 @@ class RequestContextMiddleware:
         status_label = "unsent" if status_code is None else str(status_code)
         HTTP_REQUESTS.labels(self.service, method, route, status_label).inc()
         HTTP_SECONDS.labels(self.service, method, route).observe(seconds)
-        principal = scope.get("state", {}).get("principal")
+        principal = scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
         fields: dict[str, Any] = {
             "method": method,
             "path": scope["path"],

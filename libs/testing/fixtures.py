@@ -45,7 +45,10 @@ def _admin_url(url: str) -> str:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A libpq URL of a PostgreSQL server the tests may create databases on."""
-    candidates = [os.environ.get("DATABASE_URL", ""), "postgresql://postgres@127.0.0.1:5432/postgres"]
+    candidates = [
+        os.environ.get("DATABASE_URL", ""),
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+    ]
     for url in candidates:
         if url.startswith("postgres") and asyncio.run(_reachable(_admin_url(url))):
             yield _admin_url(url)
@@ -58,9 +61,18 @@ def postgres_server() -> Iterator[str]:
     port = free_port()
     datadir = Path(tempfile.mkdtemp(prefix="crm-pg-"))
     executor = PostgreSQLExecutor(
-        executable=pg_ctl[-1], host="127.0.0.1", port=port, datadir=str(datadir / "data"),
-        unixsocketdir=str(datadir), logfile=str(datadir / "pg.log"), startparams="-w",
-        dbname="postgres", user="postgres", password="", options="", postgres_options="",
+        executable=pg_ctl[-1],
+        host="127.0.0.1",
+        port=port,
+        datadir=str(datadir / "data"),
+        unixsocketdir=str(datadir),
+        logfile=str(datadir / "pg.log"),
+        startparams="-w",
+        dbname="postgres",
+        user="postgres",
+        password="",
+        options="",
+        postgres_options="",
     )
     executor.start()
     try:
@@ -125,8 +137,12 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture
 def kafka(broker: EmbeddedBroker) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=3,
-                         session_timeout_ms=3000, heartbeat_interval_ms=500)
+    return KafkaSettings(
+        bootstrap_servers=broker.bootstrap_servers,
+        partitions=3,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+    )
 
 
 @pytest.fixture

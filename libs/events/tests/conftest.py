@@ -26,8 +26,14 @@ _open_relays: list[OutboxRelay] = []
 
 
 def relay_for(store: EventStore, kafka: KafkaSettings, topic: str) -> OutboxRelay:
-    relay = OutboxRelay(store, kafka, service="sample", topic=topic, source="/crm/sample",
-                        schema_url=catalog.schema_url)
+    relay = OutboxRelay(
+        store,
+        kafka,
+        service="sample",
+        topic=topic,
+        source="/crm/sample",
+        schema_url=catalog.schema_url,
+    )
     _open_relays.append(relay)
     return relay
 

@@ -24,9 +24,15 @@ class SlowVisitTotals(VisitTotals):
 
 async def main(url: str, bootstrap: str, topic: str) -> None:
     engine = create_engine(url)
-    runner = ProjectionRunner(SlowVisitTotals(topics=(topic,)), engine,
-                              KafkaSettings(bootstrap_servers=bootstrap, session_timeout_ms=3000,
-                                            heartbeat_interval_ms=500), catalog, max_records=200)
+    runner = ProjectionRunner(
+        SlowVisitTotals(topics=(topic,)),
+        engine,
+        KafkaSettings(
+            bootstrap_servers=bootstrap, session_timeout_ms=3000, heartbeat_interval_ms=500
+        ),
+        catalog,
+        max_records=200,
+    )
     await runner.run(asyncio.Event())
 
 

@@ -43,7 +43,8 @@ def _minutes_replace_duration(data: dict[str, object]) -> dict[str, object]:
 def visit(customer_id: str, minutes: int = 1, note: str = "x" * 200) -> NewEvent:
     return NewEvent.from_domain(
         VisitLogged(customer_id=customer_id, minutes=minutes, note=note),
-        partition_key=customer_id, occurred_at=T0,
+        partition_key=customer_id,
+        occurred_at=T0,
     )
 
 
@@ -57,7 +58,8 @@ class VisitTotals(Projection):
         super().__init__(generation)
         self.topics = topics or type(self).topics
         self.totals = Table(
-            self.table_name("totals"), self.metadata,
+            self.table_name("totals"),
+            self.metadata,
             Column("customer_id", String(64), primary_key=True),
             Column("minutes", Integer, nullable=False),
             Column("visits", Integer, nullable=False),
@@ -69,7 +71,8 @@ class VisitTotals(Projection):
         assert isinstance(event.event, VisitLogged)
         e = event.event
         changed = await conn.execute(
-            update(self.totals).where(self.totals.c.customer_id == e.customer_id)
+            update(self.totals)
+            .where(self.totals.c.customer_id == e.customer_id)
             .values(minutes=self.totals.c.minutes + e.minutes, visits=self.totals.c.visits + 1)
         )
         if changed.rowcount == 0:

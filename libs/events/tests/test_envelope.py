@@ -69,8 +69,12 @@ async def test_a_stock_cloudevents_sdk_reads_what_we_put_on_the_broker(
     await producer.send_and_wait(topic, key=record.key, value=record.value, headers=record.headers)
     await producer.stop()
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=f"g-{unique}")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"g-{unique}",
+    )
     await consumer.start()
     try:
         message = await consumer.getone()

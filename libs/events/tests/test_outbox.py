@@ -18,10 +18,15 @@ from libs.events.tests.sample import VisitTotals, catalog, visit
 from libs.platform.broker import EmbeddedBroker
 
 
-async def read_topic(kafka: KafkaSettings, topic: str, expected: int, timeout: float = 30.0
-                     ) -> list[tuple[bytes, dict[str, bytes], dict[str, object]]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+async def read_topic(
+    kafka: KafkaSettings, topic: str, expected: int, timeout: float = 30.0
+) -> list[tuple[bytes, dict[str, bytes], dict[str, object]]]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     seen: list[tuple[bytes, dict[str, bytes], dict[str, object]]] = []
     try:
@@ -82,8 +87,9 @@ async def test_an_event_committed_after_a_later_position_is_still_delivered(
 async def test_while_the_broker_is_down_nothing_is_lost_and_all_arrives_once(
     pg_engine: AsyncEngine, broker: EmbeddedBroker, unique: str
 ) -> None:
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, partitions=3,
-                          request_timeout_ms=2000)
+    kafka = KafkaSettings(
+        bootstrap_servers=broker.bootstrap_servers, partitions=3, request_timeout_ms=2000
+    )
     store = EventStore(pg_engine)
     await store.create_tables()
     topic = f"crm.sample.{unique}"
@@ -152,8 +158,14 @@ async def test_events_appended_with_a_correlation_id_carry_it_to_kafka(
     store = EventStore(pg_engine)
     await store.create_tables()
     event = visit("c-1")
-    traced = NewEvent(event.type, event.data, event.partition_key, event.occurred_at,
-                      correlation_id="req-77", causation_id="cmd-5")
+    traced = NewEvent(
+        event.type,
+        event.data,
+        event.partition_key,
+        event.occurred_at,
+        correlation_id="req-77",
+        causation_id="cmd-5",
+    )
     await store.append("acme", "c-1", 0, [traced])
     topic = f"crm.sample.{unique}"
 
@@ -173,5 +185,8 @@ async def _outbox_empty(engine: AsyncEngine) -> bool:
 async def _has_table(conn: object, projection: VisitTotals) -> bool:
     from sqlalchemy import inspect
 
-    return bool(await conn.run_sync(  # type: ignore[attr-defined]
-        lambda sync: inspect(sync).has_table(projection.totals.name)))
+    return bool(
+        await conn.run_sync(  # type: ignore[attr-defined]
+            lambda sync: inspect(sync).has_table(projection.totals.name)
+        )
+    )

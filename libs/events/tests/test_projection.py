@@ -34,8 +34,9 @@ async def store(pg_engine: AsyncEngine) -> EventStore:
     return store
 
 
-async def publish_visits(store: EventStore, kafka: KafkaSettings, topic: str, count: int,
-                         customers: int = 10) -> None:
+async def publish_visits(
+    store: EventStore, kafka: KafkaSettings, topic: str, count: int, customers: int = 10
+) -> None:
     for i in range(count):
         cid = f"c-{i % customers}"
         await store.append("acme", cid, i // customers, [visit(cid, minutes=i % 7 + 1)])
@@ -58,8 +59,12 @@ async def snapshot(engine: AsyncEngine, projection: VisitTotals) -> dict[str, tu
         return await projection.snapshot(conn) if exists else {}
 
 
-async def run_until(runner: ProjectionRunner, engine: AsyncEngine, projection: VisitTotals,
-                    expected: dict[str, tuple[int, int]]) -> None:
+async def run_until(
+    runner: ProjectionRunner,
+    engine: AsyncEngine,
+    projection: VisitTotals,
+    expected: dict[str, tuple[int, int]],
+) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
 
@@ -80,8 +85,12 @@ async def test_a_projection_applies_every_event(
     await publish_visits(store, kafka, topic, 200)
     projection = VisitTotals(topics=(topic,))
 
-    await run_until(ProjectionRunner(projection, store.engine, kafka, catalog), store.engine,
-                    projection, expected_totals(200))
+    await run_until(
+        ProjectionRunner(projection, store.engine, kafka, catalog),
+        store.engine,
+        projection,
+        expected_totals(200),
+    )
 
     status = await ProjectionRunner(projection, store.engine, kafka, catalog).status()
     assert status.lag_events == 0
@@ -98,8 +107,12 @@ async def test_the_same_events_delivered_twice_have_no_double_effect(
     projection = VisitTotals(topics=(topic,))
     before = metrics.DUPLICATES_SKIPPED.labels("visit_totals")._value.get()
 
-    await run_until(ProjectionRunner(projection, store.engine, kafka, catalog), store.engine,
-                    projection, expected_totals(100))
+    await run_until(
+        ProjectionRunner(projection, store.engine, kafka, catalog),
+        store.engine,
+        projection,
+        expected_totals(100),
+    )
     await asyncio.sleep(0.5)
 
     assert await snapshot(store.engine, projection) == expected_totals(100)
@@ -113,8 +126,13 @@ async def test_a_projector_killed_mid_batch_resumes_to_the_same_read_model(
     await publish_visits(store, kafka, topic, 1500)
     projection = VisitTotals(topics=(topic,))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "libs.events.tests.projector_process",
-        pg_url, kafka.bootstrap_servers, topic, env={**os.environ},
+        sys.executable,
+        "-m",
+        "libs.events.tests.projector_process",
+        pg_url,
+        kafka.bootstrap_servers,
+        topic,
+        env={**os.environ},
     )
 
     async def some_applied() -> bool:
@@ -128,13 +146,21 @@ async def test_a_projector_killed_mid_batch_resumes_to_the_same_read_model(
     partial = sum(v for _, v in (await snapshot(store.engine, projection)).values())
     assert 0 < partial < 1500, "the kill must land before the projection finished"
 
-    await run_until(ProjectionRunner(projection, store.engine, kafka, catalog), store.engine,
-                    projection, expected_totals(1500))
+    await run_until(
+        ProjectionRunner(projection, store.engine, kafka, catalog),
+        store.engine,
+        projection,
+        expected_totals(1500),
+    )
 
     # The same read model as one built without a crash, in a generation of its own.
     clean = VisitTotals(generation=2, topics=(topic,))
-    await run_until(ProjectionRunner(clean, store.engine, kafka, catalog), store.engine, clean,
-                    expected_totals(1500))
+    await run_until(
+        ProjectionRunner(clean, store.engine, kafka, catalog),
+        store.engine,
+        clean,
+        expected_totals(1500),
+    )
     assert await snapshot(store.engine, projection) == await snapshot(store.engine, clean)
 
 
@@ -146,25 +172,39 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_partition_moves_on(
     await ensure_topics(kafka, [topic])
     await store.append("acme", "c-1", 0, [visit("c-1", 1)])
     poison = PoisonPill(customer_id="c-1")
-    await store.append("acme", "c-1", 1, [NewEvent.from_domain(poison, partition_key="c-1",
-                                                                 occurred_at=T0)])
+    await store.append(
+        "acme", "c-1", 1, [NewEvent.from_domain(poison, partition_key="c-1", occurred_at=T0)]
+    )
     relay = relay_for(store, kafka, topic)
     await relay.relay_once()
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
-    await producer.send_and_wait(topic, key=b"c-1", value=b"{not json",
-                                 headers=[("ce_id", b"x"), ("ce_type", b"crm.sample.visit_logged.v2"),
-                                          ("ce_source", b"/x"), ("ce_specversion", b"1.0")])
+    await producer.send_and_wait(
+        topic,
+        key=b"c-1",
+        value=b"{not json",
+        headers=[
+            ("ce_id", b"x"),
+            ("ce_type", b"crm.sample.visit_logged.v2"),
+            ("ce_source", b"/x"),
+            ("ce_specversion", b"1.0"),
+        ],
+    )
     await producer.stop()
     await store.append("acme", "c-1", 2, [visit("c-1", 2), visit("c-1", 3)])
     await relay.relay_once()
     projection = VisitTotals(topics=(topic,))
 
-    await run_until(ProjectionRunner(projection, store.engine, kafka, catalog), store.engine,
-                    projection, {"c-1": (6, 3)})
+    await run_until(
+        ProjectionRunner(projection, store.engine, kafka, catalog),
+        store.engine,
+        projection,
+        {"c-1": (6, 3)},
+    )
 
-    dead = AIOKafkaConsumer(dlq_topic(topic), bootstrap_servers=kafka.bootstrap_servers,
-                            auto_offset_reset="earliest")
+    dead = AIOKafkaConsumer(
+        dlq_topic(topic), bootstrap_servers=kafka.bootstrap_servers, auto_offset_reset="earliest"
+    )
     await dead.start()
     try:
         records = [r for rs in (await dead.getmany(timeout_ms=3000)).values() for r in rs]
@@ -183,21 +223,34 @@ async def test_types_a_projection_does_not_know_are_counted_and_skipped(
     topic = f"crm.sample.{unique}"
     kafka = kafka.model_copy(update={"partitions": 1})
     await ensure_topics(kafka, [topic])
-    stranger = EventEnvelope(id="e-1", source="/crm/other", type="crm.other.thing_happened.v1",
-                             subject="c-1", time=T0, tenantid="acme", partitionkey="c-1",
-                             sequence=1, data={"x": 1}).to_kafka()
+    stranger = EventEnvelope(
+        id="e-1",
+        source="/crm/other",
+        type="crm.other.thing_happened.v1",
+        subject="c-1",
+        time=T0,
+        tenantid="acme",
+        partitionkey="c-1",
+        sequence=1,
+        data={"x": 1},
+    ).to_kafka()
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
-    await producer.send_and_wait(topic, key=stranger.key, value=stranger.value,
-                                 headers=stranger.headers)
+    await producer.send_and_wait(
+        topic, key=stranger.key, value=stranger.value, headers=stranger.headers
+    )
     await producer.stop()
     await publish_visits(store, kafka, topic, 5, customers=1)
     projection = VisitTotals(topics=(topic,))
     label = metrics.UNKNOWN_EVENTS.labels(projection.key, "crm.other.thing_happened.v1")
     before = label._value.get()
 
-    await run_until(ProjectionRunner(projection, store.engine, kafka, catalog), store.engine,
-                    projection, expected_totals(5, customers=1))
+    await run_until(
+        ProjectionRunner(projection, store.engine, kafka, catalog),
+        store.engine,
+        projection,
+        expected_totals(5, customers=1),
+    )
 
     assert label._value.get() - before == 1
 
@@ -248,6 +301,7 @@ def expected_after_more() -> dict[str, tuple[int, int]]:
     return totals
 
 
-async def _equals(engine: AsyncEngine, projection: VisitTotals,
-                  expected: dict[str, tuple[int, int]]) -> bool:
+async def _equals(
+    engine: AsyncEngine, projection: VisitTotals, expected: dict[str, tuple[int, int]]
+) -> bool:
     return await snapshot(engine, projection) == expected

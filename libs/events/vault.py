@@ -1,0 +1,172 @@
+"""Personal data in an immutable history: crypto-shredding.
+
+Events are never rewritten, yet a customer may ask to be forgotten. So the
+fields a service declares personal are stored encrypted with a key per
+(tenant, customer); erasure destroys the key. From then on every read of the
+history (the service's own, a republished topic, an export) sees the declared
+redacted value instead, and nothing can bring the data back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Column, LargeBinary, String, Table, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from libs.events.db import UtcDateTime
+
+SEALED_PREFIX = "sealed:v1:"
+
+
+@dataclass(frozen=True)
+class PersonalDataPolicy:
+    """Which fields of which event types are personal, and what an erased one reads as.
+
+    ``fields[type_name][field] = redacted value`` (for example ``""`` for a required
+    name, ``None`` for an optional email). The subject is the event's partition key.
+    """
+
+    fields: Mapping[str, Mapping[str, Any]]
+
+    def personal_fields(self, type_name: str) -> Mapping[str, Any]:
+        return self.fields.get(type_name, {})
+
+
+def keys_table(metadata: Any) -> Table:
+    return Table(
+        "personal_data_keys",
+        metadata,
+        Column("tenant_id", String(64), primary_key=True),
+        Column("subject_id", String(64), primary_key=True),
+        Column("key", LargeBinary),  # NULL once erased: the data is gone for good
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("erased_at", UtcDateTime),
+    )
+
+
+Subject = tuple[str, str]  # (tenant id, subject id)
+
+
+class PersonalDataVault:
+    def __init__(self, table: Table, policy: PersonalDataPolicy) -> None:
+        self.table = table
+        self.policy = policy
+
+    def is_personal(self, type_name: str) -> bool:
+        return bool(self.policy.personal_fields(type_name))
+
+    async def seal(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        subject_id: str,
+        type_name: str,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        personal = self.policy.personal_fields(type_name)
+        present = [f for f in personal if data.get(f) is not None]
+        if not present:
+            return data
+        key = await self._key_for_writing(conn, tenant_id, subject_id)
+        sealed = dict(data)
+        for name in present:
+            if key is None:  # erased subject: nothing personal may be written again
+                sealed[name] = personal[name]
+            else:
+                sealed[name] = _encrypt(key, data[name])
+        return sealed
+
+    async def keys(
+        self, conn: AsyncConnection, subjects: Iterable[Subject]
+    ) -> dict[Subject, bytes | None]:
+        wanted = list(set(subjects))
+        if not wanted:
+            return {}
+        found: dict[Subject, bytes | None] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = await conn.execute(
+                select(self.table.c.tenant_id, self.table.c.subject_id, self.table.c.key).where(
+                    tuple_(self.table.c.tenant_id, self.table.c.subject_id).in_(chunk)
+                )
+            )
+            found.update({(t, s): k for t, s, k in rows})
+        return found
+
+    def open(self, type_name: str, data: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+        personal = self.policy.personal_fields(type_name)
+        if not personal:
+            return data
+        opened = dict(data)
+        for name, redacted in personal.items():
+            value = data.get(name)
+            if isinstance(value, str) and value.startswith(SEALED_PREFIX):
+                opened[name] = _decrypt(key, value) if key is not None else redacted
+        return opened
+
+    async def erase(self, conn: AsyncConnection, tenant_id: str, subject_id: str) -> None:
+        now = datetime.now(UTC)
+        changed = await conn.execute(
+            update(self.table)
+            .where(self.table.c.tenant_id == tenant_id, self.table.c.subject_id == subject_id)
+            .values(key=None, erased_at=now)
+        )
+        if changed.rowcount == 0:
+            await conn.execute(
+                self.table.insert().values(
+                    tenant_id=tenant_id,
+                    subject_id=subject_id,
+                    key=None,
+                    created_at=now,
+                    erased_at=now,
+                )
+            )
+
+    async def _key_for_writing(
+        self, conn: AsyncConnection, tenant_id: str, subject_id: str
+    ) -> bytes | None:
+        found = await self.keys(conn, [(tenant_id, subject_id)])
+        if (tenant_id, subject_id) in found:
+            return found[(tenant_id, subject_id)]
+        key = AESGCM.generate_key(bit_length=256)
+        await conn.execute(
+            self.table.insert().values(
+                tenant_id=tenant_id, subject_id=subject_id, key=key, created_at=datetime.now(UTC)
+            )
+        )
+        return key
+
+
+def open_events(
+    vault: PersonalDataVault | None, recorded: list[Any], keys: Mapping[Subject, bytes | None]
+) -> list[Any]:
+    """Decrypt the personal fields of recorded events (dataclasses with ``data``)."""
+    if vault is None:
+        return recorded
+    return [
+        replace(e, data=vault.open(e.type, e.data, keys.get((e.tenant_id, e.partition_key))))
+        if vault.is_personal(e.type)
+        else e
+        for e in recorded
+    ]
+
+
+def _encrypt(key: bytes, value: Any) -> str:
+    nonce = os.urandom(12)
+    plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return (
+        SEALED_PREFIX + base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, None)).decode()
+    )
+
+
+def _decrypt(key: bytes, token: str) -> Any:
+    raw = base64.b64decode(token[len(SEALED_PREFIX) :])
+    return json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], None))
