@@ -46,7 +46,7 @@ from pydantic import (
     field_validator,
 )
 
-from services.contacts.events import (
+from libs.events.catalog.contacts import (
     ConsentChannel,
     CustomerKind,
     CustomFieldType,

@@ -123,7 +123,7 @@ from services.contacts.commands import (
     TagCustomer,
     UntagCustomer,
 )
-from services.contacts.events import (
+from libs.events.catalog.contacts import (
     AttributeValue,
     ClearableField,
     ConsentChanged,

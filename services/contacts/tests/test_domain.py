@@ -49,7 +49,7 @@ from services.contacts.domain import (
     search_keys,
     validate_attributes,
 )
-from services.contacts.events import (
+from libs.events.catalog.contacts import (
     ConsentChanged,
     ConsentRecord,
     CustomerMerged,

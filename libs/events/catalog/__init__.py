@@ -1,5 +1,8 @@
 """The event catalog: the published language of the platform.
 
+One module per publishing service (``catalog.contacts``, ...) declares its
+event models; consumers import them from here, never from the service.
+
 Every event type is a pydantic model with a versioned type name such as
 ``crm.contacts.customer_registered.v1``. The catalog turns stored or received
 payloads back into those models, upcasting old versions on the way, and exports
