@@ -31,7 +31,7 @@ token: $(STAMP)
 	@$(BIN)/crm token $(ARGS)
 
 schemas: $(STAMP)
-	$(BIN)/crm schemas docs/events/schemas
+	$(BIN)/crm schemas docs/events
 
 clean:
 	rm -rf $(VENV) var

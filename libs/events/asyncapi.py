@@ -1,0 +1,85 @@
+"""The AsyncAPI 3.0 document subscribers read: topics, message types, headers, key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from libs.events.catalog import EventCatalog
+from libs.events.kafka import dlq_topic, service_topic
+
+_STRING = {"type": "string"}
+
+# CloudEvents binary mode: every attribute is a ce_* header (strings on the wire).
+CLOUDEVENT_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_tenantid"],
+    "properties": {
+        "content-type": {**_STRING, "const": "application/json"},
+        "ce_specversion": {**_STRING, "const": "1.0"},
+        "ce_id": {**_STRING, "description": "Event id (UUID); consumers deduplicate on it."},
+        "ce_source": {**_STRING, "description": "/crm/<service>"},
+        "ce_type": {**_STRING, "description": "crm.<service>.<event>.v<N>"},
+        "ce_subject": {**_STRING, "description": "The stream (aggregate) id."},
+        "ce_time": {**_STRING, "format": "date-time"},
+        "ce_dataschema": {**_STRING, "format": "uri"},
+        "ce_tenantid": {**_STRING, "description": "Tenant that owns the event."},
+        "ce_sequence": {**_STRING, "description": "Version of the event in its stream (1, 2...)."},
+        "ce_correlationid": {**_STRING, "description": "Request that started the work."},
+        "ce_causationid": {**_STRING, "description": "Message that directly caused this one."},
+    },
+}
+
+
+def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for service, catalog in sorted(catalogs.items()):
+        refs = {}
+        for type_name, schema in catalog.json_schemas().items():
+            key = type_name.replace(".", "_")
+            schemas[key] = schema
+            messages[key] = {
+                "name": type_name,
+                "title": type_name,
+                "contentType": "application/json",
+                "headers": CLOUDEVENT_HEADERS,
+                "payload": {"$ref": f"#/components/schemas/{key}"},
+                "bindings": {"kafka": {"key": {**_STRING,
+                                               "description": "partitionkey: the customer id"}}},
+            }
+            refs[key] = {"$ref": f"#/components/messages/{key}"}
+        topic = service_topic(service)
+        channels[topic] = {
+            "address": topic,
+            "description": f"Every event of the {service} service, in stream order per key.",
+            "messages": refs,
+        }
+        channels[dlq_topic(topic)] = {
+            "address": dlq_topic(topic),
+            "description": "Messages a consumer could not decode or apply; headers dlq_error, "
+                           "dlq_group, dlq_topic, dlq_partition, dlq_offset say why and where.",
+            "messages": {},
+        }
+        operations[f"receive_{service}_events"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{topic}"},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Customer-lifecycle platform events",
+            "version": "1.0.0",
+            "description": (
+                "Domain events as CloudEvents 1.0 in Kafka binary mode: ce_* headers, JSON "
+                "value, key = customer id. Delivery is at least once: deduplicate on ce_id. "
+                "Ignore types and fields you do not know."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
