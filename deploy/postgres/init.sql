@@ -1,0 +1,4 @@
+-- One database per service: a service never reads another's tables.
+CREATE DATABASE crm_contacts;
+CREATE DATABASE crm_customer360;
+CREATE DATABASE crm_gateway;
