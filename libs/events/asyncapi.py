@@ -47,8 +47,9 @@ def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
                 "contentType": "application/json",
                 "headers": CLOUDEVENT_HEADERS,
                 "payload": {"$ref": f"#/components/schemas/{key}"},
-                "bindings": {"kafka": {"key": {**_STRING,
-                                               "description": "partitionkey: the customer id"}}},
+                "bindings": {
+                    "kafka": {"key": {**_STRING, "description": "partitionkey: the customer id"}}
+                },
             }
             refs[key] = {"$ref": f"#/components/messages/{key}"}
         topic = service_topic(service)
@@ -60,7 +61,7 @@ def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
         channels[dlq_topic(topic)] = {
             "address": dlq_topic(topic),
             "description": "Messages a consumer could not decode or apply; headers dlq_error, "
-                           "dlq_group, dlq_topic, dlq_partition, dlq_offset say why and where.",
+            "dlq_group, dlq_topic, dlq_partition, dlq_offset say why and where.",
             "messages": {},
         }
         operations[f"receive_{service}_events"] = {

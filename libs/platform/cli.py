@@ -1,12 +1,12 @@
 """``crm``: run the platform, serve one service, mint a local token, export schemas.
 
-    crm run                      every service that exists, the embedded broker, SQLite files
-    crm serve contacts           one service process (uvicorn, its app factory)
-    crm broker                   the bundled Kafka-compatible broker in the foreground
-    crm token --tenant acme      a signed bearer token for local use
-    crm schemas docs/events      JSON Schemas of every event type and the AsyncAPI document
-    crm republish contacts       the whole event store of a service, to rebuild its topic
-    crm rebuild customer360      a projection's new generation from the earliest offset
+crm run                      every service that exists, the embedded broker, SQLite files
+crm serve contacts           one service process (uvicorn, its app factory)
+crm broker                   the bundled Kafka-compatible broker in the foreground
+crm token --tenant acme      a signed bearer token for local use
+crm schemas docs/events      JSON Schemas of every event type and the AsyncAPI document
+crm republish contacts       the whole event store of a service, to rebuild its topic
+crm rebuild customer360      a projection's new generation from the earliest offset
 """
 
 from __future__ import annotations
@@ -210,8 +210,11 @@ def republish(service: str) -> None:
     async def go() -> int:
         engine = create_engine(settings.database_url)
         relay = OutboxRelay(
-            EventStore(engine), settings.kafka(), service=service,
-            topic=service_topic(service), source=f"/crm/{service}",
+            EventStore(engine),
+            settings.kafka(),
+            service=service,
+            topic=service_topic(service),
+            source=f"/crm/{service}",
             schema_url=service_catalog.schema_url if service_catalog else (lambda _t: None),
         )
         try:

@@ -108,21 +108,6 @@ from typing import ClassVar, TypeVar
 from pypinyin import Style, lazy_pinyin
 
 from libs.events.catalog import DomainEvent
-from libs.platform.errors import Conflict, DomainError, NotFound, Unprocessable
-from services.contacts.commands import (
-    ChangeConsent,
-    ChangeOwner,
-    ChangeProfile,
-    CustomerCommand,
-    DefineCustomField,
-    ErasePersonalData,
-    LogInteraction,
-    RegisterCustomer,
-    RemoveKeyContact,
-    SetKeyContact,
-    TagCustomer,
-    UntagCustomer,
-)
 from libs.events.catalog.contacts import (
     AttributeValue,
     ClearableField,
@@ -142,6 +127,21 @@ from libs.events.catalog.contacts import (
     OwnerChanged,
     PersonalDataErased,
     ProfileChanged,
+)
+from libs.platform.errors import Conflict, DomainError, NotFound, Unprocessable
+from services.contacts.commands import (
+    ChangeConsent,
+    ChangeOwner,
+    ChangeProfile,
+    CustomerCommand,
+    DefineCustomField,
+    ErasePersonalData,
+    LogInteraction,
+    RegisterCustomer,
+    RemoveKeyContact,
+    SetKeyContact,
+    TagCustomer,
+    UntagCustomer,
 )
 
 CLOCK_SKEW = timedelta(minutes=5)

@@ -15,13 +15,18 @@ POLICY = PersonalDataPolicy({"crm.sample.visit_logged.v2": {"note": "[erased]"}}
 
 
 def noted(customer_id: str, note: str) -> NewEvent:
-    return NewEvent.from_domain(VisitLogged(customer_id=customer_id, minutes=3, note=note),
-                                partition_key=customer_id, occurred_at=T0)
+    return NewEvent.from_domain(
+        VisitLogged(customer_id=customer_id, minutes=3, note=note),
+        partition_key=customer_id,
+        occurred_at=T0,
+    )
 
 
 async def raw_data(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as conn:
-        return [json.dumps(d, ensure_ascii=False) for d in await conn.scalars(select(events.c.data))]
+        return [
+            json.dumps(d, ensure_ascii=False) for d in await conn.scalars(select(events.c.data))
+        ]
 
 
 async def test_personal_fields_are_stored_sealed_and_read_back_in_clear(

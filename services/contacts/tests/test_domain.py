@@ -10,6 +10,22 @@ import pytest
 from pydantic import ValidationError
 
 from libs.events.catalog import DomainEvent
+from libs.events.catalog.contacts import (
+    ConsentChanged,
+    ConsentRecord,
+    CustomerMerged,
+    CustomerMergedInto,
+    CustomerRegistered,
+    CustomerTagged,
+    CustomerUntagged,
+    CustomFieldDefined,
+    InteractionLogged,
+    KeyContactChanged,
+    OwnerChanged,
+    PersonalDataErased,
+    ProfileChanged,
+    catalog,
+)
 from services.contacts.commands import (
     ChangeConsent,
     ChangeOwner,
@@ -48,22 +64,6 @@ from services.contacts.domain import (
     references,
     search_keys,
     validate_attributes,
-)
-from libs.events.catalog.contacts import (
-    ConsentChanged,
-    ConsentRecord,
-    CustomerMerged,
-    CustomerMergedInto,
-    CustomerRegistered,
-    CustomerTagged,
-    CustomerUntagged,
-    CustomFieldDefined,
-    InteractionLogged,
-    KeyContactChanged,
-    OwnerChanged,
-    PersonalDataErased,
-    ProfileChanged,
-    catalog,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
