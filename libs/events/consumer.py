@@ -91,6 +91,7 @@ class EventConsumer:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             session_timeout_ms=self.kafka.session_timeout_ms,
+            fetch_max_wait_ms=self.kafka.fetch_max_wait_ms,
             heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
         )
         dlq = new_producer(self.kafka, client_id=f"{self.group_id}-dlq")

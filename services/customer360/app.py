@@ -1,0 +1,88 @@
+"""Wiring: the only place that knows which engine, broker and tasks the service uses.
+
+    uvicorn --factory services.customer360.app:create_app --port 8006
+
+The lifespan makes the active generation's tables exist, then runs two
+background tasks beside the API: the projector (a ``LiveProjection``, so a
+rebuild's swap is followed) and the lag monitor. On shutdown both are asked to
+stop, given time to finish their batch, and cancelled only if they do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+
+from libs.events.db import create_engine
+from libs.platform.app import create_service_app
+from services.customer360.api import router
+from services.customer360.projector import Projector
+from services.customer360.read_model import Customer360Reader, LagMonitor
+from services.customer360.settings import Settings
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+# Long enough for a batch in flight to commit; a hung broker call is cancelled after.
+STOP_GRACE_SECONDS = 10.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    kafka = settings.kafka()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        projector = Projector(
+            engine, kafka, generation_check_seconds=settings.generation_check_seconds
+        )
+        await projector.prepare()
+        reader = Customer360Reader(
+            engine, generation_check_seconds=settings.generation_check_seconds
+        )
+        monitor = LagMonitor(engine, kafka, reader, refresh_seconds=settings.lag_refresh_seconds)
+        reader.lag_monitor = monitor
+        app.state.reader = reader
+        app.state.kafka = kafka
+        app.state.projector = projector if settings.run_projector else None
+
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(monitor.run(stop), name="customer360-lag")]
+        if settings.run_projector:
+            tasks.append(asyncio.create_task(projector.run(stop), name="customer360-projector"))
+        try:
+            yield
+        finally:
+            stop.set()
+            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                log.warning("customer360: %s did not stop in time; cancelling", task.get_name())
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            await engine.dispose()
+
+    return create_service_app(
+        title="Customer 360",
+        version=VERSION,
+        settings=settings,
+        routers=[router],
+        lifespan=lifespan,
+    )
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,575 @@
+"""The customer 360 read model: its tables and the projection that fills them.
+
+Tables, one set per generation (a rebuild fills the next set while this one serves):
+
+* ``customers``: one row per (tenant, customer): profile, tags, owner, key
+  contacts, consent, merge links, erasure, the sections later services fill,
+  the customer's stream version, where it was read, its interaction counters
+  and its most recent interactions (bounded);
+* ``timeline``: the latest events of each customer's own stream (bounded), each
+  with a summary and the same summary without personal data;
+* ``merges``: duplicate -> survivor, so a duplicate's id serves the survivor's
+  view and the survivor's timeline shows the duplicate's history;
+* ``streams``: the last version applied per source stream, so an event older
+  than what is already applied (a stale redelivery) changes nothing.
+
+The runtime (``libs.events.projection``) already drops an event whose id it
+has applied; the stream versions catch what ids cannot (the same fact re-sent
+under a new id, an old event after a newer one).
+
+Merges: timeline lines and interactions stay with the customer whose stream
+they came from and are joined at read time over the survivor and its
+duplicates, so the result is the same whichever of the two customers'
+partitions is applied first.
+
+Reads are the hot path (a view per screen): a customer that was never merged is
+two primary-key-ordered queries, its row (with any redirect joined in) and its
+timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from libs.events import metrics
+from libs.events.consumer import ReceivedEvent
+from libs.events.db import JsonDocument, UtcDateTime
+from libs.events.projection import Projection
+from services.customer360.sources import SOURCES, catalog_of
+from services.customer360.view import (
+    TIMELINE_LENGTH,
+    Consent,
+    CustomerView,
+    Effect,
+    Fact,
+    ForgetPersonalData,
+    Interaction,
+    Position,
+    Profile,
+    Redirect,
+    Source,
+    TimelineEntry,
+    empty_sections,
+    forget,
+)
+
+log = logging.getLogger(__name__)
+
+# Merge chains (A into B, later B into C) are followed this far, and no further,
+# so that corrupt data (a cycle) cannot loop a reader or the projector.
+MAX_MERGE_DEPTH = 10
+
+Id = String(64)
+
+
+class UnplaceableEvent(ValueError):
+    """An event that names no tenant or no customer: dead-lettered, never guessed."""
+
+
+class Customer360Projection(Projection):
+    name = "customer360"
+
+    def __init__(self, generation: int = 1, sources: Sequence[Source] = SOURCES) -> None:
+        super().__init__(generation)
+        self.sources = tuple(sources)
+        self.topics = tuple(source.topic for source in self.sources)
+        self._source_of = {source.topic: source for source in self.sources}
+
+        self.customers = Table(
+            self.table_name("customers"),
+            self.metadata,
+            Column("tenant_id", Id, primary_key=True),
+            Column("customer_id", Id, primary_key=True),
+            Column("kind", String(16)),
+            Column("name", Text, nullable=False),
+            Column("email", Text),
+            Column("phone", Text),
+            Column("birthday", Date),
+            Column("company_id", Id),
+            Column("attributes", JsonDocument, nullable=False),
+            Column("registered_at", UtcDateTime),
+            Column("tags", JsonDocument, nullable=False),
+            Column("owner_id", Id),
+            Column("key_contacts", JsonDocument, nullable=False),
+            Column("consents", JsonDocument, nullable=False),
+            Column("interaction_count", Integer, nullable=False),
+            Column("last_interaction_at", UtcDateTime),
+            Column("recent_interactions", JsonDocument, nullable=False),
+            Column("merged_into", Id),
+            Column("absorbed", JsonDocument, nullable=False),
+            Column("erased_at", UtcDateTime),
+            Column("sections", JsonDocument, nullable=False),
+            Column("version", BigInteger, nullable=False),
+            Column("updated_at", UtcDateTime),
+            Column("position_topic", String(200)),
+            Column("position_partition", Integer),
+            Column("position_offset", BigInteger),
+        )
+        self.timeline = Table(
+            self.table_name("timeline"),
+            self.metadata,
+            Column("tenant_id", Id, primary_key=True),
+            Column("customer_id", Id, primary_key=True),
+            Column("event_id", String(64), primary_key=True),
+            Column("type", String(200), nullable=False),
+            Column("occurred_at", UtcDateTime, nullable=False),
+            Column("sequence", BigInteger, nullable=False),
+            Column("topic", String(200), nullable=False),
+            Column("summary", Text, nullable=False),
+            Column("redacted_summary", Text, nullable=False),
+        )
+        self.merges = Table(
+            self.table_name("merges"),
+            self.metadata,
+            Column("tenant_id", Id, primary_key=True),
+            Column("duplicate_id", Id, primary_key=True),
+            Column("survivor_id", Id, nullable=False),
+        )
+        self.streams = Table(
+            self.table_name("streams"),
+            self.metadata,
+            Column("tenant_id", Id, primary_key=True),
+            Column("topic", String(200), primary_key=True),
+            Column("stream_id", String(64), primary_key=True),
+            Column("version", BigInteger, nullable=False),
+        )
+        # Index names are global in a PostgreSQL schema: each generation names its own.
+        for table, columns in (
+            (self.timeline, ("tenant_id", "customer_id", "occurred_at")),
+            (self.merges, ("tenant_id", "survivor_id")),
+        ):
+            Index(f"ix_{table.name}_{columns[-1]}", *(table.c[c] for c in columns))
+
+    # --- applying one event -----------------------------------------------------------
+
+    async def apply(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
+        source = self._source_of.get(event.topic)
+        registered = source.applier_for(event.event) if source is not None else None
+        if source is None or registered is None:
+            return  # a type that says nothing about a customer (e.g. a custom field)
+        envelope = event.envelope
+        tenant_id = envelope.tenantid
+        customer_id = registered.customer_of(event.event)
+        if not tenant_id or not customer_id:
+            raise UnplaceableEvent(f"{envelope.type} {envelope.id} names no tenant or customer")
+        fact = Fact(
+            event_id=envelope.id,
+            type=envelope.type,
+            time=envelope.time,
+            stream_id=envelope.subject or envelope.partitionkey,
+            sequence=envelope.sequence,
+            topic=event.topic,
+            partition=event.partition,
+            offset=event.offset,
+        )
+        if not await self._newer_than_applied(conn, tenant_id, fact):
+            metrics.DUPLICATES_SKIPPED.labels(self.name).inc()
+            return
+
+        current, survivor_id = await self.load_with_survivor(
+            conn, tenant_id, customer_id, for_update=True
+        )
+        before = current or CustomerView(tenant_id, customer_id)
+        outcome = registered.apply(before, event.event, fact)
+        view = outcome.view
+        # An erased customer stays erased whatever comes later (a late interaction,
+        # a deal). And a duplicate's history shows in its survivor's view: if the
+        # survivor was erased first (its partition ran ahead), the duplicate's goes too.
+        if view.erased or (
+            survivor_id is not None and await self._survivor_erased(conn, tenant_id, survivor_id)
+        ):
+            view = forget(view, view.erased_at or fact.time)
+        view = replace(
+            view,
+            version=max(view.version, fact.sequence) if source.customer_streams else view.version,
+            updated_at=fact.time if view.updated_at is None else max(view.updated_at, fact.time),
+            position=Position(fact.topic, fact.partition, fact.offset),
+        )
+        await self._save(conn, view, new=current is None)
+        if outcome.entry is not None:
+            await self._add_to_timeline(conn, view, outcome.entry, fact.topic)
+        for effect in outcome.effects:
+            await self._carry_out(conn, view, effect)
+
+    async def _newer_than_applied(self, conn: AsyncConnection, tenant_id: str, fact: Fact) -> bool:
+        """Record ``fact.sequence`` as its stream's version unless one as new is there."""
+        if fact.sequence <= 0 or not fact.stream_id:
+            return True  # a producer without stream versions: the event id is all we have
+        s = self.streams
+        moved = await conn.execute(
+            update(s)
+            .where(
+                s.c.tenant_id == tenant_id,
+                s.c.topic == fact.topic,
+                s.c.stream_id == fact.stream_id,
+                s.c.version < fact.sequence,
+            )
+            .values(version=fact.sequence)
+        )
+        if moved.rowcount:
+            return True
+        inserted = await conn.execute(
+            _insert(conn)(s)
+            .values(
+                tenant_id=tenant_id,
+                topic=fact.topic,
+                stream_id=fact.stream_id,
+                version=fact.sequence,
+            )
+            .on_conflict_do_nothing()
+            .returning(s.c.stream_id)
+        )
+        return inserted.first() is not None
+
+    async def _save(self, conn: AsyncConnection, view: CustomerView, *, new: bool) -> None:
+        row = _row_of(view)
+        if new:
+            # A plain insert: two writers creating one customer conflict and the
+            # batch is retried, instead of one silently overwriting the other.
+            await conn.execute(self.customers.insert().values(row))
+            return
+        c = self.customers
+        await conn.execute(
+            update(c)
+            .where(c.c.tenant_id == view.tenant_id, c.c.customer_id == view.customer_id)
+            .values(row)
+        )
+
+    async def _add_to_timeline(
+        self, conn: AsyncConnection, view: CustomerView, entry: TimelineEntry, topic: str
+    ) -> None:
+        t = self.timeline
+        summary = entry.redacted_summary if view.erased else entry.summary
+        await conn.execute(
+            _insert(conn)(t)
+            .values(
+                tenant_id=view.tenant_id,
+                customer_id=view.customer_id,
+                event_id=entry.event_id,
+                type=entry.type,
+                occurred_at=entry.time,
+                sequence=entry.sequence,
+                topic=topic,
+                summary=summary,
+                redacted_summary=entry.redacted_summary,
+            )
+            .on_conflict_do_nothing()
+        )
+        older = (
+            select(t.c.event_id)
+            .where(t.c.tenant_id == view.tenant_id, t.c.customer_id == view.customer_id)
+            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
+            .offset(TIMELINE_LENGTH)
+        )
+        await conn.execute(
+            t.delete().where(
+                t.c.tenant_id == view.tenant_id,
+                t.c.customer_id == view.customer_id,
+                t.c.event_id.in_(older),
+            )
+        )
+
+    async def _carry_out(self, conn: AsyncConnection, view: CustomerView, effect: Effect) -> None:
+        match effect:
+            case Redirect(duplicate_id=duplicate_id, survivor_id=survivor_id):
+                if duplicate_id != survivor_id:
+                    stmt = _insert(conn)(self.merges).values(
+                        tenant_id=view.tenant_id,
+                        duplicate_id=duplicate_id,
+                        survivor_id=survivor_id,
+                    )
+                    await conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=[self.merges.c.tenant_id, self.merges.c.duplicate_id],
+                            set_={"survivor_id": stmt.excluded.survivor_id},
+                        )
+                    )
+            case ForgetPersonalData():
+                await self._forget_group(conn, view)
+
+    async def _forget_group(self, conn: AsyncConnection, view: CustomerView) -> None:
+        """Erasure reaches everything shown in this customer's view: its own rows and
+        those of the duplicates merged into it."""
+        assert view.erased_at is not None
+        group = await self.group_of(conn, view.tenant_id, view.customer_id)
+        for duplicate_id in group[1:]:
+            duplicate = await self.load(conn, view.tenant_id, duplicate_id, for_update=True)
+            if duplicate is not None and not duplicate.erased:
+                await self._save(conn, forget(duplicate, view.erased_at), new=False)
+        t = self.timeline
+        await conn.execute(
+            update(t)
+            .where(t.c.tenant_id == view.tenant_id, t.c.customer_id.in_(group))
+            .values(summary=t.c.redacted_summary)
+        )
+
+    async def _survivor_erased(
+        self, conn: AsyncConnection, tenant_id: str, survivor_id: str
+    ) -> bool:
+        survivors = [survivor_id, *await self.survivors_of(conn, tenant_id, survivor_id)]
+        c = self.customers
+        erased = await conn.execute(
+            select(c.c.customer_id).where(
+                c.c.tenant_id == tenant_id,
+                c.c.customer_id.in_(survivors),
+                c.c.erased_at.is_not(None),
+            )
+        )
+        return erased.first() is not None
+
+    # --- queries the projector and the readers share ----------------------------------
+
+    async def load(
+        self, conn: AsyncConnection, tenant_id: str, customer_id: str, *, for_update: bool = False
+    ) -> CustomerView | None:
+        c = self.customers
+        query = select(c).where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
+        if for_update:
+            query = query.with_for_update()  # as in load_with_survivor
+        row = (await conn.execute(query)).mappings().first()
+        return _view_of(row) if row is not None else None
+
+    async def load_with_survivor(
+        self, conn: AsyncConnection, tenant_id: str, customer_id: str, *, for_update: bool = False
+    ) -> tuple[CustomerView | None, str | None]:
+        """The customer's row and the customer it was merged into (if any).
+
+        One query when the row exists (the usual case). Either may exist without
+        the other: a merge can be learnt from the survivor's stream before the
+        duplicate's own events are applied.
+        """
+        c, m = self.customers, self.merges
+        query = (
+            select(c, m.c.survivor_id)
+            .select_from(
+                c.outerjoin(
+                    m, and_(m.c.tenant_id == c.c.tenant_id, m.c.duplicate_id == c.c.customer_id)
+                )
+            )
+            .where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
+        )
+        if for_update:
+            # Partitions of different topics (contacts, later pipeline...) for one
+            # customer may be applied by different consumers at once: no lost update.
+            query = query.with_for_update(of=c)
+        row = (await conn.execute(query)).mappings().first()
+        if row is not None:
+            return _view_of(row), row["survivor_id"]
+        survivor_id = await conn.scalar(
+            select(m.c.survivor_id).where(
+                m.c.tenant_id == tenant_id, m.c.duplicate_id == customer_id
+            )
+        )
+        return None, survivor_id
+
+    async def version_of(
+        self, conn: AsyncConnection, tenant_id: str, customer_id: str
+    ) -> int | None:
+        c = self.customers
+        version = await conn.scalar(
+            select(c.c.version).where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
+        )
+        return int(version) if version is not None else None
+
+    async def survivors_of(
+        self, conn: AsyncConnection, tenant_id: str, customer_id: str
+    ) -> list[str]:
+        """The customers ``customer_id`` was merged into, nearest first."""
+        m = self.merges
+        chain: list[str] = []
+        current = customer_id
+        for _ in range(MAX_MERGE_DEPTH):
+            survivor = await conn.scalar(
+                select(m.c.survivor_id).where(
+                    m.c.tenant_id == tenant_id, m.c.duplicate_id == current
+                )
+            )
+            if survivor is None or survivor == customer_id or survivor in chain:
+                break
+            chain.append(survivor)
+            current = survivor
+        return chain
+
+    async def group_of(
+        self, conn: AsyncConnection, tenant_id: str, customer_id: str
+    ) -> list[str]:
+        """The customer and every duplicate merged into it, directly or not."""
+        m = self.merges
+        group = [customer_id]
+        frontier = [customer_id]
+        for _ in range(MAX_MERGE_DEPTH):
+            found = await conn.scalars(
+                select(m.c.duplicate_id).where(
+                    m.c.tenant_id == tenant_id, m.c.survivor_id.in_(frontier)
+                )
+            )
+            frontier = [d for d in found if d not in group]
+            if not frontier:
+                break
+            group.extend(frontier)
+        return group
+
+    async def timeline_of(
+        self, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        t = self.timeline
+        rows = await conn.execute(
+            select(t.c.event_id, t.c.type, t.c.occurred_at, t.c.customer_id, t.c.summary)
+            .where(t.c.tenant_id == tenant_id, t.c.customer_id.in_(list(customer_ids)))
+            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
+            .limit(TIMELINE_LENGTH)
+        )
+        return [dict(r) for r in rows.mappings()]
+
+    async def interactions_of(
+        self, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
+    ) -> dict[str, tuple[Interaction, ...]]:
+        """Recent interactions of other customers (a survivor's duplicates)."""
+        c = self.customers
+        rows = await conn.execute(
+            select(c.c.customer_id, c.c.recent_interactions).where(
+                c.c.tenant_id == tenant_id, c.c.customer_id.in_(list(customer_ids))
+            )
+        )
+        return {r.customer_id: _interactions_of(r.recent_interactions) for r in rows}
+
+
+def projection_factory(generation: int) -> Customer360Projection:
+    """Generation ``generation`` of the view (``crm rebuild customer360`` uses it)."""
+    return Customer360Projection(generation, SOURCES)
+
+
+# What the projector decodes with: every source's catalog (``crm rebuild`` uses it too).
+catalog = catalog_of(SOURCES)
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on both PostgreSQL and SQLite."""
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+# --- rows <-> views ---------------------------------------------------------------------
+
+
+def _row_of(view: CustomerView) -> dict[str, Any]:
+    profile = view.profile
+    return {
+        "tenant_id": view.tenant_id,
+        "customer_id": view.customer_id,
+        "kind": profile.kind,
+        "name": profile.name,
+        "email": profile.email,
+        "phone": profile.phone,
+        "birthday": profile.birthday,
+        "company_id": profile.company_id,
+        "attributes": dict(profile.attributes),
+        "registered_at": profile.registered_at,
+        "tags": list(view.tags),
+        "owner_id": view.owner_id,
+        "key_contacts": dict(view.key_contacts),
+        "consents": {
+            channel: {"granted": c.granted, "source": c.source, "at": c.at.isoformat()}
+            for channel, c in view.consents.items()
+        },
+        "interaction_count": view.interaction_count,
+        "last_interaction_at": view.last_interaction_at,
+        "recent_interactions": [
+            {
+                "interaction_id": i.interaction_id,
+                "channel": i.channel,
+                "direction": i.direction,
+                "summary": i.summary,
+                "by": i.by,
+                "occurred_at": i.occurred_at.isoformat(),
+            }
+            for i in view.recent_interactions
+        ],
+        "merged_into": view.merged_into,
+        "absorbed": list(view.absorbed),
+        "erased_at": view.erased_at,
+        "sections": dict(view.sections),
+        "version": view.version,
+        "updated_at": view.updated_at,
+        "position_topic": view.position.topic if view.position else None,
+        "position_partition": view.position.partition if view.position else None,
+        "position_offset": view.position.offset if view.position else None,
+    }
+
+
+def _view_of(row: Any) -> CustomerView:
+    position = None
+    if row["position_topic"] is not None:
+        position = Position(
+            row["position_topic"], int(row["position_partition"]), int(row["position_offset"])
+        )
+    birthday = row["birthday"]
+    return CustomerView(
+        tenant_id=row["tenant_id"],
+        customer_id=row["customer_id"],
+        profile=Profile(
+            kind=row["kind"],
+            name=row["name"],
+            email=row["email"],
+            phone=row["phone"],
+            birthday=date.fromisoformat(birthday) if isinstance(birthday, str) else birthday,
+            company_id=row["company_id"],
+            attributes=dict(row["attributes"] or {}),
+            registered_at=row["registered_at"],
+        ),
+        tags=tuple(row["tags"] or ()),
+        owner_id=row["owner_id"],
+        key_contacts=dict(row["key_contacts"] or {}),
+        consents={
+            channel: Consent(
+                granted=bool(c["granted"]),
+                source=str(c["source"]),
+                at=datetime.fromisoformat(c["at"]),
+            )
+            for channel, c in (row["consents"] or {}).items()
+        },
+        interaction_count=int(row["interaction_count"]),
+        last_interaction_at=row["last_interaction_at"],
+        recent_interactions=_interactions_of(row["recent_interactions"]),
+        merged_into=row["merged_into"],
+        absorbed=tuple(row["absorbed"] or ()),
+        erased_at=row["erased_at"],
+        sections={**empty_sections(), **(row["sections"] or {})},
+        version=int(row["version"]),
+        updated_at=row["updated_at"],
+        position=position,
+    )
+
+
+def _interactions_of(items: Any) -> tuple[Interaction, ...]:
+    return tuple(
+        Interaction(
+            interaction_id=str(i["interaction_id"]),
+            channel=str(i["channel"]),
+            direction=str(i["direction"]),
+            summary=str(i["summary"]),
+            by=str(i["by"]),
+            occurred_at=datetime.fromisoformat(i["occurred_at"]),
+        )
+        for i in items or ()
+    )

@@ -1,0 +1,259 @@
+"""The customer 360 view and how an event changes it: pure code, no I/O, no clock.
+
+Each publishing service is a :class:`Source`: its topic, its catalog and, per
+event type it knows, an applier ``(view, event, fact) -> Outcome``. The
+projection (``projection.py``) does the I/O around them: it loads the view,
+calls the applier, stores the new view, adds the timeline entry and carries out
+the effects. Contacts is the first source (``contacts.py``); pipeline, tickets,
+loyalty and alerts each add a module of the same shape and a line in
+``sources.py``, and fill their section of the view (``deals``, ``tickets``...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from libs.events.catalog import DomainEvent, EventCatalog
+from libs.events.catalog.contacts import AttributeValue
+
+# Bounds: the view answers "what is going on with this customer", not "everything ever".
+RECENT_INTERACTIONS = 20
+TIMELINE_LENGTH = 100
+# A timeline line is a headline; the full event stays in its service's history.
+SUMMARY_LENGTH = 300
+
+# The sections later services fill. A list section holds items, ``loyalty`` is one
+# account (None: no loyalty account known yet). Present and empty until then.
+SECTION_NAMES = ("deals", "orders", "tickets", "loyalty", "alerts")
+
+
+def empty_sections() -> dict[str, Any]:
+    return {"deals": [], "orders": [], "tickets": [], "loyalty": None, "alerts": []}
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A customer's current decision about one marketing channel, and its evidence."""
+
+    granted: bool
+    source: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    # None until the contacts service's registration has been applied.
+    kind: str | None = None
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    company_id: str | None = None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    registered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where on the broker the last event applied to a view was."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerView:
+    tenant_id: str
+    customer_id: str
+    profile: Profile = field(default_factory=Profile)
+    tags: tuple[str, ...] = ()
+    owner_id: str | None = None
+    key_contacts: Mapping[str, str] = field(default_factory=dict)
+    consents: Mapping[str, Consent] = field(default_factory=dict)
+    interaction_count: int = 0
+    last_interaction_at: datetime | None = None
+    # Most recent first, at most RECENT_INTERACTIONS, this customer's own record only.
+    recent_interactions: tuple[Interaction, ...] = ()
+    # Set on a duplicate: the customer it now is.
+    merged_into: str | None = None
+    # Set on a survivor: the duplicates it absorbed.
+    absorbed: tuple[str, ...] = ()
+    erased_at: datetime | None = None
+    sections: Mapping[str, Any] = field(default_factory=empty_sections)
+    # The customer's own stream version applied (what the contacts API answered).
+    version: int = 0
+    # The time of the newest event applied: a fact, so a rebuild gives the same value.
+    updated_at: datetime | None = None
+    position: Position | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.profile.kind is not None
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What the envelope says about an event: the part an applier may use."""
+
+    event_id: str
+    type: str
+    time: datetime
+    # The stream the event belongs to (its ``subject``) and its version there.
+    stream_id: str
+    sequence: int
+    topic: str
+    partition: int
+    offset: int
+
+    def entry(self, summary: str, redacted: str | None = None) -> TimelineEntry:
+        """A timeline line; ``redacted`` is the same line without personal data."""
+        return TimelineEntry(
+            event_id=self.event_id,
+            type=self.type,
+            time=self.time,
+            sequence=self.sequence,
+            summary=_headline(summary),
+            redacted_summary=_headline(summary if redacted is None else redacted),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    event_id: str
+    type: str
+    time: datetime
+    sequence: int
+    summary: str
+    # Kept beside the summary so an erasure is one UPDATE, not a re-read of history.
+    redacted_summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    interaction_id: str
+    channel: str
+    direction: str
+    summary: str
+    by: str
+    occurred_at: datetime
+
+
+# --- effects: what an event changes besides the customer's own row -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """From now on ``duplicate_id`` is served by ``survivor_id``'s view."""
+
+    duplicate_id: str
+    survivor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetPersonalData:
+    """Drop personal data from the view, the timeline and the interactions of the
+    customer and of every duplicate merged into it (their history is shown in its view)."""
+
+
+Effect = Redirect | ForgetPersonalData
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    view: CustomerView
+    # None: the event changes the view but is not worth a timeline line.
+    entry: TimelineEntry | None = None
+    effects: tuple[Effect, ...] = ()
+
+
+def forget(view: CustomerView, at: datetime) -> CustomerView:
+    """The view without the customer's personal data (what PersonalDataErased asks).
+
+    The free text of interactions goes too: it is written about the person.
+    """
+    profile = view.profile
+    return replace(
+        view,
+        profile=Profile(
+            kind=profile.kind,
+            company_id=profile.company_id,
+            registered_at=profile.registered_at,
+        ),
+        recent_interactions=tuple(replace(i, summary="") for i in view.recent_interactions),
+        erased_at=view.erased_at or at,
+    )
+
+
+def with_interaction(
+    recent: tuple[Interaction, ...], interaction: Interaction
+) -> tuple[Interaction, ...]:
+    """``recent`` plus ``interaction`` (once), most recent first, bounded."""
+    kept = [i for i in recent if i.interaction_id != interaction.interaction_id]
+    kept.append(interaction)
+    kept.sort(key=lambda i: (i.occurred_at, i.interaction_id), reverse=True)
+    return tuple(kept[:RECENT_INTERACTIONS])
+
+
+# --- sources and their appliers --------------------------------------------------------
+
+E = TypeVar("E", bound=DomainEvent)
+Applier = Callable[[CustomerView, E, Fact], Outcome]
+
+
+def _customer_id_field(event: DomainEvent) -> str:
+    return str(getattr(event, "customer_id"))  # noqa: B009 - every customer event has it
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    customer_of: Callable[[Any], str]
+    apply: Callable[[CustomerView, Any, Fact], Outcome]
+
+
+class Source:
+    """One publishing service: its topic, its catalog and what its events do to a view.
+
+    Types without an applier (and types the catalog does not know) change nothing.
+    """
+
+    def __init__(
+        self, name: str, topic: str, catalog: EventCatalog, *, customer_streams: bool = False
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.catalog = catalog
+        # True when every event is on the stream of the customer it is about (contacts):
+        # its sequence is then the customer's version, the one ?min_version waits for.
+        # A deal's or a ticket's stream has versions of its own.
+        self.customer_streams = customer_streams
+        self.appliers: dict[type[DomainEvent], Registered] = {}
+
+    def on(
+        self, event_type: type[E], *, customer_of: Callable[[E], str] = _customer_id_field
+    ) -> Callable[[Applier[E]], Applier[E]]:
+        """Register the applier of ``event_type``; ``customer_of`` names the customer
+        it is about (``event.customer_id`` unless said otherwise)."""
+
+        def register(applier: Applier[E]) -> Applier[E]:
+            if event_type in self.appliers:
+                raise ValueError(f"{event_type.type_name} already has an applier")
+            self.appliers[event_type] = Registered(customer_of, applier)
+            return applier
+
+        return register
+
+    def applier_for(self, event: DomainEvent) -> Registered | None:
+        return self.appliers.get(type(event))
+
+
+def _headline(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_LENGTH else text[: SUMMARY_LENGTH - 1] + "…"
