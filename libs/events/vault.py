@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, LargeBinary, String, Table, select, tuple_, update
+from sqlalchemy import Column, LargeBinary, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.db import UtcDateTime
@@ -76,29 +76,62 @@ class PersonalDataVault:
         if not present:
             return data
         key = await self._key_for_writing(conn, tenant_id, subject_id)
-        sealed = dict(data)
-        for name in present:
-            if key is None:  # erased subject: nothing personal may be written again
-                sealed[name] = personal[name]
+        return _sealed(personal, present, data, key)
+
+    async def seal_many(
+        self, conn: AsyncConnection, tenant_id: str, items: list[tuple[str, str, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """``seal`` for many (subject id, type name, data) at once: one key lookup and
+        one insert of the new keys, for bulk writes such as imports."""
+        subjects = {
+            subject
+            for subject, type_name, data in items
+            if any(data.get(f) is not None for f in self.policy.personal_fields(type_name))
+        }
+        keys = await self.keys(conn, [(tenant_id, s) for s in subjects])
+        new_keys = {
+            (tenant_id, s): AESGCM.generate_key(bit_length=256)
+            for s in sorted(subjects)
+            if (tenant_id, s) not in keys
+        }
+        if new_keys:
+            now = datetime.now(UTC)
+            await conn.execute(
+                self.table.insert(),
+                [
+                    {"tenant_id": t, "subject_id": s, "key": k, "created_at": now}
+                    for (t, s), k in new_keys.items()
+                ],
+            )
+            keys.update(new_keys)
+        sealed = []
+        for subject, type_name, data in items:
+            personal = self.policy.personal_fields(type_name)
+            present = [f for f in personal if data.get(f) is not None]
+            if not present:
+                sealed.append(data)
             else:
-                sealed[name] = _encrypt(key, data[name])
+                sealed.append(_sealed(personal, present, data, keys[(tenant_id, subject)]))
         return sealed
 
     async def keys(
         self, conn: AsyncConnection, subjects: Iterable[Subject]
     ) -> dict[Subject, bytes | None]:
-        wanted = list(set(subjects))
-        if not wanted:
-            return {}
+        by_tenant: dict[str, list[str]] = {}
+        for tenant_id, subject_id in sorted(set(subjects)):
+            by_tenant.setdefault(tenant_id, []).append(subject_id)
         found: dict[Subject, bytes | None] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = await conn.execute(
-                select(self.table.c.tenant_id, self.table.c.subject_id, self.table.c.key).where(
-                    tuple_(self.table.c.tenant_id, self.table.c.subject_id).in_(chunk)
+        for tenant_id, subject_ids in by_tenant.items():
+            # Per tenant with a plain IN: PostgreSQL plans a row-value IN list as a
+            # full scan, which grows with every customer ever keyed.
+            for start in range(0, len(subject_ids), 1000):
+                rows = await conn.execute(
+                    select(self.table.c.subject_id, self.table.c.key).where(
+                        self.table.c.tenant_id == tenant_id,
+                        self.table.c.subject_id.in_(subject_ids[start : start + 1000]),
+                    )
                 )
-            )
-            found.update({(t, s): k for t, s, k in rows})
+                found.update({(tenant_id, s): k for s, k in rows})
         return found
 
     def open(self, type_name: str, data: dict[str, Any], key: bytes | None) -> dict[str, Any]:
@@ -143,6 +176,18 @@ class PersonalDataVault:
             )
         )
         return key
+
+
+def _sealed(
+    personal: Mapping[str, Any], present: list[str], data: dict[str, Any], key: bytes | None
+) -> dict[str, Any]:
+    sealed = dict(data)
+    for name in present:
+        if key is None:  # erased subject: nothing personal may be written again
+            sealed[name] = personal[name]
+        else:
+            sealed[name] = _encrypt(key, data[name])
+    return sealed
 
 
 def open_events(

@@ -64,6 +64,8 @@ CustomerNotFound               404     ``customer_id`` (also another tenant's cu
                                        and a missing company or key contact)
 CustomerAlreadyExists          409     ``customer_id`` (body: ``existing_id``)
 CustomerAlreadyMerged          409     ``customer_id``, ``survivor_id``: use the survivor
+DuplicateCustomer              409     ``existing_id``, ``field`` (email or phone): another
+                                       customer of the tenant has it (the handler looks)
 CustomerErased                 410     ``customer_id``
 CustomFieldAlreadyDefined      409     ``name``, ``type`` (a field's type cannot change)
 CannotMergeIntoItself          422     field ``duplicate_id``
@@ -103,7 +105,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from pypinyin import Style, lazy_pinyin
 
@@ -178,6 +180,21 @@ class CustomerAlreadyMerged(ContactsError, Conflict):
         )
         self.customer_id = customer_id
         self.survivor_id = survivor_id
+
+
+class DuplicateCustomer(ContactsError, Conflict):
+    """Another customer of the tenant already has this normalised email or phone.
+
+    Finding it needs the read model, so the handler raises it; the caller may
+    register anyway once a person has judged that these are two customers.
+    """
+
+    def __init__(self, existing_id: str, field: Literal["email", "phone"]) -> None:
+        super().__init__(
+            f"a customer with this {field} already exists", existing_id=existing_id, field=field
+        )
+        self.existing_id = existing_id
+        self.field = field
 
 
 class CustomerErased(ContactsError):

@@ -51,6 +51,7 @@ from services.contacts.domain import (
     CustomerNotFound,
     CustomFieldAlreadyDefined,
     CustomFieldDefinition,
+    DuplicateCustomer,
     InvalidAttribute,
     NotACompany,
     NotAPerson,
@@ -1056,3 +1057,17 @@ def test_a_latin_name_is_lowercased() -> None:
 
 def test_a_mixed_name_keeps_its_latin_words() -> None:
     assert search_keys("3M中国") == ["3m中国", "3m zhong guo", "3mzhongguo", "3zg"]
+
+
+# --- duplicates -----------------------------------------------------------------------
+
+
+def test_a_duplicate_names_the_existing_customer_and_the_matching_field() -> None:
+    error = DuplicateCustomer("c-1", "email")
+
+    assert error.status_code == 409
+    assert error.body() == {
+        "detail": "a customer with this email already exists",
+        "existing_id": "c-1",
+        "field": "email",
+    }

@@ -1,0 +1,92 @@
+"""The contacts service process: ``uvicorn --factory services.contacts.app:create_app``.
+
+The only place that wires things together: settings -> engine -> event store (with
+the personal data policy) -> handlers' dependencies -> router; the lifespan
+creates the tables and runs the outbox relay beside the HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from libs.events.catalog.contacts import catalog
+from libs.events.db import create_engine
+from libs.events.kafka import service_topic
+from libs.events.outbox import OutboxRelay
+from libs.events.store import EventStore
+from libs.platform.app import create_service_app
+from services.contacts import read_model
+from services.contacts.api import router
+from services.contacts.handlers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
+from services.contacts.settings import Settings
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+# Long enough for the relay to finish the batch it is publishing.
+RELAY_STOP_SECONDS = 10.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    store = EventStore(engine, personal_data=PERSONAL_DATA)
+    relay = OutboxRelay(
+        store,
+        settings.kafka(),
+        service=SERVICE,
+        topic=service_topic(SERVICE),
+        source=SOURCE,
+        schema_url=catalog.schema_url,
+    )
+    contacts = Contacts(
+        store=store,
+        phone_region=settings.phone_default_region,
+        import_batch_size=settings.import_batch_size,
+        on_append=relay.wake,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.create_tables()
+        await read_model.create_tables(engine)
+        stop = asyncio.Event()
+        relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(relaying, timeout=RELAY_STOP_SECONDS)
+            except TimeoutError:
+                log.warning("outbox relay did not stop in %.0fs; cancelled", RELAY_STOP_SECONDS)
+            await relay.close()
+            await engine.dispose()
+
+    app = create_service_app(
+        title="CRM contacts",
+        version=VERSION,
+        settings=settings,
+        routers=[router],
+        lifespan=lifespan,
+    )
+    app.state.contacts = contacts
+    return app
+
+
+async def _keep_relaying(relay: OutboxRelay, stop: asyncio.Event) -> None:
+    """The relay retries broker outages itself; anything else (the database gone
+    away) must not end publishing for the life of the process either."""
+    while not stop.is_set():
+        try:
+            await relay.run(stop)
+        except Exception:
+            log.exception("outbox relay failed; restarting in 1s")
+            await relay.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
