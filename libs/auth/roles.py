@@ -45,6 +45,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "consent:write": frozenset(
             {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.MARKETING, Role.INTEGRATION}
         ),
+        # API keys act for the whole tenant without a person behind them (the gateway).
+        "api_keys:manage": frozenset({Role.ADMIN}),
     }
 )
 

@@ -1,0 +1,252 @@
+"""Forwarding: a request to the service that owns it, and the answer back, streamed both ways.
+
+Bodies are never held in memory: a 50 MB CSV import goes to contacts chunk by
+chunk as it arrives, and a big export comes back the same way. What can go wrong
+on the way has one status each, with a JSON body naming the upstream:
+
+- 503: the service did not take the request (refused, no connection in time, no
+  free connection in the pool). Nothing was done, so retrying is safe.
+- 504: the request was sent but no answer came in time. It may or may not have
+  happened; a client retries writes with If-Match or checks first.
+- 502: the service broke the connection or answered something that is not HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+import structlog
+from fastapi import Request
+from prometheus_client import Counter, Histogram
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from libs.platform.app import (
+    CORRELATION_ID_HEADER,
+    REQUEST_ID_HEADER,
+    current_correlation_id,
+    current_request_id,
+)
+from libs.platform.errors import DomainError
+from services.gateway.authentication import Caller
+from services.gateway.routes import Route
+from services.gateway.settings import Settings
+
+log = structlog.get_logger("crm.gateway")
+
+# What a service may need from the client's request. Everything else stays at the
+# gateway: cookies, the API key itself, any tenant header a client made up.
+FORWARDED_REQUEST_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "idempotency-key",
+        "prefer",
+        "user-agent",
+    }
+)
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message;
+# date and server are the gateway's own to set; the ids are set by the gateway's
+# middleware (and are the same ids the service received).
+DROPPED_RESPONSE_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"date",
+        b"server",
+        REQUEST_ID_HEADER.lower().encode(),
+        CORRELATION_ID_HEADER.lower().encode(),
+    }
+)
+
+UPSTREAM_REQUESTS = Counter(
+    "crm_gateway_upstream_requests_total",
+    "Requests forwarded to a service, by outcome (the status, or unavailable/timeout/failed)",
+    ["upstream", "route", "outcome"],
+)
+UPSTREAM_SECONDS = Histogram(
+    "crm_gateway_upstream_seconds",
+    "Time from forwarding a request to the service's response headers",
+    ["upstream", "route"],
+)
+
+
+class UpstreamUnavailable(DomainError):
+    status_code = 503
+
+
+class UpstreamTimedOut(DomainError):
+    status_code = 504
+
+
+class UpstreamFailed(DomainError):
+    status_code = 502
+
+
+def new_upstream_client(settings: Settings) -> httpx.AsyncClient:
+    """The one pooled client every forwarded request shares."""
+    timeout = httpx.Timeout(
+        connect=settings.upstream_connect_timeout_seconds,
+        read=settings.upstream_read_timeout_seconds,
+        write=settings.upstream_read_timeout_seconds,
+        # Waiting for a free pooled connection: the gateway's own overload, a 503.
+        pool=settings.upstream_connect_timeout_seconds,
+    )
+    limits = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_connections,
+        keepalive_expiry=settings.upstream_keepalive_seconds,
+    )
+    # trust_env=False: HTTP(S)_PROXY is for the internet, never for calls between services.
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+
+
+class RelayedResponse(StreamingResponse):
+    """The service's response, streamed as it arrives; the connection goes back to
+    the pool however the stream ends (finished, client gone, upstream broken)."""
+
+    def __init__(self, upstream: httpx.Response) -> None:
+        super().__init__(_relay_body(upstream), status_code=upstream.status_code)
+        self.raw_headers = [
+            (name.lower(), value)
+            for name, value in upstream.headers.raw
+            if name.lower() not in DROPPED_RESPONSE_HEADERS
+        ]
+        self._upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._upstream.aclose()
+
+
+async def _relay_body(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        # Raw: a compressed body stays compressed, matching the forwarded headers.
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as broken:
+        # Too late for a status code: the client sees the connection cut short.
+        log.warning("upstream_body_interrupted", url=str(upstream.request.url), error=repr(broken))
+        raise
+
+
+class UpstreamProxy:
+    def __init__(self, client: httpx.AsyncClient, upstreams: Mapping[str, str]) -> None:
+        self.client = client
+        self.upstreams = dict(upstreams)
+
+    async def forward(self, request: Request, route: Route, caller: Caller) -> Response:
+        upstream = route.upstream
+        url = self._url(request, upstream)
+        headers = self._headers(request, caller)
+        has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+        # One retry only where it cannot do harm: a read without a body whose pooled
+        # connection the service closed just as it was reused.
+        attempts = 2 if request.method in ("GET", "HEAD") and not has_body else 1
+        started_at = time.perf_counter()
+        for attempt in range(1, attempts + 1):
+            try:
+                upstream_request = self.client.build_request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    content=request.stream() if has_body else None,
+                )
+                response = await self.client.send(upstream_request, stream=True)
+                break
+            except httpx.RemoteProtocolError as broken:
+                if attempt < attempts:
+                    continue
+                self._count(route, "failed")
+                raise UpstreamFailed(
+                    f"{upstream} broke the connection", upstream=upstream
+                ) from broken
+            except httpx.PoolTimeout as busy:
+                self._count(route, "unavailable")
+                raise UpstreamUnavailable(
+                    f"the gateway has no free connection to {upstream}",
+                    headers={"Retry-After": "1"},
+                    upstream=upstream,
+                ) from busy
+            except (httpx.ConnectError, httpx.ConnectTimeout) as down:
+                self._count(route, "unavailable")
+                log.warning("upstream_unavailable", upstream=upstream, error=repr(down))
+                raise UpstreamUnavailable(
+                    f"{upstream} is unavailable", headers={"Retry-After": "5"}, upstream=upstream
+                ) from down
+            except httpx.TimeoutException as slow:
+                self._count(route, "timeout")
+                log.warning("upstream_timed_out", upstream=upstream, error=repr(slow))
+                raise UpstreamTimedOut(
+                    f"{upstream} did not answer in time", upstream=upstream
+                ) from slow
+            except httpx.TransportError as broken:
+                self._count(route, "failed")
+                log.warning("upstream_failed", upstream=upstream, error=repr(broken))
+                raise UpstreamFailed(
+                    f"{upstream} broke the connection", upstream=upstream
+                ) from broken
+            except httpx.InvalidURL:
+                raise DomainError("this path cannot be forwarded") from None
+            except ClientDisconnect:
+                # The caller gave up while sending its body; nobody is left to answer.
+                self._count(route, "client_gone")
+                return Response(status_code=499)
+        UPSTREAM_SECONDS.labels(upstream, route.template).observe(time.perf_counter() - started_at)
+        self._count(route, str(response.status_code))
+        return RelayedResponse(response)
+
+    def _url(self, request: Request, upstream: str) -> str:
+        # The raw path, not the decoded one: an id containing %2F must stay one segment.
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        url = self.upstreams[upstream] + raw_path.decode("latin-1")
+        query: bytes = request.scope.get("query_string", b"")
+        return f"{url}?{query.decode('latin-1')}" if query else url
+
+    def _headers(self, request: Request, caller: Caller) -> list[tuple[str, str]]:
+        headers = [
+            (name, value)
+            for name, value in request.headers.items()
+            if name in FORWARDED_REQUEST_HEADERS
+        ]
+        headers.append(("authorization", caller.upstream_authorization))
+        # The service's middleware adopts these ids, so its log lines and the
+        # correlationid of the events it appends match the gateway's.
+        request_id = current_request_id()
+        correlation_id = current_correlation_id()
+        if request_id:
+            headers.append((REQUEST_ID_HEADER, request_id))
+        if correlation_id:
+            headers.append((CORRELATION_ID_HEADER, correlation_id))
+        client = request.client.host if request.client else None
+        if client:
+            earlier = request.headers.get("x-forwarded-for")
+            headers.append(("x-forwarded-for", f"{earlier}, {client}" if earlier else client))
+        headers.append(("x-forwarded-proto", request.url.scheme))
+        if "host" in request.headers:
+            headers.append(("x-forwarded-host", request.headers["host"]))
+        return headers
+
+    @staticmethod
+    def _count(route: Route, outcome: str) -> None:
+        UPSTREAM_REQUESTS.labels(route.upstream, route.template, outcome).inc()

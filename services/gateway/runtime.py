@@ -1,0 +1,73 @@
+"""Everything the gateway holds open while it runs, built and closed in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.events.db import create_engine
+from services.gateway.api_keys import ApiKeyStore
+from services.gateway.authentication import ApiKeyAuthenticator
+from services.gateway.openapi import PlatformDocument
+from services.gateway.proxy import UpstreamProxy, new_upstream_client
+from services.gateway.rate_limit import RateLimits, TokenBucketLimiter
+from services.gateway.settings import Settings
+
+
+@dataclass(slots=True)
+class GatewayRuntime:
+    settings: Settings
+    engine: AsyncEngine
+    client: httpx.AsyncClient
+    api_keys: ApiKeyStore
+    authenticator: ApiKeyAuthenticator
+    rate_limits: RateLimits
+    proxy: UpstreamProxy
+    platform_document: PlatformDocument
+
+    @classmethod
+    async def start(cls, settings: Settings) -> GatewayRuntime:
+        engine = create_engine(settings.database_url)
+        api_keys = ApiKeyStore(engine)
+        try:
+            await api_keys.create_tables()
+        except BaseException:
+            await engine.dispose()
+            raise
+        client = new_upstream_client(settings)
+        upstreams = settings.upstream_urls()
+        return cls(
+            settings=settings,
+            engine=engine,
+            client=client,
+            api_keys=api_keys,
+            authenticator=ApiKeyAuthenticator(
+                api_keys,
+                settings.auth(),
+                cache_seconds=settings.api_key_cache_seconds,
+                forwarded_token_seconds=settings.forwarded_token_seconds,
+            ),
+            rate_limits=RateLimits(
+                tenant=TokenBucketLimiter(
+                    settings.rate_limit_tenant_per_second, settings.rate_limit_tenant_burst
+                ),
+                caller=TokenBucketLimiter(
+                    settings.rate_limit_caller_per_second, settings.rate_limit_caller_burst
+                ),
+            ),
+            proxy=UpstreamProxy(client, upstreams),
+            platform_document=PlatformDocument(
+                client,
+                upstreams,
+                cache_seconds=settings.openapi_cache_seconds,
+                fetch_timeout_seconds=settings.upstream_probe_timeout_seconds,
+            ),
+        )
+
+    async def stop(self) -> None:
+        try:
+            await self.client.aclose()
+        finally:
+            await self.engine.dispose()

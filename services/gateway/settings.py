@@ -1,0 +1,77 @@
+"""The gateway's settings: the shared ones plus where the upstreams are and how hard to push them.
+
+Every field comes from the environment under its upper-case name (``CONTACTS_URL``,
+``UPSTREAM_READ_TIMEOUT_SECONDS``, ``RATE_LIMIT_TENANT_PER_SECOND``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from libs.platform.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: ClassVar[str] = "gateway"
+
+    http_port: int = 8000
+    # Customer imports (a 100,000-row CSV is 10-20 MB) pass through in one request;
+    # the contacts service accepts up to the same size.
+    max_request_body_bytes: int = 64 * 1024 * 1024
+
+    # Where each upstream service listens (the fixed ports of `make run` by default).
+    contacts_url: str = "http://127.0.0.1:8001"
+    customer360_url: str = "http://127.0.0.1:8006"
+
+    # A service that cannot take a connection within a second is down for practical
+    # purposes: the caller gets a 503 quickly instead of waiting with it.
+    upstream_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    # The longest silence tolerated from a service once the request is sent (also
+    # between chunks of a body), then 504. Imports of big files need the most.
+    upstream_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    upstream_max_connections: int = Field(default=200, gt=0)
+    # Kept under uvicorn's 5 s keep-alive so the gateway drops an idle connection
+    # before the service does, instead of reusing one that is being closed.
+    upstream_keepalive_seconds: float = Field(default=4.0, ge=0)
+
+    # How long a looked-up API key is trusted before the database is asked again:
+    # the longest a revocation takes to reach the other gateway processes.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)
+    # Lifetime of the JWT the gateway signs for an API-key caller's request.
+    forwarded_token_seconds: int = Field(default=120, ge=10)
+
+    # Token buckets per process; 0 switches that limit off (benchmarks, trusted networks).
+    rate_limit_tenant_per_second: float = Field(default=1000.0, ge=0)
+    rate_limit_tenant_burst: int = Field(default=2000, ge=1)
+    rate_limit_caller_per_second: float = Field(default=200.0, ge=0)
+    rate_limit_caller_burst: int = Field(default=400, ge=1)
+
+    # The merged /openapi.json is rebuilt from the services' documents at most this often.
+    openapi_cache_seconds: float = Field(default=30.0, ge=0)
+    # /healthz and /openapi.json never wait longer than this for a service.
+    upstream_probe_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    # Browser origins allowed to call the API (the web console), comma-separated.
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("contacts_url", "customer360_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return url
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    def upstream_urls(self) -> dict[str, str]:
+        """Base URL of every upstream the routing table names."""
+        return {"contacts": self.contacts_url, "customer360": self.customer360_url}

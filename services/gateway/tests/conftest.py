@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from services.gateway.settings import Settings
+from services.gateway.tests.support import gateway_settings, open_gateway
+from services.gateway.tests.upstreams import UpstreamServer, contacts_app, customer360_app
+
+
+@pytest.fixture(scope="session")
+def contacts_service() -> Iterator[UpstreamServer]:
+    server = UpstreamServer(contacts_app()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def customer360_service() -> Iterator[UpstreamServer]:
+    server = UpstreamServer(customer360_app()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(
+    pg_url: str, contacts_service: UpstreamServer, customer360_service: UpstreamServer
+) -> Settings:
+    return gateway_settings(pg_url, contacts_service.url, customer360_service.url)
+
+
+@pytest_asyncio.fixture
+async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with open_gateway(settings) as client:
+        yield client

@@ -1,0 +1,195 @@
+"""One OpenAPI document for the platform, and a health report that names each service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from libs.events.db import create_engine
+from libs.platform.broker import free_port
+from services.gateway.app import create_app
+from services.gateway.openapi import UpstreamDocument, merge_documents
+from services.gateway.runtime import GatewayRuntime
+from services.gateway.settings import Settings
+from services.gateway.tests.support import gateway_settings, open_gateway, started
+from services.gateway.tests.upstreams import UpstreamServer, nowhere
+
+# --- the merged document ---------------------------------------------------------------
+
+
+async def test_the_platform_document_holds_every_services_paths_and_the_gateways(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.get("/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    paths = document["paths"]
+    assert "/api/v1/customers" in paths
+    assert "/api/v1/customers/import" in paths
+    assert "/api/v1/custom-fields/{name}" in paths
+    assert "/api/v1/customers/{customer_id}/360" in paths
+    assert "/api/v1/api-keys" in paths
+    # The services' own endpoints stay out of the platform's public document.
+    assert "/healthz" not in paths and "/openapi.json" not in paths
+    assert paths["/api/v1/customers/{customer_id}/360"]["get"]["x-service"] == "customer360"
+    assert paths["/api/v1/customers"]["post"]["security"] == [{"HTTPBearer": []}, {"ApiKey": []}]
+    assert set(document["components"]["securitySchemes"]) == {"HTTPBearer", "ApiKey"}
+    assert document["x-upstreams"]["contacts"]["status"] == "available"
+    assert document["x-upstreams"]["customer360"]["status"] == "available"
+
+
+async def test_references_in_the_merged_document_all_resolve(gateway: httpx.AsyncClient) -> None:
+    document = (await gateway.get("/openapi.json")).json()
+
+    for reference in references(document):
+        section, name = reference.removeprefix("#/components/").split("/")
+        assert name in document["components"][section], reference
+
+
+async def test_a_service_that_is_down_is_listed_as_unavailable(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    settings = gateway_settings(pg_url, contacts_service.url, nowhere())
+    async with open_gateway(settings) as gateway:
+        response = await gateway.get("/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["x-upstreams"]["customer360"]["status"] == "unavailable"
+    assert "ConnectError" in document["x-upstreams"]["customer360"]["error"]
+    assert "/api/v1/customers/{customer_id}/360" not in document["paths"]
+    assert "/api/v1/customers" in document["paths"]
+    assert "customer360" in document["info"]["description"]
+
+
+async def test_swagger_ui_is_served_for_the_platform_document(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/docs")
+
+    assert response.status_code == 200
+    assert "/openapi.json" in response.text
+
+
+def test_clashing_components_are_renamed_per_service_and_references_follow() -> None:
+    gateway: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "CRM platform API", "version": "1"},
+        "paths": {},
+        "components": {"schemas": {"Customer": {"type": "object", "title": "gateway's"}}},
+    }
+    contacts: dict[str, Any] = {
+        "paths": {
+            "/api/v1/customers": {
+                "get": {
+                    "operationId": "list",
+                    "responses": {
+                        "200": {
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Customer"}
+                                }
+                            }
+                        }
+                    },
+                }
+            },
+            "/healthz": {"get": {"operationId": "healthz"}},
+        },
+        "components": {
+            "schemas": {
+                "Customer": {"type": "object", "title": "contacts'"},
+                "HTTPValidationError": {"type": "object"},
+            }
+        },
+    }
+    customer360: dict[str, Any] = {
+        "paths": {
+            "/api/v1/customers/{customer_id}/360": {"get": {"operationId": "list"}},
+        },
+        "components": {"schemas": {"HTTPValidationError": {"type": "object"}}},
+    }
+
+    merged = merge_documents(
+        gateway,
+        [
+            UpstreamDocument("contacts", "available", contacts, None, 0.0),
+            UpstreamDocument("customer360", "available", customer360, None, 0.0),
+        ],
+    )
+
+    schemas = merged["components"]["schemas"]
+    assert schemas["Customer"]["title"] == "gateway's"
+    assert schemas["contacts_Customer"]["title"] == "contacts'"
+    assert set(schemas) == {"Customer", "contacts_Customer", "HTTPValidationError"}
+    operation = merged["paths"]["/api/v1/customers"]["get"]
+    assert list(references(operation)) == ["#/components/schemas/contacts_Customer"]
+    assert "/healthz" not in merged["paths"]
+    # Operation ids stay unique across services.
+    assert merged["paths"]["/api/v1/customers/{customer_id}/360"]["get"]["operationId"] == (
+        "customer360_list"
+    )
+    assert gateway["components"]["schemas"] == {
+        "Customer": {"type": "object", "title": "gateway's"}
+    }
+
+
+def references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in references(value)]
+    return []
+
+
+# --- health -------------------------------------------------------------------------
+
+
+async def test_health_reports_every_service_up_with_its_latency(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/healthz")
+
+    assert response.status_code == 200
+    report = response.json()
+    assert report["status"] == "ok"
+    assert report["service"] == "gateway"
+    assert report["database"]["status"] == "up"
+    for name in ("contacts", "customer360"):
+        assert report["upstreams"][name]["status"] == "up"
+        assert report["upstreams"][name]["latency_ms"] >= 0
+
+
+async def test_a_service_that_is_down_degrades_the_report_but_not_the_gateway(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    settings = gateway_settings(pg_url, contacts_service.url, nowhere())
+    async with open_gateway(settings) as gateway:
+        response = await gateway.get("/healthz")
+
+    assert response.status_code == 200
+    report = response.json()
+    assert report["status"] == "degraded"
+    assert report["upstreams"]["contacts"]["status"] == "up"
+    assert report["upstreams"]["customer360"] == {
+        "url": settings.customer360_url,
+        "status": "down",
+        "detail": "ConnectError",
+    }
+
+
+async def test_the_gateway_is_failing_when_its_own_database_is_gone(settings: Settings) -> None:
+    app = create_app(settings)
+    async with started(app) as gateway:
+        runtime: GatewayRuntime = app.state.gateway
+        healthy_engine = runtime.engine
+        # The gateway's database goes away under the running gateway.
+        runtime.engine = create_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/gone")
+        try:
+            response = await gateway.get("/healthz")
+        finally:
+            await runtime.engine.dispose()
+            runtime.engine = healthy_engine
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "failing"
+    assert response.json()["database"]["status"] == "down"

@@ -1,0 +1,83 @@
+"""The routing table: who owns which path, and the coarse role check per method."""
+
+from __future__ import annotations
+
+import pytest
+
+from libs.auth import PERMISSIONS, Principal, Role
+from services.gateway.routes import ANY_WRITE, ROUTING_TABLE, route_for
+
+
+def caller(*roles: str) -> Principal:
+    return Principal(subject="u", tenant_id="acme", roles=frozenset(roles))
+
+
+@pytest.mark.parametrize(
+    ("path", "upstream"),
+    [
+        ("/api/v1/customers/c-1/360", "customer360"),
+        ("/api/v1/customers/c-1/360/", "customer360"),
+        ("/api/v1/projections/customer360", "customer360"),
+        ("/api/v1/projections/customer360/status", "customer360"),
+        ("/api/v1/customers", "contacts"),
+        ("/api/v1/customers/c-1", "contacts"),
+        ("/api/v1/customers/c-1/interactions", "contacts"),
+        ("/api/v1/customers/import", "contacts"),
+        ("/api/v1/customers/360", "contacts"),  # a customer whose id is "360"
+        ("/api/v1/customers/c-1/360/history", "contacts"),
+        ("/api/v1/custom-fields/vip_level", "contacts"),
+    ],
+)
+def test_each_path_has_one_owner(path: str, upstream: str) -> None:
+    route = route_for(path)
+
+    assert route is not None and route.upstream == upstream
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/customersx",
+        "/api/v1/projections/customer360x",
+        "/api/v2/customers",
+        "/api/v1/deals",
+        "/api/v1/customers/../api-keys",
+        "/api/v1/customers/./c-1",
+    ],
+)
+def test_paths_nobody_owns_match_nothing(path: str) -> None:
+    assert route_for(path) is None
+
+
+def test_reads_need_customers_read_which_every_catalogue_role_has() -> None:
+    route = route_for("/api/v1/customers")
+    assert route is not None
+
+    for role in Role:
+        assert route.permits(caller(role.value), "GET")
+    assert not route.permits(caller("superuser"), "GET")
+
+
+def test_a_read_only_caller_is_stopped_on_any_write() -> None:
+    for path in ("/api/v1/customers", "/api/v1/customers/c-1/360", "/api/v1/custom-fields/x"):
+        route = route_for(path)
+        assert route is not None
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            assert not route.permits(caller("viewer"), method)
+
+
+def test_the_coarse_check_is_never_stricter_than_the_matrix() -> None:
+    # Marketing may only log interactions and consent, and still gets past the gateway.
+    customers = route_for("/api/v1/customers/c-1/consent")
+    assert customers is not None and customers.permits(caller("marketing"), "POST")
+    # Custom fields are the admin's alone, here as in contacts.
+    fields = route_for("/api/v1/custom-fields/vip")
+    assert fields is not None
+    assert fields.roles_for("PUT") == ["admin"]
+
+
+def test_every_route_names_permissions_from_the_matrix() -> None:
+    for route in ROUTING_TABLE:
+        assert route.reads in PERMISSIONS
+        assert route.writes <= set(PERMISSIONS)
+    assert "customers:read" not in ANY_WRITE
