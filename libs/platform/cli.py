@@ -16,7 +16,9 @@ import importlib
 import importlib.util
 import json
 import os
+import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,40 +82,81 @@ async def _create_postgres_databases(urls: list[str]) -> None:
             await conn.close()
 
 
+@dataclass(frozen=True)
+class PlatformProcess:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    url: str
+
+
+def platform_processes(
+    *, database_url: str, bootstrap: str, ports: dict[str, int], broker_port: int | None
+) -> list[PlatformProcess]:
+    """What ``crm run`` starts; the end-to-end tests start the same on free ports."""
+    crm = [sys.executable, "-m", "libs.platform.cli"]
+    processes = []
+    if broker_port is not None:
+        processes.append(
+            PlatformProcess(
+                "broker",
+                [*crm, "broker", "--port", str(broker_port)],
+                dict(os.environ),
+                f"127.0.0.1:{broker_port} (embedded, memory only)",
+            )
+        )
+    upstreams = {f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    for name in existing_services():
+        if name not in ports:
+            continue
+        db = service_database_url(database_url, name)
+        env = {
+            **os.environ,
+            **upstreams,
+            "DATABASE_URL": db,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "HTTP_PORT": str(ports[name]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        processes.append(
+            PlatformProcess(
+                name,
+                [*crm, "serve", name],
+                env,
+                f"http://127.0.0.1:{ports[name]}  (/docs, /metrics)  db {db}",
+            )
+        )
+    return processes
+
+
 @app.command()
 def run() -> None:
     """Start the platform: broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and every service."""
     from honcho.manager import Manager
 
     base_url = os.environ.get("DATABASE_URL", "")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    services = existing_services()
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     Path("var").mkdir(exist_ok=True)
-    urls = {name: service_database_url(base_url, name) for name in services}
-    postgres = [u for u in urls.values() if make_url(u).get_backend_name() == "postgresql"]
+    processes = platform_processes(
+        database_url=base_url,
+        bootstrap=external or f"127.0.0.1:{BROKER_PORT}",
+        ports=PORTS,
+        broker_port=None if external else BROKER_PORT,
+    )
+    postgres = [
+        p.env["DATABASE_URL"]
+        for p in processes
+        if make_url(p.env.get("DATABASE_URL", "sqlite://")).get_backend_name() == "postgresql"
+    ]
     if postgres:
         asyncio.run(_create_postgres_databases(postgres))
 
     manager = Manager()
-    crm = [sys.executable, "-m", "libs.platform.cli"]
-    lines = [f"  broker        {bootstrap} (external)"]
-    if not bootstrap:
-        bootstrap = f"127.0.0.1:{BROKER_PORT}"
-        manager.add_process("broker", " ".join([*crm, "broker", "--port", str(BROKER_PORT)]))
-        lines = [f"  broker        {bootstrap} (embedded, memory only)"]
-    for name in services:
-        env = {
-            **os.environ,
-            "DATABASE_URL": urls[name],
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "HTTP_PORT": str(PORTS[name]),
-            "PYTHONUNBUFFERED": "1",
-        }
-        manager.add_process(name, " ".join([*crm, "serve", name]), env=env)
-        lines.append(
-            f"  {name:<13} http://127.0.0.1:{PORTS[name]}  (/docs, /metrics)  db {urls[name]}"
-        )
-    print("customer-lifecycle platform, embedded default:", *lines, sep="\n", flush=True)
+    lines = [] if not external else [f"  broker        {external} (external)"]
+    for process in processes:
+        manager.add_process(process.name, shlex.join(process.command), env=process.env)
+        lines.append(f"  {process.name:<13} {process.url}")
+    print("customer-lifecycle platform:", *lines, sep="\n", flush=True)
     print("Ctrl-C stops everything.", flush=True)
     manager.loop()
     sys.exit(manager.returncode)
