@@ -1,0 +1,135 @@
+"""The first end-to-end path, on `make run`'s setup: a client calls the gateway, contacts
+records events, the relay puts them on the broker, the projector builds the 360 view, and
+the client reads it back through the gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from libs.auth import issue_token
+from libs.platform.settings import ServiceSettings
+from tests.conftest import RunningPlatform
+
+
+def token(tenant: str, roles: list[str]) -> str:
+    return issue_token(ServiceSettings().auth(), f"user@{tenant}", tenant, roles)
+
+
+@pytest.fixture(scope="module")
+def client(platform: RunningPlatform) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token('acme', ['admin'])}"}
+    return httpx.Client(base_url=platform.gateway, headers=headers, timeout=15)
+
+
+def view(client: httpx.Client, customer_id: str, at_least: int) -> dict[str, Any]:
+    """Read-your-writes: the 360 view at least at the version just written."""
+    response = client.get(
+        f"/api/v1/customers/{customer_id}/360", params={"min_version": at_least, "wait_ms": 10_000}
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_the_360_view_follows_each_step_of_a_customers_life(client: httpx.Client) -> None:
+    registered = client.post(
+        "/api/v1/customers",
+        json={
+            "kind": "person",
+            "name": "张伟",
+            "email": "zhang.wei@example.com",
+            "phone": "138 0013 8000",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    zhang = registered.json()["id"]
+    first = view(client, zhang, registered.json()["version"])
+    assert first["profile"]["name"] == "张伟"
+    assert first["profile"]["phone"] == "+8613800138000"
+    assert first["freshness"]["version"] == 1
+
+    called = client.post(
+        f"/api/v1/customers/{zhang}/interactions",
+        json={
+            "channel": "wechat",
+            "direction": "inbound",
+            "summary": "asked about the renewal price",
+        },
+    )
+    assert called.status_code == 201, called.text
+    after_call = view(client, zhang, called.json()["version"])
+    assert after_call["last_interaction"]["channel"] == "wechat"
+    assert after_call["interaction_count"] == 1
+
+    tagged = client.post(f"/api/v1/customers/{zhang}/tags", json={"tags": ["VIP"]})
+    assert tagged.status_code == 200, tagged.text
+    assert view(client, zhang, tagged.json()["version"])["tags"] == ["vip"]
+
+    duplicate = client.post(
+        "/api/v1/customers",
+        json={
+            "kind": "person",
+            "name": "Zhang Wei",
+            "email": "zhang.wei@example.com",
+            "register_anyway": True,
+        },
+    )
+    assert duplicate.status_code == 201, duplicate.text
+    copy = duplicate.json()["id"]
+    merged = client.post(f"/api/v1/customers/{zhang}/merge", json={"duplicate_id": copy})
+    assert merged.status_code == 200, merged.text
+    survivor = view(client, zhang, merged.json()["version"])
+    assert copy in survivor["merged_ids"]
+    through_duplicate = client.get(f"/api/v1/customers/{copy}/360")
+    assert through_duplicate.status_code == 200
+    assert through_duplicate.json()["customer_id"] == zhang
+
+    erased = client.delete(f"/api/v1/customers/{zhang}/personal-data")
+    assert erased.status_code == 200, erased.text
+    forgotten = view(client, zhang, erased.json()["version"])
+    assert forgotten["erased"] is True
+    text = str(forgotten)
+    for personal in ("张伟", "zhang.wei@example.com", "+8613800138000", "renewal price"):
+        assert personal not in text, f"{personal!r} still in the 360 view"
+
+
+def test_a_customer_of_another_tenant_is_not_found_through_the_gateway(
+    client: httpx.Client, platform: RunningPlatform
+) -> None:
+    created = client.post("/api/v1/customers", json={"kind": "company", "name": "Acme Ltd"})
+    assert created.status_code == 201
+    acme_customer = created.json()["id"]
+    view(client, acme_customer, 1)
+    other = {"Authorization": f"Bearer {token('globex', ['admin'])}"}
+
+    for path in (f"/api/v1/customers/{acme_customer}", f"/api/v1/customers/{acme_customer}/360"):
+        assert httpx.get(platform.gateway + path, headers=other).status_code == 404
+
+
+def test_requests_without_valid_credentials_never_reach_a_service(
+    platform: RunningPlatform,
+) -> None:
+    assert httpx.get(f"{platform.gateway}/api/v1/customers").status_code == 401
+    forged = issue_token(ServiceSettings(jwt_secret="x" * 40).auth(), "eve", "acme", ["admin"])
+    response = httpx.get(
+        f"{platform.gateway}/api/v1/customers", headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert response.status_code == 401
+
+
+def test_an_upstream_that_is_down_is_a_clear_503(
+    client: httpx.Client, platform: RunningPlatform
+) -> None:
+    created = client.post("/api/v1/customers", json={"kind": "person", "name": "Li Na"})
+    assert created.status_code == 201
+    platform.stop("customer360")
+
+    response = client.get(f"/api/v1/customers/{created.json()['id']}/360")
+
+    assert response.status_code == 503
+    assert "customer360" in response.text
+    health = httpx.get(f"{platform.gateway}/healthz").json()
+    assert health["upstreams"]["customer360"]["status"] == "down"
+    assert health["upstreams"]["contacts"]["status"] == "up"
