@@ -51,7 +51,9 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 20, max_overflow: int | None = None, echo: bool = False
+) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -63,7 +65,11 @@ def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Async
     # No pre-ping: it costs a round trip per checkout on every request; recycling
     # connections and retrying at the edges covers a restarted server.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_recycle=1800,
     )
 
 

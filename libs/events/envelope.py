@@ -69,12 +69,20 @@ class EventEnvelope:
             attrs["causationid"] = self.causationid
         return attrs
 
-    def to_kafka(self) -> KafkaRecord:
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
         headers = [("content-type", self.datacontenttype.encode())]
         headers += [(f"ce_{name}", value.encode()) for name, value in self.attributes().items()]
         headers += [(f"ce_{name}", value.encode()) for name, value in self.extra.items()]
-        value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
-        return KafkaRecord(key=self.partitionkey.encode(), value=value, headers=headers)
+        return headers
+
+    def to_kafka(self, *, encoded_data: bytes | None = None) -> KafkaRecord:
+        """``encoded_data``: the data already as JSON (the store keeps it so), not re-encoded."""
+        value = encoded_data
+        if value is None:
+            value = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False).encode()
+        return KafkaRecord(
+            key=self.partitionkey.encode(), value=value, headers=self.kafka_headers()
+        )
 
     @classmethod
     def from_kafka(

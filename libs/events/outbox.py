@@ -13,17 +13,23 @@ the same events go out again and consumers drop them by event id.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import delete, func, select, text
+from aiokafka.partitioner import DefaultPartitioner
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events import metrics
 from libs.events.db import is_postgres
+from libs.events.envelope import KafkaRecord
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
 from libs.events.store import (
     EVENT_COLUMNS,
@@ -35,6 +41,17 @@ from libs.events.store import (
 )
 
 log = logging.getLogger(__name__)
+
+_PENDING = """
+SELECT e.position, e.event_id, e.tenant_id, e.stream_id, e.version, e.type, e.partition_key,
+       e.data::text AS data, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id
+FROM outbox o JOIN events e ON e.position = o.position
+ORDER BY o.position
+LIMIT $1
+"""
+
+# The Java client's murmur2 partitioning: a key lands where any Kafka client puts it.
+_PARTITIONER = DefaultPartitioner()
 
 
 class OutboxRelay:
@@ -61,6 +78,7 @@ class OutboxRelay:
         self.idle_poll_seconds = idle_poll_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self._producer: AIOKafkaProducer | None = None
+        self._backlog_measured_at = 0.0
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -101,14 +119,24 @@ class OutboxRelay:
         """Publish one batch of the outbox; return how many events went out."""
         async with self.store.engine.connect() as conn:
             batch = await self._pending(conn)
-            await self._record_backlog(conn)
+            # Counting a long backlog on every pass would cost more than publishing it.
+            if time.monotonic() - self._backlog_measured_at > 1.0 or not batch:
+                await self._record_backlog(conn)
+                self._backlog_measured_at = time.monotonic()
         if not batch:
             return 0
-        await self._publish(batch)
+        await self._publish([record for _, record in batch])
+        positions = [position for position, _ in batch]
         async with self.store.engine.begin() as conn:
-            await conn.execute(
-                delete(outbox).where(outbox.c.position.in_([e.position for e in batch]))
-            )
+            if is_postgres(self.store.engine):
+                await conn.execute(
+                    delete(outbox).where(
+                        outbox.c.position
+                        == any_(bindparam("p", positions, type_=ARRAY(BigInteger)))
+                    )
+                )
+            else:
+                await conn.execute(delete(outbox).where(outbox.c.position.in_(positions)))
         metrics.EVENTS_PUBLISHED.labels(self.topic).inc(len(batch))
         return len(batch)
 
@@ -119,19 +147,56 @@ class OutboxRelay:
             batch = await self.store.read_all(after_position=after_position, limit=self.batch_size)
             if not batch:
                 return count
-            await self._publish(batch)
+            await self._publish([self._record(e) for e in batch])
             after_position = batch[-1].position
             count += len(batch)
 
-    async def _pending(self, conn: AsyncConnection) -> list[RecordedEvent]:
-        query = (
-            select(*EVENT_COLUMNS)
-            .select_from(outbox.join(events, outbox.c.position == events.c.position))
-            .order_by(outbox.c.position)
-            .limit(self.batch_size)
-        )
-        pending = [recorded_event(r) for r in await conn.execute(query)]
-        return await self.store.open_personal_data(conn, pending)
+    def _record(self, event: RecordedEvent, encoded_data: bytes | None = None) -> KafkaRecord:
+        envelope = event.to_envelope(self.source, self.schema_url(event.type))
+        return envelope.to_kafka(encoded_data=encoded_data)
+
+    async def _pending(self, conn: AsyncConnection) -> list[tuple[int, KafkaRecord]]:
+        """The outbox now, in position order, as Kafka records."""
+        if not is_postgres(self.store.engine):
+            query = (
+                select(*EVENT_COLUMNS)
+                .select_from(outbox.join(events, outbox.c.position == events.c.position))
+                .order_by(outbox.c.position)
+                .limit(self.batch_size)
+            )
+            pending = [recorded_event(r) for r in await conn.execute(query)]
+            opened = await self.store.open_personal_data(conn, pending)
+            return [(e.position, self._record(e)) for e in opened]
+        # PostgreSQL: the stored JSON goes out as it is, without a decode and re-encode,
+        # except for events with sealed personal fields, which must be opened first.
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        rows = await driver.fetch(_PENDING, self.batch_size)
+        plain: dict[int, bytes] = {}
+        recorded = []
+        for r in rows:
+            personal = self.store.vault is not None and self.store.vault.is_personal(r["type"])
+            data = json.loads(r["data"]) if personal else {}
+            if not personal:
+                plain[r["position"]] = r["data"].encode()
+            recorded.append(
+                RecordedEvent(
+                    r["position"],
+                    r["event_id"],
+                    r["tenant_id"],
+                    r["stream_id"],
+                    r["version"],
+                    r["type"],
+                    r["partition_key"],
+                    data,
+                    r["occurred_at"],
+                    r["recorded_at"],
+                    r["correlation_id"],
+                    r["causation_id"],
+                )
+            )
+        if len(plain) < len(recorded):
+            recorded = await self.store.open_personal_data(conn, recorded)
+        return [(e.position, self._record(e, plain.get(e.position))) for e in recorded]
 
     async def _record_backlog(self, conn: AsyncConnection) -> None:
         row = (await conn.execute(select(func.count(), func.min(outbox.c.enqueued_at)))).one()
@@ -144,17 +209,33 @@ class OutboxRelay:
             age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
         metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(age)
 
-    async def _publish(self, batch: list[RecordedEvent]) -> None:
+    async def _publish(self, batch: list[KafkaRecord]) -> None:
         producer = await self._ensure_producer()
+        partitions = sorted(await producer.partitions_for(self.topic))
+        # One record batch per partition, chosen as the default partitioner would for
+        # the key: no per-message future or metadata lookup. Batches of a partition
+        # go out in the order they are sent, so every stream keeps its order.
+        builders: dict[int, Any] = {}
         sends = []
-        for event in batch:
-            record = event.to_envelope(self.source, self.schema_url(event.type)).to_kafka()
-            sends.append(
-                await producer.send(
-                    self.topic, key=record.key, value=record.value, headers=record.headers
+        for record in batch:
+            partition = _PARTITIONER(record.key, partitions, partitions)
+            builder = builders.get(partition)
+            if builder is None:
+                builder = builders[partition] = producer.create_batch()
+            if (
+                builder.append(
+                    timestamp=None, key=record.key, value=record.value, headers=record.headers
                 )
-            )
-        # Every send must be acknowledged before the outbox rows go; if any fails
+                is None
+            ):
+                sends.append(await producer.send_batch(builder, self.topic, partition=partition))
+                builder = builders[partition] = producer.create_batch()
+                builder.append(
+                    timestamp=None, key=record.key, value=record.value, headers=record.headers
+                )
+        for partition, builder in builders.items():
+            sends.append(await producer.send_batch(builder, self.topic, partition=partition))
+        # Every batch must be acknowledged before the outbox rows go; if any fails
         # the whole batch is sent again (consumers drop the duplicates).
         results = await asyncio.gather(*sends, return_exceptions=True)
         for result in results:

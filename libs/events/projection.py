@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -91,6 +91,11 @@ class Projection(ABC):
     @abstractmethod
     async def apply(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
         """Apply one new (never before applied) event."""
+
+    async def apply_many(self, conn: AsyncConnection, events: Sequence[ReceivedEvent]) -> None:
+        """Apply new events in order. Override to fold a batch into fewer statements."""
+        for event in events:
+            await self.apply(conn, event)
 
 
 @dataclass(frozen=True)
@@ -182,26 +187,11 @@ class ProjectionRunner:
 
     async def apply_batch(self, received: Sequence[ReceivedEvent], progress: Progress) -> None:
         started = asyncio.get_running_loop().time()
-        key = self.projection.key
         async with self.engine.begin() as conn:
-            fresh: set[str] = set()
-            if received:
-                rows = [{"projection": key, "event_id": e.envelope.id} for e in received]
-                result = await conn.execute(
-                    self._insert(applied_events)
-                    .values(rows)
-                    .on_conflict_do_nothing()
-                    .returning(applied_events.c.event_id)
-                )
-                fresh = {r[0] for r in result}
-            applied = 0
-            for event in received:
-                # A batch can carry the same event twice: apply its first copy only.
-                if event.envelope.id in fresh:
-                    fresh.discard(event.envelope.id)
-                    await self.projection.apply(conn, event)
-                    applied += 1
+            fresh = await self._first_time(conn, received)
+            await self.projection.apply_many(conn, fresh)
             await self._save_progress(conn, progress)
+        applied = len(fresh)
         metrics.EVENTS_APPLIED.labels(self.projection.name).inc(applied)
         if len(received) > applied:
             metrics.DUPLICATES_SKIPPED.labels(self.projection.name).inc(len(received) - applied)
@@ -217,6 +207,39 @@ class ProjectionRunner:
         metrics.BATCH_SECONDS.labels(self.projection.name).observe(
             asyncio.get_running_loop().time() - started
         )
+
+    async def _first_time(
+        self, conn: AsyncConnection, received: Sequence[ReceivedEvent]
+    ) -> list[ReceivedEvent]:
+        """Record the batch's event ids; keep the events never applied before, in order."""
+        if not received:
+            return []
+        ids = [e.envelope.id for e in received]
+        if is_postgres(self.engine):
+            result = await conn.execute(
+                text(
+                    "INSERT INTO projection_applied_events (projection, event_id) "
+                    "SELECT :projection, id FROM unnest(CAST(:ids AS varchar[])) AS u(id) "
+                    "ON CONFLICT DO NOTHING RETURNING event_id"
+                ),
+                {"projection": self.projection.key, "ids": ids},
+            )
+        else:
+            rows = [{"projection": self.projection.key, "event_id": i} for i in dict.fromkeys(ids)]
+            result = await conn.execute(
+                self._insert(applied_events)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(applied_events.c.event_id)
+            )
+        new = {r[0] for r in result}
+        fresh = []
+        for event in received:
+            # A batch can carry the same event twice: apply its first copy only.
+            if event.envelope.id in new:
+                new.discard(event.envelope.id)
+                fresh.append(event)
+        return fresh
 
     async def _save_progress(self, conn: AsyncConnection, progress: Progress) -> None:
         if not progress:

@@ -10,12 +10,14 @@ was stored.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from asyncpg.exceptions import UniqueViolationError
 from sqlalchemy import (
     Column,
     ForeignKey,
@@ -33,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events.catalog import DomainEvent
-from libs.events.db import BigId, JsonDocument, UtcDateTime
+from libs.events.db import BigId, JsonDocument, UtcDateTime, is_postgres
 from libs.events.envelope import EventEnvelope
 from libs.events.vault import PersonalDataPolicy, PersonalDataVault, keys_table, open_events
 
@@ -174,12 +176,33 @@ def recorded_event(row: Any) -> RecordedEvent:
     return RecordedEvent(*row)
 
 
+_APPEND_IN_ONE_STATEMENT = """
+WITH appended AS (
+    INSERT INTO events (event_id, tenant_id, stream_id, version, type, partition_key, data,
+                        correlation_id, causation_id, occurred_at, recorded_at)
+    SELECT u.event_id, $2::varchar, $3::varchar, $4::int + u.ord::int, u.type,
+           u.partition_key, u.data::jsonb, u.correlation_id, u.causation_id, u.occurred_at,
+           $5::timestamptz
+    FROM unnest($1::varchar[], $6::varchar[], $7::varchar[], $8::text[], $9::varchar[],
+                $10::varchar[], $11::timestamptz[])
+         WITH ORDINALITY AS u(event_id, type, partition_key, data, correlation_id,
+                              causation_id, occurred_at, ord)
+    WHERE $4::int = 0 OR (SELECT max(version) FROM events
+                          WHERE tenant_id = $2::varchar AND stream_id = $3::varchar) = $4::int
+    ORDER BY u.ord
+    RETURNING position
+)
+INSERT INTO outbox (position, enqueued_at) SELECT position, $5::timestamptz FROM appended
+"""
+
+
 class EventStore:
     def __init__(
         self, engine: AsyncEngine, *, personal_data: PersonalDataPolicy | None = None
     ) -> None:
         self.engine = engine
         self.vault = PersonalDataVault(personal_data_keys, personal_data) if personal_data else None
+        self._single_statement = is_postgres(engine)
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -203,6 +226,10 @@ class EventStore:
             return expected_version
         if conn is not None:
             return await self._append(conn, tenant_id, stream_id, expected_version, new_events)
+        if self._single_statement and not any(self._is_personal(e.type) for e in new_events):
+            return await self._append_in_one_statement(
+                tenant_id, stream_id, expected_version, new_events
+            )
         async with self.engine.begin() as own:
             return await self._append(own, tenant_id, stream_id, expected_version, new_events)
 
@@ -315,6 +342,37 @@ class EventStore:
             first = appends[0]
             raise ConcurrencyConflict(tenant_id, first.stream_id, first.expected_version) from exc
         return [a.expected_version + len(a.events) for a in appends]
+
+    def _is_personal(self, type_name: str) -> bool:
+        return self.vault is not None and self.vault.is_personal(type_name)
+
+    async def _append_in_one_statement(
+        self, tenant_id: str, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]
+    ) -> int:
+        # PostgreSQL: events, outbox rows and the gap check in one statement, which is
+        # its own transaction: one round trip instead of BEGIN, three statements, COMMIT.
+        args = (
+            [e.event_id for e in new_events],
+            tenant_id,
+            stream_id,
+            expected_version,
+            datetime.now(UTC),
+            [e.type for e in new_events],
+            [e.partition_key for e in new_events],
+            [json.dumps(e.data, separators=(",", ":"), ensure_ascii=False) for e in new_events],
+            [e.correlation_id for e in new_events],
+            [e.causation_id for e in new_events],
+            [e.occurred_at for e in new_events],
+        )
+        async with self.engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                status = await driver.execute(_APPEND_IN_ONE_STATEMENT, *args)
+            except UniqueViolationError as exc:
+                raise ConcurrencyConflict(tenant_id, stream_id, expected_version) from exc
+        if status != f"INSERT 0 {len(new_events)}":  # the gap check let no row through
+            raise ConcurrencyConflict(tenant_id, stream_id, expected_version)
+        return expected_version + len(new_events)
 
     async def _seal(self, conn: AsyncConnection, tenant_id: str, event: NewEvent) -> dict[str, Any]:
         if self.vault is None or not self.vault.is_personal(event.type):

@@ -190,3 +190,26 @@ async def _has_table(conn: object, projection: VisitTotals) -> bool:
             lambda sync: inspect(sync).has_table(projection.totals.name)
         )
     )
+
+
+async def test_sealed_personal_fields_go_out_in_clear_and_erased_ones_redacted(
+    pg_engine: AsyncEngine, kafka: KafkaSettings, unique: str
+) -> None:
+    from libs.events.vault import PersonalDataPolicy
+
+    policy = PersonalDataPolicy({"crm.sample.visit_logged.v2": {"note": "[erased]"}})
+    store = EventStore(pg_engine, personal_data=policy)
+    await store.create_tables()
+    await store.append("acme", "c-1", 0, [visit("c-1", 1, note="called 王芳")])
+    await store.append("acme", "c-2", 0, [visit("c-2", 2, note="called 李娜")])
+    topic = f"crm.sample.{unique}"
+    await relay_for(store, kafka, topic).relay_once()
+    async with pg_engine.begin() as conn:
+        await store.erase_personal_data("acme", "c-1", conn=conn)
+    rebuilt = f"crm.sample.{unique}.rebuilt"
+    await relay_for(store, kafka, rebuilt).republish_all()
+
+    live = {k: d["note"] for k, _, d in await read_topic(kafka, topic, 2)}
+    after_erasure = {k: d["note"] for k, _, d in await read_topic(kafka, rebuilt, 2)}
+    assert live == {b"c-1": "called 王芳", b"c-2": "called 李娜"}
+    assert after_erasure == {b"c-1": "[erased]", b"c-2": "called 李娜"}
