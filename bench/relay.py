@@ -4,8 +4,9 @@ The outbox is pre-filled (one SQL statement) with N events of 300 bytes for 1000
 customers, then ``OutboxRelay.relay_once`` runs in a loop until the outbox is
 empty. Side by side, ``raw-publish`` sends the very same Kafka records (built
 once, before the clock starts) with the same producer settings, in batches of the
-relay's size, waiting for every ack per batch: the ceiling the broker and aiokafka
-set on this machine, with no database at all.
+relay's size (one aiokafka record batch per partition, ``send_batch``), waiting for
+every ack per batch: the ceiling the broker and aiokafka set on this machine, with
+no database at all.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import uuid
 from typing import Any
 
 import asyncpg
+from aiokafka.partitioner import DefaultPartitioner
 
-from bench.common import EVENT_TYPE, NOTE, TENANT, T0, broker, fresh_database
+from bench.common import EVENT_TYPE, NOTE, T0, TENANT, broker, fresh_database
 from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
 from libs.events.outbox import OutboxRelay
@@ -50,17 +52,22 @@ async def prefill(url: str, count: int) -> None:
         await conn.close()
 
 
-async def run_ours(count: int, batch_size: int = 2000) -> dict[str, Any]:
+async def run_ours(count: int, batch_size: int = 5000, *, proto: bool = False) -> dict[str, Any]:
+    relay_class = OutboxRelay
+    if proto:
+        from bench.proto import ProtoRelay
+
+        relay_class = ProtoRelay
     async with fresh_database("relay") as url:
         await prefill(url, count)
         engine = create_engine(url)
         with broker() as running:
             kafka = KafkaSettings(bootstrap_servers=running.bootstrap_servers)
-            relay = OutboxRelay(EventStore(engine), kafka, service="bench",
+            relay = relay_class(EventStore(engine), kafka, service="bench",
                                 topic=f"crm.bench.relay.{uuid.uuid4().hex[:8]}",
                                 source="/crm/bench", batch_size=batch_size)
             # Producer start and topic creation are not throughput: do them first.
-            await relay._ensure_producer()  # noqa: SLF001
+            await relay._ensure_producer()
             started = time.perf_counter()
             published = 0
             passes = 0
@@ -68,7 +75,7 @@ async def run_ours(count: int, batch_size: int = 2000) -> dict[str, Any]:
                 published += n
                 passes += 1
             seconds = time.perf_counter() - started
-            await relay._drop_producer()  # noqa: SLF001
+            await relay._drop_producer()
         await engine.dispose()
     if published != count:
         raise RuntimeError(f"relay published {published} of {count}")
@@ -91,12 +98,23 @@ async def run_raw_publish(count: int, batch_size: int = 2000) -> dict[str, Any]:
         producer = new_producer(kafka, client_id="bench-raw")
         await producer.start()
         try:
+            partitions = sorted(await producer.partitions_for(topic))
+            partitioner = DefaultPartitioner()
             started = time.perf_counter()
             for lo in range(0, count, batch_size):
-                futures = [
-                    await producer.send(topic, key=r.key, value=r.value, headers=r.headers)
-                    for r in records[lo:lo + batch_size]
-                ]
+                builders: dict[int, Any] = {}
+                futures = []
+                for r in records[lo:lo + batch_size]:
+                    p = partitioner(r.key, partitions, partitions)
+                    builder = builders.get(p) or builders.setdefault(p, producer.create_batch())
+                    if builder.append(timestamp=None, key=r.key, value=r.value,
+                                      headers=r.headers) is None:
+                        futures.append(await producer.send_batch(builder, topic, partition=p))
+                        builder = builders[p] = producer.create_batch()
+                        builder.append(timestamp=None, key=r.key, value=r.value,
+                                       headers=r.headers)
+                for p, builder in builders.items():
+                    futures.append(await producer.send_batch(builder, topic, partition=p))
                 await asyncio.gather(*futures)
             seconds = time.perf_counter() - started
         finally:

@@ -70,9 +70,27 @@ class EventEnvelope:
         return attrs
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
-        headers = [("content-type", self.datacontenttype.encode())]
-        headers += [(f"ce_{name}", value.encode()) for name, value in self.attributes().items()]
-        headers += [(f"ce_{name}", value.encode()) for name, value in self.extra.items()]
+        # Written out rather than built from attributes(): the relay calls this for
+        # every event it publishes.
+        headers = [
+            ("content-type", self.datacontenttype.encode()),
+            ("ce_specversion", self.specversion.encode()),
+            ("ce_id", self.id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_subject", self.subject.encode()),
+            ("ce_time", _format_time(self.time).encode()),
+            ("ce_tenantid", self.tenantid.encode()),
+            ("ce_sequence", str(self.sequence).encode()),
+        ]
+        if self.dataschema:
+            headers.append(("ce_dataschema", self.dataschema.encode()))
+        if self.correlationid:
+            headers.append(("ce_correlationid", self.correlationid.encode()))
+        if self.causationid:
+            headers.append(("ce_causationid", self.causationid.encode()))
+        for name, value in self.extra.items():
+            headers.append((f"ce_{name}", value.encode()))
         return headers
 
     def to_kafka(self, *, encoded_data: bytes | None = None) -> KafkaRecord:

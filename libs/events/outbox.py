@@ -64,7 +64,7 @@ class OutboxRelay:
         topic: str,
         source: str,
         schema_url: Callable[[str], str | None] = lambda _type: None,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         idle_poll_seconds: float = 0.02,
         max_backoff_seconds: float = 5.0,
     ) -> None:
