@@ -11,7 +11,6 @@ event id, and (for ours and raw) the outbox row in the same transaction.
                ``insert_events`` per append from 32 threads): events plus a totally
                ordered notification log, the feature that matches our outbox. It takes
                an EXCLUSIVE table lock per insert, so its writers are serialised.
-* ``proto``    ours with the changes suggested in BENCHMARKS.md (bench/proto.py).
 * ``peer-agg`` eventsourcing ``PostgresAggregateRecorder``: events only, no log, no lock
                (less than ours does, listed as a ceiling for the peer).
 """
@@ -43,7 +42,7 @@ from bench.common import (
 from libs.events.db import create_engine
 from libs.events.store import EventStore
 
-SYSTEMS = ("ours", "raw", "peer", "peer-agg", "proto")
+SYSTEMS = ("ours", "raw", "peer", "peer-agg")
 CUSTOMERS = 1000
 
 RAW_APPEND = """
@@ -86,9 +85,9 @@ async def run_system(
     ``mode``: ``new`` (a new stream per transaction) or ``existing`` (every writer
     keeps appending to a stream of its own)."""
     async with fresh_database(f"append_{system.replace('-', '_')}") as url:
-        if system in ("ours", "proto"):
-            return await _ours(url, proto=(system == "proto"), mode=mode, writers=writers,
-                               batch=batch, warmup=warmup, duration=duration)
+        if system == "ours":
+            return await _ours(url, mode=mode, writers=writers, batch=batch, warmup=warmup,
+                               duration=duration)
         if system == "raw":
             return await _raw(url, mode=mode, writers=writers, batch=batch,
                               warmup=warmup, duration=duration)
@@ -100,18 +99,12 @@ async def run_system(
 # --------------------------------------------------------------------------- ours
 
 
-async def _ours(url: str, *, proto: bool, mode: str, writers: int, batch: int, warmup: float,
+async def _ours(url: str, *, mode: str, writers: int, batch: int, warmup: float,
                 duration: float) -> Measurement:
-    if proto:
-        from bench.proto import ProtoEventStore, proto_engine
-
-        engine = proto_engine(url)
-        store: EventStore = ProtoEventStore(engine)
-    else:
-        # A pool as large as the writers: with fewer, fast writers keep closing
-        # overflow connections and opening new ones.
-        engine = create_engine(url, pool_size=32, max_overflow=8)
-        store = EventStore(engine)
+    # A pool as large as the writers: with fewer, fast writers keep closing
+    # overflow connections and opening new ones.
+    engine = create_engine(url, pool_size=32, max_overflow=8)
+    store = EventStore(engine)
     await store.create_tables()
     counter = itertools.count()
 

@@ -81,11 +81,9 @@ def envelope(position: int, customer: int, version: int = 1) -> EventEnvelope:
 
 
 class BenchTotals(Projection):
-    """VisitTotals, rewritten for the bench: minutes and visits per customer, updated in
-    place (UPDATE, then INSERT when the customer is new), one event at a time as the
-    runtime asks. The statements are built once with bind parameters (VisitTotals
-    builds them per event, which costs about as much again in SQLAlchemy; see
-    BENCHMARKS.md)."""
+    """Minutes and visits per customer. ``apply`` updates one event at a time (UPDATE,
+    then INSERT when the customer is new); the runtime calls ``apply_many``, which folds
+    the whole batch into one upsert, as a projection written for throughput does."""
 
     name = "bench_totals"
 

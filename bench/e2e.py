@@ -97,22 +97,10 @@ async def _until(stop: MpEvent) -> asyncio.Event:
 
 
 def relay_main(url: str, bootstrap: str, topic: str, stop: MpEvent, ready: MpEvent,
-               out: str, proto: bool) -> None:
+               out: str) -> None:
     async def main() -> None:
-        relay_class: type[_TimedRelay] = _TimedRelay
-        if proto:
-            from bench.proto import ProtoRelay
-
-            class Relay(_TimedRelay, ProtoRelay):
-                async def relay_once(self) -> int:
-                    n = await ProtoRelay.relay_once(self)
-                    for event_id in self.last_ids:
-                        self.published.setdefault(event_id, self.acked_at)
-                    return n
-
-            relay_class = Relay
         engine = create_engine(url)
-        relay = relay_class(EventStore(engine), KafkaSettings(bootstrap_servers=bootstrap,
+        relay = _TimedRelay(EventStore(engine), KafkaSettings(bootstrap_servers=bootstrap,
                                                               partitions=PARTITIONS),
                             service="bench", topic=topic, source="/crm/bench")
         relay.published = {}
@@ -135,19 +123,11 @@ def _read_json(path: str) -> Any:
 
 
 def projector_main(url: str, bootstrap: str, topic: str, stop: MpEvent, ready: MpEvent,
-                   out: str, proto: bool) -> None:
+                   out: str) -> None:
     async def main() -> None:
         engine = create_engine(url)
         kafka = KafkaSettings(bootstrap_servers=bootstrap, partitions=PARTITIONS)
-        if proto:
-            from bench.proto import BatchRunner, LagProbeMany
-
-            class Runner(_TimedRunner, BatchRunner):
-                pass
-
-            runner: _TimedRunner = Runner(LagProbeMany(topics=(topic,)), engine, kafka, catalog)
-        else:
-            runner = _TimedRunner(LagProbe(topics=(topic,)), engine, kafka, catalog)
+        runner = _TimedRunner(LagProbe(topics=(topic,)), engine, kafka, catalog)
         runner.visible, runner.ready = {}, ready
         stopping = await _until(stop)
         await runner.run(stopping)
@@ -199,8 +179,8 @@ async def _write(store: EventStore, rate: float, seconds: float, in_flight: int 
     return sent, committed, latencies, time.perf_counter() - start
 
 
-async def run(rate: float = 500.0, seconds: float = 20.0, warmup: float = 2.0, *,
-              proto: bool = False) -> dict[str, Any]:
+async def run(rate: float = 500.0, seconds: float = 20.0, warmup: float = 2.0
+              ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     topic = f"crm.bench.e2e.{uuid.uuid4().hex[:8]}"
     with broker() as running, tempfile.TemporaryDirectory() as tmp:
@@ -210,13 +190,7 @@ async def run(rate: float = 500.0, seconds: float = 20.0, warmup: float = 2.0, *
             engine = create_engine(url)
             store = EventStore(engine)
             await store.create_tables()
-            if proto:
-                from bench.proto import ProtoEventStore, proto_engine
-
-                writer_engine = proto_engine(url)
-                writer: EventStore = ProtoEventStore(writer_engine)
-            else:
-                writer_engine, writer = engine, store
+            writer_engine, writer = engine, store
             probe = LagProbe(topics=(topic,))
             await ProjectionRunner(probe, engine, kafka, catalog).create_tables()
             stop = ctx.Event()
@@ -225,10 +199,10 @@ async def run(rate: float = 500.0, seconds: float = 20.0, warmup: float = 2.0, *
             children = [
                 ctx.Process(target=relay_main, daemon=True,
                             args=(url, kafka.bootstrap_servers, topic, stop, relay_ready,
-                                  relay_out, proto)),
+                                  relay_out)),
                 ctx.Process(target=projector_main, daemon=True,
                             args=(url, kafka.bootstrap_servers, topic, stop, projector_ready,
-                                  projector_out, proto)),
+                                  projector_out)),
             ]
             for child in children:
                 child.start()

@@ -52,18 +52,13 @@ async def prefill(url: str, count: int) -> None:
         await conn.close()
 
 
-async def run_ours(count: int, batch_size: int = 5000, *, proto: bool = False) -> dict[str, Any]:
-    relay_class = OutboxRelay
-    if proto:
-        from bench.proto import ProtoRelay
-
-        relay_class = ProtoRelay
+async def run_ours(count: int, batch_size: int = 5000) -> dict[str, Any]:
     async with fresh_database("relay") as url:
         await prefill(url, count)
         engine = create_engine(url)
         with broker() as running:
             kafka = KafkaSettings(bootstrap_servers=running.bootstrap_servers)
-            relay = relay_class(EventStore(engine), kafka, service="bench",
+            relay = OutboxRelay(EventStore(engine), kafka, service="bench",
                                 topic=f"crm.bench.relay.{uuid.uuid4().hex[:8]}",
                                 source="/crm/bench", batch_size=batch_size)
             # Producer start and topic creation are not throughput: do them first.

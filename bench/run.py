@@ -3,8 +3,7 @@
     python -m bench.run                 # everything (about 9-10 minutes on 2 cores)
     python -m bench.run --quick         # a smoke run (about 2 minutes)
     python -m bench.run --only relay    # one benchmark (comma-separated for several)
-    python -m bench.run --proto         # add the prototype rows (bench/proto.py: the
-                                        # changes measured before they went into libs/)
+    python -m bench.run --only contacts,gateway   # the platform over HTTP (bench/http.py)
 
 Each measurement runs in a database of its own, created and dropped around it, and
 starts its own broker where it needs one. Repetitions interleave the systems
@@ -32,11 +31,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, e2e, projector, relay
+from bench import appends, e2e, http, projector, relay
 from bench.common import PAYLOAD_BYTES, median, server_info
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("append", "batch", "relay", "projection", "e2e")
+BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway")
 
 
 @dataclass(frozen=True)
@@ -47,17 +46,24 @@ class Plan:
     relay_events: int
     projection_events: int
     e2e_seconds: float
-    proto: bool
+    # bench/http.py: the platform over HTTP (contacts, gateway)
+    http_warmup: float = 2.0
+    http_duration: float = 8.0  # closed-loop runs, repeated `reps` times
+    http_steady_seconds: float = 15.0  # steady-rate runs, once
+    import_rows: int = 100_000
+    http_customers: int = 1_000  # registered before the 360 reads
 
     @classmethod
-    def full(cls, proto: bool) -> Plan:
+    def full(cls) -> Plan:
         return cls(reps=3, warmup=1.0, duration=3.0, relay_events=100_000,
-                   projection_events=30_000, e2e_seconds=20.0, proto=proto)
+                   projection_events=30_000, e2e_seconds=20.0)
 
     @classmethod
-    def quick(cls, proto: bool) -> Plan:
+    def quick(cls) -> Plan:
         return cls(reps=1, warmup=0.5, duration=1.5, relay_events=10_000,
-                   projection_events=5_000, e2e_seconds=5.0, proto=proto)
+                   projection_events=5_000, e2e_seconds=5.0,
+                   http_warmup=1.0, http_duration=3.0, http_steady_seconds=4.0,
+                   import_rows=10_000, http_customers=200)
 
 
 def rotate(items: Sequence[str], rep: int) -> list[str]:
@@ -97,7 +103,7 @@ def ratios(rows: list[dict[str, Any]], pairs: Sequence[tuple[str, str]], mode: s
 
 
 async def bench_appends(plan: Plan, *, batch: int) -> dict[str, Any]:
-    systems = [s for s in appends.SYSTEMS if plan.proto or s != "proto"]
+    systems = list(appends.SYSTEMS)
     modes = ("new", "existing") if batch == 1 else ("new",)
     writers = 32 if batch == 1 else 8
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -111,8 +117,7 @@ async def bench_appends(plan: Plan, *, batch: int) -> dict[str, Any]:
                 log(f"  {'append' if batch == 1 else 'batch'} rep {rep + 1} {mode:8s} "
                     f"{system:8s} {result['rate']:>9.1f} events/s")
     rows = [row(s, runs[(s, m)], m) for m in modes for s in systems]
-    pairs = [("ours", "raw"), ("ours", "peer"), ("ours", "peer-agg"), ("proto", "raw"),
-             ("proto", "ours")]
+    pairs = [("ours", "raw"), ("ours", "peer"), ("ours", "peer-agg")]
     out: dict[str, Any] = {
         "what": (f"{batch} event(s) of {PAYLOAD_BYTES} B JSON per transaction, "
                  f"{writers} concurrent writers, {plan.warmup:g} s warm-up + "
@@ -132,14 +137,14 @@ async def bench_appends(plan: Plan, *, batch: int) -> dict[str, Any]:
 
 
 async def bench_relay(plan: Plan) -> dict[str, Any]:
-    systems = ["ours", "raw-publish"] + (["proto"] if plan.proto else [])
+    systems = ["ours", "raw-publish"]
     runs: dict[str, list[dict[str, Any]]] = {}
     for rep in range(plan.reps):
         for system in rotate(systems, rep):
             if system == "raw-publish":
                 result = await relay.run_raw_publish(plan.relay_events)
             else:
-                result = await relay.run_ours(plan.relay_events, proto=(system == "proto"))
+                result = await relay.run_ours(plan.relay_events)
             runs.setdefault(system, []).append(result)
             log(f"  relay rep {rep + 1} {system:12s} {result['rate']:>9.1f} events/s")
     rows = [row(s, runs[s]) for s in systems]
@@ -148,22 +153,21 @@ async def bench_relay(plan: Plan) -> dict[str, Any]:
         "what": (f"outbox pre-filled with {plan.relay_events:,} events, relay_once until "
                  f"empty (batch 5000, the relay default), {plan.reps} repetition(s)"),
         "rows": rows,
-        "ratios": {"": ratios(rows, [("ours", "raw-publish"), ("proto", "ours")])},
+        "ratios": {"": ratios(rows, [("ours", "raw-publish")])},
         "target": "ours >= 15,000 events/s",
         "met": ours["median_rate"] >= 15_000,
     }
 
 
 async def bench_projection(plan: Plan) -> dict[str, Any]:
-    systems = ["ours", "raw-consume"] + (["proto"] if plan.proto else [])
+    systems = ["ours", "raw-consume"]
     runs: dict[str, list[dict[str, Any]]] = {}
     for rep in range(plan.reps):
         for system in rotate(systems, rep):
             if system == "raw-consume":
                 result = await projector.run_raw_consume(plan.projection_events)
             else:
-                result = await projector.run_ours(plan.projection_events,
-                                                  proto=(system == "proto"))
+                result = await projector.run_ours(plan.projection_events)
             runs.setdefault(system, []).append(result)
             log(f"  projection rep {rep + 1} {system:12s} {result['rate']:>9.1f} events/s")
     rows = [row(s, runs[s]) for s in systems]
@@ -174,21 +178,21 @@ async def bench_projection(plan: Plan) -> dict[str, Any]:
                  "rate from the first applied batch (the consumer-group join is reported "
                  "apart)"),
         "rows": rows,
-        "ratios": {"": ratios(rows, [("ours", "raw-consume"), ("proto", "ours")])},
+        "ratios": {"": ratios(rows, [("ours", "raw-consume")])},
         "target": "ours >= 10,000 events/s",
         "met": ours["median_rate"] >= 10_000,
     }
 
 
 async def bench_e2e(plan: Plan) -> dict[str, Any]:
-    # ours at 500/s is the target; proto shows the suggested changes; ours at 150/s
+    # ours at 500/s is the target; ours at 150/s
     # (below what its store sustains next to a relay and a projector on 2 cores) tells
     # the latency floor apart from overload.
-    runs = [("ours", 500.0)] + ([("proto", 500.0)] if plan.proto else []) + [("ours", 150.0)]
+    runs = [("ours", 500.0), ("ours", 150.0)]
     rows = []
     for system, rate in runs:
         seconds = plan.e2e_seconds if rate == 500.0 else plan.e2e_seconds / 2
-        result = await e2e.run(rate=rate, seconds=seconds, proto=(system == "proto"))
+        result = await e2e.run(rate=rate, seconds=seconds)
         log(f"  e2e {system:6s} {rate:g}/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms "
             f"(achieved {result['achieved_rate']} events/s)")
         rows.append({"system": system, "mode": f"{rate:g}/s", **result})
@@ -210,6 +214,8 @@ RUNNERS: dict[str, Callable[[Plan], Any]] = {
     "relay": bench_relay,
     "projection": bench_projection,
     "e2e": bench_e2e,
+    "contacts": http.bench_contacts,
+    "gateway": http.bench_gateway,
 }
 
 
@@ -244,7 +250,9 @@ def markdown(results: dict[str, Any]) -> str:
             lines += [f"FAILED: {bench['error']}", ""]
             continue
         lines += [bench["what"] + ".", ""]
-        if name == "e2e":
+        if bench.get("kind") == "http":
+            lines += http.markdown(bench)
+        elif name == "e2e":
             lines += [
                 "| system | offered | achieved events/s | p50 ms | p99 ms | max ms "
                 "| store->broker p50/p99 | broker->read model p50/p99 | append p50/p99 ms "
@@ -335,8 +343,6 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short runs, one repetition")
     parser.add_argument("--only", default="",
                         help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
-    parser.add_argument("--proto", action="store_true",
-                        help="add the prototype rows (bench/proto.py)")
     parser.add_argument("--reps", type=int, default=0, help="override the repetitions")
     parser.add_argument("--output", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
@@ -345,7 +351,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     unknown = [b for b in chosen if b not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {BENCHMARKS}")
-    plan = (Plan.quick if args.quick else Plan.full)(proto=args.proto)
+    plan = (Plan.quick if args.quick else Plan.full)()
     if args.reps:
         plan = Plan(**{**plan.__dict__, "reps": args.reps})
 
