@@ -119,11 +119,14 @@ class OutboxRelay:
         """Publish one batch of the outbox; return how many events went out."""
         async with self.store.engine.connect() as conn:
             batch = await self._pending(conn)
-            # Counting a long backlog on every pass would cost more than publishing it.
-            if time.monotonic() - self._backlog_measured_at > 1.0 or not batch:
+            # Counting a long backlog on every pass would cost more than publishing it;
+            # an empty pass needs no count at all.
+            if batch and time.monotonic() - self._backlog_measured_at > 1.0:
                 await self._record_backlog(conn)
                 self._backlog_measured_at = time.monotonic()
         if not batch:
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+            metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(0)
             return 0
         await self._publish([record for _, record in batch])
         positions = [position for position, _ in batch]
