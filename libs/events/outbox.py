@@ -214,6 +214,19 @@ class OutboxRelay:
 
     async def _publish(self, batch: list[KafkaRecord]) -> None:
         producer = await self._ensure_producer()
+        # A bound on the whole pass: a broker that restarted without the topic can
+        # leave batches waiting for a leader indefinitely. Timing out drops the
+        # producer, and the next one creates the topic again.
+        await asyncio.wait_for(
+            self._send_all(producer, batch), timeout=2 * self.kafka.request_timeout_ms / 1000
+        )
+
+    async def _send_all(self, producer: AIOKafkaProducer, batch: list[KafkaRecord]) -> None:
+        # Fresh metadata on every pass: a broker that came back empty must not be
+        # written to as if the topic still existed (cached metadata would say so).
+        await producer.client.force_metadata_update()
+        if not producer.client.cluster.partitions_for_topic(self.topic):
+            raise TopicMissing(self.topic)
         partitions = sorted(await producer.partitions_for(self.topic))
         # One record batch per partition, chosen as the default partitioner would for
         # the key: no per-message future or metadata lookup. Batches of a partition
@@ -264,6 +277,10 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.stop(), timeout=5)
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.debug("producer stop failed: %s", exc)
+
+
+class TopicMissing(KafkaError):  # type: ignore[misc]
+    """The topic is gone (a broker that lost its data); the relay creates it again."""
 
 
 class _single_relay:

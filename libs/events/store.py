@@ -241,41 +241,8 @@ class EventStore:
         expected_version: int,
         new_events: Sequence[NewEvent],
     ) -> int:
-        if expected_version > 0:
-            # The unique constraint stops two writers at one version; this stops a
-            # writer that claims a version the stream never reached (a gap).
-            current = await self._current_version(conn, tenant_id, stream_id)
-            if current != expected_version:
-                raise ConcurrencyConflict(tenant_id, stream_id, expected_version)
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "event_id": e.event_id,
-                "tenant_id": tenant_id,
-                "stream_id": stream_id,
-                "version": expected_version + i,
-                "type": e.type,
-                "partition_key": e.partition_key,
-                "data": await self._seal(conn, tenant_id, e),
-                "correlation_id": e.correlation_id,
-                "causation_id": e.causation_id,
-                "occurred_at": e.occurred_at,
-                "recorded_at": now,
-            }
-            for i, e in enumerate(new_events, start=1)
-        ]
-        try:
-            result = await conn.execute(
-                insert(events).returning(events.c.position, sort_by_parameter_order=True),
-                rows,
-            )
-            positions = [r[0] for r in result]
-            await conn.execute(
-                insert(outbox), [{"position": p, "enqueued_at": now} for p in positions]
-            )
-        except IntegrityError as exc:
-            raise ConcurrencyConflict(tenant_id, stream_id, expected_version) from exc
-        return expected_version + len(new_events)
+        appended = StreamAppend(stream_id, expected_version, new_events)
+        return (await self.append_many(tenant_id, [appended], conn=conn))[0]
 
     async def append_many(
         self, tenant_id: str, appends: Sequence[StreamAppend], *, conn: AsyncConnection
@@ -290,6 +257,8 @@ class EventStore:
         ids = [a.stream_id for a in appends]
         if len(set(ids)) != len(ids):
             raise ValueError("append_many takes each stream once")
+        # The unique constraint stops two writers at one version; this stops a writer
+        # that claims a version its stream never reached (a gap).
         continuing = [a for a in appends if a.expected_version > 0 and a.events]
         if continuing:
             current: dict[str, int] = {}
@@ -373,11 +342,6 @@ class EventStore:
         if status != f"INSERT 0 {len(new_events)}":  # the gap check let no row through
             raise ConcurrencyConflict(tenant_id, stream_id, expected_version)
         return expected_version + len(new_events)
-
-    async def _seal(self, conn: AsyncConnection, tenant_id: str, event: NewEvent) -> dict[str, Any]:
-        if self.vault is None or not self.vault.is_personal(event.type):
-            return event.data
-        return await self.vault.seal(conn, tenant_id, event.partition_key, event.type, event.data)
 
     async def open_personal_data(
         self, conn: AsyncConnection, recorded: list[RecordedEvent]

@@ -63,26 +63,12 @@ class PersonalDataVault:
     def is_personal(self, type_name: str) -> bool:
         return bool(self.policy.personal_fields(type_name))
 
-    async def seal(
-        self,
-        conn: AsyncConnection,
-        tenant_id: str,
-        subject_id: str,
-        type_name: str,
-        data: dict[str, Any],
-    ) -> dict[str, Any]:
-        personal = self.policy.personal_fields(type_name)
-        present = [f for f in personal if data.get(f) is not None]
-        if not present:
-            return data
-        key = await self._key_for_writing(conn, tenant_id, subject_id)
-        return _sealed(personal, present, data, key)
-
     async def seal_many(
         self, conn: AsyncConnection, tenant_id: str, items: list[tuple[str, str, dict[str, Any]]]
     ) -> list[dict[str, Any]]:
-        """``seal`` for many (subject id, type name, data) at once: one key lookup and
-        one insert of the new keys, for bulk writes such as imports."""
+        """Seal the personal fields of (subject id, type name, data) items: one key
+        lookup and one insert of the keys not made yet, whatever the number of items.
+        An erased subject's fields are written redacted: nothing personal comes back."""
         subjects = {
             subject
             for subject, type_name, data in items
@@ -162,20 +148,6 @@ class PersonalDataVault:
                     erased_at=now,
                 )
             )
-
-    async def _key_for_writing(
-        self, conn: AsyncConnection, tenant_id: str, subject_id: str
-    ) -> bytes | None:
-        found = await self.keys(conn, [(tenant_id, subject_id)])
-        if (tenant_id, subject_id) in found:
-            return found[(tenant_id, subject_id)]
-        key = AESGCM.generate_key(bit_length=256)
-        await conn.execute(
-            self.table.insert().values(
-                tenant_id=tenant_id, subject_id=subject_id, key=key, created_at=datetime.now(UTC)
-            )
-        )
-        return key
 
 
 def _sealed(
