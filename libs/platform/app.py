@@ -264,7 +264,7 @@ def etag_for(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_version(
+async def if_match_version(
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> int | None:
     """Dependency: the parsed If-Match of the request (None when absent)."""

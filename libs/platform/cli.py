@@ -179,6 +179,8 @@ def serve(
         factory=True,
         host=settings.http_host,
         port=port or int(os.environ.get("HTTP_PORT", PORTS[service])),
+        loop="uvloop",
+        http="httptools",
         access_log=False,  # the platform logs one JSON line per request itself
         log_level=settings.log_level.lower(),
     )

@@ -77,9 +77,14 @@ Slug = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,63}$")]
 IfMatch = Annotated[int | None, Depends(if_match_version)]
 
 
-def contacts_of(request: Request) -> Contacts:
+def wired_contacts(request: Request) -> Contacts:
     contacts: Contacts = request.app.state.contacts
     return contacts
+
+
+async def contacts_of(request: Request) -> Contacts:
+    # async: FastAPI runs a plain def dependency in its thread pool, a hop per request.
+    return wired_contacts(request)
 
 
 ContactsDep = Annotated[Contacts, Depends(contacts_of)]
@@ -216,7 +221,7 @@ def command_from(
     ]
     if errors:
         raise RequestValidationError(errors)
-    contacts = contacts_of(request)
+    contacts = wired_contacts(request)
     try:
         return model.model_validate(
             {**data, **server_set}, context={"phone_region": contacts.phone_region}
