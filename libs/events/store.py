@@ -196,6 +196,40 @@ INSERT INTO outbox (position, enqueued_at) SELECT position, $5::timestamptz FROM
 """
 
 
+# PostgreSQL: a new stream's events, their outbox rows and the personal data key of
+# their subject, as one server-side routine. A service's own routine calls it, so a
+# command that also checks and writes the service's tables is one round trip.
+# A stream or key that exists already is a unique violation: nothing is written.
+START_STREAM_ROUTINE = """
+CREATE OR REPLACE FUNCTION events_start_stream(
+    p_tenant varchar, p_stream varchar, p_subject varchar, p_key bytea, p_now timestamptz,
+    p_event_ids varchar[], p_types varchar[], p_partition_keys varchar[], p_data text[],
+    p_correlation_ids varchar[], p_causation_ids varchar[], p_occurred_at timestamptz[]
+) RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_key IS NOT NULL THEN
+        INSERT INTO personal_data_keys (tenant_id, subject_id, key, created_at)
+        VALUES (p_tenant, p_subject, p_key, p_now);
+    END IF;
+    WITH appended AS (
+        INSERT INTO events (event_id, tenant_id, stream_id, version, type, partition_key,
+                            data, correlation_id, causation_id, occurred_at, recorded_at)
+        SELECT u.event_id, p_tenant, p_stream, u.ord::int, u.type, u.partition_key,
+               u.data::jsonb, u.correlation_id, u.causation_id, u.occurred_at, p_now
+        FROM unnest(p_event_ids, p_types, p_partition_keys, p_data, p_correlation_ids,
+                    p_causation_ids, p_occurred_at)
+             WITH ORDINALITY AS u(event_id, type, partition_key, data, correlation_id,
+                                  causation_id, occurred_at, ord)
+        ORDER BY u.ord
+        RETURNING position
+    )
+    INSERT INTO outbox (position, enqueued_at) SELECT position, p_now FROM appended;
+    RETURN cardinality(p_event_ids);
+END $$
+"""
+START_STREAM_PARAMETERS = 12
+
+
 class EventStore:
     def __init__(
         self, engine: AsyncEngine, *, personal_data: PersonalDataPolicy | None = None
@@ -207,6 +241,36 @@ class EventStore:
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+            if self._single_statement:
+                await conn.exec_driver_sql(START_STREAM_ROUTINE)
+
+    def start_stream_arguments(
+        self, tenant_id: str, stream_id: str, new_events: Sequence[NewEvent]
+    ) -> list[Any]:
+        """The arguments of ``events_start_stream`` (PostgreSQL) for a brand-new stream
+        whose events all concern one new subject (their partition key): personal
+        fields sealed with a key made here, which the routine stores with them."""
+        subjects = {e.partition_key for e in new_events}
+        if len(subjects) != 1:
+            raise ValueError("events_start_stream takes the events of one subject")
+        (subject,) = subjects
+        key, data = None, [e.data for e in new_events]
+        if self.vault is not None:
+            key, data = self.vault.seal_new_subject([(e.type, e.data) for e in new_events])
+        return [
+            tenant_id,
+            stream_id,
+            subject,
+            key,
+            datetime.now(UTC),
+            [e.event_id for e in new_events],
+            [e.type for e in new_events],
+            [e.partition_key for e in new_events],
+            [json.dumps(d, separators=(",", ":"), ensure_ascii=False) for d in data],
+            [e.correlation_id for e in new_events],
+            [e.causation_id for e in new_events],
+            [e.occurred_at for e in new_events],
+        ]
 
     async def append(
         self,

@@ -100,6 +100,24 @@ class PersonalDataVault:
                 sealed.append(_sealed(personal, present, data, keys[(tenant_id, subject)]))
         return sealed
 
+    def seal_new_subject(
+        self, items: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[bytes | None, list[dict[str, Any]]]:
+        """Seal (type name, data) items of a subject that has no key yet: a new key
+        (None when nothing personal is present) and the sealed data. The caller stores
+        the key with the data, in the same transaction."""
+        key: bytes | None = None
+        sealed = []
+        for type_name, data in items:
+            personal = self.policy.personal_fields(type_name)
+            present = [f for f in personal if data.get(f) is not None]
+            if not present:
+                sealed.append(data)
+                continue
+            key = key or AESGCM.generate_key(bit_length=256)
+            sealed.append(_sealed(personal, present, data, key))
+        return key, sealed
+
     async def keys(
         self, conn: AsyncConnection, subjects: Iterable[Subject]
     ) -> dict[Subject, bytes | None]:

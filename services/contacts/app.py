@@ -20,7 +20,7 @@ from libs.events.kafka import service_topic
 from libs.events.outbox import OutboxRelay
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
-from services.contacts import read_model
+from services.contacts import read_model, registration
 from services.contacts.api import router
 from services.contacts.handlers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
 from services.contacts.settings import Settings
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.create_tables()
         await read_model.create_tables(engine)
+        await registration.create_routine(engine)
         stop = asyncio.Event()
         relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
         try:

@@ -34,11 +34,12 @@ from libs.events.catalog.contacts import (
     ProfileChanged,
     catalog,
 )
+from libs.events.db import is_postgres
 from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, RecordedEvent
 from libs.events.vault import PersonalDataPolicy
 from libs.platform.app import current_correlation_id
 from libs.platform.errors import Conflict, PreconditionFailed
-from services.contacts import read_model
+from services.contacts import read_model, registration
 from services.contacts.commands import (
     ChangeProfile,
     CustomerCommand,
@@ -138,10 +139,19 @@ class Contacts:
     import_batch_size: int = 2000
     # Called after every commit that appended events (the relay's wake-up).
     on_append: Callable[[], None] = field(default=lambda: None)
+    # Each tenant's custom field definitions and the version they were read at. Only
+    # the one-round-trip registration trusts it, and its routine checks the version.
+    known_custom_fields: dict[str, tuple[dict[str, CustomFieldDefinition], int]] = field(
+        default_factory=dict
+    )
 
     @property
     def engine(self) -> AsyncEngine:
         return self.store.engine
+
+    @property
+    def registers_in_one_round_trip(self) -> bool:
+        return is_postgres(self.engine)
 
     def appended(self, count: int) -> None:
         if count:
@@ -186,7 +196,9 @@ async def load_custom_fields(
     contacts: Contacts, conn: AsyncConnection, tenant_id: str
 ) -> tuple[dict[str, CustomFieldDefinition], int]:
     recorded = await contacts.store.read_stream(tenant_id, CUSTOM_FIELDS_STREAM, conn=conn)
-    return fold_custom_fields(decoded(recorded)), len(recorded)
+    definitions = fold_custom_fields(decoded(recorded))
+    contacts.known_custom_fields[tenant_id] = (definitions, len(recorded))
+    return definitions, len(recorded)
 
 
 def evolved(state: Customer | None, events: Sequence[DomainEvent]) -> Customer:
@@ -236,6 +248,14 @@ async def register_customer(
     """A new customer, unless one with the same email or phone exists (DuplicateCustomer)."""
     tenant_id, customer_id = command.tenant_id, command.customer_id
     now = contacts.clock()
+    known = contacts.known_custom_fields.get(tenant_id)
+    if contacts.registers_in_one_round_trip and known is not None and not references(command):
+        written = await _register_in_one_round_trip(
+            contacts, command, now, known, register_anyway=register_anyway
+        )
+        if written is not None:
+            return written
+        # The definitions changed since they were read: decide again on fresh ones.
     async with contacts.engine.begin() as conn:
         definitions, _ = await load_custom_fields(contacts, conn, tenant_id)
         others = {
@@ -257,6 +277,41 @@ async def register_customer(
         await read_model.insert_customers(conn, [evolved(None, events)])
     contacts.appended(len(events))
     return Written(customer_id, version, True)
+
+
+async def _register_in_one_round_trip(
+    contacts: Contacts,
+    command: RegisterCustomer,
+    now: datetime,
+    known: tuple[dict[str, CustomFieldDefinition], int],
+    *,
+    register_anyway: bool,
+) -> Written | None:
+    """The same registration as below, stored by one routine call (services/contacts/
+    registration.py); None when the cached custom field definitions were stale."""
+    tenant_id, customer_id = command.tenant_id, command.customer_id
+    definitions, definitions_version = known
+    events = decide(command, None, now, definitions=definitions, others={})
+    start_stream = contacts.store.start_stream_arguments(
+        tenant_id, customer_id, new_events(events, customer_id, now)
+    )
+    async with contacts.engine.connect() as conn:
+        refused = await registration.register(
+            conn,
+            evolved(None, events),
+            check_duplicates=not register_anyway,
+            custom_fields_stream=CUSTOM_FIELDS_STREAM,
+            custom_fields_version=definitions_version,
+            start_stream=start_stream,
+        )
+    if refused is None:
+        contacts.appended(len(events))
+        return Written(customer_id, len(events), True)
+    if refused.duplicate_of is not None:
+        kind, holder = refused.duplicate_of
+        raise DuplicateCustomer(holder, "email" if kind == "email" else "phone")
+    contacts.known_custom_fields.pop(tenant_id, None)
+    return None
 
 
 async def change_customer(
@@ -412,6 +467,7 @@ async def define_custom_field(
                     tenant_id, CUSTOM_FIELDS_STREAM, version,
                     new_events(events, CUSTOM_FIELDS_STREAM, now), conn=conn,
                 )
+        contacts.known_custom_fields.pop(tenant_id, None)
         contacts.appended(len(events))
         # Either nothing changed or the field is now exactly what was asked for.
         wanted = CustomFieldDefinition(

@@ -195,7 +195,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
-def _row(customer: Customer) -> dict[str, Any]:
+def row_of(customer: Customer) -> dict[str, Any]:
     return {
         "tenant_id": customer.tenant_id,
         "customer_id": customer.id,
@@ -219,7 +219,7 @@ async def insert_customers(conn: AsyncConnection, registered: Sequence[Customer]
     """Rows, tags and identities of newly registered customers (one or a whole batch)."""
     if not registered:
         return
-    await conn.execute(insert(customers), [_row(c) for c in registered])
+    await conn.execute(insert(customers), [row_of(c) for c in registered])
     tag_rows = [
         {"tenant_id": c.tenant_id, "tag": tag, "customer_id": c.id}
         for c in registered
@@ -239,7 +239,7 @@ async def insert_customers(conn: AsyncConnection, registered: Sequence[Customer]
 async def update_customer(conn: AsyncConnection, before: Customer, after: Customer) -> None:
     """Bring the customer's row, tags and identities from ``before`` to ``after``."""
     tenant_id, customer_id = after.tenant_id, after.id
-    row = _row(after)
+    row = row_of(after)
     del row["tenant_id"], row["customer_id"]
     await conn.execute(
         update(customers)
@@ -353,6 +353,15 @@ def _lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def tenant_lock_key(tenant_id: str) -> int:
+    return _lock_key("tenant", tenant_id)
+
+
+def identity_lock_keys(tenant_id: str, wanted: Sequence[Identity]) -> list[int]:
+    """The identities' lock keys in the order every writer takes them (no deadlock)."""
+    return sorted({_lock_key("identity", tenant_id, kind, value) for kind, value in wanted})
+
+
 async def lock_identities(
     conn: AsyncConnection, tenant_id: str, wanted: Sequence[Identity]
 ) -> None:
@@ -363,11 +372,11 @@ async def lock_identities(
     """
     if not is_postgres(conn.engine):
         return
-    keys = sorted({_lock_key("identity", tenant_id, kind, value) for kind, value in wanted})
+    keys = identity_lock_keys(tenant_id, wanted)
     # Shared on the tenant: an import batch (exclusive) and registrations exclude each other.
     calls = ["pg_advisory_xact_lock_shared(:tenant)"]
     calls += [f"pg_advisory_xact_lock(:k{i})" for i in range(len(keys))]
-    params: dict[str, int] = {"tenant": _lock_key("tenant", tenant_id)}
+    params: dict[str, int] = {"tenant": tenant_lock_key(tenant_id)}
     params.update({f"k{i}": key for i, key in enumerate(keys)})
     await conn.execute(text(f"SELECT {', '.join(calls)}"), params)
 
@@ -405,7 +414,7 @@ async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     if is_postgres(conn.engine):
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(:tenant)"),
-            {"tenant": _lock_key("tenant", tenant_id)},
+            {"tenant": tenant_lock_key(tenant_id)},
         )
 
 

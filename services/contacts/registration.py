@@ -1,0 +1,152 @@
+"""Registration in one round trip (PostgreSQL): the hot path of the contacts service.
+
+A registration takes the tenant's and its identities' locks, looks for a customer
+holding its email or phone, checks that the custom field definitions it was
+validated against are still current, then writes its events, outbox rows, personal
+data key and read model rows. Done statement by statement that is a dozen round
+trips and as many SQLAlchemy compilations; here it is one call of a server-side
+routine (docs/decisions/0007). The routine only stores: every decision (validation,
+normalisation, the events themselves) is still made by the pure domain in Python.
+
+Why a PL/pgSQL routine and not one CTE: the duplicate check must see registrations
+committed while this one waited for its locks. A single statement reads one snapshot
+taken before it waited; each statement of a (volatile) routine takes a fresh one, so
+the look after the lock sees the winner's identity rows, as the statement-by-statement
+path does.
+
+The routine answers what stopped it, so the handler can say so or fall back:
+``NULL`` registered; ``'email:<id>'`` or ``'phone:<id>'`` a duplicate of customer
+``<id>``; ``'custom-fields'`` the definitions changed since they were cached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from libs.events.db import is_postgres
+from libs.events.store import START_STREAM_PARAMETERS
+from services.contacts import read_model
+from services.contacts.domain import Customer
+
+OWN_PARAMETERS = 18
+
+ROUTINE = """
+CREATE OR REPLACE FUNCTION contacts_register(
+    p_tenant varchar, p_customer varchar, p_tenant_lock bigint, p_identity_locks bigint[],
+    p_kinds varchar[], p_values varchar[], p_check_duplicates boolean,
+    p_custom_fields_stream varchar, p_custom_fields_version integer,
+    p_kind varchar, p_name text, p_email text, p_phone varchar, p_owner_id varchar,
+    p_registered_at timestamptz, p_search_text text, p_profile text, p_tags varchar[],
+    -- events_start_stream's parameters from here on, in its order
+    p_stream_tenant varchar, p_stream varchar, p_subject varchar, p_key bytea, p_now timestamptz,
+    p_event_ids varchar[], p_types varchar[], p_partition_keys varchar[], p_data text[],
+    p_correlation_ids varchar[], p_causation_ids varchar[], p_occurred_at timestamptz[]
+) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    found text;
+    lock_key bigint;
+BEGIN
+    -- Shared on the tenant (an import batch holds it exclusively), then each identity.
+    PERFORM pg_advisory_xact_lock_shared(p_tenant_lock);
+    FOREACH lock_key IN ARRAY p_identity_locks LOOP
+        PERFORM pg_advisory_xact_lock(lock_key);
+    END LOOP;
+    IF (SELECT coalesce(max(version), 0) FROM events
+        WHERE tenant_id = p_tenant AND stream_id = p_custom_fields_stream)
+       <> p_custom_fields_version THEN
+        RETURN 'custom-fields';
+    END IF;
+    IF p_check_duplicates THEN
+        -- The earliest holder of the first identity held ("email" sorts before "phone").
+        SELECT i.kind || ':' || min(i.customer_id) INTO found
+        FROM contacts_identities i
+        JOIN unnest(p_kinds, p_values) AS w(kind, value)
+          ON i.kind = w.kind AND i.value = w.value
+        WHERE i.tenant_id = p_tenant
+        GROUP BY i.kind ORDER BY i.kind LIMIT 1;
+        IF found IS NOT NULL THEN
+            RETURN found;
+        END IF;
+    END IF;
+    PERFORM events_start_stream(p_stream_tenant, p_stream, p_subject, p_key, p_now, p_event_ids,
+        p_types, p_partition_keys, p_data, p_correlation_ids, p_causation_ids, p_occurred_at);
+    INSERT INTO contacts_customers (tenant_id, customer_id, kind, name, email, phone, owner_id,
+        registered_at, version, survivor_id, erased, search_text, profile)
+    VALUES (p_tenant, p_customer, p_kind, p_name, p_email, p_phone, p_owner_id,
+        p_registered_at, cardinality(p_event_ids), NULL, false, p_search_text, p_profile::jsonb);
+    INSERT INTO contacts_customer_tags (tenant_id, tag, customer_id)
+    SELECT p_tenant, t, p_customer FROM unnest(p_tags) AS t;
+    INSERT INTO contacts_identities (tenant_id, kind, value, customer_id)
+    SELECT p_tenant, w.kind, w.value, p_customer FROM unnest(p_kinds, p_values) AS w(kind, value);
+    RETURN NULL;
+END $$
+"""
+
+CALL = "SELECT contacts_register({})".format(
+    ", ".join(f"${i}" for i in range(1, OWN_PARAMETERS + START_STREAM_PARAMETERS + 1))
+)
+
+
+async def create_routine(engine: AsyncEngine) -> None:
+    """Install the routine (PostgreSQL; after the store's and the read model's tables)."""
+    if is_postgres(engine):
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(ROUTINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Why the routine wrote nothing: a duplicate's holder, or stale custom fields."""
+
+    duplicate_of: tuple[str, str] | None  # (field, existing customer id)
+
+    @classmethod
+    def parse(cls, answer: str) -> Refused:
+        if answer == "custom-fields":
+            return cls(None)
+        field, _, holder = answer.partition(":")
+        return cls((field, holder))
+
+
+async def register(
+    conn: AsyncConnection,
+    customer: Customer,
+    *,
+    check_duplicates: bool,
+    custom_fields_stream: str,
+    custom_fields_version: int,
+    start_stream: Sequence[Any],
+) -> Refused | None:
+    """Run the routine for ``customer`` (its state after registration); None: done."""
+    tenant_id = customer.tenant_id
+    claimed = read_model.identities_of(customer.email, customer.phone)
+    row = read_model.row_of(customer)
+    arguments = [
+        tenant_id,
+        customer.id,
+        read_model.tenant_lock_key(tenant_id),
+        read_model.identity_lock_keys(tenant_id, claimed),
+        [kind for kind, _ in claimed],
+        [value for _, value in claimed],
+        check_duplicates,
+        custom_fields_stream,
+        custom_fields_version,
+        row["kind"],
+        row["name"],
+        row["email"],
+        row["phone"],
+        row["owner_id"],
+        row["registered_at"],
+        row["search_text"],
+        json.dumps(row["profile"], separators=(",", ":"), ensure_ascii=False),
+        sorted(customer.tags),
+        *start_stream,
+    ]
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    answer = await driver.fetchval(CALL, *arguments)
+    return None if answer is None else Refused.parse(answer)
