@@ -31,26 +31,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     Column,
     Date,
+    Delete,
     Index,
+    Insert,
     Integer,
     String,
     Table,
     Text,
+    Update,
     and_,
+    bindparam,
+    insert,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable, Select
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
@@ -85,6 +92,32 @@ Id = String(64)
 
 class UnplaceableEvent(ValueError):
     """An event that names no tenant or no customer: dead-lettered, never guessed."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The statements every applied event runs, built once per generation and dialect.
+
+    Values come as execution parameters (``bindparam``, or an INSERT's/UPDATE's
+    column names), never baked in: SQLAlchemy memoizes a statement's cache key on
+    the statement object, so a reused one skips rebuilding the statement and its
+    key on every event and finds its compiled form in the engine's cache at once.
+    """
+
+    # Parameters: tenant_id, topic, stream_id, version. A row back: the version moved on.
+    stream_upsert: Executable
+    # Parameters: tenant_id, customer_id.
+    load: Select[Any]
+    load_for_update: Select[Any]
+    survivor_of: Select[Any]
+    # Parameters: the customer's row (``_row_of``); the update also key_tenant_id and
+    # key_customer_id (a column's own name is reserved for its SET value).
+    customer_insert: Insert
+    customer_update: Update
+    # Parameters: the timeline columns. A row back: the line is new.
+    timeline_insert: Executable
+    # Parameters: tenant_id, customer_id.
+    timeline_trim: Delete
 
 
 class Customer360Projection(Projection):
@@ -160,6 +193,7 @@ class Customer360Projection(Projection):
             (self.merges, ("tenant_id", "survivor_id")),
         ):
             Index(f"ix_{table.name}_{columns[-1]}", *(table.c[c] for c in columns))
+        self._statements_by_dialect: dict[str, _Statements] = {}
 
     # --- applying one event -----------------------------------------------------------
 
@@ -208,7 +242,7 @@ class Customer360Projection(Projection):
         )
         await self._save(conn, view, new=current is None)
         if outcome.entry is not None:
-            await self._add_to_timeline(conn, view, outcome.entry, fact.topic)
+            await self._add_to_timeline(conn, view, outcome.entry, fact.topic, new=current is None)
         for effect in outcome.effects:
             await self._carry_out(conn, view, effect)
 
@@ -216,78 +250,68 @@ class Customer360Projection(Projection):
         """Record ``fact.sequence`` as its stream's version unless one as new is there."""
         if fact.sequence <= 0 or not fact.stream_id:
             return True  # a producer without stream versions: the event id is all we have
-        s = self.streams
         moved = await conn.execute(
-            update(s)
-            .where(
-                s.c.tenant_id == tenant_id,
-                s.c.topic == fact.topic,
-                s.c.stream_id == fact.stream_id,
-                s.c.version < fact.sequence,
-            )
-            .values(version=fact.sequence)
+            self._statements(conn).stream_upsert,
+            {
+                "tenant_id": tenant_id,
+                "topic": fact.topic,
+                "stream_id": fact.stream_id,
+                "version": fact.sequence,
+            },
         )
-        if moved.rowcount:
-            return True
-        inserted = await conn.execute(
-            _insert(conn)(s)
-            .values(
-                tenant_id=tenant_id,
-                topic=fact.topic,
-                stream_id=fact.stream_id,
-                version=fact.sequence,
-            )
-            .on_conflict_do_nothing()
-            .returning(s.c.stream_id)
-        )
-        return inserted.first() is not None
+        return moved.first() is not None  # inserted (a new stream) or moved forward
 
     async def _save(self, conn: AsyncConnection, view: CustomerView, *, new: bool) -> None:
         row = _row_of(view)
+        statements = self._statements(conn)
         if new:
             # A plain insert: two writers creating one customer conflict and the
             # batch is retried, instead of one silently overwriting the other.
-            await conn.execute(self.customers.insert().values(row))
+            await conn.execute(statements.customer_insert, row)
             return
-        c = self.customers
         await conn.execute(
-            update(c)
-            .where(c.c.tenant_id == view.tenant_id, c.c.customer_id == view.customer_id)
-            .values(row)
+            statements.customer_update,
+            {**row, "key_tenant_id": view.tenant_id, "key_customer_id": view.customer_id},
         )
 
     async def _add_to_timeline(
-        self, conn: AsyncConnection, view: CustomerView, entry: TimelineEntry, topic: str
+        self,
+        conn: AsyncConnection,
+        view: CustomerView,
+        entry: TimelineEntry,
+        topic: str,
+        *,
+        new: bool,
     ) -> None:
-        t = self.timeline
+        """Add ``entry`` to the customer's own timeline and keep its newest lines only.
+
+        The timeline is trimmed after every line it gains, so it never holds more
+        than TIMELINE_LENGTH lines and the trim is skipped when it cannot remove
+        any: the line was there already, or ``new`` (the customer had no row before
+        this event, so no line either: a line is only written after its customer's
+        row, in the same transaction, and customer rows are never deleted).
+        """
+        statements = self._statements(conn)
         summary = entry.redacted_summary if view.erased else entry.summary
-        await conn.execute(
-            _insert(conn)(t)
-            .values(
-                tenant_id=view.tenant_id,
-                customer_id=view.customer_id,
-                event_id=entry.event_id,
-                type=entry.type,
-                occurred_at=entry.time,
-                sequence=entry.sequence,
-                topic=topic,
-                summary=summary,
-                redacted_summary=entry.redacted_summary,
-            )
-            .on_conflict_do_nothing()
+        inserted = await conn.execute(
+            statements.timeline_insert,
+            {
+                "tenant_id": view.tenant_id,
+                "customer_id": view.customer_id,
+                "event_id": entry.event_id,
+                "type": entry.type,
+                "occurred_at": entry.time,
+                "sequence": entry.sequence,
+                "topic": topic,
+                "summary": summary,
+                "redacted_summary": entry.redacted_summary,
+            },
         )
-        older = (
-            select(t.c.event_id)
-            .where(t.c.tenant_id == view.tenant_id, t.c.customer_id == view.customer_id)
-            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
-            .offset(TIMELINE_LENGTH)
-        )
+        if new or inserted.first() is None:
+            return
         await conn.execute(
-            t.delete().where(
-                t.c.tenant_id == view.tenant_id,
-                t.c.customer_id == view.customer_id,
-                t.c.event_id.in_(older),
-            )
+            statements.timeline_trim,
+            {"tenant_id": view.tenant_id, "customer_id": view.customer_id},
         )
 
     async def _carry_out(self, conn: AsyncConnection, view: CustomerView, effect: Effect) -> None:
@@ -338,6 +362,67 @@ class Customer360Projection(Projection):
         )
         return erased.first() is not None
 
+    # --- statements reused for every event -----------------------------------------------
+
+    def _statements(self, conn: AsyncConnection) -> _Statements:
+        """This generation's statements for ``conn``'s dialect (ON CONFLICT is per dialect)."""
+        statements = self._statements_by_dialect.get(conn.dialect.name)
+        if statements is None:
+            statements = self._build_statements(_insert(conn))
+            self._statements_by_dialect[conn.dialect.name] = statements
+        return statements
+
+    def _build_statements(self, dialect_insert: Any) -> _Statements:
+        c, t, m, s = self.customers, self.timeline, self.merges, self.streams
+        tenant_id: BindParameter[str] = bindparam("tenant_id")
+        customer_id: BindParameter[str] = bindparam("customer_id")
+
+        stream = dialect_insert(s)
+        stream_upsert = stream.on_conflict_do_update(
+            index_elements=[s.c.tenant_id, s.c.topic, s.c.stream_id],
+            set_={"version": stream.excluded.version},
+            where=s.c.version < stream.excluded.version,
+        ).returning(s.c.stream_id)
+
+        load = (
+            select(c, m.c.survivor_id)
+            .select_from(
+                c.outerjoin(
+                    m, and_(m.c.tenant_id == c.c.tenant_id, m.c.duplicate_id == c.c.customer_id)
+                )
+            )
+            .where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
+        )
+        # Partitions of different topics (contacts, later pipeline...) for one
+        # customer may be applied by different consumers at once: no lost update.
+        load_for_update = load.with_for_update(of=c)
+
+        older = (
+            select(t.c.event_id)
+            .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
+            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
+            .offset(TIMELINE_LENGTH)
+        )
+        return _Statements(
+            stream_upsert=stream_upsert,
+            load=load,
+            load_for_update=load_for_update,
+            survivor_of=select(m.c.survivor_id).where(
+                m.c.tenant_id == tenant_id, m.c.duplicate_id == customer_id
+            ),
+            customer_insert=insert(c),
+            customer_update=update(c).where(
+                c.c.tenant_id == bindparam("key_tenant_id"),
+                c.c.customer_id == bindparam("key_customer_id"),
+            ),
+            timeline_insert=dialect_insert(t).on_conflict_do_nothing().returning(t.c.event_id),
+            timeline_trim=t.delete().where(
+                t.c.tenant_id == tenant_id,
+                t.c.customer_id == customer_id,
+                t.c.event_id.in_(older),
+            ),
+        )
+
     # --- queries the projector and the readers share ----------------------------------
 
     async def load(
@@ -359,28 +444,13 @@ class Customer360Projection(Projection):
         the other: a merge can be learnt from the survivor's stream before the
         duplicate's own events are applied.
         """
-        c, m = self.customers, self.merges
-        query = (
-            select(c, m.c.survivor_id)
-            .select_from(
-                c.outerjoin(
-                    m, and_(m.c.tenant_id == c.c.tenant_id, m.c.duplicate_id == c.c.customer_id)
-                )
-            )
-            .where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
-        )
-        if for_update:
-            # Partitions of different topics (contacts, later pipeline...) for one
-            # customer may be applied by different consumers at once: no lost update.
-            query = query.with_for_update(of=c)
-        row = (await conn.execute(query)).mappings().first()
+        statements = self._statements(conn)
+        key = {"tenant_id": tenant_id, "customer_id": customer_id}
+        query = statements.load_for_update if for_update else statements.load
+        row = (await conn.execute(query, key)).mappings().first()
         if row is not None:
             return _view_of(row), row["survivor_id"]
-        survivor_id = await conn.scalar(
-            select(m.c.survivor_id).where(
-                m.c.tenant_id == tenant_id, m.c.duplicate_id == customer_id
-            )
-        )
+        survivor_id = await conn.scalar(statements.survivor_of, key)
         return None, survivor_id
 
     async def version_of(
@@ -396,14 +466,12 @@ class Customer360Projection(Projection):
         self, conn: AsyncConnection, tenant_id: str, customer_id: str
     ) -> list[str]:
         """The customers ``customer_id`` was merged into, nearest first."""
-        m = self.merges
+        survivor_of = self._statements(conn).survivor_of
         chain: list[str] = []
         current = customer_id
         for _ in range(MAX_MERGE_DEPTH):
             survivor = await conn.scalar(
-                select(m.c.survivor_id).where(
-                    m.c.tenant_id == tenant_id, m.c.duplicate_id == current
-                )
+                survivor_of, {"tenant_id": tenant_id, "customer_id": current}
             )
             if survivor is None or survivor == customer_id or survivor in chain:
                 break
