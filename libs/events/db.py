@@ -64,11 +64,15 @@ def create_engine(
         return engine
     # No pre-ping: it costs a round trip per checkout on every request; recycling
     # connections and retrying at the edges covers a restarted server.
+    # No overflow by default: an overflow connection is closed as soon as it is
+    # returned, so a load above the pool size opened and closed a PostgreSQL backend
+    # per request (a process fork and a login each: most of the database's CPU in
+    # the registration benchmark). Past the pool, requests wait for a connection.
     return create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
-        max_overflow=pool_size if max_overflow is None else max_overflow,
+        max_overflow=0 if max_overflow is None else max_overflow,
         pool_recycle=1800,
     )
 
