@@ -230,6 +230,21 @@ END $$
 START_STREAM_PARAMETERS = 12
 
 
+def _event_columns(
+    new_events: Sequence[NewEvent], data: Sequence[dict[str, Any]]
+) -> list[list[Any]]:
+    """The per-event arrays both PostgreSQL routines unnest, in their order: type,
+    partition key, data (JSON text, as stored), correlation, causation, occurred at."""
+    return [
+        [e.type for e in new_events],
+        [e.partition_key for e in new_events],
+        [json.dumps(d, separators=(",", ":"), ensure_ascii=False) for d in data],
+        [e.correlation_id for e in new_events],
+        [e.causation_id for e in new_events],
+        [e.occurred_at for e in new_events],
+    ]
+
+
 class EventStore:
     def __init__(
         self, engine: AsyncEngine, *, personal_data: PersonalDataPolicy | None = None
@@ -264,12 +279,7 @@ class EventStore:
             key,
             datetime.now(UTC),
             [e.event_id for e in new_events],
-            [e.type for e in new_events],
-            [e.partition_key for e in new_events],
-            [json.dumps(d, separators=(",", ":"), ensure_ascii=False) for d in data],
-            [e.correlation_id for e in new_events],
-            [e.causation_id for e in new_events],
-            [e.occurred_at for e in new_events],
+            *_event_columns(new_events, data),
         ]
 
     async def append(
@@ -390,12 +400,7 @@ class EventStore:
             stream_id,
             expected_version,
             datetime.now(UTC),
-            [e.type for e in new_events],
-            [e.partition_key for e in new_events],
-            [json.dumps(e.data, separators=(",", ":"), ensure_ascii=False) for e in new_events],
-            [e.correlation_id for e in new_events],
-            [e.causation_id for e in new_events],
-            [e.occurred_at for e in new_events],
+            *_event_columns(new_events, [e.data for e in new_events]),
         )
         async with self.engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection

@@ -69,11 +69,7 @@ class PersonalDataVault:
         """Seal the personal fields of (subject id, type name, data) items: one key
         lookup and one insert of the keys not made yet, whatever the number of items.
         An erased subject's fields are written redacted: nothing personal comes back."""
-        subjects = {
-            subject
-            for subject, type_name, data in items
-            if any(data.get(f) is not None for f in self.policy.personal_fields(type_name))
-        }
+        subjects = {subject for subject, type_name, data in items if self._present(type_name, data)}
         keys = await self.keys(conn, [(tenant_id, s) for s in subjects])
         new_keys = {
             (tenant_id, s): AESGCM.generate_key(bit_length=256)
@@ -90,15 +86,11 @@ class PersonalDataVault:
                 ],
             )
             keys.update(new_keys)
-        sealed = []
-        for subject, type_name, data in items:
-            personal = self.policy.personal_fields(type_name)
-            present = [f for f in personal if data.get(f) is not None]
-            if not present:
-                sealed.append(data)
-            else:
-                sealed.append(_sealed(personal, present, data, keys[(tenant_id, subject)]))
-        return sealed
+        # Every subject with a personal field present is in ``keys`` (None: erased).
+        return [
+            self._seal(type_name, data, keys.get((tenant_id, subject)))
+            for subject, type_name, data in items
+        ]
 
     def seal_new_subject(
         self, items: list[tuple[str, dict[str, Any]]]
@@ -106,17 +98,18 @@ class PersonalDataVault:
         """Seal (type name, data) items of a subject that has no key yet: a new key
         (None when nothing personal is present) and the sealed data. The caller stores
         the key with the data, in the same transaction."""
-        key: bytes | None = None
-        sealed = []
-        for type_name, data in items:
-            personal = self.policy.personal_fields(type_name)
-            present = [f for f in personal if data.get(f) is not None]
-            if not present:
-                sealed.append(data)
-                continue
-            key = key or AESGCM.generate_key(bit_length=256)
-            sealed.append(_sealed(personal, present, data, key))
-        return key, sealed
+        personal = any(self._present(type_name, data) for type_name, data in items)
+        key = AESGCM.generate_key(bit_length=256) if personal else None
+        return key, [self._seal(type_name, data, key) for type_name, data in items]
+
+    def _present(self, type_name: str, data: dict[str, Any]) -> list[str]:
+        return [f for f in self.policy.personal_fields(type_name) if data.get(f) is not None]
+
+    def _seal(self, type_name: str, data: dict[str, Any], key: bytes | None) -> dict[str, Any]:
+        present = self._present(type_name, data)
+        if not present:
+            return data
+        return _sealed(self.policy.personal_fields(type_name), present, data, key)
 
     async def keys(
         self, conn: AsyncConnection, subjects: Iterable[Subject]
