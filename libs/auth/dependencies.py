@@ -63,11 +63,15 @@ async def current_principal(
     if credentials is None or not credentials.credentials:
         raise _unauthorized(None)
     verifier = _verifier_of(request)
+    token = credentials.credentials
     try:
-        if verifier.fetches_keys:
-            principal = await run_in_threadpool(verifier.verify, credentials.credentials)
-        else:
-            principal = verifier.verify(credentials.credentials)
+        # A token seen before needs no thread hop, even when keys come from a JWKS.
+        principal = verifier.remembered(token)
+        if principal is None:
+            if verifier.fetches_keys:
+                principal = await run_in_threadpool(verifier.verify, token)
+            else:
+                principal = verifier.verify(token)
     except InvalidToken as invalid:
         raise _unauthorized(invalid.reason) from None
     except SigningKeysUnavailable:

@@ -25,6 +25,7 @@ from libs.auth import (
     TokenVerifier,
     issue_token,
 )
+from libs.auth.tokens import REMEMBER_SECONDS
 
 SETTINGS = AuthSettings()
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -151,9 +152,11 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 
 def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def test_rs256_tokens_verify_with_the_identity_providers_public_key(
@@ -276,3 +279,59 @@ def test_issue_token_uses_the_injected_clock() -> None:
     assert payload["iat"] == int(T0.timestamp())
     assert payload["exp"] == int(T0.timestamp()) + 90
     assert payload["roles"] == ["viewer"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_verified_token_is_remembered_until_it_expires() -> None:
+    clock = FakeClock()
+    verifier = TokenVerifier(SETTINGS, clock=clock)
+    token = signed(claims(exp=datetime.now(UTC) + timedelta(seconds=20)))
+
+    principal = verifier.verify(token)
+    clock.now += 19 + SETTINGS.leeway_seconds
+
+    assert verifier.remembered(token) == principal
+    clock.now += 2  # past the expiry and the leeway jwt.decode allows
+    assert verifier.remembered(token) is None
+
+
+def test_a_remembered_token_is_checked_again_after_a_minute() -> None:
+    # Long-lived tokens too: a signing key taken out of the JWKS stops being honoured.
+    clock = FakeClock()
+    verifier = TokenVerifier(SETTINGS, clock=clock)
+    token = signed(claims(exp=datetime.now(UTC) + timedelta(hours=8)))
+
+    verifier.verify(token)
+    clock.now += REMEMBER_SECONDS - 1
+    assert verifier.remembered(token) is not None
+    clock.now += 2
+    assert verifier.remembered(token) is None
+
+
+def test_a_rejected_token_is_never_remembered() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    token = signed(claims(), secret="x" * 40)
+
+    assert reason_for(token, verifier) == "bad signature"
+    assert verifier.remembered(token) is None
+    assert reason_for(token, verifier) == "bad signature"
+
+
+def test_the_oldest_remembered_tokens_are_forgotten_first() -> None:
+    verifier = TokenVerifier(SETTINGS, remember=2)
+    first, second, third = (signed(claims(sub=f"user-{n}")) for n in range(3))
+
+    for token in (first, second, third):
+        verifier.verify(token)
+
+    assert verifier.remembered(first) is None
+    assert verifier.remembered(second) is not None
+    assert verifier.remembered(third) is not None
+    assert verifier.verify(first).subject == "user-0"  # verified again, remembered again
