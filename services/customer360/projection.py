@@ -118,6 +118,8 @@ class _Statements:
     timeline_insert: Executable
     # Parameters: tenant_id, customer_id.
     timeline_trim: Delete
+    # Parameters: tenant_id, customer_id. The latest lines, newest first (a read).
+    timeline_latest: Select[Any]
 
 
 class Customer360Projection(Projection):
@@ -397,10 +399,11 @@ class Customer360Projection(Projection):
         # customer may be applied by different consumers at once: no lost update.
         load_for_update = load.with_for_update(of=c)
 
+        newest_first = (t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
         older = (
             select(t.c.event_id)
             .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
-            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
+            .order_by(*newest_first)
             .offset(TIMELINE_LENGTH)
         )
         return _Statements(
@@ -421,6 +424,10 @@ class Customer360Projection(Projection):
                 t.c.customer_id == customer_id,
                 t.c.event_id.in_(older),
             ),
+            timeline_latest=select(*_timeline_columns(t))
+            .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
+            .order_by(*newest_first)
+            .limit(TIMELINE_LENGTH),
         )
 
     # --- queries the projector and the readers share ----------------------------------
@@ -479,9 +486,7 @@ class Customer360Projection(Projection):
             current = survivor
         return chain
 
-    async def group_of(
-        self, conn: AsyncConnection, tenant_id: str, customer_id: str
-    ) -> list[str]:
+    async def group_of(self, conn: AsyncConnection, tenant_id: str, customer_id: str) -> list[str]:
         """The customer and every duplicate merged into it, directly or not."""
         m = self.merges
         group = [customer_id]
@@ -501,10 +506,17 @@ class Customer360Projection(Projection):
     async def timeline_of(
         self, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
     ) -> list[dict[str, Any]]:
+        ids = list(customer_ids)
+        if len(ids) == 1:  # never merged, the usual read: a prebuilt statement
+            rows = await conn.execute(
+                self._statements(conn).timeline_latest,
+                {"tenant_id": tenant_id, "customer_id": ids[0]},
+            )
+            return [dict(r) for r in rows.mappings()]
         t = self.timeline
         rows = await conn.execute(
-            select(t.c.event_id, t.c.type, t.c.occurred_at, t.c.customer_id, t.c.summary)
-            .where(t.c.tenant_id == tenant_id, t.c.customer_id.in_(list(customer_ids)))
+            select(*_timeline_columns(t))
+            .where(t.c.tenant_id == tenant_id, t.c.customer_id.in_(ids))
             .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
             .limit(TIMELINE_LENGTH)
         )
@@ -583,6 +595,10 @@ def _row_of(view: CustomerView) -> dict[str, Any]:
         "position_partition": view.position.partition if view.position else None,
         "position_offset": view.position.offset if view.position else None,
     }
+
+
+def _timeline_columns(t: Table) -> tuple[Column[Any], ...]:
+    return (t.c.event_id, t.c.type, t.c.occurred_at, t.c.customer_id, t.c.summary)
 
 
 def _view_of(row: Any) -> CustomerView:
