@@ -1,7 +1,9 @@
 """Forwarding: a request to the service that owns it, and the answer back, streamed both ways.
 
-Bodies are never held in memory: a 50 MB CSV import goes to contacts chunk by
-chunk as it arrives, and a big export comes back the same way. What can go wrong
+Big bodies are never held in memory: a 50 MB CSV import goes to contacts chunk by
+chunk as it arrives, and a big export comes back the same way. An answer that
+declares a small length (most of them: a profile, a 360 view) is read whole and
+sent at once, which costs far less than a stream. What can go wrong
 on the way has one status each, with a JSON body naming the upstream:
 
 - 503: the service did not take the request (refused, no connection in time, no
@@ -78,6 +80,9 @@ DROPPED_RESPONSE_HEADERS = frozenset(
         CORRELATION_ID_HEADER.lower().encode(),
     }
 )
+
+# Answers up to this declared length are read whole before they are relayed.
+BUFFERED_BODY_BYTES = 64 * 1024
 
 UPSTREAM_REQUESTS = Counter(
     "crm_gateway_upstream_requests_total",
@@ -163,11 +168,7 @@ class RelayedResponse(StreamingResponse):
 
     def __init__(self, upstream: httpx.Response) -> None:
         super().__init__(_relay_body(upstream), status_code=upstream.status_code)
-        self.raw_headers = [
-            (name.lower(), value)
-            for name, value in upstream.headers.raw
-            if name.lower() not in DROPPED_RESPONSE_HEADERS
-        ]
+        self.raw_headers = _relayed_headers(upstream)
         self._upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -175,6 +176,20 @@ class RelayedResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self._upstream.aclose()
+
+
+def _relayed_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
+    return [
+        (name.lower(), value)
+        for name, value in upstream.headers.raw
+        if name.lower() not in DROPPED_RESPONSE_HEADERS
+    ]
+
+
+def _small(upstream: httpx.Response) -> bool:
+    """A declared length within BUFFERED_BODY_BYTES (no length: a stream, relayed as one)."""
+    length = upstream.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= BUFFERED_BODY_BYTES
 
 
 async def _relay_body(upstream: httpx.Response) -> AsyncIterator[bytes]:
@@ -233,17 +248,9 @@ class UpstreamProxy:
                     f"{upstream} is unavailable", headers={"Retry-After": "5"}, upstream=upstream
                 ) from down
             except httpx.TimeoutException as slow:
-                self._count(route, "timeout")
-                log.warning("upstream_timed_out", upstream=upstream, error=repr(slow))
-                raise UpstreamTimedOut(
-                    f"{upstream} did not answer in time", upstream=upstream
-                ) from slow
+                raise self._timed_out(route, slow) from slow
             except httpx.TransportError as broken:
-                self._count(route, "failed")
-                log.warning("upstream_failed", upstream=upstream, error=repr(broken))
-                raise UpstreamFailed(
-                    f"{upstream} broke the connection", upstream=upstream
-                ) from broken
+                raise self._broken(route, broken) from broken
             except httpx.InvalidURL:
                 raise DomainError("this path cannot be forwarded") from None
             except ClientDisconnect:
@@ -251,8 +258,21 @@ class UpstreamProxy:
                 self._count(route, "client_gone")
                 return Response(status_code=499)
         UPSTREAM_SECONDS.labels(upstream, route.template).observe(time.perf_counter() - started_at)
+        if not _small(response):
+            self._count(route, str(response.status_code))
+            return RelayedResponse(response)
+        try:
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
+        except httpx.TimeoutException as slow:
+            raise self._timed_out(route, slow) from slow
+        except httpx.HTTPError as broken:
+            raise self._broken(route, broken) from broken
+        finally:
+            await response.aclose()
         self._count(route, str(response.status_code))
-        return RelayedResponse(response)
+        relayed = Response(body, status_code=response.status_code)
+        relayed.raw_headers = _relayed_headers(response)
+        return relayed
 
     def _url(self, request: Request, upstream: str) -> str:
         # The raw path, not the decoded one: an id containing %2F must stay one segment.
@@ -284,6 +304,16 @@ class UpstreamProxy:
         if "host" in request.headers:
             headers.append(("x-forwarded-host", request.headers["host"]))
         return headers
+
+    def _timed_out(self, route: Route, slow: httpx.HTTPError) -> UpstreamTimedOut:
+        self._count(route, "timeout")
+        log.warning("upstream_timed_out", upstream=route.upstream, error=repr(slow))
+        return UpstreamTimedOut(f"{route.upstream} did not answer in time", upstream=route.upstream)
+
+    def _broken(self, route: Route, broken: httpx.HTTPError) -> UpstreamFailed:
+        self._count(route, "failed")
+        log.warning("upstream_failed", upstream=route.upstream, error=repr(broken))
+        return UpstreamFailed(f"{route.upstream} broke the connection", upstream=route.upstream)
 
     @staticmethod
     def _count(route: Route, outcome: str) -> None:

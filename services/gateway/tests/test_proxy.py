@@ -15,6 +15,7 @@ from services.gateway.tests.upstreams import (
     SLOW_SECONDS,
     UpstreamServer,
     nowhere,
+    short_answer,
 )
 
 
@@ -179,6 +180,39 @@ async def test_a_slow_service_is_a_504_within_the_timeout(gateway: httpx.AsyncCl
     assert response.status_code == 504
     assert response.json() == {"detail": "contacts did not answer in time", "upstream": "contacts"}
     assert 0.5 <= elapsed < SLOW_SECONDS
+
+
+async def test_an_answer_cut_short_is_a_502_not_a_truncated_200(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    async with short_answer(then="close") as customer360:
+        settings = gateway_settings(pg_url, contacts_service.url, customer360)
+        async with open_gateway(settings) as gateway:
+            response = await gateway.get("/api/v1/customers/c-1/360", headers=bearer())
+
+    assert response.status_code == 502
+    assert response.json() == {
+        "detail": "customer360 broke the connection",
+        "upstream": "customer360",
+    }
+
+
+async def test_an_answer_whose_body_stops_coming_is_a_504_within_the_timeout(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    async with short_answer(then="stall") as customer360:
+        settings = gateway_settings(pg_url, contacts_service.url, customer360)
+        async with open_gateway(settings) as gateway:
+            started_at = time.perf_counter()
+            response = await gateway.get("/api/v1/customers/c-1/360", headers=bearer())
+            elapsed = time.perf_counter() - started_at
+
+    assert response.status_code == 504
+    assert response.json() == {
+        "detail": "customer360 did not answer in time",
+        "upstream": "customer360",
+    }
+    assert elapsed < 2 * settings.upstream_read_timeout_seconds + 1
 
 
 async def test_paths_that_climb_out_of_a_route_are_not_forwarded(

@@ -13,7 +13,8 @@ import hashlib
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, ClassVar
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, ClassVar, Literal
 
 import uvicorn
 from fastapi import APIRouter, Body, Depends, FastAPI, File, Form, Request, Response, UploadFile
@@ -246,3 +247,30 @@ class UpstreamServer:
 def nowhere() -> str:
     """The URL of a service that is down: a free port nothing listens on."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+@asynccontextmanager
+async def short_answer(*, then: Literal["close", "stall"]) -> AsyncIterator[str]:
+    """A service that answers 200 with ``Content-Length: 1000`` but sends only the
+    first bytes, then closes the connection or sends nothing more."""
+    release = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b'content-length: 1000\r\n\r\n{"customer_id": '
+        )
+        await writer.drain()
+        if then == "stall":
+            await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
