@@ -63,12 +63,16 @@ BEGIN
     END IF;
     IF p_check_duplicates THEN
         -- The earliest holder of the first identity held ("email" sorts before "phone").
-        SELECT i.kind || ':' || min(i.customer_id) INTO found
-        FROM contacts_identities i
-        JOIN unnest(p_kinds, p_values) AS w(kind, value)
-          ON i.kind = w.kind AND i.value = w.value
-        WHERE i.tenant_id = p_tenant
-        GROUP BY i.kind ORDER BY i.kind LIMIT 1;
+        -- One primary-key probe per identity, whatever the planner believes about the
+        -- table's size: a join planned on stale statistics sorted the whole tenant.
+        SELECT w.kind || ':' || holder.customer_id INTO found
+        FROM unnest(p_kinds, p_values) AS w(kind, value)
+        CROSS JOIN LATERAL (
+            SELECT i.customer_id FROM contacts_identities i
+            WHERE i.tenant_id = p_tenant AND i.kind = w.kind AND i.value = w.value
+            ORDER BY i.customer_id LIMIT 1
+        ) AS holder
+        ORDER BY w.kind LIMIT 1;
         IF found IS NOT NULL THEN
             RETURN found;
         END IF;
