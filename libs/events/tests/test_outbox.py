@@ -7,9 +7,10 @@ import json
 from collections import Counter
 
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore, NewEvent, outbox
@@ -213,3 +214,54 @@ async def test_sealed_personal_fields_go_out_in_clear_and_erased_ones_redacted(
     after_erasure = {k: d["note"] for k, _, d in await read_topic(kafka, rebuilt, 2)}
     assert live == {b"c-1": "called 王芳", b"c-2": "called 李娜"}
     assert after_erasure == {b"c-1": "[erased]", b"c-2": "called 李娜"}
+
+
+async def _events_read(engine: AsyncEngine) -> int:
+    """Rows of the events table read so far (by any scan), this connection's included."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        await conn.commit()
+    await asyncio.sleep(0.2)  # the flush happens as that connection goes idle
+    async with engine.connect() as conn:
+        return int(
+            await conn.scalar(
+                text(
+                    "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                    " FROM pg_stat_user_tables WHERE relname = 'events'"
+                )
+            )
+            or 0
+        )
+
+
+async def test_polling_an_empty_outbox_does_not_read_the_published_events(
+    pg_url: str, kafka: KafkaSettings, unique: str
+) -> None:
+    # One pooled connection: every poll runs where PostgreSQL cached its plans, the
+    # first of them while the tables were empty.
+    engine = create_engine(pg_url, pool_size=1)
+    try:
+        store = EventStore(engine)
+        await store.create_tables()
+        relay = relay_for(store, kafka, f"crm.sample.{unique}")
+        for _ in range(10):
+            assert await relay.relay_once() == 0
+        async with engine.begin() as conn:  # 20,000 events, published long ago
+            await conn.execute(
+                text(
+                    "INSERT INTO events (event_id, tenant_id, stream_id, version, type,"
+                    " partition_key, data, occurred_at, recorded_at)"
+                    " SELECT 'e-' || n, 'acme', 'c-' || n, 1, 'VisitLogged', 'c-' || n,"
+                    " '{\"minutes\": 1}', now(), now() FROM generate_series(1, 20000) AS n"
+                )
+            )
+        before = await _events_read(engine)
+
+        polls = 10
+        for _ in range(polls):
+            assert await relay.relay_once() == 0
+
+        # A merge join may look at the first event; a stale plan read all 20,000 each time.
+        assert await _events_read(engine) - before <= polls
+    finally:
+        await engine.dispose()
