@@ -5,8 +5,8 @@ and every service as its own process, the exact commands and environment), on fr
 ports, with two differences: ``DATABASE_URL`` points at PostgreSQL (each service gets
 its own fresh database ``<db>_<service>``, dropped afterwards) and the gateway's rate
 limits are off (``RATE_LIMIT_*_PER_SECOND=0``). Load comes from this process, one
-event loop, one ``httpx.AsyncClient`` with one HTTP/1.1 keep-alive connection per
-virtual user (see ``Users`` and ``cheap_clients`` for why not one big pool). On a
+event loop, one lean HTTP/1.1 client (``bench/lean.py``, httptools) with one keep-alive
+connection per virtual user (see ``Users`` for why not one big pool). On a
 2-core machine this load generator shares the CPUs with the platform, PostgreSQL and
 the broker; the CPU each of them used during every measurement is recorded.
 
@@ -71,6 +71,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from bench.common import ADMIN_URL, db_url, median, percentile
+from bench.lean import LeanClient
 from libs.auth import issue_token
 from libs.platform.broker import free_port
 from libs.platform.cli import PORTS, _create_postgres_databases, platform_processes
@@ -376,18 +377,23 @@ def client(base_url: str, bearer: str, *, connections: int = 1,
     )
 
 
-class Users:
-    """``n`` virtual users, each an ``httpx.AsyncClient`` with one keep-alive connection.
+# Either client answers get/post(json=) the same way (bench/lean.py).
+Client = httpx.AsyncClient | LeanClient
 
-    One client per user rather than one client with an ``n``-connection pool: httpcore
-    scans every connection of its pool on each request (and asks each whether it has
-    expired), which at 32-512 connections cost the load generator more CPU than the
-    requests themselves. An open-loop request takes a free user from the queue (and
-    waits for one when all are busy: that wait is part of its latency)."""
+
+class Users:
+    """``n`` virtual users, each a ``LeanClient`` with one keep-alive connection.
+
+    One client per user rather than one client with an ``n``-connection pool: a pool
+    that scans its connections on every request (httpcore's does) cost the load
+    generator more CPU than the requests themselves at 32-512 connections. An
+    open-loop request takes a free user from the queue (and waits for one when all
+    are busy: that wait is part of its latency)."""
 
     def __init__(self, base_url: str, bearer: str, n: int) -> None:
-        self.all = [client(base_url, bearer) for _ in range(n)]
-        self.free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        headers = {"Authorization": f"Bearer {bearer}"}
+        self.all = [LeanClient(base_url, headers, timeout=REQUEST_TIMEOUT) for _ in range(n)]
+        self.free: asyncio.Queue[LeanClient] = asyncio.Queue()
         for c in self.all:
             self.free.put_nowait(c)
 
@@ -398,7 +404,7 @@ class Users:
         await asyncio.gather(*(c.aclose() for c in self.all))
 
     @asynccontextmanager
-    async def one(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def one(self) -> AsyncIterator[LeanClient]:
         c = await self.free.get()
         try:
             yield c
@@ -475,20 +481,20 @@ class Tally:
                 **({f"{prefix}error_samples": self.samples} if self.samples else {})}
 
 
-async def register(c: httpx.AsyncClient, people: People) -> Outcome:
+async def register(c: LeanClient, people: People) -> Outcome:
     response = await c.post("/api/v1/customers", json=people.registration())
     if response.status_code == 201:
         return "201", True, ""
     return str(response.status_code), False, response.text
 
 
-async def closed_loop(users: Users, op: Callable[[httpx.AsyncClient], Awaitable[Outcome]], *,
+async def closed_loop(users: Users, op: Callable[[LeanClient], Awaitable[Outcome]], *,
                       warmup: float, duration: float, meter: CpuMeter) -> dict[str, Any]:
     """Every user sends its next request as soon as its last one is answered."""
     phase = 0  # 0 warm-up, 1 measured, 2 stop
     tally = Tally()
 
-    async def user(c: httpx.AsyncClient) -> None:
+    async def user(c: LeanClient) -> None:
         while phase < 2:
             started = time.perf_counter()
             outcome = await attempt(lambda: op(c))
@@ -599,7 +605,7 @@ async def settle(platform: Platform, c360: httpx.AsyncClient, cap: float = SETTL
         await asyncio.sleep(0.3)
 
 
-async def until_visible(writer: httpx.AsyncClient, reader: httpx.AsyncClient, people: People,
+async def until_visible(writer: Client, reader: Client, people: People,
                         timeout: float = 90.0) -> float:
     """Register one customer and wait until its 360 view exists: the projector has
     joined its consumer group and the relay's producer is up. Seconds it took."""
@@ -617,7 +623,7 @@ async def until_visible(writer: httpx.AsyncClient, reader: httpx.AsyncClient, pe
     raise TimeoutError(f"the 360 view of a new customer did not appear within {timeout:g} s")
 
 
-async def until_steady(writer: httpx.AsyncClient, reader: httpx.AsyncClient, people: People,
+async def until_steady(writer: Client, reader: Client, people: People,
                        *, need: int = 20, within: float = 0.25, cap: float = 45.0
                        ) -> dict[str, Any]:
     """After the first view: register one customer at a time and read its view back
@@ -805,8 +811,9 @@ async def outbox_backlog(platform: Platform) -> int:
 def _what(plan: HttpPlan) -> str:
     return ("the platform as `make run` starts it (broker, contacts, customer360, gateway as "
             "subprocesses, INFO request logs) on PostgreSQL (one fresh database per "
-            "service), rate limits off; load from the benchmark process, one "
-            "httpx.AsyncClient with one HTTP/1.1 keep-alive connection per virtual user, "
+            "service), rate limits off; load from the benchmark process, one lean "
+            "HTTP/1.1 client (bench/lean.py, httptools) with one keep-alive connection per "
+            "virtual user, "
             "sharing the machine's "
             f"{os.cpu_count()} CPUs with the platform; closed-loop runs {plan.http_warmup:g} s "
             f"warm-up + {plan.http_duration:g} s measured x {plan.reps}, steady-rate runs "
@@ -970,7 +977,7 @@ async def lag_run(plan: HttpPlan, people: People, writers: Users, readers: Users
     return result
 
 
-async def read_360(c: httpx.AsyncClient, pick: random.Random, ids: Sequence[str]) -> Outcome:
+async def read_360(c: LeanClient, pick: random.Random, ids: Sequence[str]) -> Outcome:
     response = await c.get(f"/api/v1/customers/{pick.choice(ids)}/360")
     if response.status_code == 200:
         return "200", True, ""
