@@ -98,6 +98,7 @@ Rules worth knowing
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -909,10 +910,17 @@ def _syllables(text: str) -> list[str]:
     syllables: list[str] = []
     for token in _HAN_RUN_OR_WORD.findall(text):
         if _HAN.match(token):
-            syllables += lazy_pinyin(token, style=Style.NORMAL)
+            syllables += _pinyin_of(token)
         else:
             syllables.append(_without_accents(token))
     return syllables
+
+
+@functools.lru_cache(maxsize=65_536)
+def _pinyin_of(han: str) -> tuple[str, ...]:
+    # Names repeat (张伟 is shared by hundreds of thousands); pypinyin's converter is
+    # the slowest step of a registration, and its answer for a run never changes.
+    return tuple(lazy_pinyin(han, style=Style.NORMAL))
 
 
 def _without_accents(text: str) -> str:
