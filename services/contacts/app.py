@@ -18,6 +18,7 @@ from libs.events.catalog.contacts import catalog
 from libs.events.db import create_engine
 from libs.events.kafka import service_topic
 from libs.events.outbox import OutboxRelay
+from libs.events.statistics import keep_statistics_fresh
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from services.contacts import read_model, registration
@@ -58,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await registration.create_routine(engine)
         stop = asyncio.Event()
         relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
+        analysing = asyncio.create_task(
+            keep_statistics_fresh(engine, stop), name="contacts-statistics"
+        )
         try:
             yield
         finally:
@@ -67,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except TimeoutError:
                 log.warning("outbox relay did not stop in %.0fs; cancelled", RELAY_STOP_SECONDS)
             await relay.close()
+            analysing.cancel()  # it may be in the middle of an ANALYZE: nothing to keep
+            with contextlib.suppress(asyncio.CancelledError):
+                await analysing
             await engine.dispose()
 
     app = create_service_app(

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from libs.events.db import create_engine
+from libs.events.statistics import keep_statistics_fresh
 from libs.platform.app import create_service_app
 from services.customer360.api import router
 from services.customer360.projector import Projector
@@ -52,7 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.projector = projector if settings.run_projector else None
 
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(monitor.run(stop), name="customer360-lag")]
+        tasks = [
+            asyncio.create_task(monitor.run(stop), name="customer360-lag"),
+            asyncio.create_task(keep_statistics_fresh(engine, stop), name="customer360-statistics"),
+        ]
         if settings.run_projector:
             tasks.append(asyncio.create_task(projector.run(stop), name="customer360-projector"))
         try:
