@@ -12,7 +12,10 @@ from libs.events.tests.conftest import eventually
 async def _insert_visits(engine: AsyncEngine, rows: int, first: int = 1) -> None:
     async with engine.begin() as conn:
         await conn.execute(
-            text("INSERT INTO visits SELECT n FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"),
+            text(
+                "INSERT INTO visits SELECT n"
+                " FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"
+            ),
             {"first": first, "last": first + rows - 1},
         )
         # This connection's counts reach the statistics views as it goes idle.
