@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -50,14 +50,18 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    func,
     insert,
+    literal_column,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
+from sqlalchemy.sql.elements import Label
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
@@ -120,6 +124,9 @@ class _Statements:
     timeline_trim: Delete
     # Parameters: tenant_id, customer_id. The latest lines, newest first (a read).
     timeline_latest: Select[Any]
+    # PostgreSQL only: ``load`` and, in column ``timeline``, the customer's own latest
+    # lines as a JSON array of [event_id, type, occurred_at, customer_id, summary].
+    load_with_timeline: Select[Any] | None
 
 
 class Customer360Projection(Projection):
@@ -370,11 +377,13 @@ class Customer360Projection(Projection):
         """This generation's statements for ``conn``'s dialect (ON CONFLICT is per dialect)."""
         statements = self._statements_by_dialect.get(conn.dialect.name)
         if statements is None:
-            statements = self._build_statements(_insert(conn))
+            statements = self._build_statements(
+                _insert(conn), postgres=conn.dialect.name == "postgresql"
+            )
             self._statements_by_dialect[conn.dialect.name] = statements
         return statements
 
-    def _build_statements(self, dialect_insert: Any) -> _Statements:
+    def _build_statements(self, dialect_insert: Any, *, postgres: bool) -> _Statements:
         c, t, m, s = self.customers, self.timeline, self.merges, self.streams
         tenant_id: BindParameter[str] = bindparam("tenant_id")
         customer_id: BindParameter[str] = bindparam("customer_id")
@@ -428,7 +437,34 @@ class Customer360Projection(Projection):
             .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
             .order_by(*newest_first)
             .limit(TIMELINE_LENGTH),
+            load_with_timeline=load.add_columns(self._latest_lines_as_json(tenant_id, customer_id))
+            if postgres
+            else None,
         )
+
+    def _latest_lines_as_json(
+        self, tenant_id: BindParameter[str], customer_id: BindParameter[str]
+    ) -> Label[Any]:
+        t = self.timeline
+        latest = (
+            select(*_timeline_columns(t), t.c.sequence)
+            .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
+            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
+            .limit(TIMELINE_LENGTH)
+            .subquery("latest")
+        )
+        line = func.json_build_array(
+            latest.c.event_id,
+            latest.c.type,
+            latest.c.occurred_at,
+            latest.c.customer_id,
+            latest.c.summary,
+        )
+        newest_first = aggregate_order_by(
+            line, latest.c.occurred_at.desc(), latest.c.sequence.desc(), latest.c.event_id.desc()
+        )
+        lines = func.coalesce(func.json_agg(newest_first), literal_column("'[]'::json"), type_=JSON)
+        return select(lines).scalar_subquery().label("timeline")
 
     # --- queries the projector and the readers share ----------------------------------
 
@@ -459,6 +495,32 @@ class Customer360Projection(Projection):
             return _view_of(row), row["survivor_id"]
         survivor_id = await conn.scalar(statements.survivor_of, key)
         return None, survivor_id
+
+    async def load_for_reading(
+        self, conn: AsyncConnection, tenant_id: str, customer_id: str
+    ) -> tuple[CustomerView, str | None, list[dict[str, Any]]] | None:
+        """The customer's row, the customer it was merged into and its own latest
+        timeline lines, in one statement (PostgreSQL); None where that is not possible
+        (another dialect, or no row: the caller then takes the general path)."""
+        statement = self._statements(conn).load_with_timeline
+        if statement is None:
+            return None
+        key = {"tenant_id": tenant_id, "customer_id": customer_id}
+        row = (await conn.execute(statement, key)).mappings().first()
+        if row is None:
+            return None
+        lines = [
+            {
+                "event_id": event_id,
+                "type": type_,
+                # json renders timestamptz in the session's time zone: back to UTC.
+                "occurred_at": datetime.fromisoformat(occurred_at).astimezone(UTC),
+                "customer_id": line_customer_id,
+                "summary": summary,
+            }
+            for event_id, type_, occurred_at, line_customer_id, summary in row["timeline"]
+        ]
+        return _view_of(row), row["survivor_id"], lines
 
     async def version_of(
         self, conn: AsyncConnection, tenant_id: str, customer_id: str

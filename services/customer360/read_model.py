@@ -29,7 +29,7 @@ from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionStatus, generations, projection_status
 from services.customer360.projection import Customer360Projection
 from services.customer360.sources import SOURCES
-from services.customer360.view import RECENT_INTERACTIONS, Interaction, Source
+from services.customer360.view import RECENT_INTERACTIONS, CustomerView, Interaction, Source
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,12 @@ class Customer360Reader:
         self.lag_monitor: LagMonitor | None = None
         self._projection = Customer360Projection(1, self.sources)
         self._checked_at: float | None = None
+        # Where one statement reads a whole view (PostgreSQL), it needs no transaction.
+        self._one_statement = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else None
+        )
 
     async def projection(self) -> Customer360Projection:
         """The active generation, looked up at most once per ``generation_check_seconds``."""
@@ -255,22 +261,30 @@ class Customer360Reader:
         Another tenant's customer is simply not found: every query names the tenant.
         """
         projection = await self.projection()
+        if self._one_statement is not None:
+            # The usual read, a customer never merged: one statement, so no transaction.
+            async with self._one_statement.connect() as conn:
+                found = await projection.load_for_reading(conn, tenant_id, customer_id)
+            if found is not None:
+                view, survivor_id, timeline = found
+                if survivor_id is None and not view.absorbed and view.profile.kind is not None:
+                    return self._assemble(view, customer_id, [customer_id], timeline, {})
+        # Merged, absorbing, unknown, or SQLite: several statements in one snapshot.
         async with self.engine.connect() as conn:
-            view, survivor_id = await projection.load_with_survivor(conn, tenant_id, customer_id)
+            loaded, survivor_id = await projection.load_with_survivor(conn, tenant_id, customer_id)
             served_id = customer_id
             if survivor_id is not None:
                 further = await projection.survivors_of(conn, tenant_id, survivor_id)
                 served_id = further[-1] if further else survivor_id
-                view = await projection.load(conn, tenant_id, served_id)
-            kind = view.profile.kind if view is not None else None
-            if view is None or kind is None:
+                loaded = await projection.load(conn, tenant_id, served_id)
+            if loaded is None or loaded.profile.kind is None:
                 # Only what the contacts service registered is a customer; events of
                 # other services about an unknown id wait for it.
                 return None
             # Never merged (the usual case): no need to look for duplicates.
             group = (
                 await projection.group_of(conn, tenant_id, served_id)
-                if view.absorbed
+                if loaded.absorbed
                 else [served_id]
             )
             timeline = await projection.timeline_of(conn, tenant_id, group)
@@ -279,12 +293,27 @@ class Customer360Reader:
                 if len(group) > 1
                 else {}
             )
+        return self._assemble(loaded, customer_id, group, timeline, others)
+
+    def _assemble(
+        self,
+        view: CustomerView,
+        requested_id: str,
+        group: list[str],
+        timeline: list[dict[str, Any]],
+        others: Mapping[str, Sequence[Interaction]],
+    ) -> Customer360:
+        """The answer for ``view``, served for ``requested_id``; ``group`` starts with
+        the customer served, followed by the duplicates merged into it."""
+        served_id = group[0]
+        kind = view.profile.kind
+        assert kind is not None  # only registered customers are served
         interactions = _recent_interactions({served_id: view.recent_interactions, **others})
         lag = (
-            self.lag_monitor.lag(projection.generation)
+            self.lag_monitor.lag(self._projection.generation)
             if self.lag_monitor is not None
             else ProjectionLag(
-                generation=projection.generation,
+                generation=self._projection.generation,
                 lag_events=None,
                 lag_seconds=None,
                 measured_at=None,
@@ -294,7 +323,7 @@ class Customer360Reader:
         sections = view.sections
         return Customer360(
             customer_id=served_id,
-            requested_id=customer_id,
+            requested_id=requested_id,
             merged_ids=group[1:],
             erased=view.erased,
             erased_at=view.erased_at,

@@ -35,6 +35,7 @@ from services.customer360.tests.conftest import (
     eventually,
     snapshot,
 )
+from services.customer360.view import TIMELINE_LENGTH
 
 PERSONAL = ("Zhang Wei", "zhang.wei@example.com", "+8613800138000", "1988-02-29", "spring fair",
             "wants a discount")
@@ -356,3 +357,33 @@ async def test_the_projection_runs_on_sqlite_too(
 def assert_forgotten(text: str) -> None:
     for value in PERSONAL:
         assert value not in text, f"{value!r} survived the erasure"
+
+
+async def test_a_full_timeline_reads_the_same_in_one_statement_as_line_by_line(
+    projector: RunningProjector, contacts: ContactsTopic
+) -> None:
+    # More lines than the timeline keeps, several at the same minute (the order is
+    # then by version): the one-statement read must keep the same lines, in order.
+    stream = CustomerStream("acme")
+    cid = stream.customer_id
+    registered = register(stream)
+    tags = [
+        stream(CustomerTagged(customer_id=cid, tag=f"t{n}"), minutes=2 + n // 3)
+        for n in range(TIMELINE_LENGTH + 10)
+    ]
+    await contacts.publish(registered, *tags)
+    await projector.until_version("acme", cid, TIMELINE_LENGTH + 11)
+
+    view = await projector.reader.view("acme", cid)
+    projection = await projector.reader.projection()
+    async with projector.reader.engine.connect() as conn:
+        lines = await projection.timeline_of(conn, "acme", [cid])
+
+    assert view is not None
+    assert len(view.timeline) == TIMELINE_LENGTH
+    assert [(i.event_id, i.type, i.time, i.customer_id, i.summary) for i in view.timeline] == [
+        (line["event_id"], line["type"], line["occurred_at"], line["customer_id"], line["summary"])
+        for line in lines
+    ]
+    assert view.timeline[0].time.utcoffset() == timedelta(0)
+    assert view.timeline[0].summary.endswith(f"t{TIMELINE_LENGTH + 9}")
