@@ -31,11 +31,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, e2e, http, projector, relay
+from bench import appends, e2e, floor, http, projector, relay
 from bench.common import PAYLOAD_BYTES, median, server_info
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway")
+BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway", "floor")
 
 
 @dataclass(frozen=True)
@@ -216,6 +216,7 @@ RUNNERS: dict[str, Callable[[Plan], Any]] = {
     "e2e": bench_e2e,
     "contacts": http.bench_contacts,
     "gateway": http.bench_gateway,
+    "floor": floor.bench_floor,
 }
 
 
@@ -290,7 +291,10 @@ def markdown(results: dict[str, Any]) -> str:
                     lines.append(f"{r['system']}: consumer-group join "
                                  f"{r['median_startup_seconds']:.1f} s, rate including it "
                                  f"{_fmt(r['median_rate_with_startup'])} events/s")
-        verdict = f"Target: {bench['target']} -> **{'met' if bench['met'] else 'NOT met'}**"
+        if bench.get("target") is None:  # a reference, like the floor
+            verdict = "Target: none (a reference)"
+        else:
+            verdict = f"Target: {bench['target']} -> **{'met' if bench['met'] else 'NOT met'}**"
         if "load_1m" in bench:
             verdict += (f" (1-minute load average before/after: {bench['load_1m'][0]} / "
                         f"{bench['load_1m'][1]}, on {meta['nproc']} CPUs)")
