@@ -30,8 +30,9 @@ timeline.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -54,6 +55,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
@@ -120,6 +122,9 @@ class _Statements:
     customer_update: Update
     # Parameters: the timeline columns. A row back: the line is new.
     timeline_insert: Executable
+    # The same two without a row back, for a whole batch at once (executemany).
+    stream_upsert_many: Executable
+    timeline_insert_many: Executable
     # Parameters: tenant_id, customer_id.
     timeline_trim: Delete
     # Parameters: tenant_id, customer_id. The latest lines, newest first (a read).
@@ -216,16 +221,7 @@ class Customer360Projection(Projection):
         customer_id = registered.customer_of(event.event)
         if not tenant_id or not customer_id:
             raise UnplaceableEvent(f"{envelope.type} {envelope.id} names no tenant or customer")
-        fact = Fact(
-            event_id=envelope.id,
-            type=envelope.type,
-            time=envelope.time,
-            stream_id=envelope.subject or envelope.partitionkey,
-            sequence=envelope.sequence,
-            topic=event.topic,
-            partition=event.partition,
-            offset=event.offset,
-        )
+        fact = _fact_of(event)
         if not await self._newer_than_applied(conn, tenant_id, fact):
             metrics.DUPLICATES_SKIPPED.labels(self.name).inc()
             return
@@ -243,21 +239,177 @@ class Customer360Projection(Projection):
             survivor_id is not None and await self._survivor_erased(conn, tenant_id, survivor_id)
         ):
             view = forget(view, view.erased_at or fact.time)
-        view = replace(
-            view,
-            version=max(view.version, fact.sequence) if source.customer_streams else view.version,
-            updated_at=fact.time if view.updated_at is None else max(view.updated_at, fact.time),
-            position=Position(fact.topic, fact.partition, fact.offset),
-        )
+        view = _stamped(view, fact, source)
         await self._save(conn, view, new=current is None)
         if outcome.entry is not None:
             await self._add_to_timeline(conn, view, outcome.entry, fact.topic, new=current is None)
         for effect in outcome.effects:
             await self._carry_out(conn, view, effect)
 
+    async def apply_many(self, conn: AsyncConnection, events: Sequence[ReceivedEvent]) -> None:
+        """A batch in a handful of statements: each customer's row and each stream's
+        version read once (locked), the events folded in memory in order, then every
+        row, timeline line and stream version written at once.
+
+        A batch that merges or erases anyone, touches a merged duplicate, or holds an
+        event that names no customer takes the event-by-event path (``apply``): those
+        need reads between events. Nothing is written before that choice is made.
+        """
+        batch = await self._fold(conn, events)
+        if batch is None:
+            for event in events:
+                await self.apply(conn, event)
+            return
+        await self._write(conn, batch)
+
+    async def _fold(
+        self, conn: AsyncConnection, events: Sequence[ReceivedEvent]
+    ) -> _FoldedBatch | None:
+        placed: list[tuple[ReceivedEvent, Source, Any, str, str, Fact]] = []
+        for event in events:
+            source = self._source_of.get(event.topic)
+            registered = source.applier_for(event.event) if source is not None else None
+            if source is None or registered is None:
+                continue  # says nothing about a customer (e.g. a custom field)
+            envelope = event.envelope
+            customer_id = registered.customer_of(event.event)
+            if not envelope.tenantid or not customer_id:
+                return None  # apply() dead-letters it, on its own
+            placed.append(
+                (event, source, registered, envelope.tenantid, customer_id, _fact_of(event))
+            )
+        batch = _FoldedBatch()
+        if not placed:
+            return batch
+        customers = sorted({(tenant, customer) for _, _, _, tenant, customer, _ in placed})
+        loaded = await self._load_many(conn, customers)
+        if loaded is None:
+            return None  # a merged duplicate among them
+        versions = await self._stream_versions(
+            conn,
+            sorted(
+                {(tenant, f.topic, f.stream_id) for *_, tenant, _, f in placed if _versioned(f)}
+            ),
+        )
+        for event, source, registered, tenant, customer, fact in placed:
+            key = (tenant, customer)
+            if _versioned(fact):
+                stream = (tenant, fact.topic, fact.stream_id)
+                if fact.sequence <= versions.get(stream, 0):
+                    batch.skipped += 1
+                    continue
+                versions[stream] = fact.sequence
+                batch.versions[stream] = fact.sequence
+            if key not in batch.views:
+                current = loaded.get(key)
+                if current is None:
+                    batch.new.add(key)
+                batch.views[key] = current or CustomerView(tenant, customer)
+            outcome = registered.apply(batch.views[key], event.event, fact)
+            if outcome.effects or outcome.view.erased:
+                return None
+            batch.views[key] = _stamped(outcome.view, fact, source)
+            if outcome.entry is not None:
+                batch.lines.append((key, outcome.entry, fact.topic))
+        return batch
+
+    async def _load_many(
+        self, conn: AsyncConnection, customers: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], CustomerView] | None:
+        """The customers' rows, locked; None when one of them is a merged duplicate."""
+        c, m = self.customers, self.merges
+        rows = await conn.execute(
+            select(c, m.c.survivor_id)
+            .select_from(
+                c.outerjoin(
+                    m, and_(m.c.tenant_id == c.c.tenant_id, m.c.duplicate_id == c.c.customer_id)
+                )
+            )
+            .where(tuple_(c.c.tenant_id, c.c.customer_id).in_(customers))
+            .order_by(c.c.tenant_id, c.c.customer_id)  # locks in one order: no deadlock
+            .with_for_update(of=c)
+        )
+        loaded: dict[tuple[str, str], CustomerView] = {}
+        for row in rows.mappings():
+            if row["survivor_id"] is not None:
+                return None
+            loaded[(row["tenant_id"], row["customer_id"])] = _view_of(row)
+        missing = [key for key in customers if key not in loaded]
+        if missing:
+            # A duplicate's merge can be learnt (from its survivor) before its own events.
+            merged = await conn.execute(
+                select(m.c.duplicate_id).where(tuple_(m.c.tenant_id, m.c.duplicate_id).in_(missing))
+            )
+            if merged.first() is not None:
+                return None
+        return loaded
+
+    async def _stream_versions(
+        self, conn: AsyncConnection, streams: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], int]:
+        if not streams:
+            return {}
+        s = self.streams
+        rows = await conn.execute(
+            select(s.c.tenant_id, s.c.topic, s.c.stream_id, s.c.version)
+            .where(tuple_(s.c.tenant_id, s.c.topic, s.c.stream_id).in_(streams))
+            .order_by(s.c.tenant_id, s.c.topic, s.c.stream_id)
+            .with_for_update()
+        )
+        return {(r.tenant_id, r.topic, r.stream_id): int(r.version) for r in rows}
+
+    async def _write(self, conn: AsyncConnection, batch: _FoldedBatch) -> None:
+        statements = self._statements(conn)
+        if batch.skipped:
+            metrics.DUPLICATES_SKIPPED.labels(self.name).inc(batch.skipped)
+        if batch.versions:
+            await conn.execute(
+                statements.stream_upsert_many,
+                [
+                    {"tenant_id": tenant, "topic": topic, "stream_id": stream, "version": version}
+                    for (tenant, topic, stream), version in batch.versions.items()
+                ],
+            )
+        new = [_row_of(view) for key, view in batch.views.items() if key in batch.new]
+        if new:
+            await conn.execute(statements.customer_insert, new)
+        changed = [
+            {**_row_of(view), "key_tenant_id": view.tenant_id, "key_customer_id": view.customer_id}
+            for key, view in batch.views.items()
+            if key not in batch.new
+        ]
+        if changed:
+            await conn.execute(statements.customer_update, changed)
+        if not batch.lines:
+            return
+        await conn.execute(
+            statements.timeline_insert_many,
+            [
+                {
+                    "tenant_id": tenant,
+                    "customer_id": customer,
+                    "event_id": entry.event_id,
+                    "type": entry.type,
+                    "occurred_at": entry.time,
+                    "sequence": entry.sequence,
+                    "topic": topic,
+                    "summary": entry.summary,
+                    "redacted_summary": entry.redacted_summary,
+                }
+                for (tenant, customer), entry, topic in batch.lines
+            ],
+        )
+        # A customer new in this batch has no older lines: only its own can be over.
+        gained = Counter(key for key, _, _ in batch.lines)
+        for (tenant, customer), count in gained.items():
+            if (tenant, customer) not in batch.new or count > TIMELINE_LENGTH:
+                await conn.execute(
+                    statements.timeline_trim, {"tenant_id": tenant, "customer_id": customer}
+                )
+
     async def _newer_than_applied(self, conn: AsyncConnection, tenant_id: str, fact: Fact) -> bool:
         """Record ``fact.sequence`` as its stream's version unless one as new is there."""
-        if fact.sequence <= 0 or not fact.stream_id:
+        if not _versioned(fact):
             return True  # a producer without stream versions: the event id is all we have
         moved = await conn.execute(
             self._statements(conn).stream_upsert,
@@ -417,6 +569,12 @@ class Customer360Projection(Projection):
         )
         return _Statements(
             stream_upsert=stream_upsert,
+            stream_upsert_many=stream.on_conflict_do_update(
+                index_elements=[s.c.tenant_id, s.c.topic, s.c.stream_id],
+                set_={"version": stream.excluded.version},
+                where=s.c.version < stream.excluded.version,
+            ),
+            timeline_insert_many=dialect_insert(t).on_conflict_do_nothing(),
             load=load,
             load_for_update=load_for_update,
             survivor_of=select(m.c.survivor_id).where(
@@ -657,6 +815,46 @@ def _row_of(view: CustomerView) -> dict[str, Any]:
         "position_partition": view.position.partition if view.position else None,
         "position_offset": view.position.offset if view.position else None,
     }
+
+
+@dataclass
+class _FoldedBatch:
+    """What a batch changes, folded in memory before anything is written."""
+
+    views: dict[tuple[str, str], CustomerView] = field(default_factory=dict)
+    new: set[tuple[str, str]] = field(default_factory=set)  # no row before this batch
+    versions: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    lines: list[tuple[tuple[str, str], TimelineEntry, str]] = field(default_factory=list)
+    skipped: int = 0  # events already applied (redelivered, or stale)
+
+
+def _fact_of(event: ReceivedEvent) -> Fact:
+    envelope = event.envelope
+    return Fact(
+        event_id=envelope.id,
+        type=envelope.type,
+        time=envelope.time,
+        stream_id=envelope.subject or envelope.partitionkey,
+        sequence=envelope.sequence,
+        topic=event.topic,
+        partition=event.partition,
+        offset=event.offset,
+    )
+
+
+def _stamped(view: CustomerView, fact: Fact, source: Source) -> CustomerView:
+    """``view`` marked as including ``fact``: its version, time and broker position."""
+    return replace(
+        view,
+        version=max(view.version, fact.sequence) if source.customer_streams else view.version,
+        updated_at=fact.time if view.updated_at is None else max(view.updated_at, fact.time),
+        position=Position(fact.topic, fact.partition, fact.offset),
+    )
+
+
+def _versioned(fact: Fact) -> bool:
+    """Whether the producer numbers its streams (then a version says what is applied)."""
+    return fact.sequence > 0 and bool(fact.stream_id)
 
 
 def _timeline_columns(t: Table) -> tuple[Column[Any], ...]:
