@@ -1,9 +1,10 @@
 """Run every benchmark side by side on one PostgreSQL and write the results.
 
-    python -m bench.run                 # everything (about 9-10 minutes on 2 cores)
+    python -m bench.run                 # everything (about 11-12 minutes on 2 cores)
     python -m bench.run --quick         # a smoke run (about 2 minutes)
     python -m bench.run --only relay    # one benchmark (comma-separated for several)
     python -m bench.run --only contacts,gateway   # the platform over HTTP (bench/http.py)
+    python -m bench.run --only floor    # the HTTP stack alone (bench/floor.py)
 
 Each measurement runs in a database of its own, created and dropped around it, and
 starts its own broker where it needs one. Repetitions interleave the systems
