@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -50,20 +50,20 @@ from sqlalchemy import (
     Text,
     Update,
     and_,
+    any_,
     bindparam,
     func,
     insert,
     literal_column,
     select,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
-from sqlalchemy.sql.elements import Label
+from sqlalchemy.sql.elements import ColumnElement, Label
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
@@ -122,9 +122,6 @@ class _Statements:
     customer_update: Update
     # Parameters: the timeline columns. A row back: the line is new.
     timeline_insert: Executable
-    # The same two without a row back, for a whole batch at once (executemany).
-    stream_upsert_many: Executable
-    timeline_insert_many: Executable
     # Parameters: tenant_id, customer_id.
     timeline_trim: Delete
     # Parameters: tenant_id, customer_id. The latest lines, newest first (a read).
@@ -318,27 +315,31 @@ class Customer360Projection(Projection):
     ) -> dict[tuple[str, str], CustomerView] | None:
         """The customers' rows, locked; None when one of them is a merged duplicate."""
         c, m = self.customers, self.merges
-        rows = await conn.execute(
-            select(c, m.c.survivor_id)
-            .select_from(
-                c.outerjoin(
-                    m, and_(m.c.tenant_id == c.c.tenant_id, m.c.duplicate_id == c.c.customer_id)
-                )
-            )
-            .where(tuple_(c.c.tenant_id, c.c.customer_id).in_(customers))
-            .order_by(c.c.tenant_id, c.c.customer_id)  # locks in one order: no deadlock
-            .with_for_update(of=c)
-        )
         loaded: dict[tuple[str, str], CustomerView] = {}
-        for row in rows.mappings():
-            if row["survivor_id"] is not None:
-                return None
-            loaded[(row["tenant_id"], row["customer_id"])] = _view_of(row)
+        for tenant_id, ids in _by_first(customers).items():
+            rows = await conn.execute(
+                select(c, m.c.survivor_id)
+                .select_from(
+                    c.outerjoin(
+                        m,
+                        and_(m.c.tenant_id == c.c.tenant_id, m.c.duplicate_id == c.c.customer_id),
+                    )
+                )
+                .where(c.c.tenant_id == tenant_id, _one_of(conn, c.c.customer_id, ids))
+                .order_by(c.c.customer_id)  # locks taken in one order: no deadlock
+                .with_for_update(of=c)
+            )
+            for row in rows.mappings():
+                if row["survivor_id"] is not None:
+                    return None
+                loaded[(row["tenant_id"], row["customer_id"])] = _view_of(row)
         missing = [key for key in customers if key not in loaded]
-        if missing:
+        for tenant_id, ids in _by_first(missing).items():
             # A duplicate's merge can be learnt (from its survivor) before its own events.
             merged = await conn.execute(
-                select(m.c.duplicate_id).where(tuple_(m.c.tenant_id, m.c.duplicate_id).in_(missing))
+                select(m.c.duplicate_id).where(
+                    m.c.tenant_id == tenant_id, _one_of(conn, m.c.duplicate_id, ids)
+                )
             )
             if merged.first() is not None:
                 return None
@@ -347,24 +348,33 @@ class Customer360Projection(Projection):
     async def _stream_versions(
         self, conn: AsyncConnection, streams: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], int]:
-        if not streams:
-            return {}
         s = self.streams
-        rows = await conn.execute(
-            select(s.c.tenant_id, s.c.topic, s.c.stream_id, s.c.version)
-            .where(tuple_(s.c.tenant_id, s.c.topic, s.c.stream_id).in_(streams))
-            .order_by(s.c.tenant_id, s.c.topic, s.c.stream_id)
-            .with_for_update()
-        )
-        return {(r.tenant_id, r.topic, r.stream_id): int(r.version) for r in rows}
+        versions: dict[tuple[str, str, str], int] = {}
+        for (tenant_id, topic), ids in _by_first(
+            [((tenant, topic), stream) for tenant, topic, stream in streams]
+        ).items():
+            rows = await conn.execute(
+                select(s.c.stream_id, s.c.version)
+                .where(
+                    s.c.tenant_id == tenant_id,
+                    s.c.topic == topic,
+                    _one_of(conn, s.c.stream_id, ids),
+                )
+                .order_by(s.c.stream_id)
+                .with_for_update()
+            )
+            versions.update({(tenant_id, topic, r.stream_id): int(r.version) for r in rows})
+        return versions
 
     async def _write(self, conn: AsyncConnection, batch: _FoldedBatch) -> None:
         statements = self._statements(conn)
         if batch.skipped:
             metrics.DUPLICATES_SKIPPED.labels(self.name).inc(batch.skipped)
         if batch.versions:
+            # With RETURNING, SQLAlchemy sends many rows as multi-row VALUES statements
+            # (each stream once in a batch, so ON CONFLICT never meets a row twice).
             await conn.execute(
-                statements.stream_upsert_many,
+                statements.stream_upsert,
                 [
                     {"tenant_id": tenant, "topic": topic, "stream_id": stream, "version": version}
                     for (tenant, topic, stream), version in batch.versions.items()
@@ -383,7 +393,7 @@ class Customer360Projection(Projection):
         if not batch.lines:
             return
         await conn.execute(
-            statements.timeline_insert_many,
+            statements.timeline_insert,
             [
                 {
                     "tenant_id": tenant,
@@ -569,12 +579,6 @@ class Customer360Projection(Projection):
         )
         return _Statements(
             stream_upsert=stream_upsert,
-            stream_upsert_many=stream.on_conflict_do_update(
-                index_elements=[s.c.tenant_id, s.c.topic, s.c.stream_id],
-                set_={"version": stream.excluded.version},
-                where=s.c.version < stream.excluded.version,
-            ),
-            timeline_insert_many=dialect_insert(t).on_conflict_do_nothing(),
             load=load,
             load_for_update=load_for_update,
             survivor_of=select(m.c.survivor_id).where(
@@ -826,6 +830,25 @@ class _FoldedBatch:
     versions: dict[tuple[str, str, str], int] = field(default_factory=dict)
     lines: list[tuple[tuple[str, str], TimelineEntry, str]] = field(default_factory=list)
     skipped: int = 0  # events already applied (redelivered, or stale)
+
+
+K = TypeVar("K")
+
+
+def _by_first(pairs: Iterable[tuple[K, str]]) -> dict[K, list[str]]:
+    """The second items grouped by the first (a batch's ids per tenant, usually one)."""
+    grouped: dict[K, list[str]] = {}
+    for first, second in pairs:
+        grouped.setdefault(first, []).append(second)
+    return grouped
+
+
+def _one_of(conn: AsyncConnection, column: Column[str], values: list[str]) -> ColumnElement[bool]:
+    """``column`` is one of ``values``: one array parameter on PostgreSQL (one statement
+    text and one index scan whatever the count), a plain IN list elsewhere."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
 
 
 def _fact_of(event: ReceivedEvent) -> Fact:
