@@ -63,7 +63,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
-from sqlalchemy.sql.elements import ColumnElement, Label
+from sqlalchemy.sql.elements import ColumnElement, Label, UnaryExpression
+from sqlalchemy.sql.selectable import Subquery
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
@@ -254,8 +255,7 @@ class Customer360Projection(Projection):
         """
         batch = await self._fold(conn, events)
         if batch is None:
-            for event in events:
-                await self.apply(conn, event)
+            await super().apply_many(conn, events)  # one event at a time
             return
         await self._write(conn, batch)
 
@@ -570,12 +570,17 @@ class Customer360Projection(Projection):
         # customer may be applied by different consumers at once: no lost update.
         load_for_update = load.with_for_update(of=c)
 
-        newest_first = (t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
         older = (
             select(t.c.event_id)
             .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
-            .order_by(*newest_first)
+            .order_by(*_newest_first(t))
             .offset(TIMELINE_LENGTH)
+        )
+        latest = (
+            select(*_timeline_columns(t))
+            .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
+            .order_by(*_newest_first(t))
+            .limit(TIMELINE_LENGTH)
         )
         return _Statements(
             stream_upsert=stream_upsert,
@@ -595,38 +600,13 @@ class Customer360Projection(Projection):
                 t.c.customer_id == customer_id,
                 t.c.event_id.in_(older),
             ),
-            timeline_latest=select(*_timeline_columns(t))
-            .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
-            .order_by(*newest_first)
-            .limit(TIMELINE_LENGTH),
-            load_with_timeline=load.add_columns(self._latest_lines_as_json(tenant_id, customer_id))
+            timeline_latest=latest,
+            load_with_timeline=load.add_columns(
+                _as_json_array(latest.add_columns(t.c.sequence).subquery("latest"))
+            )
             if postgres
             else None,
         )
-
-    def _latest_lines_as_json(
-        self, tenant_id: BindParameter[str], customer_id: BindParameter[str]
-    ) -> Label[Any]:
-        t = self.timeline
-        latest = (
-            select(*_timeline_columns(t), t.c.sequence)
-            .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
-            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
-            .limit(TIMELINE_LENGTH)
-            .subquery("latest")
-        )
-        line = func.json_build_array(
-            latest.c.event_id,
-            latest.c.type,
-            latest.c.occurred_at,
-            latest.c.customer_id,
-            latest.c.summary,
-        )
-        newest_first = aggregate_order_by(
-            line, latest.c.occurred_at.desc(), latest.c.sequence.desc(), latest.c.event_id.desc()
-        )
-        lines = func.coalesce(func.json_agg(newest_first), literal_column("'[]'::json"), type_=JSON)
-        return select(lines).scalar_subquery().label("timeline")
 
     # --- queries the projector and the readers share ----------------------------------
 
@@ -741,7 +721,7 @@ class Customer360Projection(Projection):
         rows = await conn.execute(
             select(*_timeline_columns(t))
             .where(t.c.tenant_id == tenant_id, t.c.customer_id.in_(ids))
-            .order_by(t.c.occurred_at.desc(), t.c.sequence.desc(), t.c.event_id.desc())
+            .order_by(*_newest_first(t))
             .limit(TIMELINE_LENGTH)
         )
         return [dict(r) for r in rows.mappings()]
@@ -878,6 +858,26 @@ def _stamped(view: CustomerView, fact: Fact, source: Source) -> CustomerView:
 def _versioned(fact: Fact) -> bool:
     """Whether the producer numbers its streams (then a version says what is applied)."""
     return fact.sequence > 0 and bool(fact.stream_id)
+
+
+def _newest_first(lines: Table | Subquery) -> tuple[UnaryExpression[Any], ...]:
+    """The timeline's order: newest first, by time, then version, then event id."""
+    return (lines.c.occurred_at.desc(), lines.c.sequence.desc(), lines.c.event_id.desc())
+
+
+def _as_json_array(latest: Subquery) -> Label[Any]:
+    """``latest``'s lines as one JSON array of [event_id, type, occurred_at, customer_id,
+    summary], in the timeline's order (PostgreSQL)."""
+    line = func.json_build_array(
+        latest.c.event_id,
+        latest.c.type,
+        latest.c.occurred_at,
+        latest.c.customer_id,
+        latest.c.summary,
+    )
+    lines = func.json_agg(aggregate_order_by(line, *_newest_first(latest)))
+    or_empty = func.coalesce(lines, literal_column("'[]'::json"), type_=JSON)
+    return select(or_empty).scalar_subquery().label("timeline")
 
 
 def _timeline_columns(t: Table) -> tuple[Column[Any], ...]:
