@@ -326,3 +326,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def fmt(value: Any, digits: int = 0) -> str:
+    """A number for the tables (thousands separated), "-" for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, float | int):
+        return f"{value:,.{digits}f}"
+    return str(value)

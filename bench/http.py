@@ -70,7 +70,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import ADMIN_URL, db_url, median, percentile
+from bench.common import ADMIN_URL, db_url, fmt, median, percentile
 from bench.lean import LeanClient
 from libs.auth import issue_token
 from libs.platform.broker import free_port
@@ -646,6 +646,15 @@ async def until_steady(writer: Client, reader: Client, people: People,
             "worst_lag_ms": round(worst * 1000, 1)}
 
 
+async def warm_up(platform: Platform, writer: Client, reader: Client, people: People) -> None:
+    """Measuring starts once a first view has appeared and views then come steadily."""
+    platform.timings["first_view_seconds"] = await until_visible(writer, reader, people)
+    platform.warmup = await until_steady(writer, reader, people)
+    log(f"  platform up in {platform.timings['healthy_seconds']} s, first 360 view "
+        f"after {platform.timings['first_view_seconds']} s more, steady after "
+        f"{platform.warmup}")
+
+
 async def projector_state(c360: httpx.AsyncClient) -> dict[str, Any]:
     """The 360 projector's own report (running, restarts, last error) and its lag."""
     try:
@@ -845,11 +854,7 @@ async def bench_contacts(plan: HttpPlan) -> dict[str, Any]:
         urls = platform.urls
         async with (client(urls["contacts"], bearer) as ops,
                     client(urls["customer360"], bearer) as c360):
-            platform.timings["first_view_seconds"] = await until_visible(ops, c360, people)
-            platform.warmup = await until_steady(ops, c360, people)
-            log(f"  platform up in {platform.timings['healthy_seconds']} s, first 360 view "
-                f"after {platform.timings['first_view_seconds']} s more, steady after "
-                f"{platform.warmup}")
+            await warm_up(platform, ops, c360, people)
 
             runs = []
             async with Users(urls["contacts"], bearer, CLIENTS) as users:
@@ -999,11 +1004,7 @@ async def bench_gateway(plan: HttpPlan) -> dict[str, Any]:
         urls = platform.urls
         async with (client(urls["gateway"], bearer) as ops,
                     client(urls["customer360"], bearer) as c360):
-            platform.timings["first_view_seconds"] = await until_visible(ops, ops, people)
-            platform.warmup = await until_steady(ops, ops, people)
-            log(f"  platform up in {platform.timings['healthy_seconds']} s, first 360 view "
-                f"after {platform.timings['first_view_seconds']} s more, steady after "
-                f"{platform.warmup}")
+            await warm_up(platform, ops, ops, people)
 
             # The target rate, and a light one this platform sustains today (a reference
             # for the latency floor, as bench e2e runs 150/s beside 500/s); light first,
@@ -1101,14 +1102,6 @@ async def bench_gateway(plan: HttpPlan) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reporting
 
 
-def _fmt(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float | int):
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
 def markdown(bench: dict[str, Any]) -> list[str]:
     lines = [
         "| test | path | load | median | runs | p50 ms | p99 ms | max ms | errors | target | "
@@ -1116,11 +1109,11 @@ def markdown(bench: dict[str, Any]) -> list[str]:
         "|---|---|---|---:|---|---:|---:|---:|---:|---|---|---|",
     ]
     for r in bench["rows"]:
-        runs = ", ".join(_fmt(x.get("rate")) for x in r["runs"])
+        runs = ", ".join(fmt(x.get("rate")) for x in r["runs"])
         lines.append(
-            f"| {r['test']} | {r['system']} | {r['mode']} | {_fmt(r.get('rate'))} {r['unit']} | "
-            f"{runs} | {_fmt(r.get('p50_ms'), 1)} | {_fmt(r.get('p99_ms'), 1)} | "
-            f"{_fmt(r.get('max_ms'), 1)} | {_fmt(r.get('errors'))} | {r['target']} | "
+            f"| {r['test']} | {r['system']} | {r['mode']} | {fmt(r.get('rate'))} {r['unit']} | "
+            f"{runs} | {fmt(r.get('p50_ms'), 1)} | {fmt(r.get('p99_ms'), 1)} | "
+            f"{fmt(r.get('max_ms'), 1)} | {fmt(r.get('errors'))} | {r['target']} | "
             f"{'-' if r['met'] is None else 'met' if r['met'] else '**NOT met**'} | "
             f"{r.get('note', '')} |")
     lines.append("")
@@ -1155,7 +1148,7 @@ def markdown(bench: dict[str, Any]) -> list[str]:
                     f"(worst lag {steady.get('worst_lag_ms')} ms)")
                  + f". 360 projector at the end: {bench.get('projector')}. Settling after "
                  "each step (outbox empty, projection lag 0), seconds: "
-                 + ", ".join(f"{k} {_fmt(v, 1) if v is not None else 'NOT settled'}"
+                 + ", ".join(f"{k} {fmt(v, 1) if v is not None else 'NOT settled'}"
                              for k, v in bench.get("settle_seconds", {}).items()) + ".")
     problems = {name: {k: v for k, v in counts.items() if k not in ("requests",)}
                 for name, counts in bench.get("logs", {}).items()}

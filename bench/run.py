@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import appends, e2e, floor, http, projector, relay
-from bench.common import PAYLOAD_BYTES, median, server_info
+from bench.common import PAYLOAD_BYTES, fmt, median, server_info
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway", "floor")
@@ -137,42 +137,40 @@ async def bench_appends(plan: Plan, *, batch: int) -> dict[str, Any]:
     return out
 
 
-async def bench_relay(plan: Plan) -> dict[str, Any]:
-    systems = ["ours", "raw-publish"]
+async def ours_beside(name: str, plan: Plan, reference: str,
+                      run: dict[str, Callable[[], Awaitable[dict[str, Any]]]]
+                      ) -> list[dict[str, Any]]:
+    """Repetitions of ``ours`` and ``reference`` in rotating order; ours' row first."""
+    systems = ["ours", reference]
     runs: dict[str, list[dict[str, Any]]] = {}
     for rep in range(plan.reps):
         for system in rotate(systems, rep):
-            if system == "raw-publish":
-                result = await relay.run_raw_publish(plan.relay_events)
-            else:
-                result = await relay.run_ours(plan.relay_events)
+            result = await run[system]()
             runs.setdefault(system, []).append(result)
-            log(f"  relay rep {rep + 1} {system:12s} {result['rate']:>9.1f} events/s")
-    rows = [row(s, runs[s]) for s in systems]
-    ours = rows[0]
+            log(f"  {name} rep {rep + 1} {system:12s} {result['rate']:>9.1f} events/s")
+    return [row(s, runs[s]) for s in systems]
+
+
+async def bench_relay(plan: Plan) -> dict[str, Any]:
+    rows = await ours_beside("relay", plan, "raw-publish", {
+        "ours": lambda: relay.run_ours(plan.relay_events),
+        "raw-publish": lambda: relay.run_raw_publish(plan.relay_events),
+    })
     return {
         "what": (f"outbox pre-filled with {plan.relay_events:,} events, relay_once until "
                  f"empty (batch 5000, the relay default), {plan.reps} repetition(s)"),
         "rows": rows,
         "ratios": {"": ratios(rows, [("ours", "raw-publish")])},
         "target": "ours >= 15,000 events/s",
-        "met": ours["median_rate"] >= 15_000,
+        "met": rows[0]["median_rate"] >= 15_000,
     }
 
 
 async def bench_projection(plan: Plan) -> dict[str, Any]:
-    systems = ["ours", "raw-consume"]
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for rep in range(plan.reps):
-        for system in rotate(systems, rep):
-            if system == "raw-consume":
-                result = await projector.run_raw_consume(plan.projection_events)
-            else:
-                result = await projector.run_ours(plan.projection_events)
-            runs.setdefault(system, []).append(result)
-            log(f"  projection rep {rep + 1} {system:12s} {result['rate']:>9.1f} events/s")
-    rows = [row(s, runs[s]) for s in systems]
-    ours = rows[0]
+    rows = await ours_beside("projection", plan, "raw-consume", {
+        "ours": lambda: projector.run_ours(plan.projection_events),
+        "raw-consume": lambda: projector.run_raw_consume(plan.projection_events),
+    })
     return {
         "what": (f"{plan.projection_events:,} events pre-published (6 partitions, 1000 "
                  f"customers), ProjectionRunner until caught up, {plan.reps} repetition(s); "
@@ -181,7 +179,7 @@ async def bench_projection(plan: Plan) -> dict[str, Any]:
         "rows": rows,
         "ratios": {"": ratios(rows, [("ours", "raw-consume")])},
         "target": "ours >= 10,000 events/s",
-        "met": ours["median_rate"] >= 10_000,
+        "met": rows[0]["median_rate"] >= 10_000,
     }
 
 
@@ -224,14 +222,6 @@ RUNNERS: dict[str, Callable[[Plan], Any]] = {
 # --------------------------------------------------------------------------- reporting
 
 
-def _fmt(value: Any, digits: int = 0) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float | int):
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
 def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [
@@ -263,12 +253,12 @@ def markdown(results: dict[str, Any]) -> str:
             ]
             for r in bench["rows"]:
                 lines.append(
-                    f"| {r['system']} | {r['mode']} | {_fmt(r['achieved_rate'])} | "
-                    f"{_fmt(r['p50_ms'], 1)} | "
-                    f"{_fmt(r['p99_ms'], 1)} | {_fmt(r['max_ms'], 1)} | "
-                    f"{_fmt(r['relay_p50_ms'], 1)} / {_fmt(r['relay_p99_ms'], 1)} | "
-                    f"{_fmt(r['projector_p50_ms'], 1)} / {_fmt(r['projector_p99_ms'], 1)} | "
-                    f"{_fmt(r['append_p50_ms'], 1)} / {_fmt(r['append_p99_ms'], 1)} | "
+                    f"| {r['system']} | {r['mode']} | {fmt(r['achieved_rate'])} | "
+                    f"{fmt(r['p50_ms'], 1)} | "
+                    f"{fmt(r['p99_ms'], 1)} | {fmt(r['max_ms'], 1)} | "
+                    f"{fmt(r['relay_p50_ms'], 1)} / {fmt(r['relay_p99_ms'], 1)} | "
+                    f"{fmt(r['projector_p50_ms'], 1)} / {fmt(r['projector_p99_ms'], 1)} | "
+                    f"{fmt(r['append_p50_ms'], 1)} / {fmt(r['append_p99_ms'], 1)} | "
                     f"{r['missing']} |")
         else:
             lines += [
@@ -276,11 +266,11 @@ def markdown(results: dict[str, Any]) -> str:
                 "|---|---|---:|---|---:|",
             ]
             for r in bench["rows"]:
-                runs = ", ".join(_fmt(x["rate"]) for x in r["runs"])
-                lat = (f"{_fmt(r.get('median_p50_ms'), 1)} / {_fmt(r.get('median_p99_ms'), 1)}"
+                runs = ", ".join(fmt(x["rate"]) for x in r["runs"])
+                lat = (f"{fmt(r.get('median_p50_ms'), 1)} / {fmt(r.get('median_p99_ms'), 1)}"
                        if "median_p50_ms" in r else "-")
                 lines.append(f"| {r['system']} | {r['mode'] or '-'} | "
-                             f"{_fmt(r['median_rate'])} | {runs} | {lat} |")
+                             f"{fmt(r['median_rate'])} | {runs} | {lat} |")
             lines.append("")
             for mode, rs in bench.get("ratios", {}).items():
                 if rs:
@@ -291,7 +281,7 @@ def markdown(results: dict[str, Any]) -> str:
                 if "median_startup_seconds" in r:
                     lines.append(f"{r['system']}: consumer-group join "
                                  f"{r['median_startup_seconds']:.1f} s, rate including it "
-                                 f"{_fmt(r['median_rate_with_startup'])} events/s")
+                                 f"{fmt(r['median_rate_with_startup'])} events/s")
         if bench.get("target") is None:  # a reference, like the floor
             verdict = "Target: none (a reference)"
         else:
