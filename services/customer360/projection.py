@@ -68,7 +68,7 @@ from sqlalchemy.sql.selectable import Subquery
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
-from libs.events.db import JsonDocument, UtcDateTime
+from libs.events.db import JsonDocument, UtcDateTime, is_postgres
 from libs.events.projection import Projection
 from services.customer360.sources import SOURCES, catalog_of
 from services.customer360.view import (
@@ -539,9 +539,7 @@ class Customer360Projection(Projection):
         """This generation's statements for ``conn``'s dialect (ON CONFLICT is per dialect)."""
         statements = self._statements_by_dialect.get(conn.dialect.name)
         if statements is None:
-            statements = self._build_statements(
-                _insert(conn), postgres=conn.dialect.name == "postgresql"
-            )
+            statements = self._build_statements(_insert(conn), postgres=is_postgres(conn.engine))
             self._statements_by_dialect[conn.dialect.name] = statements
         return statements
 
@@ -826,7 +824,7 @@ def _by_first(pairs: Iterable[tuple[K, str]]) -> dict[K, list[str]]:
 def _one_of(conn: AsyncConnection, column: Column[str], values: list[str]) -> ColumnElement[bool]:
     """``column`` is one of ``values``: one array parameter on PostgreSQL (one statement
     text and one index scan whatever the count), a plain IN list elsewhere."""
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn.engine):
         return column == any_(bindparam(None, values, type_=ARRAY(String)))
     return column.in_(values)
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from libs.events.db import is_postgres
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionStatus, generations, projection_status
 from services.customer360.projection import Customer360Projection
@@ -207,9 +208,7 @@ class Customer360Reader:
         self._checked_at: float | None = None
         # Where one statement reads a whole view (PostgreSQL), it needs no transaction.
         self._one_statement = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql"
-            else None
+            engine.execution_options(isolation_level="AUTOCOMMIT") if is_postgres(engine) else None
         )
 
     async def projection(self) -> Customer360Projection:
@@ -268,7 +267,9 @@ class Customer360Reader:
             if found is not None:
                 view, survivor_id, timeline = found
                 if survivor_id is None and not view.absorbed and view.profile.kind is not None:
-                    return self._assemble(view, customer_id, [customer_id], timeline, {})
+                    return self._assemble(
+                        projection.generation, view, customer_id, [customer_id], timeline, {}
+                    )
         # Merged, absorbing, unknown, or SQLite: several statements in one snapshot.
         async with self.engine.connect() as conn:
             loaded, survivor_id = await projection.load_with_survivor(conn, tenant_id, customer_id)
@@ -293,27 +294,28 @@ class Customer360Reader:
                 if len(group) > 1
                 else {}
             )
-        return self._assemble(loaded, customer_id, group, timeline, others)
+        return self._assemble(projection.generation, loaded, customer_id, group, timeline, others)
 
     def _assemble(
         self,
+        generation: int,
         view: CustomerView,
         requested_id: str,
         group: list[str],
         timeline: list[dict[str, Any]],
         others: Mapping[str, Sequence[Interaction]],
     ) -> Customer360:
-        """The answer for ``view``, served for ``requested_id``; ``group`` starts with
-        the customer served, followed by the duplicates merged into it."""
+        """The answer for ``view`` (read from ``generation``), served for ``requested_id``;
+        ``group`` starts with the customer served, then the duplicates merged into it."""
         served_id = group[0]
         kind = view.profile.kind
         assert kind is not None  # only registered customers are served
         interactions = _recent_interactions({served_id: view.recent_interactions, **others})
         lag = (
-            self.lag_monitor.lag(self._projection.generation)
+            self.lag_monitor.lag(generation)
             if self.lag_monitor is not None
             else ProjectionLag(
-                generation=self._projection.generation,
+                generation=generation,
                 lag_events=None,
                 lag_seconds=None,
                 measured_at=None,
