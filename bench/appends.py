@@ -39,8 +39,8 @@ from bench.common import (
     fresh_database,
     new_event,
 )
-from libs.events.db import create_engine
 from libs.events.store import EventStore
+from libs.platform.db import create_engine
 
 SYSTEMS = ("ours", "raw", "peer", "peer-agg")
 CUSTOMERS = 1000

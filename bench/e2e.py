@@ -46,12 +46,12 @@ from bench.common import (
     percentile,
 )
 from libs.events.consumer import Progress, ReceivedEvent
-from libs.events.db import create_engine
 from libs.events.envelope import KafkaRecord
 from libs.events.kafka import KafkaSettings, ensure_topics
 from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore
+from libs.platform.db import create_engine
 
 PARTITIONS = 6
 

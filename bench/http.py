@@ -74,8 +74,9 @@ from bench.common import ADMIN_URL, db_url, fmt, median, percentile
 from bench.lean import LeanClient
 from libs.auth import issue_token
 from libs.platform.broker import free_port
-from libs.platform.cli import PORTS, _create_postgres_databases, platform_processes
+from libs.platform.cli import _create_postgres_databases, platform_processes
 from libs.platform.settings import ServiceSettings
+from services.bootstrap import SERVICES
 
 TENANT = "bench"
 IMPORT_TENANT = "bench-import"
@@ -245,8 +246,9 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
     logs.mkdir(parents=True)
     base = db_url(ADMIN_URL, f"bench_{label}_{uuid.uuid4().hex[:8]}")
     broker_port = free_port()
-    ports = {name: free_port() for name in PORTS}
-    processes = platform_processes(database_url=base, bootstrap=f"127.0.0.1:{broker_port}",
+    ports = {service.name: free_port() for service in SERVICES}
+    processes = platform_processes(SERVICES, database_url=base,
+                                   bootstrap=f"127.0.0.1:{broker_port}",
                                    ports=ports, broker_port=broker_port)
     databases = {p.name: p.env["DATABASE_URL"] for p in processes if p.name != "broker"}
     started: dict[str, subprocess.Popen[bytes]] = {}

@@ -21,9 +21,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import BenchTotals, broker, catalog, envelope, fresh_database
 from libs.events.consumer import Progress, ReceivedEvent
-from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
 from libs.events.projection import ProjectionRunner, end_offsets
+from libs.platform.db import create_engine
 
 PARTITIONS = 6
 

@@ -20,10 +20,10 @@ import asyncpg
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import EVENT_TYPE, NOTE, T0, TENANT, broker, fresh_database
-from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
 from libs.events.outbox import OutboxRelay
 from libs.events.store import EventStore, RecordedEvent
+from libs.platform.db import create_engine
 
 PREFILL = """
 INSERT INTO events (event_id, tenant_id, stream_id, version, type, partition_key, data,

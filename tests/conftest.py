@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from libs.platform.broker import free_port
-from libs.platform.cli import PORTS, platform_processes
+from libs.platform.cli import platform_processes
+from services.bootstrap import SERVICES
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,11 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     workdir = tmp_path_factory.mktemp("platform")
     broker_port = free_port()
-    ports = {name: free_port() for name in PORTS}
+    ports = {service.name: free_port() for service in SERVICES}
     started: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for process in platform_processes(
+            SERVICES,
             database_url="",
             bootstrap=f"127.0.0.1:{broker_port}",
             ports=ports,

@@ -28,7 +28,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events import metrics
-from libs.events.db import is_postgres
 from libs.events.envelope import KafkaRecord
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
 from libs.events.store import (
@@ -39,6 +38,7 @@ from libs.events.store import (
     outbox,
     recorded_event,
 )
+from libs.platform.db import is_postgres
 
 log = logging.getLogger(__name__)
 

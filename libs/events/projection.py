@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.events import metrics
 from libs.events.catalog import EventCatalog
 from libs.events.consumer import EventConsumer, Progress, ReceivedEvent
-from libs.events.db import BigId, UtcDateTime, is_postgres
 from libs.events.kafka import KafkaSettings
+from libs.platform.db import BigId, UtcDateTime, is_postgres
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events.catalog import DomainEvent
-from libs.events.db import BigId, JsonDocument, UtcDateTime, is_postgres
 from libs.events.envelope import EventEnvelope
 from libs.events.vault import PersonalDataPolicy, PersonalDataVault, keys_table, open_events
+from libs.platform.db import BigId, JsonDocument, UtcDateTime, is_postgres
 
 metadata = MetaData()
 

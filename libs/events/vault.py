@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, LargeBinary, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.events.db import UtcDateTime
+from libs.platform.db import UtcDateTime
 
 SEALED_PREFIX = "sealed:v1:"
 

@@ -1,5 +1,8 @@
 """``crm``: run the platform, serve one service, mint a local token, export schemas.
 
+The commands work on the services the composition root declares
+(``build_cli(services)``); nothing here knows a service by name.
+
 crm run                      every service that exists, the embedded broker, SQLite files
 crm serve contacts           one service process (uvicorn, its app factory)
 crm broker                   the bundled Kafka-compatible broker in the foreground
@@ -13,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import json
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,31 +28,9 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.engine import make_url
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+from libs.platform.service import ServiceDeclaration
 
-# Fixed localhost ports of the embedded default; the gateway is the front door.
-PORTS = {
-    "gateway": 8000,
-    "contacts": 8001,
-    "pipeline": 8002,
-    "tickets": 8003,
-    "loyalty": 8004,
-    "alerts": 8005,
-    "customer360": 8006,
-}
 BROKER_PORT = 9092
-
-
-def existing_services() -> list[str]:
-    """Services whose code exists so far (an empty package is not a process)."""
-    found = []
-    for name in PORTS:
-        try:
-            if importlib.util.find_spec(f"services.{name}.app") is not None:
-                found.append(name)
-        except ModuleNotFoundError:  # the service's package does not exist yet
-            continue
-    return found
 
 
 def service_database_url(base: str, service: str) -> str:
@@ -91,10 +72,16 @@ class PlatformProcess:
 
 
 def platform_processes(
-    *, database_url: str, bootstrap: str, ports: dict[str, int], broker_port: int | None
+    services: Sequence[ServiceDeclaration],
+    *,
+    database_url: str,
+    bootstrap: str,
+    ports: dict[str, int],
+    broker_port: int | None,
+    entry_module: str = "services.bootstrap",
 ) -> list[PlatformProcess]:
     """What ``crm run`` starts; the end-to-end tests start the same on free ports."""
-    crm = [sys.executable, "-m", "libs.platform.cli"]
+    crm = [sys.executable, "-m", entry_module]
     processes = []
     if broker_port is not None:
         processes.append(
@@ -105,8 +92,13 @@ def platform_processes(
                 f"127.0.0.1:{broker_port} (embedded, memory only)",
             )
         )
-    upstreams = {f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    for name in existing_services():
+    upstreams = {
+        f"{service.env_prefix}_URL": f"http://127.0.0.1:{ports[service.name]}"
+        for service in services
+        if service.name in ports
+    }
+    for service in services:
+        name = service.name
         if name not in ports:
             continue
         db = service_database_url(database_url, name)
@@ -129,86 +121,167 @@ def platform_processes(
     return processes
 
 
-@app.command()
-def run() -> None:
-    """Start the platform: broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and every service."""
-    from honcho.manager import Manager
+def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
+    """The ``crm`` command for these services (the composition root passes them)."""
+    app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+    by_name = {service.name: service for service in services}
 
-    base_url = os.environ.get("DATABASE_URL", "")
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    Path("var").mkdir(exist_ok=True)
-    processes = platform_processes(
-        database_url=base_url,
-        bootstrap=external or f"127.0.0.1:{BROKER_PORT}",
-        ports=PORTS,
-        broker_port=None if external else BROKER_PORT,
-    )
-    postgres = [
-        p.env["DATABASE_URL"]
-        for p in processes
-        if make_url(p.env.get("DATABASE_URL", "sqlite://")).get_backend_name() == "postgresql"
-    ]
-    if postgres:
-        asyncio.run(_create_postgres_databases(postgres))
+    def declared(name: str) -> ServiceDeclaration:
+        if name not in by_name:
+            raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(by_name)}")
+        return by_name[name]
 
-    manager = Manager()
-    lines = [] if not external else [f"  broker        {external} (external)"]
-    for process in processes:
-        manager.add_process(process.name, shlex.join(process.command), env=process.env)
-        lines.append(f"  {process.name:<13} {process.url}")
-    print("customer-lifecycle platform:", *lines, sep="\n", flush=True)
-    print("Ctrl-C stops everything.", flush=True)
-    manager.loop()
-    sys.exit(manager.returncode)
+    @app.command()
+    def run() -> None:
+        """Start the platform: broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and every service."""
+        from honcho.manager import Manager
+
+        base_url = os.environ.get("DATABASE_URL", "")
+        external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+        Path("var").mkdir(exist_ok=True)
+        processes = platform_processes(
+            services,
+            database_url=base_url,
+            bootstrap=external or f"127.0.0.1:{BROKER_PORT}",
+            ports={service.name: service.port for service in services},
+            broker_port=None if external else BROKER_PORT,
+        )
+        postgres = [
+            p.env["DATABASE_URL"]
+            for p in processes
+            if make_url(p.env.get("DATABASE_URL", "sqlite://")).get_backend_name() == "postgresql"
+        ]
+        if postgres:
+            asyncio.run(_create_postgres_databases(postgres))
+
+        manager = Manager()
+        lines = [] if not external else [f"  broker        {external} (external)"]
+        for process in processes:
+            manager.add_process(process.name, shlex.join(process.command), env=process.env)
+            lines.append(f"  {process.name:<13} {process.url}")
+        print("customer-lifecycle platform:", *lines, sep="\n", flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        manager.loop()
+        sys.exit(manager.returncode)
+
+    @app.command()
+    def serve(
+        service: str,
+        port: Annotated[int | None, typer.Option(help="default: the service's HTTP_PORT")] = None,
+    ) -> None:
+        """Serve one service with uvicorn (its declared app factory)."""
+        import uvicorn
+
+        declaration = declared(service)
+        settings = declaration.settings()
+        uvicorn.run(
+            declaration.app,
+            factory=True,
+            host=settings.http_host,
+            port=port or int(os.environ.get("HTTP_PORT", declaration.port)),
+            loop="uvloop",
+            http="httptools",
+            access_log=False,  # the platform logs one JSON line per request itself
+            log_level=settings.log_level.lower(),
+        )
+
+    @app.command()
+    def broker(port: int = BROKER_PORT) -> None:
+        """Run the bundled broker (memory storage) in the foreground."""
+        from libs.platform.broker import EmbeddedBroker
+
+        command = EmbeddedBroker(port).command()
+        os.execv(command[0], command)
+
+    @app.command()
+    def token(
+        tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
+        subject: Annotated[str, typer.Option(help="user id")] = "admin@demo",
+        roles: Annotated[str, typer.Option(help="comma-separated roles")] = "admin",
+        ttl: Annotated[int, typer.Option(help="seconds")] = 8 * 3600,
+    ) -> None:
+        """Print a bearer token signed with JWT_SECRET (the development secret by default)."""
+        from libs.auth import issue_token
+        from libs.platform.settings import ServiceSettings
+
+        settings = ServiceSettings().auth()
+        role_list = [r.strip() for r in roles.split(",") if r.strip()]
+        print(issue_token(settings, subject, tenant, role_list, ttl_seconds=ttl))
+
+    @app.command()
+    def schemas(directory: Annotated[Path, typer.Argument()] = Path("docs/events")) -> None:
+        """Write the JSON Schema of every event type and the AsyncAPI document."""
+        from libs.events.asyncapi import asyncapi_document
+
+        everything = catalogs()
+        written = 0
+        for service_catalog in everything.values():
+            written += len(service_catalog.export_schemas(directory / "schemas"))
+        document = asyncapi_document(everything)
+        (directory / "asyncapi.json").write_text(
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        print(f"{written} schemas and asyncapi.json written to {directory}")
+
+    @app.command()
+    def republish(service: str) -> None:
+        """Publish a service's whole event store again (after a topic was lost), through
+        the service's own relay: the same store, personal-data policy and topic."""
+        from libs.platform.db import create_engine
+
+        declaration = declared(service)
+        if declaration.relay is None:
+            raise typer.BadParameter(f"{service} publishes no events")
+        make_relay = declaration.relay
+        settings = service_settings(declaration)
+
+        async def go() -> int:
+            engine = create_engine(settings.database_url)
+            relay = make_relay(settings, engine)
+            try:
+                return await relay.republish_all()
+            finally:
+                await relay.close()
+                await engine.dispose()
+
+        print(f"republished {asyncio.run(go())} events of {service}")
+
+    @app.command()
+    def rebuild(projection: str) -> None:
+        """Rebuild a projection into a new generation and swap it in (the old one serves
+        meanwhile)."""
+        from libs.events.projection import rebuild as rebuild_projection
+        from libs.platform.db import create_engine
+
+        owners = [s for s in services if projection in s.projections]
+        if not owners:
+            known = [name for s in services for name in s.projections]
+            raise typer.BadParameter(
+                f"unknown projection {projection!r}; one of {', '.join(known)}"
+            )
+        owner = owners[0]
+        declaration = owner.projections[projection]
+        settings = service_settings(owner)
+
+        async def go() -> int:
+            engine = create_engine(settings.database_url)
+            try:
+                return await rebuild_projection(
+                    declaration.factory, engine, settings.kafka(), declaration.catalog
+                )
+            finally:
+                await engine.dispose()
+
+        print(f"{projection}: generation {asyncio.run(go())} is now active")
+
+    return app
 
 
-@app.command()
-def serve(
-    service: str,
-    port: Annotated[int | None, typer.Option(help="default: the service's HTTP_PORT")] = None,
-) -> None:
-    """Serve one service with uvicorn (its create_app factory)."""
-    import uvicorn
-
-    if service not in PORTS:
-        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(PORTS)}")
-    settings_module = importlib.import_module(f"services.{service}.settings")
-    settings = settings_module.Settings()
-    uvicorn.run(
-        f"services.{service}.app:create_app",
-        factory=True,
-        host=settings.http_host,
-        port=port or int(os.environ.get("HTTP_PORT", PORTS[service])),
-        loop="uvloop",
-        http="httptools",
-        access_log=False,  # the platform logs one JSON line per request itself
-        log_level=settings.log_level.lower(),
-    )
-
-
-@app.command()
-def broker(port: int = BROKER_PORT) -> None:
-    """Run the bundled broker (memory storage) in the foreground."""
-    from libs.platform.broker import EmbeddedBroker
-
-    command = EmbeddedBroker(port).command()
-    os.execv(command[0], command)
-
-
-@app.command()
-def token(
-    tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
-    subject: Annotated[str, typer.Option(help="user id")] = "admin@demo",
-    roles: Annotated[str, typer.Option(help="comma-separated roles")] = "admin",
-    ttl: Annotated[int, typer.Option(help="seconds")] = 8 * 3600,
-) -> None:
-    """Print a bearer token signed with JWT_SECRET (the development secret by default)."""
-    from libs.auth import issue_token
-    from libs.platform.settings import ServiceSettings
-
-    settings = ServiceSettings().auth()
-    role_list = [r.strip() for r in roles.split(",") if r.strip()]
-    print(issue_token(settings, subject, tenant, role_list, ttl_seconds=ttl))
+def service_settings(service: ServiceDeclaration) -> Any:
+    """The settings a service process of ``crm run`` gets: its own database under the
+    platform's ``DATABASE_URL`` (``crm_contacts`` on PostgreSQL, ``var/contacts.db``)."""
+    database = service_database_url(os.environ.get("DATABASE_URL", ""), service.name)
+    return service.settings(database_url=database)
 
 
 def catalogs() -> dict[str, Any]:
@@ -223,74 +296,3 @@ def catalogs() -> dict[str, Any]:
         if hasattr(loaded, "catalog"):
             found[module.name] = loaded.catalog
     return found
-
-
-@app.command()
-def schemas(directory: Annotated[Path, typer.Argument()] = Path("docs/events")) -> None:
-    """Write the JSON Schema of every event type and the AsyncAPI document."""
-    from libs.events.asyncapi import asyncapi_document
-
-    everything = catalogs()
-    written = 0
-    for service_catalog in everything.values():
-        written += len(service_catalog.export_schemas(directory / "schemas"))
-    document = asyncapi_document(everything)
-    (directory / "asyncapi.json").write_text(
-        json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    print(f"{written} schemas and asyncapi.json written to {directory}")
-
-
-@app.command()
-def republish(service: str) -> None:
-    """Publish a service's whole event store again (after a topic was lost)."""
-    from libs.events.db import create_engine
-    from libs.events.kafka import service_topic
-    from libs.events.outbox import OutboxRelay
-    from libs.events.store import EventStore
-
-    settings = importlib.import_module(f"services.{service}.settings").Settings()
-    service_catalog = catalogs().get(service)
-
-    async def go() -> int:
-        engine = create_engine(settings.database_url)
-        relay = OutboxRelay(
-            EventStore(engine),
-            settings.kafka(),
-            service=service,
-            topic=service_topic(service),
-            source=f"/crm/{service}",
-            schema_url=service_catalog.schema_url if service_catalog else (lambda _t: None),
-        )
-        try:
-            return await relay.republish_all()
-        finally:
-            await relay.close()
-            await engine.dispose()
-
-    print(f"republished {asyncio.run(go())} events of {service}")
-
-
-@app.command()
-def rebuild(service: str) -> None:
-    """Rebuild a projection into a new generation and swap it in (the old one serves meanwhile)."""
-    from libs.events.db import create_engine
-    from libs.events.projection import rebuild as rebuild_projection
-
-    module = importlib.import_module(f"services.{service}.projection")
-    settings = importlib.import_module(f"services.{service}.settings").Settings()
-
-    async def go() -> int:
-        engine = create_engine(settings.database_url)
-        try:
-            return await rebuild_projection(
-                module.projection_factory, engine, settings.kafka(), module.catalog
-            )
-        finally:
-            await engine.dispose()
-
-    print(f"{service}: generation {asyncio.run(go())} is now active")
-
-
-if __name__ == "__main__":
-    app()

@@ -23,9 +23,9 @@ import pytest_asyncio
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings
 from libs.platform.broker import EmbeddedBroker, free_port
+from libs.platform.db import create_engine
 
 
 async def _reachable(url: str) -> bool:

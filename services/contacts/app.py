@@ -13,14 +13,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.catalog.contacts import catalog
-from libs.events.db import create_engine
 from libs.events.kafka import service_topic
 from libs.events.outbox import OutboxRelay
-from libs.events.statistics import keep_statistics_fresh
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
+from libs.platform.db import create_engine
+from libs.platform.planner_statistics import keep_statistics_fresh
 from services.contacts import read_model, registration
 from services.contacts.api import router
 from services.contacts.handlers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
@@ -33,11 +34,11 @@ VERSION = "0.1.0"
 RELAY_STOP_SECONDS = 10.0
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    engine = create_engine(settings.database_url)
+def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
+    """The store (with the personal data policy) and its relay: what serving and
+    ``crm republish contacts`` both publish through."""
     store = EventStore(engine, personal_data=PERSONAL_DATA)
-    relay = OutboxRelay(
+    return OutboxRelay(
         store,
         settings.kafka(),
         service=SERVICE,
@@ -45,6 +46,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         source=SOURCE,
         schema_url=catalog.schema_url,
     )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    relay = outbox_relay(settings, engine)
+    store = relay.store
     contacts = Contacts(
         store=store,
         phone_region=settings.phone_default_region,

@@ -34,10 +34,10 @@ from libs.events.catalog.contacts import (
     ProfileChanged,
     catalog,
 )
-from libs.events.db import is_postgres
 from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, RecordedEvent
 from libs.events.vault import PersonalDataPolicy
 from libs.platform.app import current_correlation_id
+from libs.platform.db import is_postgres
 from libs.platform.errors import Conflict, PreconditionFailed
 from services.contacts import read_model, registration
 from services.contacts.commands import (

@@ -59,7 +59,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events.db import JsonDocument, UtcDateTime, is_postgres
+from libs.platform.db import JsonDocument, UtcDateTime, is_postgres
 from libs.platform.errors import Unprocessable
 from services.contacts.domain import Customer, search_keys
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events.db import is_postgres
 from libs.events.store import START_STREAM_PARAMETERS
+from libs.platform.db import is_postgres
 from services.contacts import read_model
 from services.contacts.domain import Customer
 

@@ -17,9 +17,9 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
-from libs.events.db import create_engine
-from libs.events.statistics import keep_statistics_fresh
 from libs.platform.app import create_service_app
+from libs.platform.db import create_engine
+from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
 from services.customer360.projector import Projector
 from services.customer360.read_model import Customer360Reader, LagMonitor

@@ -68,8 +68,8 @@ from sqlalchemy.sql.selectable import Subquery
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
-from libs.events.db import JsonDocument, UtcDateTime, is_postgres
 from libs.events.projection import Projection
+from libs.platform.db import JsonDocument, UtcDateTime, is_postgres
 from services.customer360.sources import SOURCES, catalog_of
 from services.customer360.view import (
     TIMELINE_LENGTH,

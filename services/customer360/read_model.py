@@ -25,9 +25,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.db import is_postgres
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionStatus, generations, projection_status
+from libs.platform.db import is_postgres
 from services.customer360.projection import Customer360Projection
 from services.customer360.sources import SOURCES
 from services.customer360.view import RECENT_INTERACTIONS, CustomerView, Interaction, Source

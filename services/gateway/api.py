@@ -25,7 +25,6 @@ from libs.platform.errors import Forbidden, NotFound
 from services.gateway.api_keys import ApiKey, issue_api_key
 from services.gateway.authentication import ApiKeyRejected, ApiKeysUnavailable, Caller
 from services.gateway.openapi import API_KEY_SCHEME, BEARER_SCHEME
-from services.gateway.routes import route_for
 from services.gateway.runtime import GatewayRuntime
 
 VERSION = "0.1.0"
@@ -281,7 +280,7 @@ async def relay(request: Request, caller: Annotated[Caller, Depends(admitted_cal
     path: str = request.scope["path"]
     if path == API_KEYS_PATH or path.startswith(API_KEYS_PATH + "/"):
         raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED, detail="method not allowed")
-    route = route_for(path)
+    route = runtime_of(request).routing.route_for(path)
     if route is None:
         raise NotFound(f"no service serves {path}")
     if not route.permits(caller.principal, request.method):

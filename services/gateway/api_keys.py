@@ -22,7 +22,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.auth import Role
-from libs.events.db import JsonDocument, UtcDateTime
+from libs.platform.db import JsonDocument, UtcDateTime
 from libs.platform.errors import NotFound, Unprocessable
 
 # Recognisable in logs and by secret scanners (like GitHub's "ghp_"), so a leaked

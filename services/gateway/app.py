@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from libs.platform.app import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, create_service_app
 from services.gateway.api import VERSION, router
+from services.gateway.routes import RoutingTable
 from services.gateway.runtime import GatewayRuntime
 from services.gateway.settings import Settings
 
@@ -20,12 +21,13 @@ log = structlog.get_logger("crm.gateway")
 _REPLACED_PATHS = frozenset({"/healthz", "/openapi.json"})
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def create_app(settings: Settings, routing: RoutingTable) -> FastAPI:
+    """The gateway for ``routing`` (every service's declared routes); the composition
+    root (``services.bootstrap.create_gateway``) calls it with the platform's table."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await GatewayRuntime.start(settings)
+        runtime = await GatewayRuntime.start(settings, routing)
         if not runtime.authenticator.signs_tokens:
             log.warning(
                 "api_keys_disabled",

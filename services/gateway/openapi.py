@@ -23,7 +23,7 @@ from typing import Any, Literal
 import httpx
 import structlog
 
-from services.gateway.routes import ROUTING_TABLE
+from services.gateway.routes import RoutingTable
 
 log = structlog.get_logger("crm.gateway")
 
@@ -64,6 +64,7 @@ class PlatformDocument:
         self,
         client: httpx.AsyncClient,
         upstreams: Mapping[str, str],
+        routing: RoutingTable,
         *,
         cache_seconds: float,
         fetch_timeout_seconds: float,
@@ -71,6 +72,7 @@ class PlatformDocument:
     ) -> None:
         self.client = client
         self.upstreams = dict(upstreams)
+        self.routing = routing
         self.cache_seconds = cache_seconds
         self.fetch_timeout_seconds = fetch_timeout_seconds
         self._clock = clock
@@ -80,7 +82,7 @@ class PlatformDocument:
 
     async def document(self, gateway_document: Document) -> Document:
         fetched = await asyncio.gather(*(self._upstream_document(name) for name in self.upstreams))
-        return merge_documents(gateway_document, fetched)
+        return merge_documents(gateway_document, fetched, self.routing)
 
     async def _upstream_document(self, upstream: str) -> UpstreamDocument:
         cached = self._cached.get(upstream)
@@ -109,7 +111,9 @@ class PlatformDocument:
         return UpstreamDocument(upstream, "available", document, None, self._clock())
 
 
-def merge_documents(gateway: Document, upstreams: list[UpstreamDocument]) -> Document:
+def merge_documents(
+    gateway: Document, upstreams: list[UpstreamDocument], routing: RoutingTable
+) -> Document:
     """The gateway's own document plus each available service's routed paths."""
     merged = copy.deepcopy(gateway)
     merged.setdefault("paths", {})
@@ -134,7 +138,7 @@ def merge_documents(gateway: Document, upstreams: list[UpstreamDocument]) -> Doc
                 target[renamed.rsplit("/", 1)[-1] if renamed else name] = definition
         routed = 0
         for path, item in document["paths"].items():
-            route = next((r for r in ROUTING_TABLE if r.matches(path)), None)
+            route = routing.route_for(path)
             if route is None or route.upstream != fetched.upstream:
                 continue  # the service's own /healthz, or a path another service owns
             merged["paths"][path] = _through_gateway(item, fetched.upstream, operation_ids)

@@ -2,8 +2,11 @@
 
 Paths are forwarded unchanged: each service serves its part of ``/api/v1`` itself,
 so a request sent straight to a service and one sent through the gateway are the
-same request. The first matching route wins, so the specific 360 route comes
-before the contacts catch-all for ``/api/v1/customers/...``.
+same request. Each service declares its public routes (``libs.platform.service``);
+the composition root hands them to the gateway as a ``RoutingTable``. The first
+matching route wins, and a service's catch-all (``fallback``) comes after every
+specific route, so the 360 view's ``/api/v1/customers/{id}/360`` is not taken by
+contacts' ``/api/v1/customers/...``.
 
 The permissions are names from ``libs.auth.roles.PERMISSIONS``, the matrix the
 services enforce per endpoint. The gateway only pre-checks a coarse rule per
@@ -15,31 +18,31 @@ viewer's POST stops here, a sales user's merge is refused by contacts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from libs.auth import PERMISSIONS, Principal, roles_allowed
+from libs.auth import Principal, roles_allowed
+from libs.platform.service import ANY_WRITE, PublicRoute
 
 # Methods that change nothing; everything else is a write for the coarse check.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-# Every permission that changes something: a caller holding none of them is read-only.
-ANY_WRITE = frozenset(name for name in PERMISSIONS if not name.endswith(":read"))
+__all__ = ["ANY_WRITE", "SAFE_METHODS", "Route", "RoutingTable"]
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     """One family of public paths and the upstream service that owns it."""
 
-    template: str  # how metrics and docs name the route (never the raw path)
+    template: str
     pattern: re.Pattern[str]
     upstream: str
     reads: str = "customers:read"
     writes: frozenset[str] = ANY_WRITE
 
-    def __post_init__(self) -> None:
-        # A typo in a permission name fails at import, not as a route nobody may call.
-        for permission in (self.reads, *self.writes):
-            roles_allowed(permission)
+    @classmethod
+    def of(cls, upstream: str, route: PublicRoute) -> Route:
+        return cls(route.template, route.pattern, upstream, route.reads, route.writes)
 
     def matches(self, path: str) -> bool:
         return self.pattern.fullmatch(path) is not None
@@ -59,54 +62,26 @@ class Route:
         return sorted(roles)
 
 
-def _under(prefix: str) -> re.Pattern[str]:
-    """The prefix itself and everything below it (``/customers``, ``/customers/7/tags``)."""
-    return re.compile(re.escape(prefix) + r"(?:/.*)?")
+class RoutingTable:
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes: tuple[Route, ...] = tuple(routes)
+        self.upstreams: tuple[str, ...] = tuple(dict.fromkeys(r.upstream for r in self.routes))
 
+    @classmethod
+    def declared(cls, services: Sequence[tuple[str, Sequence[PublicRoute]]]) -> RoutingTable:
+        """Every service's declared routes, specific ones first, catch-alls last."""
+        declared = [(r.fallback, Route.of(name, r)) for name, routes in services for r in routes]
+        return cls(
+            [route for fallback, route in declared if not fallback]
+            + [route for fallback, route in declared if fallback]
+        )
 
-ROUTING_TABLE: tuple[Route, ...] = (
-    Route(
-        "/api/v1/customers/{customer_id}/360",
-        re.compile(r"/api/v1/customers/[^/]+/360/?"),
-        "customer360",
-    ),
-    Route(
-        "/api/v1/projections/customer360/...",
-        _under("/api/v1/projections/customer360"),
-        "customer360",
-    ),
-    Route(
-        "/api/v1/customers/...",
-        _under("/api/v1/customers"),
-        "contacts",
-        writes=frozenset(
-            {
-                "customers:write",
-                "customers:merge",
-                "customers:erase",
-                "customers:import",
-                "interactions:write",
-                "consent:write",
-            }
-        ),
-    ),
-    Route(
-        "/api/v1/custom-fields/...",
-        _under("/api/v1/custom-fields"),
-        "contacts",
-        writes=frozenset({"custom_fields:write"}),
-    ),
-)
+    def route_for(self, path: str) -> Route | None:
+        """The route that owns ``path`` (already percent-decoded), or None.
 
-UPSTREAMS: tuple[str, ...] = tuple(dict.fromkeys(route.upstream for route in ROUTING_TABLE))
-
-
-def route_for(path: str) -> Route | None:
-    """The route that owns ``path`` (already percent-decoded), or None.
-
-    Paths with ``.`` or ``..`` segments match nothing: a service or a URL library
-    could resolve them to a path the gateway did not check.
-    """
-    if any(segment in (".", "..") for segment in path.split("/")):
-        return None
-    return next((route for route in ROUTING_TABLE if route.matches(path)), None)
+        Paths with ``.`` or ``..`` segments match nothing: a service or a URL library
+        could resolve them to a path the gateway did not check.
+        """
+        if any(segment in (".", "..") for segment in path.split("/")):
+            return None
+        return next((route for route in self.routes if route.matches(path)), None)

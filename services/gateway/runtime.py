@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.db import create_engine
+from libs.platform.db import create_engine
 from services.gateway.api_keys import ApiKeyStore
 from services.gateway.authentication import ApiKeyAuthenticator
 from services.gateway.openapi import PlatformDocument
 from services.gateway.proxy import UpstreamProxy, new_upstream_client
 from services.gateway.rate_limit import RateLimits, TokenBucketLimiter
+from services.gateway.routes import RoutingTable
 from services.gateway.settings import Settings
 
 
@@ -26,9 +27,10 @@ class GatewayRuntime:
     rate_limits: RateLimits
     proxy: UpstreamProxy
     platform_document: PlatformDocument
+    routing: RoutingTable
 
     @classmethod
-    async def start(cls, settings: Settings) -> GatewayRuntime:
+    async def start(cls, settings: Settings, routing: RoutingTable) -> GatewayRuntime:
         engine = create_engine(settings.database_url)
         api_keys = ApiKeyStore(engine)
         try:
@@ -38,6 +40,10 @@ class GatewayRuntime:
             raise
         client = new_upstream_client(settings)
         upstreams = settings.upstream_urls()
+        unplaced = sorted(set(routing.upstreams) - set(upstreams))
+        if unplaced:
+            await engine.dispose()
+            raise ValueError(f"no URL for the upstream services {', '.join(unplaced)}")
         return cls(
             settings=settings,
             engine=engine,
@@ -61,9 +67,11 @@ class GatewayRuntime:
             platform_document=PlatformDocument(
                 client,
                 upstreams,
+                routing,
                 cache_seconds=settings.openapi_cache_seconds,
                 fetch_timeout_seconds=settings.upstream_probe_timeout_seconds,
             ),
+            routing=routing,
         )
 
     async def stop(self) -> None:

@@ -22,9 +22,10 @@ class Settings(ServiceSettings):
     # the contacts service accepts up to the same size.
     max_request_body_bytes: int = 64 * 1024 * 1024
 
-    # Where each upstream service listens (the fixed ports of `make run` by default).
-    contacts_url: str = "http://127.0.0.1:8001"
-    customer360_url: str = "http://127.0.0.1:8006"
+    # Where each upstream service listens, by service name. The composition root fills
+    # in every declared service (from ``<NAME>_URL``, else its `make run` port);
+    # UPSTREAMS='{"contacts": "http://..."}' sets them all at once.
+    upstreams: dict[str, str] = Field(default_factory=dict)
 
     # A service that cannot take a connection within a second is down for practical
     # purposes: the caller gets a 503 quickly instead of waiting with it.
@@ -57,13 +58,16 @@ class Settings(ServiceSettings):
     # Browser origins allowed to call the API (the web console), comma-separated.
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
-    @field_validator("contacts_url", "customer360_url")
+    @field_validator("upstreams")
     @classmethod
-    def _absolute_http_url(cls, value: str) -> str:
-        url = value.strip().rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        return url
+    def _absolute_http_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        urls = {}
+        for name, given in value.items():
+            url = given.strip().rstrip("/")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name}: {given!r} is not an http(s) URL")
+            urls[name] = url
+        return urls
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod
@@ -73,5 +77,5 @@ class Settings(ServiceSettings):
         return value
 
     def upstream_urls(self) -> dict[str, str]:
-        """Base URL of every upstream the routing table names."""
-        return {"contacts": self.contacts_url, "customer360": self.customer360_url}
+        """Base URL of every upstream service."""
+        return dict(self.upstreams)

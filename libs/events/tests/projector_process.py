@@ -8,10 +8,10 @@ import sys
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.consumer import ReceivedEvent
-from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionRunner
 from libs.events.tests.sample import VisitTotals, catalog
+from libs.platform.db import create_engine
 
 
 class SlowVisitTotals(VisitTotals):

@@ -10,13 +10,13 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore, NewEvent, outbox
 from libs.events.tests.conftest import eventually, relay_for
 from libs.events.tests.sample import VisitTotals, catalog, visit
 from libs.platform.broker import EmbeddedBroker
+from libs.platform.db import create_engine
 
 
 async def read_topic(

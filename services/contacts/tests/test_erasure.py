@@ -6,9 +6,9 @@ import json
 
 from sqlalchemy import select, text
 
-from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings
 from libs.events.store import events, personal_data_keys
+from libs.platform.db import create_engine
 from services.contacts.tests.conftest import Api, read_topic
 
 CUSTOMERS = "/api/v1/customers"

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from libs.events.db import create_engine
 from libs.events.store import events
+from libs.platform.db import create_engine
 from services.contacts.tests.conftest import Api
 
 IMPORT = "/api/v1/customers/import"

@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from libs.auth import AuthSettings, issue_token
+from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
 from services.gateway.settings import Settings
 
@@ -39,8 +40,7 @@ def gateway_settings(
 ) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
-        "contacts_url": contacts_url,
-        "customer360_url": customer360_url,
+        "upstreams": {"contacts": contacts_url, "customer360": customer360_url},
         "upstream_read_timeout_seconds": 0.5,
         # Off unless a test is about them: one test's requests never throttle another's.
         "rate_limit_tenant_per_second": 0,
@@ -62,7 +62,7 @@ async def started(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @asynccontextmanager
 async def open_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with started(create_app(settings)) as client:
+    async with started(create_app(settings, gateway_routing())) as client:
         yield client
 
 

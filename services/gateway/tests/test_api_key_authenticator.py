@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from libs.auth import AuthSettings, TokenVerifier
-from libs.events.db import create_engine
+from libs.platform.db import create_engine
 from services.gateway.api_keys import ApiKey, ApiKeyStore, IssuedApiKey, api_keys, issue_api_key
 from services.gateway.authentication import (
     ApiKeyAuthenticator,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from libs.events.db import create_engine
+from libs.platform.db import create_engine
 from libs.platform.errors import Unprocessable
 from services.gateway.api_keys import (
     ApiKeyNotFound,

@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 
-from libs.events.db import create_engine
 from libs.platform.broker import free_port
+from libs.platform.db import create_engine
+from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
 from services.gateway.openapi import UpstreamDocument, merge_documents
 from services.gateway.runtime import GatewayRuntime
@@ -116,6 +117,7 @@ def test_clashing_components_are_renamed_per_service_and_references_follow() -> 
             UpstreamDocument("contacts", "available", contacts, None, 0.0),
             UpstreamDocument("customer360", "available", customer360, None, 0.0),
         ],
+        gateway_routing(),
     )
 
     schemas = merged["components"]["schemas"]
@@ -171,14 +173,14 @@ async def test_a_service_that_is_down_degrades_the_report_but_not_the_gateway(
     assert report["status"] == "degraded"
     assert report["upstreams"]["contacts"]["status"] == "up"
     assert report["upstreams"]["customer360"] == {
-        "url": settings.customer360_url,
+        "url": settings.upstreams["customer360"],
         "status": "down",
         "detail": "ConnectError",
     }
 
 
 async def test_the_gateway_is_failing_when_its_own_database_is_gone(settings: Settings) -> None:
-    app = create_app(settings)
+    app = create_app(settings, gateway_routing())
     async with started(app) as gateway:
         runtime: GatewayRuntime = app.state.gateway
         healthy_engine = runtime.engine

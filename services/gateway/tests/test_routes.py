@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from libs.auth import PERMISSIONS, Principal, Role
-from services.gateway.routes import ANY_WRITE, ROUTING_TABLE, route_for
+from libs.platform.service import PublicRoute, under
+from services.bootstrap import gateway_routing
+from services.gateway.routes import ANY_WRITE, RoutingTable
+
+ROUTING = gateway_routing()  # the platform's table, from every service's declaration
+route_for = ROUTING.route_for
 
 
 def caller(*roles: str) -> Principal:
@@ -77,7 +82,19 @@ def test_the_coarse_check_is_never_stricter_than_the_matrix() -> None:
 
 
 def test_every_route_names_permissions_from_the_matrix() -> None:
-    for route in ROUTING_TABLE:
+    for route in ROUTING.routes:
         assert route.reads in PERMISSIONS
         assert route.writes <= set(PERMISSIONS)
     assert "customers:read" not in ANY_WRITE
+
+
+def test_a_catch_all_comes_after_specific_routes_whatever_order_services_are_listed() -> None:
+    catch_all = PublicRoute("/api/v1/customers/...", under("/api/v1/customers"), fallback=True)
+    orders = PublicRoute("/api/v1/customers/{id}/orders", under("/api/v1/customers/c-1/orders"))
+
+    table = RoutingTable.declared([("contacts", [catch_all]), ("pipeline", [orders])])
+
+    owner = table.route_for("/api/v1/customers/c-1/orders")
+    assert owner is not None and owner.upstream == "pipeline"
+    other = table.route_for("/api/v1/customers/c-1")
+    assert other is not None and other.upstream == "contacts"

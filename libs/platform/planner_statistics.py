@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.db import is_postgres
+from libs.platform.db import is_postgres
 
 log = logging.getLogger(__name__)
 

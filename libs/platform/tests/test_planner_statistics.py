@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.statistics import refresh_stale_statistics
 from libs.events.tests.conftest import eventually
+from libs.platform.planner_statistics import refresh_stale_statistics
 
 
 async def _insert_visits(engine: AsyncEngine, rows: int, first: int = 1) -> None:

@@ -1,0 +1,48 @@
+"""The contacts service as the platform sees it: where it runs, what it serves, how it publishes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.events.outbox import OutboxRelay
+from libs.platform.service import PublicRoute, ServiceDeclaration, under
+from services.contacts.settings import Settings
+
+
+def _relay(settings: Any, engine: AsyncEngine) -> OutboxRelay:
+    from services.contacts.app import outbox_relay  # the app's imports are heavy
+
+    return outbox_relay(settings, engine)
+
+
+SERVICE = ServiceDeclaration(
+    name="contacts",
+    port=8001,
+    settings=Settings,
+    app="services.contacts.app:create_app",
+    routes=(
+        PublicRoute(
+            "/api/v1/customers/...",
+            under("/api/v1/customers"),
+            writes=frozenset(
+                {
+                    "customers:write",
+                    "customers:merge",
+                    "customers:erase",
+                    "customers:import",
+                    "interactions:write",
+                    "consent:write",
+                }
+            ),
+            fallback=True,  # other services serve paths below a customer (/360, /orders)
+        ),
+        PublicRoute(
+            "/api/v1/custom-fields/...",
+            under("/api/v1/custom-fields"),
+            writes=frozenset({"custom_fields:write"}),
+        ),
+    ),
+    relay=_relay,
+)

@@ -1,0 +1,101 @@
+"""The boundaries the architecture promises, checked on the source itself.
+
+A service never imports another service; libs/ never imports a service at all (nor
+loads one by name); only the composition root (services/bootstrap.py) sees them all.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ROOT / "services"
+LIBS = ROOT / "libs"
+
+
+def _python_files(folder: Path) -> Iterator[Path]:
+    yield from (p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _imported_modules(path: Path) -> Iterator[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def _loaded_by_name(path: Path) -> Iterator[str]:
+    """String arguments of importlib.import_module / __import__ / find_spec calls."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        if name not in ("import_module", "__import__", "find_spec"):
+            continue
+        for argument in node.args[:1]:
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                yield argument.value
+            elif isinstance(argument, ast.JoinedStr):
+                yield "".join(
+                    part.value for part in argument.values if isinstance(part, ast.Constant)
+                )
+
+
+def _service_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "services" else None
+
+
+def test_no_service_imports_another_service() -> None:
+    crossings = []
+    for folder in sorted(p for p in SERVICES.iterdir() if (p / "__init__.py").exists()):
+        for path in _python_files(folder):
+            is_test = "tests" in path.relative_to(folder).parts
+            for module in _imported_modules(path):
+                other = _service_of(module)
+                if other is None or other == folder.name:
+                    continue
+                # Tests may start the platform as the composition root wires it.
+                if is_test and other == "bootstrap":
+                    continue
+                crossings.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert crossings == []
+
+
+def test_libs_never_import_or_load_a_service() -> None:
+    found = []
+    for path in _python_files(LIBS):
+        for module in _imported_modules(path):
+            if module == "services" or module.startswith("services."):
+                found.append(f"{path.relative_to(ROOT)} imports {module}")
+        for name in _loaded_by_name(path):
+            if name.startswith("services"):
+                found.append(f"{path.relative_to(ROOT)} loads {name!r} by name")
+    assert found == []
+
+
+def test_the_checks_above_see_a_crossing_when_there_is_one(tmp_path: Path) -> None:
+    # The walkers must find what they look for, or the two tests above prove nothing.
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import importlib\n"
+        "from services.contacts.domain import Customer\n"
+        "importlib.import_module(f'services.{name}.app')\n",
+        encoding="utf-8",
+    )
+
+    assert "services.contacts.domain" in set(_imported_modules(sample))
+    assert list(_loaded_by_name(sample)) == ["services..app"]
+
+
+def test_every_service_folder_with_code_is_declared_in_the_composition_root() -> None:
+    from services.bootstrap import SERVICES as DECLARED
+
+    declared = {service.name for service in DECLARED}
+    folders = {p.name for p in SERVICES.iterdir() if (p / "service.py").exists()}
+    assert folders == declared
