@@ -34,13 +34,22 @@ BROKER_PORT = 9092
 
 
 def service_database_url(base: str, service: str) -> str:
-    """One database per service: PostgreSQL ``<db>_<service>``, or SQLite ``var/<service>.db``."""
+    """One database per service: PostgreSQL ``<db>_<service>``, or SQLite ``var/<service>.db``.
+
+    A URL that already names the service's own database is kept, so an operator can give
+    the recovery commands either the platform's ``DATABASE_URL`` (as ``make run`` got it)
+    or the one a deployment hands that service (``.../crm_contacts``).
+    """
     if not base:
         return f"sqlite+aiosqlite:///var/{service}.db"
     url = make_url(base)
     if url.get_backend_name() == "sqlite":
-        folder = Path(url.database or "var/x.db").parent
-        return f"sqlite+aiosqlite:///{folder / f'{service}.db'}"
+        database = Path(url.database or "var/x.db")
+        if database.name == f"{service}.db":
+            return base
+        return f"sqlite+aiosqlite:///{database.parent / f'{service}.db'}"
+    if (url.database or "").endswith(f"_{service}"):
+        return base
     return url.set(database=f"{url.database or 'crm'}_{service}").render_as_string(
         hide_password=False
     )
