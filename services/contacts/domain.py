@@ -1,99 +1,10 @@
 """The Customer aggregate of the contacts service: pure rules, no I/O, no clock.
 
-A customer (a person or a company) is the fold of the events in its stream.
-Handlers load the stream, fold it, ask ``decide`` for new events and append them
-with the version they read. Nothing here touches a database, the network or the
-clock: ``now`` (timezone-aware) is always passed in.
-
-API for handlers
-----------------
-
-State::
-
-    fold(events: Iterable[DomainEvent]) -> Customer | None     # None: no such customer
-    evolve(state: Customer | None, event: DomainEvent) -> Customer
-    existing(state: Customer | None, customer_id: str) -> Customer   # or CustomerNotFound
-
-``Customer.version`` is the number of events folded, i.e. the ``expected_version``
-to append with.
-
-Deciding, one stream::
-
-    decide(command: CustomerCommand, state: Customer | None, now: datetime, *,
-           definitions: Mapping[str, CustomFieldDefinition] = NO_CUSTOM_FIELDS,
-           others: Mapping[str, Customer | None] = NO_OTHERS) -> list[DomainEvent]
-
-* ``definitions``: the tenant's custom fields (``fold_custom_fields``); with the
-  default none are defined, so any attribute is refused (safe if forgotten).
-* ``others``: the other customers the command refers to, folded, keyed by id;
-  ``references(command) -> frozenset[str]`` says which to load (the company of a
-  person, the person made key contact). Missing, another tenant's, erased or
-  merged ones are refused, so forgetting to load them fails safe too.
-* An empty list means the command changes nothing (tag already there, same
-  owner, interaction id already logged...): append nothing, answer 200.
-
-Deciding, two streams (append both in one transaction: ``EventStore.append(conn=...)``)::
-
-    decide_merge(survivor: Customer, duplicate: Customer, now: datetime)
-        -> tuple[list[DomainEvent], list[DomainEvent]]   # (for survivor, for duplicate)
-
-    # for MergeCustomer(customer_id=survivor, duplicate_id=...):
-    decide_merge(existing(fold(survivor_events), command.customer_id),
-                 existing(fold(duplicate_events), command.duplicate_id), now)
-
-Tenant-level custom fields (one stream per tenant)::
-
-    fold_custom_fields(events) -> dict[str, CustomFieldDefinition]
-    decide_custom_field(command: DefineCustomField,
-                        definitions: Mapping[str, CustomFieldDefinition],
-                        now: datetime) -> list[DomainEvent]
-    validate_attributes(attributes, definitions, *, require_all=True) -> dict[str, AttributeValue]
-
-Read model helper::
-
-    search_keys(name: str) -> list[str]   # "张伟" -> ["张伟", "zhang wei", "zhangwei", "zw"]
-
-Errors
-------
-
-All are ``ContactsError``, a ``libs.platform.errors.DomainError``: the app factory
-turns each into its status and body, so ``api.py`` needs no try/except for them.
-
-=============================  ======  ==================================================
-CustomerNotFound               404     ``customer_id`` (also another tenant's customer,
-                                       and a missing company or key contact)
-CustomerAlreadyExists          409     ``customer_id`` (body: ``existing_id``)
-CustomerAlreadyMerged          409     ``customer_id``, ``survivor_id``: use the survivor
-DuplicateCustomer              409     ``existing_id``, ``field`` (email or phone): another
-                                       customer of the tenant has it (the handler looks)
-CustomerErased                 410     ``customer_id``
-CustomFieldAlreadyDefined      409     ``name``, ``type`` (a field's type cannot change)
-CannotMergeIntoItself          422     field ``duplicate_id``
-CannotMergeDifferentKinds      422     field ``duplicate_id``
-NotACompany / NotAPerson       422     ``customer_id`` of the customer of the wrong kind;
-                                       field ``customer_id``, ``company_id`` or ``contact_id``
-InvalidAttribute               422     ``attribute`` (its name), field ``attributes.<name>``
-TimeInTheFuture                422     ``field`` (registered_at, birthday, occurred_at, at)
-=============================  ======  ==================================================
-
-A 422 body is ``{"detail": [{"field": ..., "reason": ...}]}``, the same shape as a
-request that failed pydantic validation.
-
-Rules worth knowing
--------------------
-
-* ``decide`` trusts that ``state`` was read from the caller's tenant (the store
-  reads by tenant); customers in ``others`` are checked against its tenant.
-* A merged duplicate refuses every write (CustomerAlreadyMerged) except erasure:
-  the right to be forgotten covers every record of the person.
-* After ``PersonalDataErased`` the state has an empty name and no email, phone,
-  birthday or attributes, and every command is refused with CustomerErased
-  (erasing again changes nothing). The events in the store still hold the old
-  values: making them unreadable (crypto-shredding) is the store's job.
-* Consent: a decision identical to the current one, or older than it, changes
-  nothing; the latest decision by ``at`` is the customer's wish.
-* Times may lie up to ``CLOCK_SKEW`` ahead of ``now`` (devices' clocks differ);
-  further ahead they are refused with TimeInTheFuture.
+A customer (a person or a company) is the fold of its stream's events; handlers load
+the stream, ``fold`` it, ask ``decide`` for new events and append them at the version
+they read. ``now`` is always passed in, so time rules are testable without waiting.
+The handlers' API, the error-to-status table and the rules worth knowing are in
+docs/decisions/0023-the-customer-aggregate.md.
 """
 
 from __future__ import annotations
