@@ -227,7 +227,12 @@ BEGIN
     RETURN cardinality(p_event_ids);
 END $$
 """
-START_STREAM_PARAMETERS = 12
+# Its parameters by name: callers pass a mapping and call it in named notation
+# (``p_tenant => $1``), so no caller depends on the order of the signature.
+START_STREAM_PARAMETERS = (
+    "p_tenant", "p_stream", "p_subject", "p_key", "p_now", "p_event_ids", "p_types",
+    "p_partition_keys", "p_data", "p_correlation_ids", "p_causation_ids", "p_occurred_at",
+)
 
 
 def _event_columns(
@@ -261,7 +266,7 @@ class EventStore:
 
     def start_stream_arguments(
         self, tenant_id: str, stream_id: str, new_events: Sequence[NewEvent]
-    ) -> list[Any]:
+    ) -> dict[str, Any]:
         """The arguments of ``events_start_stream`` (PostgreSQL) for a brand-new stream
         whose events all concern one new subject (their partition key): personal
         fields sealed with a key made here, which the routine stores with them."""
@@ -272,7 +277,7 @@ class EventStore:
         key, data = None, [e.data for e in new_events]
         if self.vault is not None:
             key, data = self.vault.seal_new_subject([(e.type, e.data) for e in new_events])
-        return [
+        values = [
             tenant_id,
             stream_id,
             subject,
@@ -281,6 +286,7 @@ class EventStore:
             [e.event_id for e in new_events],
             *_event_columns(new_events, data),
         ]
+        return dict(zip(START_STREAM_PARAMETERS, values, strict=True))
 
     async def append(
         self,

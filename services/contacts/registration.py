@@ -22,28 +22,26 @@ The routine answers what stopped it, so the handler can say so or fall back:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events.store import START_STREAM_PARAMETERS
 from libs.platform.db import is_postgres
 from services.contacts import read_model
 from services.contacts.domain import Customer
 
-OWN_PARAMETERS = 18
-
 ROUTINE = """
 CREATE OR REPLACE FUNCTION contacts_register(
-    p_tenant varchar, p_customer varchar, p_tenant_lock bigint, p_identity_locks bigint[],
+    p_customer varchar, p_tenant_lock bigint, p_identity_locks bigint[],
     p_kinds varchar[], p_values varchar[], p_check_duplicates boolean,
     p_custom_fields_stream varchar, p_custom_fields_version integer,
     p_kind varchar, p_name text, p_email text, p_phone varchar, p_owner_id varchar,
     p_registered_at timestamptz, p_search_text text, p_profile text, p_tags varchar[],
-    -- events_start_stream's parameters from here on, in its order
-    p_stream_tenant varchar, p_stream varchar, p_subject varchar, p_key bytea, p_now timestamptz,
+    -- events_start_stream's parameters, under its names (p_tenant is the same tenant)
+    p_tenant varchar, p_stream varchar, p_subject varchar, p_key bytea, p_now timestamptz,
     p_event_ids varchar[], p_types varchar[], p_partition_keys varchar[], p_data text[],
     p_correlation_ids varchar[], p_causation_ids varchar[], p_occurred_at timestamptz[]
 ) RETURNS text LANGUAGE plpgsql AS $$
@@ -77,8 +75,11 @@ BEGIN
             RETURN found;
         END IF;
     END IF;
-    PERFORM events_start_stream(p_stream_tenant, p_stream, p_subject, p_key, p_now, p_event_ids,
-        p_types, p_partition_keys, p_data, p_correlation_ids, p_causation_ids, p_occurred_at);
+    PERFORM events_start_stream(p_tenant => p_tenant, p_stream => p_stream,
+        p_subject => p_subject, p_key => p_key, p_now => p_now, p_event_ids => p_event_ids,
+        p_types => p_types, p_partition_keys => p_partition_keys, p_data => p_data,
+        p_correlation_ids => p_correlation_ids, p_causation_ids => p_causation_ids,
+        p_occurred_at => p_occurred_at);
     INSERT INTO contacts_customers (tenant_id, customer_id, kind, name, email, phone, owner_id,
         registered_at, version, survivor_id, erased, search_text, profile)
     VALUES (p_tenant, p_customer, p_kind, p_name, p_email, p_phone, p_owner_id,
@@ -91,8 +92,13 @@ BEGIN
 END $$
 """
 
+# The routine's parameters, read from its own signature: the call names each one
+# (``p_name => $11``), so the Python side and the SQL side agree by name, not position.
+PARAMETERS: tuple[str, ...] = tuple(
+    re.findall(r"\b(p_\w+) \w+(?:\[\])?[,\n]", ROUTINE.split(") RETURNS", 1)[0])
+)
 CALL = "SELECT contacts_register({})".format(
-    ", ".join(f"${i}" for i in range(1, OWN_PARAMETERS + START_STREAM_PARAMETERS + 1))
+    ", ".join(f"{name} => ${i}" for i, name in enumerate(PARAMETERS, start=1))
 )
 
 
@@ -124,33 +130,36 @@ async def register(
     check_duplicates: bool,
     custom_fields_stream: str,
     custom_fields_version: int,
-    start_stream: Sequence[Any],
+    start_stream: Mapping[str, Any],
 ) -> Refused | None:
     """Run the routine for ``customer`` (its state after registration); None: done."""
     tenant_id = customer.tenant_id
     claimed = read_model.identities_of(customer.email, customer.phone)
     row = read_model.row_of(customer)
-    arguments = [
-        tenant_id,
-        customer.id,
-        read_model.tenant_lock_key(tenant_id),
-        read_model.identity_lock_keys(tenant_id, claimed),
-        [kind for kind, _ in claimed],
-        [value for _, value in claimed],
-        check_duplicates,
-        custom_fields_stream,
-        custom_fields_version,
-        row["kind"],
-        row["name"],
-        row["email"],
-        row["phone"],
-        row["owner_id"],
-        row["registered_at"],
-        row["search_text"],
-        json.dumps(row["profile"], separators=(",", ":"), ensure_ascii=False),
-        sorted(customer.tags),
-        *start_stream,
-    ]
+    if start_stream["p_tenant"] != tenant_id:
+        raise ValueError("the stream's events belong to another tenant")
+    arguments = {
+        **start_stream,
+        "p_customer": customer.id,
+        "p_tenant_lock": read_model.tenant_lock_key(tenant_id),
+        "p_identity_locks": read_model.identity_lock_keys(tenant_id, claimed),
+        "p_kinds": [kind for kind, _ in claimed],
+        "p_values": [value for _, value in claimed],
+        "p_check_duplicates": check_duplicates,
+        "p_custom_fields_stream": custom_fields_stream,
+        "p_custom_fields_version": custom_fields_version,
+        "p_kind": row["kind"],
+        "p_name": row["name"],
+        "p_email": row["email"],
+        "p_phone": row["phone"],
+        "p_owner_id": row["owner_id"],
+        "p_registered_at": row["registered_at"],
+        "p_search_text": row["search_text"],
+        "p_profile": json.dumps(row["profile"], separators=(",", ":"), ensure_ascii=False),
+        "p_tags": sorted(customer.tags),
+    }
+    if arguments.keys() != set(PARAMETERS):
+        raise ValueError(f"contacts_register takes {PARAMETERS}, given {sorted(arguments)}")
     driver: Any = (await conn.get_raw_connection()).driver_connection
-    answer = await driver.fetchval(CALL, *arguments)
+    answer = await driver.fetchval(CALL, *(arguments[name] for name in PARAMETERS))
     return None if answer is None else Refused.parse(answer)
