@@ -32,7 +32,6 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -53,6 +52,7 @@ from libs.events.catalog.contacts import (
     Direction,
     InteractionChannel,
 )
+from libs.platform.types import Instant
 
 DEFAULT_PHONE_REGION = "CN"
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
@@ -186,7 +186,7 @@ class RegisterCustomer(ContactDetails):
     attributes: dict[str, AttributeInput] = {}
     company_id: OptionalIdentifier = None
     # Given by a migration to keep the customer's history; otherwise "now".
-    registered_at: AwareDatetime | None = None
+    registered_at: Instant | None = None
 
     @field_validator("company_id")
     @classmethod
@@ -253,7 +253,7 @@ class LogInteraction(Command):
     summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = ""
     by: Identifier
     # When it happened, if not just now (a call logged after the meeting).
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
 
 class MergeCustomer(Command):
@@ -269,7 +269,7 @@ class ChangeConsent(Command):
     granted: bool
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     # When the customer decided, if not just now (consent collected on paper).
-    at: AwareDatetime | None = None
+    at: Instant | None = None
 
 
 class ErasePersonalData(Command):

@@ -61,6 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events.db import JsonDocument, UtcDateTime, is_postgres
 from libs.platform.errors import Unprocessable
+from libs.platform.types import in_utc
 from services.contacts.domain import Customer, search_keys
 
 metadata = MetaData()
@@ -542,7 +543,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise Unprocessable("cursor", "is not a cursor this service returned") from None
     if position.tzinfo is None or not isinstance(customer_id, str):
         raise Unprocessable("cursor", "is not a cursor this service returned")
-    return position, customer_id
+    try:
+        return in_utc(position), customer_id
+    except ValueError:
+        raise Unprocessable("cursor", "is not a cursor this service returned") from None
 
 
 async def search(
