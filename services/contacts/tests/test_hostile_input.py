@@ -88,3 +88,39 @@ async def test_a_mapping_nested_beyond_any_parser_is_a_422_naming_it(api: Api) -
 
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["field"] == "mapping"
+
+
+async def test_records_no_real_customer_holds_are_422s_naming_the_field(api: Api) -> None:
+    auth = api.auth()
+    field = await api.client.put(
+        "/api/v1/custom-fields/seats", json={"type": "number"}, headers=auth
+    )
+    assert field.status_code in (200, 201), field.text
+    customer_id = await api.register()
+    attempts = {
+        "name": await api.client.post(
+            CUSTOMERS, json={"kind": "person", "name": "\u200b\u200d"}, headers=auth
+        ),
+        "tags": await api.client.post(
+            f"{CUSTOMERS}/{customer_id}/tags",
+            json={"tags": [f"t{i}" for i in range(10_000)]},
+            headers=auth,
+        ),
+        "choices": await api.client.put(
+            "/api/v1/custom-fields/segment",
+            json={"type": "choice", "choices": [f"c{i}" for i in range(10_000)]},
+            headers=auth,
+        ),
+        "attributes.seats": await api.client.patch(
+            f"{CUSTOMERS}/{customer_id}", json={"attributes": {"seats": int("9" * 4000)}},
+            headers=auth,
+        ),
+    }
+
+    for name, response in attempts.items():
+        assert response.status_code == 422, (name, response.text)
+        assert [issue["field"] for issue in response.json()["detail"]] == [name]
+    patched = await api.client.patch(
+        f"{CUSTOMERS}/{customer_id}", json={"name": "Ana \u202eLee"}, headers=auth
+    )
+    assert patched.status_code == 422
