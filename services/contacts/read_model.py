@@ -382,6 +382,26 @@ async def lock_identities(
     await conn.execute(text(f"SELECT {', '.join(calls)}"), params)
 
 
+async def lock_customers(
+    conn: AsyncConnection, tenant_id: str, customer_ids: Sequence[str]
+) -> None:
+    """Queue the writers of these customers' streams (PostgreSQL; a no-op on SQLite).
+
+    The version check on append stays what keeps a change from being lost; this
+    only makes concurrent writers of one customer take turns instead of racing
+    and deciding again, so a busy customer (a call centre logging interactions)
+    never starves an erasure or a profile change. Taken first in a transaction
+    and in key order, so two writers never wait on each other.
+    """
+    if not is_postgres(conn.engine):
+        return
+    keys = sorted({_lock_key("customer", tenant_id, customer_id) for customer_id in customer_ids})
+    calls = [f"pg_advisory_xact_lock(:k{i})" for i in range(len(keys))]
+    await conn.execute(
+        text(f"SELECT {', '.join(calls)}"), {f"k{i}": key for i, key in enumerate(keys)}
+    )
+
+
 async def plan_each_bulk_query(conn: AsyncConnection) -> None:
     """For this transaction, plan every statement for its own parameters (PostgreSQL).
 
