@@ -14,6 +14,7 @@ access-log line per request, and one error format:
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -236,6 +237,72 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class JsonTooLarge:
+    """The body-size limit's 413 in the platform's JSON error shape.
+
+    Starlette's limiter sits outside every middleware and handler of ours and
+    answers in plain text (or, for a body without a declared length, with its own
+    detail); this wraps the whole stack and rewrites exactly those answers. A 413
+    with any other body (one a service behind the gateway gave) passes unchanged.
+    """
+
+    _LIMITER_BODIES = frozenset({b"Content Too Large", b'{"detail":"Content Too Large"}'})
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.body = json.dumps(
+            {"detail": f"the request body is larger than {max_bytes} bytes", "max_bytes": max_bytes}
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        held_body = b""
+
+        async def send_json(message: Message) -> None:
+            nonlocal held, held_body
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                held = message  # tiny: wait for its body to know whose answer it is
+                return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            held_body += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            if held_body in self._LIMITER_BODIES:
+                kept = [
+                    (name, value)
+                    for name, value in held.get("headers", [])
+                    if name.lower() not in (b"content-type", b"content-length")
+                ]
+                headers = [
+                    *kept,
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self.body)).encode()),
+                ]
+                await send({**held, "headers": headers})
+                await send({"type": "http.response.body", "body": self.body})
+            else:
+                await send(held)
+                await send({"type": "http.response.body", "body": held_body})
+            held = None
+
+        await self.app(scope, receive, send_json)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with the body-size limit's answer in the platform's error shape."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if self.max_body_size is None:
+            return stack
+        return JsonTooLarge(stack, max_bytes=self.max_body_size)
+
+
 # --- ETag / If-Match -----------------------------------------------------------
 
 # [0-9], not \d: \d also matches other scripts' digits, which int() would accept.
@@ -314,7 +381,7 @@ def create_service_app(
             hint="set JWT_SECRET, or JWT_PUBLIC_KEY / JWKS_URL in production",
         )
 
-    app = FastAPI(
+    app = ServiceApp(
         title=title,
         version=version,
         lifespan=lifespan,

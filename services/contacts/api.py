@@ -17,7 +17,7 @@ Conventions every endpoint keeps:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, TypeVar
 from uuid import uuid4
 
@@ -34,7 +34,7 @@ from fastapi import (
     status,
 )
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from libs.auth import Principal, require
 from libs.events.catalog.contacts import (
@@ -46,6 +46,7 @@ from libs.events.catalog.contacts import (
 )
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import Unprocessable
+from libs.platform.types import Instant, UtcInstant
 from services.contacts import handlers, importer, read_model
 from services.contacts.commands import (
     AttributeInput,
@@ -111,7 +112,7 @@ class CustomerRegistration(Body):
     attributes: dict[str, AttributeInput] = {}
     company_id: str | None = None
     # Only for migrations: when the customer really joined.
-    registered_at: AwareDatetime | None = None
+    registered_at: Instant | None = None
     # Set after a 409 when a person has judged that these really are two customers.
     register_anyway: bool = False
 
@@ -147,7 +148,7 @@ class Interaction(Body):
     summary: str = ""
     # Who talked to the customer; the caller when left out.
     by: str | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
 
 class Merge(Body):
@@ -157,7 +158,7 @@ class Merge(Body):
 class Consent(Body):
     granted: bool
     source: str
-    at: AwareDatetime | None = None
+    at: Instant | None = None
 
 
 class CustomField(Body):
@@ -187,12 +188,7 @@ class CustomerPage(BaseModel):
     next_cursor: str | None
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # Converting here turns an out-of-range offset into a 422, not a 500 at the database.
-    return value.astimezone(UTC) if value is not None else None
-
-
-UtcQueryTime = Annotated[AwareDatetime | None, AfterValidator(_utc)]
+UtcQueryTime = UtcInstant | None
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ or keyword arguments, not by assigning defaults explicitly.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from typing import Annotated, Any
 
@@ -32,7 +33,6 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -53,10 +53,21 @@ from libs.events.catalog.contacts import (
     Direction,
     InteractionChannel,
 )
+from libs.platform.types import Instant
 
 DEFAULT_PHONE_REGION = "CN"
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 MAX_TAG_LENGTH = 64
+# A customer is found and read by its tags; past a hundred they are data, which
+# belongs in custom attributes.
+MAX_TAGS = 100
+MAX_CHOICES = 200
+MAX_CHOICE_LENGTH = 100
+# Characters that reorder the text around them: "U+202E" makes "Ana\u202Egpj.exe"
+# display as "Anaexe.jpg". Marks that only set a direction (U+200E, U+200F) stay.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters by category that display as nothing (Hangul fillers, the blank braille cell).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -89,10 +100,28 @@ def normalise_email(raw: str) -> str:
         raise ValueError(f"is not a valid email address: {exc}") from None
 
 
+def _visible(char: str) -> bool:
+    # Letters, digits, punctuation and symbols show; format characters (zero-width
+    # space, joiners), controls, separators and lone combining marks do not.
+    return unicodedata.category(char)[0] in "LNPS" and char not in _BLANK_LETTERS
+
+
+def ensure_displayable(text: str) -> None:
+    """ValueError unless ``text`` shows at least one character and cannot reorder
+    what is displayed around it."""
+    if any(char in _BIDI_CONTROLS for char in text):
+        raise ValueError(
+            "must not contain bidirectional override characters (U+202A-U+202E, U+2066-U+2069)"
+        )
+    if not any(_visible(char) for char in text):
+        raise ValueError("must hold at least one visible character")
+
+
 def normalise_name(raw: str) -> str:
     name = " ".join(raw.split())
     if not name:
         raise ValueError("must not be blank")
+    ensure_displayable(name)
     return name
 
 
@@ -101,6 +130,13 @@ def normalise_tags(raw: list[str]) -> list[str]:
     tags = {" ".join(tag.split()).lower() for tag in raw}
     if "" in tags:
         raise ValueError("a tag must not be blank")
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"a customer has at most {MAX_TAGS} tags")
+    for tag in tags:
+        try:
+            ensure_displayable(tag)
+        except ValueError as refused:
+            raise ValueError(f"a tag {refused}") from None
     too_long = [tag for tag in tags if len(tag) > MAX_TAG_LENGTH]
     if too_long:
         raise ValueError(f"a tag has at most {MAX_TAG_LENGTH} characters")
@@ -186,7 +222,7 @@ class RegisterCustomer(ContactDetails):
     attributes: dict[str, AttributeInput] = {}
     company_id: OptionalIdentifier = None
     # Given by a migration to keep the customer's history; otherwise "now".
-    registered_at: AwareDatetime | None = None
+    registered_at: Instant | None = None
 
     @field_validator("company_id")
     @classmethod
@@ -253,7 +289,7 @@ class LogInteraction(Command):
     summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)] = ""
     by: Identifier
     # When it happened, if not just now (a call logged after the meeting).
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
 
 class MergeCustomer(Command):
@@ -269,7 +305,7 @@ class ChangeConsent(Command):
     granted: bool
     source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     # When the customer decided, if not just now (consent collected on paper).
-    at: AwareDatetime | None = None
+    at: Instant | None = None
 
 
 class ErasePersonalData(Command):
@@ -290,9 +326,18 @@ class DefineCustomField(Command):
     @field_validator("choices")
     @classmethod
     def _choices_fit_the_type(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if len(value) > MAX_CHOICES:  # before the work below, which grows with it
+            raise ValueError(f"a field has at most {MAX_CHOICES} choices")
         choices = list(dict.fromkeys(" ".join(c.split()) for c in value))  # keep the order
         if "" in choices:
             raise ValueError("a choice must not be blank")
+        if any(len(choice) > MAX_CHOICE_LENGTH for choice in choices):
+            raise ValueError(f"a choice has at most {MAX_CHOICE_LENGTH} characters")
+        for choice in choices:
+            try:
+                ensure_displayable(choice)
+            except ValueError as refused:
+                raise ValueError(f"a choice {refused}") from None
         kind = info.data.get("type")
         if kind == "choice" and not choices:
             raise ValueError("a choice field needs at least one choice")

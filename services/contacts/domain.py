@@ -44,6 +44,7 @@ from libs.events.catalog.contacts import (
 )
 from libs.platform.errors import Conflict, DomainError, NotFound, Unprocessable
 from services.contacts.commands import (
+    MAX_TAGS,
     ChangeConsent,
     ChangeOwner,
     ChangeProfile,
@@ -60,6 +61,9 @@ from services.contacts.commands import (
 
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_TEXT_ATTRIBUTE = 1000
+# A number attribute is read by spreadsheets and JavaScript as a double: fifteen
+# digits are the most it keeps exactly. More is a paste gone wrong, not a figure.
+MAX_NUMBER_DIGITS = 15
 T = TypeVar("T")
 
 
@@ -168,6 +172,11 @@ class InvalidAttribute(ContactsError, Unprocessable):
     def __init__(self, attribute: str, reason: str) -> None:
         super().__init__(f"attributes.{attribute}", reason)
         self.attribute = attribute
+
+
+class TooManyTags(ContactsError, Unprocessable):
+    def __init__(self) -> None:
+        super().__init__("tags", f"a customer has at most {MAX_TAGS} tags")
 
 
 class TimeInTheFuture(ContactsError, Unprocessable):
@@ -389,8 +398,10 @@ def decide(
         case ChangeProfile():
             return _change_profile(command, customer, now, definitions, others)
         case TagCustomer(tags=tags):
-            return [CustomerTagged(customer_id=customer.id, tag=t) for t in tags
-                    if t not in customer.tags]
+            added = [t for t in tags if t not in customer.tags]
+            if len(customer.tags) + len(added) > MAX_TAGS:
+                raise TooManyTags()
+            return [CustomerTagged(customer_id=customer.id, tag=t) for t in added]
         case UntagCustomer(tags=tags):
             return [CustomerUntagged(customer_id=customer.id, tag=t) for t in tags
                     if t in customer.tags]
@@ -733,6 +744,8 @@ def _number(name: str, raw: object, definition: CustomFieldDefinition) -> Attrib
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise InvalidAttribute(name, "must be a number")
     if isinstance(raw, str):
+        if len(raw) > 100:  # parsing a long digit string is quadratic; no figure needs it
+            raise InvalidAttribute(name, f"has at most {MAX_NUMBER_DIGITS} digits before the point")
         try:
             number = int(raw.strip())
         except ValueError:
@@ -744,6 +757,8 @@ def _number(name: str, raw: object, definition: CustomFieldDefinition) -> Attrib
         number = raw
     if isinstance(number, float) and not math.isfinite(number):
         raise InvalidAttribute(name, "must be a finite number")
+    if abs(number) >= 10**MAX_NUMBER_DIGITS:
+        raise InvalidAttribute(name, f"has at most {MAX_NUMBER_DIGITS} digits before the point")
     return number
 
 

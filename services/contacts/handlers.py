@@ -8,7 +8,8 @@ commit, so the events reach Kafka without waiting for its next poll.
 
 Concurrency: a command without If-Match means "apply to the current customer",
 so when another writer got in first it is simply decided again on the fresher
-state (a few times, then 409). With If-Match the caller decided on a version it
+state (a few times, then 409; an interaction, which commutes with every other
+change, as often as it takes). With If-Match the caller decided on a version it
 saw: a different version is a 412, never a silent overwrite.
 """
 
@@ -45,6 +46,7 @@ from services.contacts.commands import (
     CustomerCommand,
     DefineCustomField,
     ErasePersonalData,
+    LogInteraction,
     MergeCustomer,
     RegisterCustomer,
 )
@@ -217,13 +219,20 @@ T = TypeVar("T")
 
 
 async def _retrying(
-    customer_id: str, expected: int | None, attempt: Callable[[], Awaitable[T]]
+    customer_id: str,
+    expected: int | None,
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    attempts: int | None = ATTEMPTS,
 ) -> T:
-    """Run ``attempt`` (one transaction) again when another writer got in first."""
-    for attempt_number in range(ATTEMPTS):
+    """Run ``attempt`` (one transaction) again when another writer got in first;
+    ``attempts=None``: as often as it takes."""
+    attempt_number = 0
+    while attempts is None or attempt_number < attempts:
         if attempt_number:
             # Jittered, so writers that collided once do not collide again in step.
-            await asyncio.sleep(random.uniform(0, 0.005 * attempt_number))
+            await asyncio.sleep(random.uniform(0, 0.005 * min(attempt_number, ATTEMPTS)))
+        attempt_number += 1
         try:
             return await attempt()
         except ConcurrencyConflict:
@@ -323,6 +332,7 @@ async def change_customer(
     async def attempt() -> Written:
         now = contacts.clock()
         async with contacts.engine.begin() as conn:
+            await read_model.lock_customers(conn, tenant_id, [customer_id])
             state = existing(
                 await load_customer(contacts, conn, tenant_id, customer_id), customer_id
             )
@@ -351,7 +361,12 @@ async def change_customer(
         contacts.appended(len(events))
         return Written(customer_id, version, True)
 
-    return await _retrying(customer_id, expected, attempt)
+    # Logging an interaction commutes with every other change: each lost race means
+    # another writer's change landed, and deciding again on it gives the same
+    # interaction (or, once the customer is erased or merged, that error). So it
+    # is never refused as busy, however many are logged at once.
+    attempts = None if isinstance(command, LogInteraction) else ATTEMPTS
+    return await _retrying(customer_id, expected, attempt, attempts=attempts)
 
 
 async def merge_customers(
@@ -363,6 +378,7 @@ async def merge_customers(
     async def attempt() -> Written:
         now = contacts.clock()
         async with contacts.engine.begin() as conn:
+            await read_model.lock_customers(conn, tenant_id, [survivor_id, duplicate_id])
             survivor = existing(
                 await load_customer(contacts, conn, tenant_id, survivor_id), survivor_id
             )
@@ -417,6 +433,7 @@ async def erase_personal_data(
             if target is None:
                 raise CustomerNotFound(customer_id)
             records = await read_model.records_of(conn, tenant_id, target)
+            await read_model.lock_customers(conn, tenant_id, records)
             version = 0
             for record_id in sorted(records):
                 state = existing(

@@ -115,6 +115,8 @@ def parse_mapping(raw: str | None, header: Sequence[str]) -> dict[str, int]:
             loaded = json.loads(raw)
         except ValueError:
             raise Unprocessable("mapping", "is not JSON") from None
+        except RecursionError:  # "[[[[..." nested deeper than the parser's stack
+            raise Unprocessable("mapping", "is nested too deeply to be a mapping") from None
         if not isinstance(loaded, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
         ):

@@ -61,6 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.platform.db import JsonDocument, UtcDateTime, is_postgres
 from libs.platform.errors import Unprocessable
+from libs.platform.types import in_utc
 from services.contacts.domain import Customer, search_keys
 
 metadata = MetaData()
@@ -381,6 +382,26 @@ async def lock_identities(
     await conn.execute(text(f"SELECT {', '.join(calls)}"), params)
 
 
+async def lock_customers(
+    conn: AsyncConnection, tenant_id: str, customer_ids: Sequence[str]
+) -> None:
+    """Queue the writers of these customers' streams (PostgreSQL; a no-op on SQLite).
+
+    The version check on append stays what keeps a change from being lost; this
+    only makes concurrent writers of one customer take turns instead of racing
+    and deciding again, so a busy customer (a call centre logging interactions)
+    never starves an erasure or a profile change. Taken first in a transaction
+    and in key order, so two writers never wait on each other.
+    """
+    if not is_postgres(conn.engine):
+        return
+    keys = sorted({_lock_key("customer", tenant_id, customer_id) for customer_id in customer_ids})
+    calls = [f"pg_advisory_xact_lock(:k{i})" for i in range(len(keys))]
+    await conn.execute(
+        text(f"SELECT {', '.join(calls)}"), {f"k{i}": key for i, key in enumerate(keys)}
+    )
+
+
 async def plan_each_bulk_query(conn: AsyncConnection) -> None:
     """For this transaction, plan every statement for its own parameters (PostgreSQL).
 
@@ -542,7 +563,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise Unprocessable("cursor", "is not a cursor this service returned") from None
     if position.tzinfo is None or not isinstance(customer_id, str):
         raise Unprocessable("cursor", "is not a cursor this service returned")
-    return position, customer_id
+    try:
+        return in_utc(position), customer_id
+    except ValueError:
+        raise Unprocessable("cursor", "is not a cursor this service returned") from None
 
 
 async def search(

@@ -34,7 +34,7 @@ from libs.platform.app import (
     current_correlation_id,
     current_request_id,
 )
-from libs.platform.errors import DomainError
+from libs.platform.errors import DomainError, Unprocessable
 from services.gateway.authentication import Caller
 from services.gateway.routes import Route
 from services.gateway.settings import Settings
@@ -60,6 +60,12 @@ FORWARDED_REQUEST_HEADERS = frozenset(
         "user-agent",
     }
 )
+
+# How errors name a forwarded header (as the services' own 422s do: "If-Match").
+_HEADER_NAMES = {
+    name: "-".join(part.capitalize() for part in name.split("-"))
+    for name in FORWARDED_REQUEST_HEADERS
+}
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message;
 # date and server are the gateway's own to set; the ids are set by the gateway's
@@ -281,28 +287,41 @@ class UpstreamProxy:
         query: bytes = request.scope.get("query_string", b"")
         return f"{url}?{query.decode('latin-1')}" if query else url
 
-    def _headers(self, request: Request, caller: Caller) -> list[tuple[str, str]]:
-        headers = [
-            (name, value)
-            for name, value in request.headers.items()
-            if name in FORWARDED_REQUEST_HEADERS
-        ]
-        headers.append(("authorization", caller.upstream_authorization))
+    def _headers(self, request: Request, caller: Caller) -> list[tuple[bytes, bytes]]:
+        # Bytes as they came, never re-encoded: a header value may hold UTF-8 beyond
+        # ASCII (a browser's User-Agent), and the service judges it. The upstream
+        # pool writes header values as UTF-8, so other bytes cannot go up unchanged;
+        # dropping the header instead could turn a conditional write (If-Match)
+        # into an unconditional one.
+        headers: list[tuple[bytes, bytes]] = []
+        for raw_name, value in request.headers.raw:
+            name = raw_name.decode("latin-1").lower()
+            if name not in FORWARDED_REQUEST_HEADERS:
+                continue
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Unprocessable(
+                    _HEADER_NAMES.get(name, name), "the value is neither ASCII nor UTF-8 text"
+                ) from None
+            headers.append((raw_name, value))
+        headers.append((b"authorization", caller.upstream_authorization.encode("latin-1")))
         # The service's middleware adopts these ids, so its log lines and the
         # correlationid of the events it appends match the gateway's.
         request_id = current_request_id()
         correlation_id = current_correlation_id()
         if request_id:
-            headers.append((REQUEST_ID_HEADER, request_id))
+            headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
         if correlation_id:
-            headers.append((CORRELATION_ID_HEADER, correlation_id))
+            headers.append((CORRELATION_ID_HEADER.encode(), correlation_id.encode("latin-1")))
         client = request.client.host if request.client else None
         if client:
             earlier = request.headers.get("x-forwarded-for")
-            headers.append(("x-forwarded-for", f"{earlier}, {client}" if earlier else client))
-        headers.append(("x-forwarded-proto", request.url.scheme))
+            forwarded_for = f"{earlier}, {client}" if earlier else client
+            headers.append((b"x-forwarded-for", forwarded_for.encode("latin-1")))
+        headers.append((b"x-forwarded-proto", request.url.scheme.encode("latin-1")))
         if "host" in request.headers:
-            headers.append(("x-forwarded-host", request.headers["host"]))
+            headers.append((b"x-forwarded-host", request.headers["host"].encode("latin-1")))
         return headers
 
     def _timed_out(self, route: Route, slow: httpx.HTTPError) -> UpstreamTimedOut:

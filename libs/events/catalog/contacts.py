@@ -24,9 +24,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from libs.events.catalog import DomainEvent, EventCatalog
+from libs.platform.types import Instant
 
 CustomerKind = Literal["person", "company"]
 InteractionChannel = Literal["phone", "email", "wechat", "sms", "visit", "meeting"]
@@ -48,7 +49,7 @@ class ConsentRecord(BaseModel):
 
     granted: bool
     source: str
-    at: AwareDatetime
+    at: Instant
 
 
 class CustomerRegistered(DomainEvent, type_name="crm.contacts.customer_registered.v1"):
@@ -65,7 +66,7 @@ class CustomerRegistered(DomainEvent, type_name="crm.contacts.customer_registere
     # The company a person works for; always None for a company.
     company_id: str | None = None
     # Historic for migrated customers, so "customer since" survives a migration.
-    registered_at: AwareDatetime
+    registered_at: Instant
 
 
 class ProfileChanged(DomainEvent, type_name="crm.contacts.profile_changed.v1"):
@@ -117,7 +118,7 @@ class InteractionLogged(DomainEvent, type_name="crm.contacts.interaction_logged.
     direction: Direction
     summary: str = ""
     by: str
-    occurred_at: AwareDatetime
+    occurred_at: Instant
 
 
 class CustomerMerged(DomainEvent, type_name="crm.contacts.customer_merged.v1"):
@@ -142,7 +143,7 @@ class CustomerMerged(DomainEvent, type_name="crm.contacts.customer_merged.v1"):
     consents: dict[ConsentChannel, ConsentRecord] = Field(default_factory=dict)
     # The duplicate's interactions stay in its stream; the survivor counts them.
     interaction_count: int = 0
-    last_interaction_at: AwareDatetime | None = None
+    last_interaction_at: Instant | None = None
 
 
 class CustomerMergedInto(DomainEvent, type_name="crm.contacts.customer_merged_into.v1"):
@@ -158,14 +159,14 @@ class ConsentChanged(DomainEvent, type_name="crm.contacts.consent_changed.v1"):
     granted: bool
     # How we learnt it (web form, call, unsubscribe link, import...): evidence.
     source: str
-    at: AwareDatetime
+    at: Instant
 
 
 class PersonalDataErased(DomainEvent, type_name="crm.contacts.personal_data_erased.v1"):
     """Subscribers must drop the customer's name, email, phone, birthday and attributes."""
 
     customer_id: str
-    erased_at: AwareDatetime
+    erased_at: Instant
     by: str
 
 

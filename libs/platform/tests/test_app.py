@@ -210,6 +210,29 @@ async def test_an_oversized_body_is_413(client: httpx.AsyncClient) -> None:
     )
 
     assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "detail": "the request body is larger than 4096 bytes",
+        "max_bytes": 4096,
+    }
+
+
+async def test_an_oversized_body_without_a_declared_length_is_a_json_413(
+    client: httpx.AsyncClient,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"email": "ana@example.com", "name": "'
+        for _ in range(10):
+            yield b"A" * 1000
+        yield b'"}'
+
+    response = await client.post(
+        "/customers", content=chunks(),
+        headers={**sales_token(), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["max_bytes"] == 4096
 
 
 # --- domain errors -------------------------------------------------------------------

@@ -63,6 +63,40 @@ async def test_a_json_body_and_the_status_and_headers_of_the_answer_pass_through
     assert seen["method"] == "POST"
 
 
+async def test_header_values_beyond_ascii_go_up_byte_for_byte(
+    gateway: httpx.AsyncClient,
+) -> None:
+    # A browser sends UTF-8 in User-Agent; the service judges a non-ASCII If-Match.
+    user_agent = "café/1.0 张伟".encode()
+
+    seen = await gateway.get(
+        "/api/v1/custom-fields", headers=[*bearer().items(), ("User-Agent", user_agent)]
+    )
+    refused = await gateway.patch(
+        "/api/v1/customers/c-1", json={}, headers=[*bearer().items(), ("If-Match", "١".encode())]
+    )
+
+    assert seen.status_code == 200
+    assert seen.json()["headers"]["user-agent"].encode("latin-1") == user_agent
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["field"] == "If-Match"
+
+
+async def test_a_header_value_that_is_not_utf8_is_a_422_naming_the_header(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.patch(
+        "/api/v1/customers/c-1",
+        json={},
+        headers=[*bearer().items(), ("If-Match", b'"3\xe9"'), ("Accept-Language", b"fr")],
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"field": "If-Match", "reason": "the value is neither ASCII nor UTF-8 text"}
+    ]
+
+
 async def test_if_match_goes_up_and_a_stale_version_comes_back_as_412(
     gateway: httpx.AsyncClient,
 ) -> None:
@@ -145,6 +179,10 @@ async def test_a_body_over_the_gateways_limit_is_413(
         )
 
     assert response.status_code == 413
+    assert response.json() == {
+        "detail": "the request body is larger than 1024 bytes",
+        "max_bytes": 1024,
+    }
 
 
 async def test_a_streamed_download_comes_back_whole(gateway: httpx.AsyncClient) -> None:

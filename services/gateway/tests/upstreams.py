@@ -37,6 +37,8 @@ ECHOED_HEADERS = (
     "content-type",
     "accept",
     "if-match",
+    "user-agent",
+    "accept-language",
     "x-request-id",
     "x-correlation-id",
     "x-api-key",
