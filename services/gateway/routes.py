@@ -75,6 +75,15 @@ ROUTING_TABLE: tuple[Route, ...] = (
         _under("/api/v1/projections/customer360"),
         "customer360",
     ),
+    # Import jobs: submitting and reading one both need the import permission, and
+    # the metrics name them apart from the interactive customer requests.
+    Route(
+        "/api/v1/customers/imports/...",
+        re.compile(r"/api/v1/customers/imports?(?:/.*)?"),
+        "contacts",
+        reads="customers:import",
+        writes=frozenset({"customers:import"}),
+    ),
     Route(
         "/api/v1/customers/...",
         _under("/api/v1/customers"),
