@@ -24,13 +24,10 @@ from uuid import uuid4
 from fastapi import (
     APIRouter,
     Depends,
-    File,
-    Form,
     Path,
     Query,
     Request,
     Response,
-    UploadFile,
     status,
 )
 from fastapi.exceptions import RequestValidationError
@@ -47,7 +44,7 @@ from libs.events.catalog.contacts import (
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import Unprocessable
 from libs.platform.types import Instant, UtcInstant
-from services.contacts import handlers, importer, read_model
+from services.contacts import handlers, read_model
 from services.contacts.commands import (
     AttributeInput,
     ChangeConsent,
@@ -543,34 +540,7 @@ async def erase_personal_data(
     return Erased(id=erasure.customer_id, version=erasure.version, erased_ids=erasure.erased_ids)
 
 
-# --- import --------------------------------------------------------------------------
-
-
-@router.post("/customers/import")
-async def import_customers(
-    file: Annotated[UploadFile, File(description="CSV, UTF-8 (BOM or not) or GBK")],
-    principal: Annotated[Principal, Depends(require("customers:import"))],
-    contacts: ContactsDep,
-    mapping: Annotated[
-        str | None, Form(description='JSON: platform field -> column, e.g. {"name": "姓名"}')
-    ] = None,
-    kind: Annotated[CustomerKind, Form(description="for rows without a kind column")] = "person",
-    timezone: Annotated[str, Form(description="zone of times written without one")] = "UTC",
-) -> dict[str, Any]:
-    """Import customers from a CSV file; answers with the report of what happened to
-    each row: created, duplicates (against existing customers and earlier rows) and
-    errors (row, field, reason). Importing the same file again creates nothing."""
-    content = await file.read()
-    report = await importer.import_customers(
-        contacts,
-        principal.tenant_id,
-        content,
-        by=_caller(principal),
-        mapping=mapping,
-        default_kind=kind,
-        timezone=timezone,
-    )
-    return report.as_json()
+# Imports (a job per file) are in imports_api.py.
 
 
 # --- custom fields ---------------------------------------------------------------------

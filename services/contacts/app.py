@@ -22,9 +22,10 @@ from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.planner_statistics import keep_statistics_fresh
-from services.contacts import read_model, registration
+from services.contacts import import_jobs, read_model, registration
 from services.contacts.api import router
 from services.contacts.handlers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
+from services.contacts.imports_api import router as imports_router
 from services.contacts.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 # Long enough for the relay to finish the batch it is publishing.
 RELAY_STOP_SECONDS = 10.0
+# Long enough for an import to finish the batch it is writing.
+IMPORT_STOP_SECONDS = 10.0
 
 
 def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
@@ -59,21 +62,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         import_batch_size=settings.import_batch_size,
         on_append=relay.wake,
     )
+    jobs = import_jobs.ImportJobs(
+        contacts,
+        poll_seconds=settings.import_jobs_poll_seconds,
+        stale_after_seconds=settings.import_jobs_stale_seconds,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.create_tables()
         await read_model.create_tables(engine)
         await registration.create_routine(engine)
+        await import_jobs.create_tables(engine)
         stop = asyncio.Event()
         relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
         analysing = asyncio.create_task(
             keep_statistics_fresh(engine, stop), name="contacts-statistics"
         )
+        importing = (
+            asyncio.create_task(jobs.run(stop), name="contacts-import-jobs")
+            if settings.import_jobs_run
+            else None
+        )
         try:
             yield
         finally:
             stop.set()
+            if importing is not None:
+                # The running import stops after its current batch and is queued again.
+                try:
+                    await asyncio.wait_for(importing, timeout=IMPORT_STOP_SECONDS)
+                except TimeoutError:
+                    # Its job stays "running" until another runner sees it is stale.
+                    log.warning("import runner did not stop in %.0fs", IMPORT_STOP_SECONDS)
             try:
                 await asyncio.wait_for(relaying, timeout=RELAY_STOP_SECONDS)
             except TimeoutError:
@@ -88,10 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CRM contacts",
         version=VERSION,
         settings=settings,
-        routers=[router],
+        routers=[router, imports_router],
         lifespan=lifespan,
     )
     app.state.contacts = contacts
+    app.state.import_jobs = jobs
     return app
 
 

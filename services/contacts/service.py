@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +24,14 @@ SERVICE = ServiceDeclaration(
     settings=Settings,
     app="services.contacts.app:create_app",
     routes=(
+        # Import jobs: submitting and reading one both need the import permission, and
+        # the metrics name them apart from the interactive customer requests.
+        PublicRoute(
+            "/api/v1/customers/imports/...",
+            re.compile(r"/api/v1/customers/imports?(?:/.*)?"),
+            reads="customers:import",
+            writes=frozenset({"customers:import"}),
+        ),
         PublicRoute(
             "/api/v1/customers/...",
             under("/api/v1/customers"),

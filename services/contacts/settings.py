@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from libs.platform.settings import ServiceSettings
 
@@ -20,6 +20,14 @@ class Settings(ServiceSettings):
     # Rows written per transaction by an import: big enough to amortise round trips,
     # small enough that registrations of the tenant wait only briefly behind one.
     import_batch_size: int = 2000
+    # Whether this process runs import jobs (all processes take submissions; a fleet
+    # may leave the running to a few). Jobs wait in the database until one does.
+    import_jobs_run: bool = True
+    # How often an idle runner looks for jobs submitted to another process.
+    import_jobs_poll_seconds: float = Field(default=2.0, gt=0)
+    # A running job whose runner has not reported for this long is taken over:
+    # that runner died. Well above the time one batch takes.
+    import_jobs_stale_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("phone_default_region")
     @classmethod

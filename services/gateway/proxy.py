@@ -11,12 +11,20 @@ on the way has one status each, with a JSON body naming the upstream:
 - 504: the request was sent but no answer came in time. It may or may not have
   happened; a client retries writes with If-Match or checks first.
 - 502: the service broke the connection or answered something that is not HTTP.
+
+A client is never allowed to hold a connection to a service while it makes up its
+mind: a small body is read whole before a connection is taken, a big one must start
+before, and every wait for the client's next bytes is bounded (408 after
+``REQUEST_BODY_TIMEOUT_SECONDS``). Each request counts against its caller's and
+tenant's requests in flight until its answer is relayed, so a client that stalls
+runs out of its own share, never the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import aiohttp
 import httpx
@@ -36,6 +44,7 @@ from libs.platform.app import (
 )
 from libs.platform.errors import DomainError, Unprocessable
 from services.gateway.authentication import Caller
+from services.gateway.rate_limit import InFlightLimits
 from services.gateway.routes import Route
 from services.gateway.settings import Settings
 
@@ -114,6 +123,19 @@ class UpstreamFailed(DomainError):
     status_code = 502
 
 
+class RequestBodyTimedOut(DomainError):
+    """The client stopped sending its body. The connection is closed after the answer:
+    what it still holds of the body would be read as the next request."""
+
+    status_code = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the request body did not arrive in time ({seconds:g} s without progress)",
+            headers={"Connection": "close"},
+        )
+
+
 class UpstreamTransport(AiohttpTransport):
     """aiohttp's pool behind httpx's API, with aiohttp's errors named as httpx names
     them: the transport's own mapping calls a refused connection a ConnectTimeout and
@@ -176,12 +198,20 @@ class RelayedResponse(StreamingResponse):
         super().__init__(_relay_body(upstream), status_code=upstream.status_code)
         self.raw_headers = _relayed_headers(upstream)
         self._upstream = upstream
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        self._on_close.append(callback)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._upstream.aclose()
+            try:
+                await self._upstream.aclose()
+            finally:
+                for callback in self._on_close:
+                    callback()
 
 
 def _relayed_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
@@ -209,30 +239,144 @@ async def _relay_body(upstream: httpx.Response) -> AsyncIterator[bytes]:
         raise
 
 
+class ClientBody:
+    """The client's request body, read with a bound on every wait for it.
+
+    A failure while reading (408, the client gone, the body too big) is kept, so that
+    when it surfaces inside the upstream client as a broken connection the client is
+    still answered for what it did, not as if the service had failed.
+    """
+
+    def __init__(self, request: Request, timeout_seconds: float) -> None:
+        self._chunks = request.stream().__aiter__()
+        self.timeout_seconds = timeout_seconds
+        self.failure: Exception | None = None
+
+    async def read_whole(self) -> bytes:
+        """All of a small body, which must arrive within the timeout."""
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                async for chunk in self._chunks:
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestBodyTimedOut(self.timeout_seconds) from None
+        return b"".join(chunks)
+
+    async def next_chunk(self) -> bytes | None:
+        """The next part of the body (None at its end), after at most the timeout."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            self.failure = RequestBodyTimedOut(self.timeout_seconds)
+            raise self.failure from None
+        except Exception as failed:
+            self.failure = failed
+            raise
+
+    async def stream(self, first: bytes) -> AsyncIterator[bytes]:
+        yield first
+        while (chunk := await self.next_chunk()) is not None:
+            yield chunk
+
+
 class UpstreamProxy:
-    def __init__(self, client: httpx.AsyncClient, upstreams: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        upstreams: Mapping[str, str],
+        *,
+        in_flight: InFlightLimits | None = None,
+        body_timeout_seconds: float = 10.0,
+    ) -> None:
         self.client = client
         self.upstreams = dict(upstreams)
+        self.in_flight = in_flight or InFlightLimits(per_caller=0, per_tenant=0)
+        self.body_timeout_seconds = body_timeout_seconds
 
     async def forward(self, request: Request, route: Route, caller: Caller) -> Response:
+        """The service's answer; the request counts as the caller's until it is relayed."""
+        held = self.in_flight.hold(caller.principal.tenant_id, caller.principal.subject)
+        try:
+            response = await self._forward(request, route, caller)
+        except BaseException:
+            held.release()
+            raise
+        if isinstance(response, RelayedResponse):
+            response.on_close(held.release)
+        else:
+            held.release()
+        return response
+
+    async def _forward(self, request: Request, route: Route, caller: Caller) -> Response:
         upstream = route.upstream
         url = self._url(request, upstream)
         headers = self._headers(request, caller)
         has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+        body = ClientBody(request, self.body_timeout_seconds) if has_body else None
+        try:
+            content = await self._content(request, body)
+        except ClientDisconnect:
+            self._count(route, "client_gone")
+            return Response(status_code=499)
+        except RequestBodyTimedOut:
+            self._count(route, "client_timeout")
+            raise
         # One retry only where it cannot do harm: a read without a body whose pooled
         # connection the service closed just as it was reused.
         attempts = 2 if request.method in ("GET", "HEAD") and not has_body else 1
         started_at = time.perf_counter()
+        try:
+            response = await self._send(request, route, url, headers, body, content, attempts)
+        except RequestBodyTimedOut:
+            self._count(route, "client_timeout")
+            raise
+        if response is None:  # the client went away while sending its body
+            self._count(route, "client_gone")
+            return Response(status_code=499)
+        UPSTREAM_SECONDS.labels(upstream, route.template).observe(time.perf_counter() - started_at)
+        return await self._relay(route, response)
+
+    async def _content(
+        self, request: Request, body: ClientBody | None
+    ) -> bytes | AsyncIterator[bytes] | None:
+        """What goes up as the body: a small one whole, a big one as a stream whose
+        first part has arrived. Either way before any upstream connection is taken."""
+        if body is None:
+            return None
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) <= BUFFERED_BODY_BYTES:
+            return await body.read_whole()
+        first = await body.next_chunk()
+        return b"" if first is None else body.stream(first)
+
+    async def _send(
+        self,
+        request: Request,
+        route: Route,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: ClientBody | None,
+        content: bytes | AsyncIterator[bytes] | None,
+        attempts: int,
+    ) -> httpx.Response | None:
+        upstream = route.upstream
         for attempt in range(1, attempts + 1):
             try:
                 upstream_request = self.client.build_request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    content=request.stream() if has_body else None,
+                    request.method, url, headers=headers, content=content
                 )
-                response = await self.client.send(upstream_request, stream=True)
-                break
+                try:
+                    return await self.client.send(upstream_request, stream=True)
+                except Exception:
+                    # The client's failure, surfacing as a broken upstream connection:
+                    # answered for what it is (408, client gone, 413), not as a 502.
+                    if body is not None and body.failure is not None:
+                        raise body.failure from None
+                    raise
             except httpx.RemoteProtocolError as broken:
                 if attempt < attempts:
                     continue
@@ -261,9 +405,10 @@ class UpstreamProxy:
                 raise DomainError("this path cannot be forwarded") from None
             except ClientDisconnect:
                 # The caller gave up while sending its body; nobody is left to answer.
-                self._count(route, "client_gone")
-                return Response(status_code=499)
-        UPSTREAM_SECONDS.labels(upstream, route.template).observe(time.perf_counter() - started_at)
+                return None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _relay(self, route: Route, response: httpx.Response) -> Response:
         if not _small(response):
             self._count(route, str(response.status_code))
             return RelayedResponse(response)

@@ -1,10 +1,16 @@
-"""Rate limits: a token bucket per tenant and one per caller, in this process's memory.
+"""Rate limits: a token bucket per tenant and one per caller, in this process's memory;
+and a cap on the requests each may have in flight at once.
 
 A request needs a token from both buckets: the caller's keeps one integration or
 user from starving its colleagues, the tenant's keeps one tenant from starving the
 others. Memory per process is deliberate: no shared store on the hot path, and
 with N gateway processes the effective limit is at most N times the setting, which
 is what capacity planning needs anyway. The clock is injected so tests never sleep.
+
+A rate says nothing about how long each request holds the gateway: a client that
+sends half a body and stalls is one request a minute and still holds a connection
+to the service. ``InFlightLimits`` counts what each caller and tenant holds, so a
+slow client runs out of its own share and nobody else's.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Literal
 from libs.platform.errors import DomainError
 
 Clock = Callable[[], float]
-LimitName = Literal["tenant", "caller"]
+LimitName = Literal["tenant", "caller", "tenant_in_flight", "caller_in_flight"]
 
 
 class RateLimited(DomainError):
@@ -112,3 +118,70 @@ class RateLimits:
             )
         self.caller.take(caller_key)
         self.tenant.take(tenant_id)
+
+
+class InFlightLimits:
+    """At most ``per_caller`` requests in flight per caller and ``per_tenant`` per tenant
+    (0: no limit). ``hold`` counts one in; the ``Held`` it returns counts it out."""
+
+    def __init__(self, *, per_caller: int, per_tenant: int) -> None:
+        self.per_caller = per_caller
+        self.per_tenant = per_tenant
+        self._callers: dict[str, int] = {}
+        self._tenants: dict[str, int] = {}
+
+    def hold(self, tenant_id: str, subject: str) -> Held:
+        caller_key = f"{tenant_id}\x00{subject}"
+        if self.per_caller and self._callers.get(caller_key, 0) >= self.per_caller:
+            raise self._refused("caller_in_flight", f"caller {subject}", self.per_caller)
+        if self.per_tenant and self._tenants.get(tenant_id, 0) >= self.per_tenant:
+            raise self._refused("tenant_in_flight", f"tenant {tenant_id}", self.per_tenant)
+        _count_in(self._callers, caller_key)
+        _count_in(self._tenants, tenant_id)
+        return Held(self, tenant_id, caller_key)
+
+    def in_flight(self, tenant_id: str, subject: str | None = None) -> int:
+        if subject is None:
+            return self._tenants.get(tenant_id, 0)
+        return self._callers.get(f"{tenant_id}\x00{subject}", 0)
+
+    def _release(self, tenant_id: str, caller_key: str) -> None:
+        _count_out(self._callers, caller_key)
+        _count_out(self._tenants, tenant_id)
+
+    @staticmethod
+    def _refused(limit: LimitName, scope: str, most: int) -> RateLimited:
+        return RateLimited(
+            f"{scope} already has {most} requests in flight; retry when one is answered",
+            headers={"Retry-After": "1"},
+            limit=limit,
+            retry_after_seconds=1,
+        )
+
+
+class Held:
+    """One request counted in; ``release`` counts it out once, however often it is called."""
+
+    __slots__ = ("_caller_key", "_limits", "_tenant_id")
+
+    def __init__(self, limits: InFlightLimits, tenant_id: str, caller_key: str) -> None:
+        self._limits: InFlightLimits | None = limits
+        self._tenant_id = tenant_id
+        self._caller_key = caller_key
+
+    def release(self) -> None:
+        if self._limits is not None:
+            self._limits._release(self._tenant_id, self._caller_key)
+            self._limits = None
+
+
+def _count_in(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+def _count_out(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)  # no entry is zero: the maps hold only who is busy now

@@ -12,7 +12,7 @@ from services.gateway.api_keys import ApiKeyStore
 from services.gateway.authentication import ApiKeyAuthenticator
 from services.gateway.openapi import PlatformDocument
 from services.gateway.proxy import UpstreamProxy, new_upstream_client
-from services.gateway.rate_limit import RateLimits, TokenBucketLimiter
+from services.gateway.rate_limit import InFlightLimits, RateLimits, TokenBucketLimiter
 from services.gateway.routes import RoutingTable
 from services.gateway.settings import Settings
 
@@ -63,7 +63,15 @@ class GatewayRuntime:
                     settings.rate_limit_caller_per_second, settings.rate_limit_caller_burst
                 ),
             ),
-            proxy=UpstreamProxy(client, upstreams),
+            proxy=UpstreamProxy(
+                client,
+                upstreams,
+                in_flight=InFlightLimits(
+                    per_caller=settings.caller_max_requests_in_flight,
+                    per_tenant=settings.tenant_max_requests_in_flight,
+                ),
+                body_timeout_seconds=settings.request_body_timeout_seconds,
+            ),
             platform_document=PlatformDocument(
                 client,
                 upstreams,

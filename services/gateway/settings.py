@@ -34,6 +34,14 @@ class Settings(ServiceSettings):
     # between chunks of a body), then 504. Imports of big files need the most.
     upstream_read_timeout_seconds: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, gt=0)
+    # The longest silence tolerated from a client while it sends its request body, then
+    # 408. A small body (up to 64 KiB declared) must arrive whole within it.
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Requests one caller (tenant and subject) and one tenant may have in flight at once,
+    # from the first byte of the body to the last of the answer; beyond them 429. Under
+    # the pool's size, so no one caller or tenant can take every connection. 0: no limit.
+    caller_max_requests_in_flight: int = Field(default=64, ge=0)
+    tenant_max_requests_in_flight: int = Field(default=150, ge=0)
     # Kept under uvicorn's 5 s keep-alive so the gateway drops an idle connection
     # before the service does, instead of reusing one that is being closed.
     upstream_keepalive_seconds: float = Field(default=4.0, ge=0)

@@ -14,6 +14,7 @@ from libs.events.kafka import KafkaSettings
 from services.contacts.app import create_app
 from services.contacts.settings import Settings
 from services.contacts.tests.conftest import SECRET, Api, read_topic
+from services.contacts.tests.test_import import finished
 
 CUSTOMERS = "/api/v1/customers"
 
@@ -567,13 +568,14 @@ async def test_the_same_api_runs_on_the_embedded_sqlite_default(
                 files={"file": ("c.csv", "name,email\n李娜,lina@example.com\n".encode("gbk"))},
                 headers=api.auth(),
             )
+            import_job = await finished(api, imported.headers["Location"])
             erased = await client.delete(
                 f"{CUSTOMERS}/{survivor}/personal-data", headers=api.auth()
             )
 
             assert taken.json()["existing_id"] == survivor
             assert merged.status_code == 200
-            assert imported.json()["created"] == 1
+            assert import_job["report"]["created"] == 1
             assert [c["name"] for c in await api.search(q="ln")] == ["李娜"]
             assert [c["name"] for c in await api.search(tag="vip")] == []
             assert sorted(erased.json()["erased_ids"]) == sorted([survivor, duplicate])

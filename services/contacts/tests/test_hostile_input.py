@@ -8,6 +8,7 @@ import json
 import pytest
 
 from services.contacts.tests.conftest import Api
+from services.contacts.tests.test_import import imported
 
 CUSTOMERS = "/api/v1/customers"
 IMPORT = "/api/v1/customers/import"
@@ -65,15 +66,8 @@ async def test_the_edges_of_utcs_calendar_are_still_accepted(api: Api) -> None:
 async def test_an_imported_time_beyond_utcs_calendar_is_an_error_of_its_row(api: Api) -> None:
     text = "name,registered_at\n早,0001-01-01 00:00\n好,2018-06-01 08:00\n"
 
-    response = await api.client.post(
-        IMPORT,
-        files={"file": ("c.csv", text.encode(), "text/csv")},
-        data={"timezone": "Asia/Shanghai"},
-        headers=api.auth(),
-    )
+    report = await imported(api, text.encode(), mapping=None, timezone="Asia/Shanghai")
 
-    assert response.status_code == 200, response.text
-    report = response.json()
     assert report["created"] == 1
     assert [(e["row"], e["field"]) for e in report["errors"]] == [(2, "registered_at")]
 

@@ -1,4 +1,8 @@
-"""CSV import over HTTP: the report, encodings, mappings, re-runs, and a bulk file."""
+"""CSV import over HTTP: the report, encodings, mappings, re-runs, and a bulk file.
+
+An import is a job (test_import_jobs.py covers the job itself): each test here
+submits a file and reads the report of the job once it has succeeded.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from sqlalchemy import func, select
 
 from libs.events.store import events
 from libs.platform.db import create_engine
-from services.contacts.tests.conftest import Api
+from services.contacts.tests.conftest import Api, eventually
 
 IMPORT = "/api/v1/customers/import"
 
@@ -31,8 +35,10 @@ async def upload(
     mapping: dict[str, str] | None = MAPPING,
     tenant: str = "acme",
     roles: tuple[str, ...] = ("manager",),
+    headers: dict[str, str] | None = None,
     **form: str,
 ) -> Any:
+    """The answer to the submission (202 and the job, or why it was refused)."""
     data = dict(form)
     if mapping is not None:
         data["mapping"] = json.dumps(mapping, ensure_ascii=False)
@@ -40,8 +46,35 @@ async def upload(
         IMPORT,
         files={"file": ("customers.csv", content, "text/csv")},
         data=data,
-        headers=api.auth(tenant, roles),
+        headers={**api.auth(tenant, roles), **(headers or {})},
     )
+
+
+async def finished(api: Api, location: str, tenant: str = "acme") -> dict[str, Any]:
+    """The job at ``location`` once it has succeeded or failed."""
+    job: dict[str, Any] = {}
+
+    async def done() -> bool:
+        nonlocal job
+        response = await api.client.get(location, headers=api.auth(tenant, ("manager",)))
+        assert response.status_code == 200, response.text
+        job = response.json()
+        return job["status"] in ("succeeded", "failed")
+
+    await eventually(done, timeout=60)
+    return job
+
+
+async def imported(
+    api: Api, content: bytes, *, tenant: str = "acme", **options: Any
+) -> dict[str, Any]:
+    """The report of importing ``content``: submitted, then polled until done."""
+    response = await upload(api, content, tenant=tenant, **options)
+    assert response.status_code == 202, response.text
+    job = await finished(api, response.headers["Location"], tenant)
+    assert job["status"] == "succeeded", job
+    report: dict[str, Any] = job["report"]
+    return report
 
 
 async def count_events(api: Api) -> int:
@@ -70,10 +103,8 @@ async def test_the_report_lists_created_duplicates_and_errors_and_good_rows_go_i
         "Zhao Min,,13900139000,,2999-01-01,\n"  # row 11: registered in the future
     )
 
-    response = await upload(api, csv_text.encode())
+    report = await imported(api, csv_text.encode())
 
-    assert response.status_code == 200, response.text
-    report = response.json()
     assert report["rows"] == 9
     assert report["created"] == 2
     errors = {(e["row"], e["field"]) for e in report["errors"]}
@@ -101,11 +132,13 @@ async def test_a_rerun_of_the_same_file_creates_nothing_twice(api: Api) -> None:
     csv_text = HEADER + "".join(f"客户{i},c{i}@example.com,,,,\n" for i in range(30))
     csv_text += "无联系方式,,,,,\n"  # no email or phone: found again by its content
 
-    first = (await upload(api, csv_text.encode())).json()
+    first = await imported(api, csv_text.encode())
     events_after_first = await count_events(api)
-    second = (await upload(api, csv_text.encode())).json()
+    # A new key asks for a second run of the same file, not the first job's answer.
+    second = await imported(api, csv_text.encode(), headers={"Idempotency-Key": "second run"})
 
     assert first["created"] == 31
+    assert second["import_id"] != first["import_id"]
     assert second["created"] == 0
     assert len(second["duplicates"]) == 31
     assert {d["reason"] for d in second["duplicates"]} == {"already imported"}
@@ -117,12 +150,14 @@ async def test_utf8_with_bom_and_gbk_files_read_the_same(api: Api) -> None:
     text = "姓名,邮箱\n张伟,zw@example.com\n曾小贤,zxx@example.com\n"
     mapping = {"name": "姓名", "email": "邮箱"}
 
-    with_bom = await upload(api, "\ufeff".encode() + text.encode(), mapping=mapping, tenant="t1")
-    gbk = await upload(api, text.encode("gbk"), mapping=mapping, tenant="t2")
+    with_bom = await imported(
+        api, "\ufeff".encode() + text.encode(), mapping=mapping, tenant="t1"
+    )
+    gbk = await imported(api, text.encode("gbk"), mapping=mapping, tenant="t2")
     plain = await upload(api, text.encode(), mapping=None, tenant="t3")
 
-    assert with_bom.json()["created"] == 2
-    assert gbk.json()["created"] == 2
+    assert with_bom["created"] == 2
+    assert gbk["created"] == 2
     assert plain.status_code == 422  # no column is called "name" and there is no mapping
     for tenant in ("t1", "t2"):
         assert [c["name"] for c in await api.search(tenant=tenant, q="zeng xiao xian")] == [
@@ -139,11 +174,10 @@ async def test_columns_named_like_fields_need_no_mapping_and_attributes_map_too(
     )
     text = "name,email,席位,owner_id\nACME,acme@example.com,12,sales-1\nBeta,b@example.com,many,\n"
 
-    response = await upload(
+    report = await imported(
         api, text.encode(), mapping={"attributes.seats": "席位"}, kind="company"
     )
 
-    report = response.json()
     assert report["created"] == 1
     assert report["errors"] == [
         {"row": 3, "field": "attributes.seats", "reason": "must be a number"}
@@ -185,7 +219,7 @@ async def test_a_bad_mapping_or_file_is_a_422_naming_it(api: Api) -> None:
 async def test_rows_with_nul_characters_are_refused_not_fatal(api: Api) -> None:
     text = "name,email\nA\x00B,a@example.com\nGood,g@example.com\n"
 
-    report = (await upload(api, text.encode(), mapping=None)).json()
+    report = await imported(api, text.encode(), mapping=None)
 
     assert report["created"] == 1
     assert report["errors"] == [
@@ -196,7 +230,7 @@ async def test_rows_with_nul_characters_are_refused_not_fatal(api: Api) -> None:
 async def test_an_import_in_a_timezone_keeps_local_times(api: Api) -> None:
     text = "name,registered_at\n张三,2018-06-01 08:00\n"
 
-    await upload(api, text.encode(), mapping=None, timezone="Asia/Shanghai")
+    await imported(api, text.encode(), mapping=None, timezone="Asia/Shanghai")
 
     [customer] = await api.search(q="zhang san")
     assert customer["registered_at"] == "2018-06-01T00:00:00+00:00"
@@ -212,7 +246,7 @@ async def test_thousands_of_rows_import_in_bulk_batches(api: Api) -> None:
     lines.append("bad,not-an-email,,,")
     content = ("\n".join(lines) + "\n").encode()
 
-    report = (await upload(api, content, mapping=None)).json()
+    report = await imported(api, content, mapping=None)
 
     assert report["created"] == 3_000
     assert [e["row"] for e in report["errors"]] == [3_002]

@@ -28,6 +28,8 @@ def caller(*roles: str) -> Principal:
         ("/api/v1/customers/c-1", "contacts"),
         ("/api/v1/customers/c-1/interactions", "contacts"),
         ("/api/v1/customers/import", "contacts"),
+        ("/api/v1/customers/imports", "contacts"),
+        ("/api/v1/customers/imports/5f0c9a77-2b1e-4c8e-9d0b-6f1d3c1e7a51", "contacts"),
         ("/api/v1/customers/360", "contacts"),  # a customer whose id is "360"
         ("/api/v1/customers/c-1/360/history", "contacts"),
         ("/api/v1/custom-fields/vip_level", "contacts"),
@@ -79,6 +81,14 @@ def test_the_coarse_check_is_never_stricter_than_the_matrix() -> None:
     fields = route_for("/api/v1/custom-fields/vip")
     assert fields is not None
     assert fields.roles_for("PUT") == ["admin"]
+
+
+def test_import_jobs_are_for_the_roles_that_may_import_both_to_submit_and_to_read() -> None:
+    for path in ("/api/v1/customers/import", "/api/v1/customers/imports/j-1"):
+        imports = route_for(path)
+        assert imports is not None and imports.upstream == "contacts"
+        for method in ("GET", "POST"):
+            assert imports.roles_for(method) == ["admin", "integration", "manager"]
 
 
 def test_every_route_names_permissions_from_the_matrix() -> None:

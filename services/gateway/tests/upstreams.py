@@ -215,14 +215,15 @@ def customer360_app() -> FastAPI:
 class UpstreamServer:
     """An ASGI app served by uvicorn on a free port, in a thread with its own loop."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, *, lifespan: Literal["on", "off"] = "off") -> None:
+        self.app = app
         self.port = free_port()
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
-            lifespan="off",
+            lifespan=lifespan,
             timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
@@ -240,6 +241,11 @@ class UpstreamServer:
                 raise RuntimeError(f"upstream on port {self.port} did not start")
             time.sleep(0.01)
         return self
+
+    @property
+    def requests_in_progress(self) -> int:
+        """Requests whose headers arrived and whose answer is not finished."""
+        return len(self._server.server_state.tasks)
 
     def stop(self) -> None:
         self._server.should_exit = True
