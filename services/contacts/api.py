@@ -17,6 +17,7 @@ Conventions every endpoint keeps:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, TypeVar
 from uuid import uuid4
@@ -204,9 +205,7 @@ def _nul_fields(value: Any, path: tuple[str | int, ...]) -> list[tuple[str | int
     return []
 
 
-def command_from(
-    model: type[C], data: Mapping[str, Any], request: Request, **server_set: Any
-) -> C:
+def command_from(model: type[C], data: Mapping[str, Any], request: Request, **server_set: Any) -> C:
     """Validate a command the way a request body is, so errors are the usual 422."""
     errors: list[dict[str, Any]] = [
         {"loc": ("body", *path), "msg": "must not contain NUL characters", "type": "value_error"}
@@ -228,6 +227,61 @@ def command_from(
 def _written(response: Response, written: Written) -> WrittenCustomer:
     response.headers["ETag"] = etag_for(written.version)
     return WrittenCustomer(id=written.customer_id, version=written.version)
+
+
+@dataclass
+class CustomerChange:
+    """What every write to one customer shares: the customer, the caller, the
+    If-Match, and the answer's ETag. Each endpoint keeps only what differs."""
+
+    customer_id: str
+    principal: Principal
+    contacts: Contacts
+    expected: int | None
+    request: Request
+    response: Response
+    changed: bool = False
+
+    def command(self, model: type[C], data: Mapping[str, Any]) -> C:
+        return command_from(model, data, self.request, customer_id=self.customer_id)
+
+    async def apply(self, model: type[Command], data: Mapping[str, Any]) -> WrittenCustomer:
+        """The command on this customer, through the one-customer handler."""
+        written = await handlers.change_customer(
+            self.contacts,
+            self.principal.tenant_id,
+            self.command(model, data),
+            expected=self.expected,
+        )
+        return self.answer(written)
+
+    def answer(self, written: Written) -> WrittenCustomer:
+        self.changed = written.changed
+        return _written(self.response, written)
+
+
+def _change_by(permission: str) -> Any:
+    """A dependency giving a ``CustomerChange`` to callers holding ``permission``."""
+
+    async def change(
+        customer_id: CustomerId,
+        request: Request,
+        response: Response,
+        contacts: ContactsDep,
+        expected: IfMatch,
+        # A default, not an annotation: annotations are strings here, and a string
+        # cannot see ``permission``.
+        principal: Principal = Depends(require(permission)),  # noqa: B008
+    ) -> CustomerChange:
+        return CustomerChange(customer_id, principal, contacts, expected, request, response)
+
+    return Depends(change)
+
+
+CustomerWrite = Annotated[CustomerChange, _change_by("customers:write")]
+InteractionWrite = Annotated[CustomerChange, _change_by("interactions:write")]
+ConsentWrite = Annotated[CustomerChange, _change_by("consent:write")]
+MergeWrite = Annotated[CustomerChange, _change_by("customers:merge")]
 
 
 def _caller(principal: Principal) -> str:
@@ -302,9 +356,7 @@ async def list_customers(
         registered_before=created_to,
     )
     async with contacts.engine.connect() as conn:
-        page = await read_model.search(
-            conn, principal.tenant_id, query, cursor=cursor, limit=limit
-        )
+        page = await read_model.search(conn, principal.tenant_id, query, cursor=cursor, limit=limit)
     return CustomerPage(items=page.items, next_cursor=page.next_cursor)
 
 
@@ -320,180 +372,72 @@ async def get_customer(
 
 
 @router.patch("/customers/{customer_id}")
-async def change_customer(
-    customer_id: CustomerId,
-    body: CustomerChanges,
-    request: Request,
-    response: Response,
-    principal: Writer,
-    contacts: ContactsDep,
-    expected: IfMatch,
-) -> WrittenCustomer:
-    command = command_from(
-        ChangeProfile, body.model_dump(exclude_unset=True), request, customer_id=customer_id
-    )
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
-    )
-    return _written(response, written)
+async def change_customer(body: CustomerChanges, change: CustomerWrite) -> WrittenCustomer:
+    return await change.apply(ChangeProfile, body.model_dump(exclude_unset=True))
 
 
 @router.post("/customers/{customer_id}/tags")
-async def tag_customer(
-    customer_id: CustomerId,
-    body: Tags,
-    request: Request,
-    response: Response,
-    principal: Writer,
-    contacts: ContactsDep,
-    expected: IfMatch,
-) -> WrittenCustomer:
-    command = command_from(TagCustomer, body.model_dump(), request, customer_id=customer_id)
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
-    )
-    return _written(response, written)
+async def tag_customer(body: Tags, change: CustomerWrite) -> WrittenCustomer:
+    return await change.apply(TagCustomer, body.model_dump())
 
 
 @router.delete("/customers/{customer_id}/tags/{tag}")
 async def untag_customer(
-    customer_id: CustomerId,
-    tag: Annotated[str, Path(max_length=64, pattern=r"^[^\x00]+$")],
-    request: Request,
-    response: Response,
-    principal: Writer,
-    contacts: ContactsDep,
-    expected: IfMatch,
+    tag: Annotated[str, Path(max_length=64, pattern=r"^[^\x00]+$")], change: CustomerWrite
 ) -> WrittenCustomer:
-    command = command_from(UntagCustomer, {"tags": [tag]}, request, customer_id=customer_id)
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
-    )
-    return _written(response, written)
+    return await change.apply(UntagCustomer, {"tags": [tag]})
 
 
 @router.put("/customers/{customer_id}/owner")
-async def change_owner(
-    customer_id: CustomerId,
-    body: Owner,
-    request: Request,
-    response: Response,
-    principal: Writer,
-    contacts: ContactsDep,
-    expected: IfMatch,
-) -> WrittenCustomer:
+async def change_owner(body: Owner, change: CustomerWrite) -> WrittenCustomer:
     """Hand the customer to another owner; ``null`` returns it to the unassigned pool."""
-    command = command_from(ChangeOwner, body.model_dump(), request, customer_id=customer_id)
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
-    )
-    return _written(response, written)
+    return await change.apply(ChangeOwner, body.model_dump())
 
 
 @router.put("/customers/{customer_id}/key-contacts/{role}")
-async def set_key_contact(
-    customer_id: CustomerId,
-    role: Slug,
-    body: KeyContact,
-    request: Request,
-    response: Response,
-    principal: Writer,
-    contacts: ContactsDep,
-    expected: IfMatch,
-) -> WrittenCustomer:
+async def set_key_contact(role: Slug, body: KeyContact, change: CustomerWrite) -> WrittenCustomer:
     """Make a person the company's key contact for ``role`` (e.g. ``purchasing``)."""
-    command = command_from(
-        SetKeyContact, {**body.model_dump(), "role": role}, request, customer_id=customer_id
-    )
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
-    )
-    return _written(response, written)
+    return await change.apply(SetKeyContact, {**body.model_dump(), "role": role})
 
 
 @router.delete("/customers/{customer_id}/key-contacts/{role}")
-async def remove_key_contact(
-    customer_id: CustomerId,
-    role: Slug,
-    request: Request,
-    response: Response,
-    principal: Writer,
-    contacts: ContactsDep,
-    expected: IfMatch,
-) -> WrittenCustomer:
-    command = command_from(RemoveKeyContact, {"role": role}, request, customer_id=customer_id)
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
-    )
-    return _written(response, written)
+async def remove_key_contact(role: Slug, change: CustomerWrite) -> WrittenCustomer:
+    return await change.apply(RemoveKeyContact, {"role": role})
 
 
 @router.post("/customers/{customer_id}/interactions", status_code=status.HTTP_201_CREATED)
-async def log_interaction(
-    customer_id: CustomerId,
-    body: Interaction,
-    request: Request,
-    response: Response,
-    principal: Annotated[Principal, Depends(require("interactions:write"))],
-    contacts: ContactsDep,
-    expected: IfMatch,
-) -> WrittenCustomer:
+async def log_interaction(body: Interaction, change: InteractionWrite) -> WrittenCustomer:
     """Log a touchpoint; 200 instead of 201 when its ``interaction_id`` was logged before."""
     data = body.model_dump(exclude_unset=True)
     data["interaction_id"] = body.interaction_id or str(uuid4())
-    data["by"] = body.by or _caller(principal)
-    command = command_from(LogInteraction, data, request, customer_id=customer_id)
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
+    data["by"] = body.by or _caller(change.principal)
+    written = await change.apply(LogInteraction, data)
+    if not change.changed:
+        change.response.status_code = status.HTTP_200_OK
+    change.response.headers["Location"] = (
+        f"{router.prefix}/customers/{change.customer_id}/interactions/{data['interaction_id']}"
     )
-    if not written.changed:
-        response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = (
-        f"{router.prefix}/customers/{customer_id}/interactions/{command.interaction_id}"
-    )
-    return _written(response, written)
+    return written
 
 
 @router.post("/customers/{customer_id}/merge")
-async def merge_customers(
-    customer_id: CustomerId,
-    body: Merge,
-    request: Request,
-    response: Response,
-    principal: Annotated[Principal, Depends(require("customers:merge"))],
-    contacts: ContactsDep,
-    expected: IfMatch,
-) -> WrittenCustomer:
+async def merge_customers(body: Merge, change: MergeWrite) -> WrittenCustomer:
     """``customer_id`` survives and absorbs ``duplicate_id``; If-Match is the survivor's."""
-    command = command_from(MergeCustomer, body.model_dump(), request, customer_id=customer_id)
+    command = change.command(MergeCustomer, body.model_dump())
     written = await handlers.merge_customers(
-        contacts, principal.tenant_id, command, expected=expected
+        change.contacts, change.principal.tenant_id, command, expected=change.expected
     )
-    return _written(response, written)
+    return change.answer(written)
 
 
 @router.put("/customers/{customer_id}/consents/{channel}")
 async def change_consent(
-    customer_id: CustomerId,
-    channel: ConsentChannel,
-    body: Consent,
-    request: Request,
-    response: Response,
-    principal: Annotated[Principal, Depends(require("consent:write"))],
-    contacts: ContactsDep,
-    expected: IfMatch,
+    channel: ConsentChannel, body: Consent, change: ConsentWrite
 ) -> WrittenCustomer:
     """Record the customer's marketing consent for a channel, and how it was given."""
-    command = command_from(
-        ChangeConsent,
-        {**body.model_dump(exclude_unset=True), "channel": channel},
-        request,
-        customer_id=customer_id,
+    return await change.apply(
+        ChangeConsent, {**body.model_dump(exclude_unset=True), "channel": channel}
     )
-    written = await handlers.change_customer(
-        contacts, principal.tenant_id, command, expected=expected
-    )
-    return _written(response, written)
 
 
 @router.get("/customers/{customer_id}/history")
@@ -568,4 +512,3 @@ async def define_custom_field(
 @router.get("/custom-fields")
 async def list_custom_fields(principal: Reader, contacts: ContactsDep) -> list[CustomFieldView]:
     return [_field_view(d) for d in await handlers.custom_fields(contacts, principal.tenant_id)]
-
