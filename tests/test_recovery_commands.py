@@ -168,3 +168,24 @@ async def test_an_unknown_service_or_projection_is_named_in_the_error(
     output, _ = await process.communicate()
     assert process.returncode == 2
     assert "nowhere" in output.decode()
+
+
+def test_crm_run_makes_one_database_per_service_and_none_for_the_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from libs.platform.cli import platform_processes, postgres_databases
+    from services.bootstrap import SERVICES
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1/crm")
+    processes = platform_processes(
+        SERVICES,
+        database_url="postgresql://postgres@127.0.0.1/crm",
+        bootstrap="127.0.0.1:9092",
+        ports={s.name: s.port for s in SERVICES},
+        broker_port=9092,
+    )
+
+    made = sorted(make_url(url).database for url in postgres_databases(processes))
+    assert made == sorted(f"crm_{s.name}" for s in SERVICES)
+    broker = next(p for p in processes if p.name == "broker")
+    assert "DATABASE_URL" not in broker.env

@@ -97,7 +97,9 @@ def platform_processes(
             PlatformProcess(
                 "broker",
                 [*crm, "broker", "--port", str(broker_port)],
-                dict(os.environ),
+                # The broker has no database: without the platform's DATABASE_URL it
+                # cannot be mistaken for a service that needs one created.
+                {k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
                 f"127.0.0.1:{broker_port} (embedded, memory only)",
             )
         )
@@ -130,6 +132,16 @@ def platform_processes(
     return processes
 
 
+def postgres_databases(processes: Sequence[PlatformProcess]) -> list[str]:
+    """The PostgreSQL databases the platform's services use (each made if missing)."""
+    return [
+        p.env["DATABASE_URL"]
+        for p in processes
+        if "DATABASE_URL" in p.env
+        and make_url(p.env["DATABASE_URL"]).get_backend_name() == "postgresql"
+    ]
+
+
 def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
     """The ``crm`` command for these services (the composition root passes them)."""
     app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -155,11 +167,7 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             ports={service.name: service.port for service in services},
             broker_port=None if external else BROKER_PORT,
         )
-        postgres = [
-            p.env["DATABASE_URL"]
-            for p in processes
-            if make_url(p.env.get("DATABASE_URL", "sqlite://")).get_backend_name() == "postgresql"
-        ]
+        postgres = postgres_databases(processes)
         if postgres:
             asyncio.run(_create_postgres_databases(postgres))
 
