@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.events import metrics
 from libs.events.catalog import EventCatalog
 from libs.events.consumer import EventConsumer, Progress, ReceivedEvent
-from libs.events.db import BigId, UtcDateTime, is_postgres
+from libs.events.db import BigId, UtcDateTime, drop_overwritten_pages, is_postgres
 from libs.events.kafka import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,8 @@ class ProjectionRunner:
             fresh = await self._first_time(conn, received)
             await self.projection.apply_many(conn, fresh)
             await self._save_progress(conn, progress)
+        if any(e.event.erases_personal_data for e in fresh):
+            await drop_overwritten_pages(self.engine)
         applied = len(fresh)
         metrics.EVENTS_APPLIED.labels(self.projection.name).inc(applied)
         if len(received) > applied:
