@@ -3,15 +3,12 @@ the database file's free space, not in the write-ahead log (the embedded default
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.catalog.contacts import CustomerRegistered, InteractionLogged, PersonalDataErased
-from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings
 from services.customer360.tests.conftest import T0, ContactsTopic, CustomerStream, RunningProjector
 
@@ -27,13 +24,6 @@ def traces_in(directory: Path) -> dict[str, list[bytes]]:
         if hits:
             found[file.name] = hits
     return found
-
-
-@pytest.fixture
-async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'customer360.db'}")
-    yield engine
-    await engine.dispose()
 
 
 async def test_an_erased_customer_leaves_no_bytes_in_the_sqlite_files(
