@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
-from pydantic import SecretStr
 from sqlalchemy import select, text
 
 from libs.events.db import create_engine
 from libs.events.kafka import KafkaSettings
 from libs.events.store import events, personal_data_keys
-from services.contacts.app import create_app
-from services.contacts.settings import Settings
-from services.contacts.tests.conftest import SECRET, Api, read_topic
+from services.contacts.tests.conftest import Api, read_topic
 
 CUSTOMERS = "/api/v1/customers"
 NAME = "欧阳娜娜"
@@ -145,7 +141,7 @@ async def test_only_an_admin_may_erase_and_if_match_applies(api: Api) -> None:
 
 
 async def test_an_erased_customer_leaves_no_bytes_in_the_sqlite_files(
-    tmp_path: Path, kafka: KafkaSettings
+    sqlite_api: Api, tmp_path: Path
 ) -> None:
     # ASCII on purpose: found in the raw bytes whatever encoding a column uses.
     traces = (b"quillfeather", b"nadia.q@example.com", b"7911123456", b"her divorce")
@@ -158,35 +154,21 @@ async def test_an_erased_customer_leaves_no_bytes_in_the_sqlite_files(
                 found[file.name] = hits
         return found
 
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'contacts.db'}",
-        kafka_bootstrap_servers=kafka.bootstrap_servers,
-        kafka_partitions=kafka.partitions,
-        jwt_secret=SecretStr(SECRET),
-        log_level="WARNING",
+    api = sqlite_api
+    customer = await api.register(
+        name="Nadia Quillfeather", email="nadia.q@example.com", phone="+44 7911 123456"
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://contacts") as client:
-            api = Api(client, settings)
-            customer = await api.register(
-                name="Nadia Quillfeather", email="nadia.q@example.com", phone="+44 7911 123456"
-            )
-            for n in range(20):  # neighbours on the same pages
-                await api.register(name=f"Neighbour {n}")
-            await client.post(
-                f"{CUSTOMERS}/{customer}/interactions",
-                json={"channel": "visit", "direction": "outbound",
-                      "summary": "talked about her divorce"},
-                headers=api.auth(),
-            )
-            # In clear in the read model (and in the log) before the erasure.
-            assert traces_in_files()
+    for n in range(20):  # neighbours on the same pages
+        await api.register(name=f"Neighbour {n}")
+    await api.client.post(
+        f"{CUSTOMERS}/{customer}/interactions",
+        json={"channel": "visit", "direction": "outbound", "summary": "talked about her divorce"},
+        headers=api.auth(),
+    )
+    # In clear in the read model (and in the log) before the erasure.
+    assert traces_in_files()
 
-            erased = await client.delete(
-                f"{CUSTOMERS}/{customer}/personal-data", headers=api.auth()
-            )
+    erased = await api.client.delete(f"{CUSTOMERS}/{customer}/personal-data", headers=api.auth())
 
-            assert erased.status_code == 200, erased.text
-            assert traces_in_files() == {}
+    assert erased.status_code == 200, erased.text
+    assert traces_in_files() == {}
