@@ -91,10 +91,17 @@ async def test_a_header_value_that_is_not_utf8_is_a_422_naming_the_header(
         headers=[*bearer().items(), ("If-Match", b'"3\xe9"'), ("Accept-Language", b"fr")],
     )
 
+    forwarded = await gateway.get(
+        "/api/v1/custom-fields",
+        headers=[*bearer().items(), ("X-Forwarded-For", b"10.0.0.\xff"), ("User-Agent", b"ok")],
+    )
+
     assert response.status_code == 422
     assert response.json()["detail"] == [
         {"field": "If-Match", "reason": "the value is neither ASCII nor UTF-8 text"}
     ]
+    assert forwarded.status_code == 422
+    assert forwarded.json()["detail"][0]["field"] == "X-Forwarded-For"
 
 
 async def test_if_match_goes_up_and_a_stale_version_comes_back_as_412(
