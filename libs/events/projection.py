@@ -192,7 +192,8 @@ class ProjectionRunner:
             await self.projection.apply_many(conn, fresh)
             await self._save_progress(conn, progress)
         if any(e.event.erases_personal_data for e in fresh):
-            await drop_overwritten_pages(self.engine)
+            if not await drop_overwritten_pages(self.engine):
+                log.warning("%s: erased data still in the write-ahead log", self.projection.name)
         applied = len(fresh)
         metrics.EVENTS_APPLIED.labels(self.projection.name).inc(applied)
         if len(received) > applied:
