@@ -292,3 +292,14 @@ async def test_forwarded_requests_are_counted_per_upstream_route_and_outcome(
         'crm_gateway_upstream_requests_total{outcome="200",'
         'route="/api/v1/customers/{customer_id}/360",upstream="customer360"}'
     ) in metrics
+
+
+async def test_credentials_beyond_ascii_are_a_401_not_a_500(gateway: httpx.AsyncClient) -> None:
+    for header in (
+        ("Authorization", "Bearer café".encode()),
+        ("Authorization", b"Bearer \xff\xfe"),
+        ("X-API-Key", "crm_key_١".encode()),
+    ):
+        response = await gateway.get("/api/v1/custom-fields", headers=[header])
+
+        assert response.status_code == 401, (header, response.text)
