@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check libs services tests bench
+	$(BIN)/ruff check libs services testing tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)

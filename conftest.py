@@ -1,1 +1,2 @@
-pytest_plugins = ["libs.testing.fixtures"]
+# Test support lives in testing/, beside the production packages and never in them.
+pytest_plugins = ["testing.fixtures"]

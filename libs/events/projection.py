@@ -36,7 +36,7 @@ from libs.events import metrics
 from libs.events.catalog import EventCatalog
 from libs.events.consumer import EventConsumer, Progress, ReceivedEvent
 from libs.events.kafka import KafkaSettings
-from libs.platform.db import BigId, UtcDateTime, is_postgres
+from libs.platform.db import BigId, UtcDateTime, drop_overwritten_pages, is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +191,9 @@ class ProjectionRunner:
             fresh = await self._first_time(conn, received)
             await self.projection.apply_many(conn, fresh)
             await self._save_progress(conn, progress)
+        if any(e.event.erases_personal_data for e in fresh):
+            if not await drop_overwritten_pages(self.engine):
+                log.warning("%s: erased data still in the write-ahead log", self.projection.name)
         applied = len(fresh)
         metrics.EVENTS_APPLIED.labels(self.projection.name).inc(applied)
         if len(received) > applied:

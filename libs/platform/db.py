@@ -7,6 +7,7 @@ each other instead of failing).
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,33 @@ def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+async def drop_overwritten_pages(engine: AsyncEngine) -> bool:
+    """After an erasure: leave no copy of what was overwritten in the database files.
+
+    SQLite in WAL mode appends every changed page to the ``-wal`` file, so the
+    pages as they were before the erasure stay readable there until a checkpoint
+    has copied the current pages back and the file is truncated (with
+    ``secure_delete`` the database file itself keeps no freed content). False when
+    a reader still needed the old pages (the next erasure or SQLite's own
+    checkpoints finish the job). PostgreSQL: nothing to do here; see
+    docs/decisions/0012 for what VACUUM does and does not guarantee.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        # The driver's own connection: outside any transaction, as a checkpoint must be.
+        driver: Any = raw.driver_connection
+        try:
+            async with driver.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                blocked, _, _ = await cursor.fetchone()
+        except sqlite3.Error:
+            # The erasure itself is committed; a checkpoint that could not run is
+            # what a reader in the way looks like too, not a reason to fail it.
+            return False
+        return not blocked
+
+
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     # SQLite fails a deferred transaction that upgrades to a writer while another
     # writes (SQLITE_BUSY, no retry). BEGIN IMMEDIATE makes writers queue instead.
@@ -97,6 +125,9 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted and overwritten content is zeroed, not left in free space where a
+        # copy of the file would still show an erased customer's name.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -38,7 +38,7 @@ from libs.events.catalog.contacts import (
 from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, RecordedEvent
 from libs.events.vault import PersonalDataPolicy
 from libs.platform.app import current_correlation_id
-from libs.platform.db import is_postgres
+from libs.platform.db import drop_overwritten_pages, is_postgres
 from libs.platform.errors import Conflict, PreconditionFailed
 from services.contacts import read_model, registration
 from services.contacts.commands import (
@@ -458,7 +458,10 @@ async def erase_personal_data(
         contacts.appended(appended)
         return Erasure(target, version, records)
 
-    return await _retrying(customer_id, expected, attempt)
+    erasure = await _retrying(customer_id, expected, attempt)
+    if not await drop_overwritten_pages(contacts.engine):
+        log.warning("erased data of %s still in the write-ahead log: a reader held it", customer_id)
+    return erasure
 
 
 # --- custom fields -------------------------------------------------------------------

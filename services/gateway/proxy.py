@@ -70,12 +70,6 @@ FORWARDED_REQUEST_HEADERS = frozenset(
     }
 )
 
-# How errors name a forwarded header (as the services' own 422s do: "If-Match").
-_HEADER_NAMES = {
-    name: "-".join(part.capitalize() for part in name.split("-"))
-    for name in FORWARDED_REQUEST_HEADERS
-}
-
 # Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message;
 # date and server are the gateway's own to set; the ids are set by the gateway's
 # middleware (and are the same ids the service received).
@@ -283,6 +277,16 @@ class ClientBody:
             yield chunk
 
 
+def _utf8(name: str, value: bytes) -> bytes:
+    """``value`` if it is UTF-8 text (ASCII included); a 422 naming the header if not."""
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        field = "-".join(part.capitalize() for part in name.split("-"))
+        raise Unprocessable(field, "the value is neither ASCII nor UTF-8 text") from None
+    return value
+
+
 class UpstreamProxy:
     def __init__(
         self,
@@ -439,17 +443,16 @@ class UpstreamProxy:
         # dropping the header instead could turn a conditional write (If-Match)
         # into an unconditional one.
         headers: list[tuple[bytes, bytes]] = []
+        earlier_forwarded_for: bytes | None = None
+        host: bytes | None = None
         for raw_name, value in request.headers.raw:
             name = raw_name.decode("latin-1").lower()
-            if name not in FORWARDED_REQUEST_HEADERS:
-                continue
-            try:
-                value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise Unprocessable(
-                    _HEADER_NAMES.get(name, name), "the value is neither ASCII nor UTF-8 text"
-                ) from None
-            headers.append((raw_name, value))
+            if name == "x-forwarded-for":
+                earlier_forwarded_for = _utf8(name, value)
+            elif name == "host":
+                host = _utf8(name, value)
+            elif name in FORWARDED_REQUEST_HEADERS:
+                headers.append((raw_name, _utf8(name, value)))
         headers.append((b"authorization", caller.upstream_authorization.encode("latin-1")))
         # The service's middleware adopts these ids, so its log lines and the
         # correlationid of the events it appends match the gateway's.
@@ -461,12 +464,12 @@ class UpstreamProxy:
             headers.append((CORRELATION_ID_HEADER.encode(), correlation_id.encode("latin-1")))
         client = request.client.host if request.client else None
         if client:
-            earlier = request.headers.get("x-forwarded-for")
-            forwarded_for = f"{earlier}, {client}" if earlier else client
-            headers.append((b"x-forwarded-for", forwarded_for.encode("latin-1")))
+            hop = client.encode("latin-1")
+            forwarded_for = earlier_forwarded_for + b", " + hop if earlier_forwarded_for else hop
+            headers.append((b"x-forwarded-for", forwarded_for))
         headers.append((b"x-forwarded-proto", request.url.scheme.encode("latin-1")))
-        if "host" in request.headers:
-            headers.append((b"x-forwarded-host", request.headers["host"].encode("latin-1")))
+        if host is not None:
+            headers.append((b"x-forwarded-host", host))
         return headers
 
     def _timed_out(self, route: Route, slow: httpx.HTTPError) -> UpstreamTimedOut:

@@ -38,6 +38,9 @@ class DomainEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     type_name: ClassVar[str] = ""
+    # True for an event that makes every reader forget a person: storage then
+    # also drops the old copies it keeps of pages (libs/platform/db.py).
+    erases_personal_data: ClassVar[bool] = False
 
     def __init_subclass__(cls, type_name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -22,7 +22,7 @@ Conventions:
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -164,6 +164,8 @@ class ConsentChanged(DomainEvent, type_name="crm.contacts.consent_changed.v1"):
 
 class PersonalDataErased(DomainEvent, type_name="crm.contacts.personal_data_erased.v1"):
     """Subscribers must drop the customer's name, email, phone, birthday and attributes."""
+
+    erases_personal_data: ClassVar[bool] = True
 
     customer_id: str
     erased_at: Instant

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,6 +96,23 @@ async def api(app: FastAPI, settings: Settings) -> AsyncIterator[Api]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://contacts") as client:
         yield Api(client, settings)
+
+
+@pytest.fixture
+async def sqlite_api(tmp_path: Path, kafka: KafkaSettings) -> AsyncIterator[Api]:
+    """The same app on the embedded default: SQLite in ``tmp_path/contacts.db``."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'contacts.db'}",
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        kafka_partitions=kafka.partitions,
+        jwt_secret=SecretStr(SECRET),
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://contacts") as client:
+            yield Api(client, settings)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sqlalchemy import select, text
 
@@ -137,3 +138,37 @@ async def test_only_an_admin_may_erase_and_if_match_applies(api: Api) -> None:
     assert manager.status_code == 403
     assert stale.status_code == 412
     assert (await api.get(customer))["name"] == NAME
+
+
+async def test_an_erased_customer_leaves_no_bytes_in_the_sqlite_files(
+    sqlite_api: Api, tmp_path: Path
+) -> None:
+    # ASCII on purpose: found in the raw bytes whatever encoding a column uses.
+    traces = (b"quillfeather", b"nadia.q@example.com", b"7911123456", b"her divorce")
+
+    def traces_in_files() -> dict[str, list[bytes]]:
+        found: dict[str, list[bytes]] = {}
+        for file in sorted(tmp_path.iterdir()):
+            content = file.read_bytes().lower()
+            if hits := [trace for trace in traces if trace in content]:
+                found[file.name] = hits
+        return found
+
+    api = sqlite_api
+    customer = await api.register(
+        name="Nadia Quillfeather", email="nadia.q@example.com", phone="+44 7911 123456"
+    )
+    for n in range(20):  # neighbours on the same pages
+        await api.register(name=f"Neighbour {n}")
+    await api.client.post(
+        f"{CUSTOMERS}/{customer}/interactions",
+        json={"channel": "visit", "direction": "outbound", "summary": "talked about her divorce"},
+        headers=api.auth(),
+    )
+    # In clear in the read model (and in the log) before the erasure.
+    assert traces_in_files()
+
+    erased = await api.client.delete(f"{CUSTOMERS}/{customer}/personal-data", headers=api.auth())
+
+    assert erased.status_code == 200, erased.text
+    assert traces_in_files() == {}

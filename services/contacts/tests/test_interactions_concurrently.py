@@ -4,6 +4,9 @@ many are logged at once, none is refused for a race (PostgreSQL, over HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import random
+
+import pytest
 
 from services.contacts.tests.conftest import Api
 
@@ -56,3 +59,23 @@ async def test_interactions_racing_an_erasure_land_before_it_or_are_410(api: Api
     last_erasure = max(i for i, t in enumerate(types) if "personal_data_erased" in t)
     assert not any("interaction_logged" in t for t in types[last_erasure:])
     assert types.count("crm.contacts.interaction_logged.v1") == statuses.count(201)
+
+
+@pytest.mark.slow
+async def test_five_thousand_interactions_from_eight_clients_all_land(api: Api) -> None:
+    # The load that found 1 % refused: 8 clients, up to 110 interactions per customer.
+    customers = [await api.register(name=f"客户 {n}") for n in range(46)]
+    work: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    chance = random.Random(10)
+    for n in range(5_000):
+        work.put_nowait((chance.choice(customers), n))
+    statuses: list[int] = []
+
+    async def client() -> None:
+        while not work.empty():
+            customer_id, n = work.get_nowait()
+            statuses.append(await log_interaction(api, customer_id, n))
+
+    await asyncio.gather(*(client() for _ in range(8)))
+
+    assert counted(statuses) == {201: 5_000}

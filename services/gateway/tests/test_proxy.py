@@ -91,10 +91,17 @@ async def test_a_header_value_that_is_not_utf8_is_a_422_naming_the_header(
         headers=[*bearer().items(), ("If-Match", b'"3\xe9"'), ("Accept-Language", b"fr")],
     )
 
+    forwarded = await gateway.get(
+        "/api/v1/custom-fields",
+        headers=[*bearer().items(), ("X-Forwarded-For", b"10.0.0.\xff"), ("User-Agent", b"ok")],
+    )
+
     assert response.status_code == 422
     assert response.json()["detail"] == [
         {"field": "If-Match", "reason": "the value is neither ASCII nor UTF-8 text"}
     ]
+    assert forwarded.status_code == 422
+    assert forwarded.json()["detail"][0]["field"] == "X-Forwarded-For"
 
 
 async def test_if_match_goes_up_and_a_stale_version_comes_back_as_412(
@@ -285,3 +292,14 @@ async def test_forwarded_requests_are_counted_per_upstream_route_and_outcome(
         'crm_gateway_upstream_requests_total{outcome="200",'
         'route="/api/v1/customers/{customer_id}/360",upstream="customer360"}'
     ) in metrics
+
+
+async def test_credentials_beyond_ascii_are_a_401_not_a_500(gateway: httpx.AsyncClient) -> None:
+    for header in (
+        ("Authorization", "Bearer café".encode()),
+        ("Authorization", b"Bearer \xff\xfe"),
+        ("X-API-Key", "crm_key_١".encode()),
+    ):
+        response = await gateway.get("/api/v1/custom-fields", headers=[header])
+
+        assert response.status_code == 401, (header, response.text)
