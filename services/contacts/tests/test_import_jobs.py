@@ -165,11 +165,20 @@ async def test_a_job_stopped_half_way_resumes_after_its_last_batch_with_the_same
         submitted = await upload(first, people(rows), mapping=None)
         job_id = submitted.json()["id"]
 
-        async def under_way() -> bool:
-            done: int = (await job_row(settings, job_id)).rows_done
-            return done > 0
+        jobs = create_engine(settings.database_url)
+        try:
 
-        await eventually(under_way, every=0.005)
+            async def under_way() -> bool:
+                async with jobs.connect() as conn:
+                    done = await conn.scalar(
+                        select(import_jobs.c.rows_done).where(import_jobs.c.job_id == job_id)
+                    )
+                return bool(done)
+
+            # The first batch of 60 is written: stop now, half way.
+            await eventually(under_way, every=0.002)
+        finally:
+            await jobs.dispose()
     # Stopping asked the import to stop after its batch and queued the job again.
     stopped = await job_row(settings, job_id)
     assert stopped.status == "queued"
