@@ -41,6 +41,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog import DomainEvent
@@ -437,6 +438,8 @@ async def import_customers(
     if report.created:
         await read_model.refresh_statistics(contacts.engine)
     async with contacts.engine.begin() as conn:
+        if resume is not None and await _recorded(conn, report.import_id):
+            return report  # stopped between recording the run and saying it was done
         await read_model.record_import_run(
             conn,
             {
@@ -453,6 +456,12 @@ async def import_customers(
             },
         )
     return report
+
+
+async def _recorded(conn: AsyncConnection, import_id: str) -> bool:
+    runs = read_model.import_runs
+    found = await conn.scalar(select(runs.c.import_id).where(runs.c.import_id == import_id))
+    return found is not None
 
 
 async def _write_batch(
