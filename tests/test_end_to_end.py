@@ -4,6 +4,7 @@ the client reads it back through the gateway."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -106,6 +107,35 @@ def test_a_customer_of_another_tenant_is_not_found_through_the_gateway(
 
     for path in (f"/api/v1/customers/{acme_customer}", f"/api/v1/customers/{acme_customer}/360"):
         assert httpx.get(platform.gateway + path, headers=other).status_code == 404
+
+
+def test_an_import_through_the_gateway_is_a_job_whose_report_the_client_reads(
+    client: httpx.Client, platform: RunningPlatform
+) -> None:
+    lines = ["name,email"] + [f"导入客户{i},import{i}@example.com" for i in range(2_000)]
+    content = ("\n".join(lines) + "\nbad,not-an-email\n").encode()
+
+    submitted = client.post(
+        "/api/v1/customers/imports", files={"file": ("customers.csv", content, "text/csv")}
+    )
+    assert submitted.status_code == 202, submitted.text
+    location = submitted.headers["Location"]
+    # Interactive requests are answered while the job runs.
+    registered = client.post("/api/v1/customers", json={"kind": "person", "name": "Zhou Xun"})
+    assert registered.status_code == 201
+    deadline = time.monotonic() + 60
+    job = client.get(location).json()
+    while job["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = client.get(location).json()
+    other = {"Authorization": f"Bearer {token('globex', ['admin'])}"}
+    sales = {"Authorization": f"Bearer {token('acme', ['sales'])}"}
+
+    assert job["status"] == "succeeded", job
+    assert job["progress"] == {"rows_done": 2_001, "rows_total": 2_001}
+    assert (job["report"]["created"], len(job["report"]["errors"])) == (2_000, 1)
+    assert httpx.get(platform.gateway + location, headers=other).status_code == 404
+    assert httpx.get(platform.gateway + location, headers=sales).status_code == 403
 
 
 def test_requests_without_valid_credentials_never_reach_a_service(

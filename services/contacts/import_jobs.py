@@ -269,14 +269,14 @@ class ImportJobs:
         """Run jobs one at a time until ``stop``: one import at a time leaves the
         database and the event loop to interactive requests."""
         while not stop.is_set():
+            self._wake.clear()  # before looking: a submission from now on wakes the wait
             try:
                 job_id = await self._claim_next()
-                if job_id is not None:
-                    await self._run(job_id, stop)
+                # After a failure, a pause: a database that is away needs more than a retry.
+                if job_id is not None and await self._run(job_id, stop):
                     continue
             except Exception:
                 log.exception("import runner failed; carrying on")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_seconds):
                     await _first_of(self._wake, stop)
@@ -324,7 +324,8 @@ class ImportJobs:
                     return str(job_id)
         return None
 
-    async def _run(self, job_id: str, stop: asyncio.Event) -> None:
+    async def _run(self, job_id: str, stop: asyncio.Event) -> bool:
+        """Run the job to its end, or until stopped; False when it failed."""
         async with self.engine.connect() as conn:
             job = (
                 await conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id))
@@ -353,7 +354,7 @@ class ImportJobs:
         except importer.ImportInterrupted:
             await self._set(job_id, status="queued", heartbeat_at=None)
             log.info("import_interrupted job_id=%s (queued again)", job_id)
-            return
+            return True
         except Exception as failed:
             log.exception("import_failed job_id=%s attempt=%s", job_id, job.attempts)
             if job.attempts < MAX_ATTEMPTS:
@@ -366,7 +367,7 @@ class ImportJobs:
                     finished_at=self.contacts.clock(),
                     file=None,
                 )
-            return
+            return False
         await self._set(
             job_id,
             status="succeeded",
@@ -376,6 +377,7 @@ class ImportJobs:
             file=None,
         )
         log.info("import_succeeded job_id=%s rows=%s", job_id, report.rows)
+        return True
 
     def _checkpoint(self, job_id: str) -> importer.OnBatch:
         async def record(conn: AsyncConnection, report: importer.ImportReport, row: int) -> None:

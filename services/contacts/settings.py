@@ -18,8 +18,9 @@ class Settings(ServiceSettings):
     # A 100,000-row CSV migration is 10-20 MB: imports must fit in one request.
     max_request_body_bytes: int = 64 * 1024 * 1024
     # Rows written per transaction by an import: big enough to amortise round trips,
-    # small enough that registrations of the tenant wait only briefly behind one.
-    import_batch_size: int = 2000
+    # small enough that registrations of the tenant wait only briefly behind one (its
+    # lock is held for the batch: 500 rows are a few hundred ms; docs/decisions/0015).
+    import_batch_size: int = 500
     # Whether this process runs import jobs (all processes take submissions; a fleet
     # may leave the running to a few). Jobs wait in the database until one does.
     import_jobs_run: bool = True

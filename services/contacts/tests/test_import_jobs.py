@@ -165,11 +165,20 @@ async def test_a_job_stopped_half_way_resumes_after_its_last_batch_with_the_same
         submitted = await upload(first, people(rows), mapping=None)
         job_id = submitted.json()["id"]
 
-        async def under_way() -> bool:
-            done: int = (await job_row(settings, job_id)).rows_done
-            return done > 0
+        jobs = create_engine(settings.database_url)
+        try:
 
-        await eventually(under_way, every=0.005)
+            async def under_way() -> bool:
+                async with jobs.connect() as conn:
+                    done = await conn.scalar(
+                        select(import_jobs.c.rows_done).where(import_jobs.c.job_id == job_id)
+                    )
+                return bool(done)
+
+            # The first batch of 60 is written: stop now, half way.
+            await eventually(under_way, every=0.002)
+        finally:
+            await jobs.dispose()
     # Stopping asked the import to stop after its batch and queued the job again.
     stopped = await job_row(settings, job_id)
     assert stopped.status == "queued"
@@ -208,6 +217,35 @@ async def test_a_job_left_running_by_a_process_that_died_is_taken_over(
 
     assert job["status"] == "succeeded"
     assert job["report"]["created"] == 10
+
+
+async def test_a_job_that_stopped_after_its_last_batch_finishes_with_its_report(
+    settings: Settings,
+) -> None:
+    async with running(settings) as first:
+        submitted = await upload(first, people(25) + b"bad,not-an-email\n", mapping=None)
+        done = await finished(first, submitted.headers["Location"])
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            # What a process leaves that died after the import's last write but before
+            # it said so: the job still running, its checkpoint at the end of the file.
+            await conn.execute(
+                update(import_jobs).values(
+                    status="running",
+                    heartbeat_at=datetime.now(UTC) - timedelta(minutes=5),
+                    file=people(25) + b"bad,not-an-email\n",
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    async with running(settings) as second:
+        again = await finished(second, submitted.headers["Location"])
+
+    assert again["status"] == "succeeded"
+    assert again["report"] == done["report"]
+    assert await registrations(settings) == 25
 
 
 async def test_the_job_resource_and_its_statuses_are_in_the_openapi_document(app: FastAPI) -> None:
