@@ -31,6 +31,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/customers/{customer_id}/export"): "customers:read",
     ("DELETE", "/api/v1/customers/{customer_id}/personal-data"): "customers:erase",
     ("POST", "/api/v1/customers/import"): "customers:import",
+    ("POST", "/api/v1/customers/imports"): "customers:import",
+    # Reading a job needs the import permission too: its report lists customers' rows.
+    ("GET", "/api/v1/customers/imports/{job_id}"): "customers:import",
     ("PUT", "/api/v1/custom-fields/{name}"): "custom_fields:write",
     ("GET", "/api/v1/custom-fields"): "customers:read",
 }
@@ -42,6 +45,7 @@ PATH_VALUES = {
     "role": "assistant",
     "channel": "email",
     "name": "seats",
+    "job_id": "j-1",
 }
 
 
