@@ -2,7 +2,7 @@
 
 The only place that wires things together: settings -> engine -> event store (with
 the personal data policy) -> handlers' dependencies -> router; the lifespan
-creates the tables and runs the outbox relay beside the HTTP server.
+checks the schema (docs/decisions/0021) and runs the outbox relay beside the HTTP server.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from libs.events.outbox import OutboxRelay
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
+from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
-from services.contacts import read_model, registration
 from services.contacts.api import router
 from services.contacts.handlers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
+from services.contacts.migrations import FOLDER as MIGRATIONS
 from services.contacts.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.create_tables()
-        await read_model.create_tables(engine)
-        await registration.create_routine(engine)
+        await prepare_schema(engine, MIGRATIONS)
         stop = asyncio.Event()
         relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
         analysing = asyncio.create_task(

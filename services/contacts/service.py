@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,4 +46,6 @@ SERVICE = ServiceDeclaration(
         ),
     ),
     relay=_relay,
+    migrations=Path(__file__).with_name("migrations"),
+    workers=2,
 )

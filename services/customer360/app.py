@@ -19,8 +19,10 @@ from fastapi import FastAPI
 
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
+from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
+from services.customer360.migrations import FOLDER as MIGRATIONS
 from services.customer360.projector import Projector
 from services.customer360.read_model import Customer360Reader, LagMonitor
 from services.customer360.settings import Settings
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         projector = Projector(
             engine, kafka, generation_check_seconds=settings.generation_check_seconds
         )
+        await prepare_schema(engine, MIGRATIONS)
         await projector.prepare()
         reader = Customer360Reader(
             engine, generation_check_seconds=settings.generation_check_seconds

@@ -8,8 +8,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.platform.db import create_engine
+from libs.platform.migrations import prepare_schema
 from services.gateway.api_keys import ApiKeyStore
 from services.gateway.authentication import ApiKeyAuthenticator
+from services.gateway.migrations import FOLDER as MIGRATIONS
 from services.gateway.openapi import PlatformDocument
 from services.gateway.proxy import UpstreamProxy, new_upstream_client
 from services.gateway.rate_limit import RateLimits, TokenBucketLimiter
@@ -34,7 +36,7 @@ class GatewayRuntime:
         engine = create_engine(settings.database_url)
         api_keys = ApiKeyStore(engine)
         try:
-            await api_keys.create_tables()
+            await prepare_schema(engine, MIGRATIONS)
         except BaseException:
             await engine.dispose()
             raise
