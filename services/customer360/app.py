@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
+from libs.platform.leadership import while_leading
 from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
@@ -61,7 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(keep_statistics_fresh(engine, stop), name="customer360-statistics"),
         ]
         if settings.run_projector:
-            tasks.append(asyncio.create_task(projector.run(stop), name="customer360-projector"))
+            # One projector per database, however many worker processes serve the API.
+            projecting = while_leading(engine, "customer360-projector", stop, projector.run)
+            tasks.append(asyncio.create_task(projecting, name="customer360-projector"))
         try:
             yield
         finally:
