@@ -221,6 +221,7 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             # Here, before the workers exist: they only check the schema.
             _migrate_or_exit([declaration], settings.database_url)
         count = workers or settings.workers
+        os.environ["WORKERS"] = str(count)  # each worker's settings know their share
         metrics_dir = None
         if count > 1:
             # Each worker writes its metrics to files here; /metrics adds them up.

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from libs.events.outbox import OutboxRelay
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
+from libs.platform.leadership import while_leading
 from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.contacts.api import router
@@ -66,8 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await prepare_schema(engine, MIGRATIONS)
         stop = asyncio.Event()
         relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
+        # One worker process analyses for all of them.
+        analyse = partial(keep_statistics_fresh, engine)
         analysing = asyncio.create_task(
-            keep_statistics_fresh(engine, stop), name="contacts-statistics"
+            while_leading(engine, "contacts-statistics", stop, analyse), name="contacts-statistics"
         )
         try:
             yield

@@ -57,14 +57,7 @@ class GatewayRuntime:
                 cache_seconds=settings.api_key_cache_seconds,
                 forwarded_token_seconds=settings.forwarded_token_seconds,
             ),
-            rate_limits=RateLimits(
-                tenant=TokenBucketLimiter(
-                    settings.rate_limit_tenant_per_second, settings.rate_limit_tenant_burst
-                ),
-                caller=TokenBucketLimiter(
-                    settings.rate_limit_caller_per_second, settings.rate_limit_caller_burst
-                ),
-            ),
+            rate_limits=worker_rate_limits(settings),
             proxy=UpstreamProxy(client, upstreams),
             platform_document=PlatformDocument(
                 client,
@@ -81,3 +74,20 @@ class GatewayRuntime:
             await self.client.aclose()
         finally:
             await self.engine.dispose()
+
+
+def worker_rate_limits(settings: Settings) -> RateLimits:
+    """This worker process's share of the configured limits: each of the WORKERS
+    processes keeps its own buckets, so together they never allow more than configured
+    (a client that stays on one connection gets one worker's share)."""
+    share = settings.workers
+    return RateLimits(
+        tenant=TokenBucketLimiter(
+            settings.rate_limit_tenant_per_second / share,
+            max(1, settings.rate_limit_tenant_burst // share),
+        ),
+        caller=TokenBucketLimiter(
+            settings.rate_limit_caller_per_second / share,
+            max(1, settings.rate_limit_caller_burst // share),
+        ),
+    )
