@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, MetaData, func, select
+from sqlalchemy import Connection, MetaData, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from libs.events.store import EventStore, events
 from libs.platform.cli import build_cli, service_database_url
 from libs.platform.db import create_engine
-from libs.platform.migrations import database_revision, head_revision, migrate
+from libs.platform.migrations import Migrated, database_revision, head_revision, migrate
 from libs.platform.service import ServiceDeclaration
 from services.bootstrap import SERVICES
 from services.contacts import read_model
@@ -94,6 +94,23 @@ async def test_a_database_made_before_migrations_is_taken_over_with_its_data(
             assert (await conn.execute(select(func.count()).select_from(events))).scalar() == 1
     finally:
         await engine.dispose()
+
+
+async def test_two_processes_upgrading_at_once_take_turns(any_url: str) -> None:
+    """Replicas starting together: one migrates, the other finds nothing left to do."""
+    folder = _contacts().migrations
+    assert folder is not None
+    engines = [create_engine(any_url), create_engine(any_url)]
+    try:
+        outcomes = await asyncio.gather(*(migrate(engine, folder) for engine in engines))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    head = head_revision(folder)
+    assert sorted(outcomes, key=lambda m: m.before or "") == [
+        Migrated(None, head),
+        Migrated(head, head),
+    ]
 
 
 def _contacts() -> ServiceDeclaration:
@@ -174,3 +191,26 @@ def test_crm_migrate_names_a_service_it_does_not_know() -> None:
     result = CliRunner().invoke(build_cli(SERVICES), ["migrate", "nobody"])
     assert result.exit_code != 0
     assert "unknown service 'nobody'" in result.output
+
+
+@pytest.mark.parametrize("platform_database", ["sqlite"], indirect=True)
+def test_crm_migrate_refuses_a_schema_newer_than_the_code(platform_database: str) -> None:
+    app = build_cli(SERVICES)
+    assert CliRunner().invoke(app, ["migrate", "contacts"]).exit_code == 0
+    asyncio.run(_set_revision(service_database_url(platform_database, "contacts"), "9999_future"))
+
+    result = CliRunner().invoke(app, ["migrate", "contacts"])
+
+    assert result.exit_code == 1
+    folder = _contacts().migrations
+    assert folder is not None
+    assert "9999_future" in result.output and head_revision(folder) in result.output
+
+
+async def _set_revision(url: str, revision: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        await engine.dispose()
