@@ -75,7 +75,8 @@ async def test_a_database_made_before_migrations_is_taken_over_with_its_data(
     try:
         store = EventStore(engine)
         await store.create_tables()
-        await read_model.create_tables(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(read_model.metadata.create_all)
         async with engine.begin() as conn:
             await conn.execute(
                 events.insert().values(

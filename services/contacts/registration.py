@@ -26,10 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.store import START_STREAM_PARAMETERS
-from libs.platform.db import is_postgres
 from services.contacts import read_model
 from services.contacts.domain import Customer
 
@@ -94,13 +93,6 @@ END $$
 CALL = "SELECT contacts_register({})".format(
     ", ".join(f"${i}" for i in range(1, OWN_PARAMETERS + START_STREAM_PARAMETERS + 1))
 )
-
-
-async def create_routine(engine: AsyncEngine) -> None:
-    """Install the routine (PostgreSQL; after the store's and the read model's tables)."""
-    if is_postgres(engine):
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(ROUTINE)
 
 
 @dataclass(frozen=True, slots=True)
