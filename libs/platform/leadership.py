@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -111,6 +111,17 @@ def lock_file(engine: AsyncEngine, name: str) -> Path | None:
     if not database or database == ":memory:":
         return None
     return Path(f"{database}.{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.lock")
+
+
+@contextlib.asynccontextmanager
+async def exclusively(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
+    """The block runs in one process at a time (workers starting together)."""
+    leadership = Leadership(engine, name)
+    await leadership.acquire(asyncio.Event())
+    try:
+        yield
+    finally:
+        await leadership.release()
 
 
 async def while_leading(

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
-from libs.platform.leadership import while_leading
+from libs.platform.leadership import exclusively, while_leading
 from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine, kafka, generation_check_seconds=settings.generation_check_seconds
         )
         await prepare_schema(engine, MIGRATIONS)
-        await projector.prepare()
+        # Workers starting together would race to create the generation's tables.
+        async with exclusively(engine, "customer360-tables"):
+            await projector.prepare()
         reader = Customer360Reader(
             engine, generation_check_seconds=settings.generation_check_seconds
         )

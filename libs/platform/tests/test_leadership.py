@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.outbox import _single_relay
-from libs.platform.leadership import Leadership
+from libs.platform.leadership import Leadership, exclusively
 
 
 async def test_a_role_has_one_holder_until_it_lets_go(any_engine: AsyncEngine) -> None:
@@ -41,3 +41,14 @@ async def test_a_second_relay_on_sqlite_waits_while_the_first_publishes(
     await leader.__aexit__(None, None, None)
     assert await asyncio.wait_for(entering, timeout=5)  # takes over within a retry
     await standby.__aexit__(None, None, None)
+
+
+async def test_a_block_run_exclusively_holds_the_role_until_it_ends(
+    any_engine: AsyncEngine,
+) -> None:
+    other = Leadership(any_engine, "tables")
+    async with exclusively(any_engine, "tables"):
+        assert not await other.try_acquire()
+
+    assert await other.try_acquire()
+    await other.release()
