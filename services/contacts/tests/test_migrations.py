@@ -3,6 +3,8 @@ a schema newer than its code."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,6 +85,56 @@ async def test_customers_registered_at_the_first_revision_read_the_same_at_head(
         headers=api.auth(),
     )
     assert response.status_code == 409, response.text
+
+
+SECOND_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_rehearsal"
+down_revision = "{down}"
+
+
+def upgrade() -> None:
+    # Rebuilt as a copy on every backend (SQLite's only way to alter most things).
+    with op.batch_alter_table("contacts_customers", recreate="always") as batch:
+        batch.add_column(
+            sa.Column("segment", sa.String(32), nullable=False, server_default="none")
+        )
+"""
+
+
+async def test_an_upgrade_that_rebuilds_a_table_keeps_every_row(
+    any_url: str, tmp_path: Path
+) -> None:
+    """A rehearsal of the next release: a copy of the history with one more revision
+    that rebuilds the customers table, over a database holding customers."""
+    history = tmp_path / "migrations"
+    shutil.copytree(FOLDER, history, ignore=shutil.ignore_patterns("__pycache__"))
+    (history / "versions" / "0002_rehearsal.py").write_text(
+        SECOND_REVISION.format(down=head_revision(FOLDER))
+    )
+    engine = create_engine(any_url)
+    try:
+        await migrate(engine, history, to=first_revision(history))
+        contacts = Contacts(store=EventStore(engine, personal_data=PERSONAL_DATA))
+        for customer in CUSTOMERS:
+            await register_customer(
+                contacts, RegisterCustomer(tenant_id="acme", kind="person", **customer)
+            )
+        before = await counts(engine)
+
+        migrated = await migrate(engine, history)
+
+        assert migrated.after == "0002_rehearsal"
+        assert await counts(engine) == before
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT customer_id, segment FROM contacts_customers"))
+            ).all()
+        assert sorted(rows) == [(c["customer_id"], "none") for c in CUSTOMERS]
+    finally:
+        await engine.dispose()
 
 
 async def test_a_service_refuses_a_schema_newer_than_its_code(settings: Settings) -> None:
