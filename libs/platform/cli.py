@@ -175,7 +175,7 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         for process in processes:
             manager.add_process(process.name, shlex.join(process.command), env=process.env)
             count = process.env.get("WORKERS") if process.name != "broker" else None
-            scaled = f" ({count} workers)" if count else ""
+            scaled = "" if not count else " (1 worker)" if count == "1" else f" ({count} workers)"
             lines.append(f"  {process.name:<13} {process.url}{scaled}")
         print("customer-lifecycle platform:", *lines, sep="\n", flush=True)
         print("Ctrl-C stops everything.", flush=True)
