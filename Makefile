@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench token schemas clean
+.PHONY: run migrate test lint typecheck bench token schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/crm run
+
+migrate: $(STAMP)
+	$(BIN)/crm migrate
 
 test: $(STAMP)
 	$(BIN)/pytest

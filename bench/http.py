@@ -124,6 +124,20 @@ def _pid_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CPU_TICK
 
 
+def _tree_cpu(pid: int) -> float:
+    """A process's CPU and its descendants': ``crm serve --workers N`` works in children."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += _pid_cpu(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending += [int(child) for child in children.read_text().split()]
+            except OSError:
+                continue
+    return total
+
+
 def _postgres_cpu() -> float:
     """Every postgres process on the host (other clients of the server included)."""
     total = 0.0
@@ -154,7 +168,7 @@ class CpuMeter:
     pids: dict[str, int]
 
     def snapshot(self) -> tuple[float, dict[str, float]]:
-        used = {name: _pid_cpu(pid) for name, pid in self.pids.items()}
+        used = {name: _tree_cpu(pid) for name, pid in self.pids.items()}
         used["postgres (all)"] = _postgres_cpu()
         used["machine"] = _machine_cpu()
         return time.perf_counter(), used

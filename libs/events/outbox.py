@@ -39,6 +39,7 @@ from libs.events.store import (
     recorded_event,
 )
 from libs.platform.db import is_postgres
+from libs.platform.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,8 @@ class TopicMissing(KafkaError):  # type: ignore[misc]
 
 
 class _single_relay:
-    """On PostgreSQL, only one relay per store publishes (an advisory lock).
+    """Only one relay per store publishes: an advisory lock on PostgreSQL, a file
+    lock on SQLite (libs.platform.leadership), whatever the number of processes.
 
     Two relays working one outbox could interleave a stream's events; the
     standby waits for the lock and takes over when the leader goes away.
@@ -302,10 +304,12 @@ class _single_relay:
         self.key = f"outbox-relay:{name}"
         self.stop = stop
         self._conn: AsyncConnection | None = None
+        self._sqlite: Leadership | None = None
 
     async def __aenter__(self) -> bool:
         if not is_postgres(self.engine):
-            return True
+            self._sqlite = Leadership(self.engine, self.key)
+            return await self._sqlite.acquire(self.stop)
         self._conn = await self.engine.connect()
         while not self.stop.is_set():
             got = await self._conn.scalar(
@@ -318,6 +322,8 @@ class _single_relay:
         return False
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.release()
         if self._conn is not None:
             # The lock belongs to the session; a pooled connection would keep it.
             await self._conn.execute(text("SELECT pg_advisory_unlock_all()"))

@@ -3,8 +3,9 @@
 The commands work on the services the composition root declares
 (``build_cli(services)``); nothing here knows a service by name.
 
-crm run                      every service that exists, the embedded broker, SQLite files
-crm serve contacts           one service process (uvicorn, its app factory)
+crm run                      migrate, then every service, the embedded broker, SQLite files
+crm migrate [contacts]       upgrade one or every service's database to this code's schema
+crm serve contacts           one service (uvicorn, its app factory; --workers N processes)
 crm broker                   the bundled Kafka-compatible broker in the foreground
 crm token --tenant acme      a signed bearer token for local use
 crm schemas docs/events      JSON Schemas of every event type and the AsyncAPI document
@@ -19,8 +20,10 @@ import importlib
 import json
 import os
 import shlex
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -88,8 +91,15 @@ def platform_processes(
     ports: dict[str, int],
     broker_port: int | None,
     entry_module: str = "services.bootstrap",
+    workers: Mapping[str, int] | None = None,
+    migrated: bool = False,
 ) -> list[PlatformProcess]:
-    """What ``crm run`` starts; the end-to-end tests start the same on free ports."""
+    """What ``crm run`` starts; the end-to-end tests start the same on free ports.
+
+    ``workers``: processes per service (else each service's WORKERS setting);
+    ``migrated``: the databases are at this code's schema already, so the services
+    start without migrating.
+    """
     crm = [sys.executable, "-m", entry_module]
     processes = []
     if broker_port is not None:
@@ -121,10 +131,12 @@ def platform_processes(
             "HTTP_PORT": str(ports[name]),
             "PYTHONUNBUFFERED": "1",
         }
+        if workers and name in workers:
+            env["WORKERS"] = str(workers[name])
         processes.append(
             PlatformProcess(
                 name,
-                [*crm, "serve", name],
+                [*crm, "serve", name, *(["--no-migrate"] if migrated else [])],
                 env,
                 f"http://127.0.0.1:{ports[name]}  (/docs, /metrics)  db {db}",
             )
@@ -166,41 +178,88 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             bootstrap=external or f"127.0.0.1:{BROKER_PORT}",
             ports={service.name: service.port for service in services},
             broker_port=None if external else BROKER_PORT,
+            workers={s.name: machine_workers(s, os.environ) for s in services},
+            migrated=True,
         )
         postgres = postgres_databases(processes)
         if postgres:
             asyncio.run(_create_postgres_databases(postgres))
+        # Before any process starts: no two processes ever run DDL at the same time.
+        _migrate_or_exit([s for s in services if s.migrations])
 
         manager = Manager()
         lines = [] if not external else [f"  broker        {external} (external)"]
         for process in processes:
             manager.add_process(process.name, shlex.join(process.command), env=process.env)
-            lines.append(f"  {process.name:<13} {process.url}")
+            count = process.env.get("WORKERS") if process.name != "broker" else None
+            scaled = "" if not count else " (1 worker)" if count == "1" else f" ({count} workers)"
+            lines.append(f"  {process.name:<13} {process.url}{scaled}")
         print("customer-lifecycle platform:", *lines, sep="\n", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         manager.loop()
         sys.exit(manager.returncode)
 
     @app.command()
+    def migrate(
+        service: Annotated[str | None, typer.Argument(help="default: every service")] = None,
+    ) -> None:
+        """Upgrade the service's database (or every service's) to this code's schema."""
+        chosen = [declared(service)] if service else list(services)
+        if service and chosen[0].migrations is None:
+            raise typer.BadParameter(f"{service} has no database")
+        chosen = [s for s in chosen if s.migrations]
+        postgres = [
+            url
+            for url in (service_settings(s).database_url for s in chosen)
+            if make_url(url).get_backend_name() == "postgresql"
+        ]
+        if postgres:
+            asyncio.run(_create_postgres_databases(postgres))
+        _migrate_or_exit(chosen)
+
+    @app.command()
     def serve(
         service: str,
         port: Annotated[int | None, typer.Option(help="default: the service's HTTP_PORT")] = None,
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="processes; default: the WORKERS setting, 1")
+        ] = None,
+        migrate: Annotated[
+            bool, typer.Option(help="upgrade the database first (crm run did already)")
+        ] = True,
     ) -> None:
-        """Serve one service with uvicorn (its declared app factory)."""
+        """Serve one service with uvicorn (its declared app factory), in one or more
+        worker processes sharing its port."""
         import uvicorn
 
         declaration = declared(service)
         settings = declaration.settings()
-        uvicorn.run(
-            declaration.app,
-            factory=True,
-            host=settings.http_host,
-            port=port or int(os.environ.get("HTTP_PORT", declaration.port)),
-            loop="uvloop",
-            http="httptools",
-            access_log=False,  # the platform logs one JSON line per request itself
-            log_level=settings.log_level.lower(),
-        )
+        if migrate and declaration.migrations is not None:
+            # Here, before the workers exist: they only check the schema.
+            _migrate_or_exit([declaration], settings.database_url)
+        count = workers or settings.workers
+        os.environ["WORKERS"] = str(count)  # each worker's settings know their share
+        metrics_dir = None
+        if count > 1:
+            # Each worker writes its metrics to files here; /metrics adds them up.
+            # A fresh folder per start, so nothing of a previous run is counted.
+            metrics_dir = tempfile.mkdtemp(prefix=f"crm-{service}-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run(
+                declaration.app,
+                factory=True,
+                host=settings.http_host,
+                port=port or int(os.environ.get("HTTP_PORT", declaration.port)),
+                workers=count,
+                loop="uvloop",
+                http="httptools",
+                access_log=False,  # the platform logs one JSON line per request itself
+                log_level=settings.log_level.lower(),
+            )
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
 
     @app.command()
     def broker(port: int = BROKER_PORT) -> None:
@@ -299,6 +358,38 @@ def service_settings(service: ServiceDeclaration) -> Any:
     platform's ``DATABASE_URL`` (``crm_contacts`` on PostgreSQL, ``var/contacts.db``)."""
     database = service_database_url(os.environ.get("DATABASE_URL", ""), service.name)
     return service.settings(database_url=database)
+
+
+def machine_workers(service: ServiceDeclaration, environ: Mapping[str, str]) -> int:
+    """Worker processes ``crm run`` gives a service: ``<NAME>_WORKERS``, else
+    ``WORKERS``, else what the service asks for, bounded by the machine's cores."""
+    for setting in (f"{service.env_prefix}_WORKERS", "WORKERS"):
+        if environ.get(setting, "").strip():
+            return max(1, int(environ[setting]))
+    return max(1, min(service.workers, os.cpu_count() or 1))
+
+
+def _migrate_or_exit(chosen: Sequence[ServiceDeclaration], database_url: str | None = None) -> None:
+    """Upgrade each service's database (at ``database_url``, else where ``crm run``
+    puts it), one line each; a schema this code cannot serve ends the command."""
+    from libs.platform.db import create_engine
+    from libs.platform.migrations import SchemaMismatch, describe, migrate
+
+    async def upgrade(url: str, folder: Path) -> str:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return describe(await migrate(engine, folder))
+        finally:
+            await engine.dispose()
+
+    for service in chosen:
+        assert service.migrations is not None
+        url = database_url or service_settings(service).database_url
+        try:
+            print(f"{service.name}: schema {asyncio.run(upgrade(url, service.migrations))}")
+        except SchemaMismatch as refused:
+            print(f"{service.name}: {refused}", file=sys.stderr)
+            raise typer.Exit(1) from refused
 
 
 def catalogs() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from libs.auth.roles import PERMISSIONS, roles_allowed
@@ -79,6 +80,11 @@ class ServiceDeclaration:
     routes: tuple[PublicRoute, ...] = ()
     relay: RelayFactory | None = None
     projections: Mapping[str, ProjectionDeclaration] = field(default_factory=dict)
+    # Its Alembic history (``services/<name>/migrations``), or None: no database.
+    migrations: Path | None = None
+    # Worker processes ``crm run`` starts at most (fewer on a machine with fewer
+    # cores); more only where HTTP work is what saturates a core. WORKERS overrides.
+    workers: int = 1
 
     @property
     def env_prefix(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from libs.auth.tokens import DEVELOPMENT_SECRET, AuthSettings
@@ -46,6 +46,8 @@ class ServiceSettings(BaseSettings):
     # Bigger bodies get 413 before any handler reads them (imports go in pages).
     max_request_body_bytes: int = 10 * 1024 * 1024
     log_level: LogLevel = "INFO"
+    # Worker processes of ``crm serve`` (uvicorn's), each with its own event loop.
+    workers: int = Field(default=1, ge=1)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 The only place that wires things together: settings -> engine -> event store (with
 the personal data policy) -> handlers' dependencies -> router; the lifespan
-creates the tables and runs the outbox relay beside the HTTP server.
+checks the schema (docs/decisions/0021) and runs the outbox relay beside the HTTP server.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,11 +22,14 @@ from libs.events.outbox import OutboxRelay
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
+from libs.platform.leadership import while_leading
+from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
-from services.contacts import import_jobs, read_model, registration
+from services.contacts import import_jobs
 from services.contacts.api import router
 from services.contacts.handlers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
 from services.contacts.imports_api import router as imports_router
+from services.contacts.migrations import FOLDER as MIGRATIONS
 from services.contacts.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,14 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.create_tables()
-        await read_model.create_tables(engine)
-        await registration.create_routine(engine)
-        await import_jobs.create_tables(engine)
+        await prepare_schema(engine, MIGRATIONS)
         stop = asyncio.Event()
         relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
+        # One worker process analyses for all of them.
+        analyse = partial(keep_statistics_fresh, engine)
         analysing = asyncio.create_task(
-            keep_statistics_fresh(engine, stop), name="contacts-statistics"
+            while_leading(engine, "contacts-statistics", stop, analyse), name="contacts-statistics"
         )
         importing = (
             asyncio.create_task(jobs.run(stop), name="contacts-import-jobs")

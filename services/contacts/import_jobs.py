@@ -85,11 +85,6 @@ import_jobs = Table(
 )
 
 
-async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-
-
 @dataclass(frozen=True)
 class Submission:
     """What a caller asked to import, as the request carried it."""

@@ -131,11 +131,6 @@ Identity = tuple[str, str]  # ("email" | "phone", normalised value)
 MAX_PAGE = 200
 
 
-async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-
-
 # --- what a row holds ---------------------------------------------------------------
 
 

@@ -27,9 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.platform.db import is_postgres
 from services.contacts import read_model
 from services.contacts.domain import Customer
 
@@ -100,13 +99,6 @@ PARAMETERS: tuple[str, ...] = tuple(
 CALL = "SELECT contacts_register({})".format(
     ", ".join(f"{name} => ${i}" for i, name in enumerate(PARAMETERS, start=1))
 )
-
-
-async def create_routine(engine: AsyncEngine) -> None:
-    """Install the routine (PostgreSQL; after the store's and the read model's tables)."""
-    if is_postgres(engine):
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(ROUTINE)
 
 
 @dataclass(frozen=True, slots=True)

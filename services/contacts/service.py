@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -54,4 +55,6 @@ SERVICE = ServiceDeclaration(
         ),
     ),
     relay=_relay,
+    migrations=Path(__file__).with_name("migrations"),
+    workers=2,
 )

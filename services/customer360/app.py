@@ -19,8 +19,11 @@ from fastapi import FastAPI
 
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
+from libs.platform.leadership import exclusively, while_leading
+from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
+from services.customer360.migrations import FOLDER as MIGRATIONS
 from services.customer360.projector import Projector
 from services.customer360.read_model import Customer360Reader, LagMonitor
 from services.customer360.settings import Settings
@@ -42,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         projector = Projector(
             engine, kafka, generation_check_seconds=settings.generation_check_seconds
         )
-        await projector.prepare()
+        await prepare_schema(engine, MIGRATIONS)
+        # Workers starting together would race to create the generation's tables.
+        async with exclusively(engine, "customer360-tables"):
+            await projector.prepare()
         reader = Customer360Reader(
             engine, generation_check_seconds=settings.generation_check_seconds
         )
@@ -58,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(keep_statistics_fresh(engine, stop), name="customer360-statistics"),
         ]
         if settings.run_projector:
-            tasks.append(asyncio.create_task(projector.run(stop), name="customer360-projector"))
+            # One projector per database, however many worker processes serve the API.
+            projecting = while_leading(engine, "customer360-projector", stop, projector.run)
+            tasks.append(asyncio.create_task(projecting, name="customer360-projector"))
         try:
             yield
         finally:

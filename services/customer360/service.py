@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from libs.platform.service import (
     ProjectionDeclaration,
@@ -27,4 +28,6 @@ SERVICE = ServiceDeclaration(
         ),
     ),
     projections={"customer360": ProjectionDeclaration(projection_factory, catalog)},
+    # One process: its projector is single-active, and the view's reads are cheap.
+    migrations=Path(__file__).with_name("migrations"),
 )

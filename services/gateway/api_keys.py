@@ -154,10 +154,6 @@ class ApiKeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create_tables(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-
     async def add(self, issued: IssuedApiKey) -> ApiKey:
         key = issued.api_key
         async with self.engine.begin() as conn:

@@ -8,8 +8,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.platform.db import create_engine
+from libs.platform.migrations import prepare_schema
 from services.gateway.api_keys import ApiKeyStore
 from services.gateway.authentication import ApiKeyAuthenticator
+from services.gateway.migrations import FOLDER as MIGRATIONS
 from services.gateway.openapi import PlatformDocument
 from services.gateway.proxy import UpstreamProxy, new_upstream_client
 from services.gateway.rate_limit import InFlightLimits, RateLimits, TokenBucketLimiter
@@ -34,7 +36,7 @@ class GatewayRuntime:
         engine = create_engine(settings.database_url)
         api_keys = ApiKeyStore(engine)
         try:
-            await api_keys.create_tables()
+            await prepare_schema(engine, MIGRATIONS)
         except BaseException:
             await engine.dispose()
             raise
@@ -55,14 +57,7 @@ class GatewayRuntime:
                 cache_seconds=settings.api_key_cache_seconds,
                 forwarded_token_seconds=settings.forwarded_token_seconds,
             ),
-            rate_limits=RateLimits(
-                tenant=TokenBucketLimiter(
-                    settings.rate_limit_tenant_per_second, settings.rate_limit_tenant_burst
-                ),
-                caller=TokenBucketLimiter(
-                    settings.rate_limit_caller_per_second, settings.rate_limit_caller_burst
-                ),
-            ),
+            rate_limits=worker_rate_limits(settings),
             proxy=UpstreamProxy(
                 client,
                 upstreams,
@@ -87,3 +82,20 @@ class GatewayRuntime:
             await self.client.aclose()
         finally:
             await self.engine.dispose()
+
+
+def worker_rate_limits(settings: Settings) -> RateLimits:
+    """This worker process's share of the configured limits: each of the WORKERS
+    processes keeps its own buckets, so together they never allow more than configured
+    (a client that stays on one connection gets one worker's share)."""
+    share = settings.workers
+    return RateLimits(
+        tenant=TokenBucketLimiter(
+            settings.rate_limit_tenant_per_second / share,
+            max(1, settings.rate_limit_tenant_burst // share),
+        ),
+        caller=TokenBucketLimiter(
+            settings.rate_limit_caller_per_second / share,
+            max(1, settings.rate_limit_caller_burst // share),
+        ),
+    )

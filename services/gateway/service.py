@@ -6,6 +6,8 @@ it the routing table built from every service's declared routes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from libs.platform.service import ServiceDeclaration
 from services.gateway.settings import Settings
 
@@ -14,4 +16,6 @@ SERVICE = ServiceDeclaration(
     port=8000,
     settings=Settings,
     app="services.bootstrap:create_gateway",
+    migrations=Path(__file__).with_name("migrations"),
+    workers=2,
 )

@@ -10,12 +10,14 @@ import pytest
 
 from libs.auth import AuthSettings, TokenVerifier
 from libs.platform.db import create_engine
+from libs.platform.migrations import migrate
 from services.gateway.api_keys import ApiKey, ApiKeyStore, IssuedApiKey, api_keys, issue_api_key
 from services.gateway.authentication import (
     ApiKeyAuthenticator,
     ApiKeyRejected,
     ApiKeysUnavailable,
 )
+from services.gateway.migrations import FOLDER as MIGRATIONS
 from services.gateway.tests.support import AUTH
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -33,7 +35,7 @@ class FakeClock:
 async def store(pg_url: str) -> AsyncIterator[ApiKeyStore]:
     engine = create_engine(pg_url)
     store = ApiKeyStore(engine)
-    await store.create_tables()
+    await migrate(engine, MIGRATIONS)
     yield store
     await engine.dispose()
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from libs.platform.db import create_engine
 from libs.platform.errors import Unprocessable
+from libs.platform.migrations import migrate
 from services.gateway.api_keys import (
     ApiKeyNotFound,
     ApiKeyStore,
@@ -19,6 +20,7 @@ from services.gateway.api_keys import (
     hash_secret,
     issue_api_key,
 )
+from services.gateway.migrations import FOLDER as MIGRATIONS
 from services.gateway.tests.support import admin, bearer, create_key
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -65,7 +67,7 @@ def test_a_key_needs_a_name_and_known_roles(name: str, roles: list[str], field: 
 async def store(pg_url: str) -> AsyncIterator[ApiKeyStore]:
     engine = create_engine(pg_url)
     store = ApiKeyStore(engine)
-    await store.create_tables()
+    await migrate(engine, MIGRATIONS)
     yield store
     await engine.dispose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.rate_limit import RateLimited, RateLimits, TokenBucketLimiter
+from services.gateway.runtime import worker_rate_limits
 from services.gateway.tests.support import bearer, gateway_settings, open_gateway
 from services.gateway.tests.upstreams import UpstreamServer
 
@@ -161,3 +162,16 @@ async def test_an_api_key_is_limited_as_its_own_caller(
         ]
 
     assert answered == [200, 200, 200, 429]
+
+
+def test_worker_processes_share_the_configured_limits_between_them() -> None:
+    settings = gateway_settings(
+        "sqlite://", "http://contacts", "http://customer360",
+        rate_limit_tenant_per_second=100, rate_limit_tenant_burst=40,
+        rate_limit_caller_per_second=10, rate_limit_caller_burst=1, workers=2,
+    )
+
+    limits = worker_rate_limits(settings)
+
+    assert (limits.tenant.per_second, limits.tenant.burst) == (50, 20)
+    assert (limits.caller.per_second, limits.caller.burst) == (5, 1)  # never below one

@@ -178,6 +178,10 @@ async def test_a_caller_and_a_tenant_hold_at_most_their_share_of_requests_in_fli
                 await eventually(lambda: in_flight.in_flight("slowpoke", "uploader") == 3)
                 own = await search("slowpoke", "uploader")
                 colleague = await search("slowpoke", "colleague")
+                # A finished search gives its slot back, and its server task ends, just
+                # after its answer is sent: only the three stalled bodies remain.
+                await eventually(lambda: in_flight.in_flight("slowpoke") == 3)
+                await eventually(lambda: gateway.requests_in_progress == 3)
 
                 async with stalled(gateway, 2, bearer("slowpoke", subject="colleague")):
                     await eventually(lambda: in_flight.in_flight("slowpoke") == 5)

@@ -244,8 +244,9 @@ class UpstreamServer:
 
     @property
     def requests_in_progress(self) -> int:
-        """Requests whose headers arrived and whose answer is not finished."""
-        return len(self._server.server_state.tasks)
+        """Requests whose headers arrived and whose answer is not finished (a task
+        that has finished can linger in the server's set for a moment: not counted)."""
+        return sum(1 for task in list(self._server.server_state.tasks) if not task.done())
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -1,0 +1,14 @@
+"""The contacts database's migration history (``crm migrate contacts``).
+
+``TARGET_METADATA`` is what the code queries: a test checks that the migrations at
+head build exactly that. ``ROUTINES`` are installed again after every upgrade.
+"""
+
+from pathlib import Path
+
+from libs.events import schema, store
+from services.contacts import read_model, registration
+
+FOLDER = Path(__file__).parent
+TARGET_METADATA = (store.metadata, read_model.metadata)
+ROUTINES = (*schema.ROUTINES, registration.ROUTINE)
