@@ -25,8 +25,8 @@ class TimeInTheFuture(Unprocessable):
 
 class AggregateNotFound(NotFound):
     def __init__(self, kind: str, aggregate_id: str) -> None:
-        extra: dict[str, str] = {f"{kind}_id": aggregate_id}
-        super().__init__(f"no {kind} {aggregate_id}", **extra)
+        super().__init__(f"no {kind} {aggregate_id}")
+        self.extra[f"{kind}_id"] = aggregate_id
 
 
 def not_in_future(field: str, at: datetime, now: datetime) -> datetime:

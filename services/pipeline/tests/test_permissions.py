@@ -1,0 +1,40 @@
+"""Every pipeline route and the one permission it requires, pinned."""
+
+from __future__ import annotations
+
+from fastapi.routing import APIRoute
+
+from services.pipeline.api import router
+
+# (method, path) -> permission. A new route must be added here on purpose.
+PINNED = {
+    ("POST", "/api/v1/orders"): "orders:write",
+    ("GET", "/api/v1/orders/{order_id}"): "customers:read",
+    ("POST", "/api/v1/orders/{order_id}/refunds"): "orders:refund",
+    ("POST", "/api/v1/orders/{order_id}/cancel"): "orders:write",
+    ("GET", "/api/v1/customers/{customer_id}/orders"): "customers:read",
+    ("GET", "/api/v1/customers/{customer_id}/purchase-figures"): "customers:read",
+}
+
+
+def _required(route: APIRoute) -> list[str]:
+    found = []
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dependency = stack.pop()
+        name = getattr(dependency.call, "__name__", "")
+        if name.startswith("require_"):
+            resource, _, action = name.removeprefix("require_").rpartition("_")
+            found.append(f"{resource}:{action}")
+        stack.extend(dependency.dependencies)
+    return found
+
+
+def test_every_route_requires_exactly_its_pinned_permission() -> None:
+    declared = {
+        (method, route.path): _required(route)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert declared == {route: [permission] for route, permission in PINNED.items()}
