@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from libs.events.catalog.pipeline import LeadSource
+from libs.events.catalog.pipeline import LeadSource, StageOutcome
 from services.pipeline.domain.money import currency_code
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -41,6 +41,8 @@ MinorUnits = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR_UNITS)]
 PositiveMinorUnits = Annotated[StrictInt, Field(gt=0, le=MAX_MINOR_UNITS)]
 Quantity = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
 Probability = Annotated[StrictInt, Field(ge=0, le=100)]
+# Stage names are the tenant's words ("needs analysis", "报价"), compared exactly.
+StageName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
 class Command(BaseModel):
@@ -112,9 +114,9 @@ class CancelOrder(Command):
 class StageInput(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    name: StageName
     probability: Probability
-    outcome: str = "open"
+    outcome: StageOutcome = "open"
 
 
 class DefineDealStages(Command):
@@ -130,13 +132,13 @@ class OpenDeal(Command):
     expected_close_on: date | None = None
     owner_id: Id | None = None
     # The first open stage of the tenant when left out.
-    stage: str | None = None
+    stage: StageName | None = None
     lead_id: Id | None = None
 
 
 class MoveDeal(Command):
     deal_id: Id
-    stage: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    stage: StageName
     # Required when the stage is the tenant's lost stage.
     reason: Reason = ""
 
