@@ -14,6 +14,13 @@ PINNED = {
     ("POST", "/api/v1/orders/{order_id}/cancel"): "orders:write",
     ("GET", "/api/v1/customers/{customer_id}/orders"): "customers:read",
     ("GET", "/api/v1/customers/{customer_id}/purchase-figures"): "customers:read",
+    ("GET", "/api/v1/deal-stages"): "customers:read",
+    ("PUT", "/api/v1/deal-stages"): "pipeline:configure",
+    ("POST", "/api/v1/deals"): "deals:write",
+    ("GET", "/api/v1/deals"): "customers:read",
+    ("GET", "/api/v1/deals/{deal_id}"): "customers:read",
+    ("POST", "/api/v1/deals/{deal_id}/stage"): "deals:write",
+    ("GET", "/api/v1/funnel"): "customers:read",
 }
 
 
