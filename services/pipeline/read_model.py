@@ -81,7 +81,7 @@ async def create_tables(engine: AsyncEngine) -> None:
         await conn.run_sync(metadata.create_all)
 
 
-def _insert(conn: AsyncConnection) -> Any:
+def upsert_for(conn: AsyncConnection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
@@ -146,7 +146,7 @@ class KnownCustomers(Projection):
             "survivor_id": survivor_id,
             "learnt_at": datetime.now(UTC),
         }
-        statement = _insert(conn)(self.table).values(row)
+        statement = upsert_for(conn)(self.table).values(row)
         key = [self.table.c.tenant_id, self.table.c.customer_id]
         if survivor_id is None:
             await conn.execute(statement.on_conflict_do_nothing(index_elements=key))

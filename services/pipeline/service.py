@@ -40,10 +40,16 @@ SERVICE = ServiceDeclaration(
             writes=frozenset({"pipeline:configure"}),
         ),
         PublicRoute("/api/v1/funnel", under("/api/v1/funnel"), writes=frozenset()),
+        PublicRoute("/api/v1/tasks/...", under("/api/v1/tasks"), writes=frozenset({"tasks:write"})),
+        PublicRoute(
+            "/api/v1/contracts/...",
+            under("/api/v1/contracts"),
+            writes=frozenset({"contracts:write"}),
+        ),
         # Below contacts' catch-all (declared fallback), so these win.
         PublicRoute(
             "/api/v1/customers/{customer_id}/orders",
-            re.compile(r"/api/v1/customers/[^/]+/(?:orders|purchase-figures)/?"),
+            re.compile(r"/api/v1/customers/[^/]+/(?:orders|purchase-figures|contracts)/?"),
             writes=frozenset(),
         ),
     ),

@@ -40,6 +40,9 @@ def caller(*roles: str) -> Principal:
         ("/api/v1/deals/d-1/stage", "pipeline"),
         ("/api/v1/deal-stages", "pipeline"),
         ("/api/v1/funnel", "pipeline"),
+        ("/api/v1/tasks", "pipeline"),
+        ("/api/v1/contracts/k-1/renew", "pipeline"),
+        ("/api/v1/customers/c-1/contracts", "pipeline"),
     ],
 )
 def test_each_path_has_one_owner(path: str, upstream: str) -> None:

@@ -10,11 +10,16 @@ from libs.platform.errors import NotFound, Unprocessable
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-class UnknownCustomer(Unprocessable):
-    """The customer named in a command does not exist in the tenant."""
+class UnknownReference(Unprocessable):
+    """A command names a customer, lead or deal that does not exist in the tenant."""
 
+    def __init__(self, field: str, kind: str, reference: str) -> None:
+        super().__init__(field, f"no {kind} {reference} in this tenant")
+
+
+class UnknownCustomer(UnknownReference):
     def __init__(self, customer_id: str, field: str = "customer_id") -> None:
-        super().__init__(field, f"no customer {customer_id} in this tenant")
+        super().__init__(field, "customer", customer_id)
         self.customer_id = customer_id
 
 
