@@ -9,7 +9,7 @@ Ids of new aggregates and the acting user are set by the API, never by the body.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -35,6 +35,10 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 RequiredReason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+]
+# Territories and industries are matched exactly, in lower case.
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)
 ]
 Currency = Annotated[str, AfterValidator(currency_code)]
 MinorUnits = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR_UNITS)]
@@ -214,6 +218,21 @@ class CaptureLead(Command):
     phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
     source: LeadSource
     owner_id: Id | None = None
+    territory: Tag | None = None
+    industry: Tag | None = None
+
+
+class RuleInput(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["round_robin", "territory", "industry"]
+    match: Tag | None = None
+    team: list[Id] = Field(min_length=1, max_length=200)
+    cap: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+class DefineAssignmentRules(Command):
+    rules: list[RuleInput] = Field(max_length=100)
 
 
 class QualifyLead(Command):

@@ -222,6 +222,27 @@ class LeadCaptured(DomainEvent, type_name="crm.pipeline.lead_captured.v1"):
     phone: str | None = None
     source: LeadSource
     owner_id: str | None = None
+    # What assignment rules match on (a sales region, a line of business).
+    territory: str | None = None
+    industry: str | None = None
+
+
+class AssignmentRule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # round_robin matches every lead; territory and industry match the lead's field.
+    kind: Literal["round_robin", "territory", "industry"]
+    match: str | None = None
+    # Owners taking turns, in order.
+    team: list[str]
+    # Most open (new or qualified) leads an owner of this rule may hold; None: no cap.
+    cap: int | None = None
+
+
+class AssignmentRulesDefined(DomainEvent, type_name="crm.pipeline.assignment_rules_defined.v1"):
+    """Tenant-level: the rules new leads are assigned by, tried in order."""
+
+    rules: list[AssignmentRule]
 
 
 class LeadAssigned(DomainEvent, type_name="crm.pipeline.lead_assigned.v1"):
@@ -274,6 +295,7 @@ catalog = EventCatalog(
         LeadQualified,
         LeadDisqualified,
         LeadConverted,
+        AssignmentRulesDefined,
     ],
     schema_base_url="https://schemas.crm.example/events",
 )
