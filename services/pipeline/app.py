@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events.catalog.contacts import catalog as contacts_catalog
 from libs.events.catalog.pipeline import PERSONAL_DATA, catalog
@@ -27,7 +27,7 @@ from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.planner_statistics import keep_statistics_fresh
-from services.pipeline import read_model, task_and_contract_api
+from services.pipeline import lead_api, lead_handlers, read_model, task_and_contract_api
 from services.pipeline.api import router
 from services.pipeline.handlers import SERVICE, SOURCE, CustomerDirectory, Pipeline
 from services.pipeline.read_model import KnownCustomers
@@ -67,6 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_append=relay.wake,
     )
 
+    async def forget_leads(conn: AsyncConnection, tenant_id: str, customer_id: str) -> None:
+        await lead_handlers.forget_leads_of_customer(pipeline, conn, tenant_id, customer_id)
+
+    customers.on_erased = forget_leads
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await relay.store.create_tables()
@@ -102,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CRM pipeline",
         version=VERSION,
         settings=settings,
-        routers=[router, task_and_contract_api.router],
+        routers=[router, lead_api.router, task_and_contract_api.router],
         lifespan=lifespan,
     )
     app.state.pipeline = pipeline

@@ -30,7 +30,14 @@ from libs.events.catalog import DomainEvent
 from libs.events.catalog.pipeline import DealStage, catalog
 from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, RecordedEvent
 from libs.platform.app import current_correlation_id
-from libs.platform.errors import Conflict, DomainError, NotFound, PreconditionFailed
+from libs.platform.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from services.pipeline import funnel, read_model
 from services.pipeline.commands import (
     CancelOrder,
@@ -129,6 +136,44 @@ class CustomerDirectory:
             if survivor != customer_id:
                 await self.customers.learn(conn, tenant_id, customer_id, survivor_id=survivor)
         return survivor
+
+    async def register(
+        self, tenant_id: str, profile: dict[str, Any], bearer: str | None
+    ) -> tuple[str, bool]:
+        """Register a customer with contacts, or find the one holding the email or phone:
+        (its id, whether it already existed)."""
+        if not self.contacts_url or self.client is None or not bearer:
+            raise ContactsUnavailable("(new)")
+        try:
+            response = await self.client.post(
+                f"{self.contacts_url.rstrip('/')}/api/v1/customers",
+                json=profile,
+                headers={"Authorization": bearer},
+                timeout=CONTACTS_TIMEOUT_SECONDS,
+            )
+        except httpx.HTTPError:
+            log.warning("contacts unreachable while registering a converted lead")
+            raise ContactsUnavailable("(new)") from None
+        body = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
+        if response.status_code == 201:
+            customer_id, existed = str(body["id"]), False
+        elif response.status_code == 409 and "existing_id" in body:
+            customer_id, existed = str(body["existing_id"]), True
+        elif response.status_code == 422 and isinstance(body.get("detail"), list):
+            issue = body["detail"][0]
+            raise Unprocessable(str(issue.get("field", "lead")), str(issue.get("reason", "")))
+        elif response.status_code == 403:
+            raise Forbidden("converting a lead registers a customer: customers:write needed")
+        else:
+            log.warning("contacts answered %s to a registration", response.status_code)
+            raise ContactsUnavailable("(new)")
+        async with self.engine.begin() as conn:
+            await self.customers.learn(conn, tenant_id, customer_id)
+        return customer_id, existed
 
     async def require(
         self, tenant_id: str, customer_id: str, bearer: str | None, field: str = "customer_id"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +99,8 @@ class KnownCustomers(Projection):
 
     def __init__(self, generation: int = 1) -> None:
         super().__init__(generation)
+        # What else erasing a customer must forget (the leads converted into it).
+        self.on_erased: Callable[[AsyncConnection, str, str], Awaitable[None]] | None = None
         self.topics = [service_topic("contacts")]
         self.table = Table(
             self.table_name("known"),
@@ -131,6 +133,8 @@ class KnownCustomers(Projection):
                     )
                     .values(erased_at=event.event.erased_at)
                 )
+                if self.on_erased is not None:
+                    await self.on_erased(conn, tenant_id, event.event.customer_id)
 
     async def learn(
         self,

@@ -40,6 +40,16 @@ SERVICE = ServiceDeclaration(
             writes=frozenset({"pipeline:configure"}),
         ),
         PublicRoute("/api/v1/funnel", under("/api/v1/funnel"), writes=frozenset()),
+        PublicRoute(
+            "/api/v1/leads/...",
+            under("/api/v1/leads"),
+            writes=frozenset({"leads:write", "customers:erase"}),
+        ),
+        PublicRoute(
+            "/api/v1/assignment-rules",
+            under("/api/v1/assignment-rules"),
+            writes=frozenset({"pipeline:configure"}),
+        ),
         PublicRoute("/api/v1/tasks/...", under("/api/v1/tasks"), writes=frozenset({"tasks:write"})),
         PublicRoute(
             "/api/v1/contracts/...",

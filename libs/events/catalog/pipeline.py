@@ -227,6 +227,14 @@ class LeadCaptured(DomainEvent, type_name="crm.pipeline.lead_captured.v1"):
     industry: str | None = None
 
 
+class LeadErased(DomainEvent, type_name="crm.pipeline.lead_erased.v1"):
+    """Subscribers must drop the lead's name, company, email and phone."""
+
+    lead_id: str
+    erased_at: AwareDatetime
+    by: str
+
+
 class AssignmentRule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -296,6 +304,7 @@ catalog = EventCatalog(
         LeadDisqualified,
         LeadConverted,
         AssignmentRulesDefined,
+        LeadErased,
     ],
     schema_base_url="https://schemas.crm.example/events",
 )

@@ -41,6 +41,8 @@ def caller(*roles: str) -> Principal:
         ("/api/v1/deal-stages", "pipeline"),
         ("/api/v1/funnel", "pipeline"),
         ("/api/v1/tasks", "pipeline"),
+        ("/api/v1/leads/l-1/convert", "pipeline"),
+        ("/api/v1/assignment-rules", "pipeline"),
         ("/api/v1/contracts/k-1/renew", "pipeline"),
         ("/api/v1/customers/c-1/contracts", "pipeline"),
     ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
-from services.pipeline import api, task_and_contract_api
+from services.pipeline import api, lead_api, task_and_contract_api
 
 # (method, path) -> permission. A new route must be added here on purpose.
 PINNED = {
@@ -21,6 +21,15 @@ PINNED = {
     ("GET", "/api/v1/deals/{deal_id}"): "customers:read",
     ("POST", "/api/v1/deals/{deal_id}/stage"): "deals:write",
     ("GET", "/api/v1/funnel"): "customers:read",
+    ("POST", "/api/v1/leads"): "leads:write",
+    ("GET", "/api/v1/leads"): "customers:read",
+    ("GET", "/api/v1/leads/{lead_id}"): "customers:read",
+    ("POST", "/api/v1/leads/{lead_id}/qualify"): "leads:write",
+    ("POST", "/api/v1/leads/{lead_id}/disqualify"): "leads:write",
+    ("POST", "/api/v1/leads/{lead_id}/convert"): "leads:write",
+    ("DELETE", "/api/v1/leads/{lead_id}/personal-data"): "customers:erase",
+    ("GET", "/api/v1/assignment-rules"): "customers:read",
+    ("PUT", "/api/v1/assignment-rules"): "pipeline:configure",
     ("POST", "/api/v1/tasks"): "tasks:write",
     ("GET", "/api/v1/tasks"): "customers:read",
     ("GET", "/api/v1/tasks/{task_id}"): "customers:read",
@@ -50,7 +59,8 @@ def _required(route: APIRoute) -> list[str]:
 def test_every_route_requires_exactly_its_pinned_permission() -> None:
     declared = {
         (method, route.path): _required(route)
-        for route in [*api.router.routes, *task_and_contract_api.router.routes]
+        for router in (api.router, lead_api.router, task_and_contract_api.router)
+        for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
     }
