@@ -59,6 +59,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         ),
         # Orders arrive from sales and from ERP or shop syncs (and imports of history).
         "orders:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.INTEGRATION}),
+        # Historic orders in bulk (a migration, an ERP backfill), like customer imports.
+        "orders:import": frozenset({Role.ADMIN, Role.MANAGER, Role.INTEGRATION}),
         # Giving money back is a judgement call: team leads and the tenant admin.
         "orders:refund": frozenset({Role.ADMIN, Role.MANAGER}),
         # API keys act for the whole tenant without a person behind them (the gateway).

@@ -196,7 +196,7 @@ class KnownCustomers(Projection):
 # --- orders ----------------------------------------------------------------------------
 
 
-def _order_row(tenant_id: str, order: Order) -> dict[str, Any]:
+def order_row(tenant_id: str, order: Order) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id,
         "order_id": order.id,
@@ -236,7 +236,7 @@ async def order_of_external_id(
 
 
 async def save_order(conn: AsyncConnection, tenant_id: str, order: Order, *, new: bool) -> None:
-    row = _order_row(tenant_id, order)
+    row = order_row(tenant_id, order)
     if new:
         await conn.execute(insert(orders).values(row))
     else:

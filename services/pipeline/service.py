@@ -27,7 +27,7 @@ SERVICE = ServiceDeclaration(
         PublicRoute(
             "/api/v1/orders/...",
             under("/api/v1/orders"),
-            writes=frozenset({"orders:write", "orders:refund"}),
+            writes=frozenset({"orders:write", "orders:refund", "orders:import"}),
         ),
         PublicRoute(
             "/api/v1/deals/...",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 # Active ISO 4217 codes (2024 list, without funds and precious metals).
 ISO_4217 = frozenset(
     """
@@ -23,3 +25,27 @@ def currency_code(value: str) -> str:
     if code not in ISO_4217:
         raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. CNY, USD, EUR)")
     return code
+
+
+# Digits after the decimal point, where ISO 4217 says other than two.
+_MINOR_DIGITS = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
+
+
+def minor_units(amount: str, currency: str) -> int:
+    """``"12.50"`` CNY as 1250: a decimal written in the major unit, exactly, or
+    ValueError (more digits than the currency has, or not a number)."""
+    digits = _MINOR_DIGITS.get(currency, 2)
+    try:
+        # No thousands separators: "12,50" is 12.50 in half the world, 1250 in the rest.
+        value = Decimal(amount.strip())
+    except InvalidOperation:
+        raise ValueError(f"{amount!r} is not an amount") from None
+    if not value.is_finite():
+        raise ValueError(f"{amount!r} is not an amount")
+    scaled = value.scaleb(digits)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{currency} has {digits} digits after the point, {amount!r} has more")
+    return int(scaled)

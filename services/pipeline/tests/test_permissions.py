@@ -9,6 +9,7 @@ from services.pipeline import api, lead_api, task_and_contract_api
 # (method, path) -> permission. A new route must be added here on purpose.
 PINNED = {
     ("POST", "/api/v1/orders"): "orders:write",
+    ("POST", "/api/v1/orders/import"): "orders:import",
     ("GET", "/api/v1/orders/{order_id}"): "customers:read",
     ("POST", "/api/v1/orders/{order_id}/refunds"): "orders:refund",
     ("POST", "/api/v1/orders/{order_id}/cancel"): "orders:write",
