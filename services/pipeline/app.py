@@ -27,7 +27,13 @@ from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.planner_statistics import keep_statistics_fresh
-from services.pipeline import lead_api, lead_handlers, read_model, task_and_contract_api
+from services.pipeline import (
+    deal_api,
+    lead_api,
+    lead_handlers,
+    read_model,
+    task_and_contract_api,
+)
 from services.pipeline.api import router
 from services.pipeline.handlers import SERVICE, SOURCE, CustomerDirectory, Pipeline
 from services.pipeline.read_model import KnownCustomers
@@ -107,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CRM pipeline",
         version=VERSION,
         settings=settings,
-        routers=[router, lead_api.router, task_and_contract_api.router],
+        routers=[router, deal_api.router, lead_api.router, task_and_contract_api.router],
         lifespan=lifespan,
     )
     app.state.pipeline = pipeline

@@ -17,13 +17,13 @@ from services.pipeline.commands import (
     OpenDeal,
     QualifyLead,
 )
+from services.pipeline.deal_handlers import load_stages
 from services.pipeline.domain import deals, leads
 from services.pipeline.handlers import (
     Pipeline,
     Written,
     check_version,
     decoded,
-    load_stages,
     new_events,
     read_events,
     retrying,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
-from services.pipeline import api, lead_api, task_and_contract_api
+from services.pipeline import api, deal_api, lead_api, task_and_contract_api
 
 # (method, path) -> permission. A new route must be added here on purpose.
 PINNED = {
@@ -60,7 +60,7 @@ def _required(route: APIRoute) -> list[str]:
 def test_every_route_requires_exactly_its_pinned_permission() -> None:
     declared = {
         (method, route.path): _required(route)
-        for router in (api.router, lead_api.router, task_and_contract_api.router)
+        for router in (api.router, deal_api.router, lead_api.router, task_and_contract_api.router)
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods
