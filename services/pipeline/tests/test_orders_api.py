@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -320,3 +321,30 @@ async def test_roles_decide_who_places_and_who_refunds(api: Api) -> None:
             f"/api/v1/orders/{order}/refunds", json={"amount": 1}, headers=api.auth(roles=[role])
         )
         assert response.status_code == expected, (role, response.text)
+
+
+async def test_racing_syncs_of_one_external_id_make_one_order(api: Api) -> None:
+    customer = await api.register()
+    body = {"customer_id": customer, "currency": "CNY", "total": 500, "external_id": "SHOP-77"}
+    answers = await asyncio.gather(
+        *[api.client.post("/api/v1/orders", json=body, headers=api.auth()) for _ in range(6)]
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert (await figures(api, customer))["order_count"] == 1
+
+
+async def test_racing_refunds_never_give_back_more_than_was_paid(api: Api) -> None:
+    customer = await api.register()
+    order = await api.place(customer, total=1000, lines=[])
+    answers = await asyncio.gather(
+        *[
+            api.client.post(
+                f"/api/v1/orders/{order['id']}/refunds", json={"amount": 600}, headers=api.auth()
+            )
+            for _ in range(5)
+        ]
+    )
+    assert sorted(a.status_code for a in answers) == [201] + [422] * 4
+    detail = await api.client.get(f"/api/v1/orders/{order['id']}", headers=api.auth())
+    assert (detail.json()["refunded"], detail.json()["remaining"]) == (600, 400)
