@@ -147,6 +147,15 @@ class MoveDeal(Command):
     reason: Reason = ""
 
 
+class AttachQuote(Command):
+    deal_id: Id
+    quote_id: Id
+    lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
+    # The sum of the lines when left out (a discount makes it less).
+    total: MinorUnits | None = None
+    valid_until: date | None = None
+
+
 # --- contracts -----------------------------------------------------------------------
 
 

@@ -31,10 +31,12 @@ from services.pipeline.api import (
 )
 from services.pipeline.commands import (
     ID_PATTERN,
+    AttachQuote,
     DefineDealStages,
     MinorUnits,
     MoveDeal,
     OpenDeal,
+    OrderLine,
     StageInput,
 )
 
@@ -133,7 +135,34 @@ async def move_deal(
     """Move the deal to a stage of the tenant; ``reason`` is required into the lost
     stage. Send ``If-Match`` with the version you saw: 412 when it moved since."""
     command = command_from(MoveDeal, body.model_dump(), deal_id=deal_id)
-    result = await handlers.move_deal(pipeline, principal.tenant_id, command, expected=expected)
+    result = await handlers.change_deal(pipeline, principal.tenant_id, command, expected=expected)
+    return written(response, result)
+
+
+class QuoteBody(Body):
+    # Chosen by the caller so a retried request attaches the quote once.
+    quote_id: str | None = None
+    lines: list[OrderLine]
+    total: MinorUnits | None = None
+    valid_until: date | None = None
+
+
+@router.post("/deals/{deal_id}/quotes", status_code=status.HTTP_201_CREATED)
+async def attach_quote(
+    deal_id: ItemId,
+    body: QuoteBody,
+    response: Response,
+    principal: DealWriter,
+    pipeline: PipelineDep,
+    expected: IfMatch,
+) -> WrittenItem:
+    """A quote with line items for the open deal, in the deal's currency."""
+    data = body.model_dump(exclude_unset=True)
+    data["quote_id"] = body.quote_id or str(uuid4())
+    command = command_from(AttachQuote, data, deal_id=deal_id)
+    result = await handlers.change_deal(pipeline, principal.tenant_id, command, expected=expected)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
     return written(response, result)
 
 

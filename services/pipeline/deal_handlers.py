@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.pipeline import DealStage
 from services.pipeline import funnel
-from services.pipeline.commands import DefineDealStages, MoveDeal, OpenDeal
+from services.pipeline.commands import AttachQuote, DefineDealStages, MoveDeal, OpenDeal
 from services.pipeline.domain import deals
 from services.pipeline.handlers import (
     Pipeline,
@@ -84,8 +84,12 @@ async def open_deal(
     return await retrying(command.deal_id, None, attempt)
 
 
-async def move_deal(
-    pipeline: Pipeline, tenant_id: str, command: MoveDeal, *, expected: int | None
+async def change_deal(
+    pipeline: Pipeline,
+    tenant_id: str,
+    command: MoveDeal | AttachQuote,
+    *,
+    expected: int | None,
 ) -> Written:
     deal_id = command.deal_id
 
@@ -138,5 +142,14 @@ def deal_view(deal: deals.Deal) -> dict[str, Any]:
         "probability": deal.probability,
         "status": deal.status,
         "lost_reason": deal.lost_reason,
+        "quotes": [
+            {
+                "id": quote.quote_id,
+                "lines": [line.model_dump() for line in quote.lines],
+                "total": quote.total,
+                "valid_until": quote.valid_until.isoformat() if quote.valid_until else None,
+            }
+            for quote in deal.quotes
+        ],
         "version": deal.version,
     }

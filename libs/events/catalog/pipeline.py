@@ -131,6 +131,18 @@ class DealStageChanged(DomainEvent, type_name="crm.pipeline.deal_stage_changed.v
     probability: int
 
 
+class QuoteAttached(DomainEvent, type_name="crm.pipeline.quote_attached.v1"):
+    """A quote sent for the deal: its lines and total (minor units)."""
+
+    deal_id: str
+    customer_id: str
+    quote_id: str
+    currency: str
+    lines: list[Line]
+    total: int
+    valid_until: date | None = None
+
+
 class DealWon(DomainEvent, type_name="crm.pipeline.deal_won.v1"):
     """Follows the DealStageChanged into the tenant's won stage."""
 
@@ -292,6 +304,7 @@ catalog = EventCatalog(
         DealStageChanged,
         DealWon,
         DealLost,
+        QuoteAttached,
         ContractSigned,
         ContractRenewed,
         ContractTerminated,

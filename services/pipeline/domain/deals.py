@@ -10,6 +10,8 @@ Rules:
   have is a 422; into the lost stage needs a reason. Reaching the won or lost
   stage closes the deal (``DealWon`` / ``DealLost`` follow the stage change);
   a closed deal does not move again.
+* A quote is attached to an open deal, in the deal's currency; a retried quote
+  (same id) is attached once.
 * Redefining stages never rewrites a deal: one in a stage that no longer exists
   stays there until it is moved.
 """
@@ -28,9 +30,11 @@ from libs.events.catalog.pipeline import (
     DealStageChanged,
     DealStagesDefined,
     DealWon,
+    Line,
+    QuoteAttached,
 )
 from libs.platform.errors import Conflict, Unprocessable
-from services.pipeline.commands import DefineDealStages, MoveDeal, OpenDeal
+from services.pipeline.commands import AttachQuote, DefineDealStages, MoveDeal, OpenDeal
 from services.pipeline.domain.errors import AggregateNotFound
 
 DEFAULT_STAGES: tuple[DealStage, ...] = (
@@ -92,6 +96,7 @@ class Deal:
     probability: int
     status: str = "open"  # open, won or lost
     lost_reason: str | None = None
+    quotes: tuple[QuoteAttached, ...] = ()
     version: int = 1
 
 
@@ -157,6 +162,8 @@ def evolve(state: Deal | None, event: DomainEvent) -> Deal | None:
                 probability=event.probability,
                 version=state.version + 1,
             )
+        case QuoteAttached() if state is not None:
+            return replace(state, quotes=(*state.quotes, event), version=state.version + 1)
         case DealWon() if state is not None:
             return replace(state, status="won", version=state.version + 1)
         case DealLost() if state is not None:
@@ -175,7 +182,7 @@ def fold(events: Iterable[DomainEvent]) -> Deal | None:
 
 def decide(
     state: Deal | None,
-    command: OpenDeal | MoveDeal,
+    command: OpenDeal | MoveDeal | AttachQuote,
     stages: Sequence[DealStage],
     now: datetime,
 ) -> list[DomainEvent]:
@@ -186,6 +193,10 @@ def decide(
             if state is None:
                 raise DealNotFound(command.deal_id)
             return _move(state, command, stages)
+        case AttachQuote():
+            if state is None:
+                raise DealNotFound(command.deal_id)
+            return _quote(state, command)
 
 
 def _open(state: Deal | None, command: OpenDeal, stages: Sequence[DealStage]) -> list[DomainEvent]:
@@ -244,3 +255,32 @@ def _move(deal: Deal, command: MoveDeal, stages: Sequence[DealStage]) -> list[Do
             DealLost(deal_id=deal.id, customer_id=deal.customer_id, reason=command.reason)
         )
     return events
+
+
+def _quote(deal: Deal, command: AttachQuote) -> list[DomainEvent]:
+    if any(q.quote_id == command.quote_id for q in deal.quotes):
+        return []  # a retried request
+    if deal.status != "open":
+        raise DealClosed(deal.id, deal.status)
+    lines = [
+        Line(
+            line_no=i,
+            sku=line.sku,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+        )
+        for i, line in enumerate(command.lines, start=1)
+    ]
+    total = sum(line.quantity * line.unit_price for line in lines)
+    return [
+        QuoteAttached(
+            deal_id=deal.id,
+            customer_id=deal.customer_id,
+            quote_id=command.quote_id,
+            currency=deal.currency,
+            lines=lines,
+            total=total if command.total is None else command.total,
+            valid_until=command.valid_until,
+        )
+    ]

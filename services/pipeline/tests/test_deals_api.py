@@ -161,3 +161,23 @@ async def test_the_funnel_needs_a_period_that_ends_after_it_starts(api: Api) -> 
         headers=api.auth(),
     )
     assert response.status_code == 422 and response.json()["detail"][0]["field"] == "to"
+
+
+async def test_a_quote_with_lines_is_attached_to_a_deal(api: Api) -> None:
+    customer = await api.register()
+    deal = await open_deal(api, customer)
+    quote = {
+        "quote_id": "Q-2026-001",
+        "lines": [{"sku": "TEA", "name": "龙井", "quantity": 500, "unit_price": 1800}],
+        "valid_until": "2026-12-31",
+    }
+    attached = await api.client.post(
+        f"/api/v1/deals/{deal['id']}/quotes", json=quote, headers=api.auth()
+    )
+    assert attached.status_code == 201, attached.text
+    retried = await api.client.post(
+        f"/api/v1/deals/{deal['id']}/quotes", json=quote, headers=api.auth()
+    )
+    assert retried.status_code == 200, retried.text
+    detail = (await api.client.get(f"/api/v1/deals/{deal['id']}", headers=api.auth())).json()
+    assert [(q["id"], q["total"]) for q in detail["quotes"]] == [("Q-2026-001", 900000)]

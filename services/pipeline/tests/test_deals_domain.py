@@ -13,8 +13,9 @@ from libs.events.catalog.pipeline import (
     DealStageChanged,
     DealStagesDefined,
     DealWon,
+    QuoteAttached,
 )
-from services.pipeline.commands import DefineDealStages, MoveDeal, OpenDeal
+from services.pipeline.commands import AttachQuote, DefineDealStages, MoveDeal, OpenDeal
 from services.pipeline.domain.deals import (
     DEFAULT_STAGES,
     DealAlreadyOpened,
@@ -161,3 +162,20 @@ def test_default_stages_are_the_usual_funnel() -> None:
         ("negotiation", 75),
     ]
     assert isinstance(DEFAULT_STAGES[0], DealStage)
+
+
+def test_a_quote_is_attached_to_an_open_deal_once() -> None:
+    command = AttachQuote.model_validate(
+        {
+            "deal_id": "d-1",
+            "quote_id": "q-1",
+            "lines": [{"sku": "TEA", "name": "龙井", "quantity": 500, "unit_price": 1800}],
+        }
+    )
+    (event,) = decide(fold([opened()]), command, DEFAULT_STAGES, T0)
+    assert isinstance(event, QuoteAttached)
+    assert (event.total, event.currency) == (900000, "CNY")
+    assert decide(fold([opened(), event]), command, DEFAULT_STAGES, T0) == []
+    won = decide(fold([opened()]), MoveDeal(deal_id="d-1", stage="won"), DEFAULT_STAGES, T0)
+    with pytest.raises(DealClosed):
+        decide(fold([opened(), *won]), command, DEFAULT_STAGES, T0)

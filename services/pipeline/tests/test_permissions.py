@@ -21,6 +21,7 @@ PINNED = {
     ("GET", "/api/v1/deals"): "customers:read",
     ("GET", "/api/v1/deals/{deal_id}"): "customers:read",
     ("POST", "/api/v1/deals/{deal_id}/stage"): "deals:write",
+    ("POST", "/api/v1/deals/{deal_id}/quotes"): "deals:write",
     ("GET", "/api/v1/funnel"): "customers:read",
     ("POST", "/api/v1/leads"): "leads:write",
     ("GET", "/api/v1/leads"): "customers:read",
