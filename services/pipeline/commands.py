@@ -244,6 +244,12 @@ class DefineAssignmentRules(Command):
     rules: list[RuleInput] = Field(max_length=100)
 
 
+class AssignLead(Command):
+    lead_id: Id
+    # None returns the lead to the queue.
+    owner_id: Id | None
+
+
 class QualifyLead(Command):
     lead_id: Id
     by: Id

@@ -29,6 +29,7 @@ from services.pipeline.api import (
 )
 from services.pipeline.commands import (
     ID_PATTERN,
+    AssignLead,
     CaptureLead,
     DefineAssignmentRules,
     DisqualifyLead,
@@ -169,6 +170,25 @@ async def get_lead(
     found = await handlers.lead(pipeline, principal.tenant_id, lead_id)
     response.headers["ETag"] = etag_for(found.version)
     return lead_view(found)
+
+
+class OwnerBody(Body):
+    owner_id: str | None
+
+
+@router.put("/leads/{lead_id}/owner")
+async def assign_lead(
+    lead_id: ItemId,
+    body: OwnerBody,
+    response: Response,
+    principal: LeadWriter,
+    pipeline: PipelineDep,
+    expected: IfMatch,
+) -> WrittenItem:
+    """Hand the open lead to an owner by hand; ``null`` puts it back in the queue."""
+    command = command_from(AssignLead, body.model_dump(), lead_id=lead_id)
+    result = await handlers.change_lead(pipeline, principal.tenant_id, command, expected=expected)
+    return written(response, result)
 
 
 @router.post("/leads/{lead_id}/qualify")

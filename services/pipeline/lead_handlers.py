@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog.pipeline import AssignmentRule, LeadAssigned, LeadErased
 from services.pipeline import funnel, lead_list
 from services.pipeline.commands import (
+    AssignLead,
     CaptureLead,
     DefineAssignmentRules,
     DisqualifyLead,
@@ -114,7 +115,7 @@ async def capture_lead(pipeline: Pipeline, tenant_id: str, command: CaptureLead)
 async def change_lead(
     pipeline: Pipeline,
     tenant_id: str,
-    command: QualifyLead | DisqualifyLead,
+    command: AssignLead | QualifyLead | DisqualifyLead,
     *,
     expected: int | None,
 ) -> Written:

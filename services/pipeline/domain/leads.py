@@ -6,6 +6,7 @@ Rules:
   tenant's assignment rules decide (``assign``): tried in order, a rule matches every
   lead (round robin) or the lead's territory or industry; its team takes turns,
   skipping owners at the rule's cap of open leads. No rule with room: the queue.
+* An open lead may be handed to another owner, or back to the queue, by hand.
 * Qualifying a qualified lead, or disqualifying a disqualified one, is no change;
   disqualifying needs a reason; a converted or disqualified lead is not qualified.
 * Only a qualified lead converts, once; it becomes (or is linked to) a customer.
@@ -28,6 +29,7 @@ from libs.events.catalog.pipeline import (
 )
 from libs.platform.errors import Conflict, Unprocessable
 from services.pipeline.commands import (
+    AssignLead,
     CaptureLead,
     DefineAssignmentRules,
     DisqualifyLead,
@@ -227,9 +229,18 @@ def capture(
     return [captured, assigned]
 
 
-def decide(state: Lead | None, command: QualifyLead | DisqualifyLead) -> list[DomainEvent]:
+def decide(
+    state: Lead | None, command: AssignLead | QualifyLead | DisqualifyLead
+) -> list[DomainEvent]:
     lead = existing(state, command.lead_id)
     match command:
+        case AssignLead():
+            if lead.status not in OPEN:
+                raise LeadClosed(lead.id, lead.status)
+            if lead.owner_id == command.owner_id:
+                return []
+            rule = "manual" if command.owner_id is not None else "queue"
+            return [LeadAssigned(lead_id=lead.id, owner_id=command.owner_id, rule=rule)]
         case QualifyLead():
             if lead.status == "qualified":
                 return []

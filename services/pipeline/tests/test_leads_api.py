@@ -42,7 +42,14 @@ async def test_leads_are_assigned_by_the_tenants_rules_within_caps(api: Api) -> 
     first = await lead(api, await capture(api, owner_id="zoe"))
     assert (first["owner_id"], first["assigned_by"]) == ("zoe", "manual")
     queued = await api.client.get("/api/v1/leads", params={"queued": "true"}, headers=api.auth())
-    assert [item["owner_id"] for item in queued.json()["items"]] == [None]
+    (waiting,) = queued.json()["items"]
+    handed = await api.client.put(
+        f"/api/v1/leads/{waiting['id']}/owner", json={"owner_id": "amy"}, headers=api.auth()
+    )
+    assert handed.status_code == 200, handed.text
+    assert (await lead(api, waiting["id"]))["assigned_by"] == "manual"
+    mine = await api.client.get("/api/v1/leads", params={"owner_id": "amy"}, headers=api.auth())
+    assert len(mine.json()["items"]) == 2
     bad = await api.client.put(
         "/api/v1/assignment-rules",
         json={"rules": [{"kind": "industry", "team": ["a"]}]},

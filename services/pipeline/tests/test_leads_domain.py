@@ -14,6 +14,7 @@ from libs.events.catalog.pipeline import (
     LeadQualified,
 )
 from services.pipeline.commands import (
+    AssignLead,
     CaptureLead,
     DefineAssignmentRules,
     DisqualifyLead,
@@ -147,3 +148,17 @@ def test_only_a_qualified_lead_converts_once() -> None:
     assert converted is not None and converted.customer_id == "c-1"
     with pytest.raises(LeadNotQualified):
         convert(converted, "c-2", linked_existing=False, deal_id=None)
+
+
+def test_an_open_lead_is_handed_over_by_hand_or_back_to_the_queue() -> None:
+    state = fold(captured())
+    assert state is not None and state.owner_id == "dan"  # by the round robin rule
+    (given,) = decide(state, AssignLead(lead_id="l-1", owner_id="zoe"))
+    assert isinstance(given, LeadAssigned) and (given.owner_id, given.rule) == ("zoe", "manual")
+    handed = fold([*captured(), given])
+    assert decide(handed, AssignLead(lead_id="l-1", owner_id="zoe")) == []
+    (back,) = decide(handed, AssignLead(lead_id="l-1", owner_id=None))
+    assert isinstance(back, LeadAssigned) and back.rule == "queue"
+    dropped = fold([*captured(), LeadDisqualified(lead_id="l-1", by="u", reason="spam")])
+    with pytest.raises(LeadClosed):
+        decide(dropped, AssignLead(lead_id="l-1", owner_id="zoe"))

@@ -297,7 +297,7 @@ async def test_orders_of_a_merged_customer_count_for_the_survivor(api: Api) -> N
     await api.place(survivor, total=700, lines=[])
 
     async def both_count() -> bool:
-        return (await figures(api, survivor))["order_count"] == 2
+        return bool((await figures(api, survivor))["order_count"] == 2)
 
     await eventually(both_count)
     assert (await figures(api, survivor))["spent"][0]["total_spent"] == 1000
