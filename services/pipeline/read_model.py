@@ -181,6 +181,27 @@ class KnownCustomers(Projection):
             current = survivor[0]
         return current
 
+    async def resolve_many(
+        self, conn: AsyncConnection, tenant_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """``resolve`` for many ids at once (imports): the known ones only."""
+        found: dict[str, str] = {}
+        for start in range(0, len(customer_ids), 1000):
+            chunk = list(customer_ids[start : start + 1000])
+            rows = await conn.execute(
+                select(self.table.c.customer_id, self.table.c.survivor_id).where(
+                    self.table.c.tenant_id == tenant_id, self.table.c.customer_id.in_(chunk)
+                )
+            )
+            for customer_id, survivor_id in rows:
+                if survivor_id is None:
+                    found[customer_id] = customer_id
+                else:  # merged: follow the chain the careful way
+                    resolved = await self.resolve(conn, tenant_id, customer_id)
+                    if resolved is not None:
+                        found[customer_id] = resolved
+        return found
+
     async def records_of(
         self, conn: AsyncConnection, tenant_id: str, customer_id: str
     ) -> list[str]:
