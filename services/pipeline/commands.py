@@ -8,9 +8,11 @@ Ids of new aggregates and the acting user are set by the API, never by the body.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal, Self
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -219,12 +221,35 @@ class CompleteTask(Command):
 # --- leads ---------------------------------------------------------------------------
 
 
+def _email(raw: str) -> str:
+    try:
+        # Syntax only: deliverability needs DNS, not something to ask per web form.
+        return validate_email(raw.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"is not a valid email address: {exc}") from None
+
+
+def _phone(raw: str) -> str:
+    # Kept as written: contacts reads it in its region when the lead converts.
+    digits = sum(c.isdigit() for c in raw)
+    if not _PHONE.fullmatch(raw) or not 5 <= digits <= 20:
+        raise ValueError("is not a phone number")
+    return " ".join(raw.split())
+
+
+_PHONE = re.compile(r"\+?[0-9 ()./-]+")
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone)
+]
+
+
 class CaptureLead(Command):
     lead_id: Id
     name: Name
     company: Name | None = None
-    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    email: Email | None = None
+    phone: Phone | None = None
     source: LeadSource
     owner_id: Id | None = None
     territory: Tag | None = None

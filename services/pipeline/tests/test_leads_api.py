@@ -146,3 +146,14 @@ async def test_erasing_the_customer_forgets_the_lead_it_came_from(api: Api) -> N
 
     await eventually(forgotten)
     assert (await lead(api, lead_id))["name"] == ""
+
+
+async def test_a_lead_with_a_malformed_email_or_phone_names_the_field(api: Api) -> None:
+    for field, value in (("email", "not-an-email"), ("phone", "call me maybe")):
+        response = await api.client.post(
+            "/api/v1/leads",
+            json={"name": "周杰", "source": "web_form", field: value},
+            headers=api.auth(),
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["field"] == field
