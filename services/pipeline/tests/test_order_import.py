@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 from typing import Any
 
+import pytest
+
 from services.pipeline.tests.conftest import Api
 
 
@@ -101,3 +103,23 @@ async def test_a_file_without_the_customer_column_is_refused(api: Api) -> None:
         headers=api.auth(roles=["sales"]),
     )
     assert sales.status_code == 403
+
+
+@pytest.mark.slow
+async def test_a_hundred_thousand_historic_orders_import_and_reimport(api: Api) -> None:
+    customers = [await api.register(email=f"buyer{i}@example.com") for i in range(100)]
+    lines = ["external_id,customer_id,currency,placed_at,total"]
+    lines += [
+        f"ERP-{i},{customers[i % 100]},CNY,2024-01-01T00:00:00+00:00,{100 + i}"
+        for i in range(100_000)
+    ]
+    lines.append("ERP-bad,nobody,CNY,2024-01-01T00:00:00+00:00,1")
+    content = "\n".join(lines).encode()
+    first = await upload(api, content)
+    assert (first["created"], len(first["errors"])) == (100_000, 1)
+    again = await upload(api, content)
+    assert (again["created"], again["already_imported"]) == (0, 100_000)
+    figures = await api.client.get(
+        f"/api/v1/customers/{customers[0]}/purchase-figures", headers=api.auth()
+    )
+    assert figures.json()["order_count"] == 1000
