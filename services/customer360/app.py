@@ -21,8 +21,8 @@ from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
-from services.customer360.projector import Projector
-from services.customer360.read_model import Customer360Reader, LagMonitor
+from services.customer360.handlers import LagMonitor, Projector
+from services.customer360.read_model.reader import Customer360Reader
 from services.customer360.settings import Settings
 
 log = logging.getLogger(__name__)

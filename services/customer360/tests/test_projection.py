@@ -27,7 +27,9 @@ from libs.events.consumer import ReceivedEvent
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import active_generation, rebuild
-from services.customer360.projection import Customer360Projection, catalog, projection_factory
+from services.customer360.domain.sources import catalog
+from services.customer360.domain.view import TIMELINE_LENGTH
+from services.customer360.read_model.writer import Customer360Projection, projection_factory
 from services.customer360.tests.conftest import (
     T0,
     ContactsTopic,
@@ -36,7 +38,6 @@ from services.customer360.tests.conftest import (
     eventually,
     snapshot,
 )
-from services.customer360.view import TIMELINE_LENGTH
 
 PERSONAL = ("Zhang Wei", "zhang.wei@example.com", "+8613800138000", "1988-02-29", "spring fair",
             "wants a discount")
@@ -378,7 +379,7 @@ async def test_a_full_timeline_reads_the_same_in_one_statement_as_line_by_line(
     view = await projector.reader.view("acme", cid)
     projection = await projector.reader.projection()
     async with projector.reader.engine.connect() as conn:
-        lines = await projection.timeline_of(conn, "acme", [cid])
+        lines = await projection.queries.timeline_of(conn, "acme", [cid])
 
     assert view is not None
     assert len(view.timeline) == TIMELINE_LENGTH

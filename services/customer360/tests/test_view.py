@@ -21,8 +21,8 @@ from libs.events.catalog.contacts import (
     PersonalDataErased,
     ProfileChanged,
 )
-from services.customer360.contacts import CONTACTS
-from services.customer360.view import (
+from services.customer360.domain.from_contacts import CONTACTS
+from services.customer360.domain.view import (
     CustomerView,
     Fact,
     ForgetPersonalData,

@@ -18,19 +18,26 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.kafka import KafkaSettings
-from libs.events.projection import ProjectionStatus, generations, projection_status
+from libs.events.projection import generations
 from libs.platform.db import is_postgres
-from services.customer360.projection import Customer360Projection
-from services.customer360.sources import SOURCES
-from services.customer360.view import RECENT_INTERACTIONS, CustomerView, Interaction, Source
+from services.customer360.domain.sources import SOURCES
+from services.customer360.domain.view import (
+    RECENT_INTERACTIONS,
+    CustomerView,
+    Interaction,
+    Source,
+)
+from services.customer360.read_model.writer import Customer360Projection
+
+if TYPE_CHECKING:
+    from services.customer360.handlers import LagMonitor
 
 log = logging.getLogger(__name__)
 
@@ -136,59 +143,6 @@ class VersionWait:
     waited_seconds: float
 
 
-# --- lag -----------------------------------------------------------------------------
-
-
-class LagMonitor:
-    """Measures the projection's lag every few seconds, for every view to quote."""
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        kafka: KafkaSettings,
-        reader: Customer360Reader,
-        *,
-        refresh_seconds: float = 2.0,
-    ) -> None:
-        self.engine = engine
-        self.kafka = kafka
-        self.reader = reader
-        self.refresh_seconds = refresh_seconds
-        self.latest: ProjectionStatus | None = None
-        self.measured_at: datetime | None = None
-
-    async def measure(self) -> ProjectionStatus:
-        projection = await self.reader.projection()
-        status = await projection_status(self.engine, self.kafka, projection)
-        self.latest, self.measured_at = status, datetime.now(UTC)
-        return status
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(self.measure(), timeout=max(self.refresh_seconds, 5.0))
-            except Exception as exc:
-                # The view stays readable while the broker is away; its lag goes stale.
-                log.warning("customer360: lag not measured: %s", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.refresh_seconds)
-            except TimeoutError:
-                pass
-
-    def lag(self, generation: int) -> ProjectionLag:
-        status = self.latest
-        if status is None or status.generation != generation:
-            return ProjectionLag(
-                generation=generation, lag_events=None, lag_seconds=None, measured_at=None
-            )
-        return ProjectionLag(
-            generation=generation,
-            lag_events=status.lag_events,
-            lag_seconds=round(status.lag_seconds, 3),
-            measured_at=self.measured_at,
-        )
-
-
 # --- the reader ----------------------------------------------------------------------
 
 
@@ -230,7 +184,7 @@ class Customer360Reader:
     async def version_of(self, tenant_id: str, customer_id: str) -> int | None:
         projection = await self.projection()
         async with self.engine.connect() as conn:
-            return await projection.version_of(conn, tenant_id, customer_id)
+            return await projection.queries.version_of(conn, tenant_id, customer_id)
 
     async def wait_for_version(
         self, tenant_id: str, customer_id: str, min_version: int, *, timeout: float
@@ -263,7 +217,7 @@ class Customer360Reader:
         if self._one_statement is not None:
             # The usual read, a customer never merged: one statement, so no transaction.
             async with self._one_statement.connect() as conn:
-                found = await projection.load_for_reading(conn, tenant_id, customer_id)
+                found = await projection.queries.load_for_reading(conn, tenant_id, customer_id)
             if found is not None:
                 view, survivor_id, timeline = found
                 if survivor_id is None and not view.absorbed and view.profile.kind is not None:
@@ -272,25 +226,27 @@ class Customer360Reader:
                     )
         # Merged, absorbing, unknown, or SQLite: several statements in one snapshot.
         async with self.engine.connect() as conn:
-            loaded, survivor_id = await projection.load_with_survivor(conn, tenant_id, customer_id)
+            loaded, survivor_id = await projection.queries.load_with_survivor(
+                conn, tenant_id, customer_id
+            )
             served_id = customer_id
             if survivor_id is not None:
-                further = await projection.survivors_of(conn, tenant_id, survivor_id)
+                further = await projection.queries.survivors_of(conn, tenant_id, survivor_id)
                 served_id = further[-1] if further else survivor_id
-                loaded = await projection.load(conn, tenant_id, served_id)
+                loaded = await projection.queries.load(conn, tenant_id, served_id)
             if loaded is None or loaded.profile.kind is None:
                 # Only what the contacts service registered is a customer; events of
                 # other services about an unknown id wait for it.
                 return None
             # Never merged (the usual case): no need to look for duplicates.
             group = (
-                await projection.group_of(conn, tenant_id, served_id)
+                await projection.queries.group_of(conn, tenant_id, served_id)
                 if loaded.absorbed
                 else [served_id]
             )
-            timeline = await projection.timeline_of(conn, tenant_id, group)
+            timeline = await projection.queries.timeline_of(conn, tenant_id, group)
             others = (
-                await projection.interactions_of(conn, tenant_id, group[1:])
+                await projection.queries.interactions_of(conn, tenant_id, group[1:])
                 if len(group) > 1
                 else {}
             )
@@ -399,10 +355,3 @@ def _recent_interactions(
     ]
     items.sort(key=lambda i: (i.occurred_at, i.interaction_id), reverse=True)
     return items[:RECENT_INTERACTIONS]
-
-
-async def status_of(
-    engine: AsyncEngine, kafka: KafkaSettings, reader: Customer360Reader
-) -> ProjectionStatus:
-    """The projection's lag, measured now (for ops; views quote the monitor's)."""
-    return await projection_status(engine, kafka, await reader.projection())

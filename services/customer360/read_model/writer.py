@@ -1,30 +1,9 @@
-"""The customer 360 read model: its tables and the projection that fills them.
+"""Writing the 360 view: the projection that applies events to one generation's tables.
 
-Tables, one set per generation (a rebuild fills the next set while this one serves):
-
-* ``customers``: one row per (tenant, customer): profile, tags, owner, key
-  contacts, consent, merge links, erasure, the sections later services fill,
-  the customer's stream version, where it was read, its interaction counters
-  and its most recent interactions (bounded);
-* ``timeline``: the latest events of each customer's own stream (bounded), each
-  with a summary and the same summary without personal data;
-* ``merges``: duplicate -> survivor, so a duplicate's id serves the survivor's
-  view and the survivor's timeline shows the duplicate's history;
-* ``streams``: the last version applied per source stream, so an event older
-  than what is already applied (a stale redelivery) changes nothing.
-
-The runtime (``libs.events.projection``) already drops an event whose id it
-has applied; the stream versions catch what ids cannot (the same fact re-sent
-under a new id, an old event after a newer one).
-
-Merges: timeline lines and interactions stay with the customer whose stream
-they came from and are joined at read time over the survivor and its
-duplicates, so the result is the same whichever of the two customers'
-partitions is applied first.
-
-Reads are the hot path (a view per screen): a customer that was never merged is
-two primary-key-ordered queries, its row (with any redirect joined in) and its
-timeline.
+Two paths apply the same appliers (``domain/``): a batch folded in memory and
+written in a handful of statements, and an event at a time for what needs reads
+between events (merges, erasures, merged duplicates). Decision 4 says why the
+tables look as they do; merges and erasures are explained there too.
 """
 
 from __future__ import annotations
@@ -33,68 +12,50 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    BigInteger,
     BindParameter,
     Column,
-    Date,
     Delete,
-    Index,
     Insert,
-    Integer,
     String,
-    Table,
-    Text,
     Update,
     and_,
     any_,
     bindparam,
-    func,
     insert,
-    literal_column,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSON, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable, Select
-from sqlalchemy.sql.elements import ColumnElement, Label, UnaryExpression
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import ColumnElement
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
 from libs.events.projection import Projection
-from libs.platform.db import JsonDocument, UtcDateTime, is_postgres
-from services.customer360.sources import SOURCES, catalog_of
-from services.customer360.view import (
+from libs.platform.db import is_postgres
+from services.customer360.domain.sources import SOURCES
+from services.customer360.domain.view import (
     TIMELINE_LENGTH,
-    Consent,
     CustomerView,
     Effect,
     Fact,
     ForgetPersonalData,
-    Interaction,
     Position,
-    Profile,
     Redirect,
     Source,
     TimelineEntry,
-    empty_sections,
     forget,
 )
+from services.customer360.read_model.queries import ViewQueries
+from services.customer360.read_model.tables import NAME, Tables, newest_first, row_of, view_of
 
 log = logging.getLogger(__name__)
-
-# Merge chains (A into B, later B into C) are followed this far, and no further,
-# so that corrupt data (a cycle) cannot loop a reader or the projector.
-MAX_MERGE_DEPTH = 10
-
-Id = String(64)
 
 
 class UnplaceableEvent(ValueError):
@@ -113,11 +74,7 @@ class _Statements:
 
     # Parameters: tenant_id, topic, stream_id, version. A row back: the version moved on.
     stream_upsert: Executable
-    # Parameters: tenant_id, customer_id.
-    load: Select[Any]
-    load_for_update: Select[Any]
-    survivor_of: Select[Any]
-    # Parameters: the customer's row (``_row_of``); the update also key_tenant_id and
+    # Parameters: the customer's row (``row_of``); the update also key_tenant_id and
     # key_customer_id (a column's own name is reserved for its SET value).
     customer_insert: Insert
     customer_update: Update
@@ -125,15 +82,10 @@ class _Statements:
     timeline_insert: Executable
     # Parameters: tenant_id, customer_id.
     timeline_trim: Delete
-    # Parameters: tenant_id, customer_id. The latest lines, newest first (a read).
-    timeline_latest: Select[Any]
-    # PostgreSQL only: ``load`` and, in column ``timeline``, the customer's own latest
-    # lines as a JSON array of [event_id, type, occurred_at, customer_id, summary].
-    load_with_timeline: Select[Any] | None
 
 
 class Customer360Projection(Projection):
-    name = "customer360"
+    name = NAME
 
     def __init__(self, generation: int = 1, sources: Sequence[Source] = SOURCES) -> None:
         super().__init__(generation)
@@ -141,70 +93,8 @@ class Customer360Projection(Projection):
         self.topics = tuple(source.topic for source in self.sources)
         self._source_of = {source.topic: source for source in self.sources}
 
-        self.customers = Table(
-            self.table_name("customers"),
-            self.metadata,
-            Column("tenant_id", Id, primary_key=True),
-            Column("customer_id", Id, primary_key=True),
-            Column("kind", String(16)),
-            Column("name", Text, nullable=False),
-            Column("email", Text),
-            Column("phone", Text),
-            Column("birthday", Date),
-            Column("company_id", Id),
-            Column("attributes", JsonDocument, nullable=False),
-            Column("registered_at", UtcDateTime),
-            Column("tags", JsonDocument, nullable=False),
-            Column("owner_id", Id),
-            Column("key_contacts", JsonDocument, nullable=False),
-            Column("consents", JsonDocument, nullable=False),
-            Column("interaction_count", Integer, nullable=False),
-            Column("last_interaction_at", UtcDateTime),
-            Column("recent_interactions", JsonDocument, nullable=False),
-            Column("merged_into", Id),
-            Column("absorbed", JsonDocument, nullable=False),
-            Column("erased_at", UtcDateTime),
-            Column("sections", JsonDocument, nullable=False),
-            Column("version", BigInteger, nullable=False),
-            Column("updated_at", UtcDateTime),
-            Column("position_topic", String(200)),
-            Column("position_partition", Integer),
-            Column("position_offset", BigInteger),
-        )
-        self.timeline = Table(
-            self.table_name("timeline"),
-            self.metadata,
-            Column("tenant_id", Id, primary_key=True),
-            Column("customer_id", Id, primary_key=True),
-            Column("event_id", String(64), primary_key=True),
-            Column("type", String(200), nullable=False),
-            Column("occurred_at", UtcDateTime, nullable=False),
-            Column("sequence", BigInteger, nullable=False),
-            Column("topic", String(200), nullable=False),
-            Column("summary", Text, nullable=False),
-            Column("redacted_summary", Text, nullable=False),
-        )
-        self.merges = Table(
-            self.table_name("merges"),
-            self.metadata,
-            Column("tenant_id", Id, primary_key=True),
-            Column("duplicate_id", Id, primary_key=True),
-            Column("survivor_id", Id, nullable=False),
-        )
-        self.streams = Table(
-            self.table_name("streams"),
-            self.metadata,
-            Column("tenant_id", Id, primary_key=True),
-            Column("topic", String(200), primary_key=True),
-            Column("stream_id", String(64), primary_key=True),
-            Column("version", BigInteger, nullable=False),
-        )
-        # Index names are global in a PostgreSQL schema: each generation names its own.
-        for table, columns in (
-            (self.timeline, ("tenant_id", "customer_id", "occurred_at")),
-            (self.merges, ("tenant_id", "survivor_id")),
-        ):
-            Index(f"ix_{table.name}_{columns[-1]}", *(table.c[c] for c in columns))
+        self.tables = Tables.of(generation, self.metadata, self.table_name)
+        self.queries = ViewQueries(self.tables)
         self._statements_by_dialect: dict[str, _Statements] = {}
 
     # --- applying one event -----------------------------------------------------------
@@ -224,7 +114,7 @@ class Customer360Projection(Projection):
             metrics.DUPLICATES_SKIPPED.labels(self.name).inc()
             return
 
-        current, survivor_id = await self.load_with_survivor(
+        current, survivor_id = await self.queries.load_with_survivor(
             conn, tenant_id, customer_id, for_update=True
         )
         before = current or CustomerView(tenant_id, customer_id)
@@ -314,7 +204,7 @@ class Customer360Projection(Projection):
         self, conn: AsyncConnection, customers: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], CustomerView] | None:
         """The customers' rows, locked; None when one of them is a merged duplicate."""
-        c, m = self.customers, self.merges
+        c, m = self.tables.customers, self.tables.merges
         loaded: dict[tuple[str, str], CustomerView] = {}
         for tenant_id, ids in _by_first(customers).items():
             rows = await conn.execute(
@@ -332,7 +222,7 @@ class Customer360Projection(Projection):
             for row in rows.mappings():
                 if row["survivor_id"] is not None:
                     return None
-                loaded[(row["tenant_id"], row["customer_id"])] = _view_of(row)
+                loaded[(row["tenant_id"], row["customer_id"])] = view_of(row)
         missing = [key for key in customers if key not in loaded]
         for tenant_id, ids in _by_first(missing).items():
             # A duplicate's merge can be learnt (from its survivor) before its own events.
@@ -348,7 +238,7 @@ class Customer360Projection(Projection):
     async def _stream_versions(
         self, conn: AsyncConnection, streams: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], int]:
-        s = self.streams
+        s = self.tables.streams
         versions: dict[tuple[str, str, str], int] = {}
         for (tenant_id, topic), ids in _by_first(
             [((tenant, topic), stream) for tenant, topic, stream in streams]
@@ -380,11 +270,11 @@ class Customer360Projection(Projection):
                     for (tenant, topic, stream), version in batch.versions.items()
                 ],
             )
-        new = [_row_of(view) for key, view in batch.views.items() if key in batch.new]
+        new = [row_of(view) for key, view in batch.views.items() if key in batch.new]
         if new:
             await conn.execute(statements.customer_insert, new)
         changed = [
-            {**_row_of(view), "key_tenant_id": view.tenant_id, "key_customer_id": view.customer_id}
+            {**row_of(view), "key_tenant_id": view.tenant_id, "key_customer_id": view.customer_id}
             for key, view in batch.views.items()
             if key not in batch.new
         ]
@@ -433,7 +323,7 @@ class Customer360Projection(Projection):
         return moved.first() is not None  # inserted (a new stream) or moved forward
 
     async def _save(self, conn: AsyncConnection, view: CustomerView, *, new: bool) -> None:
-        row = _row_of(view)
+        row = row_of(view)
         statements = self._statements(conn)
         if new:
             # A plain insert: two writers creating one customer conflict and the
@@ -489,14 +379,18 @@ class Customer360Projection(Projection):
         match effect:
             case Redirect(duplicate_id=duplicate_id, survivor_id=survivor_id):
                 if duplicate_id != survivor_id:
-                    stmt = _insert(conn)(self.merges).values(
+                    merges = self.tables.merges
+                    stmt = _insert(conn)(merges).values(
                         tenant_id=view.tenant_id,
                         duplicate_id=duplicate_id,
                         survivor_id=survivor_id,
                     )
                     await conn.execute(
                         stmt.on_conflict_do_update(
-                            index_elements=[self.merges.c.tenant_id, self.merges.c.duplicate_id],
+                            index_elements=[
+                                self.tables.merges.c.tenant_id,
+                                self.tables.merges.c.duplicate_id,
+                            ],
                             set_={"survivor_id": stmt.excluded.survivor_id},
                         )
                     )
@@ -507,12 +401,12 @@ class Customer360Projection(Projection):
         """Erasure reaches everything shown in this customer's view: its own rows and
         those of the duplicates merged into it."""
         assert view.erased_at is not None
-        group = await self.group_of(conn, view.tenant_id, view.customer_id)
+        group = await self.queries.group_of(conn, view.tenant_id, view.customer_id)
         for duplicate_id in group[1:]:
-            duplicate = await self.load(conn, view.tenant_id, duplicate_id, for_update=True)
+            duplicate = await self.queries.load(conn, view.tenant_id, duplicate_id, for_update=True)
             if duplicate is not None and not duplicate.erased:
                 await self._save(conn, forget(duplicate, view.erased_at), new=False)
-        t = self.timeline
+        t = self.tables.timeline
         await conn.execute(
             update(t)
             .where(t.c.tenant_id == view.tenant_id, t.c.customer_id.in_(group))
@@ -522,8 +416,8 @@ class Customer360Projection(Projection):
     async def _survivor_erased(
         self, conn: AsyncConnection, tenant_id: str, survivor_id: str
     ) -> bool:
-        survivors = [survivor_id, *await self.survivors_of(conn, tenant_id, survivor_id)]
-        c = self.customers
+        survivors = [survivor_id, *await self.queries.survivors_of(conn, tenant_id, survivor_id)]
+        c = self.tables.customers
         erased = await conn.execute(
             select(c.c.customer_id).where(
                 c.c.tenant_id == tenant_id,
@@ -539,12 +433,12 @@ class Customer360Projection(Projection):
         """This generation's statements for ``conn``'s dialect (ON CONFLICT is per dialect)."""
         statements = self._statements_by_dialect.get(conn.dialect.name)
         if statements is None:
-            statements = self._build_statements(_insert(conn), postgres=is_postgres(conn.engine))
+            statements = self._build_statements(_insert(conn))
             self._statements_by_dialect[conn.dialect.name] = statements
         return statements
 
-    def _build_statements(self, dialect_insert: Any, *, postgres: bool) -> _Statements:
-        c, t, m, s = self.customers, self.timeline, self.merges, self.streams
+    def _build_statements(self, dialect_insert: Any) -> _Statements:
+        c, t, s = self.tables.customers, self.tables.timeline, self.tables.streams
         tenant_id: BindParameter[str] = bindparam("tenant_id")
         customer_id: BindParameter[str] = bindparam("customer_id")
 
@@ -554,39 +448,14 @@ class Customer360Projection(Projection):
             set_={"version": stream.excluded.version},
             where=s.c.version < stream.excluded.version,
         ).returning(s.c.stream_id)
-
-        load = (
-            select(c, m.c.survivor_id)
-            .select_from(
-                c.outerjoin(
-                    m, and_(m.c.tenant_id == c.c.tenant_id, m.c.duplicate_id == c.c.customer_id)
-                )
-            )
-            .where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
-        )
-        # Partitions of different topics (contacts, later pipeline...) for one
-        # customer may be applied by different consumers at once: no lost update.
-        load_for_update = load.with_for_update(of=c)
-
         older = (
             select(t.c.event_id)
             .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
-            .order_by(*_newest_first(t))
+            .order_by(*newest_first(t))
             .offset(TIMELINE_LENGTH)
-        )
-        latest = (
-            select(*_timeline_columns(t))
-            .where(t.c.tenant_id == tenant_id, t.c.customer_id == customer_id)
-            .order_by(*_newest_first(t))
-            .limit(TIMELINE_LENGTH)
         )
         return _Statements(
             stream_upsert=stream_upsert,
-            load=load,
-            load_for_update=load_for_update,
-            survivor_of=select(m.c.survivor_id).where(
-                m.c.tenant_id == tenant_id, m.c.duplicate_id == customer_id
-            ),
             customer_insert=insert(c),
             customer_update=update(c).where(
                 c.c.tenant_id == bindparam("key_tenant_id"),
@@ -598,143 +467,7 @@ class Customer360Projection(Projection):
                 t.c.customer_id == customer_id,
                 t.c.event_id.in_(older),
             ),
-            timeline_latest=latest,
-            load_with_timeline=load.add_columns(
-                _as_json_array(latest.add_columns(t.c.sequence).subquery("latest"))
-            )
-            if postgres
-            else None,
         )
-
-    # --- queries the projector and the readers share ----------------------------------
-
-    async def load(
-        self, conn: AsyncConnection, tenant_id: str, customer_id: str, *, for_update: bool = False
-    ) -> CustomerView | None:
-        c = self.customers
-        query = select(c).where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
-        if for_update:
-            query = query.with_for_update()  # as in load_with_survivor
-        row = (await conn.execute(query)).mappings().first()
-        return _view_of(row) if row is not None else None
-
-    async def load_with_survivor(
-        self, conn: AsyncConnection, tenant_id: str, customer_id: str, *, for_update: bool = False
-    ) -> tuple[CustomerView | None, str | None]:
-        """The customer's row and the customer it was merged into (if any).
-
-        One query when the row exists (the usual case). Either may exist without
-        the other: a merge can be learnt from the survivor's stream before the
-        duplicate's own events are applied.
-        """
-        statements = self._statements(conn)
-        key = {"tenant_id": tenant_id, "customer_id": customer_id}
-        query = statements.load_for_update if for_update else statements.load
-        row = (await conn.execute(query, key)).mappings().first()
-        if row is not None:
-            return _view_of(row), row["survivor_id"]
-        survivor_id = await conn.scalar(statements.survivor_of, key)
-        return None, survivor_id
-
-    async def load_for_reading(
-        self, conn: AsyncConnection, tenant_id: str, customer_id: str
-    ) -> tuple[CustomerView, str | None, list[dict[str, Any]]] | None:
-        """The customer's row, the customer it was merged into and its own latest
-        timeline lines, in one statement (PostgreSQL); None where that is not possible
-        (another dialect, or no row: the caller then takes the general path)."""
-        statement = self._statements(conn).load_with_timeline
-        if statement is None:
-            return None
-        key = {"tenant_id": tenant_id, "customer_id": customer_id}
-        row = (await conn.execute(statement, key)).mappings().first()
-        if row is None:
-            return None
-        lines = [
-            {
-                "event_id": event_id,
-                "type": type_,
-                # json renders timestamptz in the session's time zone: back to UTC.
-                "occurred_at": datetime.fromisoformat(occurred_at).astimezone(UTC),
-                "customer_id": line_customer_id,
-                "summary": summary,
-            }
-            for event_id, type_, occurred_at, line_customer_id, summary in row["timeline"]
-        ]
-        return _view_of(row), row["survivor_id"], lines
-
-    async def version_of(
-        self, conn: AsyncConnection, tenant_id: str, customer_id: str
-    ) -> int | None:
-        c = self.customers
-        version = await conn.scalar(
-            select(c.c.version).where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
-        )
-        return int(version) if version is not None else None
-
-    async def survivors_of(
-        self, conn: AsyncConnection, tenant_id: str, customer_id: str
-    ) -> list[str]:
-        """The customers ``customer_id`` was merged into, nearest first."""
-        survivor_of = self._statements(conn).survivor_of
-        chain: list[str] = []
-        current = customer_id
-        for _ in range(MAX_MERGE_DEPTH):
-            survivor = await conn.scalar(
-                survivor_of, {"tenant_id": tenant_id, "customer_id": current}
-            )
-            if survivor is None or survivor == customer_id or survivor in chain:
-                break
-            chain.append(survivor)
-            current = survivor
-        return chain
-
-    async def group_of(self, conn: AsyncConnection, tenant_id: str, customer_id: str) -> list[str]:
-        """The customer and every duplicate merged into it, directly or not."""
-        m = self.merges
-        group = [customer_id]
-        frontier = [customer_id]
-        for _ in range(MAX_MERGE_DEPTH):
-            found = await conn.scalars(
-                select(m.c.duplicate_id).where(
-                    m.c.tenant_id == tenant_id, m.c.survivor_id.in_(frontier)
-                )
-            )
-            frontier = [d for d in found if d not in group]
-            if not frontier:
-                break
-            group.extend(frontier)
-        return group
-
-    async def timeline_of(
-        self, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
-    ) -> list[dict[str, Any]]:
-        ids = list(customer_ids)
-        if len(ids) == 1:  # never merged, the usual read: a prebuilt statement
-            rows = await conn.execute(
-                self._statements(conn).timeline_latest,
-                {"tenant_id": tenant_id, "customer_id": ids[0]},
-            )
-            return [dict(r) for r in rows.mappings()]
-        t = self.timeline
-        rows = await conn.execute(
-            select(*_timeline_columns(t))
-            .where(t.c.tenant_id == tenant_id, t.c.customer_id.in_(ids))
-            .order_by(*_newest_first(t))
-            .limit(TIMELINE_LENGTH)
-        )
-        return [dict(r) for r in rows.mappings()]
-
-    async def interactions_of(
-        self, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
-    ) -> dict[str, tuple[Interaction, ...]]:
-        """Recent interactions of other customers (a survivor's duplicates)."""
-        c = self.customers
-        rows = await conn.execute(
-            select(c.c.customer_id, c.c.recent_interactions).where(
-                c.c.tenant_id == tenant_id, c.c.customer_id.in_(list(customer_ids))
-            )
-        )
-        return {r.customer_id: _interactions_of(r.recent_interactions) for r in rows}
 
 
 def projection_factory(generation: int) -> Customer360Projection:
@@ -742,61 +475,9 @@ def projection_factory(generation: int) -> Customer360Projection:
     return Customer360Projection(generation, SOURCES)
 
 
-# What the projector decodes with: every source's catalog (``crm rebuild`` uses it too).
-catalog = catalog_of(SOURCES)
-
-
 def _insert(conn: AsyncConnection) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both PostgreSQL and SQLite."""
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
-# --- rows <-> views ---------------------------------------------------------------------
-
-
-def _row_of(view: CustomerView) -> dict[str, Any]:
-    profile = view.profile
-    return {
-        "tenant_id": view.tenant_id,
-        "customer_id": view.customer_id,
-        "kind": profile.kind,
-        "name": profile.name,
-        "email": profile.email,
-        "phone": profile.phone,
-        "birthday": profile.birthday,
-        "company_id": profile.company_id,
-        "attributes": dict(profile.attributes),
-        "registered_at": profile.registered_at,
-        "tags": list(view.tags),
-        "owner_id": view.owner_id,
-        "key_contacts": dict(view.key_contacts),
-        "consents": {
-            channel: {"granted": c.granted, "source": c.source, "at": c.at.isoformat()}
-            for channel, c in view.consents.items()
-        },
-        "interaction_count": view.interaction_count,
-        "last_interaction_at": view.last_interaction_at,
-        "recent_interactions": [
-            {
-                "interaction_id": i.interaction_id,
-                "channel": i.channel,
-                "direction": i.direction,
-                "summary": i.summary,
-                "by": i.by,
-                "occurred_at": i.occurred_at.isoformat(),
-            }
-            for i in view.recent_interactions
-        ],
-        "merged_into": view.merged_into,
-        "absorbed": list(view.absorbed),
-        "erased_at": view.erased_at,
-        "sections": dict(view.sections),
-        "version": view.version,
-        "updated_at": view.updated_at,
-        "position_topic": view.position.topic if view.position else None,
-        "position_partition": view.position.partition if view.position else None,
-        "position_offset": view.position.offset if view.position else None,
-    }
 
 
 @dataclass
@@ -856,85 +537,3 @@ def _stamped(view: CustomerView, fact: Fact, source: Source) -> CustomerView:
 def _versioned(fact: Fact) -> bool:
     """Whether the producer numbers its streams (then a version says what is applied)."""
     return fact.sequence > 0 and bool(fact.stream_id)
-
-
-def _newest_first(lines: Table | Subquery) -> tuple[UnaryExpression[Any], ...]:
-    """The timeline's order: newest first, by time, then version, then event id."""
-    return (lines.c.occurred_at.desc(), lines.c.sequence.desc(), lines.c.event_id.desc())
-
-
-def _as_json_array(latest: Subquery) -> Label[Any]:
-    """``latest``'s lines as one JSON array of [event_id, type, occurred_at, customer_id,
-    summary], in the timeline's order (PostgreSQL)."""
-    line = func.json_build_array(
-        latest.c.event_id,
-        latest.c.type,
-        latest.c.occurred_at,
-        latest.c.customer_id,
-        latest.c.summary,
-    )
-    lines = func.json_agg(aggregate_order_by(line, *_newest_first(latest)))
-    or_empty = func.coalesce(lines, literal_column("'[]'::json"), type_=JSON)
-    return select(or_empty).scalar_subquery().label("timeline")
-
-
-def _timeline_columns(t: Table) -> tuple[Column[Any], ...]:
-    return (t.c.event_id, t.c.type, t.c.occurred_at, t.c.customer_id, t.c.summary)
-
-
-def _view_of(row: Any) -> CustomerView:
-    position = None
-    if row["position_topic"] is not None:
-        position = Position(
-            row["position_topic"], int(row["position_partition"]), int(row["position_offset"])
-        )
-    birthday = row["birthday"]
-    return CustomerView(
-        tenant_id=row["tenant_id"],
-        customer_id=row["customer_id"],
-        profile=Profile(
-            kind=row["kind"],
-            name=row["name"],
-            email=row["email"],
-            phone=row["phone"],
-            birthday=date.fromisoformat(birthday) if isinstance(birthday, str) else birthday,
-            company_id=row["company_id"],
-            attributes=dict(row["attributes"] or {}),
-            registered_at=row["registered_at"],
-        ),
-        tags=tuple(row["tags"] or ()),
-        owner_id=row["owner_id"],
-        key_contacts=dict(row["key_contacts"] or {}),
-        consents={
-            channel: Consent(
-                granted=bool(c["granted"]),
-                source=str(c["source"]),
-                at=datetime.fromisoformat(c["at"]),
-            )
-            for channel, c in (row["consents"] or {}).items()
-        },
-        interaction_count=int(row["interaction_count"]),
-        last_interaction_at=row["last_interaction_at"],
-        recent_interactions=_interactions_of(row["recent_interactions"]),
-        merged_into=row["merged_into"],
-        absorbed=tuple(row["absorbed"] or ()),
-        erased_at=row["erased_at"],
-        sections={**empty_sections(), **(row["sections"] or {})},
-        version=int(row["version"]),
-        updated_at=row["updated_at"],
-        position=position,
-    )
-
-
-def _interactions_of(items: Any) -> tuple[Interaction, ...]:
-    return tuple(
-        Interaction(
-            interaction_id=str(i["interaction_id"]),
-            channel=str(i["channel"]),
-            direction=str(i["direction"]),
-            summary=str(i["summary"]),
-            by=str(i["by"]),
-            occurred_at=datetime.fromisoformat(i["occurred_at"]),
-        )
-        for i in items or ()
-    )

@@ -1,12 +1,8 @@
 """The customer 360 view and how an event changes it: pure code, no I/O, no clock.
 
-Each publishing service is a :class:`Source`: its topic, its catalog and, per
-event type it knows, an applier ``(view, event, fact) -> Outcome``. The
-projection (``projection.py``) does the I/O around them: it loads the view,
-calls the applier, stores the new view, adds the timeline entry and carries out
-the effects. Contacts is the first source (``contacts.py``); pipeline, tickets,
-loyalty and alerts each add a module of the same shape and a line in
-``sources.py``, and fill their section of the view (``deals``, ``tickets``...).
+Each publishing service is a :class:`Source` whose appliers map
+``(view, event, fact) -> Outcome``; the writer (``read_model/writer.py``) does the
+I/O around them. Decision 4 describes the sources, effects and sections.
 """
 
 from __future__ import annotations

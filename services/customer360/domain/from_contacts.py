@@ -30,7 +30,7 @@ from libs.events.catalog.contacts import (
     catalog,
 )
 from libs.events.kafka import service_topic
-from services.customer360.view import (
+from services.customer360.domain.view import (
     Consent,
     CustomerView,
     Fact,
@@ -224,9 +224,7 @@ def merged(view: CustomerView, event: CustomerMerged, fact: Fact) -> Outcome:
     line = f"Absorbed duplicate {event.duplicate_id}"
     if taken:
         line += " (took " + ", ".join(taken) + ")"
-    return Outcome(
-        view, fact.entry(line), (Redirect(event.duplicate_id, event.customer_id),)
-    )
+    return Outcome(view, fact.entry(line), (Redirect(event.duplicate_id, event.customer_id),))
 
 
 @CONTACTS.on(CustomerMergedInto)
