@@ -1,15 +1,8 @@
 """Reading the 360 view: what a client gets, how fresh it is, and read-your-writes.
 
-A read follows the active generation (so a rebuild's swap shows up within
-``generation_check_seconds``), resolves a merged duplicate to its survivor, and
-joins the timeline and interactions of the survivor and its duplicates.
-
-Read-your-writes: a client that wrote version N of a customer asks for the view
-"at least at N"; :meth:`Customer360Reader.wait_for_version` polls the customer's
-row (a primary-key read) until it is there or the wait is over. Polling, rather
-than a notification from the projector, works when readers and projector are
-different processes, and on SQLite as on PostgreSQL; the interval starts at
-5 ms and stays at most 20 ms, which is below the projector's own batch latency.
+A read follows the active generation, resolves a merged duplicate to its survivor
+and joins the history of the survivor and its duplicates. ``?min_version`` polls
+the customer's row (decision 4 says why polling, and why 504 when it is not reached).
 """
 
 from __future__ import annotations
