@@ -109,12 +109,19 @@ class Fact:
     partition: int
     offset: int
 
-    def entry(self, summary: str, redacted: str | None = None) -> TimelineEntry:
-        """A timeline line; ``redacted`` is the same line without personal data."""
+    def entry(
+        self, summary: str, redacted: str | None = None, *, happened_at: datetime | None = None
+    ) -> TimelineEntry:
+        """A timeline line; ``redacted`` is the same line without personal data.
+
+        ``happened_at`` is the event's own business time where it carries one (an
+        imported registration, a back-dated call): the line is dated and ordered by
+        it. Otherwise the fact happened when it was recorded (decision 19).
+        """
         return TimelineEntry(
             event_id=self.event_id,
             type=self.type,
-            time=self.time,
+            time=self.time if happened_at is None else happened_at,
             sequence=self.sequence,
             summary=_headline(summary),
             redacted_summary=_headline(summary if redacted is None else redacted),
@@ -125,6 +132,7 @@ class Fact:
 class TimelineEntry:
     event_id: str
     type: str
+    # When it happened (the timeline's order), not when it was recorded.
     time: datetime
     sequence: int
     summary: str

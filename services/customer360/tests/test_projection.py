@@ -440,3 +440,34 @@ async def test_a_batch_folds_to_the_same_tables_as_its_events_one_by_one(
 def received(envelope: EventEnvelope, offset: int) -> ReceivedEvent:
     event = catalog.decode(envelope.type, envelope.data)
     return ReceivedEvent(envelope, event, "crm.contacts.events", 0, offset)
+
+
+async def test_imported_history_reads_as_it_happened(
+    projector: RunningProjector, contacts: ContactsTopic
+) -> None:
+    # Recorded today (the envelopes' time is T0 + n minutes), it happened years ago.
+    stream = CustomerStream("acme")
+    cid = stream.customer_id
+    registered_at = T0 - timedelta(days=5 * 365)
+    last_call = T0 - timedelta(days=30)
+    first_call = T0 - timedelta(days=4 * 365)
+    await contacts.publish(
+        register(stream, registered_at=registered_at),
+        stream(InteractionLogged(customer_id=cid, interaction_id="i-2", channel="phone",
+                                 direction="inbound", summary="", by="u-1",
+                                 occurred_at=last_call)),
+        # Logged after the newer call: it still reads before it.
+        stream(InteractionLogged(customer_id=cid, interaction_id="i-1", channel="email",
+                                 direction="outbound", summary="", by="u-1",
+                                 occurred_at=first_call)),
+        stream(CustomerTagged(customer_id=cid, tag="imported")),
+    )
+    await projector.until_version("acme", cid, 4)
+
+    view = await view_of(projector, "acme", cid)
+    assert [(line["type"].split(".")[2], line["time"]) for line in view["timeline"]] == [
+        ("customer_tagged", (T0 + timedelta(minutes=4)).isoformat().replace("+00:00", "Z")),
+        ("interaction_logged", last_call.isoformat().replace("+00:00", "Z")),
+        ("interaction_logged", first_call.isoformat().replace("+00:00", "Z")),
+        ("customer_registered", registered_at.isoformat().replace("+00:00", "Z")),
+    ]
