@@ -300,12 +300,16 @@ class Customer360Projection(Projection):
             ],
         )
         # A customer new in this batch has no older lines: only its own can be over.
+        # One call for them all: the driver sends the trims together (executemany),
+        # each still the one-customer statement whose plan follows the primary key.
         gained = Counter(key for key, _, _ in batch.lines)
-        for (tenant, customer), count in gained.items():
-            if (tenant, customer) not in batch.new or count > TIMELINE_LENGTH:
-                await conn.execute(
-                    statements.timeline_trim, {"tenant_id": tenant, "customer_id": customer}
-                )
+        trims = [
+            {"tenant_id": tenant, "customer_id": customer}
+            for (tenant, customer), count in gained.items()
+            if (tenant, customer) not in batch.new or count > TIMELINE_LENGTH
+        ]
+        if trims:
+            await conn.execute(statements.timeline_trim, trims)
 
     async def _newer_than_applied(self, conn: AsyncConnection, tenant_id: str, fact: Fact) -> bool:
         """Record ``fact.sequence`` as its stream's version unless one as new is there."""

@@ -471,3 +471,50 @@ async def test_imported_history_reads_as_it_happened(
         ("interaction_logged", first_call.isoformat().replace("+00:00", "Z")),
         ("customer_registered", registered_at.isoformat().replace("+00:00", "Z")),
     ]
+
+
+async def test_every_timeline_keeps_its_newest_lines_on_postgresql(pg_engine: AsyncEngine) -> None:
+    await every_timeline_keeps_its_newest_lines(pg_engine)
+
+
+async def test_every_timeline_keeps_its_newest_lines_on_sqlite(sqlite_engine: AsyncEngine) -> None:
+    await every_timeline_keeps_its_newest_lines(sqlite_engine)
+
+
+async def every_timeline_keeps_its_newest_lines(engine: AsyncEngine) -> None:
+    # Two known customers with a full timeline each gain lines in one batch: both are
+    # trimmed (one statement for the batch), each to its own newest lines, and the
+    # event-by-event path keeps the same lines.
+    streams = [CustomerStream("acme"), CustomerStream("acme")]
+
+    def tags(stream: CustomerStream, count: int) -> list[EventEnvelope]:
+        return [
+            stream(CustomerTagged(customer_id=stream.customer_id, tag=f"t{stream.version}"))
+            for _ in range(count)
+        ]
+
+    first = [e for s in streams for e in [register(s), *tags(s, TIMELINE_LENGTH - 1)]]
+    second = [e for s in streams for e in tags(s, 5)]
+    batched, single = projection_factory(1), projection_factory(2)
+    async with engine.begin() as conn:
+        await conn.run_sync(batched.metadata.create_all)
+        await conn.run_sync(single.metadata.create_all)
+    offset = 0
+    for batch in (first, second):
+        events = [received(envelope, offset + n) for n, envelope in enumerate(batch)]
+        offset += len(batch)
+        async with engine.begin() as conn:
+            await batched.apply_many(conn, events)
+        async with engine.begin() as conn:
+            for event in events:
+                await single.apply(conn, event)
+
+    folded, one_by_one = await snapshot(engine, batched), await snapshot(engine, single)
+    assert folded["customer360_timeline"] == one_by_one["customer360_timeline"]
+    for stream in streams:
+        kept = sorted(
+            line["sequence"]
+            for line in folded["customer360_timeline"]
+            if line["customer_id"] == stream.customer_id
+        )
+        assert kept == list(range(6, TIMELINE_LENGTH + 6))  # the 5 oldest went
