@@ -18,10 +18,12 @@ from services.contacts.service import SERVICE as CONTACTS
 from services.customer360.service import SERVICE as CUSTOMER360
 from services.gateway.routes import RoutingTable
 from services.gateway.service import SERVICE as GATEWAY
+from services.pipeline.service import SERVICE as PIPELINE
 
 SERVICES: tuple[ServiceDeclaration, ...] = (
     GATEWAY,
     CONTACTS,
+    PIPELINE,
     CUSTOMER360,
 )
 

@@ -108,6 +108,39 @@ def test_a_customer_of_another_tenant_is_not_found_through_the_gateway(
         assert httpx.get(platform.gateway + path, headers=other).status_code == 404
 
 
+def test_orders_and_a_refund_make_the_purchase_figures_through_the_gateway(
+    client: httpx.Client,
+) -> None:
+    registered = client.post("/api/v1/customers", json={"kind": "person", "name": "陈静"})
+    assert registered.status_code == 201, registered.text
+    chen = registered.json()["id"]
+    # Placed at once: the pipeline may not have seen the registration on the topic yet.
+    orders = []
+    for placed_at, total in (
+        ("2026-05-01T09:00:00+08:00", 30000),
+        ("2026-05-21T09:00:00+08:00", 12000),
+    ):
+        placed = client.post(
+            "/api/v1/orders",
+            json={"customer_id": chen, "currency": "CNY", "total": total, "placed_at": placed_at},
+        )
+        assert placed.status_code == 201, placed.text
+        orders.append(placed.json()["id"])
+    refunded = client.post(f"/api/v1/orders/{orders[0]}/refunds", json={"amount": 4500})
+    assert refunded.status_code == 201, refunded.text
+
+    figures = client.get(f"/api/v1/customers/{chen}/purchase-figures")
+    assert figures.status_code == 200, figures.text
+    body = figures.json()
+    assert body["order_count"] == 2
+    assert body["spent"] == [
+        {"currency": "CNY", "order_count": 2, "total_spent": 37500, "average_order_value": 18750}
+    ]
+    assert body["mean_days_between_orders"] == 20.0
+    listed = client.get(f"/api/v1/customers/{chen}/orders").json()["items"]
+    assert [o["id"] for o in listed] == [orders[1], orders[0]]
+
+
 def test_requests_without_valid_credentials_never_reach_a_service(
     platform: RunningPlatform,
 ) -> None:

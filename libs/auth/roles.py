@@ -45,6 +45,24 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "consent:write": frozenset(
             {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.MARKETING, Role.INTEGRATION}
         ),
+        # The sales pipeline: leads come from forms and campaigns too (marketing, sync).
+        "leads:write": frozenset(
+            {Role.ADMIN, Role.MANAGER, Role.SALES, Role.MARKETING, Role.INTEGRATION}
+        ),
+        # Assignment rules and deal stages shape every owner's pipeline: team leads.
+        "pipeline:configure": frozenset({Role.ADMIN, Role.MANAGER}),
+        "deals:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES}),
+        "contracts:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.INTEGRATION}),
+        # Follow-ups are created by people and by other systems (churn alerts).
+        "tasks:write": frozenset(
+            {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.INTEGRATION}
+        ),
+        # Orders arrive from sales and from ERP or shop syncs (and imports of history).
+        "orders:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SALES, Role.INTEGRATION}),
+        # Historic orders in bulk (a migration, an ERP backfill), like customer imports.
+        "orders:import": frozenset({Role.ADMIN, Role.MANAGER, Role.INTEGRATION}),
+        # Giving money back is a judgement call: team leads and the tenant admin.
+        "orders:refund": frozenset({Role.ADMIN, Role.MANAGER}),
         # API keys act for the whole tenant without a person behind them (the gateway).
         "api_keys:manage": frozenset({Role.ADMIN}),
     }

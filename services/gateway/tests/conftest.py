@@ -8,7 +8,12 @@ import pytest_asyncio
 
 from services.gateway.settings import Settings
 from services.gateway.tests.support import gateway_settings, open_gateway
-from services.gateway.tests.upstreams import UpstreamServer, contacts_app, customer360_app
+from services.gateway.tests.upstreams import (
+    UpstreamServer,
+    contacts_app,
+    customer360_app,
+    pipeline_app,
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +30,23 @@ def customer360_service() -> Iterator[UpstreamServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def pipeline_service() -> Iterator[UpstreamServer]:
+    server = UpstreamServer(pipeline_app()).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def settings(
-    pg_url: str, contacts_service: UpstreamServer, customer360_service: UpstreamServer
+    pg_url: str,
+    contacts_service: UpstreamServer,
+    customer360_service: UpstreamServer,
+    pipeline_service: UpstreamServer,
 ) -> Settings:
-    return gateway_settings(pg_url, contacts_service.url, customer360_service.url)
+    return gateway_settings(
+        pg_url, contacts_service.url, customer360_service.url, pipeline_service.url
+    )
 
 
 @pytest_asyncio.fixture

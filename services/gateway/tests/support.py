@@ -14,6 +14,7 @@ from libs.auth import AuthSettings, issue_token
 from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
 from services.gateway.settings import Settings
+from services.gateway.tests.upstreams import nowhere
 
 AUTH = AuthSettings()  # what the gateway and the stand-in services verify with
 
@@ -36,11 +37,19 @@ def admin(tenant: str = "acme", subject: str = "admin-1") -> dict[str, str]:
 
 
 def gateway_settings(
-    database_url: str, contacts_url: str, customer360_url: str, **overrides: Any
+    database_url: str,
+    contacts_url: str,
+    customer360_url: str,
+    pipeline_url: str | None = None,
+    **overrides: Any,
 ) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
-        "upstreams": {"contacts": contacts_url, "customer360": customer360_url},
+        "upstreams": {
+            "contacts": contacts_url,
+            "customer360": customer360_url,
+            "pipeline": pipeline_url or nowhere(),
+        },
         "upstream_read_timeout_seconds": 0.5,
         # Off unless a test is about them: one test's requests never throttle another's.
         "rate_limit_tenant_per_second": 0,

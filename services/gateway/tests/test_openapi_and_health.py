@@ -35,6 +35,7 @@ async def test_the_platform_document_holds_every_services_paths_and_the_gateways
     # The services' own endpoints stay out of the platform's public document.
     assert "/healthz" not in paths and "/openapi.json" not in paths
     assert paths["/api/v1/customers/{customer_id}/360"]["get"]["x-service"] == "customer360"
+    assert paths["/api/v1/orders/{order_id}"]["get"]["x-service"] == "pipeline"
     assert paths["/api/v1/customers"]["post"]["security"] == [{"HTTPBearer": []}, {"ApiKey": []}]
     assert set(document["components"]["securitySchemes"]) == {"HTTPBearer", "ApiKey"}
     assert document["x-upstreams"]["contacts"]["status"] == "available"
@@ -156,7 +157,7 @@ async def test_health_reports_every_service_up_with_its_latency(gateway: httpx.A
     assert report["status"] == "ok"
     assert report["service"] == "gateway"
     assert report["database"]["status"] == "up"
-    for name in ("contacts", "customer360"):
+    for name in ("contacts", "customer360", "pipeline"):
         assert report["upstreams"][name]["status"] == "up"
         assert report["upstreams"][name]["latency_ms"] >= 0
 

@@ -31,6 +31,20 @@ def caller(*roles: str) -> Principal:
         ("/api/v1/customers/360", "contacts"),  # a customer whose id is "360"
         ("/api/v1/customers/c-1/360/history", "contacts"),
         ("/api/v1/custom-fields/vip_level", "contacts"),
+        ("/api/v1/orders", "pipeline"),
+        ("/api/v1/orders/o-1/refunds", "pipeline"),
+        ("/api/v1/customers/c-1/orders", "pipeline"),
+        ("/api/v1/customers/c-1/purchase-figures", "pipeline"),
+        ("/api/v1/customers/orders", "contacts"),  # a customer whose id is "orders"
+        ("/api/v1/deals", "pipeline"),
+        ("/api/v1/deals/d-1/stage", "pipeline"),
+        ("/api/v1/deal-stages", "pipeline"),
+        ("/api/v1/funnel", "pipeline"),
+        ("/api/v1/tasks", "pipeline"),
+        ("/api/v1/leads/l-1/convert", "pipeline"),
+        ("/api/v1/assignment-rules", "pipeline"),
+        ("/api/v1/contracts/k-1/renew", "pipeline"),
+        ("/api/v1/customers/c-1/contracts", "pipeline"),
     ],
 )
 def test_each_path_has_one_owner(path: str, upstream: str) -> None:
@@ -45,7 +59,8 @@ def test_each_path_has_one_owner(path: str, upstream: str) -> None:
         "/api/v1/customersx",
         "/api/v1/projections/customer360x",
         "/api/v2/customers",
-        "/api/v1/deals",
+        "/api/v1/dealsx",
+        "/api/v1/ordersx",
         "/api/v1/customers/../api-keys",
         "/api/v1/customers/./c-1",
     ],

@@ -185,6 +185,22 @@ async def projection_status(
     return {"lag_events": 0}
 
 
+pipeline = APIRouter(prefix="/api/v1")
+
+
+@pipeline.get("/orders/{order_id}")
+async def get_order(
+    order_id: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require("customers:read"))],
+) -> dict[str, Any]:
+    return {"service": "pipeline", "order_id": order_id, **echo(request, principal)}
+
+
+class _FakePipelineSettings(ServiceSettings):
+    service_name: ClassVar[str] = "pipeline-stand-in"
+
+
 class _FakeContactsSettings(ServiceSettings):
     service_name: ClassVar[str] = "contacts-stand-in"
     # As the real contacts service: a whole CSV migration fits in one request.
@@ -207,6 +223,12 @@ def customer360_app() -> FastAPI:
         version="test",
         settings=_FakeCustomer360Settings(),
         routers=[customer360],
+    )
+
+
+def pipeline_app() -> FastAPI:
+    return create_service_app(
+        title="pipeline", version="test", settings=_FakePipelineSettings(), routers=[pipeline]
     )
 
 

@@ -1,0 +1,1 @@
+"""The pipeline's aggregates, one module each: pure code, no I/O, the clock injected."""
