@@ -12,9 +12,10 @@ from typing import Any
 
 from libs.events.catalog import DomainEvent, EventCatalog, UnknownEventType
 from services.customer360.domain.from_contacts import CONTACTS
+from services.customer360.domain.from_pipeline import PIPELINE
 from services.customer360.domain.view import Source
 
-SOURCES: tuple[Source, ...] = (CONTACTS,)
+SOURCES: tuple[Source, ...] = (CONTACTS, PIPELINE)
 
 
 class SourcesCatalog(EventCatalog):

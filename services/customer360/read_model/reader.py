@@ -11,10 +11,8 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,105 +25,33 @@ from services.customer360.domain.view import (
     Interaction,
     Source,
 )
+from services.customer360.read_model.answer import (
+    BrokerPosition,
+    ConsentDecision,
+    ContractItem,
+    Customer360,
+    CustomerProfile,
+    DealItem,
+    Freshness,
+    InteractionItem,
+    OrderItem,
+    ProjectionLag,
+    PurchaseFigures,
+    TaskItem,
+    TimelineItem,
+)
 from services.customer360.read_model.writer import Customer360Projection
 
 if TYPE_CHECKING:
     from services.customer360.handlers import LagMonitor
 
+# Imported by name from here (the API, the lag monitor).
+__all__ = ["Customer360", "Customer360Reader", "ProjectionLag", "VersionWait"]
+
 log = logging.getLogger(__name__)
 
 FIRST_POLL_SECONDS = 0.005
 MAX_POLL_SECONDS = 0.02
-
-
-# --- what a client gets -----------------------------------------------------------------
-
-
-class CustomerProfile(BaseModel):
-    kind: str
-    name: str
-    email: str | None
-    phone: str | None
-    birthday: date | None
-    company_id: str | None
-    attributes: dict[str, str | int | float]
-    registered_at: datetime | None
-
-
-class ConsentDecision(BaseModel):
-    granted: bool
-    source: str
-    at: datetime
-
-
-class InteractionItem(BaseModel):
-    interaction_id: str
-    # The customer whose record logged it (a duplicate's id after a merge).
-    customer_id: str
-    channel: str
-    direction: str
-    summary: str
-    by: str
-    occurred_at: datetime
-
-
-class TimelineItem(BaseModel):
-    event_id: str
-    type: str
-    time: datetime
-    summary: str
-    # The customer whose history it comes from (a duplicate's id after a merge).
-    customer_id: str
-
-
-class BrokerPosition(BaseModel):
-    topic: str
-    partition: int
-    offset: int
-
-
-class ProjectionLag(BaseModel):
-    generation: int
-    # None until the first measurement (the broker is asked every few seconds).
-    lag_events: int | None
-    lag_seconds: float | None
-    measured_at: datetime | None
-
-
-class Freshness(BaseModel):
-    # The customer's stream version this view includes (compare with ?min_version).
-    version: int
-    # Time of the newest event applied to this customer.
-    updated_at: datetime | None
-    # Where that event was read: the projector's position for this customer.
-    position: BrokerPosition | None
-    projection: ProjectionLag
-
-
-class Customer360(BaseModel):
-    customer_id: str
-    # The id asked for: a merged duplicate's id is answered with its survivor's view.
-    requested_id: str
-    merged_ids: list[str]
-    erased: bool
-    erased_at: datetime | None
-    profile: CustomerProfile
-    tags: list[str]
-    owner_id: str | None
-    key_contacts: dict[str, str]
-    consent: dict[str, ConsentDecision]
-    interaction_count: int
-    last_interaction_at: datetime | None
-    last_interaction: InteractionItem | None
-    recent_interactions: list[InteractionItem]
-    timeline: list[TimelineItem]
-    # Filled by later services; present and empty until then.
-    deals: list[Any]
-    orders: list[Any]
-    tickets: list[Any]
-    loyalty: dict[str, Any] | None
-    alerts: list[Any]
-    freshness: Freshness
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +235,14 @@ class Customer360Reader:
                 )
                 for r in timeline
             ],
-            deals=list(sections.get("deals") or []),
-            orders=list(sections.get("orders") or []),
+            deals=[DealItem.model_validate(d) for d in sections.get("deals") or []],
+            orders=[OrderItem.model_validate(o) for o in sections.get("orders") or []],
+            purchases=[
+                PurchaseFigures.model_validate({"currency": currency, **figures})
+                for currency, figures in sorted((sections.get("purchases") or {}).items())
+            ],
+            contracts=[ContractItem.model_validate(c) for c in sections.get("contracts") or []],
+            tasks=[TaskItem.model_validate(t) for t in sections.get("tasks") or []],
             tickets=list(sections.get("tickets") or []),
             loyalty=sections.get("loyalty"),
             alerts=list(sections.get("alerts") or []),

@@ -107,6 +107,8 @@ class Customer360Projection(Projection):
         envelope = event.envelope
         tenant_id = envelope.tenantid
         customer_id = registered.customer_of(event.event)
+        if customer_id is None:
+            return  # about no customer (a lead's task)
         if not tenant_id or not customer_id:
             raise UnplaceableEvent(f"{envelope.type} {envelope.id} names no tenant or customer")
         fact = _fact_of(event)
@@ -160,6 +162,8 @@ class Customer360Projection(Projection):
                 continue  # says nothing about a customer (e.g. a custom field)
             envelope = event.envelope
             customer_id = registered.customer_of(event.event)
+            if customer_id is None:
+                continue  # about no customer (a lead's task)
             if not envelope.tenantid or not customer_id:
                 return None  # apply() dead-letters it, on its own
             placed.append(

@@ -64,19 +64,20 @@ class CustomerStream:
 class ContactsTopic:
     """Publishes envelopes the way the outbox relay does (key = customer id)."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str = CONTACTS_TOPIC) -> None:
         self.kafka = kafka
+        self.topic = topic
         self.producer: AIOKafkaProducer | None = None
 
     async def publish(self, *envelopes: EventEnvelope) -> None:
         if self.producer is None:
-            await ensure_topics(self.kafka, [CONTACTS_TOPIC])
+            await ensure_topics(self.kafka, [self.topic])
             self.producer = AIOKafkaProducer(bootstrap_servers=self.kafka.bootstrap_servers)
             await self.producer.start()
         for envelope in envelopes:
             record = envelope.to_kafka()
             await self.producer.send_and_wait(
-                CONTACTS_TOPIC, key=record.key, value=record.value, headers=record.headers
+                self.topic, key=record.key, value=record.value, headers=record.headers
             )
 
     async def close(self) -> None:
