@@ -46,6 +46,7 @@ class _Statements:
     """
 
     # Parameters: tenant_id, customer_id.
+    version_of: Select[Any]
     load: Select[Any]
     load_for_update: Select[Any]
     survivor_of: Select[Any]
@@ -118,9 +119,9 @@ class ViewQueries:
     async def version_of(
         self, conn: AsyncConnection, tenant_id: str, customer_id: str
     ) -> int | None:
-        c = self.tables.customers
+        # Polled by every ?min_version read until the projector catches up: prebuilt.
         version = await conn.scalar(
-            select(c.c.version).where(c.c.tenant_id == tenant_id, c.c.customer_id == customer_id)
+            self._statements(conn).version_of, {"tenant_id": tenant_id, "customer_id": customer_id}
         )
         return int(version) if version is not None else None
 
@@ -218,6 +219,9 @@ class ViewQueries:
             .limit(TIMELINE_LENGTH)
         )
         return _Statements(
+            version_of=select(c.c.version).where(
+                c.c.tenant_id == tenant_id, c.c.customer_id == customer_id
+            ),
             load=load,
             # Partitions of different topics (contacts, later pipeline...) for one
             # customer may be applied by different consumers at once: no lost update.
