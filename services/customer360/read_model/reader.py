@@ -1,8 +1,9 @@
 """Reading the 360 view: what a client gets, how fresh it is, and read-your-writes.
 
 A read follows the active generation, resolves a merged duplicate to its survivor
-and joins the history of the survivor and its duplicates. ``?min_version`` polls
-the customer's row (decision 4 says why polling, and why 504 when it is not reached).
+and joins the history of the survivor and its duplicates. ``?min_version`` re-reads
+the customer's row when a commit names it (``applied.py``), or polls where nothing is
+heard (decision 4; and why 504 when the version is not reached).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ from services.customer360.read_model.answer import (
     TaskItem,
     TimelineItem,
 )
+from services.customer360.read_model.applied import AppliedSignal
 from services.customer360.read_model.writer import Customer360Projection
 
 if TYPE_CHECKING:
@@ -52,6 +55,8 @@ log = logging.getLogger(__name__)
 
 FIRST_POLL_SECONDS = 0.005
 MAX_POLL_SECONDS = 0.02
+# While notified of commits: how often a waiting read looks anyway.
+SAFETY_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +77,15 @@ class Customer360Reader:
         *,
         sources: Sequence[Source] = SOURCES,
         generation_check_seconds: float = 1.0,
+        safety_seconds: float = SAFETY_SECONDS,
     ) -> None:
         self.engine = engine
         self.sources = tuple(sources)
         self.generation_check_seconds = generation_check_seconds
         self.lag_monitor: LagMonitor | None = None
+        # Heard from the projector's commits (PostgreSQL); until then, reads poll.
+        self.signal = AppliedSignal()
+        self.safety_seconds = safety_seconds
         self._projection = Customer360Projection(1, self.sources)
         self._checked_at: float | None = None
         # Where one statement reads a whole view (PostgreSQL), it needs no transaction.
@@ -117,15 +126,29 @@ class Customer360Reader:
         started = loop.time()
         deadline = started + timeout
         delay = FIRST_POLL_SECONDS
-        while True:
-            version = await self.version_of(tenant_id, customer_id)
-            now = loop.time()
-            if version is not None and version >= min_version:
-                return VersionWait(True, version, now - started)
-            if now >= deadline:
-                return VersionWait(False, version, now - started)
-            await asyncio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, MAX_POLL_SECONDS)
+        customer = (tenant_id, customer_id)
+        woken = self.signal.register(customer)
+        try:
+            while True:
+                woken.clear()  # before reading: a batch committed after the read wakes us
+                version = await self.version_of(tenant_id, customer_id)
+                now = loop.time()
+                if version is not None and version >= min_version:
+                    return VersionWait(True, version, now - started)
+                if now >= deadline:
+                    return VersionWait(False, version, now - started)
+                if self.signal.listening:
+                    # Woken when a batch naming this customer commits; read again
+                    # now and then anyway, should a notification have been missed.
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            woken.wait(), timeout=min(self.safety_seconds, deadline - now)
+                        )
+                    continue
+                await asyncio.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, MAX_POLL_SECONDS)
+        finally:
+            self.signal.unregister(customer, woken)
 
     async def view(self, tenant_id: str, customer_id: str) -> Customer360 | None:
         """The 360 view of ``customer_id`` in ``tenant_id``; None when there is none.

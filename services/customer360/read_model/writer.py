@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
 from libs.events.projection import Projection
+from libs.platform.db import is_postgres
 from services.customer360.domain.sources import SOURCES
 from services.customer360.domain.view import (
     TIMELINE_LENGTH,
@@ -38,6 +39,7 @@ from services.customer360.domain.view import (
     TimelineEntry,
     forget,
 )
+from services.customer360.read_model.applied import announce
 from services.customer360.read_model.batch import (
     BatchPath,
     WriteStatements,
@@ -119,8 +121,26 @@ class Customer360Projection(BatchPath, Projection):
         batch = await self._fold(conn, events)
         if batch is None:
             await super().apply_many(conn, events)  # one event at a time
-            return
-        await self._write(conn, batch)
+        else:
+            await self._write(conn, batch)
+        if is_postgres(conn.engine):
+            customers = self._customers_whose_version_moves(events)
+            if customers:
+                await announce(conn, customers)  # wakes their ?min_version reads
+
+    def _customers_whose_version_moves(
+        self, events: Sequence[ReceivedEvent]
+    ) -> set[tuple[str, str]]:
+        customers = set()
+        for event in events:
+            source = self._source_of.get(event.topic)
+            if source is None or not source.customer_streams:
+                continue
+            registered = source.applier_for(event.event)
+            customer_id = registered.customer_of(event.event) if registered else None
+            if customer_id and event.envelope.tenantid:
+                customers.add((event.envelope.tenantid, customer_id))
+        return customers
 
     async def _newer_than_applied(self, conn: AsyncConnection, tenant_id: str, fact: Fact) -> bool:
         """Record ``fact.sequence`` as its stream's version unless one as new is there."""

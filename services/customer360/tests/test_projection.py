@@ -29,6 +29,8 @@ from libs.events.kafka import KafkaSettings
 from libs.events.projection import active_generation, rebuild
 from services.customer360.domain.sources import catalog
 from services.customer360.domain.view import TIMELINE_LENGTH
+from services.customer360.read_model.applied import listen
+from services.customer360.read_model.reader import Customer360Reader
 from services.customer360.read_model.writer import Customer360Projection, projection_factory
 from services.customer360.tests.conftest import (
     T0,
@@ -267,6 +269,53 @@ async def test_waiting_for_a_version_returns_as_soon_as_it_lands_and_times_out_o
 
     unknown = await projector.reader.wait_for_version("acme", "nobody", 1, timeout=0.1)
     assert (unknown.reached, unknown.version) == (False, None)
+
+
+async def test_a_waiting_read_is_woken_by_the_commit_instead_of_polling(
+    projector: RunningProjector, contacts: ContactsTopic
+) -> None:
+    # A reader that hears the projector's commits (PostgreSQL NOTIFY) and would look
+    # on its own only every 60 s: the version can only arrive by the notification.
+    reader = Customer360Reader(projector.engine, safety_seconds=60.0)
+    stop = asyncio.Event()
+    listening = asyncio.create_task(listen(projector.engine, reader.signal, stop))
+    reads = 0
+    counted = reader.version_of
+
+    async def version_of(tenant_id: str, customer_id: str) -> int | None:
+        nonlocal reads
+        reads += 1
+        return await counted(tenant_id, customer_id)
+
+    reader.version_of = version_of  # type: ignore[method-assign]
+    try:
+        async def heard() -> bool:
+            return reader.signal.listening
+
+        await eventually(heard)
+        stream = CustomerStream("acme")
+        other = CustomerStream("acme")
+        waiting = asyncio.create_task(
+            reader.wait_for_version("acme", stream.customer_id, 1, timeout=30)
+        )
+        async def first_read_done() -> bool:
+            return reads >= 1
+
+        await eventually(first_read_done)
+        # Another customer's batch wakes no one else.
+        await contacts.publish(register(other))
+        await projector.until_version("acme", other.customer_id, 1)
+        assert reads == 1 and not waiting.done()
+
+        await contacts.publish(register(stream))
+        # Without the notification it would only end at its 30 s timeout.
+        reached = await asyncio.wait_for(waiting, timeout=10)
+    finally:
+        stop.set()
+        await listening
+
+    assert reached.reached and reached.version == 1
+    assert reads == 2  # before the commit, and once woken
 
 
 async def test_tenants_never_see_each_others_customers(
