@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from libs.auth import Principal, require
 from libs.platform.errors import DomainError, NotFound
-from services.customer360.projector import Projector
-from services.customer360.read_model import Customer360, Customer360Reader, status_of
+from services.customer360.handlers import Projector, status_of
+from services.customer360.read_model.reader import Customer360, Customer360Reader
 
 router = APIRouter(prefix="/api/v1", tags=["customer360"])
 
@@ -55,9 +55,7 @@ class StatusUnavailable(DomainError):
     status_code = 503
 
     def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"projection status unavailable: {reason}", headers={"Retry-After": "5"}
-        )
+        super().__init__(f"projection status unavailable: {reason}", headers={"Retry-After": "5"})
 
 
 class PartitionStatus(BaseModel):

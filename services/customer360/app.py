@@ -2,9 +2,10 @@
 
     uvicorn --factory services.customer360.app:create_app --port 8006
 
-The lifespan makes the active generation's tables exist, then runs two
-background tasks beside the API: the projector (a ``LiveProjection``, so a
-rebuild's swap is followed) and the lag monitor. On shutdown both are asked to
+The lifespan makes the active generation's tables exist, then runs background
+tasks beside the API: the projector (a ``LiveProjection``, so a rebuild's swap is
+followed), the lag monitor, planner upkeep and, on PostgreSQL, the listener that
+wakes ``?min_version`` reads when a batch commits. On shutdown they are asked to
 stop, given time to finish their batch, and cancelled only if they do not.
 """
 
@@ -18,14 +19,15 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from libs.platform.app import create_service_app
-from libs.platform.db import create_engine
+from libs.platform.db import create_engine, is_postgres
 from libs.platform.leadership import exclusively, while_leading
 from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
+from services.customer360.handlers import LagMonitor, Projector
 from services.customer360.migrations import FOLDER as MIGRATIONS
-from services.customer360.projector import Projector
-from services.customer360.read_model import Customer360Reader, LagMonitor
+from services.customer360.read_model.applied import listen
+from services.customer360.read_model.reader import Customer360Reader
 from services.customer360.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # One projector per database, however many worker processes serve the API.
             projecting = while_leading(engine, "customer360-projector", stop, projector.run)
             tasks.append(asyncio.create_task(projecting, name="customer360-projector"))
+        if is_postgres(engine):
+            tasks.append(
+                asyncio.create_task(listen(engine, reader.signal, stop), name="customer360-applied")
+            )
         try:
             yield
         finally:

@@ -11,7 +11,8 @@ from libs.platform.service import (
     ServiceDeclaration,
     under,
 )
-from services.customer360.projection import catalog, projection_factory
+from services.customer360.domain.sources import catalog
+from services.customer360.read_model.writer import projection_factory
 from services.customer360.settings import Settings
 
 SERVICE = ServiceDeclaration(

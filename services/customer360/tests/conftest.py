@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.events.catalog import DomainEvent
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, ensure_topics, service_topic
-from services.customer360.projection import Customer360Projection
-from services.customer360.projector import Projector
-from services.customer360.read_model import Customer360Reader
+from services.customer360.handlers import Projector
+from services.customer360.read_model.reader import Customer360Reader
+from services.customer360.read_model.writer import Customer360Projection
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CONTACTS_TOPIC = service_topic("contacts")
@@ -64,19 +64,20 @@ class CustomerStream:
 class ContactsTopic:
     """Publishes envelopes the way the outbox relay does (key = customer id)."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str = CONTACTS_TOPIC) -> None:
         self.kafka = kafka
+        self.topic = topic
         self.producer: AIOKafkaProducer | None = None
 
     async def publish(self, *envelopes: EventEnvelope) -> None:
         if self.producer is None:
-            await ensure_topics(self.kafka, [CONTACTS_TOPIC])
+            await ensure_topics(self.kafka, [self.topic])
             self.producer = AIOKafkaProducer(bootstrap_servers=self.kafka.bootstrap_servers)
             await self.producer.start()
         for envelope in envelopes:
             record = envelope.to_kafka()
             await self.producer.send_and_wait(
-                CONTACTS_TOPIC, key=record.key, value=record.value, headers=record.headers
+                self.topic, key=record.key, value=record.value, headers=record.headers
             )
 
     async def close(self) -> None:
@@ -137,10 +138,10 @@ Rows = dict[str, list[dict[str, object]]]
 async def snapshot(engine: AsyncEngine, projection: Customer360Projection) -> Rows:
     """Every row of every table of one generation, in a stable order."""
     tables = [
-        projection.customers,
-        projection.timeline,
-        projection.merges,
-        projection.streams,
+        projection.tables.customers,
+        projection.tables.timeline,
+        projection.tables.merges,
+        projection.tables.streams,
     ]
     result: Rows = {}
     async with engine.connect() as conn:

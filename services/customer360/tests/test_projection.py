@@ -27,7 +27,11 @@ from libs.events.consumer import ReceivedEvent
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import active_generation, rebuild
-from services.customer360.projection import Customer360Projection, catalog, projection_factory
+from services.customer360.domain.sources import catalog
+from services.customer360.domain.view import TIMELINE_LENGTH
+from services.customer360.read_model.applied import listen
+from services.customer360.read_model.reader import Customer360Reader
+from services.customer360.read_model.writer import Customer360Projection, projection_factory
 from services.customer360.tests.conftest import (
     T0,
     ContactsTopic,
@@ -36,7 +40,6 @@ from services.customer360.tests.conftest import (
     eventually,
     snapshot,
 )
-from services.customer360.view import TIMELINE_LENGTH
 
 PERSONAL = ("Zhang Wei", "zhang.wei@example.com", "+8613800138000", "1988-02-29", "spring fair",
             "wants a discount")
@@ -268,6 +271,53 @@ async def test_waiting_for_a_version_returns_as_soon_as_it_lands_and_times_out_o
     assert (unknown.reached, unknown.version) == (False, None)
 
 
+async def test_a_waiting_read_is_woken_by_the_commit_instead_of_polling(
+    projector: RunningProjector, contacts: ContactsTopic
+) -> None:
+    # A reader that hears the projector's commits (PostgreSQL NOTIFY) and would look
+    # on its own only every 60 s: the version can only arrive by the notification.
+    reader = Customer360Reader(projector.engine, safety_seconds=60.0)
+    stop = asyncio.Event()
+    listening = asyncio.create_task(listen(projector.engine, reader.signal, stop))
+    reads = 0
+    counted = reader.version_of
+
+    async def version_of(tenant_id: str, customer_id: str) -> int | None:
+        nonlocal reads
+        reads += 1
+        return await counted(tenant_id, customer_id)
+
+    reader.version_of = version_of  # type: ignore[method-assign]
+    try:
+        async def heard() -> bool:
+            return reader.signal.listening
+
+        await eventually(heard)
+        stream = CustomerStream("acme")
+        other = CustomerStream("acme")
+        waiting = asyncio.create_task(
+            reader.wait_for_version("acme", stream.customer_id, 1, timeout=30)
+        )
+        async def first_read_done() -> bool:
+            return reads >= 1
+
+        await eventually(first_read_done)
+        # Another customer's batch wakes no one else.
+        await contacts.publish(register(other))
+        await projector.until_version("acme", other.customer_id, 1)
+        assert reads == 1 and not waiting.done()
+
+        await contacts.publish(register(stream))
+        # Without the notification it would only end at its 30 s timeout.
+        reached = await asyncio.wait_for(waiting, timeout=10)
+    finally:
+        stop.set()
+        await listening
+
+    assert reached.reached and reached.version == 1
+    assert reads == 2  # before the commit, and once woken
+
+
 async def test_tenants_never_see_each_others_customers(
     projector: RunningProjector, contacts: ContactsTopic
 ) -> None:
@@ -378,7 +428,7 @@ async def test_a_full_timeline_reads_the_same_in_one_statement_as_line_by_line(
     view = await projector.reader.view("acme", cid)
     projection = await projector.reader.projection()
     async with projector.reader.engine.connect() as conn:
-        lines = await projection.timeline_of(conn, "acme", [cid])
+        lines = await projection.queries.timeline_of(conn, "acme", [cid])
 
     assert view is not None
     assert len(view.timeline) == TIMELINE_LENGTH
@@ -439,3 +489,81 @@ async def test_a_batch_folds_to_the_same_tables_as_its_events_one_by_one(
 def received(envelope: EventEnvelope, offset: int) -> ReceivedEvent:
     event = catalog.decode(envelope.type, envelope.data)
     return ReceivedEvent(envelope, event, "crm.contacts.events", 0, offset)
+
+
+async def test_imported_history_reads_as_it_happened(
+    projector: RunningProjector, contacts: ContactsTopic
+) -> None:
+    # Recorded today (the envelopes' time is T0 + n minutes), it happened years ago.
+    stream = CustomerStream("acme")
+    cid = stream.customer_id
+    registered_at = T0 - timedelta(days=5 * 365)
+    last_call = T0 - timedelta(days=30)
+    first_call = T0 - timedelta(days=4 * 365)
+    await contacts.publish(
+        register(stream, registered_at=registered_at),
+        stream(InteractionLogged(customer_id=cid, interaction_id="i-2", channel="phone",
+                                 direction="inbound", summary="", by="u-1",
+                                 occurred_at=last_call)),
+        # Logged after the newer call: it still reads before it.
+        stream(InteractionLogged(customer_id=cid, interaction_id="i-1", channel="email",
+                                 direction="outbound", summary="", by="u-1",
+                                 occurred_at=first_call)),
+        stream(CustomerTagged(customer_id=cid, tag="imported")),
+    )
+    await projector.until_version("acme", cid, 4)
+
+    view = await view_of(projector, "acme", cid)
+    assert [(line["type"].split(".")[2], line["time"]) for line in view["timeline"]] == [
+        ("customer_tagged", (T0 + timedelta(minutes=4)).isoformat().replace("+00:00", "Z")),
+        ("interaction_logged", last_call.isoformat().replace("+00:00", "Z")),
+        ("interaction_logged", first_call.isoformat().replace("+00:00", "Z")),
+        ("customer_registered", registered_at.isoformat().replace("+00:00", "Z")),
+    ]
+
+
+async def test_every_timeline_keeps_its_newest_lines_on_postgresql(pg_engine: AsyncEngine) -> None:
+    await every_timeline_keeps_its_newest_lines(pg_engine)
+
+
+async def test_every_timeline_keeps_its_newest_lines_on_sqlite(sqlite_engine: AsyncEngine) -> None:
+    await every_timeline_keeps_its_newest_lines(sqlite_engine)
+
+
+async def every_timeline_keeps_its_newest_lines(engine: AsyncEngine) -> None:
+    # Two known customers with a full timeline each gain lines in one batch: both are
+    # trimmed (one statement for the batch), each to its own newest lines, and the
+    # event-by-event path keeps the same lines.
+    streams = [CustomerStream("acme"), CustomerStream("acme")]
+
+    def tags(stream: CustomerStream, count: int) -> list[EventEnvelope]:
+        return [
+            stream(CustomerTagged(customer_id=stream.customer_id, tag=f"t{stream.version}"))
+            for _ in range(count)
+        ]
+
+    first = [e for s in streams for e in [register(s), *tags(s, TIMELINE_LENGTH - 1)]]
+    second = [e for s in streams for e in tags(s, 5)]
+    batched, single = projection_factory(1), projection_factory(2)
+    async with engine.begin() as conn:
+        await conn.run_sync(batched.metadata.create_all)
+        await conn.run_sync(single.metadata.create_all)
+    offset = 0
+    for batch in (first, second):
+        events = [received(envelope, offset + n) for n, envelope in enumerate(batch)]
+        offset += len(batch)
+        async with engine.begin() as conn:
+            await batched.apply_many(conn, events)
+        async with engine.begin() as conn:
+            for event in events:
+                await single.apply(conn, event)
+
+    folded, one_by_one = await snapshot(engine, batched), await snapshot(engine, single)
+    assert folded["customer360_timeline"] == one_by_one["customer360_timeline"]
+    for stream in streams:
+        kept = sorted(
+            line["sequence"]
+            for line in folded["customer360_timeline"]
+            if line["customer_id"] == stream.customer_id
+        )
+        assert kept == list(range(6, TIMELINE_LENGTH + 6))  # the 5 oldest went

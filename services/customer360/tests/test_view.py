@@ -21,8 +21,8 @@ from libs.events.catalog.contacts import (
     PersonalDataErased,
     ProfileChanged,
 )
-from services.customer360.contacts import CONTACTS
-from services.customer360.view import (
+from services.customer360.domain.from_contacts import CONTACTS
+from services.customer360.domain.view import (
     CustomerView,
     Fact,
     ForgetPersonalData,
@@ -213,3 +213,37 @@ def test_a_headline_is_bounded() -> None:
 def test_tenant_level_events_have_no_applier() -> None:
     assert CONTACTS.applier_for(CustomFieldDefined(name="size", type="text")) is None
 
+
+
+def test_a_timeline_line_is_dated_when_it_happened_not_when_it_was_recorded() -> None:
+    # History imported from an old system: recorded today (the fact's time, T0 + n
+    # minutes), but it happened years ago, and the events say when.
+    years_ago = datetime(2019, 6, 3, 14, 30, tzinfo=UTC)
+    call = years_ago + timedelta(days=400)
+    decided = years_ago + timedelta(days=500)
+    events: list[DomainEvent] = [
+        registration(registered_at=years_ago),
+        InteractionLogged(customer_id="c-1", interaction_id="i-1", channel="phone",
+                          direction="outbound", summary="", by="u-1", occurred_at=call),
+        ConsentChanged(customer_id="c-1", channel="email", granted=False, source="import",
+                       at=decided),
+        CustomerTagged(customer_id="c-1", tag="imported"),
+    ]
+    view = CustomerView("acme", "c-1")
+    times = []
+    for sequence, event in enumerate(events, start=1):
+        outcome = apply(view, event, sequence)
+        assert outcome.entry is not None
+        times.append(outcome.entry.time)
+        view = outcome.view
+
+    # What carries no time of its own happened when it was recorded.
+    assert times == [years_ago, call, decided, fact(4).time]
+
+
+def test_an_erasure_is_dated_by_its_own_time() -> None:
+    erased_at = T0 + timedelta(days=3)
+    outcome = apply(fold([registration()]), PersonalDataErased(
+        customer_id="c-1", by="u-dpo", erased_at=erased_at), sequence=2)
+    assert outcome.entry is not None
+    assert outcome.entry.time == erased_at

@@ -1,6 +1,7 @@
-"""The projector as a background task of the service: it keeps running, or says why not.
+"""The service's running work: the projector that reacts to other services' events,
+and the lag monitor every view quotes.
 
-``LiveProjection`` follows a rebuild's swap; this wrapper adds what a process
+``LiveProjection`` follows a rebuild's swap; :class:`Projector` adds what a process
 that also serves HTTP needs: a failure (broker unreachable at start, a database
 restart) is logged, shown in the status endpoint and retried with backoff,
 instead of silently ending the task while the API keeps serving stale views.
@@ -12,14 +13,21 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.kafka import KafkaSettings
-from libs.events.projection import LiveProjection, ProjectionRunner
-from services.customer360.projection import Customer360Projection
-from services.customer360.sources import SOURCES, catalog_of
-from services.customer360.view import Source
+from libs.events.projection import (
+    LiveProjection,
+    ProjectionRunner,
+    ProjectionStatus,
+    projection_status,
+)
+from services.customer360.domain.sources import SOURCES, catalog_of
+from services.customer360.domain.view import Source
+from services.customer360.read_model.reader import Customer360Reader, ProjectionLag
+from services.customer360.read_model.writer import Customer360Projection
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +104,63 @@ class Projector:
             restarts=self.restarts,
             last_error=self.last_error,
         )
+
+
+# --- lag -----------------------------------------------------------------------------
+
+
+class LagMonitor:
+    """Measures the projection's lag every few seconds, for every view to quote."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        kafka: KafkaSettings,
+        reader: Customer360Reader,
+        *,
+        refresh_seconds: float = 2.0,
+    ) -> None:
+        self.engine = engine
+        self.kafka = kafka
+        self.reader = reader
+        self.refresh_seconds = refresh_seconds
+        self.latest: ProjectionStatus | None = None
+        self.measured_at: datetime | None = None
+
+    async def measure(self) -> ProjectionStatus:
+        projection = await self.reader.projection()
+        status = await projection_status(self.engine, self.kafka, projection)
+        self.latest, self.measured_at = status, datetime.now(UTC)
+        return status
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self.measure(), timeout=max(self.refresh_seconds, 5.0))
+            except Exception as exc:
+                # The view stays readable while the broker is away; its lag goes stale.
+                log.warning("customer360: lag not measured: %s", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.refresh_seconds)
+            except TimeoutError:
+                pass
+
+    def lag(self, generation: int) -> ProjectionLag:
+        status = self.latest
+        if status is None or status.generation != generation:
+            return ProjectionLag(
+                generation=generation, lag_events=None, lag_seconds=None, measured_at=None
+            )
+        return ProjectionLag(
+            generation=generation,
+            lag_events=status.lag_events,
+            lag_seconds=round(status.lag_seconds, 3),
+            measured_at=self.measured_at,
+        )
+
+
+async def status_of(
+    engine: AsyncEngine, kafka: KafkaSettings, reader: Customer360Reader
+) -> ProjectionStatus:
+    """The projection's lag, measured now (for ops; views quote the monitor's)."""
+    return await projection_status(engine, kafka, await reader.projection())

@@ -1,12 +1,8 @@
 """The customer 360 view and how an event changes it: pure code, no I/O, no clock.
 
-Each publishing service is a :class:`Source`: its topic, its catalog and, per
-event type it knows, an applier ``(view, event, fact) -> Outcome``. The
-projection (``projection.py``) does the I/O around them: it loads the view,
-calls the applier, stores the new view, adds the timeline entry and carries out
-the effects. Contacts is the first source (``contacts.py``); pipeline, tickets,
-loyalty and alerts each add a module of the same shape and a line in
-``sources.py``, and fill their section of the view (``deals``, ``tickets``...).
+Each publishing service is a :class:`Source` whose appliers map
+``(view, event, fact) -> Outcome``; the writer (``read_model/writer.py``) does the
+I/O around them. Decision 4 describes the sources, effects and sections.
 """
 
 from __future__ import annotations
@@ -25,13 +21,32 @@ TIMELINE_LENGTH = 100
 # A timeline line is a headline; the full event stays in its service's history.
 SUMMARY_LENGTH = 300
 
-# The sections later services fill. A list section holds items, ``loyalty`` is one
-# account (None: no loyalty account known yet). Present and empty until then.
-SECTION_NAMES = ("deals", "orders", "tickets", "loyalty", "alerts")
+# The sections other services fill. A list section holds items, ``purchases`` the
+# figures per currency, ``loyalty`` one account (None: no loyalty account known yet).
+# Present and empty until their service has said something.
+SECTION_NAMES = (
+    "deals",
+    "orders",
+    "purchases",
+    "contracts",
+    "tasks",
+    "tickets",
+    "loyalty",
+    "alerts",
+)
 
 
 def empty_sections() -> dict[str, Any]:
-    return {"deals": [], "orders": [], "tickets": [], "loyalty": None, "alerts": []}
+    return {
+        "deals": [],
+        "orders": [],
+        "purchases": {},
+        "contracts": [],
+        "tasks": [],
+        "tickets": [],
+        "loyalty": None,
+        "alerts": [],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +128,19 @@ class Fact:
     partition: int
     offset: int
 
-    def entry(self, summary: str, redacted: str | None = None) -> TimelineEntry:
-        """A timeline line; ``redacted`` is the same line without personal data."""
+    def entry(
+        self, summary: str, redacted: str | None = None, *, happened_at: datetime | None = None
+    ) -> TimelineEntry:
+        """A timeline line; ``redacted`` is the same line without personal data.
+
+        ``happened_at`` is the event's own business time where it carries one (an
+        imported registration, a back-dated call): the line is dated and ordered by
+        it. Otherwise the fact happened when it was recorded (decision 19).
+        """
         return TimelineEntry(
             event_id=self.event_id,
             type=self.type,
-            time=self.time,
+            time=self.time if happened_at is None else happened_at,
             sequence=self.sequence,
             summary=_headline(summary),
             redacted_summary=_headline(summary if redacted is None else redacted),
@@ -129,6 +151,7 @@ class Fact:
 class TimelineEntry:
     event_id: str
     type: str
+    # When it happened (the timeline's order), not when it was recorded.
     time: datetime
     sequence: int
     summary: str
@@ -177,9 +200,16 @@ class Outcome:
 def forget(view: CustomerView, at: datetime) -> CustomerView:
     """The view without the customer's personal data (what PersonalDataErased asks).
 
-    The free text of interactions goes too: it is written about the person.
+    The free text of interactions goes too, and the titles of deals, contracts and
+    tasks: they are written about the person.
     """
     profile = view.profile
+    sections = {
+        name: [{**item, "title": ""} if "title" in item else item for item in value]
+        if isinstance(value, list)
+        else value
+        for name, value in view.sections.items()
+    }
     return replace(
         view,
         profile=Profile(
@@ -188,6 +218,7 @@ def forget(view: CustomerView, at: datetime) -> CustomerView:
             registered_at=profile.registered_at,
         ),
         recent_interactions=tuple(replace(i, summary="") for i in view.recent_interactions),
+        sections=sections,
         erased_at=view.erased_at or at,
     )
 
@@ -208,13 +239,15 @@ E = TypeVar("E", bound=DomainEvent)
 Applier = Callable[[CustomerView, E, Fact], Outcome]
 
 
-def _customer_id_field(event: DomainEvent) -> str:
-    return str(getattr(event, "customer_id"))  # noqa: B009 - every customer event has it
+def _customer_id_field(event: DomainEvent) -> str | None:
+    customer_id = getattr(event, "customer_id")  # noqa: B009 - every customer event has it
+    return str(customer_id) if customer_id is not None else None
 
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    customer_of: Callable[[Any], str]
+    # None: this event is about no customer (a lead's task): nothing to apply.
+    customer_of: Callable[[Any], str | None]
     apply: Callable[[CustomerView, Any, Fact], Outcome]
 
 
@@ -237,7 +270,10 @@ class Source:
         self.appliers: dict[type[DomainEvent], Registered] = {}
 
     def on(
-        self, event_type: type[E], *, customer_of: Callable[[E], str] = _customer_id_field
+        self,
+        event_type: type[E],
+        *,
+        customer_of: Callable[[E], str | None] = _customer_id_field,
     ) -> Callable[[Applier[E]], Applier[E]]:
         """Register the applier of ``event_type``; ``customer_of`` names the customer
         it is about (``event.customer_id`` unless said otherwise)."""

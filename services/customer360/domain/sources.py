@@ -1,7 +1,7 @@
 """The services whose events make up the 360 view.
 
 A new source (pipeline, tickets, loyalty, alerts) is a module like
-``contacts.py`` and one more entry in ``SOURCES``; a rebuild then fills a new
+``from_contacts.py`` and one more entry in ``SOURCES``; a rebuild then fills a new
 generation with its history. Nothing else changes.
 """
 
@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from libs.events.catalog import DomainEvent, EventCatalog, UnknownEventType
-from services.customer360.contacts import CONTACTS
-from services.customer360.view import Source
+from services.customer360.domain.from_contacts import CONTACTS
+from services.customer360.domain.from_pipeline import PIPELINE
+from services.customer360.domain.view import Source
 
-SOURCES: tuple[Source, ...] = (CONTACTS,)
+SOURCES: tuple[Source, ...] = (CONTACTS, PIPELINE)
 
 
 class SourcesCatalog(EventCatalog):
@@ -42,3 +43,7 @@ def catalog_of(sources: Sequence[Source]) -> EventCatalog:
     if len(sources) == 1:
         return sources[0].catalog
     return SourcesCatalog([s.catalog for s in sources])
+
+
+# What the projector decodes with: every source's catalog (``crm rebuild`` uses it too).
+catalog = catalog_of(SOURCES)

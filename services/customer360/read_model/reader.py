@@ -1,15 +1,9 @@
 """Reading the 360 view: what a client gets, how fresh it is, and read-your-writes.
 
-A read follows the active generation (so a rebuild's swap shows up within
-``generation_check_seconds``), resolves a merged duplicate to its survivor, and
-joins the timeline and interactions of the survivor and its duplicates.
-
-Read-your-writes: a client that wrote version N of a customer asks for the view
-"at least at N"; :meth:`Customer360Reader.wait_for_version` polls the customer's
-row (a primary-key read) until it is there or the wait is over. Polling, rather
-than a notification from the projector, works when readers and projector are
-different processes, and on SQLite as on PostgreSQL; the interval starts at
-5 ms and stays at most 20 ms, which is below the projector's own batch latency.
+A read follows the active generation, resolves a merged duplicate to its survivor
+and joins the history of the survivor and its duplicates. ``?min_version`` re-reads
+the customer's row when a commit names it (``applied.py``), or polls where nothing is
+heard (decision 4; and why 504 when the version is not reached).
 """
 
 from __future__ import annotations
@@ -17,115 +11,52 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.kafka import KafkaSettings
-from libs.events.projection import ProjectionStatus, generations, projection_status
+from libs.events.projection import generations
 from libs.platform.db import is_postgres
-from services.customer360.projection import Customer360Projection
-from services.customer360.sources import SOURCES
-from services.customer360.view import RECENT_INTERACTIONS, CustomerView, Interaction, Source
+from services.customer360.domain.sources import SOURCES
+from services.customer360.domain.view import (
+    RECENT_INTERACTIONS,
+    CustomerView,
+    Interaction,
+    Source,
+)
+from services.customer360.read_model.answer import (
+    BrokerPosition,
+    ConsentDecision,
+    ContractItem,
+    Customer360,
+    CustomerProfile,
+    DealItem,
+    Freshness,
+    InteractionItem,
+    OrderItem,
+    ProjectionLag,
+    PurchaseFigures,
+    TaskItem,
+    TimelineItem,
+)
+from services.customer360.read_model.applied import AppliedSignal
+from services.customer360.read_model.writer import Customer360Projection
+
+if TYPE_CHECKING:
+    from services.customer360.handlers import LagMonitor
+
+# Imported by name from here (the API, the lag monitor).
+__all__ = ["Customer360", "Customer360Reader", "ProjectionLag", "VersionWait"]
 
 log = logging.getLogger(__name__)
 
 FIRST_POLL_SECONDS = 0.005
 MAX_POLL_SECONDS = 0.02
-
-
-# --- what a client gets -----------------------------------------------------------------
-
-
-class CustomerProfile(BaseModel):
-    kind: str
-    name: str
-    email: str | None
-    phone: str | None
-    birthday: date | None
-    company_id: str | None
-    attributes: dict[str, str | int | float]
-    registered_at: datetime | None
-
-
-class ConsentDecision(BaseModel):
-    granted: bool
-    source: str
-    at: datetime
-
-
-class InteractionItem(BaseModel):
-    interaction_id: str
-    # The customer whose record logged it (a duplicate's id after a merge).
-    customer_id: str
-    channel: str
-    direction: str
-    summary: str
-    by: str
-    occurred_at: datetime
-
-
-class TimelineItem(BaseModel):
-    event_id: str
-    type: str
-    time: datetime
-    summary: str
-    # The customer whose history it comes from (a duplicate's id after a merge).
-    customer_id: str
-
-
-class BrokerPosition(BaseModel):
-    topic: str
-    partition: int
-    offset: int
-
-
-class ProjectionLag(BaseModel):
-    generation: int
-    # None until the first measurement (the broker is asked every few seconds).
-    lag_events: int | None
-    lag_seconds: float | None
-    measured_at: datetime | None
-
-
-class Freshness(BaseModel):
-    # The customer's stream version this view includes (compare with ?min_version).
-    version: int
-    # Time of the newest event applied to this customer.
-    updated_at: datetime | None
-    # Where that event was read: the projector's position for this customer.
-    position: BrokerPosition | None
-    projection: ProjectionLag
-
-
-class Customer360(BaseModel):
-    customer_id: str
-    # The id asked for: a merged duplicate's id is answered with its survivor's view.
-    requested_id: str
-    merged_ids: list[str]
-    erased: bool
-    erased_at: datetime | None
-    profile: CustomerProfile
-    tags: list[str]
-    owner_id: str | None
-    key_contacts: dict[str, str]
-    consent: dict[str, ConsentDecision]
-    interaction_count: int
-    last_interaction_at: datetime | None
-    last_interaction: InteractionItem | None
-    recent_interactions: list[InteractionItem]
-    timeline: list[TimelineItem]
-    # Filled by later services; present and empty until then.
-    deals: list[Any]
-    orders: list[Any]
-    tickets: list[Any]
-    loyalty: dict[str, Any] | None
-    alerts: list[Any]
-    freshness: Freshness
+# While notified of commits: how often a waiting read looks anyway.
+SAFETY_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,59 +65,6 @@ class VersionWait:
     # The customer's version when the wait ended (None: the customer is not there yet).
     version: int | None
     waited_seconds: float
-
-
-# --- lag -----------------------------------------------------------------------------
-
-
-class LagMonitor:
-    """Measures the projection's lag every few seconds, for every view to quote."""
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        kafka: KafkaSettings,
-        reader: Customer360Reader,
-        *,
-        refresh_seconds: float = 2.0,
-    ) -> None:
-        self.engine = engine
-        self.kafka = kafka
-        self.reader = reader
-        self.refresh_seconds = refresh_seconds
-        self.latest: ProjectionStatus | None = None
-        self.measured_at: datetime | None = None
-
-    async def measure(self) -> ProjectionStatus:
-        projection = await self.reader.projection()
-        status = await projection_status(self.engine, self.kafka, projection)
-        self.latest, self.measured_at = status, datetime.now(UTC)
-        return status
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(self.measure(), timeout=max(self.refresh_seconds, 5.0))
-            except Exception as exc:
-                # The view stays readable while the broker is away; its lag goes stale.
-                log.warning("customer360: lag not measured: %s", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.refresh_seconds)
-            except TimeoutError:
-                pass
-
-    def lag(self, generation: int) -> ProjectionLag:
-        status = self.latest
-        if status is None or status.generation != generation:
-            return ProjectionLag(
-                generation=generation, lag_events=None, lag_seconds=None, measured_at=None
-            )
-        return ProjectionLag(
-            generation=generation,
-            lag_events=status.lag_events,
-            lag_seconds=round(status.lag_seconds, 3),
-            measured_at=self.measured_at,
-        )
 
 
 # --- the reader ----------------------------------------------------------------------
@@ -199,11 +77,15 @@ class Customer360Reader:
         *,
         sources: Sequence[Source] = SOURCES,
         generation_check_seconds: float = 1.0,
+        safety_seconds: float = SAFETY_SECONDS,
     ) -> None:
         self.engine = engine
         self.sources = tuple(sources)
         self.generation_check_seconds = generation_check_seconds
         self.lag_monitor: LagMonitor | None = None
+        # Heard from the projector's commits (PostgreSQL); until then, reads poll.
+        self.signal = AppliedSignal()
+        self.safety_seconds = safety_seconds
         self._projection = Customer360Projection(1, self.sources)
         self._checked_at: float | None = None
         # Where one statement reads a whole view (PostgreSQL), it needs no transaction.
@@ -230,7 +112,7 @@ class Customer360Reader:
     async def version_of(self, tenant_id: str, customer_id: str) -> int | None:
         projection = await self.projection()
         async with self.engine.connect() as conn:
-            return await projection.version_of(conn, tenant_id, customer_id)
+            return await projection.queries.version_of(conn, tenant_id, customer_id)
 
     async def wait_for_version(
         self, tenant_id: str, customer_id: str, min_version: int, *, timeout: float
@@ -244,15 +126,29 @@ class Customer360Reader:
         started = loop.time()
         deadline = started + timeout
         delay = FIRST_POLL_SECONDS
-        while True:
-            version = await self.version_of(tenant_id, customer_id)
-            now = loop.time()
-            if version is not None and version >= min_version:
-                return VersionWait(True, version, now - started)
-            if now >= deadline:
-                return VersionWait(False, version, now - started)
-            await asyncio.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, MAX_POLL_SECONDS)
+        customer = (tenant_id, customer_id)
+        woken = self.signal.register(customer)
+        try:
+            while True:
+                woken.clear()  # before reading: a batch committed after the read wakes us
+                version = await self.version_of(tenant_id, customer_id)
+                now = loop.time()
+                if version is not None and version >= min_version:
+                    return VersionWait(True, version, now - started)
+                if now >= deadline:
+                    return VersionWait(False, version, now - started)
+                if self.signal.listening:
+                    # Woken when a batch naming this customer commits; read again
+                    # now and then anyway, should a notification have been missed.
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            woken.wait(), timeout=min(self.safety_seconds, deadline - now)
+                        )
+                    continue
+                await asyncio.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, MAX_POLL_SECONDS)
+        finally:
+            self.signal.unregister(customer, woken)
 
     async def view(self, tenant_id: str, customer_id: str) -> Customer360 | None:
         """The 360 view of ``customer_id`` in ``tenant_id``; None when there is none.
@@ -263,7 +159,7 @@ class Customer360Reader:
         if self._one_statement is not None:
             # The usual read, a customer never merged: one statement, so no transaction.
             async with self._one_statement.connect() as conn:
-                found = await projection.load_for_reading(conn, tenant_id, customer_id)
+                found = await projection.queries.load_for_reading(conn, tenant_id, customer_id)
             if found is not None:
                 view, survivor_id, timeline = found
                 if survivor_id is None and not view.absorbed and view.profile.kind is not None:
@@ -272,25 +168,27 @@ class Customer360Reader:
                     )
         # Merged, absorbing, unknown, or SQLite: several statements in one snapshot.
         async with self.engine.connect() as conn:
-            loaded, survivor_id = await projection.load_with_survivor(conn, tenant_id, customer_id)
+            loaded, survivor_id = await projection.queries.load_with_survivor(
+                conn, tenant_id, customer_id
+            )
             served_id = customer_id
             if survivor_id is not None:
-                further = await projection.survivors_of(conn, tenant_id, survivor_id)
+                further = await projection.queries.survivors_of(conn, tenant_id, survivor_id)
                 served_id = further[-1] if further else survivor_id
-                loaded = await projection.load(conn, tenant_id, served_id)
+                loaded = await projection.queries.load(conn, tenant_id, served_id)
             if loaded is None or loaded.profile.kind is None:
                 # Only what the contacts service registered is a customer; events of
                 # other services about an unknown id wait for it.
                 return None
             # Never merged (the usual case): no need to look for duplicates.
             group = (
-                await projection.group_of(conn, tenant_id, served_id)
+                await projection.queries.group_of(conn, tenant_id, served_id)
                 if loaded.absorbed
                 else [served_id]
             )
-            timeline = await projection.timeline_of(conn, tenant_id, group)
+            timeline = await projection.queries.timeline_of(conn, tenant_id, group)
             others = (
-                await projection.interactions_of(conn, tenant_id, group[1:])
+                await projection.queries.interactions_of(conn, tenant_id, group[1:])
                 if len(group) > 1
                 else {}
             )
@@ -360,8 +258,14 @@ class Customer360Reader:
                 )
                 for r in timeline
             ],
-            deals=list(sections.get("deals") or []),
-            orders=list(sections.get("orders") or []),
+            deals=[DealItem.model_validate(d) for d in sections.get("deals") or []],
+            orders=[OrderItem.model_validate(o) for o in sections.get("orders") or []],
+            purchases=[
+                PurchaseFigures.model_validate({"currency": currency, **figures})
+                for currency, figures in sorted((sections.get("purchases") or {}).items())
+            ],
+            contracts=[ContractItem.model_validate(c) for c in sections.get("contracts") or []],
+            tasks=[TaskItem.model_validate(t) for t in sections.get("tasks") or []],
             tickets=list(sections.get("tickets") or []),
             loyalty=sections.get("loyalty"),
             alerts=list(sections.get("alerts") or []),
@@ -399,10 +303,3 @@ def _recent_interactions(
     ]
     items.sort(key=lambda i: (i.occurred_at, i.interaction_id), reverse=True)
     return items[:RECENT_INTERACTIONS]
-
-
-async def status_of(
-    engine: AsyncEngine, kafka: KafkaSettings, reader: Customer360Reader
-) -> ProjectionStatus:
-    """The projection's lag, measured now (for ops; views quote the monitor's)."""
-    return await projection_status(engine, kafka, await reader.projection())

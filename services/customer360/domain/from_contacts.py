@@ -30,7 +30,7 @@ from libs.events.catalog.contacts import (
     catalog,
 )
 from libs.events.kafka import service_topic
-from services.customer360.view import (
+from services.customer360.domain.view import (
     Consent,
     CustomerView,
     Fact,
@@ -68,7 +68,12 @@ def registered(view: CustomerView, event: CustomerRegistered, fact: Fact) -> Out
         owner_id=event.owner_id,
     )
     return Outcome(
-        view, fact.entry(f"Registered {event.kind} {event.name}", f"Registered {event.kind}")
+        view,
+        fact.entry(
+            f"Registered {event.kind} {event.name}",
+            f"Registered {event.kind}",
+            happened_at=event.registered_at,
+        ),
     )
 
 
@@ -171,7 +176,7 @@ def interaction_logged(view: CustomerView, event: InteractionLogged, fact: Fact)
     headline = f"{event.direction.capitalize()} {event.channel} by {event.by}"
     # The free text of an interaction talks about the person: it is personal data.
     summary = f"{headline}: {event.summary}" if event.summary else headline
-    return Outcome(view, fact.entry(summary, headline))
+    return Outcome(view, fact.entry(summary, headline, happened_at=event.occurred_at))
 
 
 @CONTACTS.on(CustomerMerged)
@@ -224,9 +229,7 @@ def merged(view: CustomerView, event: CustomerMerged, fact: Fact) -> Outcome:
     line = f"Absorbed duplicate {event.duplicate_id}"
     if taken:
         line += " (took " + ", ".join(taken) + ")"
-    return Outcome(
-        view, fact.entry(line), (Redirect(event.duplicate_id, event.customer_id),)
-    )
+    return Outcome(view, fact.entry(line), (Redirect(event.duplicate_id, event.customer_id),))
 
 
 @CONTACTS.on(CustomerMergedInto)
@@ -246,7 +249,7 @@ def consent_changed(view: CustomerView, event: ConsentChanged, fact: Fact) -> Ou
     verb = "granted" if event.granted else "withdrawn"
     return Outcome(
         replace(view, consents=consents),
-        fact.entry(f"Consent to {event.channel} {verb} ({event.source})"),
+        fact.entry(f"Consent to {event.channel} {verb} ({event.source})", happened_at=event.at),
     )
 
 
@@ -254,7 +257,7 @@ def consent_changed(view: CustomerView, event: ConsentChanged, fact: Fact) -> Ou
 def personal_data_erased(view: CustomerView, event: PersonalDataErased, fact: Fact) -> Outcome:
     return Outcome(
         forget(view, event.erased_at),
-        fact.entry(f"Personal data erased by {event.by}"),
+        fact.entry(f"Personal data erased by {event.by}", happened_at=event.erased_at),
         (ForgetPersonalData(),),
     )
 

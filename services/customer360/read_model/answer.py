@@ -1,0 +1,162 @@
+"""What a client gets: the 360 view as the API answers it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class CustomerProfile(BaseModel):
+    kind: str
+    name: str
+    email: str | None
+    phone: str | None
+    birthday: date | None
+    company_id: str | None
+    attributes: dict[str, str | int | float]
+    registered_at: datetime | None
+
+
+class ConsentDecision(BaseModel):
+    granted: bool
+    source: str
+    at: datetime
+
+
+class InteractionItem(BaseModel):
+    interaction_id: str
+    # The customer whose record logged it (a duplicate's id after a merge).
+    customer_id: str
+    channel: str
+    direction: str
+    summary: str
+    by: str
+    occurred_at: datetime
+
+
+class TimelineItem(BaseModel):
+    event_id: str
+    type: str
+    time: datetime
+    summary: str
+    # The customer whose history it comes from (a duplicate's id after a merge).
+    customer_id: str
+
+
+class QuoteItem(BaseModel):
+    quote_id: str
+    # Minor units of ``currency`` (fen, cents), as the pipeline service publishes them.
+    total: int
+    currency: str
+    valid_until: date | None
+
+
+class DealItem(BaseModel):
+    deal_id: str
+    title: str
+    amount: int
+    currency: str
+    stage: str
+    probability: int
+    expected_close_on: date | None
+    owner_id: str | None
+    opened_at: datetime
+    # The latest quote sent for the deal.
+    quote: QuoteItem | None
+
+
+class OrderItem(BaseModel):
+    order_id: str
+    external_id: str | None
+    total: int
+    refunded: int
+    currency: str
+    status: Literal["placed", "partly_refunded", "refunded", "cancelled"]
+    placed_at: datetime
+
+
+class PurchaseFigures(BaseModel):
+    currency: str
+    # Orders placed and not cancelled.
+    orders: int
+    # What the customer paid, less refunds and cancelled orders.
+    spent: int
+    refunded: int
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+
+
+class ContractItem(BaseModel):
+    contract_id: str
+    title: str
+    value: int
+    currency: str
+    starts_on: date
+    ends_on: date
+    auto_renew: bool
+    deal_id: str | None
+
+
+class TaskItem(BaseModel):
+    task_id: str
+    title: str
+    due_at: datetime
+    assignee_id: str
+    deal_id: str | None
+
+
+class BrokerPosition(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+
+
+class ProjectionLag(BaseModel):
+    generation: int
+    # None until the first measurement (the broker is asked every few seconds).
+    lag_events: int | None
+    lag_seconds: float | None
+    measured_at: datetime | None
+
+
+class Freshness(BaseModel):
+    # The customer's stream version this view includes (compare with ?min_version).
+    version: int
+    # Time of the newest event applied to this customer.
+    updated_at: datetime | None
+    # Where that event was read: the projector's position for this customer.
+    position: BrokerPosition | None
+    projection: ProjectionLag
+
+
+class Customer360(BaseModel):
+    customer_id: str
+    # The id asked for: a merged duplicate's id is answered with its survivor's view.
+    requested_id: str
+    merged_ids: list[str]
+    erased: bool
+    erased_at: datetime | None
+    profile: CustomerProfile
+    tags: list[str]
+    owner_id: str | None
+    key_contacts: dict[str, str]
+    consent: dict[str, ConsentDecision]
+    interaction_count: int
+    last_interaction_at: datetime | None
+    last_interaction: InteractionItem | None
+    recent_interactions: list[InteractionItem]
+    timeline: list[TimelineItem]
+    # The sales section (the pipeline service): open deals, the most recent orders,
+    # the purchase figures per currency, active contracts and open follow-up tasks.
+    deals: list[DealItem]
+    orders: list[OrderItem]
+    purchases: list[PurchaseFigures]
+    contracts: list[ContractItem]
+    tasks: list[TaskItem]
+    # Filled by later services; present and empty until then.
+    tickets: list[Any]
+    loyalty: dict[str, Any] | None
+    alerts: list[Any]
+    freshness: Freshness
