@@ -36,6 +36,24 @@ CONSUMER_LAG = Gauge(
     "Messages between a consumer group's position and the partition end",
     ["group", "topic", "partition"],
 )
+CONSUMER_STALLED = Gauge(
+    "crm_consumer_stalled",
+    "1 while a partition's position is beyond its end, or behind it without progress",
+    ["group", "topic", "partition"],
+)
+CONSUMER_RESETS = Counter(
+    "crm_consumer_resets_total",
+    "Partitions read again from their start because the topic lost or replaced messages",
+    ["group", "topic", "reason"],
+)
+TOPIC_LOSSES = Counter(
+    "crm_relay_topic_losses_total",
+    "Times the relay found the broker no longer holds what it published",
+    ["topic", "reason"],
+)
+EVENTS_REPUBLISHED = Counter(
+    "crm_events_republished_total", "Events published again from the event store", ["topic"]
+)
 PROJECTION_LAG_SECONDS = Gauge(
     "crm_projection_lag_seconds",
     "Seconds between the newest applied event's time and now",
