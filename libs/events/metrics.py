@@ -41,6 +41,11 @@ CONSUMER_STALLED = Gauge(
     "1 while a partition's position is beyond its end, or behind it without progress",
     ["group", "topic", "partition"],
 )
+PROJECTION_STALLED = Gauge(
+    "crm_projection_stalled",
+    "1 while a projection's checkpoint is beyond a partition's end, or behind it unmoving",
+    ["projection"],
+)
 CONSUMER_RESETS = Counter(
     "crm_consumer_resets_total",
     "Partitions read again from their start because the topic lost or replaced messages",

@@ -671,6 +671,14 @@ class Customer360Projection(Projection):
         )
         return int(version) if version is not None else None
 
+    async def count_for_rebuild(self, conn: AsyncConnection) -> int:
+        """Registered customers (a row only other services' events made is not one)."""
+        c = self.customers
+        return int(
+            await conn.scalar(select(func.count()).select_from(c).where(c.c.kind.is_not(None)))
+            or 0
+        )
+
     async def survivors_of(
         self, conn: AsyncConnection, tenant_id: str, customer_id: str
     ) -> list[str]:

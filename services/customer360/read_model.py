@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from libs.events import metrics
 from libs.events.db import is_postgres
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionStatus, generations, projection_status
@@ -161,6 +162,7 @@ class LagMonitor:
         projection = await self.reader.projection()
         status = await projection_status(self.engine, self.kafka, projection)
         self.latest, self.measured_at = status, datetime.now(UTC)
+        metrics.PROJECTION_STALLED.labels(projection.name).set(1 if status.stalled else 0)
         return status
 
     async def run(self, stop: asyncio.Event) -> None:
