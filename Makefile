@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench token schemas clean
+.PHONY: run test test-slow lint typecheck bench token schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ run: $(STAMP)
 	$(BIN)/crm run
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
+
+# The long fault-injection scenarios (minutes each).
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check libs services tests bench
