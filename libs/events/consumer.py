@@ -102,6 +102,9 @@ class EventConsumer:
         self._verifying: dict[TopicPartition, Checkpoint] = {}
         self._below_position_since: dict[TopicPartition, float] = {}
         self._moved_at: dict[TopicPartition, tuple[int, float]] = {}
+        # Partitions placed where their checkpoint says: the client starts fetching as
+        # soon as it is assigned, before the checkpoints are read back.
+        self._resumed: set[TopicPartition] = set()
         self.resets = 0
         self.dead_lettered = 0
 
@@ -145,6 +148,8 @@ class EventConsumer:
         received: list[ReceivedEvent] = []
         progress: Progress = {}
         for tp, records in batches.items():
+            if tp not in self._resumed:
+                continue  # fetched from where the client chose; the checkpoint decides
             records = await self._same_topic(consumer, tp, records)
             for record in records:
                 event = await self._decode(record)
@@ -356,7 +361,7 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        self.owner._resumed.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         owner = self.owner
@@ -364,20 +369,22 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in [tp for tp in state if tp not in assigned]:
                 del state[tp]
         if owner.checkpoints is None or not assigned:
+            owner._resumed = set(assigned)
             return
+        owner._resumed.difference_update(assigned)
         saved = await owner.checkpoints(set(assigned))
         for tp in assigned:
             checkpoint = saved.get(tp)
-            if checkpoint is None:
-                continue
-            owner.positions[tp] = checkpoint.next_offset
-            if checkpoint.next_offset == 0:
+            if checkpoint is None or checkpoint.next_offset == 0:
+                # Never applied: from the start (what was fetched meanwhile was dropped).
                 self.consumer.seek(tp, 0)
                 continue
+            owner.positions[tp] = checkpoint.next_offset
             # Start where the database says, one message early, to see that it is the
             # message applied last: the topic may have been lost and refilled since.
             self.consumer.seek(tp, checkpoint.next_offset - 1)
             owner._verifying[tp] = checkpoint
+        owner._resumed = set(assigned)
 
 
 def _event_id(record: ConsumerRecord) -> str | None:
