@@ -1,7 +1,7 @@
 """What the relay knows it published, to tell when the broker lost it.
 
 Per partition of the service's topic, the relay keeps (in the service's own
-database) the offset of the last batch the broker acknowledged and the offset
+database) the base offset of the last pass it had acknowledged and the offset
 after it. A broker that no longer holds that batch (the topic is missing, has
 fewer partitions, ends before it, or acknowledges a new batch below it) lost
 what was published; the relay then publishes the event store again, from its
@@ -29,7 +29,8 @@ published_ends = Table(
     relay_metadata,
     Column("topic", String(200), primary_key=True),
     Column("partition", Integer, primary_key=True),
-    # Base offset of the last batch acknowledged, and the offset after that batch.
+    # Base offset of the first batch of the last publishing pass (the broker must still
+    # hold it), and the offset after the pass.
     Column("last_batch_offset", BigId, nullable=False),
     Column("end_offset", BigId, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -48,6 +49,8 @@ republishing = Table(
 
 @dataclass(frozen=True, slots=True)
 class PartitionEnd:
+    """Of one pass in one partition: the base offset of its first batch, the end after it."""
+
     last_batch_offset: int
     end_offset: int
 
