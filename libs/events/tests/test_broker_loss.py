@@ -193,6 +193,29 @@ async def test_a_relay_started_after_the_broker_lost_its_topic_publishes_the_sto
     assert sorted(int(str(d["minutes"])) for _, _, d in seen) == list(range(20))
 
 
+async def test_a_relay_stopped_while_publishing_the_store_again_carries_on_where_it_was(
+    store: EventStore, kafka: KafkaSettings, broker: EmbeddedBroker, unique: str
+) -> None:
+    topic = f"crm.sample.{unique}"
+    for i in range(30):
+        await store.append("acme", f"c-{i % 3}", i // 3, [visit(f"c-{i % 3}", i)])
+    assert await relay_for(store, kafka, topic).relay_once() == 30
+    restart_empty(broker)
+
+    first = relay_for(store, kafka, topic)
+    first.batch_size, first.confirm_loss_seconds = 10, 0.1
+    assert await first.relay_once() == 10  # found the loss, sent the first ten, then stops
+    await first.close()
+    second = relay_for(store, kafka, topic)
+    second.batch_size = 10
+    while await second.relay_once():
+        pass
+
+    seen = await read_topic(kafka, topic, 30)
+    # Each event once: the second relay went on from the eleventh, not from the start.
+    assert sorted(int(str(d["minutes"])) for _, _, d in seen) == list(range(30))
+
+
 async def test_no_status_reads_no_lag_while_the_projection_is_stalled(
     store: EventStore, kafka: KafkaSettings, broker: EmbeddedBroker, unique: str
 ) -> None:
