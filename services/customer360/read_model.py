@@ -90,6 +90,8 @@ class ProjectionLag(BaseModel):
     # None until the first measurement (the broker is asked every few seconds).
     lag_events: int | None
     lag_seconds: float | None
+    # True while the projection is not following its topics (then the view may be old).
+    stalled: bool | None = None
     measured_at: datetime | None
 
 
@@ -187,6 +189,7 @@ class LagMonitor:
             generation=generation,
             lag_events=status.lag_events,
             lag_seconds=round(status.lag_seconds, 3),
+            stalled=status.stalled,
             measured_at=self.measured_at,
         )
 
