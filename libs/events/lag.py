@@ -7,8 +7,8 @@ partition end it says:
 * a checkpoint **beyond the end** of its partition (the topic was lost and
   came back shorter): everything in the partition is still to read, and the
   partition is stalled until the consumer starts it over;
-* a partition behind whose checkpoint has not moved for ``stall_after_seconds``
-  (or, never read, whose oldest message has waited that long): stalled;
+* a partition behind whose checkpoint has not moved, and whose oldest unread
+  message has waited, for ``stall_after_seconds``: stalled;
 * seconds: how long the oldest message not yet applied has waited on the topic.
 """
 
@@ -133,11 +133,11 @@ def partition_lag(
     if waiting or beyond:
         since = oldest_unread_at or moved_at or (saved.last_event_time if saved else None)
         seconds = max(0.0, (now - since).total_seconds()) if since else 0.0
-    idle_since = moved_at or oldest_unread_at
+    # Stalled: no progress while something waits. Both must be old: a quiet projection
+    # whose checkpoint last moved an hour ago is not stalled by a message a second old.
+    known = [t for t in (moved_at, oldest_unread_at) if t is not None]
     stalled = beyond or (
-        waiting
-        and idle_since is not None
-        and (now - idle_since).total_seconds() > stall_after_seconds
+        waiting and bool(known) and (now - max(known)).total_seconds() > stall_after_seconds
     )
     return PartitionLag(
         tp.topic,

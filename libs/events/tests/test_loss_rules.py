@@ -70,6 +70,13 @@ def test_behind_without_moving_past_the_limit_is_stalled() -> None:
     assert never_read.stalled and never_read.events == 4
 
 
+def test_a_quiet_projection_is_not_stalled_by_a_message_just_published() -> None:
+    saved = SavedCheckpoint(10, None, NOW - timedelta(hours=1))
+    lag = partition_lag(TP, 11, saved, NOW - timedelta(seconds=1), now=NOW)
+
+    assert (lag.events, lag.stalled) == (1, False)
+
+
 def test_caught_up_has_no_lag() -> None:
     lag = partition_lag(TP, 10, SavedCheckpoint(10, None, NOW - timedelta(days=1)), None, now=NOW)
 
