@@ -101,7 +101,8 @@ class EventConsumer:
         # Partitions resumed from a checkpoint whose message before it is still to be checked.
         self._verifying: dict[TopicPartition, Checkpoint] = {}
         self._below_position_since: dict[TopicPartition, float] = {}
-        self._moved_at: dict[TopicPartition, tuple[int, float]] = {}
+        # Per partition behind its end: the position it waits at, and since when.
+        self._waiting_since: dict[TopicPartition, tuple[int, float]] = {}
         # Partitions placed where their checkpoint says: the client starts fetching as
         # soon as it is assigned, before the checkpoints are read back.
         self._resumed: set[TopicPartition] = set()
@@ -345,13 +346,19 @@ class EventConsumer:
             if end is None or current is None:
                 continue
             labels = (self.group_id, tp.topic, str(tp.partition))
-            moved = self._moved_at.get(tp)
-            if moved is None or moved[0] != current:
-                self._moved_at[tp] = moved = (current, now)
             # A position beyond the end has everything of the partition still to read.
             lag = end - current if end >= current else end
             metrics.CONSUMER_LAG.labels(*labels).set(lag)
-            stalled = end < current or (lag > 0 and now - moved[1] > self.stall_after_seconds)
+            # Stalled: behind, at the same position, for longer than the limit.
+            waiting = self._waiting_since.get(tp)
+            if lag <= 0 and end >= current:
+                self._waiting_since.pop(tp, None)
+                waiting = None
+            elif waiting is None or waiting[0] != current:
+                self._waiting_since[tp] = waiting = (current, now)
+            stalled = end < current or (
+                waiting is not None and now - waiting[1] > self.stall_after_seconds
+            )
             metrics.CONSUMER_STALLED.labels(*labels).set(1 if stalled else 0)
 
 
@@ -362,6 +369,10 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.owner._resumed.difference_update(revoked)
+        for tp in revoked:
+            # Another member answers for it now.
+            self.owner._waiting_since.pop(tp, None)
+            metrics.CONSUMER_STALLED.labels(self.owner.group_id, tp.topic, str(tp.partition)).set(0)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         owner = self.owner

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.auth import issue_token
+from libs.events import metrics
 from libs.events.checkpoints import checkpoints, create_runtime_tables
 from libs.events.kafka import KafkaSettings
 from services.customer360.app import create_app
@@ -85,3 +86,4 @@ async def test_a_checkpoint_beyond_the_topics_end_is_reported_stalled_with_its_l
         return health.status_code == 503 and health.json()["status"] == "stalled"
 
     await eventually(health_says_stalled, timeout=10)
+    assert metrics.PROJECTION_STALLED.labels("customer360")._value.get() == 1
