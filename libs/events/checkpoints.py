@@ -48,4 +48,8 @@ def create_runtime_tables(conn: Connection) -> None:
     runtime_metadata.create_all(conn)
     present = {c["name"] for c in inspect(conn).get_columns(checkpoints.name)}
     if "last_event_id" not in present:
-        conn.execute(text(f"ALTER TABLE {checkpoints.name} ADD COLUMN last_event_id VARCHAR(64)"))
+        # IF NOT EXISTS: another process may add it first (SQLite writers queue instead).
+        guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+        conn.execute(
+            text(f"ALTER TABLE {checkpoints.name} ADD COLUMN {guard}last_event_id VARCHAR(64)")
+        )
