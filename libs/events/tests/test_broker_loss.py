@@ -117,11 +117,32 @@ async def test_a_checkpoint_beyond_the_end_of_a_topic_that_came_back_empty_is_re
     await publish_directly(store, kafka, topic, after)
 
     # Every partition ends below the checkpoint saved for it (about 20 each).
-    await project(
-        ProjectionRunner(projection, store.engine, kafka, catalog),
-        with_more(expected_totals(60), ["c-0", "c-1", "c-2"], 50),
-    )
+    expected = with_more(expected_totals(60), ["c-0", "c-1", "c-2"], 50)
+    runner = ProjectionRunner(projection, store.engine, kafka, catalog)
+    await project(runner, expected)
     assert resets(projection.key, topic) > before
+
+    # Then the relay finds the loss and sends the whole store again: all 63 events
+    # reach the projection once more and change nothing.
+    duplicates = metrics.DUPLICATES_SKIPPED.labels("visit_totals")
+    skipped_before = duplicates._value.get()
+    relay = relay_for(store, kafka, topic)
+    relay.confirm_loss_seconds = 0.1
+    while await relay.relay_once():
+        pass
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+
+    async def all_seen_again() -> bool:
+        return bool(duplicates._value.get() - skipped_before >= 63)
+
+    try:
+        await eventually(all_seen_again, timeout=30)
+    finally:
+        stop.set()
+        await task
+    assert await snapshot(store.engine, projection) == expected
+    assert duplicates._value.get() - skipped_before == 63
 
 
 async def test_a_topic_refilled_past_the_checkpoint_with_other_events_is_read_again(
