@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run migrate test lint typecheck bench token schemas clean
+.PHONY: run migrate test test-slow lint typecheck bench token schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ migrate: $(STAMP)
 	$(BIN)/crm migrate
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
+
+# The long fault-injection scenarios (minutes each).
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check libs services testing tests bench

@@ -6,6 +6,10 @@ the offsets. Nothing blocks a partition forever: a message that cannot be
 decoded, or whose handler keeps failing, goes to ``<topic>.dlq`` with the error
 in its headers, and the partition moves on. Types the catalog does not know are
 counted and skipped (a newer producer is allowed to publish them).
+
+A broker can lose a topic (the bundled one keeps it in memory) or have it
+recreated: a partition whose checkpoint no longer matches the topic is read
+again from its beginning (see docs/decisions/0010).
 """
 
 from __future__ import annotations
@@ -40,15 +44,25 @@ class ReceivedEvent:
 
 @dataclass(frozen=True, slots=True)
 class PartitionProgress:
-    """Where a partition stands once a batch is applied: the next offset to read."""
+    """Where a partition stands once a batch is applied: the next offset to read,
+    and the id of the message just before it (the topic's identity at that point)."""
 
     next_offset: int
     last_event_time: datetime | None
+    last_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a consumer saved it stands in a partition, read back on assignment."""
+
+    next_offset: int
+    last_event_id: str | None
 
 
 Progress = dict[TopicPartition, PartitionProgress]
 BatchHandler = Callable[[Sequence[ReceivedEvent], Progress], Awaitable[None]]
-AssignHandler = Callable[[AIOKafkaConsumer, set[TopicPartition]], Awaitable[None]]
+CheckpointLoader = Callable[[set[TopicPartition]], Awaitable[dict[TopicPartition, Checkpoint]]]
 
 
 class EventConsumer:
@@ -60,24 +74,40 @@ class EventConsumer:
         topics: Sequence[str],
         catalog: EventCatalog,
         handle_batch: BatchHandler,
-        on_assigned: AssignHandler | None = None,
+        checkpoints: CheckpointLoader | None = None,
         max_records: int = 1000,
         max_attempts: int = 3,
         retry_delay_seconds: float = 0.05,
+        lost_after_seconds: float = 2.0,
+        stall_after_seconds: float = 30.0,
     ) -> None:
         self.kafka = kafka
         self.group_id = group_id
         self.topics = list(topics)
         self.catalog = catalog
         self.handle_batch = handle_batch
-        self.on_assigned = on_assigned
+        self.checkpoints = checkpoints
         self.max_records = max_records
         self.max_attempts = max_attempts
         self.retry_delay_seconds = retry_delay_seconds
         self.consumer: AIOKafkaConsumer | None = None
         self._dlq: AIOKafkaProducer | None = None
+        # How long a partition's end must stay below the position before it counts as
+        # lost: a new Kafka leader can briefly report a lower high watermark.
+        self.lost_after_seconds = lost_after_seconds
+        self.stall_after_seconds = stall_after_seconds
         # Next offset to read per partition, as far as this process has applied.
         self.positions: dict[TopicPartition, int] = {}
+        # Partitions resumed from a checkpoint whose message before it is still to be checked.
+        self._verifying: dict[TopicPartition, Checkpoint] = {}
+        self._below_position_since: dict[TopicPartition, float] = {}
+        # Per partition behind its end: the position it waits at, and since when.
+        self._waiting_since: dict[TopicPartition, tuple[int, float]] = {}
+        # Partitions placed where their checkpoint says: the client starts fetching as
+        # soon as it is assigned, before the checkpoints are read back.
+        self._resumed: set[TopicPartition] = set()
+        self.resets = 0
+        self.dead_lettered = 0
 
     async def run(self, stop: asyncio.Event, *, until: Callable[[], bool] | None = None) -> None:
         """Consume until ``stop`` is set (or ``until()`` says so after a batch)."""
@@ -104,6 +134,7 @@ class EventConsumer:
                 batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
                 if batches:
                     await self._process(consumer, batches)
+                await self._check_ends(consumer)
                 self._record_lag(consumer)
                 if until is not None and until():
                     return
@@ -118,6 +149,9 @@ class EventConsumer:
         received: list[ReceivedEvent] = []
         progress: Progress = {}
         for tp, records in batches.items():
+            if tp not in self._resumed:
+                continue  # fetched from where the client chose; the checkpoint decides
+            records = await self._same_topic(consumer, tp, records)
             for record in records:
                 event = await self._decode(record)
                 if event is not None:
@@ -125,11 +159,84 @@ class EventConsumer:
                 time = event.envelope.time if event is not None else None
                 previous = progress.get(tp)
                 progress[tp] = PartitionProgress(
-                    record.offset + 1, time or (previous.last_event_time if previous else None)
+                    record.offset + 1,
+                    time or (previous.last_event_time if previous else None),
+                    _event_id(record),
                 )
+        if not progress:
+            return
         await self._handle(received, progress)
         await consumer.commit({tp: p.next_offset for tp, p in progress.items()})
         self.positions.update({tp: p.next_offset for tp, p in progress.items()})
+
+    async def _same_topic(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> list[ConsumerRecord]:
+        """The records to apply, once the partition is known to be the one checkpointed.
+
+        A resumed partition is fetched from the message before its checkpoint: if that
+        message is the one applied last, the topic is the same and it is dropped;
+        anything else (another message there, or offsets that went back) means the
+        topic was lost or recreated, and the partition is read again from its start.
+        """
+        if not records:
+            return records
+        checkpoint = self._verifying.pop(tp, None)
+        if checkpoint is not None:
+            first = records[0]
+            if first.offset >= checkpoint.next_offset:
+                return records  # the message before is gone (retention): nothing to compare
+            if first.offset == checkpoint.next_offset - 1 and (
+                checkpoint.last_event_id is None or _event_id(first) == checkpoint.last_event_id
+            ):
+                return records[1:]
+            reason = "recreated" if first.offset == checkpoint.next_offset - 1 else "offsets_back"
+            await self._reset(consumer, tp, reason, checkpoint.next_offset)
+            return []
+        expected = self.positions.get(tp)
+        if expected is not None and records[0].offset < expected:
+            # The client went back by itself (an out-of-range fetch on Kafka): say so.
+            self._count_reset(tp, "offsets_back", expected, records[0].offset)
+        return records
+
+    async def _check_ends(self, consumer: AIOKafkaConsumer) -> None:
+        """A partition whose end stays below the position lost messages: start it over."""
+        now = asyncio.get_running_loop().time()
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            position = self.positions.get(tp)
+            if end is None or position is None or end >= position:
+                self._below_position_since.pop(tp, None)
+                continue
+            since = self._below_position_since.setdefault(tp, now)
+            if now - since >= self.lost_after_seconds:
+                await self._reset(consumer, tp, "shorter", position)
+
+    async def _reset(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, reason: str, was: int
+    ) -> None:
+        await consumer.seek_to_beginning(tp)
+        start = await consumer.position(tp)
+        self._verifying.pop(tp, None)
+        self._below_position_since.pop(tp, None)
+        self._count_reset(tp, reason, was, start)
+        # Saved at once, so that no status reads a checkpoint beyond the end meanwhile.
+        await self.handle_batch([], {tp: PartitionProgress(start, None, None)})
+        self.positions[tp] = start
+
+    def _count_reset(self, tp: TopicPartition, reason: str, was: int, now_at: int) -> None:
+        self.resets += 1
+        metrics.CONSUMER_RESETS.labels(self.group_id, tp.topic, reason).inc()
+        log.warning(
+            "%s: %s[%d] no longer holds what was read up to offset %d (%s); "
+            "reading it again from offset %d",
+            self.group_id,
+            tp.topic,
+            tp.partition,
+            was,
+            reason,
+            now_at,
+        )
 
     async def _decode(self, record: ConsumerRecord) -> ReceivedEvent | None:
         try:
@@ -162,7 +269,7 @@ class EventConsumer:
         # Slow path: isolate the failing event(s) so the rest of the batch lands.
         for event in received:
             tp = TopicPartition(event.topic, event.partition)
-            step = {tp: PartitionProgress(event.offset + 1, event.envelope.time)}
+            step = {tp: PartitionProgress(event.offset + 1, event.envelope.time, event.envelope.id)}
             await self._handle_one(event, step)
         # Progress past skipped messages (unknown, dead-lettered) at the batch's end.
         await self.handle_batch([], progress)
@@ -229,15 +336,30 @@ class EventConsumer:
         # A DLQ that cannot be written must stop the consumer, not drop the message.
         await (await self._dlq.send(dlq_topic(topic), key=key, value=value, headers=headers))
         metrics.DEAD_LETTERED.labels(self.group_id, topic).inc()
+        self.dead_lettered += 1
 
     def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        now = asyncio.get_running_loop().time()
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
             current = self.positions.get(tp)
-            if end is not None and current is not None:
-                metrics.CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition)).set(
-                    max(0, end - current)
-                )
+            if end is None or current is None:
+                continue
+            labels = (self.group_id, tp.topic, str(tp.partition))
+            # A position beyond the end has everything of the partition still to read.
+            lag = end - current if end >= current else end
+            metrics.CONSUMER_LAG.labels(*labels).set(lag)
+            # Stalled: behind, at the same position, for longer than the limit.
+            waiting = self._waiting_since.get(tp)
+            if lag <= 0 and end >= current:
+                self._waiting_since.pop(tp, None)
+                waiting = None
+            elif waiting is None or waiting[0] != current:
+                self._waiting_since[tp] = waiting = (current, now)
+            stalled = end < current or (
+                waiting is not None and now - waiting[1] > self.stall_after_seconds
+            )
+            metrics.CONSUMER_STALLED.labels(*labels).set(1 if stalled else 0)
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -246,14 +368,41 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        self.owner._resumed.difference_update(revoked)
+        for tp in revoked:
+            # Another member answers for it now.
+            self.owner._waiting_since.pop(tp, None)
+            metrics.CONSUMER_STALLED.labels(self.owner.group_id, tp.topic, str(tp.partition)).set(0)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        for tp in list(self.owner.positions):
-            if tp not in assigned:
-                del self.owner.positions[tp]
-        if self.owner.on_assigned is not None and assigned:
-            await self.owner.on_assigned(self.consumer, set(assigned))
+        owner = self.owner
+        for state in (owner.positions, owner._verifying, owner._below_position_since):
+            for tp in [tp for tp in state if tp not in assigned]:
+                del state[tp]
+        if owner.checkpoints is None or not assigned:
+            owner._resumed = set(assigned)
+            return
+        owner._resumed.difference_update(assigned)
+        saved = await owner.checkpoints(set(assigned))
+        for tp in assigned:
+            checkpoint = saved.get(tp)
+            if checkpoint is None or checkpoint.next_offset == 0:
+                # Never applied: from the start (what was fetched meanwhile was dropped).
+                self.consumer.seek(tp, 0)
+                continue
+            owner.positions[tp] = checkpoint.next_offset
+            # Start where the database says, one message early, to see that it is the
+            # message applied last: the topic may have been lost and refilled since.
+            self.consumer.seek(tp, checkpoint.next_offset - 1)
+            owner._verifying[tp] = checkpoint
+        owner._resumed = set(assigned)
+
+
+def _event_id(record: ConsumerRecord) -> str | None:
+    for key, value in record.headers or ():
+        if key == "ce_id":
+            return bytes(value).decode(errors="replace")
+    return None
 
 
 def _topics(received: Sequence[ReceivedEvent]) -> str:
@@ -261,6 +410,7 @@ def _topics(received: Sequence[ReceivedEvent]) -> str:
 
 
 __all__ = [
+    "Checkpoint",
     "EventConsumer",
     "KafkaError",
     "PartitionProgress",

@@ -53,6 +53,29 @@ CONSUMER_LAG = Gauge(
     ["group", "topic", "partition"],
     multiprocess_mode=SET_BY_ONE,
 )
+CONSUMER_STALLED = Gauge(
+    "crm_consumer_stalled",
+    "1 while a partition's position is beyond its end, or behind it without progress",
+    ["group", "topic", "partition"],
+)
+PROJECTION_STALLED = Gauge(
+    "crm_projection_stalled",
+    "1 while a projection's checkpoint is beyond a partition's end, or behind it unmoving",
+    ["projection"],
+)
+CONSUMER_RESETS = Counter(
+    "crm_consumer_resets_total",
+    "Partitions read again from their start because the topic lost or replaced messages",
+    ["group", "topic", "reason"],
+)
+TOPIC_LOSSES = Counter(
+    "crm_relay_topic_losses_total",
+    "Times the relay found the broker no longer holds what it published",
+    ["topic", "reason"],
+)
+EVENTS_REPUBLISHED = Counter(
+    "crm_events_republished_total", "Events published again from the event store", ["topic"]
+)
 PROJECTION_LAG_SECONDS = Gauge(
     "crm_projection_lag_seconds",
     "Seconds between the newest applied event's time and now",

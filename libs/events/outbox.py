@@ -8,6 +8,11 @@ rows it published. A row that commits late is simply there on the next pass.
 
 Delivery is at least once: if the relay dies between publishing and deleting,
 the same events go out again and consumers drop them by event id.
+
+The broker may lose what it was given (the bundled one keeps topics in memory):
+before each pass, and every few seconds while idle, the relay compares the
+topic with what it knows it published, and on a loss publishes the whole store
+again before anything new (libs/events/published.py, docs/decisions/0010).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text
@@ -30,6 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.events import metrics
 from libs.events.envelope import KafkaRecord
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
+from libs.events.published import (
+    PartitionEnd,
+    PublishedLedger,
+    TopicLoss,
+    compare_acknowledged,
+    compare_with_broker,
+)
 from libs.events.store import (
     EVENT_COLUMNS,
     EventStore,
@@ -70,6 +82,8 @@ class OutboxRelay:
         batch_size: int = 5000,
         idle_poll_seconds: float = 0.02,
         max_backoff_seconds: float = 5.0,
+        verify_every_seconds: float = 5.0,
+        confirm_loss_seconds: float = 1.0,
     ) -> None:
         self.store = store
         self.kafka = kafka
@@ -80,8 +94,16 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        # While idle, how often the topic is compared with what was published.
+        self.verify_every_seconds = verify_every_seconds
+        # A suspected loss is looked at again after this long before the store goes
+        # out again: a new Kafka leader can briefly answer with a lower end.
+        self.confirm_loss_seconds = confirm_loss_seconds
+        self.ledger = PublishedLedger(store.engine, topic)
         self._producer: AIOKafkaProducer | None = None
+        self._probe: AIOKafkaConsumer | None = None
         self._backlog_measured_at = 0.0
+        self._verified_at = 0.0
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -120,6 +142,9 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch of the outbox; return how many events went out."""
+        await self.ledger.load()
+        if self.ledger.republish_after is not None:
+            return await self._republish_lost()
         async with self.store.engine.connect() as conn:
             batch = await self._pending(conn)
             # Counting a long backlog on every pass would cost more than publishing it;
@@ -130,8 +155,19 @@ class OutboxRelay:
         if not batch:
             metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
             metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(0)
+            if time.monotonic() - self._verified_at >= self.verify_every_seconds:
+                if await self._broker_lost():
+                    return await self._republish_lost()
             return 0
-        await self._publish([record for _, record in batch])
+        # Checked before publishing: what is new must follow the history on the topic.
+        if await self._broker_lost():
+            return await self._republish_lost()
+        acked = await self._publish([record for _, record in batch])
+        loss = compare_acknowledged(self.ledger.ends, acked)
+        if loss is not None:
+            # Lost between the check and the send: the store goes out again after it.
+            await self._lost(loss)
+            return 0
         positions = [position for position, _ in batch]
         async with self.store.engine.begin() as conn:
             if is_postgres(self.store.engine):
@@ -143,19 +179,97 @@ class OutboxRelay:
                 )
             else:
                 await conn.execute(delete(outbox).where(outbox.c.position.in_(positions)))
+            await self.ledger.record(conn, acked)
         metrics.EVENTS_PUBLISHED.labels(self.topic).inc(len(batch))
         return len(batch)
 
     async def republish_all(self, *, after_position: int = 0) -> int:
-        """Publish the whole store again, in order (to rebuild a lost topic)."""
+        """Publish the whole store again, in order (to rebuild a lost topic).
+
+        Through this relay's store, so events go out as the service publishes them
+        (personal data opened, or redacted once erased)."""
+        await self.ledger.load()
         count = 0
         while True:
             batch = await self.store.read_all(after_position=after_position, limit=self.batch_size)
             if not batch:
                 return count
-            await self._publish([self._record(e) for e in batch])
+            acked = await self._publish([self._record(e) for e in batch])
+            async with self.store.engine.begin() as conn:
+                await self.ledger.record(conn, acked)
+            metrics.EVENTS_REPUBLISHED.labels(self.topic).inc(len(batch))
             after_position = batch[-1].position
             count += len(batch)
+
+    async def _republish_lost(self) -> int:
+        """Publish the next batch of the store to the topic that lost it."""
+        after = self.ledger.republish_after or 0
+        batch = await self.store.read_all(after_position=after, limit=self.batch_size)
+        if not batch:
+            await self.ledger.finish_republish()
+            log.warning("relay %s: %s holds the whole store again", self.service, self.topic)
+            return 0
+        acked = await self._publish([self._record(e) for e in batch])
+        loss = compare_acknowledged(self.ledger.ends, acked)
+        if loss is not None:
+            await self._lost(loss)
+            return 0
+        async with self.store.engine.begin() as conn:
+            await self.ledger.record(conn, acked)
+            await self.ledger.republished_through(conn, batch[-1].position)
+        metrics.EVENTS_REPUBLISHED.labels(self.topic).inc(len(batch))
+        return len(batch)
+
+    async def _broker_lost(self) -> bool:
+        """Whether the broker lost what was published (asked twice before saying so)."""
+        if not self.ledger.ends:
+            self._verified_at = time.monotonic()
+            return False
+        loss = compare_with_broker(self.ledger.ends, await self._broker_ends())
+        if loss is not None:
+            await asyncio.sleep(self.confirm_loss_seconds)
+            loss = compare_with_broker(self.ledger.ends, await self._broker_ends())
+        self._verified_at = time.monotonic()
+        if loss is None:
+            return False
+        await self._lost(loss)
+        return True
+
+    async def _lost(self, loss: TopicLoss) -> None:
+        metrics.TOPIC_LOSSES.labels(self.topic, loss.kind).inc()
+        log.warning(
+            "relay %s: the broker lost what was published to %s (%s); publishing the "
+            "event store again",
+            self.service,
+            self.topic,
+            loss.detail,
+        )
+        await self.ledger.start_republish(loss)
+
+    async def _broker_ends(self) -> dict[int, int] | None:
+        """The end of each partition of the topic as the broker says now; None if none."""
+        producer = await self._ensure_producer()
+        await producer.client.force_metadata_update()
+        partitions = producer.client.cluster.partitions_for_topic(self.topic)
+        if not partitions:
+            return None
+        if self._probe is None:
+            probe = AIOKafkaConsumer(
+                bootstrap_servers=self.kafka.bootstrap_servers,
+                enable_auto_commit=False,
+                request_timeout_ms=self.kafka.request_timeout_ms,
+            )
+            try:
+                await probe.start()
+            except BaseException:
+                await probe.stop()
+                raise
+            self._probe = probe
+        ends = await asyncio.wait_for(
+            self._probe.end_offsets([TopicPartition(self.topic, p) for p in partitions]),
+            timeout=self.kafka.request_timeout_ms / 1000,
+        )
+        return {tp.partition: int(end) for tp, end in ends.items()}
 
     def _record(self, event: RecordedEvent, encoded_data: bytes | None = None) -> KafkaRecord:
         envelope = event.to_envelope(self.source, self.schema_url(event.type))
@@ -220,16 +334,19 @@ class OutboxRelay:
             age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
         metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(age)
 
-    async def _publish(self, batch: list[KafkaRecord]) -> None:
+    async def _publish(self, batch: list[KafkaRecord]) -> dict[int, PartitionEnd]:
+        """Send ``batch``; per partition, the first offset acknowledged and the end after."""
         producer = await self._ensure_producer()
         # A bound on the whole pass: a broker that restarted without the topic can
         # leave batches waiting for a leader indefinitely. Timing out drops the
         # producer, and the next one creates the topic again.
-        await asyncio.wait_for(
+        return await asyncio.wait_for(
             self._send_all(producer, batch), timeout=2 * self.kafka.request_timeout_ms / 1000
         )
 
-    async def _send_all(self, producer: AIOKafkaProducer, batch: list[KafkaRecord]) -> None:
+    async def _send_all(
+        self, producer: AIOKafkaProducer, batch: list[KafkaRecord]
+    ) -> dict[int, PartitionEnd]:
         # Fresh metadata on every pass: a broker that came back empty must not be
         # written to as if the topic still existed (cached metadata would say so).
         await producer.client.force_metadata_update()
@@ -241,6 +358,7 @@ class OutboxRelay:
         # go out in the order they are sent, so every stream keeps its order.
         builders: dict[int, Any] = {}
         sends = []
+        counts: list[int] = []  # records per batch sent, in the order of ``sends``
         for record in batch:
             partition = _PARTITIONER(record.key, partitions, partitions)
             builder = builders.get(partition)
@@ -252,19 +370,28 @@ class OutboxRelay:
                 )
                 is None
             ):
+                counts.append(builder.record_count())
                 sends.append(await producer.send_batch(builder, self.topic, partition=partition))
                 builder = builders[partition] = producer.create_batch()
                 builder.append(
                     timestamp=None, key=record.key, value=record.value, headers=record.headers
                 )
         for partition, builder in builders.items():
+            counts.append(builder.record_count())
             sends.append(await producer.send_batch(builder, self.topic, partition=partition))
         # Every batch must be acknowledged before the outbox rows go; if any fails
         # the whole batch is sent again (consumers drop the duplicates).
         results = await asyncio.gather(*sends, return_exceptions=True)
-        for result in results:
+        acked: dict[int, PartitionEnd] = {}
+        for result, count in zip(results, counts, strict=True):
             if isinstance(result, BaseException):
                 raise result
+            first, end = result.offset, result.offset + count
+            known = acked.get(result.partition)
+            if known is not None:
+                first, end = min(first, known.last_batch_offset), max(end, known.end_offset)
+            acked[result.partition] = PartitionEnd(first, end)
+        return acked
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -279,6 +406,12 @@ class OutboxRelay:
         return self._producer
 
     async def _drop_producer(self) -> None:
+        if self._probe is not None:
+            probe, self._probe = self._probe, None
+            try:
+                await asyncio.wait_for(probe.stop(), timeout=5)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.debug("probe stop failed: %s", exc)
         if self._producer is not None:
             producer, self._producer = self._producer, None
             try:

@@ -24,49 +24,29 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, update
+from aiokafka import TopicPartition
+from sqlalchemy import MetaData, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events import metrics
 from libs.events.catalog import EventCatalog
-from libs.events.consumer import EventConsumer, Progress, ReceivedEvent
+from libs.events.checkpoints import (
+    applied_events,
+    checkpoints,
+    create_runtime_tables,
+    generations,
+    runtime_metadata,
+)
+from libs.events.consumer import Checkpoint, EventConsumer, Progress, ReceivedEvent
 from libs.events.kafka import KafkaSettings
-from libs.platform.db import BigId, UtcDateTime, drop_overwritten_pages, is_postgres
+from libs.events.lag import PartitionLag, ProjectionStatus, end_offsets, projection_status
+from libs.platform.db import drop_overwritten_pages, is_postgres
 
 log = logging.getLogger(__name__)
-
-runtime_metadata = MetaData()
-
-checkpoints = Table(
-    "projection_checkpoints",
-    runtime_metadata,
-    Column("projection", String(120), primary_key=True),
-    Column("topic", String(200), primary_key=True),
-    Column("partition", Integer, primary_key=True),
-    Column("next_offset", BigId, nullable=False),
-    Column("last_event_time", UtcDateTime),
-    Column("updated_at", UtcDateTime, nullable=False),
-)
-
-applied_events = Table(
-    "projection_applied_events",
-    runtime_metadata,
-    Column("projection", String(120), primary_key=True),
-    Column("event_id", String(64), primary_key=True),
-)
-
-generations = Table(
-    "projection_generations",
-    runtime_metadata,
-    Column("projection", String(80), primary_key=True),
-    Column("active", Integer, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
-)
 
 
 class Projection(ABC):
@@ -97,53 +77,12 @@ class Projection(ABC):
         for event in events:
             await self.apply(conn, event)
 
+    async def count_for_rebuild(self, conn: AsyncConnection) -> int | None:
+        """How many entities (customers, ...) this generation holds; None: not counted.
 
-@dataclass(frozen=True)
-class PartitionLag:
-    topic: str
-    partition: int
-    next_offset: int
-    end_offset: int
-    last_event_time: datetime | None
-
-    @property
-    def events(self) -> int:
-        return max(0, self.end_offset - self.next_offset)
-
-
-@dataclass(frozen=True)
-class ProjectionStatus:
-    projection: str
-    generation: int
-    partitions: list[PartitionLag]
-
-    @property
-    def lag_events(self) -> int:
-        return sum(p.events for p in self.partitions)
-
-    @property
-    def lag_seconds(self) -> float:
-        times = [p.last_event_time for p in self.partitions if p.last_event_time and p.events]
-        if not times:
-            return 0.0
-        return max(0.0, (datetime.now(UTC) - min(times)).total_seconds())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "projection": self.projection,
-            "generation": self.generation,
-            "lag_events": self.lag_events,
-            "lag_seconds": round(self.lag_seconds, 3),
-            "partitions": [
-                {
-                    "topic": p.topic,
-                    "partition": p.partition,
-                    "next_offset": p.next_offset,
-                    "end_offset": p.end_offset,
-                }
-                for p in self.partitions
-            ],
-        }
+        A rebuild that holds fewer than the generation it replaces is not swapped in.
+        """
+        return None
 
 
 class ProjectionRunner:
@@ -169,7 +108,7 @@ class ProjectionRunner:
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
-            await conn.run_sync(runtime_metadata.create_all)
+            await conn.run_sync(create_runtime_tables)
             await conn.run_sync(self.projection.metadata.create_all)
 
     async def run(self, stop: asyncio.Event, *, until: Callable[[], bool] | None = None) -> None:
@@ -180,7 +119,7 @@ class ProjectionRunner:
             topics=self.projection.topics,
             catalog=self.catalog,
             handle_batch=self.apply_batch,
-            on_assigned=self._resume,
+            checkpoints=self._resume,
             max_records=self.max_records,
         )
         await self.consumer.run(stop, until=until)
@@ -256,6 +195,7 @@ class ProjectionRunner:
                 "next_offset": p.next_offset,
                 "last_event_time": p.last_event_time,
                 "updated_at": now,
+                "last_event_id": p.last_event_id,
             }
             for tp, p in progress.items()
         ]
@@ -271,94 +211,36 @@ class ProjectionRunner:
                     "next_offset": stmt.excluded.next_offset,
                     "last_event_time": stmt.excluded.last_event_time,
                     "updated_at": stmt.excluded.updated_at,
+                    "last_event_id": stmt.excluded.last_event_id,
                 },
             )
         )
 
-    async def _resume(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+    async def _resume(self, assigned: set[TopicPartition]) -> dict[TopicPartition, Checkpoint]:
         """Start each partition where the database says, not where Kafka says."""
-        saved = await self.checkpoints()
+        saved = await self.saved_checkpoints()
         for tp in assigned:
             if tp in saved:
-                consumer.seek(tp, saved[tp])
-                self.progress[tp] = saved[tp]
+                self.progress[tp] = saved[tp].next_offset
+        return saved
 
     async def checkpoints(self) -> dict[TopicPartition, int]:
+        return {tp: c.next_offset for tp, c in (await self.saved_checkpoints()).items()}
+
+    async def saved_checkpoints(self) -> dict[TopicPartition, Checkpoint]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(
-                    checkpoints.c.topic, checkpoints.c.partition, checkpoints.c.next_offset
+                    checkpoints.c.topic,
+                    checkpoints.c.partition,
+                    checkpoints.c.next_offset,
+                    checkpoints.c.last_event_id,
                 ).where(checkpoints.c.projection == self.projection.key)
             )
-            return {TopicPartition(t, p): int(o) for t, p, o in rows}
+            return {TopicPartition(t, p): Checkpoint(int(o), i) for t, p, o, i in rows}
 
     async def status(self) -> ProjectionStatus:
         return await projection_status(self.engine, self.kafka, self.projection)
-
-
-async def end_offsets(kafka: KafkaSettings, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    """The offset after the last message of every partition of ``topics``.
-
-    ListOffsets alone is not trusted: the bundled broker answers it with the last
-    batch's base offset + 1. The high watermark of a fetch is right on every
-    broker, so each non-empty partition is fetched once near its end.
-    """
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = _partitions(consumer, topics)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = _partitions(consumer, topics)
-        if not partitions:
-            return {}
-        ends = dict(await consumer.end_offsets(partitions))
-        pending = {tp for tp, end in ends.items() if end > 0}
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, max(0, ends[tp] - 1))
-        deadline = asyncio.get_running_loop().time() + 5.0
-        while pending and asyncio.get_running_loop().time() < deadline:
-            await consumer.getmany(*pending, timeout_ms=200, max_records=1)
-            for tp in list(pending):
-                highwater = consumer.highwater(tp)
-                if highwater is not None:
-                    ends[tp] = max(ends[tp], highwater)
-                    pending.discard(tp)
-        return ends
-    finally:
-        await consumer.stop()
-
-
-def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    return [
-        TopicPartition(topic, p)
-        for topic in topics
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
-
-
-async def projection_status(
-    engine: AsyncEngine, kafka: KafkaSettings, projection: Projection
-) -> ProjectionStatus:
-    ends = await end_offsets(kafka, projection.topics)
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(
-                checkpoints.c.topic,
-                checkpoints.c.partition,
-                checkpoints.c.next_offset,
-                checkpoints.c.last_event_time,
-            ).where(checkpoints.c.projection == projection.key)
-        )
-        saved = {TopicPartition(t, p): (int(o), ts) for t, p, o, ts in rows}
-    partitions = [
-        PartitionLag(
-            tp.topic, tp.partition, saved.get(tp, (0, None))[0], end, saved.get(tp, (0, None))[1]
-        )
-        for tp, end in sorted(ends.items())
-    ]
-    return ProjectionStatus(projection.name, projection.generation, partitions)
 
 
 async def active_generation(engine: AsyncEngine, name: str) -> int | None:
@@ -439,6 +321,41 @@ class LiveProjection:
                 return
 
 
+@dataclass(frozen=True, slots=True)
+class RebuildProgress:
+    projection: str
+    generation: int
+    # Messages read so far, of those there were when the rebuild started.
+    read: int
+    target: int
+    dead_lettered: int
+    elapsed_seconds: float
+
+    def __str__(self) -> str:
+        share = 100.0 * self.read / self.target if self.target else 100.0
+        return (
+            f"{self.projection} generation {self.generation}: {self.read}/{self.target} "
+            f"messages ({share:.0f} %), {self.dead_lettered} dead-lettered, "
+            f"{self.elapsed_seconds:.0f} s"
+        )
+
+
+class RebuildRefused(Exception):
+    """The new generation is not fit to serve; the old one stays active."""
+
+    def __init__(self, progress: RebuildProgress, reasons: Sequence[str]) -> None:
+        self.progress = progress
+        self.reasons = list(reasons)
+        super().__init__(
+            f"{progress.projection}: generation {progress.generation} not activated: "
+            + "; ".join(self.reasons)
+        )
+
+
+def _log_progress(progress: RebuildProgress) -> None:
+    log.info("rebuilding %s", progress)
+
+
 async def rebuild(
     factory: ProjectionFactory,
     engine: AsyncEngine,
@@ -446,26 +363,84 @@ async def rebuild(
     catalog: EventCatalog,
     *,
     timeout_seconds: float = 600.0,
+    on_progress: Callable[[RebuildProgress], None] = _log_progress,
+    progress_every_seconds: float = 5.0,
 ) -> int:
     """Fill a new generation from the earliest offset, then make it the active one.
 
     The old generation keeps serving until the new one has caught up with the
-    end of every partition as it was when the rebuild started.
+    end of every partition as it was when the rebuild started. The new one is
+    not activated (:class:`RebuildRefused`) if it dead-lettered any event or
+    holds fewer entities than the active one (:meth:`Projection.count_for_rebuild`).
     """
     name = factory(1).name
     current = await active_generation(engine, name) or 0
     projection = factory(current + 1)
     targets = await end_offsets(kafka, projection.topics)
     runner = ProjectionRunner(projection, engine, kafka, catalog)
+    started = asyncio.get_running_loop().time()
+
+    def progress() -> RebuildProgress:
+        return RebuildProgress(
+            name,
+            projection.generation,
+            sum(min(runner.progress.get(tp, 0), end) for tp, end in targets.items()),
+            sum(targets.values()),
+            runner.consumer.dead_lettered if runner.consumer is not None else 0,
+            asyncio.get_running_loop().time() - started,
+        )
 
     def caught_up() -> bool:
         return all(runner.progress.get(tp, 0) >= end for tp, end in targets.items() if end > 0)
 
+    async def report_every_few_seconds() -> None:
+        while True:
+            await asyncio.sleep(progress_every_seconds)
+            on_progress(progress())
+
     stop = asyncio.Event()
-    if not caught_up():
-        await asyncio.wait_for(runner.run(stop, until=caught_up), timeout=timeout_seconds)
-    else:
-        await runner.create_tables()
+    reporter = asyncio.create_task(report_every_few_seconds())
+    try:
+        if not caught_up():
+            await asyncio.wait_for(runner.run(stop, until=caught_up), timeout=timeout_seconds)
+        else:
+            await runner.create_tables()
+    finally:
+        reporter.cancel()
+    done = progress()
+    on_progress(done)
+    reasons = []
+    if done.dead_lettered:
+        reasons.append(f"{done.dead_lettered} events were dead-lettered while rebuilding")
+    async with engine.connect() as conn:
+        rebuilt = await projection.count_for_rebuild(conn)
+        serving = await factory(current).count_for_rebuild(conn) if current else None
+    if rebuilt is not None and serving is not None and rebuilt < serving:
+        reasons.append(f"it holds {rebuilt} where generation {current} holds {serving}")
+    if reasons:
+        refused = RebuildRefused(done, reasons)
+        log.error("%s", refused)
+        raise refused
     await activate_generation(engine, name, projection.generation)
     log.info("projection %s: generation %d is now active", name, projection.generation)
     return projection.generation
+
+
+__all__ = [
+    "LiveProjection",
+    "PartitionLag",
+    "Projection",
+    "ProjectionRunner",
+    "ProjectionStatus",
+    "RebuildProgress",
+    "RebuildRefused",
+    "activate_generation",
+    "active_generation",
+    "applied_events",
+    "checkpoints",
+    "end_offsets",
+    "generations",
+    "projection_status",
+    "rebuild",
+    "runtime_metadata",
+]

@@ -87,3 +87,29 @@ def create_projection_runtime_v1(op: Any) -> None:
         sa.Column("active", sa.Integer, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),
     )
+
+
+def create_publication_record_v2(op: Any) -> None:
+    """What the relay knows it published, per partition, and a republication in
+    progress: how it tells a broker that lost its topics (docs/decisions/0010)."""
+    op.create_table(
+        "outbox_published_ends",
+        sa.Column("topic", sa.String(200), primary_key=True),
+        sa.Column("partition", sa.Integer, primary_key=True),
+        sa.Column("last_batch_offset", BigId, nullable=False),
+        sa.Column("end_offset", BigId, nullable=False),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
+    )
+    op.create_table(
+        "outbox_republishing",
+        sa.Column("topic", sa.String(200), primary_key=True),
+        sa.Column("after_position", BigId, nullable=False),
+        sa.Column("reason", sa.String(400), nullable=False),
+        sa.Column("started_at", UtcDateTime, nullable=False),
+    )
+
+
+def add_checkpoint_event_id_v2(op: Any) -> None:
+    """The id of the message before each checkpoint, so a consumer can tell a topic it
+    read from one that was lost and refilled (docs/decisions/0010)."""
+    op.add_column("projection_checkpoints", sa.Column("last_event_id", sa.String(64)))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from libs.auth import Principal, require
@@ -64,6 +65,9 @@ class PartitionStatus(BaseModel):
     next_offset: int
     end_offset: int
     lag_events: int
+    # caught_up, behind, stalled (behind and not moving), beyond_end (the topic lost
+    # what was read: the projector reads it again from the start).
+    state: str
 
 
 class ProjectorStatus(BaseModel):
@@ -79,6 +83,8 @@ class ProjectionStatusReport(BaseModel):
     generation: int
     lag_events: int
     lag_seconds: float
+    # True while any partition is stalled or beyond its end: the view is not following.
+    stalled: bool
     partitions: list[PartitionStatus]
     projector: ProjectorStatus | None
 
@@ -144,6 +150,7 @@ async def projection_status(
         generation=status.generation,
         lag_events=status.lag_events,
         lag_seconds=round(status.lag_seconds, 3),
+        stalled=status.stalled,
         partitions=[
             PartitionStatus(
                 topic=p.topic,
@@ -151,6 +158,7 @@ async def projection_status(
                 next_offset=p.next_offset,
                 end_offset=p.end_offset,
                 lag_events=p.events,
+                state=p.state,
             )
             for p in status.partitions
         ],
@@ -163,3 +171,28 @@ async def projection_status(
         if state is not None
         else None,
     )
+
+
+@router.get(
+    "/projections/customer360/health",
+    responses={503: {"description": "The projection is stalled, or its lag is not measured"}},
+)
+async def projection_health(
+    reader: Annotated[Customer360Reader, Depends(reader_of)],
+) -> JSONResponse:
+    """For probes and alerts: 200 while the projection follows its topics, else 503.
+
+    Quotes the lag monitor's last measurement (no broker call per probe); it names
+    no tenant's data, so it asks for no credentials."""
+    monitor = reader.lag_monitor
+    status = monitor.latest if monitor is not None else None
+    if status is None:
+        return JSONResponse({"status": "unknown", "reason": "lag not measured yet"}, 503)
+    body = {
+        "status": "stalled" if status.stalled else "ok",
+        "generation": status.generation,
+        "lag_events": status.lag_events,
+        "lag_seconds": round(status.lag_seconds, 3),
+        "measured_at": monitor.measured_at.isoformat() if monitor and monitor.measured_at else None,
+    }
+    return JSONResponse(body, 503 if status.stalled else 200)

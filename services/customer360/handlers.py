@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from libs.events import metrics
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import (
     LiveProjection,
@@ -131,6 +132,7 @@ class LagMonitor:
         projection = await self.reader.projection()
         status = await projection_status(self.engine, self.kafka, projection)
         self.latest, self.measured_at = status, datetime.now(UTC)
+        metrics.PROJECTION_STALLED.labels(projection.name).set(1 if status.stalled else 0)
         return status
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -155,6 +157,7 @@ class LagMonitor:
             generation=generation,
             lag_events=status.lag_events,
             lag_seconds=round(status.lag_seconds, 3),
+            stalled=status.stalled,
             measured_at=self.measured_at,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Integer, String, Table, select, update
+from sqlalchemy import Column, Integer, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog import DomainEvent, EventCatalog
@@ -83,3 +83,6 @@ class VisitTotals(Projection):
     async def snapshot(self, conn: AsyncConnection) -> dict[str, tuple[int, int]]:
         rows = await conn.execute(select(self.totals).order_by(self.totals.c.customer_id))
         return {r.customer_id: (r.minutes, r.visits) for r in rows}
+
+    async def count_for_rebuild(self, conn: AsyncConnection) -> int:
+        return int(await conn.scalar(select(func.count()).select_from(self.totals)) or 0)

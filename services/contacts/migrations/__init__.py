@@ -6,9 +6,14 @@ head build exactly that. ``ROUTINES`` are installed again after every upgrade.
 
 from pathlib import Path
 
-from libs.events import schema, store
+from libs.events import published, schema, store
 from services.contacts import import_jobs, read_model, registration
 
 FOLDER = Path(__file__).parent
-TARGET_METADATA = (store.metadata, read_model.metadata, import_jobs.metadata)
+TARGET_METADATA = (
+    store.metadata,
+    published.relay_metadata,
+    read_model.metadata,
+    import_jobs.metadata,
+)
 ROUTINES = (*schema.ROUTINES, registration.ROUTINE)

@@ -118,6 +118,8 @@ class ProjectionLag(BaseModel):
     # None until the first measurement (the broker is asked every few seconds).
     lag_events: int | None
     lag_seconds: float | None
+    # True while the projection is not following its topics (then the view may be old).
+    stalled: bool | None = None
     measured_at: datetime | None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -69,6 +70,12 @@ class Customer360Projection(BatchPath, Projection):
         self.tables = Tables.of(generation, self.metadata, self.table_name)
         self.queries = ViewQueries(self.tables)
         self._statements_by_dialect: dict[str, WriteStatements] = {}
+
+    async def count_for_rebuild(self, conn: AsyncConnection) -> int:
+        """Registered customers (a row only other services' events made is not one)."""
+        c = self.tables.customers
+        count = await conn.scalar(select(func.count()).select_from(c).where(c.c.kind.is_not(None)))
+        return int(count or 0)
 
     # --- applying one event -----------------------------------------------------------
 

@@ -211,6 +211,6 @@ async def test_ops_see_the_projections_lag(service: Service, contacts: ContactsT
     async def lag_quoted() -> bool:
         view = await service.get(f"/api/v1/customers/{streams[0].customer_id}/360")
         lag = view.json()["freshness"]["projection"]
-        return lag["lag_events"] == 0 and lag["measured_at"] is not None
+        return lag["lag_events"] == 0 and lag["stalled"] is False and lag["measured_at"] is not None
 
     await eventually(lag_quoted, timeout=15)

@@ -7,10 +7,15 @@ generation by the runtime and takes the rebuild path (docs/decisions/0021).
 
 from pathlib import Path
 
-from libs.events import schema, store
+from libs.events import published, schema, store
 from libs.events.projection import runtime_metadata
 from services.pipeline import funnel, lead_list, read_model, task_list  # noqa: F401
 
 FOLDER = Path(__file__).parent
-TARGET_METADATA = (store.metadata, runtime_metadata, read_model.metadata)
+TARGET_METADATA = (
+    store.metadata,
+    published.relay_metadata,
+    runtime_metadata,
+    read_model.metadata,
+)
 ROUTINES = tuple(schema.ROUTINES)
