@@ -49,7 +49,7 @@ class ServiceProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "libs.platform.cli",
+                "services.bootstrap",
                 "serve",
                 self.name,
                 env=self.env,
