@@ -56,6 +56,20 @@ class Lot(Part):
     expires_at: AwareDatetime | None = None
 
 
+class TransferredOrder(Part):
+    """An order a merged duplicate earned on: its refunds still claw back on the survivor."""
+
+    order_id: str
+    placed_at: AwareDatetime
+    amount: int
+    points: int
+    lot_id: str
+    refunded: int = 0
+    clawed: int = 0
+    forgiven: int = 0
+    cancelled: bool = False
+
+
 class TierRule(Part):
     name: str
     # Qualifying spend (minor units, net of refunds) in the rolling window.
@@ -237,6 +251,7 @@ class PointsAdjusted(DomainEvent, type_name="crm.loyalty.points_adjusted.v1"):
     points: int
     reason: str
     by: str
+    adjusted_at: AwareDatetime
     draws: list[LotDraw] = Field(default_factory=list)
     expires_at: AwareDatetime | None = None
 
@@ -271,7 +286,8 @@ class LedgerTransferredOut(DomainEvent, type_name="crm.loyalty.ledger_transferre
 
 
 class LedgerTransferredIn(DomainEvent, type_name="crm.loyalty.ledger_transferred_in.v1"):
-    """The survivor takes over the duplicate's lots, deficit, debt and orders."""
+    """The survivor takes over the duplicate's lots, deficit, debt and orders, and the
+    source events it has seen (a redelivered one must not earn on the survivor)."""
 
     customer_id: str
     duplicate_id: str
@@ -280,6 +296,8 @@ class LedgerTransferredIn(DomainEvent, type_name="crm.loyalty.ledger_transferred
     lots: list[Lot] = Field(default_factory=list)
     deficit: int = 0
     owed: int = 0
+    orders: list[TransferredOrder] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
 
 
 catalog = EventCatalog(
