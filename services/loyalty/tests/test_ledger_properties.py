@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.loyalty import (
     LoyaltyRulesSet,
+    PointsEarned,
     PointsRedeemed,
     ProgramRules,
     RewardDefined,
@@ -132,5 +133,5 @@ def test_the_balance_is_the_sum_of_the_ledger_and_replays_give_the_same_ledger(
     # The same history again (a replay, a rebuild) decides exactly the same ledger.
     assert [e.model_dump() for e in run(history, rules)] == [e.model_dump() for e in events]
     # Every source event made at most one earning line.
-    earned = [e.source_event_id for e in events if type(e).__name__ == "PointsEarned"]
+    earned = [e.source_event_id for e in events if isinstance(e, PointsEarned)]
     assert len(earned) == len(set(earned))
