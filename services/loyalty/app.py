@@ -3,7 +3,7 @@
 The only place that wires things together: settings -> engine -> event store ->
 handlers' dependencies -> router. The lifespan creates the tables and runs, beside
 the HTTP server, the outbox relay, the reactions to orders and merges (a consumer
-of the pipeline's and contacts' topics) and the expiry sweep.
+of the pipeline's and contacts' topics) and the sweeps (expiry, birthdays).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from services.loyalty import read_model
 from services.loyalty.api import router
-from services.loyalty.commands import ExpirePoints
-from services.loyalty.handlers import SERVICE, SOURCE, Loyalty, execute
+from services.loyalty.handlers import SERVICE, SOURCE, Loyalty
 from services.loyalty.reactions import SOURCES, Earning
 from services.loyalty.settings import Settings
+from services.loyalty.sweeps import award_birthdays, sweep_expiry
 
 log = logging.getLogger(__name__)
 
@@ -118,20 +118,12 @@ async def _keep_running(
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
 
-async def sweep_expiry(loyalty: Loyalty, limit: int = 500) -> int:
-    """Expire every lot due now (each ledger in its own transaction); how many ledgers."""
-    async with loyalty.engine.connect() as conn:
-        due = await read_model.due_for_expiry(conn, loyalty.clock(), limit)
-    for tenant_id, customer_id in due:
-        await execute(loyalty, tenant_id, customer_id, ExpirePoints())
-    return len(due)
-
-
 async def _keep_sweeping(loyalty: Loyalty, settings: Settings, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             while await sweep_expiry(loyalty, settings.expiry_sweep_batch) and not stop.is_set():
                 pass
+            await award_birthdays(loyalty)
         except Exception:
             log.exception("loyalty expiry sweep failed; trying again next round")
         with contextlib.suppress(TimeoutError):

@@ -17,7 +17,13 @@ from typing import ClassVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog import EventCatalog
-from libs.events.catalog.contacts import CustomerMergedInto, CustomerRegistered
+from libs.events.catalog.contacts import (
+    CustomerMerged,
+    CustomerMergedInto,
+    CustomerRegistered,
+    PersonalDataErased,
+    ProfileChanged,
+)
 from libs.events.catalog.pipeline import OrderCancelled, OrderPlaced, OrderRefunded
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
@@ -28,7 +34,16 @@ from services.loyalty.handlers import Cause, Loyalty, execute, transfer_ledger
 
 # Only the types loyalty acts on: the runtime counts and skips every other type.
 SOURCES = EventCatalog(
-    [OrderPlaced, OrderRefunded, OrderCancelled, CustomerRegistered, CustomerMergedInto],
+    [
+        OrderPlaced,
+        OrderRefunded,
+        OrderCancelled,
+        CustomerRegistered,
+        ProfileChanged,
+        CustomerMerged,
+        CustomerMergedInto,
+        PersonalDataErased,
+    ],
     schema_base_url="https://schemas.crm.example/events",
 )
 
@@ -56,8 +71,20 @@ class Earning(Projection):
             command = ClawBackCancellation(envelope.id, fact.order_id)
         elif isinstance(fact, CustomerRegistered):
             await read_model.add_member(conn, tenant_id, fact.customer_id, envelope.time)
+            await read_model.set_birthday(conn, tenant_id, fact.customer_id, fact.birthday)
+            return
+        elif isinstance(fact, ProfileChanged | CustomerMerged):
+            if fact.birthday is not None:
+                await read_model.set_birthday(conn, tenant_id, fact.customer_id, fact.birthday)
+            elif isinstance(fact, ProfileChanged) and "birthday" in fact.cleared:
+                await read_model.set_birthday(conn, tenant_id, fact.customer_id, None)
+            return
+        elif isinstance(fact, PersonalDataErased):
+            # Points and lines are ids and amounts: they stay; the birthday goes.
+            await read_model.set_birthday(conn, tenant_id, fact.customer_id, None)
             return
         elif isinstance(fact, CustomerMergedInto):
+            await read_model.set_birthday(conn, tenant_id, fact.customer_id, None)
             await transfer_ledger(
                 self.loyalty, tenant_id, fact.customer_id, fact.survivor_id, conn=conn, cause=cause
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,9 +23,11 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    delete,
     func,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -103,6 +105,18 @@ members = Table(
     Column("customer_id", String(64), primary_key=True),
     Column("registered_at", UtcDateTime, nullable=False),
 )
+
+# Month and day only (no year: the bonus needs no more). Personal data: erasure
+# deletes the row; nothing else in this service is personal.
+birthdays = Table(
+    "loyalty_birthdays",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_id", String(64), primary_key=True),
+    Column("month", Integer, nullable=False),
+    Column("day", Integer, nullable=False),
+)
+Index("ix_loyalty_birthdays_day", birthdays.c.month, birthdays.c.day)
 
 # Which monthly figure a line counts in, and with which sign.
 MONTHLY: dict[type[DomainEvent], tuple[str, int]] = {
@@ -229,6 +243,40 @@ async def add_member(conn: AsyncConnection, tenant_id: str, customer_id: str, at
         .values(tenant_id=tenant_id, customer_id=customer_id, registered_at=at)
         .on_conflict_do_nothing()
     )
+
+
+async def set_birthday(
+    conn: AsyncConnection, tenant_id: str, customer_id: str, birthday: date | None
+) -> None:
+    await conn.execute(
+        delete(birthdays).where(
+            birthdays.c.tenant_id == tenant_id, birthdays.c.customer_id == customer_id
+        )
+    )
+    if birthday is not None:
+        await conn.execute(
+            birthdays.insert().values(
+                tenant_id=tenant_id,
+                customer_id=customer_id,
+                month=birthday.month,
+                day=birthday.day,
+            )
+        )
+
+
+async def birthdays_around(
+    conn: AsyncConnection, days: Sequence[date]
+) -> list[tuple[str, str, int, int]]:
+    """Customers whose birthday falls on one of ``days`` (29 February: also the 28th)."""
+    wanted = {(d.month, d.day) for d in days}
+    if any((d.month, d.day) == (2, 28) for d in days):
+        wanted.add((2, 29))
+    found = await conn.execute(
+        select(
+            birthdays.c.tenant_id, birthdays.c.customer_id, birthdays.c.month, birthdays.c.day
+        ).where(tuple_(birthdays.c.month, birthdays.c.day).in_(sorted(wanted)))
+    )
+    return [(t, c, int(m), int(d)) for t, c, m, d in found]
 
 
 async def is_member(conn: AsyncConnection, tenant_id: str, customer_id: str) -> bool:

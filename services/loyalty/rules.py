@@ -12,7 +12,7 @@ import bisect
 import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from libs.events.catalog.loyalty import LoyaltyRulesSet, ProgramRules, TierRule
@@ -98,3 +98,14 @@ def order_points(
     if campaigns:
         explanation += "; campaigns " + ", ".join(c.campaign_id for c in campaigns)
     return OrderEarning(points + (bonus if amount > 0 else 0), multiplier, bonus, explanation)
+
+
+def is_birthday(month: int, day: int, today: date) -> bool:
+    """Born on 29 February: the 28th in years without one."""
+    if (month, day) == (today.month, today.day):
+        return True
+    return (
+        (month, day) == (2, 29)
+        and (today.month, today.day) == (2, 28)
+        and not (calendar.isleap(today.year))
+    )

@@ -35,7 +35,7 @@ def declared() -> dict[tuple[str, str], str]:
         ]
         assert len(names) == 1, f"{route.path} needs exactly one permission, has {names}"
         permission = names[0].removeprefix("require_").replace("_", ":", 1)
-        for method in route.methods:
+        for method in route.methods or ():
             found[(method, route.path)] = permission
     return found
 
