@@ -36,6 +36,12 @@ ShortfallPolicy = Literal["negative_balance", "owed"]
 TierChangeReason = Literal["order", "refund", "cancellation", "window", "rules", "merge"]
 
 
+# Bounds that keep every points figure far inside a 64-bit integer.
+MAX_AMOUNT = 10**15
+MAX_MULTIPLIER = 1000
+MAX_BONUS = 1_000_000
+
+
 class Part(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -73,14 +79,14 @@ class TransferredOrder(Part):
 class TierRule(Part):
     name: str
     # Qualifying spend (minor units, net of refunds) in the rolling window.
-    threshold: int = Field(ge=0)
+    threshold: int = Field(ge=0, le=MAX_AMOUNT)
     # Points multiplier of orders placed while the customer holds the tier.
-    multiplier: Decimal = Field(default=Decimal(1), ge=0)
+    multiplier: Decimal = Field(default=Decimal(1), ge=0, le=MAX_MULTIPLIER, decimal_places=4)
 
 
 class StreakBonus(Part):
-    days: int = Field(ge=2)
-    points: int = Field(ge=1)
+    days: int = Field(ge=2, le=366)
+    points: int = Field(ge=1, le=MAX_BONUS)
 
 
 class Campaign(Part):
@@ -88,9 +94,9 @@ class Campaign(Part):
     name: str
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    multiplier: Decimal = Field(default=Decimal(1), ge=0)
+    multiplier: Decimal = Field(default=Decimal(1), ge=0, le=MAX_MULTIPLIER, decimal_places=4)
     # Extra points per qualifying order placed inside the window.
-    bonus_points: int = Field(default=0, ge=0)
+    bonus_points: int = Field(default=0, ge=0, le=MAX_BONUS)
 
 
 def default_tiers() -> list[TierRule]:
@@ -107,19 +113,19 @@ class ProgramRules(Part):
 
     currency: str = "CNY"
     # ``points_per_unit`` points for every ``unit`` minor units of net order amount.
-    points_per_unit: Decimal = Field(default=Decimal(1), ge=0)
-    unit: int = Field(default=100, ge=1)
+    points_per_unit: Decimal = Field(default=Decimal(1), ge=0, le=MAX_MULTIPLIER, decimal_places=4)
+    unit: int = Field(default=100, ge=1, le=MAX_AMOUNT)
     # Points expire this many months after they were earned (None: never).
-    expiry_months: int | None = Field(default=24, ge=1)
+    expiry_months: int | None = Field(default=24, ge=1, le=1200)
     shortfall: ShortfallPolicy = "negative_balance"
     time_zone: str = "Asia/Shanghai"
     tiers: list[TierRule] = Field(default_factory=default_tiers)
-    tier_window_months: int = Field(default=12, ge=1)
-    check_in_points: int = Field(default=1, ge=0)
+    tier_window_months: int = Field(default=12, ge=1, le=120)
+    check_in_points: int = Field(default=1, ge=0, le=MAX_BONUS)
     streak_bonuses: list[StreakBonus] = Field(default_factory=list)
-    birthday_bonus: int = Field(default=0, ge=0)
-    referral_bonus: int = Field(default=0, ge=0)
-    survey_bonus: int = Field(default=0, ge=0)
+    birthday_bonus: int = Field(default=0, ge=0, le=MAX_BONUS)
+    referral_bonus: int = Field(default=0, ge=0, le=MAX_BONUS)
+    survey_bonus: int = Field(default=0, ge=0, le=MAX_BONUS)
     campaigns: list[Campaign] = Field(default_factory=list)
 
 
