@@ -21,8 +21,8 @@ from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import Conflict, NotFound, Unprocessable
 from services.loyalty import handlers, read_model
 from services.loyalty.commands import AdjustPoints, CancelRedemption, CheckIn, RedeemReward
+from services.loyalty.domain.views import account_view
 from services.loyalty.handlers import Loyalty, Outcome
-from services.loyalty.views import account_view
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty"])
 

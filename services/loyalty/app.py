@@ -26,9 +26,9 @@ from libs.platform.db import create_engine
 from services.loyalty import read_model
 from services.loyalty.api import router
 from services.loyalty.handlers import SERVICE, SOURCE, Loyalty
-from services.loyalty.reactions import SOURCES, Earning
+from services.loyalty.handlers.reactions import SOURCES, Earning
+from services.loyalty.handlers.sweeps import award_birthdays, sweep_expiry
 from services.loyalty.settings import Settings
-from services.loyalty.sweeps import award_birthdays, sweep_expiry
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from libs.events.catalog.loyalty import (
     RedemptionCancelled,
 )
 from libs.platform.db import BigId, JsonDocument, UtcDateTime, is_postgres
-from services.loyalty.ledger import Ledger, line_points
+from services.loyalty.domain.ledger import Ledger, line_points
 
 metadata = MetaData()
 

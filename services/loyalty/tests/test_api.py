@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from libs.events.catalog.contacts import CustomerRegistered
 from libs.events.catalog.pipeline import OrderPlaced, OrderRefunded
-from services.loyalty.sweeps import sweep_expiry
+from services.loyalty.handlers.sweeps import sweep_expiry
 from services.loyalty.tests.conftest import T0, Api, Clock, eventually
 
 

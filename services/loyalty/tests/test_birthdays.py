@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 
 from libs.events.catalog.contacts import CustomerRegistered, PersonalDataErased
-from services.loyalty.rules import is_birthday
-from services.loyalty.sweeps import award_birthdays
+from services.loyalty.domain.rules import is_birthday
+from services.loyalty.handlers.sweeps import award_birthdays
 from services.loyalty.tests.conftest import T0, Api, Clock, eventually
 
 

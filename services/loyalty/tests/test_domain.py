@@ -36,7 +36,7 @@ from services.loyalty.commands import (
     RedeemReward,
     TransferLedgerOut,
 )
-from services.loyalty.domain import (
+from services.loyalty.domain.decisions import (
     AlreadyCheckedIn,
     IdempotencyKeyReused,
     InsufficientPoints,
@@ -45,8 +45,8 @@ from services.loyalty.domain import (
     decide,
     transfer_in,
 )
-from services.loyalty.ledger import Ledger, Reward, fold, fold_reward, line_points
-from services.loyalty.rules import RulesBook
+from services.loyalty.domain.ledger import Ledger, Reward, fold, fold_reward, line_points
+from services.loyalty.domain.rules import RulesBook
 
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 CUSTOMER = "c-1"

@@ -8,7 +8,7 @@ import asyncio
 from libs.events.catalog.contacts import CustomerMergedInto, CustomerRegistered
 from libs.events.catalog.pipeline import OrderCancelled, OrderPlaced, OrderRefunded
 from libs.events.projection import ProjectionRunner, end_offsets
-from services.loyalty.reactions import SOURCES, Earning
+from services.loyalty.handlers.reactions import SOURCES, Earning
 from services.loyalty.tests.conftest import T0, Api, eventually
 
 

@@ -28,9 +28,9 @@ from services.loyalty.commands import (
     LedgerCommand,
     RedeemReward,
 )
-from services.loyalty.domain import decide
-from services.loyalty.ledger import Reward, fold, line_points
-from services.loyalty.rules import RulesBook
+from services.loyalty.domain.decisions import decide
+from services.loyalty.domain.ledger import Reward, fold, line_points
+from services.loyalty.domain.rules import RulesBook
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -47,9 +47,9 @@ from services.loyalty.commands import (
     RedeemReward,
     TransferLedgerOut,
 )
-from services.loyalty.domain import decide, transfer_in
-from services.loyalty.ledger import Ledger, Reward, evolve, fold, fold_reward
-from services.loyalty.rules import RulesBook
+from services.loyalty.domain.decisions import decide, transfer_in
+from services.loyalty.domain.ledger import Ledger, Reward, evolve, fold, fold_reward
+from services.loyalty.domain.rules import RulesBook
 
 log = logging.getLogger(__name__)
 

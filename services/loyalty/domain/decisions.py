@@ -44,8 +44,8 @@ from services.loyalty.commands import (
     RedeemReward,
     TransferLedgerOut,
 )
-from services.loyalty.ledger import Ledger, Reward, evolve, lots_of, oldest_first, orders_of
-from services.loyalty.rules import RulesBook, add_months, expiry_of, order_points, tier_for
+from services.loyalty.domain.ledger import Ledger, Reward, evolve, lots_of, oldest_first, orders_of
+from services.loyalty.domain.rules import RulesBook, add_months, expiry_of, order_points, tier_for
 
 # Points of a cancelled redemption whose lot expired meanwhile come back for this long.
 RESTORED_LOT_DAYS = 30

@@ -6,9 +6,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.loyalty.domain import qualifying_spend
-from services.loyalty.ledger import Ledger
-from services.loyalty.rules import RulesBook, next_tier, tier_for
+from services.loyalty.domain.decisions import qualifying_spend
+from services.loyalty.domain.ledger import Ledger
+from services.loyalty.domain.rules import RulesBook, next_tier, tier_for
 
 
 def account_view(
