@@ -22,7 +22,7 @@ from libs.platform.errors import Conflict, NotFound, Unprocessable
 from services.loyalty import handlers, read_model
 from services.loyalty.commands import AdjustPoints, CancelRedemption, CheckIn, RedeemReward
 from services.loyalty.domain.views import account_view
-from services.loyalty.handlers import Loyalty, Outcome
+from services.loyalty.handlers import Loyalty, Outcome, programme
 
 router = APIRouter(prefix="/api/v1", tags=["loyalty"])
 
@@ -271,7 +271,7 @@ async def set_rules(
 ) -> dict[str, Any]:
     rules = ProgramRules.model_validate(body.model_dump(exclude={"effective_from"}))
     _check_rules(rules)
-    version = await handlers.set_rules(
+    version = await programme.set_rules(
         loyalty,
         principal.tenant_id,
         rules,
@@ -304,7 +304,7 @@ def _check_rules(rules: ProgramRules) -> None:
 
 @router.get("/loyalty/rules")
 async def rules(principal: Reader, loyalty: LoyaltyDep, response: Response) -> dict[str, Any]:
-    book = await handlers.current_rules(loyalty, principal.tenant_id)
+    book = await programme.current_rules(loyalty, principal.tenant_id)
     response.headers["ETag"] = etag_for(book.version)
     return {"rules": book.current.model_dump(mode="json"), "version": book.version}
 
@@ -321,7 +321,7 @@ async def define_reward(
     if body.valid_from and body.valid_until and body.valid_until <= body.valid_from:
         raise Unprocessable("valid_until", "must be after valid_from")
     definition = RewardDefined(reward_id=reward_id, by=principal.subject, **body.model_dump())
-    version, created = await handlers.define_reward(
+    version, created = await programme.define_reward(
         loyalty, principal.tenant_id, definition, expected=expected
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -339,7 +339,7 @@ async def reward(
 
 
 async def _reward_view(loyalty: Loyalty, tenant_id: str, reward_id: str) -> dict[str, Any]:
-    found = await handlers.reward_of(loyalty, tenant_id, reward_id)
+    found = await programme.reward_of(loyalty, tenant_id, reward_id)
     if found.definition is None:
         raise NotFound(f"no reward {reward_id}", reward_id=reward_id)
     terms = found.definition.model_dump(mode="json", exclude={"by"})
@@ -348,7 +348,7 @@ async def _reward_view(loyalty: Loyalty, tenant_id: str, reward_id: str) -> dict
 
 @router.get("/loyalty/statistics")
 async def statistics(principal: Reader, loyalty: LoyaltyDep) -> dict[str, Any]:
-    book = await handlers.current_rules(loyalty, principal.tenant_id)
+    book = await programme.current_rules(loyalty, principal.tenant_id)
     async with loyalty.engine.connect() as conn:
         figures = await read_model.statistics(conn, principal.tenant_id)
     lowest = min(book.current.tiers, key=lambda t: t.threshold).name

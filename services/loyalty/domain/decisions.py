@@ -10,7 +10,7 @@ see the earlier ones.
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from libs.events.catalog import DomainEvent
@@ -30,7 +30,6 @@ from libs.events.catalog.loyalty import (
     TierChanged,
     TierChangeReason,
 )
-from libs.platform.errors import Conflict, NotFound, Unprocessable
 from services.loyalty.commands import (
     AdjustPoints,
     CancelRedemption,
@@ -44,59 +43,21 @@ from services.loyalty.commands import (
     RedeemReward,
     TransferLedgerOut,
 )
+from services.loyalty.domain.errors import (
+    AlreadyCheckedIn,
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    NothingToAdjust,
+    OutOfStock,
+    RedemptionNotFound,
+    RewardNotFound,
+    RewardUnavailable,
+)
 from services.loyalty.domain.ledger import Ledger, Reward, evolve, lots_of, oldest_first, orders_of
 from services.loyalty.domain.rules import RulesBook, add_months, expiry_of, order_points, tier_for
 
 # Points of a cancelled redemption whose lot expired meanwhile come back for this long.
 RESTORED_LOT_DAYS = 30
-
-
-class InsufficientPoints(Conflict):
-    def __init__(self, customer_id: str, available: int, wanted: int) -> None:
-        super().__init__(
-            f"customer {customer_id} has {available} points available, {wanted} needed",
-            customer_id=customer_id,
-            available=available,
-            wanted=wanted,
-        )
-
-
-class RewardNotFound(NotFound):
-    def __init__(self, reward_id: str) -> None:
-        super().__init__(f"no reward {reward_id}", reward_id=reward_id)
-
-
-class RewardUnavailable(Conflict):
-    def __init__(self, reward_id: str, why: str) -> None:
-        super().__init__(f"reward {reward_id} {why}", reward_id=reward_id)
-
-
-class OutOfStock(Conflict):
-    def __init__(self, reward_id: str) -> None:
-        super().__init__(f"reward {reward_id} is out of stock", reward_id=reward_id)
-
-
-class IdempotencyKeyReused(Conflict):
-    def __init__(self, key: str, redemption_id: str) -> None:
-        super().__init__(
-            f"idempotency key {key!r} was used for another redemption",
-            redemption_id=redemption_id,
-        )
-
-
-class RedemptionNotFound(NotFound):
-    def __init__(self, redemption_id: str) -> None:
-        super().__init__(f"no redemption {redemption_id}", redemption_id=redemption_id)
-
-
-class AlreadyCheckedIn(Conflict):
-    def __init__(self, day: date) -> None:
-        super().__init__(f"already checked in on {day.isoformat()}", day=day.isoformat())
-
-
-class NothingToAdjust(Unprocessable):
-    def __init__(self) -> None:
-        super().__init__("points", "an adjustment must add or take at least one point")
 
 
 class Decision:

@@ -30,9 +30,7 @@ from libs.events.catalog.loyalty import (
     LedgerTransferredOut,
     LoyaltyRulesSet,
     PointsRedeemed,
-    ProgramRules,
     RedemptionCancelled,
-    RewardDefined,
     RewardStockReturned,
     RewardStockTaken,
     catalog,
@@ -315,76 +313,6 @@ async def transfer_ledger(
         return Outcome(survivor_id, surv_after, [*out, *into])
 
     return await in_transaction(loyalty, conn, survivor_id, work)
-
-
-# --- programme: rules and rewards --------------------------------------------------------
-
-
-async def set_rules(
-    loyalty: Loyalty,
-    tenant_id: str,
-    rules: ProgramRules,
-    by: str,
-    *,
-    effective_from: datetime | None = None,
-    expected: int | None = None,
-) -> int:
-    now = loyalty.clock()
-    async with loyalty.engine.begin() as conn:
-        await read_model.lock(conn, tenant_id, RULES_STREAM)
-        book = await load_rules(loyalty.store, conn, tenant_id)
-        if expected is not None and expected != book.version:
-            raise StaleRules(expected, book.version)
-        event = LoyaltyRulesSet(rules=rules, effective_from=effective_from or now, by=by)
-        try:
-            version = await loyalty.store.append(
-                tenant_id,
-                RULES_STREAM,
-                book.version,
-                new_events([event], RULES_KEY, now),
-                conn=conn,
-            )
-        except ConcurrencyConflict:
-            raise StaleRules(book.version, book.version + 1) from None
-    loyalty.appended(1)
-    return version
-
-
-async def current_rules(loyalty: Loyalty, tenant_id: str) -> RulesBook:
-    async with loyalty.engine.connect() as conn:
-        return await load_rules(loyalty.store, conn, tenant_id)
-
-
-async def define_reward(
-    loyalty: Loyalty, tenant_id: str, definition: RewardDefined, *, expected: int | None = None
-) -> tuple[int, bool]:
-    """Create or replace a reward's terms; (version, created)."""
-    now = loyalty.clock()
-    stream = reward_stream(definition.reward_id)
-    async with loyalty.engine.begin() as conn:
-        await read_model.lock(conn, tenant_id, stream)
-        reward = await load_reward(loyalty.store, conn, tenant_id, definition.reward_id)
-        if expected is not None and expected != reward.version:
-            raise StaleRules(expected, reward.version)
-        version = await loyalty.store.append(
-            tenant_id,
-            stream,
-            reward.version,
-            new_events([definition], definition.reward_id, now),
-            conn=conn,
-        )
-    loyalty.appended(1)
-    return version, reward.version == 0
-
-
-async def reward_of(loyalty: Loyalty, tenant_id: str, reward_id: str) -> Reward:
-    async with loyalty.engine.connect() as conn:
-        return await load_reward(loyalty.store, conn, tenant_id, reward_id)
-
-
-async def ledger_of(loyalty: Loyalty, tenant_id: str, customer_id: str) -> Ledger:
-    async with loyalty.engine.connect() as conn:
-        return await load_ledger(loyalty.store, conn, tenant_id, customer_id)
 
 
 async def ledger_as_of(

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from services.loyalty import read_model
 from services.loyalty.commands import EarnBonus, ExpirePoints
 from services.loyalty.domain.rules import RulesBook, is_birthday
-from services.loyalty.handlers import Loyalty, current_rules, execute
+from services.loyalty.handlers import Loyalty, execute
+from services.loyalty.handlers.programme import current_rules
 
 
 async def sweep_expiry(loyalty: Loyalty, limit: int = 500) -> int:

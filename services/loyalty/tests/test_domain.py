@@ -36,14 +36,13 @@ from services.loyalty.commands import (
     RedeemReward,
     TransferLedgerOut,
 )
-from services.loyalty.domain.decisions import (
+from services.loyalty.domain.decisions import decide, transfer_in
+from services.loyalty.domain.errors import (
     AlreadyCheckedIn,
     IdempotencyKeyReused,
     InsufficientPoints,
     OutOfStock,
     RewardUnavailable,
-    decide,
-    transfer_in,
 )
 from services.loyalty.domain.ledger import Ledger, Reward, fold, fold_reward, line_points
 from services.loyalty.domain.rules import RulesBook
