@@ -57,11 +57,13 @@ accounts = Table(
     Column("owed", BigId, nullable=False),
     Column("tier", String(64)),
     Column("version", Integer, nullable=False),
-    Column("next_expiry_at", UtcDateTime),
+    # When the sweep next has work on this ledger: a lot expires, or an order leaves
+    # the tier window of a customer above the lowest tier.
+    Column("next_due_at", UtcDateTime),
     Column("merged_into", String(64)),
     Column("updated_at", UtcDateTime, nullable=False),
 )
-Index("ix_loyalty_accounts_expiry", accounts.c.next_expiry_at)
+Index("ix_loyalty_accounts_due", accounts.c.next_due_at)
 
 lines = Table(
     "loyalty_lines",
@@ -168,6 +170,7 @@ async def record(
     events: Sequence[DomainEvent],
     after: Ledger,
     now: datetime,
+    due_at: datetime | None,
 ) -> None:
     rows: list[dict[str, Any]] = []
     balance = before.balance
@@ -214,17 +217,12 @@ async def record(
                 set_={k: monthly.c[k] + stmt.excluded[k] for k in figures},
             )
         )
-    pending = [
-        lot.expires_at
-        for lot in after.lots
-        if lot.remaining > 0 and not lot.expired and lot.expires_at is not None
-    ]
     row = {
         "balance": after.balance,
         "owed": after.owed,
         "tier": after.tier,
         "version": after.version,
-        "next_expiry_at": min(pending, default=None),
+        "next_due_at": due_at,
         "merged_into": after.merged_into,
         "updated_at": now,
     }
@@ -307,11 +305,11 @@ async def ledger_lines(
     return [dict(r._mapping) for r in rows]
 
 
-async def due_for_expiry(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[str, str]]:
+async def due_for_sweep(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[str, str]]:
     rows = await conn.execute(
         select(accounts.c.tenant_id, accounts.c.customer_id)
-        .where(accounts.c.next_expiry_at <= now)
-        .order_by(accounts.c.next_expiry_at)
+        .where(accounts.c.next_due_at <= now)
+        .order_by(accounts.c.next_due_at)
         .limit(limit)
     )
     return [(t, c) for t, c in rows]

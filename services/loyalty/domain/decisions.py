@@ -460,3 +460,20 @@ def transfer_in(
         )
     )
     return d.events
+
+
+def next_due(ledger: Ledger, rules: RulesBook, now: datetime) -> datetime | None:
+    """When the sweep next has work on this ledger: a lot to expire, or (for a customer
+    above the lowest tier) an order leaving the tier window."""
+    times = [
+        lot.expires_at
+        for lot in ledger.lots
+        if lot.remaining > 0 and not lot.expired and lot.expires_at is not None
+    ]
+    current = rules.at(now)
+    if ledger.tier is not None and ledger.tier != tier_for(current, 0).name:
+        leaving = (
+            add_months(o.placed_at, current.tier_window_months) for o in ledger.orders.values()
+        )
+        times += [t for t in leaving if t > now]
+    return min(times, default=None)

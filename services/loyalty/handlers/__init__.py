@@ -45,7 +45,7 @@ from services.loyalty.commands import (
     RedeemReward,
     TransferLedgerOut,
 )
-from services.loyalty.domain.decisions import decide, transfer_in
+from services.loyalty.domain.decisions import decide, next_due, transfer_in
 from services.loyalty.domain.ledger import Ledger, Reward, evolve, fold, fold_reward
 from services.loyalty.domain.rules import RulesBook
 
@@ -230,7 +230,9 @@ async def execute(
         after = ledger
         for event in events:
             after = evolve(after, event)
-        await read_model.record(conn, tenant_id, ledger, events, after, now)
+        await read_model.record(
+            conn, tenant_id, ledger, events, after, now, next_due(after, rules, now)
+        )
         return Outcome(target, after, events)
 
     # The decision folds the ledger it was given; give each attempt a fresh one.
@@ -308,8 +310,12 @@ async def transfer_ledger(
             dup_after = evolve(dup_after, event)
         for event in into:
             surv_after = evolve(surv_after, event)
-        await read_model.record(conn, tenant_id, duplicate, out, dup_after, now)
-        await read_model.record(conn, tenant_id, survivor, into, surv_after, now)
+        await read_model.record(
+            conn, tenant_id, duplicate, out, dup_after, now, next_due(dup_after, rules, now)
+        )
+        await read_model.record(
+            conn, tenant_id, survivor, into, surv_after, now, next_due(surv_after, rules, now)
+        )
         return Outcome(survivor_id, surv_after, [*out, *into])
 
     return await in_transaction(loyalty, conn, survivor_id, work)

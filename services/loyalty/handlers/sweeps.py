@@ -15,9 +15,10 @@ from services.loyalty.handlers.programme import current_rules
 
 
 async def sweep_expiry(loyalty: Loyalty, limit: int = 500) -> int:
-    """Expire every lot due now (each ledger in its own transaction); how many ledgers."""
+    """Expire every lot due now and let tiers fall as orders leave the window (each
+    ledger in its own transaction); how many ledgers."""
     async with loyalty.engine.connect() as conn:
-        due = await read_model.due_for_expiry(conn, loyalty.clock(), limit)
+        due = await read_model.due_for_sweep(conn, loyalty.clock(), limit)
     for tenant_id, customer_id in due:
         await execute(loyalty, tenant_id, customer_id, ExpirePoints())
     return len(due)

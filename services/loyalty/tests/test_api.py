@@ -210,6 +210,23 @@ async def test_a_refund_below_the_threshold_takes_the_tier_away(api: Api) -> Non
     assert (await api.loyalty("c-1"))["balance"] == 3_000
 
 
+async def test_the_sweep_lowers_the_tier_when_orders_leave_the_window(
+    api: Api, clock: Clock
+) -> None:
+    await api.publish(
+        "pipeline",
+        "c-1",
+        OrderPlaced(order_id="o-1", customer_id="c-1", currency="CNY", total=600_000, placed_at=T0),
+    )
+    await eventually(lambda: _tier_is(api, "c-1", "silver"))
+    clock.advance(days=200)
+    assert await sweep_expiry(api.app.state.loyalty) == 0
+    clock.advance(days=170)
+    assert await sweep_expiry(api.app.state.loyalty) == 1
+    assert await _tier_is(api, "c-1", "普通会员")
+    assert (await api.loyalty("c-1"))["balance"] == 6_000  # points outlive the tier
+
+
 async def _tier_is(api: Api, customer_id: str, tier: str) -> bool:
     response = await api.client.get(f"/api/v1/customers/{customer_id}/loyalty", headers=api.auth())
     return response.status_code == 200 and response.json()["tier"] == tier
