@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from libs.auth import Principal, require
 from libs.events.catalog.loyalty import PointsEarned, ProgramRules, RewardDefined
 from libs.platform.app import etag_for, if_match_version
-from libs.platform.errors import Conflict, NotFound, Unprocessable
+from libs.platform.errors import NotFound, Unprocessable
 from services.loyalty import handlers, read_model
 from services.loyalty.commands import AdjustPoints, CancelRedemption, CheckIn, RedeemReward
 from services.loyalty.domain.views import account_view
@@ -93,13 +93,6 @@ class CustomerUnknown(NotFound):
         super().__init__(f"no customer {customer_id}", customer_id=customer_id)
 
 
-class CustomerMerged(Conflict):
-    def __init__(self, customer_id: str, survivor_id: str) -> None:
-        super().__init__(
-            f"customer {customer_id} was merged into {survivor_id}", survivor_id=survivor_id
-        )
-
-
 async def _known(loyalty: Loyalty, tenant_id: str, customer_id: str) -> None:
     if not await handlers.is_known(loyalty, tenant_id, customer_id):
         raise CustomerUnknown(customer_id)
@@ -107,11 +100,6 @@ async def _known(loyalty: Loyalty, tenant_id: str, customer_id: str) -> None:
 
 def _answer(outcome: Outcome, response: Response) -> None:
     response.headers["ETag"] = etag_for(outcome.ledger.version)
-
-
-def _merged(outcome: Outcome, customer_id: str) -> None:
-    if outcome.customer_id != customer_id or outcome.ledger.merged_into:
-        raise CustomerMerged(customer_id, outcome.ledger.merged_into or outcome.customer_id)
 
 
 # --- a customer's points ----------------------------------------------------------------
@@ -190,7 +178,6 @@ async def redeem(
     await _known(loyalty, principal.tenant_id, customer_id)
     command = RedeemReward(str(uuid.uuid4()), idempotency_key, body.reward_id, principal.subject)
     outcome = await handlers.execute(loyalty, principal.tenant_id, customer_id, command)
-    _merged(outcome, customer_id)
     redemption_id = outcome.ledger.keys[idempotency_key]
     redemption = outcome.ledger.redemptions[redemption_id]
     response.status_code = status.HTTP_201_CREATED if outcome.events else status.HTTP_200_OK
@@ -234,7 +221,6 @@ async def adjust(
     adjustment_id = f"adjustment:{idempotency_key or uuid.uuid4()}"
     command = AdjustPoints(adjustment_id, body.points, body.reason, principal.subject)
     outcome = await handlers.execute(loyalty, principal.tenant_id, customer_id, command)
-    _merged(outcome, customer_id)
     if not outcome.events:
         response.status_code = status.HTTP_200_OK
     _answer(outcome, response)
@@ -247,7 +233,6 @@ async def check_in(
 ) -> dict[str, Any]:
     await _known(loyalty, principal.tenant_id, customer_id)
     outcome = await handlers.execute(loyalty, principal.tenant_id, customer_id, CheckIn())
-    _merged(outcome, customer_id)
     _answer(outcome, response)
     earned = sum(e.points for e in outcome.events if isinstance(e, PointsEarned))
     return {

@@ -47,6 +47,7 @@ from services.loyalty.domain.errors import (
     AlreadyCheckedIn,
     IdempotencyKeyReused,
     InsufficientPoints,
+    LedgerMoved,
     NothingToAdjust,
     OutOfStock,
     RedemptionNotFound,
@@ -58,6 +59,11 @@ from services.loyalty.domain.rules import RulesBook, add_months, expiry_of, orde
 
 # Points of a cancelled redemption whose lot expired meanwhile come back for this long.
 RESTORED_LOT_DAYS = 30
+
+
+# What a person asks of one customer's ledger: refused once the customer was merged away
+# (other services' events about the duplicate follow it to the survivor instead).
+CALLER_COMMANDS = (RedeemReward, CancelRedemption, AdjustPoints, CheckIn)
 
 
 class Decision:
@@ -80,6 +86,8 @@ def decide(
     *,
     reward: Reward | None = None,
 ) -> list[DomainEvent]:
+    if ledger.merged_into is not None and isinstance(command, CALLER_COMMANDS):
+        raise LedgerMoved(ledger.customer_id, ledger.merged_into)
     d = Decision(ledger)
     expire_due(d, now)
     match command:

@@ -53,3 +53,10 @@ class AlreadyCheckedIn(Conflict):
 class NothingToAdjust(Unprocessable):
     def __init__(self) -> None:
         super().__init__("points", "an adjustment must add or take at least one point")
+
+
+class LedgerMoved(Conflict):
+    def __init__(self, customer_id: str, survivor_id: str) -> None:
+        super().__init__(
+            f"customer {customer_id} was merged into {survivor_id}", survivor_id=survivor_id
+        )

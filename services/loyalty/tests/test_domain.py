@@ -41,6 +41,7 @@ from services.loyalty.domain.errors import (
     AlreadyCheckedIn,
     IdempotencyKeyReused,
     InsufficientPoints,
+    LedgerMoved,
     OutOfStock,
     RewardUnavailable,
 )
@@ -374,6 +375,8 @@ def test_a_merged_duplicates_points_and_orders_move_to_the_survivor() -> None:
     assert "evt-order-1" in survivor.sources  # a redelivered order earns nothing there
     refunded = decide(refund(1, 10_000), survivor, RULES, T0)
     assert fold("c-2", moved_in + refunded).balance == 0
+    with pytest.raises(LedgerMoved):
+        duplicate.when(AdjustPoints("adj", 10, "goodwill", "m"))
 
 
 def test_the_balance_is_the_sum_of_the_lines() -> None:

@@ -81,6 +81,8 @@ async def test_a_merged_duplicates_points_and_later_orders_go_to_the_survivor(ap
     await eventually(lambda: _has_line(api, "keep", marker[0].id))
     assert (await api.loyalty("keep"))["balance"] == 100 + 50 + 1
     assert (await api.loyalty("dup"))["balance"] == 0
+    moved = await api.client.post("/api/v1/customers/dup/loyalty/check-ins", headers=api.auth())
+    assert moved.status_code == 409 and moved.json()["survivor_id"] == "keep"
     before = [await api.ledger("keep"), await api.ledger("dup")]
     # A replay of both topics from the start by a new consumer group (a rebuild): every
     # event arrives again past the runtime's own record, and the ledgers refuse them.
