@@ -10,6 +10,7 @@ import pytest
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.loyalty import (
+    Campaign,
     CheckedIn,
     LoyaltyRulesSet,
     OwedPointsRecovered,
@@ -395,3 +396,20 @@ def test_tier_thresholds_are_the_tenants() -> None:
     )
     changes = of_type(given.when(order(1, 100)), TierChanged)
     assert [e.to_tier for e in changes if isinstance(e, TierChanged)] == ["vip"]
+
+
+def test_a_campaign_multiplies_and_adds_points_only_inside_its_window() -> None:
+    campaign = Campaign(
+        campaign_id="double-11",
+        name="双十一",
+        starts_at=T0,
+        ends_at=T0 + timedelta(days=1),
+        multiplier=Decimal(2),
+        bonus_points=5,
+    )
+    given = Given(book(campaigns=[campaign]))
+    (inside,) = of_type(given.when(order(1, 10_000, T0 + timedelta(hours=1))), PointsEarned)
+    (outside,) = of_type(given.when(order(2, 10_000, T0 + timedelta(days=2))), PointsEarned)
+    assert isinstance(inside, PointsEarned) and isinstance(outside, PointsEarned)
+    assert (inside.points, outside.points) == (205, 100)
+    assert "double-11" in inside.explanation
