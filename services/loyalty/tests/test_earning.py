@@ -73,6 +73,8 @@ async def test_a_merged_duplicates_points_and_later_orders_go_to_the_survivor(ap
     order = await api.publish("pipeline", "dup", placed("o-1", "dup", 10_000))
     await eventually(lambda: _has_line(api, "dup", order[0].id))
     await api.publish("contacts", "dup", CustomerMergedInto(customer_id="dup", survivor_id="keep"))
+    # Topics are not ordered with each other: wait for the merge before the next order.
+    await eventually(lambda: _merged_into(api, "dup", "keep"))
     later = await api.publish("pipeline", "dup", placed("o-2", "dup", 5_000))
     await eventually(lambda: _has_line(api, "keep", later[0].id))
     # The first order redelivered after the merge: the survivor knows it already.
@@ -88,6 +90,10 @@ async def test_a_merged_duplicates_points_and_later_orders_go_to_the_survivor(ap
     # event arrives again past the runtime's own record, and the ledgers refuse them.
     await replay(api)
     assert [await api.ledger("keep"), await api.ledger("dup")] == before
+
+
+async def _merged_into(api: Api, duplicate_id: str, survivor_id: str) -> bool:
+    return bool((await api.loyalty(duplicate_id))["merged_into"] == survivor_id)
 
 
 async def _has_line(api: Api, customer_id: str, source_event_id: str) -> bool:
