@@ -338,7 +338,7 @@ async def statistics(principal: Reader, loyalty: LoyaltyDep) -> dict[str, Any]:
         figures = await read_model.statistics(conn, principal.tenant_id)
     lowest = min(book.current.tiers, key=lambda t: t.threshold).name
     per_tier: dict[str, int] = {}
-    for tier, count in figures["members_per_tier"].items():
+    for tier, count in figures["members_per_tier"]:
         per_tier[tier or lowest] = per_tier.get(tier or lowest, 0) + count
     return {**figures, "members_per_tier": per_tier, "as_of": _now(loyalty).isoformat()}
 

@@ -317,9 +317,25 @@ async def due_for_sweep(conn: AsyncConnection, now: datetime, limit: int) -> lis
 
 async def statistics(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
     live = and_(accounts.c.tenant_id == tenant_id, accounts.c.merged_into.is_(None))
-    tiers = await conn.execute(
+    found = await conn.execute(
         select(accounts.c.tier, func.count()).where(live).group_by(accounts.c.tier)
     )
+    tiers: list[tuple[str | None, int]] = [(tier, int(count)) for tier, count in found]
+    # Registered customers who never had a ledger line hold the lowest tier (None).
+    without_ledger = await conn.execute(
+        select(func.count())
+        .select_from(
+            members.outerjoin(
+                accounts,
+                and_(
+                    accounts.c.tenant_id == members.c.tenant_id,
+                    accounts.c.customer_id == members.c.customer_id,
+                ),
+            )
+        )
+        .where(members.c.tenant_id == tenant_id, accounts.c.customer_id.is_(None))
+    )
+    tiers.append((None, int(without_ledger.scalar_one())))
     outstanding = await conn.execute(
         select(
             func.coalesce(func.sum(accounts.c.balance).filter(accounts.c.balance > 0), 0),
@@ -332,7 +348,7 @@ async def statistics(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
         select(monthly).where(monthly.c.tenant_id == tenant_id).order_by(monthly.c.month)
     )
     return {
-        "members_per_tier": {tier: count for tier, count in tiers},
+        "members_per_tier": [(tier, count) for tier, count in tiers if count],
         "outstanding_points": int(liability),
         "owed_points": int(owed),
         "negative_balances": int(negative),

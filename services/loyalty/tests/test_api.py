@@ -298,13 +298,14 @@ async def test_statistics_count_members_per_tier_points_per_month_and_liability(
 ) -> None:
     await member(api, "c-1")
     await member(api, "c-2")
+    await member(api, "c-3")  # no points yet: still a member of the lowest tier
     await adjust(api, "c-1", 300)
     await adjust(api, "c-2", 200)
     await define_reward(api, "tea", cost=100)
     assert (await redeem(api, "c-1", "tea", "k")).status_code == 201
     response = await api.client.get("/api/v1/loyalty/statistics", headers=api.auth())
     body = response.json()
-    assert body["members_per_tier"] == {"普通会员": 2}
+    assert body["members_per_tier"] == {"普通会员": 3}
     assert body["outstanding_points"] == 400
     assert body["months"] == [
         {
