@@ -121,6 +121,8 @@ class ProgramRules(Part):
     time_zone: str = "Asia/Shanghai"
     tiers: list[TierRule] = Field(default_factory=default_tiers)
     tier_window_months: int = Field(default=12, ge=1, le=120)
+    # Days a customer keeps a tier after falling below its threshold (0: falls at once).
+    downgrade_grace_days: int = Field(default=0, ge=0, le=366)
     check_in_points: int = Field(default=1, ge=0, le=MAX_BONUS)
     streak_bonuses: list[StreakBonus] = Field(default_factory=list)
     birthday_bonus: int = Field(default=0, ge=0, le=MAX_BONUS)
@@ -271,6 +273,23 @@ class TierChanged(DomainEvent, type_name="crm.loyalty.tier_changed.v1"):
     changed_at: AwareDatetime
 
 
+class TierAtRisk(DomainEvent, type_name="crm.loyalty.tier_at_risk.v1"):
+    """Below the tier's threshold: the tier falls at ``downgrade_at`` unless regained."""
+
+    customer_id: str
+    tier: str
+    qualifying_spend: int
+    downgrade_at: AwareDatetime
+
+
+class TierKept(DomainEvent, type_name="crm.loyalty.tier_kept.v1"):
+    """Back above the threshold within the grace period: no downgrade."""
+
+    customer_id: str
+    tier: str
+    qualifying_spend: int
+
+
 class CheckedIn(DomainEvent, type_name="crm.loyalty.checked_in.v1"):
     """A check-in on ``day`` (the tenant's calendar); points come as PointsEarned."""
 
@@ -320,6 +339,8 @@ catalog = EventCatalog(
         PointsExpired,
         PointsAdjusted,
         TierChanged,
+        TierAtRisk,
+        TierKept,
         CheckedIn,
         LedgerTransferredOut,
         LedgerTransferredIn,

@@ -27,8 +27,10 @@ from libs.events.catalog.loyalty import (
     PointsExpired,
     PointsRedeemed,
     RedemptionCancelled,
+    TierAtRisk,
     TierChanged,
     TierChangeReason,
+    TierKept,
 )
 from services.loyalty.commands import (
     AdjustPoints,
@@ -155,6 +157,11 @@ def earn_for_order(d: Decision, command: EarnForOrder, rules: RulesBook, now: da
     placed_at = command.placed_at
     then = rules.at(placed_at)
     tier = tier_for(then, qualifying_spend(ledger, then.tier_window_months, placed_at))
+    if ledger.downgrade_at is not None and placed_at < ledger.downgrade_at:
+        # In a grace period the customer keeps the tier, and its multiplier.
+        held = next((t for t in then.tiers if t.name == ledger.tier), None)
+        if held is not None and held.threshold > tier.threshold:
+            tier = held
     earning = order_points(then, command.amount, command.currency, tier, placed_at)
     expires_at = expiry_of(then, placed_at)
     lot = lot_id(ledger, "order", command.order_id)
@@ -283,21 +290,40 @@ def qualifying_spend(ledger: Ledger, window_months: int, at: datetime) -> int:
 
 
 def retier(d: Decision, rules: RulesBook, now: datetime, reason: TierChangeReason) -> None:
+    """Up at once; down at once, or after the tenant's grace period unless regained."""
     current = rules.at(now)
     spend = qualifying_spend(d.ledger, current.tier_window_months, now)
-    tier = tier_for(current, spend).name
-    held = d.ledger.tier or tier_for(current, 0).name
-    if tier != held:
+    reached = tier_for(current, spend)
+    held_name = d.ledger.tier or tier_for(current, 0).name
+    held = next((t for t in current.tiers if t.name == held_name), None)
+    customer = d.ledger.customer_id
+    falling = held is not None and reached.threshold < held.threshold
+    if falling and current.downgrade_grace_days:
+        if d.ledger.downgrade_at is None:
+            d.emit(
+                TierAtRisk(
+                    customer_id=customer,
+                    tier=held_name,
+                    qualifying_spend=spend,
+                    downgrade_at=now + timedelta(days=current.downgrade_grace_days),
+                )
+            )
+            return
+        if now < d.ledger.downgrade_at:
+            return
+    if reached.name != held_name:
         d.emit(
             TierChanged(
-                customer_id=d.ledger.customer_id,
-                from_tier=held,
-                to_tier=tier,
+                customer_id=customer,
+                from_tier=held_name,
+                to_tier=reached.name,
                 qualifying_spend=spend,
                 reason=reason,
                 changed_at=now,
             )
         )
+    elif d.ledger.downgrade_at is not None:
+        d.emit(TierKept(customer_id=customer, tier=held_name, qualifying_spend=spend))
 
 
 def redeem(d: Decision, command: RedeemReward, reward: Reward | None, now: datetime) -> None:
@@ -484,4 +510,6 @@ def next_due(ledger: Ledger, rules: RulesBook, now: datetime) -> datetime | None
             add_months(o.placed_at, current.tier_window_months) for o in ledger.orders.values()
         )
         times += [t for t in leaving if t > now]
+    if ledger.downgrade_at is not None:
+        times.append(ledger.downgrade_at)
     return min(times, default=None)

@@ -28,7 +28,9 @@ from libs.events.catalog.loyalty import (
     RewardDefined,
     RewardStockReturned,
     RewardStockTaken,
+    TierAtRisk,
     TierChanged,
+    TierKept,
     TransferredOrder,
 )
 
@@ -87,6 +89,8 @@ class Ledger:
     redemptions: dict[str, RedemptionState] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     tier: str | None = None
+    # While below the tier's threshold in a grace period: when the tier falls.
+    downgrade_at: datetime | None = None
     last_check_in: date | None = None
     streak: int = 0
     merged_into: str | None = None
@@ -174,6 +178,11 @@ def evolve(ledger: Ledger, event: DomainEvent) -> Ledger:
                 _take(ledger, event.draws)
         case TierChanged():
             ledger.tier = event.to_tier
+            ledger.downgrade_at = None
+        case TierAtRisk():
+            ledger.downgrade_at = event.downgrade_at
+        case TierKept():
+            ledger.downgrade_at = None
         case CheckedIn():
             ledger.last_check_in = event.day
             ledger.streak = event.streak

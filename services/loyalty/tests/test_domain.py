@@ -22,7 +22,9 @@ from libs.events.catalog.loyalty import (
     RewardDefined,
     RewardStockTaken,
     StreakBonus,
+    TierAtRisk,
     TierChanged,
+    TierKept,
     TierRule,
 )
 from services.loyalty.commands import (
@@ -413,3 +415,27 @@ def test_a_campaign_multiplies_and_adds_points_only_inside_its_window() -> None:
     assert isinstance(inside, PointsEarned) and isinstance(outside, PointsEarned)
     assert (inside.points, outside.points) == (205, 100)
     assert "double-11" in inside.explanation
+
+
+def test_with_a_grace_period_a_tier_falls_only_when_it_ends_and_not_if_regained() -> None:
+    given = Given(book(downgrade_grace_days=30))
+    given.when(order(1, 600_000))
+    (at_risk,) = of_type(given.when(refund(1, 300_000)), TierAtRisk)
+    assert isinstance(at_risk, TierAtRisk)
+    assert at_risk.downgrade_at == T0 + timedelta(days=30)
+    assert given.ledger.tier == "silver"
+    # Still silver in the grace period: an order earns silver's multiplier.
+    (earned,) = of_type(
+        given.when(order(2, 10_000, T0 + timedelta(days=1)), T0 + timedelta(days=1)), PointsEarned
+    )
+    assert isinstance(earned, PointsEarned) and earned.multiplier == Decimal("1.2")
+    assert given.when(ExpirePoints(), T0 + timedelta(days=29)) == []
+    (fell,) = of_type(given.when(ExpirePoints(), T0 + timedelta(days=31)), TierChanged)
+    assert isinstance(fell, TierChanged) and fell.to_tier == "普通会员"
+
+    regained = Given(book(downgrade_grace_days=30))
+    regained.when(order(1, 600_000))
+    regained.when(refund(1, 300_000))
+    kept = regained.when(order(3, 300_000, T0 + timedelta(days=2)), T0 + timedelta(days=2))
+    assert of_type(kept, TierKept) and not of_type(kept, TierChanged)
+    assert regained.when(ExpirePoints(), T0 + timedelta(days=40)) == []
