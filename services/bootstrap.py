@@ -9,22 +9,24 @@ only this module sees them all.
 from __future__ import annotations
 
 import os
+from importlib import import_module
 
 from fastapi import FastAPI
 
 from libs.platform.cli import build_cli
 from libs.platform.service import ServiceDeclaration
-from services.contacts.service import SERVICE as CONTACTS
-from services.customer360.service import SERVICE as CUSTOMER360
 from services.gateway.routes import RoutingTable
-from services.gateway.service import SERVICE as GATEWAY
-from services.pipeline.service import SERVICE as PIPELINE
 
-SERVICES: tuple[ServiceDeclaration, ...] = (
-    GATEWAY,
-    CONTACTS,
-    PIPELINE,
-    CUSTOMER360,
+# One line per service: its folder's name (services/<name>/service.py declares it).
+SERVICES: tuple[ServiceDeclaration, ...] = tuple(
+    import_module(f"services.{name}.service").SERVICE
+    for name in (
+        "gateway",
+        "contacts",
+        "pipeline",
+        "loyalty",
+        "customer360",
+    )
 )
 
 

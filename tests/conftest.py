@@ -29,6 +29,8 @@ class RunningPlatform:
     urls: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]]
     logs: Path
+    # The broker's address, for tests that publish as a service not built yet would.
+    bootstrap: str = ""
 
     @property
     def gateway(self) -> str:
@@ -110,7 +112,7 @@ def platform(
         urls = {name: f"http://127.0.0.1:{ports[name]}" for name in started if name != "broker"}
         for name, url in urls.items():
             _wait_healthy(url, started[name], workdir / f"{name}.log")
-        yield RunningPlatform(urls, started, workdir)
+        yield RunningPlatform(urls, started, workdir, f"127.0.0.1:{broker_port}")
     finally:
         for process in started.values():
             if process.poll() is None:

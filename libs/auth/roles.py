@@ -63,6 +63,19 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "orders:import": frozenset({Role.ADMIN, Role.MANAGER, Role.INTEGRATION}),
         # Giving money back is a judgement call: team leads and the tenant admin.
         "orders:refund": frozenset({Role.ADMIN, Role.MANAGER}),
+        # The loyalty programme's rules, rewards and campaigns are marketing's to run.
+        "loyalty:manage": frozenset({Role.ADMIN, Role.MARKETING}),
+        # Redeeming (and cancelling a redemption) for a customer at the counter or the
+        # service desk; a shop's integration redeems at checkout.
+        "loyalty:redeem": frozenset(
+            {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.INTEGRATION}
+        ),
+        # Points out of thin air (or taken away): a lead's call, with a reason.
+        "loyalty:adjust": frozenset({Role.ADMIN, Role.MANAGER}),
+        # A customer checks in through an app (integration) or at a counter.
+        "loyalty:check_in": frozenset(
+            {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.INTEGRATION}
+        ),
         # API keys act for the whole tenant without a person behind them (the gateway).
         "api_keys:manage": frozenset({Role.ADMIN}),
     }

@@ -1,0 +1,353 @@
+"""The loyalty service's query tables, written in the same transaction as the events.
+
+``loyalty_accounts``: one row per customer (balance, tier, next expiry: what the
+expiry sweep and the programme statistics read). ``loyalty_lines``: one row per
+ledger line, with the balance after it. A line caused by another service's event
+carries that event's id, and a unique index refuses a second line for it: the last
+guard, below the ledger's own refusal, against earning twice.
+``loyalty_monthly``: points issued, redeemed, expired, clawed back per month.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from libs.events.catalog import DomainEvent
+from libs.events.catalog.loyalty import (
+    OwedPointsRecovered,
+    PointsAdjusted,
+    PointsClawedBack,
+    PointsEarned,
+    PointsExpired,
+    PointsRedeemed,
+    RedemptionCancelled,
+)
+from libs.platform.db import BigId, JsonDocument, UtcDateTime, is_postgres
+from services.loyalty.domain.ledger import Ledger, line_points
+
+metadata = MetaData()
+
+accounts = Table(
+    "loyalty_accounts",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_id", String(64), primary_key=True),
+    Column("balance", BigId, nullable=False),
+    Column("owed", BigId, nullable=False),
+    Column("tier", String(64)),
+    Column("version", Integer, nullable=False),
+    # When the sweep next has work on this ledger: a lot expires, or an order leaves
+    # the tier window of a customer above the lowest tier.
+    Column("next_due_at", UtcDateTime),
+    Column("merged_into", String(64)),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_loyalty_accounts_due", accounts.c.next_due_at)
+
+lines = Table(
+    "loyalty_lines",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("type", String(200), nullable=False),
+    Column("points", BigId, nullable=False),
+    Column("balance_after", BigId, nullable=False),
+    Column("source_event_id", String(64)),
+    Column("data", JsonDocument, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+Index(
+    "uq_loyalty_lines_source",
+    lines.c.tenant_id,
+    lines.c.source_event_id,
+    unique=True,
+    postgresql_where=lines.c.source_event_id.is_not(None),
+    sqlite_where=lines.c.source_event_id.is_not(None),
+)
+
+monthly = Table(
+    "loyalty_monthly",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("issued", BigId, nullable=False, default=0),
+    Column("redeemed", BigId, nullable=False, default=0),
+    Column("expired", BigId, nullable=False, default=0),
+    Column("clawed_back", BigId, nullable=False, default=0),
+    Column("adjusted", BigId, nullable=False, default=0),
+)
+
+# Customers contacts has registered: a ledger of an id nobody registered is a 404.
+members = Table(
+    "loyalty_members",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_id", String(64), primary_key=True),
+    Column("registered_at", UtcDateTime, nullable=False),
+)
+
+# Month and day only (no year: the bonus needs no more). Personal data: erasure
+# deletes the row; nothing else in this service is personal.
+birthdays = Table(
+    "loyalty_birthdays",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("customer_id", String(64), primary_key=True),
+    Column("month", Integer, nullable=False),
+    Column("day", Integer, nullable=False),
+)
+Index("ix_loyalty_birthdays_day", birthdays.c.month, birthdays.c.day)
+
+# Which monthly figure a line counts in, and with which sign.
+MONTHLY: dict[type[DomainEvent], tuple[str, int]] = {
+    PointsEarned: ("issued", 1),
+    PointsRedeemed: ("redeemed", 1),
+    RedemptionCancelled: ("redeemed", -1),
+    PointsExpired: ("expired", 1),
+    PointsClawedBack: ("clawed_back", 1),
+    OwedPointsRecovered: ("clawed_back", 1),
+    PointsAdjusted: ("adjusted", 1),
+}
+
+
+
+
+def _lock_key(*parts: str) -> int:
+    # A signed 64-bit key for pg_advisory_xact_lock(bigint), stable across processes.
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock(conn: AsyncConnection, tenant_id: str, *streams: str) -> None:
+    """Writers of one ledger (and one reward's stock) take turns (PostgreSQL).
+
+    The version check alone keeps the ledger right; waiting here instead of failing
+    it lets fifty concurrent redemptions each be decided on the balance the previous
+    one left. Callers lock the customer before the reward: no deadlock.
+    """
+    if not is_postgres(conn.engine):
+        return
+    calls = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(len(streams)))
+    params = {f"k{i}": _lock_key(tenant_id, s) for i, s in enumerate(streams)}
+    await conn.execute(text(f"SELECT {calls}"), params)
+
+
+def _source_of(event: DomainEvent) -> str | None:
+    if isinstance(event, PointsEarned | PointsClawedBack):
+        return event.source_event_id
+    return None
+
+
+async def record(
+    conn: AsyncConnection,
+    tenant_id: str,
+    before: Ledger,
+    events: Sequence[DomainEvent],
+    after: Ledger,
+    now: datetime,
+    due_at: datetime | None,
+) -> None:
+    rows: list[dict[str, Any]] = []
+    balance = before.balance
+    counts: dict[str, dict[str, int]] = {}
+    for version, event in enumerate(events, start=before.version + 1):
+        points = line_points(event)
+        if points is None:
+            continue
+        balance += points
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "customer_id": before.customer_id,
+                "version": version,
+                "type": type(event).type_name,
+                "points": points,
+                "balance_after": balance,
+                "source_event_id": _source_of(event),
+                "data": event.model_dump(mode="json"),
+                "recorded_at": now,
+            }
+        )
+        figure = MONTHLY.get(type(event))
+        if figure is not None and points:
+            name, sign = figure
+            month = now.strftime("%Y-%m")
+            counts.setdefault(month, {})
+            counts[month][name] = counts[month].get(name, 0) + sign * abs(points)
+    if rows:
+        await conn.execute(lines.insert(), rows)
+    insert = pg_insert if is_postgres(conn.engine) else sqlite_insert
+    for month, figures in counts.items():
+        stmt = insert(monthly).values(
+            tenant_id=tenant_id,
+            month=month,
+            **{
+                k: figures.get(k, 0)
+                for k in ("issued", "redeemed", "expired", "clawed_back", "adjusted")
+            },
+        )
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[monthly.c.tenant_id, monthly.c.month],
+                set_={k: monthly.c[k] + stmt.excluded[k] for k in figures},
+            )
+        )
+    row = {
+        "balance": after.balance,
+        "owed": after.owed,
+        "tier": after.tier,
+        "version": after.version,
+        "next_due_at": due_at,
+        "merged_into": after.merged_into,
+        "updated_at": now,
+    }
+    stmt = insert(accounts).values(tenant_id=tenant_id, customer_id=after.customer_id, **row)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[accounts.c.tenant_id, accounts.c.customer_id], set_=row
+        )
+    )
+
+
+async def add_member(conn: AsyncConnection, tenant_id: str, customer_id: str, at: datetime) -> None:
+    insert = pg_insert if is_postgres(conn.engine) else sqlite_insert
+    await conn.execute(
+        insert(members)
+        .values(tenant_id=tenant_id, customer_id=customer_id, registered_at=at)
+        .on_conflict_do_nothing()
+    )
+
+
+async def set_birthday(
+    conn: AsyncConnection, tenant_id: str, customer_id: str, birthday: date | None
+) -> None:
+    await conn.execute(
+        delete(birthdays).where(
+            birthdays.c.tenant_id == tenant_id, birthdays.c.customer_id == customer_id
+        )
+    )
+    if birthday is not None:
+        await conn.execute(
+            birthdays.insert().values(
+                tenant_id=tenant_id,
+                customer_id=customer_id,
+                month=birthday.month,
+                day=birthday.day,
+            )
+        )
+
+
+async def birthdays_around(
+    conn: AsyncConnection, days: Sequence[date]
+) -> list[tuple[str, str, int, int]]:
+    """Customers whose birthday falls on one of ``days`` (29 February: also the 28th)."""
+    wanted = {(d.month, d.day) for d in days}
+    if any((d.month, d.day) == (2, 28) for d in days):
+        wanted.add((2, 29))
+    found = await conn.execute(
+        select(
+            birthdays.c.tenant_id, birthdays.c.customer_id, birthdays.c.month, birthdays.c.day
+        ).where(tuple_(birthdays.c.month, birthdays.c.day).in_(sorted(wanted)))
+    )
+    return [(t, c, int(m), int(d)) for t, c, m, d in found]
+
+
+async def is_member(conn: AsyncConnection, tenant_id: str, customer_id: str) -> bool:
+    found = await conn.execute(
+        select(members.c.customer_id).where(
+            members.c.tenant_id == tenant_id, members.c.customer_id == customer_id
+        )
+    )
+    return found.first() is not None
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+async def ledger_lines(
+    conn: AsyncConnection, tenant_id: str, customer_id: str, *, after: int, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(lines)
+        .where(
+            lines.c.tenant_id == tenant_id,
+            lines.c.customer_id == customer_id,
+            lines.c.version > after,
+        )
+        .order_by(lines.c.version)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def due_for_sweep(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[str, str]]:
+    rows = await conn.execute(
+        select(accounts.c.tenant_id, accounts.c.customer_id)
+        .where(accounts.c.next_due_at <= now)
+        .order_by(accounts.c.next_due_at)
+        .limit(limit)
+    )
+    return [(t, c) for t, c in rows]
+
+
+async def statistics(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
+    live = and_(accounts.c.tenant_id == tenant_id, accounts.c.merged_into.is_(None))
+    found = await conn.execute(
+        select(accounts.c.tier, func.count()).where(live).group_by(accounts.c.tier)
+    )
+    tiers: list[tuple[str | None, int]] = [(tier, int(count)) for tier, count in found]
+    # Registered customers who never had a ledger line hold the lowest tier (None).
+    without_ledger = await conn.execute(
+        select(func.count())
+        .select_from(
+            members.outerjoin(
+                accounts,
+                and_(
+                    accounts.c.tenant_id == members.c.tenant_id,
+                    accounts.c.customer_id == members.c.customer_id,
+                ),
+            )
+        )
+        .where(members.c.tenant_id == tenant_id, accounts.c.customer_id.is_(None))
+    )
+    tiers.append((None, int(without_ledger.scalar_one())))
+    outstanding = await conn.execute(
+        select(
+            func.coalesce(func.sum(accounts.c.balance).filter(accounts.c.balance > 0), 0),
+            func.coalesce(func.sum(accounts.c.owed), 0),
+            func.coalesce(-func.sum(accounts.c.balance).filter(accounts.c.balance < 0), 0),
+        ).where(live)
+    )
+    liability, owed, negative = outstanding.one()
+    months = await conn.execute(
+        select(monthly).where(monthly.c.tenant_id == tenant_id).order_by(monthly.c.month)
+    )
+    return {
+        "members_per_tier": [(tier, count) for tier, count in tiers if count],
+        "outstanding_points": int(liability),
+        "owed_points": int(owed),
+        "negative_balances": int(negative),
+        "months": [{k: v for k, v in r._mapping.items() if k != "tenant_id"} for r in months],
+    }

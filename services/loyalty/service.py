@@ -1,0 +1,41 @@
+"""The loyalty service as the platform sees it: where it runs, what it serves, how it publishes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.events.outbox import OutboxRelay
+from libs.platform.service import PublicRoute, ServiceDeclaration, under
+from services.loyalty.settings import Settings
+
+
+def _relay(settings: Any, engine: AsyncEngine) -> OutboxRelay:
+    from services.loyalty.app import outbox_relay  # the app's imports are heavy
+
+    return outbox_relay(settings, engine)
+
+
+SERVICE = ServiceDeclaration(
+    name="loyalty",
+    port=8004,
+    settings=Settings,
+    app="services.loyalty.app:create_app",
+    routes=(
+        PublicRoute(
+            "/api/v1/customers/{customer_id}/loyalty/...",
+            re.compile(r"/api/v1/customers/[^/]+/loyalty(?:/.*)?"),
+            writes=frozenset({"loyalty:redeem", "loyalty:adjust", "loyalty:check_in"}),
+        ),
+        PublicRoute(
+            "/api/v1/loyalty/...",
+            under("/api/v1/loyalty"),
+            writes=frozenset({"loyalty:manage"}),
+        ),
+    ),
+    relay=_relay,
+    migrations=Path(__file__).with_name("migrations"),
+)

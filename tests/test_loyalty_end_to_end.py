@@ -1,0 +1,138 @@
+"""Loyalty on `make run`'s setup, through the gateway: a customer registered in contacts,
+orders as the pipeline publishes them, points, a partial refund that takes the tier away,
+a redemption and a check-in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from libs.auth import issue_token
+from libs.events.catalog import DomainEvent
+from libs.events.catalog.pipeline import OrderPlaced, OrderRefunded
+from libs.events.envelope import EventEnvelope
+from libs.events.kafka import KafkaSettings, ensure_topics, new_producer, service_topic
+from libs.platform.settings import ServiceSettings
+from tests.conftest import RunningPlatform
+
+TENANT = "loyalty-e2e"
+
+
+@pytest.fixture(scope="module")
+def client(platform: RunningPlatform) -> httpx.Client:
+    token = issue_token(ServiceSettings().auth(), "lead@e2e", TENANT, ["admin"])
+    return httpx.Client(
+        base_url=platform.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=15
+    )
+
+
+def publish_order_event(platform: RunningPlatform, customer_id: str, event: DomainEvent) -> None:
+    """As the pipeline's relay publishes: binary CloudEvents keyed by the customer."""
+    envelope = EventEnvelope(
+        id=str(uuid.uuid4()),
+        source="/crm/pipeline",
+        type=type(event).type_name,
+        subject=customer_id,
+        time=datetime.now(UTC),
+        tenantid=TENANT,
+        partitionkey=customer_id,
+        sequence=1,
+        data=event.model_dump(mode="json"),
+    )
+
+    async def send() -> None:
+        kafka = KafkaSettings(bootstrap_servers=platform.bootstrap)
+        topic = service_topic("pipeline")
+        await ensure_topics(kafka, [topic])
+        producer = new_producer(kafka, client_id="loyalty-e2e")
+        await producer.start()
+        try:
+            record = envelope.to_kafka()
+            await producer.send_and_wait(
+                topic, key=record.key, value=record.value, headers=record.headers
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def loyalty_until(
+    client: httpx.Client, customer_id: str, wanted: dict[str, Any], timeout: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/v1/customers/{customer_id}/loyalty")
+        if response.status_code == 200:
+            body = response.json()
+            if all(body.get(k) == v for k, v in wanted.items()):
+                return body
+        time.sleep(0.1)
+    pytest.fail(f"loyalty of {customer_id} never became {wanted}: {body}")
+
+
+def test_order_refund_redemption_and_check_in_through_the_gateway(
+    platform: RunningPlatform, client: httpx.Client
+) -> None:
+    rules = {
+        "tiers": [
+            {"name": "普通会员", "threshold": 0},
+            {"name": "silver", "threshold": 100_000, "multiplier": "1"},
+        ],
+        "check_in_points": 3,
+    }
+    assert client.put("/api/v1/loyalty/rules", json=rules).status_code == 200
+    registered = client.post("/api/v1/customers", json={"kind": "person", "name": "李雷"})
+    assert registered.status_code == 201, registered.text
+    customer_id = registered.json()["id"]
+    loyalty_until(client, customer_id, {"balance": 0})
+
+    publish_order_event(
+        platform,
+        customer_id,
+        OrderPlaced(
+            order_id="o-1",
+            customer_id=customer_id,
+            currency="CNY",
+            total=150_000,
+            placed_at=datetime.now(UTC),
+        ),
+    )
+    loyalty_until(client, customer_id, {"balance": 1_500, "tier": "silver"})
+
+    publish_order_event(
+        platform,
+        customer_id,
+        OrderRefunded(
+            order_id="o-1",
+            customer_id=customer_id,
+            refund_id="r-1",
+            amount=100_000,
+            currency="CNY",
+            remaining=50_000,
+        ),
+    )
+    loyalty_until(client, customer_id, {"balance": 500, "tier": "普通会员"})
+
+    assert (
+        client.put("/api/v1/loyalty/rewards/cup", json={"name": "Cup", "cost": 200}).status_code
+        == 201
+    )
+    redeemed = client.post(
+        f"/api/v1/customers/{customer_id}/loyalty/redemptions",
+        json={"reward_id": "cup"},
+        headers={"Idempotency-Key": "till-1"},
+    )
+    assert redeemed.status_code == 201, redeemed.text
+    checked_in = client.post(f"/api/v1/customers/{customer_id}/loyalty/check-ins")
+    assert checked_in.status_code == 201 and checked_in.json()["streak"] == 1
+    assert client.post(f"/api/v1/customers/{customer_id}/loyalty/check-ins").status_code == 409
+    lines = client.get(f"/api/v1/customers/{customer_id}/loyalty/ledger").json()["lines"]
+    assert [line["points"] for line in lines] == [1_500, -1_000, -200, 3]
