@@ -1,0 +1,125 @@
+"""What a caller may ask of the tickets service, validated and normalised.
+
+Commands about a ticket carry ``ticket_id`` and ``by`` (the acting user); the
+handler sets both from the URL and the principal, never from the request body.
+Texts are trimmed; a blank optional text counts as absent.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from libs.events.catalog.tickets import Category, Channel, Priority, SlaTarget, Status, Weekday
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _blank_is_absent(value: str | None) -> str | None:
+    return value or None
+
+
+class OpenTicket(Command):
+    customer_id: Id
+    subject: Line
+    description: Text = ""
+    channel: Channel = "web"
+    category: Category = "question"
+    priority: Priority = "normal"
+    requester_name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
+    ) = None
+    requester_email: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None
+    ) = None
+    requester_phone: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None
+    ) = None
+    # Which SLA policy measures it; the tenant's "default" when not named.
+    sla_policy: str = "default"
+
+    _blank = field_validator("requester_name", "requester_email", "requester_phone")(
+        _blank_is_absent
+    )
+
+
+class TicketCommand(Command):
+    ticket_id: Id
+    by: Id
+
+
+class AssignTicket(TicketCommand):
+    assignee_id: Id | None = None
+    group: Id | None = None
+    rule: str | None = None
+
+
+class ReplyToTicket(TicketCommand):
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+    public: bool = True
+
+
+class ChangeStatus(TicketCommand):
+    status: Status
+
+
+class ReopenTicket(TicketCommand):
+    reason: Text = ""
+
+
+class ChangePriority(TicketCommand):
+    priority: Priority
+    rule: str | None = None
+
+
+class RecordFollowUpVisit(TicketCommand):
+    visit_id: Id
+    visited_by: Id
+    visited_at: AwareDatetime
+    outcome: Text = ""
+    satisfied: bool
+
+
+class RecordBreach(TicketCommand):
+    target: SlaTarget
+
+
+class TargetsIn(Command):
+    first_response_minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 365)
+    resolution_minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 365)
+
+
+class DefineSlaPolicy(Command):
+    calendar: str = "standard"
+    targets: dict[Priority, TargetsIn]
+    by_tag: dict[str, dict[Priority, TargetsIn]] = Field(default_factory=dict)
+
+
+class HoursIn(Command):
+    start: Annotated[str, Field(pattern=_CLOCK.pattern)]
+    end: Annotated[str, Field(pattern=_CLOCK.pattern)]
+
+
+class DefineBusinessCalendar(Command):
+    time_zone: str = "Asia/Shanghai"
+    week: dict[Weekday, list[HoursIn]]
+    holidays: list[date] = Field(default_factory=list)
+    make_up_days: list[date] = Field(default_factory=list)
+    make_up_hours_of: Weekday = "mon"
+
+
+def valid_name(value: str) -> bool:
+    """Policy and calendar names: lowercase slugs, as they appear in URLs and events."""
+    return bool(_NAME.match(value))
