@@ -18,11 +18,13 @@ from services.contacts.service import SERVICE as CONTACTS
 from services.customer360.service import SERVICE as CUSTOMER360
 from services.gateway.routes import RoutingTable
 from services.gateway.service import SERVICE as GATEWAY
+from services.tickets.service import SERVICE as TICKETS
 
 SERVICES: tuple[ServiceDeclaration, ...] = (
     GATEWAY,
     CONTACTS,
     CUSTOMER360,
+    TICKETS,
 )
 
 

@@ -9,18 +9,39 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from itertools import pairwise
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from libs.events.catalog.tickets import Category, Channel, Priority, SlaTarget, Status, Weekday
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL in text or JSON: a 422 here, never a 500 there.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000), NoNul]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), NoNul]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), NoNul]
 
 
 class Command(BaseModel):
@@ -63,11 +84,13 @@ class TicketCommand(Command):
 class AssignTicket(TicketCommand):
     assignee_id: Id | None = None
     group: Id | None = None
-    rule: str | None = None
+    rule: Id | None = None
 
 
 class ReplyToTicket(TicketCommand):
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+    body: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000), NoNul
+    ]
     public: bool = True
 
 
@@ -81,7 +104,7 @@ class ReopenTicket(TicketCommand):
 
 class ChangePriority(TicketCommand):
     priority: Priority
-    rule: str | None = None
+    rule: Id | None = None
 
 
 class RecordFollowUpVisit(TicketCommand):
@@ -102,9 +125,10 @@ class TargetsIn(Command):
 
 
 class DefineSlaPolicy(Command):
-    calendar: str = "standard"
+    calendar: Id = "standard"
     targets: dict[Priority, TargetsIn]
-    by_tag: dict[str, dict[Priority, TargetsIn]] = Field(default_factory=dict)
+    # Stricter targets for customers with a tag (a loyalty tier is a tag too).
+    by_tag: dict[Id, dict[Priority, TargetsIn]] = Field(default_factory=dict)
 
 
 class HoursIn(Command):
@@ -113,11 +137,34 @@ class HoursIn(Command):
 
 
 class DefineBusinessCalendar(Command):
-    time_zone: str = "Asia/Shanghai"
+    time_zone: Id = "Asia/Shanghai"
     week: dict[Weekday, list[HoursIn]]
     holidays: list[date] = Field(default_factory=list)
     make_up_days: list[date] = Field(default_factory=list)
     make_up_hours_of: Weekday = "mon"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _sensible_hours(self) -> DefineBusinessCalendar:
+        for day, hours in self.week.items():
+            spans = sorted((h.start, h.end) for h in hours)
+            for start, end in spans:
+                if end <= start:
+                    raise ValueError(f"week.{day}: {start}-{end} ends before it starts")
+            for (_, end), (start, _) in pairwise(spans):
+                if start < end:
+                    raise ValueError(f"week.{day}: working hours overlap")
+        if not any(self.week.values()):
+            raise ValueError("week: at least one day needs working hours")
+        return self
 
 
 def valid_name(value: str) -> bool:
