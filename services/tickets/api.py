@@ -8,7 +8,7 @@ and a write with ``If-Match`` is conditional (412 when the ticket moved on).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -118,7 +118,8 @@ def _sla_view(state: SlaState) -> dict[str, Any]:
     seconds = int(state.left.total_seconds())
     return {
         "target_minutes": state.minutes,
-        "due_at": state.due_at,
+        # In UTC like every other time the API answers with; the calendar's zone is local.
+        "due_at": state.due_at.astimezone(UTC) if state.due_at else None,
         "clock": state.clock,
         "outcome": state.outcome,
         "business_seconds_left": max(seconds, 0),

@@ -1,12 +1,14 @@
 """The tickets app against real PostgreSQL and the real broker, driven over HTTP.
 
 Contacts runs beside it, in process, on a database of its own and the same broker:
-tickets learns customers from its topic, or asks its API about one not seen yet.
+tickets learns customers from its topic, or asks its API about one not seen yet. It is
+started as the composition root declares it (tests never import another service).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,8 +24,7 @@ from sqlalchemy.engine import make_url
 
 from libs.auth import issue_token
 from libs.events.kafka import KafkaSettings
-from services.contacts.app import create_app as create_contacts_app
-from services.contacts.settings import Settings as ContactsSettings
+from services.bootstrap import SERVICES
 from services.tickets.app import create_app
 from services.tickets.settings import Settings
 
@@ -32,6 +33,13 @@ SECRET = "tickets-tests-secret-at-least-32-bytes-long"
 MONDAY_10 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 
 Condition = Callable[[], Awaitable[bool]]
+CONTACTS = next(service for service in SERVICES if service.name == "contacts")
+
+
+def create_contacts_app(settings: Any) -> FastAPI:
+    module, _, factory = CONTACTS.app.partition(":")
+    app: FastAPI = getattr(importlib.import_module(module), factory)(settings)
+    return app
 
 
 async def eventually(condition: Condition, *, timeout: float = 30.0, every: float = 0.05) -> None:
@@ -79,7 +87,7 @@ async def contacts_db(postgres_server: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def contacts_app(contacts_db: str, kafka: KafkaSettings) -> AsyncIterator[FastAPI]:
-    settings = ContactsSettings(
+    settings = CONTACTS.settings(
         database_url=contacts_db,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         kafka_partitions=kafka.partitions,
