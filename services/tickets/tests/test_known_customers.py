@@ -1,0 +1,60 @@
+"""Customers learnt from crm.contacts.events: existence, merges and erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.tickets.tests.conftest import Api, eventually
+
+
+async def ticket_view(api: Api, ticket_id: str) -> dict[str, Any]:
+    response = await api.get(f"/api/v1/tickets/{ticket_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_customer_known_from_the_topic_needs_no_call_to_contacts(
+    api: Api, app: FastAPI
+) -> None:
+    customer = await api.register()
+    directory = app.state.tickets.directory
+
+    async def known() -> bool:
+        directory.contacts_url = None  # only what the projection learnt counts
+        response = await api.post("/api/v1/tickets", {"customer_id": customer, "subject": "Hi"})
+        return response.status_code == 201
+
+    await eventually(known)
+    response = await api.post(
+        "/api/v1/tickets", {"customer_id": "never-registered", "subject": "x"}
+    )
+    assert response.status_code == 404
+
+
+async def test_erasure_makes_what_the_ticket_copied_unreadable(api: Api) -> None:
+    customer = await api.register(name="张伟", phone="13800138000")
+    ticket = (
+        await api.open(
+            customer, requester_name="张伟", requester_phone="13800138000", description="我家在..."
+        )
+    )["id"]
+    await api.post(f"/api/v1/tickets/{ticket}/replies", {"body": "张先生您好"})
+    assert (await ticket_view(api, ticket))["requester"]["name"] == "张伟"
+
+    erased = await api.contacts.delete(
+        f"/api/v1/customers/{customer}/personal-data", headers=api.auth(roles=["admin"])
+    )
+    assert erased.status_code == 200, erased.text
+
+    async def forgotten() -> bool:
+        view = await ticket_view(api, ticket)
+        return view["requester"] == {"name": None, "email": None, "phone": None}
+
+    await eventually(forgotten)
+    view = await ticket_view(api, ticket)
+    assert view["description"] == ""
+    assert [r["body"] for r in view["replies"]] == [""]
+    assert view["subject"] == "洗衣机不转了"  # not personal: lists need it
