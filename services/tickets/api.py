@@ -109,7 +109,7 @@ def _caller(principal: Principal) -> str:
     return principal.subject[:64]
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_of(request: Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token if scheme.lower() == "bearer" and token else None
 
@@ -183,7 +183,7 @@ async def _act(
     request: Request,
 ) -> dict[str, Any]:
     ticket, _ = await handlers.handle(
-        tickets, principal.tenant_id, command, expected=expected, bearer=_bearer(request)
+        tickets, principal.tenant_id, command, expected=expected, bearer=bearer_of(request)
     )
     response.headers["ETag"] = etag_for(ticket.version)
     return _summary(ticket)
@@ -202,7 +202,7 @@ async def open_ticket(
 ) -> dict[str, Any]:
     """Open a ticket for an existing customer of the tenant (404 for an unknown one)."""
     ticket = await handlers.open_ticket(
-        tickets, principal.tenant_id, _caller(principal), command, _bearer(request)
+        tickets, principal.tenant_id, _caller(principal), command, bearer_of(request)
     )
     response.headers["Location"] = f"{router.prefix}/tickets/{ticket.id}"
     response.headers["ETag"] = etag_for(ticket.version)

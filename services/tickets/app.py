@@ -24,12 +24,13 @@ from libs.events.projection import LiveProjection, ProjectionRunner
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
-from services.tickets import known_customers, read_model
+from services.tickets import known_customers, read_model, surveys
 from services.tickets.api import router
 from services.tickets.handlers import SERVICE, SOURCE, Tickets
 from services.tickets.known_customers import CustomerDirectory, projection_factory
 from services.tickets.scheduler import BreachScheduler
 from services.tickets.settings import Settings
+from services.tickets.survey_api import router as survey_router
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await relay.store.create_tables()
         await read_model.create_tables(engine)
+        await surveys.create_tables(engine)
         await ProjectionRunner(
             await customers.current(), engine, settings.kafka(), known_customers.catalog
         ).create_tables()
@@ -100,7 +102,7 @@ def create_app(
         title="CRM tickets",
         version=VERSION,
         settings=settings,
-        routers=[router],
+        routers=[router, survey_router],
         lifespan=lifespan,
     )
     app.state.tickets = tickets

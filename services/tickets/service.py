@@ -40,7 +40,7 @@ SERVICE = ServiceDeclaration(
         ),
         PublicRoute(
             "/api/v1/customers/{customer_id}/tickets",
-            re.compile(r"/api/v1/customers/[^/]+/tickets/?"),
+            re.compile(r"/api/v1/customers/[^/]+/(?:tickets|nps-survey)/?"),
             reads="tickets:read",
             writes=TICKET_WORK,
         ),

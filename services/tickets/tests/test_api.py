@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from services.tickets.tests.conftest import Api, MovableClock
 
@@ -148,7 +149,7 @@ async def test_a_policy_measures_in_its_own_calendar_with_holidays(
 
 async def test_bad_input_is_a_422_naming_the_field(api: Api) -> None:
     customer = await api.register()
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("/api/v1/tickets", {"customer_id": customer, "subject": "x", "priority": "asap"}, "post"),
         ("/api/v1/tickets", {"customer_id": customer, "subject": "a\x00b"}, "post"),
         (

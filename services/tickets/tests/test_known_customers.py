@@ -51,7 +51,7 @@ async def test_erasure_makes_what_the_ticket_copied_unreadable(api: Api) -> None
 
     async def forgotten() -> bool:
         view = await ticket_view(api, ticket)
-        return view["requester"] == {"name": None, "email": None, "phone": None}
+        return bool(view["requester"] == {"name": None, "email": None, "phone": None})
 
     await eventually(forgotten)
     view = await ticket_view(api, ticket)

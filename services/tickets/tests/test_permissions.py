@@ -22,6 +22,13 @@ ROUTES = {
     ("GET", "/api/v1/sla-policies/{name}"): "tickets:read",
     ("PUT", "/api/v1/business-calendars/{name}"): "sla:manage",
     ("GET", "/api/v1/business-calendars/{name}"): "tickets:read",
+    ("POST", "/api/v1/tickets/{ticket_id}/csat-survey"): "tickets:write",
+    ("POST", "/api/v1/customers/{customer_id}/nps-survey"): "tickets:write",
+}
+# The link's one-time token is the credential: no login, no role.
+OPEN_TO_LINK_HOLDERS = {
+    ("GET", "/api/v1/surveys/{token}"),
+    ("POST", "/api/v1/surveys/{token}/answer"),
 }
 
 
@@ -32,7 +39,7 @@ def test_every_route_is_pinned(app: FastAPI) -> None:
         if path.startswith("/api/")
         for method in operations
     }
-    assert served == set(ROUTES)
+    assert served == set(ROUTES) | OPEN_TO_LINK_HOLDERS
 
 
 def test_support_works_tickets_and_managers_set_the_sla() -> None:
