@@ -57,7 +57,6 @@ from services.tickets.domain.ticket import (
     decide_open,
     existing,
     fold,
-    next_due,
 )
 from services.tickets.known_customers import CustomerDirectory, KnownCustomer
 
@@ -366,10 +365,10 @@ async def open_ticket(
             conn,
             tenant_id,
             ticket,
+            calendar,
+            now,
             subject=command.subject,
             channel=command.channel,
-            next_due_at=next_due(ticket, calendar, now),
-            now=now,
         )
     tickets.appended(len(events))
     ticket_metrics.opened(ticket)
@@ -414,15 +413,7 @@ async def handle(
                 new_events(events, before.customer_id, now),
                 conn=conn,
             )
-            await read_model.save(
-                conn,
-                tenant_id,
-                after,
-                subject=None,
-                channel=None,
-                next_due_at=next_due(after, calendar, now),
-                now=now,
-            )
+            await read_model.save(conn, tenant_id, after, calendar, now)
         tickets.appended(len(events))
         ticket_metrics.changed(before, after, events, calendar)
         return after, events
@@ -467,12 +458,4 @@ async def refresh_next_due(tickets: Tickets, tenant_id: str, ticket_id: str) -> 
     async with tickets.engine.begin() as conn:
         loaded = await load(tickets, tenant_id, ticket_id, conn)
         calendar = await calendar_of(tickets, tenant_id, loaded.ticket)
-        await read_model.save(
-            conn,
-            tenant_id,
-            loaded.ticket,
-            subject=None,
-            channel=None,
-            next_due_at=next_due(loaded.ticket, calendar, now),
-            now=now,
-        )
+        await read_model.save(conn, tenant_id, loaded.ticket, calendar, now)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.platform.db import UtcDateTime
 from libs.platform.errors import Unprocessable
-from services.tickets.domain.ticket import Ticket
+from services.tickets.domain.calendar import BusinessCalendar
+from services.tickets.domain.sla import segments
+from services.tickets.domain.ticket import Ticket, next_due
 
 metadata = MetaData()
 
@@ -55,6 +57,10 @@ tickets = Table(
     Column("first_response_at", UtcDateTime),
     Column("solved_at", UtcDateTime),
     Column("next_due_at", UtcDateTime),
+    # Business time to the first public reply, and that the resolution clock ran until
+    # the ticket was (last) solved: what service statistics take medians of.
+    Column("first_response_seconds", Integer),
+    Column("resolution_seconds", Integer),
     Column("calendar", String(64)),
     Column("calendar_version", Integer),
     Column("version", Integer, nullable=False),
@@ -79,13 +85,22 @@ async def save(
     conn: AsyncConnection,
     tenant_id: str,
     ticket: Ticket,
-    *,
-    subject: str | None,
-    channel: str | None,
-    next_due_at: datetime | None,
+    calendar: BusinessCalendar,
     now: datetime,
+    *,
+    subject: str | None = None,
+    channel: str | None = None,
 ) -> None:
     """Insert the ticket's row (subject and channel given: it was just opened) or update it."""
+    first_response = None
+    if ticket.first_response_at is not None:
+        first_response = calendar.working_time(ticket.opened_at, ticket.first_response_at)
+    resolution = None
+    if ticket.status in ("solved", "closed"):
+        ran = segments("resolution", ticket.opened_at, ticket.status_log, None)
+        resolution = sum(
+            (calendar.working_time(start, end or now) for start, end in ran), timedelta()
+        )
     values: dict[str, Any] = {
         "customer_id": ticket.customer_id,
         "category": ticket.category,
@@ -97,7 +112,9 @@ async def save(
         "opened_at": ticket.opened_at,
         "first_response_at": ticket.first_response_at,
         "solved_at": ticket.solved_at,
-        "next_due_at": next_due_at,
+        "next_due_at": next_due(ticket, calendar, now),
+        "first_response_seconds": _seconds(first_response),
+        "resolution_seconds": _seconds(resolution),
         "calendar": ticket.sla.calendar if ticket.sla else None,
         "calendar_version": ticket.sla.calendar_version if ticket.sla else None,
         "version": ticket.version,
@@ -120,6 +137,10 @@ async def save(
         .where(tickets.c.tenant_id == tenant_id, tickets.c.ticket_id == ticket.id)
         .values(**values)
     )
+
+
+def _seconds(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())
 
 
 @dataclass(frozen=True)

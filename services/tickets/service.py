@@ -45,6 +45,12 @@ SERVICE = ServiceDeclaration(
             writes=TICKET_WORK,
         ),
         PublicRoute(
+            "/api/v1/service-stats",
+            re.compile(r"/api/v1/service-stats/?"),
+            reads="tickets:read",
+            writes=TICKET_WORK,
+        ),
+        PublicRoute(
             "/api/v1/sla-policies/...",
             under("/api/v1/sla-policies"),
             reads="tickets:read",

@@ -1,4 +1,5 @@
-"""Survey links over HTTP: support sends them; customers answer without logging in.
+"""Survey links over HTTP (support sends them; customers answer without logging in),
+and the service statistics they feed.
 
 ``/api/v1/surveys/{token}`` needs no token of ours: the link's one-time token is the
 credential, so a customer answers from an SMS or a WeChat message as it is.
@@ -9,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.events.catalog.tickets import CsatAnswered, SurveyKind
+from libs.platform.errors import Unprocessable
 from services.tickets import surveys
-from services.tickets.api import CustomerId, TicketId, TicketsDep, Worker, bearer_of
+from services.tickets.api import CustomerId, Reader, TicketId, TicketsDep, Worker, bearer_of
+from services.tickets.stats import service_stats
 from services.tickets.surveys import IssuedLink
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
@@ -45,6 +48,20 @@ def _link(issued: IssuedLink) -> SurveyLink:
         link=f"{router.prefix}/surveys/{issued.token}",
         expires_at=issued.expires_at,
     )
+
+
+@router.get("/service-stats")
+async def get_service_stats(
+    principal: Reader,
+    tickets: TicketsDep,
+    start: Annotated[AwareDatetime, Query(alias="from")],
+    end: Annotated[AwareDatetime, Query(alias="to")],
+) -> dict[str, Any]:
+    """Tickets opened and solved, median first response and resolution in business
+    hours, SLA compliance per priority, CSAT (% satisfied), NPS, complaints still open."""
+    if end <= start:
+        raise Unprocessable("to", "must be after from")
+    return await service_stats(tickets.engine, principal.tenant_id, start, end)
 
 
 @router.post("/tickets/{ticket_id}/csat-survey", status_code=status.HTTP_201_CREATED)

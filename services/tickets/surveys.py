@@ -13,12 +13,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.tickets import SurveyKind
 from libs.events.store import ConcurrencyConflict
+from libs.platform.db import UtcDateTime
 from libs.platform.errors import Conflict, NotFound
 from services.tickets.domain.survey import Survey, SurveyAnswered, answer, fold_survey, send_survey
 from services.tickets.domain.ticket import existing, fold
@@ -32,6 +33,19 @@ links = Table(
     Column("tenant_id", String(64), nullable=False),
     Column("survey_id", String(64), nullable=False),
 )
+
+
+# One row per answer, for service statistics (the events stay the source of truth).
+answers = Table(
+    "survey_answers",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("survey_id", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("answered_at", UtcDateTime, nullable=False),
+)
+Index("ix_survey_answers_time", answers.c.tenant_id, answers.c.answered_at)
 
 
 class UnknownSurvey(NotFound):
@@ -119,12 +133,23 @@ async def answer_with(tickets: Tickets, token: str, score: int, comment: str) ->
     now = tickets.clock()
     answered = answer(survey, score, comment, now)
     try:
-        await tickets.store.append(
-            tenant_id,
-            survey_stream(survey.id),
-            survey.version,
-            new_events([answered], survey.customer_id, now),
-        )
+        async with tickets.engine.begin() as conn:
+            await tickets.store.append(
+                tenant_id,
+                survey_stream(survey.id),
+                survey.version,
+                new_events([answered], survey.customer_id, now),
+                conn=conn,
+            )
+            await conn.execute(
+                answers.insert().values(
+                    tenant_id=tenant_id,
+                    survey_id=survey.id,
+                    kind=survey.kind,
+                    score=score,
+                    answered_at=now,
+                )
+            )
     except ConcurrencyConflict:
         raise SurveyAnswered() from None  # the same link, used twice at once
     tickets.appended(1)

@@ -23,6 +23,7 @@ ROUTES = {
     ("PUT", "/api/v1/business-calendars/{name}"): "sla:manage",
     ("GET", "/api/v1/business-calendars/{name}"): "tickets:read",
     ("POST", "/api/v1/tickets/{ticket_id}/csat-survey"): "tickets:write",
+    ("GET", "/api/v1/service-stats"): "tickets:read",
     ("POST", "/api/v1/customers/{customer_id}/nps-survey"): "tickets:write",
 }
 # The link's one-time token is the credential: no login, no role.
