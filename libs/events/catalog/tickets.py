@@ -231,6 +231,46 @@ class BusinessCalendarDefined(DomainEvent, type_name="crm.tickets.business_calen
     make_up_hours_of: Weekday = "mon"
 
 
+class EscalationRule(_Part):
+    """On a breach (``minutes_before`` 0) or that long before it: reassign, raise priority."""
+
+    name: str
+    target: SlaTarget
+    minutes_before: int = 0
+    # The priorities it applies to; empty: all.
+    priorities: list[Priority] = Field(default_factory=list)
+    assign_to: str | None = None
+    group: str | None = None
+    raise_priority: bool = False
+
+
+class EscalationRulesDefined(DomainEvent, type_name="crm.tickets.escalation_rules_defined.v1"):
+    """Tenant-level (key: ``escalation-rules``): the whole rule set, a new version."""
+
+    version: int
+    rules: list[EscalationRule]
+
+
+class DispatchRule(_Part):
+    """Where a new ticket goes: the first rule that matches assigns it to its group and,
+    within the group, to the agent with the fewest open tickets or the next in turn."""
+
+    name: str
+    category: Category | None = None
+    channel: Channel | None = None
+    customer_tag: str | None = None
+    group: str
+    agents: list[str] = Field(default_factory=list)
+    strategy: Literal["fewest_open", "round_robin"] = "fewest_open"
+
+
+class DispatchRulesDefined(DomainEvent, type_name="crm.tickets.dispatch_rules_defined.v1"):
+    """Tenant-level (key: ``dispatch-rules``): the whole rule set, a new version."""
+
+    version: int
+    rules: list[DispatchRule]
+
+
 # What erasure makes unreadable in the immutable history (the subject is the customer).
 PERSONAL_DATA = PersonalDataPolicy(
     {
@@ -265,6 +305,8 @@ catalog = EventCatalog(
         NpsAnswered,
         SlaPolicyDefined,
         BusinessCalendarDefined,
+        EscalationRulesDefined,
+        DispatchRulesDefined,
     ],
     schema_base_url="https://schemas.crm.example/events",
 )
