@@ -24,8 +24,6 @@ from services.tickets.commands import (
     ChangePriority,
     ChangeStatus,
     Command,
-    DefineBusinessCalendar,
-    DefineSlaPolicy,
     OpenTicket,
     RecordFollowUpVisit,
     ReopenTicket,
@@ -34,16 +32,14 @@ from services.tickets.commands import (
 )
 from services.tickets.domain.sla import SlaState
 from services.tickets.domain.ticket import Ticket
-from services.tickets.handlers import Tickets
+from services.tickets.unit import Tickets
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
 C = TypeVar("C", bound=Command)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 TicketId = Annotated[str, Path(pattern=ID_PATTERN, description="the ticket's id")]
 CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
-Name = Annotated[str, Path(pattern=NAME_PATTERN)]
 IfMatch = Annotated[int | None, Depends(if_match_version)]
 MAX_PAGE = 200
 
@@ -56,7 +52,6 @@ async def tickets_of(request: Request) -> Tickets:
 TicketsDep = Annotated[Tickets, Depends(tickets_of)]
 Reader = Annotated[Principal, Depends(require("tickets:read"))]
 Worker = Annotated[Principal, Depends(require("tickets:write"))]
-Manager = Annotated[Principal, Depends(require("sla:manage"))]
 
 
 class Body(BaseModel):
@@ -369,59 +364,3 @@ async def record_follow_up_visit(
     data["visited_at"] = body.visited_at or now
     command = command_from(RecordFollowUpVisit, data, ticket_id=ticket_id, by=_caller(principal))
     return await _act(tickets, principal, command, response, expected, request)
-
-
-# --- SLA policies and business calendars -----------------------------------------------
-
-
-@router.put("/sla-policies/{name}")
-async def define_sla_policy(
-    name: Name,
-    command: DefineSlaPolicy,
-    response: Response,
-    principal: Manager,
-    tickets: TicketsDep,
-    expected: IfMatch,
-) -> dict[str, Any]:
-    """A new version of the policy: first-response and resolution targets per priority,
-    in business minutes of its calendar. Tickets keep the version they were opened
-    under until their priority changes."""
-    event = await handlers.define_sla_policy(tickets, principal.tenant_id, name, command, expected)
-    response.headers["ETag"] = etag_for(event.version)
-    return event.model_dump(mode="json")
-
-
-@router.get("/sla-policies/{name}")
-async def get_sla_policy(
-    name: Name, response: Response, principal: Reader, tickets: TicketsDep
-) -> dict[str, Any]:
-    event = await handlers.current_policy(tickets, principal.tenant_id, name)
-    response.headers["ETag"] = etag_for(event.version)
-    return event.model_dump(mode="json")
-
-
-@router.put("/business-calendars/{name}")
-async def define_business_calendar(
-    name: Name,
-    command: DefineBusinessCalendar,
-    response: Response,
-    principal: Manager,
-    tickets: TicketsDep,
-    expected: IfMatch,
-) -> dict[str, Any]:
-    """A new version of the calendar: time zone, working hours per weekday, holidays,
-    make-up working days. SLA clocks of open tickets keep the version they started with."""
-    event = await handlers.define_business_calendar(
-        tickets, principal.tenant_id, name, command, expected
-    )
-    response.headers["ETag"] = etag_for(event.version)
-    return event.model_dump(mode="json")
-
-
-@router.get("/business-calendars/{name}")
-async def get_business_calendar(
-    name: Name, response: Response, principal: Reader, tickets: TicketsDep
-) -> dict[str, Any]:
-    event = await handlers.current_calendar(tickets, principal.tenant_id, name)
-    response.headers["ETag"] = etag_for(event.version)
-    return event.model_dump(mode="json")

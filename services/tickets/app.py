@@ -26,11 +26,12 @@ from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from services.tickets import known_customers, read_model, surveys
 from services.tickets.api import router
-from services.tickets.handlers import SERVICE, SOURCE, Tickets
 from services.tickets.known_customers import CustomerDirectory, projection_factory
+from services.tickets.policy_api import router as policy_router
 from services.tickets.scheduler import BreachScheduler
 from services.tickets.settings import Settings
 from services.tickets.survey_api import router as survey_router
+from services.tickets.unit import SERVICE, SOURCE, Tickets
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def create_app(
         title="CRM tickets",
         version=VERSION,
         settings=settings,
-        routers=[router, survey_router],
+        routers=[router, policy_router, survey_router],
         lifespan=lifespan,
     )
     app.state.tickets = tickets

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,11 +32,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from libs.events.catalog.tickets import EscalationRule
 from libs.platform.db import UtcDateTime
 from libs.platform.errors import Unprocessable
 from services.tickets.domain.calendar import BusinessCalendar
+from services.tickets.domain.escalation import next_look
 from services.tickets.domain.sla import segments
-from services.tickets.domain.ticket import Ticket, next_due
+from services.tickets.domain.ticket import Ticket
 
 metadata = MetaData()
 
@@ -87,6 +90,7 @@ async def save(
     ticket: Ticket,
     calendar: BusinessCalendar,
     now: datetime,
+    rules: Sequence[EscalationRule] = (),
     *,
     subject: str | None = None,
     channel: str | None = None,
@@ -112,7 +116,7 @@ async def save(
         "opened_at": ticket.opened_at,
         "first_response_at": ticket.first_response_at,
         "solved_at": ticket.solved_at,
-        "next_due_at": next_due(ticket, calendar, now),
+        "next_due_at": next_look(ticket, calendar, now, rules),
         "first_response_seconds": _seconds(first_response),
         "resolution_seconds": _seconds(resolution),
         "calendar": ticket.sla.calendar if ticket.sla else None,

@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import logging
 
+from libs.events.catalog.tickets import SlaBreached
 from services.tickets import metrics, read_model
-from services.tickets.handlers import Tickets, record_breaches
+from services.tickets.handlers import look_after
+from services.tickets.unit import Tickets
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,13 @@ class BreachScheduler:
         self.batch = batch
 
     async def tick(self) -> int:
-        """Record every breach due by now; the number recorded."""
+        """Record every breach and escalation due by now; the number of breaches."""
         recorded = 0
         for _ in range(MAX_ROUNDS):
             due = await read_model.due(self.tickets.engine, self.tickets.clock(), self.batch)
             for ticket in due:
-                recorded += len(
-                    await record_breaches(self.tickets, ticket.tenant_id, ticket.ticket_id)
-                )
+                done = await look_after(self.tickets, ticket.tenant_id, ticket.ticket_id)
+                recorded += sum(isinstance(e, SlaBreached) for e in done)
             # A full batch may hide more: go on until the due list is drained.
             if len(due) < self.batch:
                 break

@@ -62,6 +62,12 @@ SERVICE = ServiceDeclaration(
             reads="tickets:read",
             writes=frozenset({"sla:manage"}),
         ),
+        PublicRoute(
+            "/api/v1/escalation-rules",
+            re.compile(r"/api/v1/(?:escalation|dispatch)-rules/?"),
+            reads="tickets:read",
+            writes=frozenset({"sla:manage"}),
+        ),
     ),
     relay=_relay,
     projections={"tickets_customers": ProjectionDeclaration(projection_factory, catalog)},

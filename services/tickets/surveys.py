@@ -23,7 +23,7 @@ from libs.platform.db import UtcDateTime
 from libs.platform.errors import Conflict, NotFound
 from services.tickets.domain.survey import Survey, SurveyAnswered, answer, fold_survey, send_survey
 from services.tickets.domain.ticket import existing, fold
-from services.tickets.handlers import Tickets, new_events, timed
+from services.tickets.unit import Tickets, new_events, timed
 
 metadata = MetaData()
 links = Table(

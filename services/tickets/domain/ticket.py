@@ -27,6 +27,7 @@ from libs.events.catalog.tickets import (
     Status,
     TicketAssigned,
     TicketCustomerChanged,
+    TicketEscalated,
     TicketOpened,
     TicketPriorityChanged,
     TicketReopened,
@@ -124,6 +125,8 @@ class Ticket:
     status_log: tuple[tuple[datetime, Status], ...] = ()
     sla: AppliedSla | None = None
     breached: frozenset[SlaTarget] = frozenset()
+    # (rule, target) escalations that fired: each fires once.
+    escalated: frozenset[tuple[str, SlaTarget]] = frozenset()
     # A follow-up visit since the last (re)opening found the customer satisfied.
     satisfied_since_reopened: bool = False
     solved_at: datetime | None = None
@@ -196,11 +199,13 @@ def evolve(state: Ticket | None, event: DomainEvent, at: datetime) -> Ticket:
             return replace(state, priority=event.to_priority)
         case SlaBreached():
             return replace(state, breached=state.breached | {event.target})
+        case TicketEscalated():
+            return replace(state, escalated=state.escalated | {(event.rule, event.target)})
         case FollowUpVisitRecorded():
             return replace(state, satisfied_since_reopened=event.satisfied)
         case TicketCustomerChanged():
             return replace(state, customer_id=event.customer_id)
-        case _:  # replies that are not the first response, escalations: no state
+        case _:  # replies that are not the first response: no state
             return state
 
 
@@ -238,11 +243,11 @@ def decide_open(
         )
     ]
     if sla is not None:
-        events.append(_applied(ticket_id, command.customer_id, command.priority, sla))
+        events.append(applied(ticket_id, command.customer_id, command.priority, sla))
     return events
 
 
-def _applied(ticket_id: str, customer_id: str, priority: Priority, sla: AppliedSla) -> DomainEvent:
+def applied(ticket_id: str, customer_id: str, priority: Priority, sla: AppliedSla) -> DomainEvent:
     return SlaPolicyApplied(
         ticket_id=ticket_id,
         customer_id=customer_id,
@@ -314,7 +319,7 @@ def decide(
                 )
             ]
             if sla is not None:
-                changed.append(_applied(t.id, t.customer_id, c.priority, sla))
+                changed.append(applied(t.id, t.customer_id, c.priority, sla))
             return changed
         case RecordFollowUpVisit():
             if c.visited_at > now:

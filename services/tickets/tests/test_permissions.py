@@ -24,6 +24,10 @@ ROUTES = {
     ("GET", "/api/v1/business-calendars/{name}"): "tickets:read",
     ("POST", "/api/v1/tickets/{ticket_id}/csat-survey"): "tickets:write",
     ("GET", "/api/v1/service-stats"): "tickets:read",
+    ("PUT", "/api/v1/escalation-rules"): "sla:manage",
+    ("GET", "/api/v1/escalation-rules"): "tickets:read",
+    ("PUT", "/api/v1/dispatch-rules"): "sla:manage",
+    ("GET", "/api/v1/dispatch-rules"): "tickets:read",
     ("POST", "/api/v1/customers/{customer_id}/nps-survey"): "tickets:write",
 }
 # The link's one-time token is the credential: no login, no role.
@@ -75,6 +79,10 @@ def test_the_gateway_sends_tickets_paths_here_and_prechecks_the_same_permissions
         "/api/v1/customers/c-1/tickets",  # below contacts' catch-all, which is a fallback
         "/api/v1/sla-policies/default",
         "/api/v1/business-calendars/cn",
+        "/api/v1/escalation-rules",
+        "/api/v1/dispatch-rules",
+        "/api/v1/service-stats",
+        "/api/v1/customers/c-1/nps-survey",
     ):
         route = routing.route_for(path)
         assert route is not None and route.upstream == "tickets", path
