@@ -23,6 +23,7 @@ from services.tickets import metrics as ticket_metrics
 from services.tickets import read_model
 from services.tickets.commands import ChangePriority, OpenTicket, RecordBreach, TicketCommand
 from services.tickets.domain.calendar import STANDARD, BusinessCalendar
+from services.tickets.domain.dispatch import dispatch, matching_rule
 from services.tickets.domain.escalation import escalate, raise_priority
 from services.tickets.domain.sla import TARGETS
 from services.tickets.domain.ticket import (
@@ -35,7 +36,12 @@ from services.tickets.domain.ticket import (
     fold,
 )
 from services.tickets.known_customers import KnownCustomer
-from services.tickets.policies import applied_sla, calendar_at, escalation_rules
+from services.tickets.policies import (
+    applied_sla,
+    calendar_at,
+    dispatch_rules,
+    escalation_rules,
+)
 from services.tickets.unit import StaleVersion, Tickets, new_events, retrying, timed
 
 log = logging.getLogger(__name__)
@@ -254,4 +260,10 @@ async def dispatched(
     tickets: Tickets, tenant_id: str, opened: Sequence[DomainEvent], customer: KnownCustomer
 ) -> list[DomainEvent]:
     """The assignment the tenant's dispatch rules make for a new ticket (none: no rule)."""
-    return []
+    first = opened[0]
+    assert isinstance(first, TicketOpened)
+    rule = matching_rule(await dispatch_rules(tickets, tenant_id), first, customer.tags)
+    if rule is None:
+        return []
+    workload, last = await read_model.workload(tickets.engine, tenant_id, rule.group, rule.agents)
+    return [dispatch(rule, first, workload=workload, last_assigned=last)]

@@ -176,6 +176,35 @@ async def open_by_priority(engine: AsyncEngine) -> dict[str, int]:
         return {p: int(n) for p, n in rows}
 
 
+async def workload(
+    engine: AsyncEngine, tenant_id: str, group: str, agents: Sequence[str]
+) -> tuple[dict[str, int], str | None]:
+    """Open tickets per agent, and the agent the group's newest ticket went to."""
+    if not agents:
+        return {}, None
+    async with engine.connect() as conn:
+        counts = await conn.execute(
+            select(tickets.c.assignee_id, func.count())
+            .where(
+                tickets.c.tenant_id == tenant_id,
+                tickets.c.assignee_id.in_(list(agents)),
+                tickets.c.status.in_(("open", "pending")),
+            )
+            .group_by(tickets.c.assignee_id)
+        )
+        last = await conn.scalar(
+            select(tickets.c.assignee_id)
+            .where(
+                tickets.c.tenant_id == tenant_id,
+                tickets.c.group_name == group,
+                tickets.c.assignee_id.in_(list(agents)),
+            )
+            .order_by(tickets.c.opened_at.desc(), tickets.c.ticket_id.desc())
+            .limit(1)
+        )
+    return {a: int(n) for a, n in counts}, last
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]
