@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from libs.events.catalog.tickets import DispatchRule, TicketOpened
+from libs.events.catalog.tickets import Category, Channel, DispatchRule, TicketOpened
 from services.tickets.domain.dispatch import dispatch, matching_rule
 from services.tickets.tests.conftest import Api, MovableClock
 
@@ -15,13 +15,13 @@ WECHAT = DispatchRule(
 VIP = DispatchRule(name="vip", customer_tag="vip", group="vip-desk")
 
 
-def opened(category: str = "question", channel: str = "web") -> TicketOpened:
+def opened(category: Category = "question", channel: Channel = "web") -> TicketOpened:
     return TicketOpened(
         ticket_id="t1",
         customer_id="c1",
         subject="s",
         channel=channel,
-        category=category,  # type: ignore[arg-type]
+        category=category,
         priority="normal",
         opened_by="u",
     )
@@ -60,7 +60,8 @@ async def test_new_tickets_are_dispatched_by_the_tenant_s_rules(
     async def assignee(**body: str) -> str | None:
         clock.advance(timedelta(seconds=1))
         ticket = await api.open(customer, **body)
-        return ticket["assignee_id"]
+        assigned: str | None = ticket["assignee_id"]
+        return assigned
 
     assert [await assignee(channel="wechat") for _ in range(4)] == ["x", "y", "z", "x"]
     assert [await assignee(category="complaint") for _ in range(3)] == ["a", "b", "a"]
