@@ -6,6 +6,8 @@ refuse a ticket for an unknown customer and to pick tag-specific SLA targets.
 A customer registered a moment ago may not be here yet; ``CustomerDirectory``
 then asks contacts over HTTP with the caller's own token.
 
+Merges: the duplicate's tickets follow the survivor (``TicketCustomerChanged``).
+
 Erasure: ``PersonalDataErased`` destroys the customer's key in this service's
 event store too, so what tickets copied (requester details, what the customer
 wrote) becomes unreadable everywhere, as in contacts.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 from sqlalchemy import JSON, Boolean, Column, String, Table, select
@@ -31,13 +34,14 @@ from libs.events.catalog.contacts import (
     PersonalDataErased,
 )
 from libs.events.catalog.contacts import catalog as contacts_catalog
-from libs.events.catalog.tickets import PERSONAL_DATA
+from libs.events.catalog.tickets import PERSONAL_DATA, TicketCustomerChanged
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection, active_generation
-from libs.events.store import personal_data_keys
+from libs.events.store import EventStore, NewEvent, personal_data_keys
 from libs.events.vault import PersonalDataVault
 from libs.platform.errors import DomainError, NotFound
+from services.tickets.read_model import tickets
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,7 @@ class KnownCustomers(Projection):
                     .where(t.c.tenant_id == tenant, t.c.customer_id == e.customer_id)
                     .values(survivor_id=e.survivor_id)
                 )
+                await _follow_survivor(conn, tenant, e, event.envelope.time)
             case PersonalDataErased() as e:
                 await _VAULT.erase(conn, tenant, e.customer_id)
                 await conn.execute(
@@ -108,6 +113,33 @@ class KnownCustomers(Projection):
             )
         ).first()
         return None if row is None else list(row[0])
+
+
+async def _follow_survivor(
+    conn: AsyncConnection, tenant_id: str, merged: CustomerMergedInto, at: datetime
+) -> None:
+    """The duplicate's tickets become the survivor's: ``TicketCustomerChanged`` on each,
+    in this batch's transaction. A ticket already moved (a redelivery, a rebuild) is not
+    in the query any more, so nothing is moved twice."""
+    store = EventStore(conn.engine, personal_data=PERSONAL_DATA)
+    rows = await conn.execute(
+        select(tickets.c.ticket_id, tickets.c.version).where(
+            tickets.c.tenant_id == tenant_id, tickets.c.customer_id == merged.customer_id
+        )
+    )
+    for ticket_id, version in rows.all():
+        moved = TicketCustomerChanged(
+            ticket_id=ticket_id,
+            customer_id=merged.survivor_id,
+            previous_customer_id=merged.customer_id,
+        )
+        new = NewEvent.from_domain(moved, partition_key=merged.survivor_id, occurred_at=at)
+        await store.append(tenant_id, ticket_id, version, [new], conn=conn)
+        await conn.execute(
+            tickets.update()
+            .where(tickets.c.tenant_id == tenant_id, tickets.c.ticket_id == ticket_id)
+            .values(customer_id=merged.survivor_id, version=version + 1)
+        )
 
 
 def projection_factory(generation: int) -> KnownCustomers:

@@ -58,3 +58,28 @@ async def test_erasure_makes_what_the_ticket_copied_unreadable(api: Api) -> None
     assert view["description"] == ""
     assert [r["body"] for r in view["replies"]] == [""]
     assert view["subject"] == "洗衣机不转了"  # not personal: lists need it
+
+
+async def test_a_merged_duplicate_s_tickets_follow_the_survivor(api: Api) -> None:
+    survivor = await api.register(name="王芳", email="wf@example.com")
+    duplicate = await api.register(name="王芳", phone="13900139000", register_anyway=True)
+    ticket = (await api.open(duplicate))["id"]
+
+    merged = await api.contacts.post(
+        f"/api/v1/customers/{survivor}/merge",
+        json={"duplicate_id": duplicate},
+        headers=api.auth(roles=["admin"]),
+    )
+    assert merged.status_code == 200, merged.text
+
+    async def followed() -> bool:
+        return bool((await ticket_view(api, ticket))["customer_id"] == survivor)
+
+    await eventually(followed)
+    listed = (await api.get(f"/api/v1/customers/{survivor}/tickets")).json()["items"]
+    assert [t["id"] for t in listed] == [ticket]
+    assert (await api.get(f"/api/v1/customers/{duplicate}/tickets")).json()["items"] == []
+    later = await api.open(duplicate)  # the duplicate's id still works: for the survivor
+    assert later["customer_id"] == survivor
+    reply = await api.post(f"/api/v1/tickets/{ticket}/replies", {"body": "已合并"})
+    assert reply.status_code == 200
