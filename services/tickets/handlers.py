@@ -146,18 +146,20 @@ async def change(
     returns the ticket after them and the events (none: nothing changed)."""
 
     async def attempt() -> tuple[Ticket, list[DomainEvent]]:
+        # Read and decide outside the write transaction (the append's version check
+        # keeps it safe): on SQLite a second connection inside one would wait for it.
         now = tickets.clock()
+        history = timed(await tickets.store.read_stream(tenant_id, ticket_id))
+        before = existing(fold(history), ticket_id)
+        if expected is not None and expected != before.version:
+            raise StaleVersion(f"ticket {ticket_id}", expected, before.version)
+        events = await decider(before, now, await calendar_of(tickets, tenant_id, before))
+        if not events:
+            return before, []
+        after = existing(fold([*history, *((e, now) for e in events)]), ticket_id)
+        calendar = await calendar_of(tickets, tenant_id, after)
+        rules = await escalation_rules(tickets, tenant_id)
         async with tickets.engine.begin() as conn:
-            history = timed(await tickets.store.read_stream(tenant_id, ticket_id, conn=conn))
-            before = existing(fold(history), ticket_id)
-            if expected is not None and expected != before.version:
-                raise StaleVersion(f"ticket {ticket_id}", expected, before.version)
-            calendar = await calendar_of(tickets, tenant_id, before)
-            events = await decider(before, now, calendar)
-            if not events:
-                return before, []
-            after = existing(fold([*history, *((e, now) for e in events)]), ticket_id)
-            calendar = await calendar_of(tickets, tenant_id, after)
             await tickets.store.append(
                 tenant_id,
                 ticket_id,
@@ -165,7 +167,6 @@ async def change(
                 new_events(events, before.customer_id, now),
                 conn=conn,
             )
-            rules = await escalation_rules(tickets, tenant_id)
             await read_model.save(conn, tenant_id, after, calendar, now, rules)
         tickets.appended(len(events))
         ticket_metrics.changed(before, after, events, calendar)
@@ -249,11 +250,12 @@ async def look_after(tickets: Tickets, tenant_id: str, ticket_id: str) -> list[D
 
 async def refresh_next_due(tickets: Tickets, tenant_id: str, ticket_id: str) -> None:
     now = tickets.clock()
+    ticket = existing(fold(timed(await tickets.store.read_stream(tenant_id, ticket_id))), ticket_id)
+    calendar = await calendar_of(tickets, tenant_id, ticket)
+    rules = await escalation_rules(tickets, tenant_id)
     async with tickets.engine.begin() as conn:
-        loaded = await load(tickets, tenant_id, ticket_id, conn)
-        calendar = await calendar_of(tickets, tenant_id, loaded.ticket)
-        rules = await escalation_rules(tickets, tenant_id)
-        await read_model.save(conn, tenant_id, loaded.ticket, calendar, now, rules)
+        # Only the schedule: a concurrent change writes the whole row, schedule included.
+        await read_model.reschedule(conn, tenant_id, ticket, calendar, now, rules)
 
 
 async def dispatched(

@@ -143,6 +143,26 @@ async def save(
     )
 
 
+async def reschedule(
+    conn: AsyncConnection,
+    tenant_id: str,
+    ticket: Ticket,
+    calendar: BusinessCalendar,
+    now: datetime,
+    rules: Sequence[EscalationRule] = (),
+) -> None:
+    """Only ``next_due_at``, and only if the row is still at the ticket's version."""
+    await conn.execute(
+        tickets.update()
+        .where(
+            tickets.c.tenant_id == tenant_id,
+            tickets.c.ticket_id == ticket.id,
+            tickets.c.version == ticket.version,
+        )
+        .values(next_due_at=next_look(ticket, calendar, now, rules))
+    )
+
+
 def _seconds(value: timedelta | None) -> int | None:
     return None if value is None else int(value.total_seconds())
 
