@@ -48,6 +48,9 @@ class BreachScheduler:
                 break
         return recorded
 
+    async def count_open(self) -> None:
+        metrics.set_open(await read_model.open_by_priority(self.tickets.engine))
+
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         counted_at = float("-inf")
@@ -55,7 +58,7 @@ class BreachScheduler:
             try:
                 await self.tick()
                 if loop.time() - counted_at >= GAUGE_EVERY_SECONDS:
-                    metrics.set_open(await read_model.open_by_priority(self.tickets.engine))
+                    await self.count_open()
                     counted_at = loop.time()
             except Exception:
                 # The database may be away for a moment; the next tick tries again.
