@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
+from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -359,7 +360,7 @@ async def record_follow_up_visit(
     """A follow-up visit (回访); an unsatisfied customer reopens a solved ticket."""
     now: datetime = tickets.clock()
     data = body.model_dump()
-    data["visit_id"] = body.visit_id or f"{ticket_id}-visit-{int(now.timestamp() * 1000)}"
+    data["visit_id"] = body.visit_id or str(uuid4())
     data["visited_by"] = body.visited_by or _caller(principal)
     data["visited_at"] = body.visited_at or now
     command = command_from(RecordFollowUpVisit, data, ticket_id=ticket_id, by=_caller(principal))

@@ -129,6 +129,7 @@ class Ticket:
     escalated: frozenset[tuple[str, SlaTarget]] = frozenset()
     # A follow-up visit since the last (re)opening found the customer satisfied.
     satisfied_since_reopened: bool = False
+    visits: frozenset[str] = frozenset()
     solved_at: datetime | None = None
     version: int = 0
 
@@ -155,8 +156,12 @@ class Ticket:
 
 
 def fold(events: Iterable[tuple[DomainEvent, datetime]]) -> Ticket | None:
+    """The ticket, or None when the stream is no ticket's (empty, or another kind of
+    stream of the tenant, such as an SLA policy's, asked for by its id)."""
     state: Ticket | None = None
     for event, at in events:
+        if state is None and not isinstance(event, TicketOpened):
+            return None
         state = evolve(state, event, at)
     return state
 
@@ -202,7 +207,11 @@ def evolve(state: Ticket | None, event: DomainEvent, at: datetime) -> Ticket:
         case TicketEscalated():
             return replace(state, escalated=state.escalated | {(event.rule, event.target)})
         case FollowUpVisitRecorded():
-            return replace(state, satisfied_since_reopened=event.satisfied)
+            return replace(
+                state,
+                satisfied_since_reopened=event.satisfied,
+                visits=state.visits | {event.visit_id},
+            )
         case TicketCustomerChanged():
             return replace(state, customer_id=event.customer_id)
         case _:  # replies that are not the first response: no state
@@ -322,6 +331,8 @@ def decide(
                 changed.append(applied(t.id, t.customer_id, c.priority, sla))
             return changed
         case RecordFollowUpVisit():
+            if c.visit_id in t.visits:  # a retried request: recorded already
+                return []
             if c.visited_at > now:
                 raise VisitInTheFuture()
             visit: list[DomainEvent] = [

@@ -170,3 +170,13 @@ async def test_bad_input_is_a_422_naming_the_field(api: Api) -> None:
         response = await (api.post(path, body) if method == "post" else api.put(path, body))
         assert response.status_code == 422, (body, response.text)
         assert response.json()["detail"][0]["field"], response.text
+
+
+async def test_other_streams_of_the_tenant_are_not_tickets(api: Api) -> None:
+    assert (await api.put("/api/v1/sla-policies/default", STANDARD_POLICY)).status_code == 200
+    assert (await api.put("/api/v1/dispatch-rules", {"rules": []})).status_code == 200
+
+    for stream in ("sla-policy:default", "dispatch-rules"):
+        assert (await api.get(f"/api/v1/tickets/{stream}")).status_code == 404
+        reply = await api.post(f"/api/v1/tickets/{stream}/replies", {"body": "x"})
+        assert reply.status_code == 404

@@ -232,3 +232,17 @@ def test_pending_pauses_resolution_so_nothing_is_due_for_it() -> None:
 
     assert paused.sla_states(STANDARD, T0)["resolution"].clock == "paused"
     assert next_due(paused, STANDARD, T0) is None
+
+
+def test_a_retried_visit_is_recorded_once() -> None:
+    history = [*solved()]
+    history += decide(visit(False), given(*history), T0)
+
+    assert decide(visit(False), given(*history), T0) == []
+
+
+def test_a_stream_that_is_not_a_ticket_s_is_no_ticket() -> None:
+    from libs.events.catalog.tickets import SlaPolicyDefined
+
+    policy = SlaPolicyDefined(policy="default", version=1, calendar="standard", targets={})
+    assert fold([(policy, T0)]) is None
