@@ -41,7 +41,12 @@ class BreachScheduler:
         for _ in range(MAX_ROUNDS):
             due = await read_model.due(self.tickets.engine, self.tickets.clock(), self.batch)
             for ticket in due:
-                done = await look_after(self.tickets, ticket.tenant_id, ticket.ticket_id)
+                try:
+                    done = await look_after(self.tickets, ticket.tenant_id, ticket.ticket_id)
+                except Exception:
+                    # One ticket that cannot be looked after must not hold up the others.
+                    log.exception("SLA scheduler: ticket %s failed", ticket.ticket_id)
+                    continue
                 recorded += sum(isinstance(e, SlaBreached) for e in done)
             # A full batch may hide more: go on until the due list is drained.
             if len(due) < self.batch:
