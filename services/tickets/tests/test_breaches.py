@@ -56,7 +56,7 @@ async def test_no_breach_before_the_due_time_and_one_just_after(
     async def recorded() -> bool:
         return len(await breaches(app, ticket)) == 1
 
-    await eventually(recorded, timeout=5)  # the app's own scheduler, every 50 ms
+    await eventually(recorded, timeout=10)  # the app's own scheduler, every 50 ms
     [breach] = await breaches(app, ticket)
     assert (breach["target"], breach["due_at"]) == ("first_response", "2026-12-07T03:00:00Z")
     view = (await api.get(f"/api/v1/tickets/{ticket}")).json()
@@ -80,7 +80,8 @@ async def test_a_breach_is_published_once_even_when_schedulers_race(
     published = await read_topic(
         kafka, lambda seen: any(p.type == BREACH for p in seen), service_topic("tickets")
     )
-    assert [p.type for p in published].count(BREACH) == 1
+    # Delivery is at least once: a relay retry may repeat a message, never a new event.
+    assert len({p.headers["ce_id"] for p in published if p.type == BREACH}) == 1
 
 
 async def test_a_breach_due_while_the_service_was_down_is_recorded_once_after_the_restart(
