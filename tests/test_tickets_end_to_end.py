@@ -50,6 +50,15 @@ def test_a_ticket_s_life_through_the_gateway(client: httpx.Client) -> None:
     survey = client.post(f"{path}/csat-survey")
     assert survey.status_code == 201, survey.text
 
+    # The customer answers from the link, through the gateway, without logging in.
+    link = survey.json()["link"]
+    customer_side = httpx.Client(base_url=str(client.base_url), timeout=15)
+    assert customer_side.get(link).json()["kind"] == "csat"
+    answered = customer_side.post(f"{link}/answer", json={"score": 5, "comment": "很满意"})
+    assert answered.status_code == 201, answered.text
+    assert customer_side.post(f"{link}/answer", json={"score": 1}).status_code == 409
+    assert customer_side.get("/api/v1/tickets").status_code == 401
+
 
 def test_support_works_tickets_but_may_not_change_the_sla(
     client: httpx.Client, platform: RunningPlatform

@@ -208,7 +208,9 @@ class UpstreamProxy:
         self.client = client
         self.upstreams = dict(upstreams)
 
-    async def forward(self, request: Request, route: Route, caller: Caller) -> Response:
+    async def forward(self, request: Request, route: Route, caller: Caller | None) -> Response:
+        """Forward as ``caller``; None: a path holding its own credential, sent without
+        any Authorization of the caller's (nothing the caller sent is passed on)."""
         upstream = route.upstream
         url = self._url(request, upstream)
         headers = self._headers(request, caller)
@@ -281,13 +283,14 @@ class UpstreamProxy:
         query: bytes = request.scope.get("query_string", b"")
         return f"{url}?{query.decode('latin-1')}" if query else url
 
-    def _headers(self, request: Request, caller: Caller) -> list[tuple[str, str]]:
+    def _headers(self, request: Request, caller: Caller | None) -> list[tuple[str, str]]:
         headers = [
             (name, value)
             for name, value in request.headers.items()
             if name in FORWARDED_REQUEST_HEADERS
         ]
-        headers.append(("authorization", caller.upstream_authorization))
+        if caller is not None:
+            headers.append(("authorization", caller.upstream_authorization))
         # The service's middleware adopts these ids, so its log lines and the
         # correlationid of the events it appends match the gateway's.
         request_id = current_request_id()

@@ -68,6 +68,13 @@ SERVICE = ServiceDeclaration(
             reads="tickets:read",
             writes=frozenset({"sla:manage"}),
         ),
+        PublicRoute(
+            "/api/v1/surveys/{token}",
+            re.compile(r"/api/v1/surveys/[A-Za-z0-9_-]{20,100}(?:/answer)?/?"),
+            reads="tickets:read",
+            writes=TICKET_WORK,
+            credential_in_path=True,  # the one-time link's token; no login
+        ),
     ),
     relay=_relay,
     projections={"tickets_customers": ProjectionDeclaration(projection_factory, catalog)},
