@@ -57,6 +57,8 @@ async def define_business_calendar(
     command: DefineBusinessCalendar,
     expected: int | None = None,
 ) -> BusinessCalendarDefined:
+    if name == STANDARD.name:
+        raise Unprocessable("name", "standard is the built-in calendar; choose another name")
     stream = calendar_stream(name)
 
     async def attempt() -> BusinessCalendarDefined:

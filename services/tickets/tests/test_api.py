@@ -164,6 +164,11 @@ async def test_bad_input_is_a_422_naming_the_field(api: Api) -> None:
             "put",
         ),
         ("/api/v1/sla-policies/x", {"calendar": "nope", "targets": {}}, "put"),
+        (
+            "/api/v1/business-calendars/standard",
+            {"week": {"mon": [{"start": "09:00", "end": "18:00"}]}},
+            "put",
+        ),
         ("/api/v1/sla-policies/x", {"targets": {"normal": {"resolution_minutes": 0}}}, "put"),
     ]
     for path, body, method in cases:
