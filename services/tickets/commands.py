@@ -130,6 +130,14 @@ class DefineSlaPolicy(Command):
     # Stricter targets for customers with a tag (a loyalty tier is a tag too).
     by_tag: dict[Id, dict[Priority, TargetsIn]] = Field(default_factory=dict)
 
+    @field_validator("by_tag")
+    @classmethod
+    def _tags_as_contacts_keeps_them(
+        cls, value: dict[str, dict[Priority, TargetsIn]]
+    ) -> dict[str, dict[Priority, TargetsIn]]:
+        # Contacts keeps tags trimmed and lowercased: match them the same way.
+        return {" ".join(tag.split()).lower(): targets for tag, targets in value.items()}
+
 
 class HoursIn(Command):
     start: Annotated[str, Field(pattern=_CLOCK.pattern)]

@@ -185,3 +185,18 @@ async def test_other_streams_of_the_tenant_are_not_tickets(api: Api) -> None:
         assert (await api.get(f"/api/v1/tickets/{stream}")).status_code == 404
         reply = await api.post(f"/api/v1/tickets/{stream}/replies", {"body": "x"})
         assert reply.status_code == 404
+
+
+async def test_a_tag_specific_target_is_stricter_for_that_customer(api: Api) -> None:
+    policy = {
+        **STANDARD_POLICY,
+        "by_tag": {"VIP": {"normal": {"first_response_minutes": 10, "resolution_minutes": 60}}},
+    }
+    assert (await api.put("/api/v1/sla-policies/default", policy)).status_code == 200
+    vip = await api.register(tags=["VIP"])
+    regular = await api.register(name="李雷")
+
+    for customer, minutes in [(vip, 10), (regular, 60)]:
+        ticket = (await api.open(customer))["id"]
+        view = (await api.get(f"/api/v1/tickets/{ticket}")).json()
+        assert view["sla"]["targets"]["first_response"]["target_minutes"] == minutes
