@@ -24,6 +24,7 @@ SERVICES: tuple[ServiceDeclaration, ...] = tuple(
         "gateway",
         "contacts",
         "pipeline",
+        "tickets",
         "loyalty",
         "customer360",
     )

@@ -78,6 +78,11 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         ),
         # API keys act for the whole tenant without a person behind them (the gateway).
         "api_keys:manage": frozenset({Role.ADMIN}),
+        "tickets:read": _EVERYONE,
+        # Support works tickets; machine callers (web forms, a call centre) open them.
+        "tickets:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SUPPORT, Role.INTEGRATION}),
+        # SLA policies and business calendars set the promises the whole team is held to.
+        "sla:manage": frozenset({Role.ADMIN, Role.MANAGER}),
     }
 )
 

@@ -50,6 +50,9 @@ class PublicRoute:
     # /customers/... beside the 360 view's /customers/{id}/360): tried after every
     # other route, whatever order the services are listed in.
     fallback: bool = False
+    # The path carries its own credential (a one-time survey link's token): the gateway
+    # forwards it without authenticating the caller, and the service checks the token.
+    credential_in_path: bool = False
 
     def __post_init__(self) -> None:
         # A typo in a permission name fails at import, not as a route nobody may call.

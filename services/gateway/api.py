@@ -100,6 +100,20 @@ async def admitted_caller(
     return caller
 
 
+async def relayed_caller(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key_header: Annotated[str | None, Security(_api_key_header)],
+) -> Caller | None:
+    """The admitted caller; None, without asking for credentials, on a path that holds
+    its own (a survey link's one-time token), which its service checks."""
+    route = runtime_of(request).routing.route_for(request.scope["path"])
+    if route is not None and route.credential_in_path:
+        return None
+    caller = await authenticated_caller(request, bearer, api_key_header)
+    return await admitted_caller(request, caller)
+
+
 async def api_key_administrator(
     caller: Annotated[Caller, Depends(admitted_caller)],
 ) -> Principal:
@@ -276,13 +290,17 @@ def _ms_since(started_at: float) -> float:
     methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     include_in_schema=False,
 )
-async def relay(request: Request, caller: Annotated[Caller, Depends(admitted_caller)]) -> Response:
+async def relay(
+    request: Request, caller: Annotated[Caller | None, Depends(relayed_caller)]
+) -> Response:
     path: str = request.scope["path"]
     if path == API_KEYS_PATH or path.startswith(API_KEYS_PATH + "/"):
         raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED, detail="method not allowed")
     route = runtime_of(request).routing.route_for(path)
     if route is None:
         raise NotFound(f"no service serves {path}")
+    if caller is None:  # a path that is its own credential (relayed_caller checked)
+        return await runtime_of(request).proxy.forward(request, route, None)
     if not route.permits(caller.principal, request.method):
         raise Forbidden(
             f"{request.method} {route.template} needs one of the roles: "

@@ -301,9 +301,16 @@ class UpstreamProxy:
         self.in_flight = in_flight or InFlightLimits(per_caller=0, per_tenant=0)
         self.body_timeout_seconds = body_timeout_seconds
 
-    async def forward(self, request: Request, route: Route, caller: Caller) -> Response:
-        """The service's answer; the request counts as the caller's until it is relayed."""
-        held = self.in_flight.hold(caller.principal.tenant_id, caller.principal.subject)
+    async def forward(self, request: Request, route: Route, caller: Caller | None) -> Response:
+        """The service's answer; the request counts as the caller's until it is relayed.
+
+        ``caller`` None: a path holding its own credential (a survey link), sent without
+        any Authorization of the caller's and counted under the client's address."""
+        if caller is not None:
+            held = self.in_flight.hold(caller.principal.tenant_id, caller.principal.subject)
+        else:
+            client = request.client.host if request.client is not None else "unknown"
+            held = self.in_flight.hold("", f"link:{client}")
         try:
             response = await self._forward(request, route, caller)
         except BaseException:
@@ -315,7 +322,7 @@ class UpstreamProxy:
             held.release()
         return response
 
-    async def _forward(self, request: Request, route: Route, caller: Caller) -> Response:
+    async def _forward(self, request: Request, route: Route, caller: Caller | None) -> Response:
         upstream = route.upstream
         url = self._url(request, upstream)
         headers = self._headers(request, caller)
@@ -436,7 +443,7 @@ class UpstreamProxy:
         query: bytes = request.scope.get("query_string", b"")
         return f"{url}?{query.decode('latin-1')}" if query else url
 
-    def _headers(self, request: Request, caller: Caller) -> list[tuple[bytes, bytes]]:
+    def _headers(self, request: Request, caller: Caller | None) -> list[tuple[bytes, bytes]]:
         # Bytes as they came, never re-encoded: a header value may hold UTF-8 beyond
         # ASCII (a browser's User-Agent), and the service judges it. The upstream
         # pool writes header values as UTF-8, so other bytes cannot go up unchanged;
@@ -453,7 +460,8 @@ class UpstreamProxy:
                 host = _utf8(name, value)
             elif name in FORWARDED_REQUEST_HEADERS:
                 headers.append((raw_name, _utf8(name, value)))
-        headers.append((b"authorization", caller.upstream_authorization.encode("latin-1")))
+        if caller is not None:
+            headers.append((b"authorization", caller.upstream_authorization.encode("latin-1")))
         # The service's middleware adopts these ids, so its log lines and the
         # correlationid of the events it appends match the gateway's.
         request_id = current_request_id()

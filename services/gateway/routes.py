@@ -39,10 +39,19 @@ class Route:
     upstream: str
     reads: str = "customers:read"
     writes: frozenset[str] = ANY_WRITE
+    # Forwarded without authenticating the caller: the path holds its own credential.
+    credential_in_path: bool = False
 
     @classmethod
     def of(cls, upstream: str, route: PublicRoute) -> Route:
-        return cls(route.template, route.pattern, upstream, route.reads, route.writes)
+        return cls(
+            route.template,
+            route.pattern,
+            upstream,
+            route.reads,
+            route.writes,
+            route.credential_in_path,
+        )
 
     def matches(self, path: str) -> bool:
         return self.pattern.fullmatch(path) is not None

@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from libs.auth import AuthSettings, issue_token
-from services.bootstrap import gateway_routing
+from services.bootstrap import SERVICES, gateway_routing
 from services.gateway.app import create_app
 from services.gateway.settings import Settings
 from services.gateway.tests.upstreams import nowhere
@@ -46,6 +46,9 @@ def gateway_settings(
     values: dict[str, Any] = {
         "database_url": database_url,
         "upstreams": {
+            # Declared services these tests have no stand-in for (tickets, ...) need a URL
+            # for the gateway to start; they never call their paths, and health sees them up.
+            **{service.name: contacts_url for service in SERVICES if service.routes},
             "contacts": contacts_url,
             "customer360": customer360_url,
             "pipeline": pipeline_url or nowhere(),

@@ -1,0 +1,1 @@
+"""The tickets domain, pure: the Ticket aggregate, business calendars and SLA clocks."""
