@@ -12,10 +12,12 @@ from typing import Any
 
 from libs.events.catalog import DomainEvent, EventCatalog, UnknownEventType
 from services.customer360.domain.from_contacts import CONTACTS
+from services.customer360.domain.from_loyalty import LOYALTY
 from services.customer360.domain.from_pipeline import PIPELINE
+from services.customer360.domain.from_tickets import TICKETS
 from services.customer360.domain.view import Source
 
-SOURCES: tuple[Source, ...] = (CONTACTS, PIPELINE)
+SOURCES: tuple[Source, ...] = (CONTACTS, PIPELINE, TICKETS, LOYALTY)
 
 
 class SourcesCatalog(EventCatalog):

@@ -22,8 +22,9 @@ TIMELINE_LENGTH = 100
 SUMMARY_LENGTH = 300
 
 # The sections other services fill. A list section holds items, ``purchases`` the
-# figures per currency, ``loyalty`` one account (None: no loyalty account known yet).
-# Present and empty until their service has said something.
+# figures per currency, ``service`` the breaches and survey answers, ``loyalty`` one
+# account (None: no loyalty account known yet). Present and empty until their service
+# has said something.
 SECTION_NAMES = (
     "deals",
     "orders",
@@ -31,9 +32,17 @@ SECTION_NAMES = (
     "contracts",
     "tasks",
     "tickets",
+    "service",
     "loyalty",
     "alerts",
 )
+# Keys of section items holding free text written about the person (a deal's title, a
+# ticket's subject, a survey comment, a ledger adjustment's note): blank once erased.
+FREE_TEXT = frozenset({"title", "subject", "comment", "note"})
+
+
+def empty_service() -> dict[str, Any]:
+    return {"breaches": 0, "recent_breaches": [], "last_csat": None, "last_nps": None}
 
 
 def empty_sections() -> dict[str, Any]:
@@ -44,6 +53,7 @@ def empty_sections() -> dict[str, Any]:
         "contracts": [],
         "tasks": [],
         "tickets": [],
+        "service": empty_service(),
         "loyalty": None,
         "alerts": [],
     }
@@ -200,16 +210,12 @@ class Outcome:
 def forget(view: CustomerView, at: datetime) -> CustomerView:
     """The view without the customer's personal data (what PersonalDataErased asks).
 
-    The free text of interactions goes too, and the titles of deals, contracts and
-    tasks: they are written about the person.
+    The free text of interactions goes too, and that of the sections (``FREE_TEXT``:
+    titles of deals, contracts and tasks, ticket subjects, survey comments, ledger
+    notes): it is written about the person.
     """
     profile = view.profile
-    sections = {
-        name: [{**item, "title": ""} if "title" in item else item for item in value]
-        if isinstance(value, list)
-        else value
-        for name, value in view.sections.items()
-    }
+    sections = {name: _blanked(value) for name, value in view.sections.items()}
     return replace(
         view,
         profile=Profile(
@@ -221,6 +227,18 @@ def forget(view: CustomerView, at: datetime) -> CustomerView:
         sections=sections,
         erased_at=view.erased_at or at,
     )
+
+
+def _blanked(value: Any) -> Any:
+    """``value`` (a section, as JSON) with the strings under ``FREE_TEXT`` keys blanked."""
+    if isinstance(value, list):
+        return [_blanked(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: "" if key in FREE_TEXT and isinstance(item, str) else _blanked(item)
+            for key, item in value.items()
+        }
+    return value
 
 
 def with_interaction(

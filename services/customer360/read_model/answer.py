@@ -107,6 +107,83 @@ class TaskItem(BaseModel):
     deal_id: str | None
 
 
+class TicketItem(BaseModel):
+    ticket_id: str
+    subject: str
+    status: Literal["open", "pending", "solved"]
+    priority: Literal["low", "normal", "high", "urgent"]
+    category: Literal["question", "incident", "request", "complaint"]
+    channel: str
+    assignee_id: str | None
+    group: str | None
+    # True once any SLA target of the ticket was missed (``breached_targets`` says which).
+    sla_breached: bool
+    breached_targets: list[Literal["first_response", "resolution"]]
+    # The last follow-up visit's verdict (complaints); None: no visit yet.
+    follow_up_satisfied: bool | None = None
+    # The CSAT score given for this ticket, if any.
+    csat: int | None = None
+    opened_at: datetime
+
+
+class SlaBreachItem(BaseModel):
+    ticket_id: str
+    target: Literal["first_response", "resolution"]
+    priority: str
+    due_at: datetime
+
+
+class CsatAnswer(BaseModel):
+    survey_id: str
+    ticket_id: str
+    score: int
+    satisfied: bool
+    comment: str
+    answered_at: datetime
+
+
+class NpsAnswer(BaseModel):
+    survey_id: str
+    score: int
+    group: Literal["promoter", "passive", "detractor"]
+    comment: str
+    answered_at: datetime
+
+
+class ServiceFigures(BaseModel):
+    # SLA breaches ever published for this customer's tickets.
+    breaches: int
+    # The most recent breaches, newest due time first.
+    recent_breaches: list[SlaBreachItem]
+    last_csat: CsatAnswer | None
+    last_nps: NpsAnswer | None
+
+
+class LedgerLine(BaseModel):
+    event_id: str
+    at: datetime
+    # Signed: what the line added to (or took from) the balance.
+    points: int
+    # An earning reason (order, check_in, streak, birthday, referral, survey, campaign) or
+    # clawback, owed_recovered, redemption, redemption_cancelled, expiry, adjustment,
+    # merged_out, merged_in.
+    reason: str
+    # Free text a manager gave (an adjustment's, a cancellation's); blank once erased.
+    note: str
+    order_id: str | None
+    reward_id: str | None
+
+
+class LoyaltyAccount(BaseModel):
+    balance: int
+    # None until the loyalty service has published a tier for the customer.
+    tier: str | None
+    # Set while the tier is at risk: when it falls unless regained.
+    downgrade_at: datetime | None
+    # The most recent lines, newest first.
+    lines: list[LedgerLine]
+
+
 class BrokerPosition(BaseModel):
     topic: str
     partition: int
@@ -157,8 +234,12 @@ class Customer360(BaseModel):
     purchases: list[PurchaseFigures]
     contracts: list[ContractItem]
     tasks: list[TaskItem]
-    # Filled by later services; present and empty until then.
-    tickets: list[Any]
-    loyalty: dict[str, Any] | None
+    # The service section (the tickets service): tickets not yet closed, newest first,
+    # and the breaches and survey answers.
+    tickets: list[TicketItem]
+    service: ServiceFigures
+    # The loyalty section (the loyalty service); None until it has said something.
+    loyalty: LoyaltyAccount | None
+    # Filled by a later service; present and empty until then.
     alerts: list[Any]
     freshness: Freshness

@@ -26,6 +26,7 @@ from services.customer360.domain.view import (
     CustomerView,
     Interaction,
     Source,
+    empty_service,
 )
 from services.customer360.read_model.answer import (
     BrokerPosition,
@@ -36,10 +37,13 @@ from services.customer360.read_model.answer import (
     DealItem,
     Freshness,
     InteractionItem,
+    LoyaltyAccount,
     OrderItem,
     ProjectionLag,
     PurchaseFigures,
+    ServiceFigures,
     TaskItem,
+    TicketItem,
     TimelineItem,
 )
 from services.customer360.read_model.applied import AppliedSignal
@@ -266,8 +270,11 @@ class Customer360Reader:
             ],
             contracts=[ContractItem.model_validate(c) for c in sections.get("contracts") or []],
             tasks=[TaskItem.model_validate(t) for t in sections.get("tasks") or []],
-            tickets=list(sections.get("tickets") or []),
-            loyalty=sections.get("loyalty"),
+            tickets=[TicketItem.model_validate(t) for t in sections.get("tickets") or []],
+            service=ServiceFigures.model_validate(sections.get("service") or empty_service()),
+            loyalty=LoyaltyAccount.model_validate(sections["loyalty"])
+            if sections.get("loyalty")
+            else None,
             alerts=list(sections.get("alerts") or []),
             freshness=Freshness(
                 version=view.version,
