@@ -85,6 +85,9 @@ async def test_the_360_view_waits_for_the_version_just_written(
     assert {k: body[k] for k in ("deals", "orders", "tickets", "loyalty", "alerts")} == {
         "deals": [], "orders": [], "tickets": [], "loyalty": None, "alerts": []
     }
+    assert body["service"] == {
+        "breaches": 0, "recent_breaches": [], "last_csat": None, "last_nps": None
+    }
     assert body["freshness"]["version"] == 1
     assert body["freshness"]["projection"]["generation"] == 1
 

@@ -21,6 +21,7 @@ from libs.events.catalog.tickets import (
 )
 from services.customer360.domain.from_tickets import TICKETS
 from services.customer360.domain.view import CustomerView, Fact, Outcome, forget
+from services.customer360.service import SERVICE
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 C = "c-1"
@@ -157,3 +158,12 @@ def test_erasure_blanks_subjects_and_comments_and_redacted_lines_leave_free_text
 def test_tenant_level_ticket_events_are_about_no_customer() -> None:
     policy = SlaPolicyDefined(policy="standard", version=1, calendar="standard", targets={})
     assert TICKETS.applier_for(policy) is None
+
+
+def test_a_rebuild_reads_every_source_topic_and_decodes_their_events() -> None:
+    declaration = SERVICE.projections["customer360"]
+    assert set(declaration.factory(1).topics) == {
+        "crm.contacts.events", "crm.pipeline.events", "crm.tickets.events",
+        "crm.loyalty.events"}
+    assert {TicketOpened.type_name, "crm.loyalty.points_earned.v1"} <= set(
+        declaration.catalog.types)
