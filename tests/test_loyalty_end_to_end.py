@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +79,25 @@ def loyalty_until(
     pytest.fail(f"loyalty of {customer_id} never became {wanted}: {body}")
 
 
+def view_until(
+    client: httpx.Client,
+    customer_id: str,
+    shown: Callable[[dict[str, Any]], bool],
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """The 360 view once ``shown`` (another service's events reach it asynchronously)."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/v1/customers/{customer_id}/360")
+        if response.status_code == 200:
+            body = response.json()
+            if shown(body):
+                return body
+        time.sleep(0.1)
+    pytest.fail(f"the 360 view of {customer_id} never showed it: {body}")
+
+
 def test_order_refund_redemption_and_check_in_through_the_gateway(
     platform: RunningPlatform, client: httpx.Client
 ) -> None:
@@ -136,3 +156,10 @@ def test_order_refund_redemption_and_check_in_through_the_gateway(
     assert client.post(f"/api/v1/customers/{customer_id}/loyalty/check-ins").status_code == 409
     lines = client.get(f"/api/v1/customers/{customer_id}/loyalty/ledger").json()["lines"]
     assert [line["points"] for line in lines] == [1_500, -1_000, -200, 3]
+
+    # The 360 view's loyalty section folds the same ledger to the same balance.
+    account = view_until(
+        client, customer_id, lambda v: (v["loyalty"] or {}).get("balance") == 303
+    )["loyalty"]
+    assert account["tier"] == "普通会员"
+    assert sorted(line["points"] for line in account["lines"]) == [-1_000, -200, 3, 1_500]

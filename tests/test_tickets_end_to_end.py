@@ -3,6 +3,10 @@ ago opens a ticket, it is answered, solved, surveyed, and found under the custom
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -19,6 +23,25 @@ def token(tenant: str, roles: list[str]) -> str:
 def client(platform: RunningPlatform) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token('acme', ['admin'])}"}
     return httpx.Client(base_url=platform.gateway, headers=headers, timeout=15)
+
+
+def view_until(
+    client: httpx.Client,
+    customer_id: str,
+    shown: Callable[[dict[str, Any]], bool],
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """The 360 view once ``shown`` (the tickets' events reach it asynchronously)."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/v1/customers/{customer_id}/360")
+        if response.status_code == 200:
+            body = response.json()
+            if shown(body):
+                return body
+        time.sleep(0.1)
+    pytest.fail(f"the 360 view of {customer_id} never showed it: {body}")
 
 
 def test_a_ticket_s_life_through_the_gateway(client: httpx.Client) -> None:
@@ -58,6 +81,16 @@ def test_a_ticket_s_life_through_the_gateway(client: httpx.Client) -> None:
     assert answered.status_code == 201, answered.text
     assert customer_side.post(f"{link}/answer", json={"score": 1}).status_code == 409
     assert customer_side.get("/api/v1/tickets").status_code == 401
+
+    # The 360 view's service section: the closed complaint has left the list, the
+    # answer is the last CSAT, and the ticket's life is on the timeline.
+    shown = view_until(
+        client, customer, lambda v: (v["service"]["last_csat"] or {}).get("score") == 5
+    )
+    assert shown["tickets"] == []
+    assert shown["service"]["last_csat"]["ticket_id"] == ticket
+    kinds = {line["type"].split(".")[2] for line in shown["timeline"]}
+    assert {"ticket_opened", "ticket_replied", "follow_up_visit_recorded"} <= kinds
 
 
 def test_support_works_tickets_but_may_not_change_the_sla(
