@@ -1153,7 +1153,8 @@ def markdown(bench: dict[str, Any]) -> list[str]:
     lines.append("")
     for label, rs in bench.get("ratios", {}).items():
         if rs:
-            lines.append(f"gateway cost{f' ({label})' if label else ''}: "
+            name = bench.get("ratios_label", "gateway cost")
+            lines.append(f"{name}{f' ({label})' if label else ''}: "
                          + ", ".join(f"{k} = {v:g}" for k, v in rs.items()))
     lines.append("")
     lines.append("CPU during each measurement (last repetition), in cores and in ms of CPU per "
