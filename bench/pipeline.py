@@ -43,6 +43,7 @@ from bench.http import (
     client,
     log,
     outbox_backlog,
+    projector_state,
     register_many,
     run_import,
     running_platform,
@@ -143,6 +144,7 @@ async def bench_pipeline(plan: HttpPlan) -> dict[str, Any]:
             results["preregistered"] = {"customers": len(customers),
                                         "seconds": round(time.perf_counter() - t0, 1)}
             results["settle_seconds"]["setup"] = await settle_all(platform, c360)
+            results["projector"] = await projector_state(c360)
 
             placed, ratio = await beside_registrations(
                 plan, platform, bearer, c360, people, name="orders",

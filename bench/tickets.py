@@ -39,6 +39,7 @@ from bench.http import (
     cheap_clients,
     client,
     log,
+    projector_state,
     register_many,
     running_platform,
     scan_logs,
@@ -65,7 +66,7 @@ class TicketsPlan(HttpPlan, Protocol):
 async def open_ticket(c: LeanClient, customer_id: str) -> tuple[Outcome, str | None]:
     response = await c.post("/api/v1/tickets", json={
         "customer_id": customer_id, "subject": "洗衣机不转了", "channel": "phone",
-        "category": "fault", "description": "The drum does not turn since this morning."})
+        "category": "incident", "description": "The drum does not turn since this morning."})
     if response.status_code == 201:
         return ("201", True, ""), str(response.json()["id"])
     return (str(response.status_code), False, response.text), None
@@ -108,7 +109,7 @@ async def scheduler_search(open_tickets: int, batch: int = 500) -> dict[str, Any
                         category, priority, status, breached, opened_at, next_due_at,
                         calendar, calendar_version, version, updated_at)
                     SELECT 'tenant-' || (g % 50), 't-' || lpad(g::text, 8, '0'),
-                           'c-' || (g % 20000), '洗衣机不转了', 'phone', 'fault',
+                           'c-' || (g % 20000), '洗衣机不转了', 'phone', 'incident',
                            CASE WHEN g % 10 = 0 THEN 'urgent' ELSE 'normal' END,
                            CASE WHEN g % 4 = 0 THEN 'pending' ELSE 'open' END, false,
                            $1::timestamptz - make_interval(secs => g % 7200),
@@ -181,6 +182,7 @@ async def bench_tickets(plan: TicketsPlan) -> dict[str, Any]:
             results["preregistered"] = {"customers": len(customers),
                                         "seconds": round(time.perf_counter() - t0, 1)}
             results["settle_seconds"]["setup"] = await settle_all(platform, c360)
+            results["projector"] = await projector_state(c360)
             rows, ratio = await beside_registrations(
                 plan, platform, bearer, c360, people, name="tickets",
                 test="a. ticket operations (open, reply)", unit="operations/s",
