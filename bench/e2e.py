@@ -33,7 +33,7 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from sqlalchemy import func, select
 
 from bench.common import (
@@ -45,11 +45,12 @@ from bench.common import (
     new_event,
     percentile,
 )
-from libs.events.consumer import Progress, ReceivedEvent
+from libs.events.consumer import Checkpoint, Progress, ReceivedEvent
 from libs.events.envelope import KafkaRecord
 from libs.events.kafka import KafkaSettings, ensure_topics
 from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
+from libs.events.published import PartitionEnd
 from libs.events.store import EventStore
 from libs.platform.db import create_engine
 
@@ -62,12 +63,13 @@ PARTITIONS = 6
 class _TimedRelay(OutboxRelay):
     published: dict[str, float]
 
-    async def _publish(self, batch: list[KafkaRecord]) -> None:
-        await super()._publish(batch)
+    async def _publish(self, batch: list[KafkaRecord]) -> dict[int, PartitionEnd]:
+        ends = await super()._publish(batch)
         now = time.time()
         for record in batch:
             event_id = next(v for k, v in record.headers if k == "ce_id").decode()
             self.published.setdefault(event_id, now)
+        return ends
 
 
 class _TimedRunner(ProjectionRunner):
@@ -80,9 +82,10 @@ class _TimedRunner(ProjectionRunner):
         for e in received:
             self.visible.setdefault(e.envelope.id, now)
 
-    async def _resume(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
-        await super()._resume(consumer, assigned)
+    async def _resume(self, assigned: set[TopicPartition]) -> dict[TopicPartition, Checkpoint]:
+        saved = await super()._resume(assigned)
         self.ready.set()
+        return saved
 
 
 async def _until(stop: MpEvent) -> asyncio.Event:

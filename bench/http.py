@@ -168,7 +168,9 @@ class CpuMeter:
     pids: dict[str, int]
 
     def snapshot(self) -> tuple[float, dict[str, float]]:
-        used = {name: _tree_cpu(pid) for name, pid in self.pids.items()}
+        # This process alone: the platform's processes are its children, counted apart.
+        used = {name: _pid_cpu(pid) if pid == os.getpid() else _tree_cpu(pid)
+                for name, pid in self.pids.items()}
         used["postgres (all)"] = _postgres_cpu()
         used["machine"] = _machine_cpu()
         return time.perf_counter(), used
@@ -852,12 +854,11 @@ async def outbox_backlog(platform: Platform) -> int:
 
 
 def _what(plan: HttpPlan) -> str:
-    return ("the platform as `make run` starts it (broker, contacts, customer360, gateway as "
-            "subprocesses, INFO request logs) on PostgreSQL (one fresh database per "
-            "service), rate limits off; load from the benchmark process, one lean "
-            "HTTP/1.1 client (bench/lean.py, httptools) with one keep-alive connection per "
-            "virtual user, "
-            "sharing the machine's "
+    return ("the platform as `make run` starts it (the broker and every service of "
+            "services/bootstrap.py as subprocesses, INFO request logs) on PostgreSQL (one "
+            "fresh database per service), rate limits off; load from the benchmark "
+            "process, one lean HTTP/1.1 client (bench/lean.py, httptools) with one "
+            "keep-alive connection per virtual user, sharing the machine's "
             f"{os.cpu_count()} CPUs with the platform; closed-loop runs {plan.http_warmup:g} s "
             f"warm-up + {plan.http_duration:g} s measured x {plan.reps}, steady-rate runs "
             f"{plan.http_warmup:g} s warm-up + {plan.http_steady_seconds:g} s measured, once "
@@ -1153,7 +1154,8 @@ def markdown(bench: dict[str, Any]) -> list[str]:
     lines.append("")
     for label, rs in bench.get("ratios", {}).items():
         if rs:
-            lines.append(f"gateway cost{f' ({label})' if label else ''}: "
+            name = bench.get("ratios_label", "gateway cost")
+            lines.append(f"{name}{f' ({label})' if label else ''}: "
                          + ", ".join(f"{k} = {v:g}" for k, v in rs.items()))
     lines.append("")
     lines.append("CPU during each measurement (last repetition), in cores and in ms of CPU per "

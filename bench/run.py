@@ -5,6 +5,7 @@
     python -m bench.run --only relay    # one benchmark (comma-separated for several)
     python -m bench.run --only contacts,gateway   # the platform over HTTP (bench/http.py)
     python -m bench.run --only floor    # the HTTP stack alone (bench/floor.py)
+    python -m bench.run --only pipeline,tickets,loyalty   # the newer services (issues 11-13)
 
 Each measurement runs in a database of its own, created and dropped around it, and
 starts its own broker where it needs one. Repetitions interleave the systems
@@ -32,11 +33,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, e2e, floor, http, projector, relay
+from bench import appends, e2e, floor, http, loyalty, pipeline, projector, relay, tickets
 from bench.common import PAYLOAD_BYTES, fmt, median, server_info
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway", "floor")
+BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway", "floor",
+              "pipeline", "tickets", "loyalty")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class Plan:
     http_steady_seconds: float = 15.0  # steady-rate runs, once
     import_rows: int = 100_000
     http_customers: int = 1_000  # registered before the 360 reads
+    # bench/tickets.py: open tickets in the SLA scheduler's read table
+    scheduler_tickets: int = 100_000
+    # bench/loyalty.py: a ledger command per event is far slower than benchmark 4's fold
+    loyalty_events: int = 10_000
 
     @classmethod
     def full(cls) -> Plan:
@@ -64,7 +70,8 @@ class Plan:
         return cls(reps=1, warmup=0.5, duration=1.5, relay_events=10_000,
                    projection_events=5_000, e2e_seconds=5.0,
                    http_warmup=1.0, http_duration=3.0, http_steady_seconds=4.0,
-                   import_rows=10_000, http_customers=200)
+                   import_rows=10_000, http_customers=200, scheduler_tickets=20_000,
+                   loyalty_events=2_000)
 
 
 def rotate(items: Sequence[str], rep: int) -> list[str]:
@@ -207,6 +214,26 @@ async def bench_e2e(plan: Plan) -> dict[str, Any]:
     }
 
 
+async def bench_loyalty(plan: Plan) -> dict[str, Any]:
+    rows = await ours_beside("loyalty", plan, "projection", {
+        "ours": lambda: loyalty.run_earning(plan.loyalty_events),
+        "projection": lambda: projector.run_ours(plan.projection_events),
+    })
+    rows[0]["system"] = "loyalty earning"
+    return {
+        "what": (f"{plan.loyalty_events:,} order_placed events pre-published (6 partitions, "
+                 "1000 customers), loyalty's Earning reaction on the projection runtime "
+                 "until caught up, one ledger command per event (lock, load, decide, append, "
+                 "record); beside it benchmark 4's projection (one upsert per batch) on its "
+                 f"own {plan.projection_events:,} events; rotating order, {plan.reps} "
+                 "repetition(s); rates from the first applied batch"),
+        "rows": rows,
+        "ratios": {"": ratios(rows, [("loyalty earning", "projection")])},
+        "target": None,
+        "met": True,
+    }
+
+
 RUNNERS: dict[str, Callable[[Plan], Any]] = {
     "append": lambda plan: bench_appends(plan, batch=1),
     "batch": lambda plan: bench_appends(plan, batch=100),
@@ -216,6 +243,9 @@ RUNNERS: dict[str, Callable[[Plan], Any]] = {
     "contacts": http.bench_contacts,
     "gateway": http.bench_gateway,
     "floor": floor.bench_floor,
+    "pipeline": pipeline.bench_pipeline,
+    "tickets": tickets.bench_tickets,
+    "loyalty": bench_loyalty,
 }
 
 
@@ -275,7 +305,8 @@ def markdown(results: dict[str, Any]) -> str:
             for mode, rs in bench.get("ratios", {}).items():
                 if rs:
                     label = f"ratios ({mode})" if mode else "ratios"
-                    lines.append(f"{label}: " + ", ".join(f"{k} = {v:.2f}"
+                    lines.append(f"{label}: " + ", ".join(f"{k} = {v:.2f}" if v >= 0.1
+                                                          else f"{k} = {v:.3f}"
                                                           for k, v in rs.items()))
             for r in bench["rows"]:
                 if "median_startup_seconds" in r:
