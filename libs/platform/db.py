@@ -7,7 +7,9 @@ each other instead of failing).
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,10 +54,29 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# Connections one process keeps to its database. The whole platform shares one
+# PostgreSQL server (default max_connections 100): six services, some with two workers,
+# at 20 each asked for more than it has, and a load that filled the pools was refused
+# with "too many clients". 10 per service, shared out between its workers, stays
+# under 80 for the platform (docs/decisions/0022); DATABASE_POOL_SIZE overrides it.
+SERVICE_POOL_SIZE = 10
+
+
+def default_pool_size(environ: Mapping[str, str] = os.environ) -> int:
+    """``DATABASE_POOL_SIZE`` if set, else the service's share per worker process."""
+    given = environ.get("DATABASE_POOL_SIZE", "").strip()
+    if given:
+        return max(1, int(given))
+    workers = int(environ.get("WORKERS", "1") or 1)
+    return max(4, SERVICE_POOL_SIZE // max(1, workers))
+
+
 def create_engine(
-    url: str, *, pool_size: int = 20, max_overflow: int | None = None, echo: bool = False
+    url: str, *, pool_size: int | None = None, max_overflow: int | None = None, echo: bool = False
 ) -> AsyncEngine:
     url = async_url(url)
+    if pool_size is None:
+        pool_size = default_pool_size()
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":

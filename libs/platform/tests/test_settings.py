@@ -96,3 +96,12 @@ def test_a_bad_log_level_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(ValidationError):
         TicketsSettings()
+
+
+def test_a_service_shares_its_database_connections_between_its_workers() -> None:
+    from libs.platform.db import SERVICE_POOL_SIZE, default_pool_size
+
+    assert default_pool_size({}) == SERVICE_POOL_SIZE
+    assert default_pool_size({"WORKERS": "2"}) == SERVICE_POOL_SIZE // 2
+    assert default_pool_size({"WORKERS": "8"}) == 4  # never starved below a few
+    assert default_pool_size({"WORKERS": "2", "DATABASE_POOL_SIZE": "25"}) == 25
