@@ -1,5 +1,5 @@
 """Handlers of follow-up tasks and contracts: the same load, decide, append path as
-orders and deals (``handlers.py``), each in one transaction."""
+orders and deals (``handlers/__init__.py``), each in one transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any, Protocol, TypeVar
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.pipeline import LeadCaptured
-from services.pipeline import task_list
 from services.pipeline.commands import (
     CompleteTask,
     CreateTask,
@@ -28,6 +27,7 @@ from services.pipeline.handlers import (
     read_events,
     retrying,
 )
+from services.pipeline.read_model import task_list
 
 S = TypeVar("S", bound="Versioned")
 

@@ -1,5 +1,6 @@
 """Handlers of deals and the tenant's deal stages: the load, decide, append path of
-``handlers.py``; a deal's stays in stages are written with its events (``funnel.py``)."""
+``handlers/__init__.py``; a deal's stays in stages are written with its events
+(``read_model/funnel.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.pipeline import DealStage
-from services.pipeline import funnel
 from services.pipeline.commands import AttachQuote, DefineDealStages, MoveDeal, OpenDeal
 from services.pipeline.domain import deals
 from services.pipeline.handlers import (
@@ -20,6 +20,7 @@ from services.pipeline.handlers import (
     read_events,
     retrying,
 )
+from services.pipeline.read_model import funnel
 
 # The tenant's deal stages are one stream of their own.
 DEAL_STAGES_STREAM = "deal-stages"

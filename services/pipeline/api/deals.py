@@ -1,5 +1,5 @@
 """Deals, the tenant's deal stages and the funnel under /api/v1 (the conventions of
-``api.py``)."""
+``conventions.py``)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from libs.auth import Principal, require
 from libs.events.catalog.pipeline import DealStage
 from libs.platform.app import etag_for
 from libs.platform.errors import Unprocessable
-from services.pipeline import deal_handlers as handlers
-from services.pipeline import funnel
-from services.pipeline.api import (
+from services.pipeline.api.conventions import (
     MAX_PAGE,
     Body,
     Configurer,
@@ -39,6 +37,8 @@ from services.pipeline.commands import (
     OrderLine,
     StageInput,
 )
+from services.pipeline.handlers import deals as handlers
+from services.pipeline.read_model import funnel
 
 router = APIRouter(prefix="/api/v1", tags=["pipeline"])
 

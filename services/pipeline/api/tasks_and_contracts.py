@@ -1,4 +1,4 @@
-"""Follow-up tasks and contracts under /api/v1 (the conventions of ``api.py``)."""
+"""Follow-up tasks and contracts under /api/v1 (the conventions of ``conventions.py``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from libs.auth import Principal, require
 from libs.platform.app import etag_for
-from services.pipeline import task_and_contract_handlers as handlers
-from services.pipeline import task_list
-from services.pipeline.api import (
+from services.pipeline.api.conventions import (
     MAX_PAGE,
     Body,
     IfMatch,
@@ -35,6 +33,8 @@ from services.pipeline.commands import (
     SignContract,
     TerminateContract,
 )
+from services.pipeline.handlers import tasks_and_contracts as handlers
+from services.pipeline.read_model import task_list
 
 router = APIRouter(prefix="/api/v1", tags=["pipeline"])
 

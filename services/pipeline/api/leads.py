@@ -1,4 +1,4 @@
-"""Leads and assignment rules under /api/v1 (the conventions of ``api.py``)."""
+"""Leads and assignment rules under /api/v1 (the conventions of ``conventions.py``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from pydantic import BaseModel
 from libs.auth import Principal, require
 from libs.events.catalog.pipeline import AssignmentRule, LeadSource
 from libs.platform.app import etag_for
-from services.pipeline import lead_handlers as handlers
-from services.pipeline import lead_list, read_model
-from services.pipeline.api import (
+from services.pipeline import read_model
+from services.pipeline.api.conventions import (
     MAX_PAGE,
     Body,
     Configurer,
@@ -38,6 +37,8 @@ from services.pipeline.commands import (
     RuleInput,
 )
 from services.pipeline.domain.leads import Lead
+from services.pipeline.handlers import leads as handlers
+from services.pipeline.read_model import lead_list
 
 router = APIRouter(prefix="/api/v1", tags=["pipeline"])
 

@@ -1,19 +1,10 @@
-"""The pipeline HTTP API under /api/v1: parse, authorise, call the handler, answer.
-
-Conventions every endpoint keeps (as in contacts):
-
-* the tenant comes from the token only; another tenant's order or deal is a 404;
-* ``ETag: "<version>"`` on every answer about one aggregate; ``If-Match`` on a
-  write makes it conditional (412 when the aggregate is at another version);
-* a customer named in a body must exist in the tenant (422 naming the field);
-  a customer in the path that does not is a 404.
-"""
+"""Orders under /api/v1: placed, imported, refunded, cancelled; a customer's orders and
+purchase figures (the conventions of ``conventions.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 from fastapi import (
@@ -21,24 +12,34 @@ from fastapi import (
     Depends,
     File,
     Form,
-    Path,
     Query,
     Request,
     Response,
     UploadFile,
     status,
 )
-from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field
 
 from libs.auth import Principal, require
-from libs.platform.app import etag_for, if_match_version
-from services.pipeline import handlers, order_import, read_model
+from libs.platform.app import etag_for
+from services.pipeline import read_model
+from services.pipeline.api.conventions import (
+    MAX_PAGE,
+    Body,
+    IfMatch,
+    ItemId,
+    OrderWriter,
+    PipelineDep,
+    Reader,
+    Refunder,
+    WrittenItem,
+    bearer_of,
+    command_from,
+    written,
+)
 from services.pipeline.commands import (
-    ID_PATTERN,
     MAX_LINES,
     CancelOrder,
-    Command,
     LineToRefund,
     MinorUnits,
     OrderLine,
@@ -46,61 +47,11 @@ from services.pipeline.commands import (
     PositiveMinorUnits,
     RefundOrder,
 )
-from services.pipeline.handlers import Pipeline, Written
+from services.pipeline.handlers import order_import
+from services.pipeline.handlers import orders as handlers
+from services.pipeline.read_model import order_list
 
 router = APIRouter(prefix="/api/v1", tags=["pipeline"])
-
-C = TypeVar("C", bound=Command)
-MAX_PAGE = 200
-DealStatus = Literal["open", "won", "lost"]
-
-ItemId = Annotated[str, Path(pattern=ID_PATTERN)]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
-
-
-async def pipeline_of(request: Request) -> Pipeline:
-    pipeline: Pipeline = request.app.state.pipeline
-    return pipeline
-
-
-PipelineDep = Annotated[Pipeline, Depends(pipeline_of)]
-Reader = Annotated[Principal, Depends(require("customers:read"))]
-OrderWriter = Annotated[Principal, Depends(require("orders:write"))]
-Refunder = Annotated[Principal, Depends(require("orders:refund"))]
-Configurer = Annotated[Principal, Depends(require("pipeline:configure"))]
-
-
-class Body(BaseModel):
-    # A misspelt field must not pass silently.
-    model_config = ConfigDict(extra="forbid")
-
-
-class WrittenItem(BaseModel):
-    id: str
-    version: int
-
-
-def command_from(model: type[C], data: Mapping[str, Any], **server_set: Any) -> C:
-    """Validate a command the way a request body is, so errors are the usual 422."""
-    try:
-        return model.model_validate({**data, **server_set})
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        ) from None
-
-
-def bearer_of(request: Request) -> str | None:
-    """The caller's credentials, forwarded when contacts must be asked about a customer."""
-    return request.headers.get("Authorization")
-
-
-def written(response: Response, result: Written) -> WrittenItem:
-    response.headers["ETag"] = etag_for(result.version)
-    return WrittenItem(id=result.id, version=result.version)
-
-
-# --- orders ----------------------------------------------------------------------------
 
 
 class OrderBody(Body):
@@ -233,7 +184,7 @@ async def customer_orders(
     records = await pipeline.directory.records(principal.tenant_id, customer_id, bearer_of(request))
     before = read_model.decode_cursor(cursor) if cursor else None
     async with pipeline.engine.connect() as conn:
-        items = await read_model.orders_of(
+        items = await order_list.orders_of(
             conn, principal.tenant_id, records, before=before, limit=limit + 1
         )
     next_cursor = None
@@ -254,7 +205,7 @@ async def purchase_figures(
     first and last order, mean days between orders; cancelled orders do not count."""
     records = await pipeline.directory.records(principal.tenant_id, customer_id, bearer_of(request))
     async with pipeline.engine.connect() as conn:
-        figures = await read_model.purchase_figures(conn, principal.tenant_id, records)
+        figures = await order_list.purchase_figures(conn, principal.tenant_id, records)
     return {
         "customer_id": records[0],
         "order_count": figures.order_count,

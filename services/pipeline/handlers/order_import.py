@@ -35,11 +35,12 @@ from sqlalchemy.exc import IntegrityError
 from libs.events.store import StreamAppend
 from libs.platform.errors import DomainError, Unprocessable
 from libs.platform.spreadsheets import decode_spreadsheet
-from services.pipeline import read_model
 from services.pipeline.commands import PlaceOrder
 from services.pipeline.domain import orders
 from services.pipeline.domain.money import currency_code, minor_units
-from services.pipeline.handlers import Pipeline, new_events, place_order
+from services.pipeline.handlers import Pipeline, new_events
+from services.pipeline.handlers.orders import place_order
+from services.pipeline.read_model import order_list
 
 ORDER_COLUMNS = ("customer_id", "currency", "placed_at", "external_id", "total")
 LINE_COLUMNS = ("sku", "name", "quantity", "unit_price")
@@ -242,13 +243,13 @@ async def _write_batch(
     bearer: str | None,
 ) -> None:
     now = pipeline.clock()
-    table = read_model.order_external_ids
+    table = order_list.order_external_ids
     already_there: list[_Ready] = []
     already = 0
     try:
         async with pipeline.engine.begin() as conn:
             wanted = [r.command.external_id for r in batch]
-            orders_table = read_model.orders
+            orders_table = order_list.orders
             known = {
                 row.external_id: row
                 for row in await conn.execute(
@@ -289,7 +290,7 @@ async def _write_batch(
                 )
                 order = orders.fold(events)
                 assert order is not None
-                placed.append(read_model.order_row(tenant_id, order))
+                placed.append(order_list.order_row(tenant_id, order))
                 claims.append(
                     {
                         "tenant_id": tenant_id,
@@ -300,7 +301,7 @@ async def _write_batch(
             if appends:
                 await conn.execute(insert(table), claims)
                 await pipeline.store.append_many(tenant_id, appends, conn=conn)
-                await conn.execute(insert(read_model.orders), placed)
+                await conn.execute(insert(order_list.orders), placed)
     except IntegrityError:
         # A sync placed one of these external ids meanwhile: one by one, each decided
         # against what is there now.

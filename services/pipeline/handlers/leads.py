@@ -1,5 +1,5 @@
 """Handlers of leads and assignment rules: the load, decide, append path of
-``handlers.py``, plus converting a lead through contacts and erasing a prospect."""
+``handlers/__init__.py``, plus converting a lead through contacts and erasing a prospect."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.pipeline import AssignmentRule, LeadAssigned, LeadErased
-from services.pipeline import funnel, lead_list
 from services.pipeline.commands import (
     AssignLead,
     CaptureLead,
@@ -18,7 +17,6 @@ from services.pipeline.commands import (
     OpenDeal,
     QualifyLead,
 )
-from services.pipeline.deal_handlers import load_stages
 from services.pipeline.domain import deals, leads
 from services.pipeline.handlers import (
     Pipeline,
@@ -29,6 +27,8 @@ from services.pipeline.handlers import (
     read_events,
     retrying,
 )
+from services.pipeline.handlers.deals import load_stages
+from services.pipeline.read_model import funnel, lead_list
 
 ASSIGNMENT_RULES_STREAM = "assignment-rules"
 
