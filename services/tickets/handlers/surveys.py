@@ -22,7 +22,7 @@ from libs.platform.db import UtcDateTime
 from libs.platform.errors import Conflict, NotFound
 from services.tickets.domain.survey import Survey, SurveyAnswered, answer, fold_survey, send_survey
 from services.tickets.domain.ticket import existing, fold
-from services.tickets.unit import Tickets, new_events, timed
+from services.tickets.handlers import Tickets, new_events, timed
 
 metadata = MetaData()
 links = Table(
@@ -75,8 +75,6 @@ def survey_stream(survey_id: str) -> str:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
 
 
 async def send(

@@ -15,9 +15,9 @@ import contextlib
 import logging
 
 from libs.events.catalog.tickets import SlaBreached
-from services.tickets import metrics, read_model
-from services.tickets.handlers import look_after
-from services.tickets.unit import Tickets
+from services.tickets.handlers import Tickets, ticket_metrics
+from services.tickets.handlers.tickets import look_after
+from services.tickets.read_model import ticket_list
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class BreachScheduler:
         """Record every breach and escalation due by now; the number of breaches."""
         recorded = 0
         for _ in range(MAX_ROUNDS):
-            due = await read_model.due(self.tickets.engine, self.tickets.clock(), self.batch)
+            due = await ticket_list.due(self.tickets.engine, self.tickets.clock(), self.batch)
             for ticket in due:
                 try:
                     done = await look_after(self.tickets, ticket.tenant_id, ticket.ticket_id)
@@ -54,7 +54,7 @@ class BreachScheduler:
         return recorded
 
     async def count_open(self) -> None:
-        metrics.set_open(await read_model.open_by_priority(self.tickets.engine))
+        ticket_metrics.set_open(await ticket_list.open_by_priority(self.tickets.engine))
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.tickets.read_model import tickets
-from services.tickets.surveys import answers
+from services.tickets.handlers.surveys import answers
+from services.tickets.read_model.ticket_list import tickets
 
 
 async def service_stats(

@@ -19,8 +19,6 @@ from libs.events.catalog import DomainEvent
 from libs.events.catalog.tickets import EscalationRule, Priority, TicketOpened, TicketReplied
 from libs.events.store import RecordedEvent
 from libs.platform.errors import DomainError, NotFound
-from services.tickets import metrics as ticket_metrics
-from services.tickets import read_model
 from services.tickets.commands import ChangePriority, OpenTicket, RecordBreach, TicketCommand
 from services.tickets.domain.calendar import STANDARD, BusinessCalendar
 from services.tickets.domain.dispatch import dispatch, matching_rule
@@ -35,14 +33,22 @@ from services.tickets.domain.ticket import (
     existing,
     fold,
 )
-from services.tickets.known_customers import KnownCustomer
-from services.tickets.policies import (
+from services.tickets.handlers import (
+    StaleVersion,
+    Tickets,
+    new_events,
+    retrying,
+    ticket_metrics,
+    timed,
+)
+from services.tickets.handlers.policies import (
     applied_sla,
     calendar_at,
     dispatch_rules,
     escalation_rules,
 )
-from services.tickets.unit import StaleVersion, Tickets, new_events, retrying, timed
+from services.tickets.read_model import ticket_list
+from services.tickets.read_model.known_customers import KnownCustomer
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +125,7 @@ async def open_ticket(
         await tickets.store.append(
             tenant_id, ticket.id, 0, new_events(events, command.customer_id, now), conn=conn
         )
-        await read_model.save(
+        await ticket_list.save(
             conn,
             tenant_id,
             ticket,
@@ -167,7 +173,7 @@ async def change(
                 new_events(events, before.customer_id, now),
                 conn=conn,
             )
-            await read_model.save(conn, tenant_id, after, calendar, now, rules)
+            await ticket_list.save(conn, tenant_id, after, calendar, now, rules)
         tickets.appended(len(events))
         ticket_metrics.changed(before, after, events, calendar)
         return after, events
@@ -255,7 +261,7 @@ async def refresh_next_due(tickets: Tickets, tenant_id: str, ticket_id: str) -> 
     rules = await escalation_rules(tickets, tenant_id)
     async with tickets.engine.begin() as conn:
         # Only the schedule: a concurrent change writes the whole row, schedule included.
-        await read_model.reschedule(conn, tenant_id, ticket, calendar, now, rules)
+        await ticket_list.reschedule(conn, tenant_id, ticket, calendar, now, rules)
 
 
 async def dispatched(
@@ -267,5 +273,5 @@ async def dispatched(
     rule = matching_rule(await dispatch_rules(tickets, tenant_id), first, customer.tags)
     if rule is None:
         return []
-    workload, last = await read_model.workload(tickets.engine, tenant_id, rule.group, rule.agents)
+    workload, last = await ticket_list.workload(tickets.engine, tenant_id, rule.group, rule.agents)
     return [dispatch(rule, first, workload=workload, last_assigned=last)]

@@ -41,7 +41,7 @@ from libs.events.projection import Projection, active_generation
 from libs.events.store import EventStore, NewEvent, personal_data_keys
 from libs.events.vault import PersonalDataVault
 from libs.platform.errors import DomainError, NotFound
-from services.tickets.read_model import tickets
+from services.tickets.read_model.ticket_list import tickets
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from libs.auth import Principal, require
 from libs.events.catalog.tickets import Category, Priority, Status
 from libs.platform.app import etag_for, if_match_version
-from services.tickets import handlers, read_model
 from services.tickets.commands import (
     AssignTicket,
     ChangePriority,
@@ -33,7 +32,9 @@ from services.tickets.commands import (
 )
 from services.tickets.domain.sla import SlaState
 from services.tickets.domain.ticket import Ticket
-from services.tickets.unit import Tickets
+from services.tickets.handlers import Tickets
+from services.tickets.handlers import tickets as handlers
+from services.tickets.read_model import ticket_list
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
@@ -220,7 +221,7 @@ async def list_tickets(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
     """The tenant's tickets, newest first; pass ``next_cursor`` back as ``cursor``."""
-    page = await read_model.search(
+    page = await ticket_list.search(
         tickets.engine,
         principal.tenant_id,
         filters={
@@ -246,7 +247,7 @@ async def customer_tickets(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
-    page = await read_model.search(
+    page = await ticket_list.search(
         tickets.engine,
         principal.tenant_id,
         filters={"customer_id": customer_id},

@@ -15,10 +15,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.events.catalog.tickets import CsatAnswered, SurveyKind
 from libs.platform.errors import Unprocessable
-from services.tickets import surveys
-from services.tickets.api import CustomerId, Reader, TicketId, TicketsDep, Worker, bearer_of
-from services.tickets.stats import service_stats
-from services.tickets.surveys import IssuedLink
+from services.tickets.api.tickets import CustomerId, Reader, TicketId, TicketsDep, Worker, bearer_of
+from services.tickets.handlers import surveys
+from services.tickets.handlers.surveys import IssuedLink
+from services.tickets.read_model.service_stats import service_stats
 
 router = APIRouter(prefix="/api/v1", tags=["surveys"])
 Token = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{20,100}$", description="the link's token")]

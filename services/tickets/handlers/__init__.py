@@ -22,7 +22,7 @@ from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, Recorde
 from libs.platform.app import current_correlation_id
 from libs.platform.errors import Conflict, PreconditionFailed
 from services.tickets.domain.calendar import BusinessCalendar
-from services.tickets.known_customers import CustomerDirectory
+from services.tickets.read_model.known_customers import CustomerDirectory
 
 SERVICE = "tickets"
 SOURCE = "/crm/tickets"

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from libs.auth import Principal, require
 from libs.events.catalog.tickets import DispatchRule, EscalationRule
 from libs.platform.app import etag_for
-from services.tickets import policies
-from services.tickets.api import IfMatch, Reader, TicketsDep
+from services.tickets.api.tickets import IfMatch, Reader, TicketsDep
 from services.tickets.commands import DefineBusinessCalendar, DefineSlaPolicy
+from services.tickets.handlers import policies
 
 router = APIRouter(prefix="/api/v1", tags=["service policies"])
 

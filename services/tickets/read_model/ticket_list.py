@@ -79,8 +79,6 @@ Index(
 )
 
 
-
-
 async def save(
     conn: AsyncConnection,
     tenant_id: str,

@@ -24,8 +24,8 @@ from services.tickets.commands import DefineBusinessCalendar, DefineSlaPolicy
 from services.tickets.domain.calendar import STANDARD, BusinessCalendar
 from services.tickets.domain.sla import TARGETS
 from services.tickets.domain.ticket import AppliedSla
-from services.tickets.known_customers import KnownCustomer
-from services.tickets.unit import StaleVersion, Tickets, new_events, retrying
+from services.tickets.handlers import StaleVersion, Tickets, new_events, retrying
+from services.tickets.read_model.known_customers import KnownCustomer
 
 DEFAULT_POLICY = "default"
 ESCALATION_RULES = "escalation-rules"
