@@ -48,7 +48,6 @@ from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import CustomerKind
 from libs.events.store import StreamAppend
 from libs.platform.errors import Unprocessable
-from services.contacts import read_model
 from services.contacts.commands import RegisterCustomer
 from services.contacts.domain import (
     ContactsError,
@@ -57,14 +56,15 @@ from services.contacts.domain import (
     CustomFieldDefinition,
     decide,
 )
-from services.contacts.handlers import (
+from services.contacts.handlers.customers import (
     Contacts,
     evolved,
     load_custom_fields,
     load_customer,
     new_events,
 )
-from services.contacts.read_model import Identity
+from services.contacts.read_model import customer_list
+from services.contacts.read_model.customer_list import Identity
 
 # Fixed forever: ids derived from it must come out the same on every re-run.
 IMPORT_NAMESPACE = uuid.UUID("6f1d3c1e-7a51-4c8e-9d0b-2b1e5f0c9a77")
@@ -426,7 +426,7 @@ async def import_customers(
             continue
         command = command.model_copy(update={"customer_id": row_identity(tenant_id, command)})
         batch.append(
-            Candidate(row, command, read_model.identities_of(command.email, command.phone))
+            Candidate(row, command, customer_list.identities_of(command.email, command.phone))
         )
         if len(batch) >= contacts.import_batch_size:
             await write(row)
@@ -438,11 +438,11 @@ async def import_customers(
         await write(row)
 
     if report.created:
-        await read_model.refresh_statistics(contacts.engine)
+        await customer_list.refresh_statistics(contacts.engine)
     async with contacts.engine.begin() as conn:
         if resume is not None and await _recorded(conn, report.import_id):
             return report  # stopped between recording the run and saying it was done
-        await read_model.record_import_run(
+        await customer_list.record_import_run(
             conn,
             {
                 "import_id": report.import_id,
@@ -461,7 +461,7 @@ async def import_customers(
 
 
 async def _recorded(conn: AsyncConnection, import_id: str) -> bool:
-    runs = read_model.import_runs
+    runs = customer_list.import_runs
     found = await conn.scalar(select(runs.c.import_id).where(runs.c.import_id == import_id))
     return found is not None
 
@@ -484,11 +484,11 @@ async def _write_batch(
     registered: list[Customer] = []
     async with contacts.engine.begin() as conn:
         # Registrations of the tenant wait for this batch; the batch sees all of theirs.
-        await read_model.lock_tenant(conn, tenant_id)
-        await read_model.plan_each_bulk_query(conn)
+        await customer_list.lock_tenant(conn, tenant_id)
+        await customer_list.plan_each_bulk_query(conn)
         ids = [c.command.customer_id for c in batch]
-        already = await read_model.existing_ids(conn, tenant_id, ids)
-        holders = await read_model.identity_holders(
+        already = await customer_list.existing_ids(conn, tenant_id, ids)
+        holders = await customer_list.identity_holders(
             conn, tenant_id, [i for c in batch for i in c.identities]
         )
         for company_id in {c.command.company_id for c in batch} - companies.keys():
@@ -503,7 +503,7 @@ async def _write_batch(
             registered.append(evolved(None, events))
         if appends:
             await contacts.store.append_many(tenant_id, appends, conn=conn)
-            await read_model.insert_customers(conn, registered)
+            await customer_list.insert_customers(conn, registered)
         report.created += len(appends)
         if on_batch is not None:
             await on_batch(conn, report, last_row)

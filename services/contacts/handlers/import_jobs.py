@@ -47,8 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.events.catalog.contacts import CustomerKind
 from libs.platform.db import JsonDocument, UtcDateTime
 from libs.platform.errors import Conflict, NotFound
-from services.contacts import importer
-from services.contacts.handlers import Contacts
+from services.contacts.handlers import importer
+from services.contacts.handlers.customers import Contacts
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.contacts import CustomerKind
-from services.contacts.import_jobs import ImportJob, ImportJobs, JobStatus, Submission
+from services.contacts.handlers.import_jobs import ImportJob, ImportJobs, JobStatus, Submission
 
 router = APIRouter(prefix="/api/v1", tags=["imports"])
 

@@ -40,7 +40,6 @@ from libs.events.vault import PersonalDataPolicy
 from libs.platform.app import current_correlation_id
 from libs.platform.db import drop_overwritten_pages, is_postgres
 from libs.platform.errors import Conflict, PreconditionFailed
-from services.contacts import read_model, registration
 from services.contacts.commands import (
     ChangeProfile,
     CustomerCommand,
@@ -65,6 +64,7 @@ from services.contacts.domain import (
     fold_custom_fields,
     references,
 )
+from services.contacts.read_model import customer_list, registration_routine
 
 log = logging.getLogger(__name__)
 
@@ -272,10 +272,10 @@ async def register_customer(
             for other in references(command)
         }
         events = decide(command, None, now, definitions=definitions, others=others)
-        claimed = read_model.identities_of(command.email, command.phone)
-        await read_model.lock_identities(conn, tenant_id, claimed)
+        claimed = customer_list.identities_of(command.email, command.phone)
+        await customer_list.lock_identities(conn, tenant_id, claimed)
         if not register_anyway:
-            holders = await read_model.identity_holders(conn, tenant_id, claimed)
+            holders = await customer_list.identity_holders(conn, tenant_id, claimed)
             for kind in ("email", "phone"):
                 holder = next((h for (k, _), h in holders.items() if k == kind), None)
                 if holder is not None:
@@ -283,7 +283,7 @@ async def register_customer(
         version = await contacts.store.append(
             tenant_id, customer_id, 0, new_events(events, customer_id, now), conn=conn
         )
-        await read_model.insert_customers(conn, [evolved(None, events)])
+        await customer_list.insert_customers(conn, [evolved(None, events)])
     contacts.appended(len(events))
     return Written(customer_id, version, True)
 
@@ -296,8 +296,9 @@ async def _register_in_one_round_trip(
     *,
     register_anyway: bool,
 ) -> Written | None:
-    """The same registration as below, stored by one routine call (services/contacts/
-    registration.py); None when the cached custom field definitions were stale."""
+    """The same registration as below, stored by one routine call
+    (services/contacts/read_model/registration_routine.py); None when the cached custom
+    field definitions were stale."""
     tenant_id, customer_id = command.tenant_id, command.customer_id
     definitions, definitions_version = known
     events = decide(command, None, now, definitions=definitions, others={})
@@ -305,7 +306,7 @@ async def _register_in_one_round_trip(
         tenant_id, customer_id, new_events(events, customer_id, now)
     )
     async with contacts.engine.connect() as conn:
-        refused = await registration.register(
+        refused = await registration_routine.register(
             conn,
             evolved(None, events),
             check_duplicates=not register_anyway,
@@ -332,7 +333,7 @@ async def change_customer(
     async def attempt() -> Written:
         now = contacts.clock()
         async with contacts.engine.begin() as conn:
-            await read_model.lock_customers(conn, tenant_id, [customer_id])
+            await customer_list.lock_customers(conn, tenant_id, [customer_id])
             state = existing(
                 await load_customer(contacts, conn, tenant_id, customer_id), customer_id
             )
@@ -348,16 +349,16 @@ async def change_customer(
             if not events:
                 return Written(customer_id, state.version, False)
             after = evolved(state, events)
-            new_claims = set(read_model.identities_of(after.email, after.phone)) - set(
-                read_model.identities_of(state.email, state.phone)
+            new_claims = set(customer_list.identities_of(after.email, after.phone)) - set(
+                customer_list.identities_of(state.email, state.phone)
             )
             if new_claims:
-                await read_model.lock_identities(conn, tenant_id, sorted(new_claims))
+                await customer_list.lock_identities(conn, tenant_id, sorted(new_claims))
             version = await contacts.store.append(
                 tenant_id, customer_id, state.version, new_events(events, customer_id, now),
                 conn=conn,
             )
-            await read_model.update_customer(conn, state, after)
+            await customer_list.update_customer(conn, state, after)
         contacts.appended(len(events))
         return Written(customer_id, version, True)
 
@@ -378,7 +379,7 @@ async def merge_customers(
     async def attempt() -> Written:
         now = contacts.clock()
         async with contacts.engine.begin() as conn:
-            await read_model.lock_customers(conn, tenant_id, [survivor_id, duplicate_id])
+            await customer_list.lock_customers(conn, tenant_id, [survivor_id, duplicate_id])
             survivor = existing(
                 await load_customer(contacts, conn, tenant_id, survivor_id), survivor_id
             )
@@ -399,8 +400,8 @@ async def merge_customers(
                     conn=conn,
                 )
             for state, events in changes:
-                await read_model.update_customer(conn, state, evolved(state, events))
-            await read_model.record_merge(conn, tenant_id, survivor_id, duplicate_id)
+                await customer_list.update_customer(conn, state, evolved(state, events))
+            await customer_list.record_merge(conn, tenant_id, survivor_id, duplicate_id)
         contacts.appended(len(for_survivor) + len(for_duplicate))
         return Written(survivor_id, versions[survivor_id], True)
 
@@ -429,11 +430,11 @@ async def erase_personal_data(
         now = contacts.clock()
         appended = 0
         async with contacts.engine.begin() as conn:
-            target = await read_model.resolve(conn, tenant_id, customer_id)
+            target = await customer_list.resolve(conn, tenant_id, customer_id)
             if target is None:
                 raise CustomerNotFound(customer_id)
-            records = await read_model.records_of(conn, tenant_id, target)
-            await read_model.lock_customers(conn, tenant_id, records)
+            records = await customer_list.records_of(conn, tenant_id, target)
+            await customer_list.lock_customers(conn, tenant_id, records)
             version = 0
             for record_id in sorted(records):
                 state = existing(
@@ -449,7 +450,7 @@ async def erase_personal_data(
                         tenant_id, record_id, state.version, new_events(events, record_id, now),
                         conn=conn,
                     )
-                    await read_model.update_customer(conn, state, evolved(state, events))
+                    await customer_list.update_customer(conn, state, evolved(state, events))
                     appended += len(events)
                 # Also when already erased: a key written since must not survive.
                 await contacts.store.erase_personal_data(tenant_id, record_id, conn=conn)
@@ -518,8 +519,8 @@ class CustomerProfile:
 async def customer_profile(contacts: Contacts, tenant_id: str, customer_id: str) -> CustomerProfile:
     """The customer, or the survivor a merged duplicate's id now stands for."""
     async with contacts.engine.connect() as conn:
-        target = await read_model.resolve(conn, tenant_id, customer_id)
-        found = await read_model.profile(conn, tenant_id, target) if target else None
+        target = await customer_list.resolve(conn, tenant_id, customer_id)
+        found = await customer_list.profile(conn, tenant_id, target) if target else None
     if target is None or found is None:
         raise CustomerNotFound(customer_id)
     return CustomerProfile(target, int(found["version"]), found)
@@ -537,14 +538,14 @@ async def customer_history(contacts: Contacts, tenant_id: str, customer_id: str)
     """The union of the histories of the customer and the duplicates it absorbed,
     in the order they were recorded; personal fields of erased ones read redacted."""
     async with contacts.engine.connect() as conn:
-        target = await read_model.resolve(conn, tenant_id, customer_id)
+        target = await customer_list.resolve(conn, tenant_id, customer_id)
         if target is None:
             raise CustomerNotFound(customer_id)
         events: list[RecordedEvent] = []
         records: list[dict[str, Any]] = []
-        for record_id in await read_model.records_of(conn, tenant_id, target):
+        for record_id in await customer_list.records_of(conn, tenant_id, target):
             events += await contacts.store.read_stream(tenant_id, record_id, conn=conn)
-            found = await read_model.profile(conn, tenant_id, record_id)
+            found = await customer_list.profile(conn, tenant_id, record_id)
             if found is not None:
                 records.append(found)
     events.sort(key=lambda e: e.position)

@@ -45,7 +45,6 @@ from libs.events.catalog.contacts import (
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import Unprocessable
 from libs.platform.types import Instant, UtcInstant
-from services.contacts import handlers, read_model
 from services.contacts.commands import (
     AttributeInput,
     ChangeConsent,
@@ -62,7 +61,9 @@ from services.contacts.commands import (
     UntagCustomer,
 )
 from services.contacts.domain import CustomFieldDefinition
-from services.contacts.handlers import Contacts, Written
+from services.contacts.handlers import customers as handlers
+from services.contacts.handlers.customers import Contacts, Written
+from services.contacts.read_model import customer_list
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])
 
@@ -335,7 +336,7 @@ async def list_customers(
     created_from: Annotated[UtcQueryTime, Query()] = None,
     created_to: Annotated[UtcQueryTime, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=1, le=read_model.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=customer_list.MAX_PAGE)] = 50,
 ) -> CustomerPage:
     """Search and filter the tenant's customers, newest registration first.
 
@@ -347,7 +348,7 @@ async def list_customers(
     tags = tuple(" ".join(t.split()).lower() for t in tag or [])
     if any("\x00" in t for t in tags):
         raise Unprocessable("tag", "must not contain NUL characters")
-    query = read_model.CustomerQuery(
+    query = customer_list.CustomerQuery(
         q=q,
         tags=tags,
         owner_id=owner,
@@ -356,7 +357,9 @@ async def list_customers(
         registered_before=created_to,
     )
     async with contacts.engine.connect() as conn:
-        page = await read_model.search(conn, principal.tenant_id, query, cursor=cursor, limit=limit)
+        page = await customer_list.search(
+            conn, principal.tenant_id, query, cursor=cursor, limit=limit
+        )
     return CustomerPage(items=page.items, next_cursor=page.next_cursor)
 
 
