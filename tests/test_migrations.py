@@ -26,7 +26,7 @@ from libs.platform.db import create_engine
 from libs.platform.migrations import Migrated, database_revision, head_revision, migrate
 from libs.platform.service import ServiceDeclaration
 from services.bootstrap import SERVICES
-from services.contacts import read_model
+from services.contacts.read_model import customer_list
 
 MIGRATED = [s for s in SERVICES if s.migrations is not None]
 
@@ -76,7 +76,7 @@ async def test_a_database_made_before_migrations_is_taken_over_with_its_data(
         store = EventStore(engine)
         await store.create_tables()
         async with engine.begin() as conn:
-            await conn.run_sync(read_model.metadata.create_all)
+            await conn.run_sync(customer_list.metadata.create_all)
         async with engine.begin() as conn:
             await conn.execute(
                 events.insert().values(

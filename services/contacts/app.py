@@ -25,10 +25,9 @@ from libs.platform.db import create_engine
 from libs.platform.leadership import while_leading
 from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
-from services.contacts import import_jobs
-from services.contacts.api import router
-from services.contacts.handlers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
-from services.contacts.imports_api import router as imports_router
+from services.contacts.api import routers
+from services.contacts.handlers import import_jobs
+from services.contacts.handlers.customers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
 from services.contacts.migrations import FOLDER as MIGRATIONS
 from services.contacts.settings import Settings
 
@@ -112,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CRM contacts",
         version=VERSION,
         settings=settings,
-        routers=[router, imports_router],
+        routers=routers,
         lifespan=lifespan,
     )
     app.state.contacts = contacts

@@ -24,8 +24,8 @@ from libs.auth.dependencies import PRINCIPAL_STATE_KEY, current_principal
 from libs.platform.errors import Forbidden, NotFound
 from services.gateway.api_keys import ApiKey, issue_api_key
 from services.gateway.authentication import ApiKeyRejected, ApiKeysUnavailable, Caller
+from services.gateway.open_resources import GatewayRuntime
 from services.gateway.openapi import API_KEY_SCHEME, BEARER_SCHEME
-from services.gateway.runtime import GatewayRuntime
 
 VERSION = "0.1.0"
 API_KEYS_PATH = "/api/v1/api-keys"

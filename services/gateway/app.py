@@ -11,8 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from libs.platform.app import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, create_service_app
 from services.gateway.api import VERSION, router
+from services.gateway.open_resources import GatewayRuntime
 from services.gateway.routes import RoutingTable
-from services.gateway.runtime import GatewayRuntime
 from services.gateway.settings import Settings
 
 log = structlog.get_logger("crm.gateway")

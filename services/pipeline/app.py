@@ -28,16 +28,11 @@ from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
 from libs.platform.planner_statistics import keep_statistics_fresh
-from services.pipeline import (
-    deal_api,
-    lead_api,
-    lead_handlers,
-    task_and_contract_api,
-)
-from services.pipeline.api import router
+from services.pipeline.api import routers
 from services.pipeline.handlers import SERVICE, SOURCE, CustomerDirectory, Pipeline
+from services.pipeline.handlers import leads as lead_handlers
 from services.pipeline.migrations import FOLDER as MIGRATIONS
-from services.pipeline.read_model import KnownCustomers
+from services.pipeline.read_model.known_customers import KnownCustomers
 from services.pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CRM pipeline",
         version=VERSION,
         settings=settings,
-        routers=[router, deal_api.router, lead_api.router, task_and_contract_api.router],
+        routers=routers,
         lifespan=lifespan,
     )
     app.state.pipeline = pipeline

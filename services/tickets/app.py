@@ -25,15 +25,13 @@ from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
-from services.tickets import known_customers
-from services.tickets.api import router
-from services.tickets.known_customers import CustomerDirectory, projection_factory
+from services.tickets.api import routers
+from services.tickets.handlers import SERVICE, SOURCE, Tickets
+from services.tickets.handlers.breach_scheduler import BreachScheduler
 from services.tickets.migrations import FOLDER as MIGRATIONS
-from services.tickets.policy_api import router as policy_router
-from services.tickets.scheduler import BreachScheduler
+from services.tickets.read_model import known_customers
+from services.tickets.read_model.known_customers import CustomerDirectory, projection_factory
 from services.tickets.settings import Settings
-from services.tickets.survey_api import router as survey_router
-from services.tickets.unit import SERVICE, SOURCE, Tickets
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +101,7 @@ def create_app(
         title="CRM tickets",
         version=VERSION,
         settings=settings,
-        routers=[router, policy_router, survey_router],
+        routers=routers,
         lifespan=lifespan,
     )
     app.state.tickets = tickets

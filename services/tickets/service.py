@@ -15,7 +15,7 @@ from libs.platform.service import (
     ServiceDeclaration,
     under,
 )
-from services.tickets.known_customers import catalog, projection_factory
+from services.tickets.read_model.known_customers import catalog, projection_factory
 from services.tickets.settings import Settings
 
 TICKET_WORK = frozenset({"tickets:write"})

@@ -7,13 +7,14 @@ head build exactly that. ``ROUTINES`` are installed again after every upgrade.
 from pathlib import Path
 
 from libs.events import published, schema, store
-from services.contacts import import_jobs, read_model, registration
+from services.contacts.handlers import import_jobs
+from services.contacts.read_model import customer_list, registration_routine
 
 FOLDER = Path(__file__).parent
 TARGET_METADATA = (
     store.metadata,
     published.relay_metadata,
-    read_model.metadata,
+    customer_list.metadata,
     import_jobs.metadata,
 )
-ROUTINES = (*schema.ROUTINES, registration.ROUTINE)
+ROUTINES = (*schema.ROUTINES, registration_routine.ROUTINE)

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from libs.events.kafka import KafkaSettings
-from services.contacts import registration
 from services.contacts.app import create_app
-from services.contacts.handlers import Contacts
+from services.contacts.handlers.customers import Contacts
+from services.contacts.read_model import registration_routine
 from services.contacts.settings import Settings
 from services.contacts.tests.conftest import SECRET, Api
 
@@ -172,13 +172,13 @@ async def test_each_path_is_the_one_it_claims_to_be(
 ) -> None:
     # Otherwise the table above could run one path three times and prove nothing.
     calls = []
-    routine = registration.register
+    routine = registration_routine.register
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return await routine(*args, **kwargs)
 
-    monkeypatch.setattr(registration, "register", counted)
+    monkeypatch.setattr(registration_routine, "register", counted)
     answer = await registrar.register("acme", {"email": "probe@example.com"})
 
     assert answer.status_code == 201

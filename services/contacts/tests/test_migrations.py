@@ -19,11 +19,11 @@ from libs.platform.migrations import (
     head_revision,
     migrate,
 )
-from services.contacts import read_model
 from services.contacts.app import create_app
 from services.contacts.commands import RegisterCustomer
-from services.contacts.handlers import PERSONAL_DATA, Contacts, register_customer
+from services.contacts.handlers.customers import PERSONAL_DATA, Contacts, register_customer
 from services.contacts.migrations import FOLDER
+from services.contacts.read_model import customer_list
 from services.contacts.settings import Settings
 from services.contacts.tests.conftest import Api
 
@@ -38,7 +38,7 @@ async def counts(engine: Any) -> dict[str, int]:
     tables = {
         "events": events,
         "personal_data_keys": personal_data_keys,
-        **{t.name: t for t in read_model.metadata.sorted_tables},
+        **{t.name: t for t in customer_list.metadata.sorted_tables},
     }
     async with engine.connect() as conn:
         return {

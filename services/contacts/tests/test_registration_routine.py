@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.contacts.app import create_app
-from services.contacts.handlers import Contacts
+from services.contacts.handlers.customers import Contacts
 from services.contacts.settings import Settings
 from services.contacts.tests.conftest import Api
 

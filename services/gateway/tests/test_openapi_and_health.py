@@ -10,8 +10,8 @@ from libs.platform.broker import free_port
 from libs.platform.db import create_engine
 from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
+from services.gateway.open_resources import GatewayRuntime
 from services.gateway.openapi import UpstreamDocument, merge_documents
-from services.gateway.runtime import GatewayRuntime
 from services.gateway.settings import Settings
 from services.gateway.tests.support import gateway_settings, open_gateway, started
 from services.gateway.tests.upstreams import UpstreamServer, nowhere

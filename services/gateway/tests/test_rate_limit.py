@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.gateway.open_resources import worker_rate_limits
 from services.gateway.rate_limit import RateLimited, RateLimits, TokenBucketLimiter
-from services.gateway.runtime import worker_rate_limits
 from services.gateway.tests.support import bearer, gateway_settings, open_gateway
 from services.gateway.tests.upstreams import UpstreamServer
 

@@ -19,7 +19,7 @@ import httpx
 
 from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
-from services.gateway.runtime import GatewayRuntime
+from services.gateway.open_resources import GatewayRuntime
 from services.gateway.tests.support import bearer, gateway_settings
 from services.gateway.tests.upstreams import UpstreamServer
 

@@ -1,7 +1,7 @@
 """CSAT and NPS surveys answered through a one-time link: issue, then answer once.
 
 A survey is a stream of its own: ``SurveySent`` then, at most once, the answer. The
-link's token is never an event (only its hash is kept, in ``surveys.py``); whoever
+link's token is never an event (only its hash is kept, in ``handlers/surveys.py``); whoever
 holds it may answer, once, before it expires.
 """
 

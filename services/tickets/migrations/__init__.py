@@ -9,14 +9,15 @@ from pathlib import Path
 
 from libs.events import published, schema, store
 from libs.events.projection import runtime_metadata
-from services.tickets import read_model, surveys
+from services.tickets.handlers import surveys
+from services.tickets.read_model import ticket_list
 
 FOLDER = Path(__file__).parent
 TARGET_METADATA = (
     store.metadata,
     published.relay_metadata,
     runtime_metadata,
-    read_model.metadata,
+    ticket_list.metadata,
     surveys.metadata,
 )
 ROUTINES = tuple(schema.ROUTINES)

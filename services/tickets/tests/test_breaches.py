@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from libs.events.kafka import KafkaSettings, service_topic
 from libs.events.store import events
-from services.tickets.scheduler import BreachScheduler
+from services.tickets.handlers.breach_scheduler import BreachScheduler
 from services.tickets.settings import Settings
 from services.tickets.tests.conftest import Api, MovableClock, eventually, tickets_app
 from services.tickets.tests.test_api import STANDARD_POLICY
@@ -128,7 +128,7 @@ async def test_an_answered_ticket_is_not_breached_and_leaves_the_due_list(
     assert await breaches(app, ticket) == []
     engine = app.state.tickets.engine
     async with engine.connect() as conn:
-        from services.tickets.read_model import tickets
+        from services.tickets.read_model.ticket_list import tickets
 
         due = await conn.scalar(select(func.count()).where(tickets.c.next_due_at.is_not(None)))
     assert due == 0

@@ -1,0 +1,406 @@
+"""Customer imports as jobs: submitted in one request, run in the background, polled.
+
+A 50,000-row file takes longer than any HTTP client, proxy or gateway waits, so the
+request only stores the file and answers 202 with the job's address; the service's
+own runner does the import and keeps the job's progress and report in
+``contacts_import_jobs``, the service's database (docs/decisions/0015).
+
+* One request, one job: a retry of the same submission (same file, mapping, kind
+  and time zone, or the same ``Idempotency-Key``) finds the job it created.
+* A job survives a restart: a runner that stops asks the import to stop at a
+  batch boundary and puts the job back in the queue; one that died is noticed by
+  its stale heartbeat. Each batch commits with the job's checkpoint, so a job
+  picked up again starts after the last batch written, with the report so far.
+* The file is kept only until the job ends: it holds personal data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from libs.events.catalog.contacts import CustomerKind
+from libs.platform.db import JsonDocument, UtcDateTime
+from libs.platform.errors import Conflict, NotFound
+from services.contacts.handlers import importer
+from services.contacts.handlers.customers import Contacts
+
+log = logging.getLogger(__name__)
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+# A job that failed this many times for reasons of ours (not its file) stays failed.
+MAX_ATTEMPTS = 3
+
+metadata = MetaData()
+
+import_jobs = Table(
+    "contacts_import_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    # sha256 of the Idempotency-Key, or of the submission itself when there is none.
+    Column("request_key", String(80), nullable=False),
+    Column("submission_sha256", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("submitted_by", String(64), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("heartbeat_at", UtcDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("file", LargeBinary),  # cleared when the job ends
+    Column("options", JsonDocument, nullable=False),  # mapping, kind, timezone
+    Column("rows_total", Integer, nullable=False),
+    Column("rows_done", Integer, nullable=False, default=0),
+    Column("after_row", Integer, nullable=False, default=1),  # checkpoint (file row)
+    Column("report", JsonDocument),  # so far while running; whole when succeeded
+    Column("failure", Text),
+    UniqueConstraint("tenant_id", "request_key", name="uq_contacts_import_jobs_request"),
+)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a caller asked to import, as the request carried it."""
+
+    content: bytes
+    mapping: str | None
+    kind: CustomerKind
+    timezone: str
+
+    def options(self) -> dict[str, Any]:
+        return {"mapping": self.mapping, "kind": self.kind, "timezone": self.timezone}
+
+    def fingerprint(self) -> str:
+        """Same file and options, same fingerprint (a mapping's spacing and key order
+        do not matter: it was checked to be a JSON object already)."""
+        mapping = None
+        if self.mapping is not None and self.mapping.strip():
+            mapping = json.dumps(json.loads(self.mapping), sort_keys=True, ensure_ascii=False)
+        options = json.dumps([mapping, self.kind, self.timezone.strip()], ensure_ascii=False)
+        digest = hashlib.sha256(options.encode())
+        digest.update(b"\x00")
+        digest.update(self.content)
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    job_id: str
+    tenant_id: str
+    status: JobStatus
+    submitted_by: str
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    rows_total: int
+    rows_done: int
+    report: dict[str, Any] | None
+    failure: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+
+_VIEW_COLUMNS = (
+    import_jobs.c.job_id,
+    import_jobs.c.tenant_id,
+    import_jobs.c.status,
+    import_jobs.c.submitted_by,
+    import_jobs.c.submitted_at,
+    import_jobs.c.started_at,
+    import_jobs.c.finished_at,
+    import_jobs.c.rows_total,
+    import_jobs.c.rows_done,
+    import_jobs.c.report,
+    import_jobs.c.failure,
+)
+
+
+class ImportJobNotFound(NotFound):
+    pass
+
+
+class IdempotencyKeyReused(Conflict):
+    pass
+
+
+class ImportJobs:
+    """The jobs of this service's database, and the runner that works through them."""
+
+    def __init__(
+        self,
+        contacts: Contacts,
+        *,
+        poll_seconds: float = 2.0,
+        stale_after_seconds: float = 60.0,
+    ) -> None:
+        self.contacts = contacts
+        self.poll_seconds = poll_seconds
+        self.stale_after = timedelta(seconds=stale_after_seconds)
+        self._wake = asyncio.Event()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.contacts.engine
+
+    # --- the API's side ---------------------------------------------------------------
+
+    async def submit(
+        self,
+        tenant_id: str,
+        submission: Submission,
+        *,
+        by: str,
+        idempotency_key: str | None = None,
+    ) -> ImportJob:
+        """The job for this submission: a new one, or the one an earlier try created.
+
+        What would stop the import before its first row (encoding, header, mapping,
+        time zone) is a 422 here, not a failed job.
+        """
+        rows_total = await asyncio.to_thread(
+            importer.inspect_file, submission.content, submission.mapping, submission.timezone
+        )
+        fingerprint = submission.fingerprint()
+        if idempotency_key is not None:
+            key = "key:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+        else:
+            key = "file:" + fingerprint
+        earlier = await self._by_request(tenant_id, key)
+        if earlier is None:
+            job_id = str(uuid.uuid4())
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        insert(import_jobs).values(
+                            job_id=job_id,
+                            tenant_id=tenant_id,
+                            request_key=key,
+                            submission_sha256=fingerprint,
+                            status="queued",
+                            submitted_by=by,
+                            submitted_at=self.contacts.clock(),
+                            attempts=0,
+                            file=submission.content,
+                            options=submission.options(),
+                            rows_total=rows_total,
+                            rows_done=0,
+                            after_row=1,
+                        )
+                    )
+            except IntegrityError:
+                earlier = await self._by_request(tenant_id, key)  # a concurrent retry won
+                if earlier is None:
+                    raise
+            else:
+                self._wake.set()
+                return await self.get(tenant_id, job_id)
+        job, earlier_fingerprint = earlier
+        if earlier_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for another import", job_id=job.job_id
+            )
+        return job
+
+    async def get(self, tenant_id: str, job_id: str) -> ImportJob:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_VIEW_COLUMNS).where(
+                        import_jobs.c.tenant_id == tenant_id, import_jobs.c.job_id == job_id
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            raise ImportJobNotFound(f"import {job_id} not found")
+        return ImportJob(**row._mapping)
+
+    async def _by_request(self, tenant_id: str, key: str) -> tuple[ImportJob, str] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_VIEW_COLUMNS, import_jobs.c.submission_sha256).where(
+                        import_jobs.c.tenant_id == tenant_id, import_jobs.c.request_key == key
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        fields = dict(row._mapping)
+        fingerprint = fields.pop("submission_sha256")
+        return ImportJob(**fields), fingerprint
+
+    # --- the runner -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run jobs one at a time until ``stop``: one import at a time leaves the
+        database and the event loop to interactive requests."""
+        while not stop.is_set():
+            self._wake.clear()  # before looking: a submission from now on wakes the wait
+            try:
+                job_id = await self._claim_next()
+                # After a failure, a pause: a database that is away needs more than a retry.
+                if job_id is not None and await self._run(job_id, stop):
+                    continue
+            except Exception:
+                log.exception("import runner failed; carrying on")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_seconds):
+                    await _first_of(self._wake, stop)
+
+    async def _claim_next(self) -> str | None:
+        """The oldest job waiting (or left running by a runner that died), now ours."""
+        now = self.contacts.clock()
+        claimable = or_(
+            import_jobs.c.status == "queued",
+            and_(
+                import_jobs.c.status == "running",
+                import_jobs.c.heartbeat_at < now - self.stale_after,
+            ),
+        )
+        async with self.engine.begin() as conn:
+            candidates = (
+                (
+                    await conn.execute(
+                        select(import_jobs.c.job_id)
+                        .where(claimable)
+                        .order_by(import_jobs.c.submitted_at)
+                        .limit(5)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for job_id in candidates:
+                # Claimed only if still claimable: two runners never take one job.
+                claimed = await conn.execute(
+                    update(import_jobs)
+                    .where(import_jobs.c.job_id == job_id, claimable)
+                    .values(
+                        status="running",
+                        heartbeat_at=now,
+                        attempts=import_jobs.c.attempts + 1,
+                    )
+                )
+                if claimed.rowcount == 1:
+                    await conn.execute(
+                        update(import_jobs)
+                        .where(import_jobs.c.job_id == job_id, import_jobs.c.started_at.is_(None))
+                        .values(started_at=now)
+                    )
+                    return str(job_id)
+        return None
+
+    async def _run(self, job_id: str, stop: asyncio.Event) -> bool:
+        """Run the job to its end, or until stopped; False when it failed."""
+        async with self.engine.connect() as conn:
+            job = (
+                await conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id))
+            ).one()
+        checkpoint = None
+        if job.report is not None:
+            checkpoint = importer.Checkpoint(
+                job.after_row, importer.ImportReport.of_json(job.report)
+            )
+        options = job.options
+        log.info("import_started job_id=%s after_row=%s", job_id, job.after_row)
+        try:
+            report = await importer.import_customers(
+                self.contacts,
+                job.tenant_id,
+                job.file,
+                by=job.submitted_by,
+                mapping=options["mapping"],
+                default_kind=options["kind"],
+                timezone=options["timezone"],
+                import_id=job_id,
+                resume=checkpoint,
+                on_batch=self._checkpoint(job_id),
+                should_stop=stop.is_set,
+            )
+        except importer.ImportInterrupted:
+            await self._set(job_id, status="queued", heartbeat_at=None)
+            log.info("import_interrupted job_id=%s (queued again)", job_id)
+            return True
+        except Exception as failed:
+            log.exception("import_failed job_id=%s attempt=%s", job_id, job.attempts)
+            if job.attempts < MAX_ATTEMPTS:
+                await self._set(job_id, status="queued", heartbeat_at=None)
+            else:
+                await self._set(
+                    job_id,
+                    status="failed",
+                    failure=f"the import stopped {job.attempts} times ({type(failed).__name__})",
+                    finished_at=self.contacts.clock(),
+                    file=None,
+                )
+            return False
+        await self._set(
+            job_id,
+            status="succeeded",
+            report=report.as_json(),
+            rows_done=report.rows,
+            finished_at=self.contacts.clock(),
+            file=None,
+        )
+        log.info("import_succeeded job_id=%s rows=%s", job_id, report.rows)
+        return True
+
+    def _checkpoint(self, job_id: str) -> importer.OnBatch:
+        async def record(conn: AsyncConnection, report: importer.ImportReport, row: int) -> None:
+            # In the batch's own transaction: the checkpoint holds exactly what was written.
+            await conn.execute(
+                update(import_jobs)
+                .where(import_jobs.c.job_id == job_id)
+                .values(
+                    report=report.as_json(),
+                    rows_done=report.rows,
+                    after_row=row,
+                    heartbeat_at=self.contacts.clock(),
+                )
+            )
+
+        return record
+
+    async def _set(self, job_id: str, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(import_jobs).where(import_jobs.c.job_id == job_id).values(**values)
+            )
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

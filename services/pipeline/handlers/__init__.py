@@ -1,0 +1,268 @@
+"""The pipeline handlers: load, decide, append, in one transaction each.
+
+Every command reads its aggregate's stream in the transaction, folds it, asks the
+pure domain for new events with ``now`` from the injected clock, then appends them
+with the version read, updates the read model and enqueues the outbox, all or
+nothing. Without If-Match a lost race is decided again on the fresher state; with
+it, the caller decided on a version it saw, so another version is a 412.
+
+The customer a command names must exist in the tenant: ``CustomerDirectory``
+looks in the table the contacts topic fills and, for a customer registered a
+moment ago that has not arrived yet, asks contacts itself (decision 0016).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from libs.events import metrics
+from libs.events.catalog import DomainEvent
+from libs.events.catalog.pipeline import catalog
+from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, RecordedEvent
+from libs.platform.app import current_correlation_id
+from libs.platform.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+from services.pipeline.domain.errors import UnknownCustomer
+from services.pipeline.read_model.known_customers import KnownCustomers
+
+log = logging.getLogger(__name__)
+
+SERVICE = "pipeline"
+SOURCE = "/crm/pipeline"
+# Deciding again on fresher state resolves ordinary races; past this, say 409.
+ATTEMPTS = 10
+CONTACTS_TIMEOUT_SECONDS = 5.0
+
+
+class StaleVersion(PreconditionFailed):
+    """If-Match named a version the aggregate is no longer (or never was) at."""
+
+    def __init__(self, stream_id: str, expected: int, current: int | None = None) -> None:
+        if current is None:
+            super().__init__(f"{stream_id} changed since version {expected}", id=stream_id)
+        else:
+            super().__init__(
+                f"{stream_id} is at version {current}, not {expected}",
+                id=stream_id,
+                current_version=current,
+            )
+
+
+class Busy(Conflict):
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"{stream_id} changed concurrently; try again", id=stream_id)
+
+
+class CustomerNotFound(NotFound):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"no customer {customer_id}", customer_id=customer_id)
+
+
+class ContactsUnavailable(DomainError):
+    """The customer is not known here yet and contacts could not be asked."""
+
+    status_code = 503
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            f"cannot check customer {customer_id} with contacts now; try again shortly",
+            headers={"Retry-After": "2"},
+            customer_id=customer_id,
+        )
+
+
+@dataclass
+class CustomerDirectory:
+    """Which customers exist: the contacts topic's copy, else contacts over HTTP."""
+
+    customers: KnownCustomers
+    engine: AsyncEngine
+    contacts_url: str | None = None
+    client: httpx.AsyncClient | None = None
+
+    async def find(self, tenant_id: str, customer_id: str, bearer: str | None) -> str | None:
+        """The id ``customer_id`` counts as now (a merged one's survivor), None if the
+        tenant has no such customer."""
+        async with self.engine.connect() as conn:
+            found = await self.customers.resolve(conn, tenant_id, customer_id)
+        if found is not None:
+            return found
+        if not self.contacts_url or self.client is None or not bearer:
+            return None
+        try:
+            # The caller's own token: contacts answers for the caller's tenant only.
+            response = await self.client.get(
+                f"{self.contacts_url.rstrip('/')}/api/v1/customers/{customer_id}",
+                headers={"Authorization": bearer},
+                timeout=CONTACTS_TIMEOUT_SECONDS,
+            )
+        except httpx.HTTPError:
+            log.warning("contacts unreachable while checking customer %s", customer_id)
+            raise ContactsUnavailable(customer_id) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            log.warning("contacts answered %s for customer %s", response.status_code, customer_id)
+            raise ContactsUnavailable(customer_id)
+        survivor = str(response.json()["id"])
+        async with self.engine.begin() as conn:
+            await self.customers.learn(conn, tenant_id, survivor)
+            if survivor != customer_id:
+                await self.customers.learn(conn, tenant_id, customer_id, survivor_id=survivor)
+        return survivor
+
+    async def register(
+        self, tenant_id: str, profile: dict[str, Any], bearer: str | None
+    ) -> tuple[str, bool]:
+        """Register a customer with contacts, or find the one holding the email or phone:
+        (its id, whether it already existed)."""
+        if not self.contacts_url or self.client is None or not bearer:
+            raise ContactsUnavailable("(new)")
+        try:
+            response = await self.client.post(
+                f"{self.contacts_url.rstrip('/')}/api/v1/customers",
+                json=profile,
+                headers={"Authorization": bearer},
+                timeout=CONTACTS_TIMEOUT_SECONDS,
+            )
+        except httpx.HTTPError:
+            log.warning("contacts unreachable while registering a converted lead")
+            raise ContactsUnavailable("(new)") from None
+        body = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
+        if response.status_code == 201:
+            customer_id, existed = str(body["id"]), False
+        elif response.status_code == 409 and "existing_id" in body:
+            customer_id, existed = str(body["existing_id"]), True
+        elif response.status_code == 422 and isinstance(body.get("detail"), list):
+            issue = body["detail"][0]
+            raise Unprocessable(str(issue.get("field", "lead")), str(issue.get("reason", "")))
+        elif response.status_code == 403:
+            raise Forbidden("converting a lead registers a customer: customers:write needed")
+        else:
+            log.warning("contacts answered %s to a registration", response.status_code)
+            raise ContactsUnavailable("(new)")
+        async with self.engine.begin() as conn:
+            await self.customers.learn(conn, tenant_id, customer_id)
+        return customer_id, existed
+
+    async def require(
+        self, tenant_id: str, customer_id: str, bearer: str | None, field: str = "customer_id"
+    ) -> str:
+        """As ``find``, for a customer named in a request body: unknown is a 422."""
+        found = await self.find(tenant_id, customer_id, bearer)
+        if found is None:
+            raise UnknownCustomer(customer_id, field)
+        return found
+
+    async def records(self, tenant_id: str, customer_id: str, bearer: str | None) -> list[str]:
+        """The customer of a path and the records merged into it; unknown is a 404."""
+        found = await self.find(tenant_id, customer_id, bearer)
+        if found is None:
+            raise CustomerNotFound(customer_id)
+        async with self.engine.connect() as conn:
+            return await self.customers.records_of(conn, tenant_id, found)
+
+
+@dataclass
+class Pipeline:
+    """What the handlers need, wired once by ``app.create_app`` (tests wire their own)."""
+
+    store: EventStore
+    directory: CustomerDirectory
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Called after every commit that appended events (the relay's wake-up).
+    on_append: Callable[[], None] = field(default=lambda: None)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.store.engine
+
+    def appended(self, count: int) -> None:
+        if count:
+            metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
+            self.on_append()
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The outcome of a command: the aggregate, its version, and whether it is new."""
+
+    id: str
+    version: int
+    created: bool = False
+
+
+# --- shared steps ----------------------------------------------------------------------
+
+
+def new_events(events: Sequence[DomainEvent], partition_key: str, now: datetime) -> list[NewEvent]:
+    correlation_id = current_correlation_id()
+    return [
+        NewEvent.from_domain(
+            e, partition_key=partition_key, occurred_at=now, correlation_id=correlation_id
+        )
+        for e in events
+    ]
+
+
+def decoded(recorded: Sequence[RecordedEvent]) -> list[DomainEvent]:
+    return [catalog.decode(e.type, e.data) for e in recorded]
+
+
+async def read_events(
+    pipeline: Pipeline, conn: AsyncConnection, tenant_id: str, stream_id: str
+) -> list[DomainEvent]:
+    return decoded(await pipeline.store.read_stream(tenant_id, stream_id, conn=conn))
+
+
+def check_version(stream_id: str, expected: int | None, current: int) -> None:
+    if expected is not None and expected != current:
+        raise StaleVersion(stream_id, expected, current)
+
+
+T = TypeVar("T")
+
+
+async def retrying(stream_id: str, expected: int | None, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` (one transaction) again when another writer got in first."""
+    for attempt_number in range(ATTEMPTS):
+        if attempt_number:
+            # Jittered, so writers that collided once do not collide again in step.
+            await asyncio.sleep(random.uniform(0, 0.005 * attempt_number))
+        try:
+            return await attempt()
+        except ConcurrencyConflict:
+            if expected is not None:
+                raise StaleVersion(stream_id, expected) from None
+        except IntegrityError:
+            # A unique key of the read model (an external id) taken by a racing writer:
+            # deciding again sees it.
+            log.info("retrying %s after a unique key race", stream_id)
+        except DBAPIError as exc:
+            # Deadlock victim or serialisation failure: races, not faults.
+            if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
+                raise
+    raise Busy(stream_id)
+
+
+# --- orders ----------------------------------------------------------------------------
