@@ -1,0 +1,163 @@
+"""The alerts HTTP API under /api/v1: churn risks ranked, one customer's risk, the rules.
+
+The tenant comes from the token only; a customer this tenant does not know is a 404.
+Reading risks needs ``customers:read``; changing the rules ``churn:configure``.
+``as_of`` is a date (the end of that day, UTC) or a time; absent, now.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import ConfigDict
+
+from libs.auth import Principal, require
+from libs.events.catalog.alerts import ChurnRules, RiskLevel
+from libs.platform.app import etag_for, if_match_version
+from libs.platform.errors import NotFound, Unprocessable
+from services.alerts import handlers, read_model
+from services.alerts.domain.rules import InvalidRules
+from services.alerts.handlers import Alerts, RankedRisk
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
+Reader = Annotated[Principal, Depends(require("customers:read"))]
+Configurer = Annotated[Principal, Depends(require("churn:configure"))]
+IfMatch = Annotated[int | None, Depends(if_match_version)]
+AsOf = Annotated[
+    str | None,
+    Query(max_length=40, description="a date (the end of that day, UTC) or a time"),
+]
+
+
+async def alerts_of(request: Request) -> Alerts:
+    alerts: Alerts = request.app.state.alerts
+    return alerts
+
+
+AlertsDep = Annotated[Alerts, Depends(alerts_of)]
+
+
+class RulesBody(ChurnRules):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_as_of(value: str | None, now: datetime) -> datetime:
+    if value is None:
+        return now
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(
+                microseconds=1
+            )
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise Unprocessable("as_of", "a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise Unprocessable("as_of", "a time needs its offset (Z or +08:00)")
+    return when.astimezone(UTC)
+
+
+def risk_view(ranked: RankedRisk) -> dict[str, Any]:
+    risk = ranked.risk
+    return {
+        "customer_id": risk.customer_id,
+        "score": risk.score,
+        "level": risk.level,
+        "owner_id": ranked.owner_id,
+        "reasons": [r.model_dump(mode="json") for r in risk.reasons],
+    }
+
+
+def _cursor(as_of: datetime, offset: int) -> str:
+    raw = json.dumps({"a": as_of.isoformat(), "o": offset}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _from_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when = datetime.fromisoformat(raw["a"])
+        offset = int(raw["o"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise Unprocessable("cursor", "not a cursor this API gave") from None
+    if when.tzinfo is None or offset < 0:
+        raise Unprocessable("cursor", "not a cursor this API gave")
+    return when, offset
+
+
+@router.get("/churn/risks")
+async def list_risks(
+    principal: Reader,
+    alerts: AlertsDep,
+    as_of: AsOf = None,
+    level: RiskLevel | None = None,
+    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Customers ranked by churn score, highest first, each with its reasons. A
+    cursor keeps the ``as_of`` of the first page, so pages never shift."""
+    if cursor is not None:
+        when, offset = _from_cursor(cursor)
+    else:
+        when, offset = parse_as_of(as_of, alerts.clock()), 0
+    async with alerts.engine.connect() as conn:
+        ranked = await handlers.risks_as_of(conn, principal.tenant_id, when, owner_id)
+    if level is not None:
+        ranked = [r for r in ranked if r.risk.level == level]
+    page = ranked[offset : offset + limit]
+    more = offset + limit < len(ranked)
+    return {
+        "as_of": when.isoformat(),
+        "items": [risk_view(r) for r in page],
+        "next_cursor": _cursor(when, offset + limit) if more else None,
+    }
+
+
+@router.get("/customers/{customer_id}/churn-risk")
+async def customer_risk(
+    customer_id: CustomerId, principal: Reader, alerts: AlertsDep, as_of: AsOf = None
+) -> dict[str, Any]:
+    when = parse_as_of(as_of, alerts.clock())
+    async with alerts.engine.connect() as conn:
+        ranked = await handlers.risk_of(conn, principal.tenant_id, customer_id, when)
+    if ranked is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return {"as_of": when.isoformat(), **risk_view(ranked)}
+
+
+@router.get("/churn/rules")
+async def get_rules(principal: Reader, alerts: AlertsDep, response: Response) -> dict[str, Any]:
+    async with alerts.engine.connect() as conn:
+        rules, version = await read_model.rules_of(conn, principal.tenant_id)
+    response.headers["ETag"] = etag_for(version)
+    return rules.model_dump(mode="json")
+
+
+@router.put("/churn/rules")
+async def put_rules(
+    body: RulesBody,
+    principal: Configurer,
+    alerts: AlertsDep,
+    response: Response,
+    expected: IfMatch = None,
+) -> dict[str, Any]:
+    """Replace the tenant's churn rules (signals left out keep their defaults)."""
+    rules = ChurnRules.model_validate(body.model_dump())
+    try:
+        saved, version = await handlers.set_rules(
+            alerts, principal.tenant_id, rules, principal.subject, expected
+        )
+    except InvalidRules as refused:
+        raise Unprocessable(refused.field, refused.reason) from None
+    response.headers["ETag"] = etag_for(version)
+    return saved.model_dump(mode="json")
