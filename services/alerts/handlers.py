@@ -18,8 +18,7 @@ from typing import Any, ClassVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events import metrics
-from libs.events.catalog import DomainEvent
-from libs.events.catalog.alerts import ChurnRiskChanged, ChurnRiskRaised, ChurnRules, ChurnRulesSet
+from libs.events.catalog.alerts import ChurnRules, ChurnRulesSet
 from libs.events.catalog.contacts import CustomerMergedInto, CustomerRegistered, OwnerChanged
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
@@ -27,8 +26,9 @@ from libs.events.projection import Projection
 from libs.events.store import EventStore, NewEvent
 from libs.platform.errors import PreconditionFailed
 from services.alerts import read_model
+from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.facts import as_of, typical_repeat_days
-from services.alerts.domain.risk import ChurnRisk, assess, rank_key, rose_to_high
+from services.alerts.domain.risk import ChurnRisk, assess, rank_key
 from services.alerts.domain.rules import check_rules
 from services.alerts.domain.signals import Context
 from services.alerts.domain.sources import TOPICS, fact_of
@@ -195,29 +195,9 @@ class ChurnFacts(Projection):
             risk = assess(customer_id, facts.get(customer_id, []), rules, now, context)
             if risk.level == row.level and risk.score == row.score:
                 continue
-            news: list[DomainEvent] = []
-            if risk.level != row.level:
-                news.append(
-                    ChurnRiskChanged(
-                        customer_id=customer_id,
-                        from_level=row.level,
-                        to_level=risk.level,
-                        score=risk.score,
-                        reasons=list(risk.reasons),
-                        owner_id=row.owner_id,
-                        as_of=now,
-                    )
-                )
-            if rose_to_high(row.level, risk.level):
-                news.append(
-                    ChurnRiskRaised(
-                        customer_id=customer_id,
-                        score=risk.score,
-                        reasons=list(risk.reasons),
-                        owner_id=row.owner_id,
-                        as_of=now,
-                    )
-                )
+            standing = Standing(row.level, row.version, row.open_alert_id, row.owner_id)
+            reaction = react(tenant_id, standing, risk, now)
+            news = reaction.events
             version = await self.alerts.store.append(
                 tenant_id,
                 customer_id,
@@ -225,7 +205,15 @@ class ChurnFacts(Projection):
                 [NewEvent.from_domain(e, partition_key=customer_id, occurred_at=now) for e in news],
                 conn=conn,
             )
-            await read_model.assessed(conn, tenant_id, customer_id, risk.level, risk.score, version)
+            await read_model.assessed(
+                conn,
+                tenant_id,
+                customer_id,
+                risk.level,
+                risk.score,
+                version,
+                reaction.open_alert_id,
+            )
             appended += len(news)
         return appended
 

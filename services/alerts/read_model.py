@@ -66,6 +66,8 @@ customers = Table(
     Column("level", String(8), nullable=False),
     Column("score", Integer, nullable=False),
     Column("version", Integer, nullable=False),
+    # The alert opened by the last rise to high, until the customer leaves high.
+    Column("open_alert_id", String(36), nullable=True),
     Index("ix_churn_customers_owner", "tenant_id", "owner_id"),
 )
 
@@ -95,6 +97,7 @@ async def know_customer(
         "level": "none",
         "score": 0,
         "version": 0,
+        "open_alert_id": None,
     }
     stmt = insert(customers).values(values)
     changes = {}
@@ -233,11 +236,12 @@ async def assessed(
     level: RiskLevel,
     score: int,
     version: int,
+    open_alert_id: str | None,
 ) -> None:
     await conn.execute(
         update(customers)
         .where(customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id)
-        .values(level=level, score=score, version=version)
+        .values(level=level, score=score, version=version, open_alert_id=open_alert_id)
     )
 
 

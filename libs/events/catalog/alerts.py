@@ -148,15 +148,18 @@ class AlertClosed(DomainEvent, type_name="crm.alerts.alert_closed.v1"):
 
 
 class FollowUpTaskRequested(DomainEvent, type_name="crm.alerts.follow_up_task_requested.v1"):
-    """A follow-up for the owner of a high-risk customer: one per alert."""
+    """A follow-up for the owner of a high-risk customer: one per alert, for the
+    pipeline to create as a task (docs/decisions/0032)."""
 
     alert_id: str
     customer_id: str
+    # None: the customer has no owner; the task goes to the unassigned pool.
     owner_id: str | None = None
     title: str
     due_at: AwareDatetime
-    # The pipeline's task, once created there.
-    task_id: str | None = None
+    # The id the task takes, derived from the alert: a redelivered request names the
+    # same task, so it can never make a second one.
+    task_id: str
 
 
 class ReminderDue(DomainEvent, type_name="crm.alerts.reminder_due.v1"):

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from libs.events.catalog.alerts import ChurnRiskChanged, ChurnRiskRaised
+from libs.events.catalog.alerts import (
+    AlertOpened,
+    ChurnRiskChanged,
+    ChurnRiskRaised,
+    FollowUpTaskRequested,
+)
 from libs.events.catalog.contacts import (
     CustomerMergedInto,
     CustomerRegistered,
@@ -112,6 +117,9 @@ async def test_a_rise_to_high_is_published_once(api: Api) -> None:
         api.kafka, lambda seen: any(p["type"] == ChurnRiskRaised.type_name for p in seen)
     )
     assert [p["type"] for p in published].count(ChurnRiskRaised.type_name) == 1
+    (task,) = [e for e in stream if e.type == FollowUpTaskRequested.type_name]
+    assert task.data["owner_id"] == "rep-1" and task.data["customer_id"] == "c-1"
+    assert types.count(AlertOpened.type_name) == 1
 
 
 async def test_every_customer_is_ranked_by_score_those_without_a_signal_at_zero(

@@ -1,7 +1,7 @@
 """The alerts database's first revision: the event store and outbox (with the relay's
 record of what it published), the projection runtime's bookkeeping (for the churn
 projector), the per-customer churn facts, the customers with their last assessed
-level, and the tenants' churn rules.
+level and open alert, and the tenants' churn rules.
 
 Revision ID: 0001
 Revises:
@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("level", sa.String(length=8), nullable=False),
         sa.Column("score", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("open_alert_id", sa.String(length=36), nullable=True),
         sa.PrimaryKeyConstraint("tenant_id", "customer_id"),
     )
     op.create_index(
