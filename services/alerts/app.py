@@ -2,8 +2,9 @@
 
 The only place that wires things together: settings -> engine -> event store ->
 handlers' dependencies -> router. The lifespan prepares the schema and runs, beside
-the HTTP server, the outbox relay and the churn projector (a consumer of the
-contacts, pipeline, tickets and loyalty topics).
+the HTTP server, the outbox relay, the churn projector (a consumer of the
+contacts, pipeline, tickets and loyalty topics) and the sweep that assesses every
+customer again as time passes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
 from services.alerts.api import router
 from services.alerts.domain.sources import SOURCES
-from services.alerts.handlers import SERVICE, SOURCE, Alerts, ChurnFacts
+from services.alerts.handlers import SERVICE, SOURCE, Alerts, ChurnFacts, sweep
 from services.alerts.migrations import FOLDER as MIGRATIONS
 from services.alerts.settings import Settings
 
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -
         tasks = [asyncio.create_task(_keep_running("relay", relay.run, stop, relay.close))]
         if settings.run_projector:
             tasks.append(asyncio.create_task(_keep_running("projector", projector.run, stop)))
+        if settings.run_sweep:
+            tasks.append(asyncio.create_task(_keep_sweeping(wired, settings, stop)))
         try:
             yield
         finally:
@@ -114,3 +117,15 @@ async def _keep_running(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+
+async def _keep_sweeping(alerts: Alerts, settings: Settings, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.sweep_seconds)
+        if stop.is_set():
+            return
+        try:
+            await sweep(alerts)
+        except Exception:
+            log.exception("alerts sweep failed; trying again next round")

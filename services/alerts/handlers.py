@@ -10,7 +10,7 @@ the same transaction, so the outbox relay publishes exactly what was decided.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -128,6 +128,60 @@ async def set_rules(
     return checked, new
 
 
+async def assess_customers(
+    alerts: Alerts, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
+) -> int:
+    """Assess the customers as of the clock's now and append what a moved level sets
+    off; the number of events appended. Each customer's row is locked, so the projector
+    and the sweep never decide about one customer at once."""
+    ids = sorted(set(customer_ids))
+    now = alerts.clock()
+    rules, _ = await read_model.rules_of(conn, tenant_id)
+    context = await context_for(conn, tenant_id, rules, now)
+    facts = await read_model.facts_of(conn, tenant_id, now, ids)
+    appended = 0
+    for customer_id in ids:
+        row = await read_model.customer(conn, tenant_id, customer_id, lock=True)
+        if row is None or row.merged_into is not None:
+            continue
+        risk = assess(customer_id, facts.get(customer_id, []), rules, now, context)
+        if risk.level == row.level and risk.score == row.score:
+            continue
+        standing = Standing(row.level, row.version, row.open_alert_id, row.owner_id)
+        reaction = react(tenant_id, standing, risk, now)
+        version = await alerts.store.append(
+            tenant_id,
+            customer_id,
+            row.version,
+            [
+                NewEvent.from_domain(e, partition_key=customer_id, occurred_at=now)
+                for e in reaction.events
+            ],
+            conn=conn,
+        )
+        await read_model.assessed(
+            conn, tenant_id, customer_id, risk.level, risk.score, version, reaction.open_alert_id
+        )
+        appended += len(reaction.events)
+    return appended
+
+
+async def sweep(alerts: Alerts, batch: int = 500) -> int:
+    """Assess every customer as of now: signals that grow with time alone (an order
+    becoming overdue, a contract's end coming near) rise without any new event."""
+    appended = 0
+    async with alerts.engine.connect() as conn:
+        everyone = await read_model.every_customer(conn)
+    for tenant_id, customer_ids in everyone.items():
+        for start in range(0, len(customer_ids), batch):
+            async with alerts.engine.begin() as conn:
+                appended += await assess_customers(
+                    alerts, conn, tenant_id, customer_ids[start : start + batch]
+                )
+    alerts.appended(appended)
+    return appended
+
+
 class ChurnFacts(Projection):
     """Per-customer churn facts from the four topics, and the levels they lead to."""
 
@@ -183,39 +237,7 @@ class ChurnFacts(Projection):
         return customer_id
 
     async def _assess(self, conn: AsyncConnection, tenant_id: str, customer_ids: set[str]) -> int:
-        now = self.alerts.clock()
-        rules, _ = await read_model.rules_of(conn, tenant_id)
-        context = await context_for(conn, tenant_id, rules, now)
-        facts = await read_model.facts_of(conn, tenant_id, now, customer_ids)
-        appended = 0
-        for customer_id in sorted(customer_ids):
-            row = await read_model.customer(conn, tenant_id, customer_id)
-            if row is None or row.merged_into is not None:
-                continue
-            risk = assess(customer_id, facts.get(customer_id, []), rules, now, context)
-            if risk.level == row.level and risk.score == row.score:
-                continue
-            standing = Standing(row.level, row.version, row.open_alert_id, row.owner_id)
-            reaction = react(tenant_id, standing, risk, now)
-            news = reaction.events
-            version = await self.alerts.store.append(
-                tenant_id,
-                customer_id,
-                row.version,
-                [NewEvent.from_domain(e, partition_key=customer_id, occurred_at=now) for e in news],
-                conn=conn,
-            )
-            await read_model.assessed(
-                conn,
-                tenant_id,
-                customer_id,
-                risk.level,
-                risk.score,
-                version,
-                reaction.open_alert_id,
-            )
-            appended += len(news)
-        return appended
+        return await assess_customers(self.alerts, conn, tenant_id, customer_ids)
 
 
 def churn_facts_factory(alerts: Alerts) -> Callable[[int], ChurnFacts]:

@@ -219,14 +219,28 @@ async def ranked_customers(
     return list(await conn.execute(query))
 
 
-async def customer(conn: AsyncConnection, tenant_id: str, customer_id: str) -> Any | None:
-    return (
-        await conn.execute(
-            select(customers).where(
-                customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id
-            )
-        )
-    ).one_or_none()
+async def customer(
+    conn: AsyncConnection, tenant_id: str, customer_id: str, *, lock: bool = False
+) -> Any | None:
+    query = select(customers).where(
+        customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await conn.execute(query)).one_or_none()
+
+
+async def every_customer(conn: AsyncConnection) -> dict[str, list[str]]:
+    """Every tenant's customers not merged away, by tenant."""
+    found: dict[str, list[str]] = defaultdict(list)
+    rows = await conn.execute(
+        select(customers.c.tenant_id, customers.c.customer_id)
+        .where(customers.c.merged_into.is_(None))
+        .order_by(customers.c.tenant_id, customers.c.customer_id)
+    )
+    for tenant_id, customer_id in rows:
+        found[tenant_id].append(customer_id)
+    return found
 
 
 async def assessed(

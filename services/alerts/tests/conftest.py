@@ -48,6 +48,9 @@ class Clock:
     def __call__(self) -> datetime:
         return self.now
 
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
 
 @pytest.fixture
 def clock() -> Clock:
@@ -62,6 +65,8 @@ def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
         kafka_partitions=kafka.partitions,
         jwt_secret=SecretStr(SECRET),
         log_level="WARNING",
+        # Tests sweep when they mean to (handlers.sweep), never on a timer.
+        run_sweep=False,
     )
 
 

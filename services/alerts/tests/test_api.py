@@ -20,6 +20,7 @@ from libs.events.catalog.contacts import (
 from libs.events.catalog.pipeline import ContractSigned, OrderCancelled, OrderPlaced
 from libs.events.catalog.tickets import NpsAnswered, TicketOpened
 from libs.events.store import EventStore
+from services.alerts.handlers import sweep
 from services.alerts.tests.conftest import Api, Clock, days_before, read_topic
 
 
@@ -305,3 +306,27 @@ async def test_as_of_a_time_with_its_offset_is_honoured(api: Api) -> None:
     assert before["as_of"] == datetime(2026, 11, 25, 0, tzinfo=UTC).isoformat()
     assert before["reasons"] == []
     assert [r["signal"] for r in after["reasons"]] == ["key_contact_changed"]
+
+
+async def test_a_customer_becoming_overdue_with_time_alone_is_raised_by_the_sweep(
+    api: Api, clock: Clock
+) -> None:
+    await api.publish("contacts", "c-1", registered("c-1"))
+    placed = [order("c-1", f"o{n}", n) for n in (150, 120, 90, 60, 30, 5)]
+    await api.publish("pipeline", "c-1", *placed)
+    await api.caught_up()
+    alerts = api.app.state.alerts
+    assert await sweep(alerts) == 0  # buying at their rhythm
+
+    clock.advance(days=120)
+    appended = await sweep(alerts)
+    again = await sweep(alerts)
+
+    stream = await alerts.store.read_stream("acme", "c-1")
+    assert [e.type for e in stream].count(ChurnRiskRaised.type_name) == 1
+    assert appended == len(stream) and again == 0
+    (raised,) = [e for e in stream if e.type == ChurnRiskRaised.type_name]
+    assert {r["signal"] for r in raised.data["reasons"]} == {
+        "order_frequency_drop",
+        "order_overdue",
+    }
