@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
@@ -43,6 +43,13 @@ async def alerts_of(request: Request) -> Alerts:
 
 
 AlertsDep = Annotated[Alerts, Depends(alerts_of)]
+
+
+class BacktestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cutoff: AwareDatetime
+    horizon_days: int = Field(ge=1, le=3650)
 
 
 class RulesBody(ChurnRules):
@@ -161,3 +168,19 @@ async def put_rules(
         raise Unprocessable(refused.field, refused.reason) from None
     response.headers["ETag"] = etag_for(version)
     return saved.model_dump(mode="json")
+
+
+@router.post("/churn/backtests")
+async def run_backtest(
+    body: BacktestBody, principal: Configurer, alerts: AlertsDep
+) -> dict[str, Any]:
+    """Score as of ``cutoff``, compare with who bought nothing within the horizon, and
+    report ROC AUC, precision and recall per level and lift by decile, beside the plain
+    "days since last order" ranking. The horizon must have passed."""
+    horizon = timedelta(days=body.horizon_days)
+    if body.cutoff + horizon > alerts.clock():
+        raise Unprocessable(
+            "horizon_days", "the horizon has not passed yet: its outcome is unknown"
+        )
+    async with alerts.engine.connect() as conn:
+        return await handlers.backtest(conn, principal.tenant_id, body.cutoff, horizon)

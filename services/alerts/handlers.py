@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,6 +27,7 @@ from libs.events.store import EventStore, NewEvent
 from libs.platform.errors import PreconditionFailed
 from services.alerts import read_model
 from services.alerts.domain.alerting import Standing, react
+from services.alerts.domain.backtest import Judged, report
 from services.alerts.domain.facts import as_of, typical_repeat_days
 from services.alerts.domain.risk import ChurnRisk, assess, rank_key
 from services.alerts.domain.rules import check_rules
@@ -70,7 +71,7 @@ async def context_for(
     if rules.typical_repeat_days is not None:
         return Context(float(rules.typical_repeat_days))
     orders = await read_model.order_facts(conn, tenant_id, when)
-    return Context(typical_repeat_days(as_of(f, when) for f in orders))
+    return Context(typical_repeat_days(as_of(f, when) for f in orders.values()))
 
 
 async def risks_as_of(
@@ -103,6 +104,32 @@ async def risk_of(
     return RankedRisk(
         assess(customer_id, facts.get(customer_id, []), rules, when, context), row.owner_id
     )
+
+
+async def backtest(
+    conn: AsyncConnection, tenant_id: str, cutoff: datetime, horizon: timedelta
+) -> dict[str, Any]:
+    """Our ranking as of ``cutoff`` against who bought nothing in the horizon after it."""
+    end = cutoff + horizon
+    ranked = await risks_as_of(conn, tenant_id, cutoff)
+    orders = await read_model.order_facts(conn, tenant_id, end)
+    judged = []
+    for r in ranked:
+        if r.risk.days_since_order is None:
+            continue  # never bought by the cutoff: cannot stop buying
+        later = [
+            o for o in as_of(orders.get(r.risk.customer_id, []), end).orders if o.placed_at > cutoff
+        ]
+        judged.append(
+            Judged(
+                r.risk.customer_id,
+                len(judged),
+                r.risk.days_since_order,
+                r.risk.level,
+                churned=not later,
+            )
+        )
+    return {"cutoff": cutoff.isoformat(), "horizon_days": horizon.days, **report(judged)}
 
 
 async def set_rules(

@@ -192,7 +192,9 @@ async def facts_of(
     return found
 
 
-async def order_facts(conn: AsyncConnection, tenant_id: str, as_of: datetime) -> list[list[Fact]]:
+async def order_facts(
+    conn: AsyncConnection, tenant_id: str, as_of: datetime
+) -> dict[str, list[Fact]]:
     """Every customer's orders (and cancellations) by ``as_of``: the tenant's rhythm."""
     query = select(facts).where(
         facts.c.tenant_id == tenant_id,
@@ -202,7 +204,7 @@ async def order_facts(conn: AsyncConnection, tenant_id: str, as_of: datetime) ->
     found: dict[str, list[Fact]] = defaultdict(list)
     for row in await conn.execute(query):
         found[row.customer_id].append(_fact(row))
-    return list(found.values())
+    return found
 
 
 async def ranked_customers(

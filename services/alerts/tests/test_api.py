@@ -330,3 +330,41 @@ async def test_a_customer_becoming_overdue_with_time_alone_is_raised_by_the_swee
         "order_frequency_drop",
         "order_overdue",
     }
+
+
+async def test_a_backtest_finds_who_stopped_buying_and_compares_with_days_since(
+    api: Api,
+) -> None:
+    """Two monthly buyers: one stopped two months before the cutoff and complained, one
+    went on buying after it. A third never bought: not judged."""
+    for c in ("gone", "stays", "never"):
+        await api.publish("contacts", c, registered(c, days=800))
+    await api.publish("pipeline", "gone", *[order("gone", f"g{n}", n) for n in range(250, 480, 30)])
+    await api.publish(
+        "pipeline", "stays", *[order("stays", f"s{n}", n) for n in range(10, 480, 30)]
+    )
+    await api.publish(
+        "tickets", "gone", complaint("gone", "t1"), complaint("gone", "t2"), at=days_before(195)
+    )
+    await api.caught_up()
+    cutoff = days_before(180)
+
+    response = await api.client.post(
+        "/api/v1/churn/backtests",
+        json={"cutoff": cutoff.isoformat(), "horizon_days": 90},
+        headers=api.auth(),
+    )
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["customers"], result["churned"]) == (2, 1)
+    assert result["ours"]["roc_auc"] == 1.0
+    assert result["ours"]["levels"]["high"] == {"flagged": 1, "precision": 1.0, "recall": 1.0}
+    assert result["days_since_last_order"]["roc_auc"] == 1.0
+    too_soon = await api.client.post(
+        "/api/v1/churn/backtests",
+        json={"cutoff": days_before(30).isoformat(), "horizon_days": 90},
+        headers=api.auth(),
+    )
+    assert too_soon.status_code == 422
+    assert too_soon.json()["detail"][0]["field"] == "horizon_days"

@@ -13,6 +13,7 @@ PINNED = {
     ("GET", "/api/v1/customers/{customer_id}/churn-risk"): "customers:read",
     ("GET", "/api/v1/churn/rules"): "customers:read",
     ("PUT", "/api/v1/churn/rules"): "churn:configure",
+    ("POST", "/api/v1/churn/backtests"): "churn:configure",
 }
 
 
