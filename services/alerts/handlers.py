@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events import metrics
+from libs.events import metrics as event_metrics
 from libs.events.catalog.alerts import ChurnRules, ChurnRulesSet
 from libs.events.catalog.contacts import CustomerMergedInto, CustomerRegistered, OwnerChanged
 from libs.events.consumer import ReceivedEvent
@@ -25,7 +25,7 @@ from libs.events.kafka import service_topic
 from libs.events.projection import Projection
 from libs.events.store import EventStore, NewEvent
 from libs.platform.errors import PreconditionFailed
-from services.alerts import read_model
+from services.alerts import metrics, read_model
 from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.backtest import Judged, report
 from services.alerts.domain.facts import as_of, typical_repeat_days
@@ -54,7 +54,7 @@ class Alerts:
 
     def appended(self, count: int) -> None:
         if count:
-            metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
+            event_metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
             self.on_append()
 
 
@@ -190,6 +190,7 @@ async def assess_customers(
             conn, tenant_id, customer_id, risk.level, risk.score, version, reaction.open_alert_id
         )
         appended += len(reaction.events)
+        metrics.decided(reaction.events)
     return appended
 
 
@@ -206,6 +207,8 @@ async def sweep(alerts: Alerts, batch: int = 500) -> int:
                     alerts, conn, tenant_id, customer_ids[start : start + batch]
                 )
     alerts.appended(appended)
+    async with alerts.engine.connect() as conn:
+        metrics.set_levels(await read_model.customers_by_level(conn))
     return appended
 
 

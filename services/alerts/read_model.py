@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     select,
     update,
 )
@@ -286,3 +287,13 @@ async def save_rules(
             set_={"rules": stmt.excluded.rules, "version": version, "updated_at": at},
         )
     )
+
+
+async def customers_by_level(conn: AsyncConnection) -> dict[str, int]:
+    """How many customers (every tenant, not merged away) stand at each level."""
+    rows = await conn.execute(
+        select(customers.c.level, func.count())
+        .where(customers.c.merged_into.is_(None))
+        .group_by(customers.c.level)
+    )
+    return {str(level): int(n) for level, n in rows}

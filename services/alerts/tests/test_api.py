@@ -37,6 +37,15 @@ def registered(
     )
 
 
+async def metric(api: Api, name: str) -> float:
+    """One sample of /metrics (0 when not exposed yet)."""
+    text = (await api.client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def complaint(customer_id: str, ticket_id: str) -> TicketOpened:
     return TicketOpened(
         ticket_id=ticket_id,
@@ -318,9 +327,13 @@ async def test_a_customer_becoming_overdue_with_time_alone_is_raised_by_the_swee
     alerts = api.app.state.alerts
     assert await sweep(alerts) == 0  # buying at their rhythm
 
+    opened_before = await metric(api, 'crm_churn_alerts_opened_total{level="high"}')
     clock.advance(days=120)
     appended = await sweep(alerts)
     again = await sweep(alerts)
+
+    assert await metric(api, 'crm_churn_customers{level="high"}') == 1
+    assert await metric(api, 'crm_churn_alerts_opened_total{level="high"}') == opened_before + 1
 
     stream = await alerts.store.read_stream("acme", "c-1")
     assert [e.type for e in stream].count(ChurnRiskRaised.type_name) == 1
