@@ -28,7 +28,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
@@ -37,6 +38,12 @@ from services.alerts.domain.facts import Fact, FactKind
 from services.alerts.domain.rules import check_rules, default_rules
 
 metadata = MetaData()
+
+
+def insert(conn: AsyncConnection, table: Table) -> Any:
+    """An insert with ON CONFLICT in the connection's dialect (PostgreSQL or SQLite)."""
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
 
 facts = Table(
     "churn_facts",
@@ -100,7 +107,7 @@ async def know_customer(
         "version": 0,
         "open_alert_id": None,
     }
-    stmt = insert(customers).values(values)
+    stmt = insert(conn, customers).values(values)
     changes = {}
     if registered_at is not None:
         changes = {"registered_at": registered_at, "owner_id": owner_id}
@@ -142,7 +149,7 @@ async def survivor_of(conn: AsyncConnection, tenant_id: str, customer_id: str) -
 async def add_fact(conn: AsyncConnection, tenant_id: str, customer_id: str, fact: Fact) -> None:
     await know_customer(conn, tenant_id, customer_id)
     await conn.execute(
-        insert(facts)
+        insert(conn, facts)
         .values(
             tenant_id=tenant_id,
             event_id=fact.event_id,
@@ -278,7 +285,7 @@ async def rules_of(conn: AsyncConnection, tenant_id: str) -> tuple[ChurnRules, i
 async def save_rules(
     conn: AsyncConnection, tenant_id: str, rules: ChurnRules, version: int, at: datetime
 ) -> None:
-    stmt = insert(rules_table).values(
+    stmt = insert(conn, rules_table).values(
         tenant_id=tenant_id, rules=rules.model_dump(mode="json"), version=version, updated_at=at
     )
     await conn.execute(
