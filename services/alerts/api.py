@@ -21,6 +21,8 @@ from libs.events.catalog.alerts import ChurnRules, RiskLevel
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import NotFound, Unprocessable
 from services.alerts import handlers, read_model
+from services.alerts.domain import weekly
+from services.alerts.domain.risk import ChurnRisk
 from services.alerts.domain.rules import InvalidRules
 from services.alerts.handlers import Alerts, RankedRisk
 
@@ -184,3 +186,44 @@ async def run_backtest(
         )
     async with alerts.engine.connect() as conn:
         return await handlers.backtest(conn, principal.tenant_id, body.cutoff, horizon)
+
+
+@router.get("/churn/weekly")
+async def weekly_risk_list(
+    principal: Reader,
+    alerts: AlertsDep,
+    week: Annotated[str | None, Query(max_length=10, description="ISO week, e.g. 2026-W49")] = None,
+    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+) -> dict[str, Any]:
+    """Per owner: new, rising and still-open churn risks (medium or high) of the week
+    (ISO weeks in UTC; absent, the running week, up to now)."""
+    now = alerts.clock()
+    chosen = week or weekly.week_of(now)
+    try:
+        before, end = weekly.week_bounds(chosen, now)
+    except weekly.InvalidWeek as refused:
+        raise Unprocessable("week", str(refused)) from None
+    if before >= now:
+        raise Unprocessable("week", "the week has not begun yet")
+    async with alerts.engine.connect() as conn:
+        at_start = await handlers.risks_as_of(conn, principal.tenant_id, before, owner_id)
+        at_end = await handlers.risks_as_of(conn, principal.tenant_id, end, owner_id)
+    lists = weekly.weekly_lists(
+        {r.risk.customer_id: r.risk for r in at_start}, [(r.risk, r.owner_id) for r in at_end]
+    )
+
+    def views(risks: list[ChurnRisk], owner_id: str | None) -> list[dict[str, Any]]:
+        return [risk_view(RankedRisk(r, owner_id)) for r in risks]
+
+    return {
+        "week": chosen,
+        "owners": [
+            {
+                "owner_id": o.owner_id,
+                "new": views(o.new, o.owner_id),
+                "rising": views(o.rising, o.owner_id),
+                "still_open": views(o.still_open, o.owner_id),
+            }
+            for o in lists
+        ],
+    }

@@ -14,6 +14,7 @@ PINNED = {
     ("GET", "/api/v1/churn/rules"): "customers:read",
     ("PUT", "/api/v1/churn/rules"): "churn:configure",
     ("POST", "/api/v1/churn/backtests"): "churn:configure",
+    ("GET", "/api/v1/churn/weekly"): "customers:read",
 }
 
 
