@@ -96,3 +96,63 @@ async def test_the_weekly_list_sorts_each_owners_risks_into_new_rising_and_still
         )
         assert bad.status_code == 422, week
         assert bad.json()["detail"][0]["field"] == "week"
+
+
+async def test_history_scored_at_three_past_dates_equals_a_platform_that_saw_only_that_much(
+    api: Api,
+) -> None:
+    """Tenant "full" receives the whole history, imported with its own times; tenant
+    "then" receives, for each date, only what had happened by it. Same scores, reasons
+    and ranking, date by date (event ids aside: each tenant's copy has its own)."""
+    history = [
+        (days_before(400), "contacts", "c-1", registered("c-1", days=400)),
+        (days_before(400), "contacts", "c-2", registered("c-2", days=400)),
+        *[
+            (days_before(n), "pipeline", "c-1", order("c-1", f"a{n}", n))
+            for n in range(390, 150, -30)
+        ],
+        *[
+            (days_before(n), "pipeline", "c-2", order("c-2", f"b{n}", n))
+            for n in range(390, 0, -45)
+        ],
+        (days_before(100), "tickets", "c-2", complaint("c-2", "t1")),
+        (days_before(95), "tickets", "c-2", complaint("c-2", "t2")),
+        (
+            days_before(60),
+            "contacts",
+            "c-1",
+            KeyContactChanged(
+                customer_id="c-1", role="ceo", previous_contact_id="a", contact_id="b"
+            ),
+        ),
+    ]
+    for at, service, customer, event in history:
+        await api.publish(service, customer, event, tenant="full", at=at)
+    await api.caught_up()
+
+    def comparable(page: dict[str, object]) -> list[tuple[object, ...]]:
+        items = page["items"]
+        assert isinstance(items, list)
+        return [
+            (
+                i["customer_id"],
+                i["score"],
+                i["level"],
+                [(r["signal"], r["sentence"]) for r in i["reasons"]],
+            )
+            for i in items
+        ]
+
+    for n, days in enumerate((200, 97, 30)):
+        cutoff = days_before(days)
+        tenant = f"then-{n}"
+        for at, service, customer, event in history:
+            # What had happened by then (an order by its placed_at).
+            when = getattr(event, "placed_at", None) or at
+            if when <= cutoff:
+                await api.publish(service, customer, event, tenant=tenant, at=at)
+        await api.caught_up()
+        replayed = await api.risks("full", as_of=cutoff.isoformat())
+        lived = await api.risks(tenant, as_of=cutoff.isoformat())
+        assert comparable(replayed) == comparable(lived), days
+        assert any(i["score"] > 0 for i in replayed["items"]) or days == 200
