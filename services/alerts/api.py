@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -32,6 +32,8 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
 Reader = Annotated[Principal, Depends(require("customers:read"))]
 Configurer = Annotated[Principal, Depends(require("churn:configure"))]
+# Acting on a warning is the daily work of whoever looks after the customer.
+Responder = Annotated[Principal, Depends(require("customers:write"))]
 IfMatch = Annotated[int | None, Depends(if_match_version)]
 AsOf = Annotated[
     str | None,
@@ -52,6 +54,22 @@ class BacktestBody(BaseModel):
 
     cutoff: AwareDatetime
     horizon_days: int = Field(ge=1, le=3650)
+
+
+class ResolveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=500)
+
+
+class DismissBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Why the warning was wrong: feedback the backtest report counts.
+    reason: str = Field(min_length=1, max_length=500)
+
+
+AlertStatus = Literal["open", "acknowledged", "resolved", "dismissed", "left_risk_level"]
 
 
 class RulesBody(ChurnRules):
@@ -227,3 +245,69 @@ async def weekly_risk_list(
             for o in lists
         ],
     }
+
+
+def alert_view(row: Any) -> dict[str, Any]:
+    return {
+        "alert_id": row.alert_id,
+        "customer_id": row.customer_id,
+        "owner_id": row.owner_id,
+        "level": row.level,
+        "score": row.score,
+        "reasons": row.reasons,
+        "status": row.status,
+        "opened_at": row.opened_at.isoformat(),
+        "closed_at": row.closed_at.isoformat() if row.closed_at else None,
+        "closed_by": row.closed_by,
+        "reason": row.reason,
+    }
+
+
+@router.get("/churn/alerts")
+async def list_alerts(
+    principal: Reader,
+    alerts: AlertsDep,
+    status: AlertStatus | None = None,
+    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Churn alerts, newest first."""
+    async with alerts.engine.connect() as conn:
+        rows = await read_model.find_alerts(conn, principal.tenant_id, status, owner_id, limit)
+    return {"items": [alert_view(r) for r in rows]}
+
+
+AlertId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+
+
+async def _respond(
+    alerts: Alerts, principal: Principal, alert_id: str, response: str, reason: str = ""
+) -> dict[str, Any]:
+    await handlers.respond_to_alert(
+        alerts, principal.tenant_id, alert_id, response, principal.subject[:64], reason
+    )
+    async with alerts.engine.connect() as conn:
+        row = await read_model.alert(conn, principal.tenant_id, alert_id)
+    return alert_view(row)
+
+
+@router.post("/churn/alerts/{alert_id}/acknowledge")
+async def acknowledge_alert(
+    alert_id: AlertId, principal: Responder, alerts: AlertsDep
+) -> dict[str, Any]:
+    return await _respond(alerts, principal, alert_id, "acknowledged")
+
+
+@router.post("/churn/alerts/{alert_id}/resolve")
+async def resolve_alert(
+    alert_id: AlertId, body: ResolveBody, principal: Responder, alerts: AlertsDep
+) -> dict[str, Any]:
+    return await _respond(alerts, principal, alert_id, "resolved", body.note)
+
+
+@router.post("/churn/alerts/{alert_id}/dismiss")
+async def dismiss_alert(
+    alert_id: AlertId, body: DismissBody, principal: Responder, alerts: AlertsDep
+) -> dict[str, Any]:
+    """The warning was wrong: its reason is counted in the backtest report."""
+    return await _respond(alerts, principal, alert_id, "dismissed", body.reason)

@@ -18,13 +18,20 @@ from typing import Any, ClassVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events import metrics as event_metrics
-from libs.events.catalog.alerts import ChurnRules, ChurnRulesSet
+from libs.events.catalog import DomainEvent
+from libs.events.catalog.alerts import (
+    AlertAcknowledged,
+    AlertClosed,
+    AlertOpened,
+    ChurnRules,
+    ChurnRulesSet,
+)
 from libs.events.catalog.contacts import CustomerMergedInto, CustomerRegistered, OwnerChanged
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection
 from libs.events.store import EventStore, NewEvent
-from libs.platform.errors import PreconditionFailed
+from libs.platform.errors import Conflict, NotFound, PreconditionFailed
 from services.alerts import metrics, read_model
 from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.backtest import Judged, report
@@ -129,7 +136,13 @@ async def backtest(
                 churned=not later,
             )
         )
-    return {"cutoff": cutoff.isoformat(), "horizon_days": horizon.days, **report(judged)}
+    return {
+        "cutoff": cutoff.isoformat(),
+        "horizon_days": horizon.days,
+        **report(judged),
+        # Alerts users dismissed as wrong, by their reason: feedback beside the figures.
+        "dismissals": await read_model.dismissals(conn, tenant_id),
+    }
 
 
 async def set_rules(
@@ -191,6 +204,11 @@ async def assess_customers(
         )
         appended += len(reaction.events)
         metrics.decided(reaction.events)
+        for event in reaction.events:
+            if isinstance(event, AlertOpened):
+                await read_model.alert_opened(conn, tenant_id, event, now)
+            elif isinstance(event, AlertClosed):
+                await read_model.alert_status(conn, tenant_id, event.alert_id, event.closure, now)
     return appended
 
 
@@ -210,6 +228,52 @@ async def sweep(alerts: Alerts, batch: int = 500) -> int:
     async with alerts.engine.connect() as conn:
         metrics.set_levels(await read_model.customers_by_level(conn))
     return appended
+
+
+async def respond_to_alert(
+    alerts: Alerts,
+    tenant_id: str,
+    alert_id: str,
+    response: str,
+    by: str,
+    reason: str = "",
+) -> None:
+    """Acknowledge, resolve or dismiss an alert (a dismissal's reason is feedback)."""
+    now = alerts.clock()
+    async with alerts.engine.begin() as conn:
+        found = await read_model.alert(conn, tenant_id, alert_id)
+        if found is None:
+            raise NotFound(f"alert {alert_id} not found")
+        if found.status not in ("open", "acknowledged") or (
+            response == "acknowledged" and found.status == "acknowledged"
+        ):
+            raise Conflict(f"the alert is {found.status}", status=found.status)
+        row = await read_model.customer(conn, tenant_id, found.customer_id, lock=True)
+        assert row is not None  # an alert is only opened for a known customer
+        event: DomainEvent
+        if response == "acknowledged":
+            event = AlertAcknowledged(alert_id=alert_id, customer_id=found.customer_id, by=by)
+        else:
+            event = AlertClosed(
+                alert_id=alert_id,
+                customer_id=found.customer_id,
+                closure="resolved" if response == "resolved" else "dismissed",
+                reason=reason,
+                by=by,
+            )
+        version = await alerts.store.append(
+            tenant_id,
+            found.customer_id,
+            row.version,
+            [NewEvent.from_domain(event, partition_key=found.customer_id, occurred_at=now)],
+            conn=conn,
+        )
+        still_open = row.open_alert_id if response == "acknowledged" else None
+        await read_model.assessed(
+            conn, tenant_id, found.customer_id, row.level, row.score, version, still_open
+        )
+        await read_model.alert_status(conn, tenant_id, alert_id, response, now, by, reason)
+    alerts.appended(1)
 
 
 class ChurnFacts(Projection):

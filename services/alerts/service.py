@@ -28,7 +28,8 @@ SERVICE = ServiceDeclaration(
         PublicRoute(
             "/api/v1/churn/...",
             under("/api/v1/churn"),
-            writes=frozenset({"churn:configure"}),
+            # Rules and backtests are the managers'; acting on an alert is everyone's work.
+            writes=frozenset({"churn:configure", "customers:write"}),
         ),
         # Below contacts' /customers/... catch-all, which is declared a fallback.
         PublicRoute(

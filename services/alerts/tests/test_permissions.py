@@ -15,6 +15,10 @@ PINNED = {
     ("PUT", "/api/v1/churn/rules"): "churn:configure",
     ("POST", "/api/v1/churn/backtests"): "churn:configure",
     ("GET", "/api/v1/churn/weekly"): "customers:read",
+    ("GET", "/api/v1/churn/alerts"): "customers:read",
+    ("POST", "/api/v1/churn/alerts/{alert_id}/acknowledge"): "customers:write",
+    ("POST", "/api/v1/churn/alerts/{alert_id}/resolve"): "customers:write",
+    ("POST", "/api/v1/churn/alerts/{alert_id}/dismiss"): "customers:write",
 }
 
 
@@ -40,7 +44,7 @@ def test_every_route_has_its_pinned_permission() -> None:
 
 async def test_every_role_is_refused_exactly_where_the_matrix_says(api: Api) -> None:
     for (method, template), permission in PINNED.items():
-        path = template.format(customer_id="c-1")
+        path = template.format(customer_id="c-1", alert_id="0" * 36)
         for role in Role:
             response = await api.client.request(
                 method, path, json={}, headers=api.auth(roles=[role.value])

@@ -1,7 +1,7 @@
 """The alerts database's first revision: the event store and outbox (with the relay's
 record of what it published), the projection runtime's bookkeeping (for the churn
 projector), the per-customer churn facts, the customers with their last assessed
-level and open alert, and the tenants' churn rules.
+level and open alert, the alerts with their lifecycle, and the tenants' churn rules.
 
 Revision ID: 0001
 Revises:
@@ -61,6 +61,32 @@ def upgrade() -> None:
     )
     op.create_index(
         "ix_churn_customers_owner", "churn_customers", ["tenant_id", "owner_id"], unique=False
+    )
+    op.create_table(
+        "churn_alerts",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("alert_id", sa.String(length=36), nullable=False),
+        sa.Column("customer_id", sa.String(length=64), nullable=False),
+        sa.Column("owner_id", sa.String(length=64), nullable=True),
+        sa.Column("level", sa.String(length=8), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column(
+            "reasons",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("opened_at", UtcDateTime, nullable=False),
+        sa.Column("closed_at", UtcDateTime, nullable=True),
+        sa.Column("closed_by", sa.String(length=64), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "alert_id"),
+    )
+    op.create_index(
+        "ix_churn_alerts_status",
+        "churn_alerts",
+        ["tenant_id", "status", "opened_at"],
+        unique=False,
     )
     op.create_table(
         "churn_rules",
