@@ -20,7 +20,7 @@ from libs.auth import Principal, require
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import NotFound, Unprocessable
-from services.alerts import handlers, read_model
+from services.alerts import alert_list, handlers, read_model
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.domain.rules import InvalidRules
@@ -273,7 +273,7 @@ async def list_alerts(
 ) -> dict[str, Any]:
     """Churn alerts, newest first."""
     async with alerts.engine.connect() as conn:
-        rows = await read_model.find_alerts(conn, principal.tenant_id, status, owner_id, limit)
+        rows = await alert_list.find_alerts(conn, principal.tenant_id, status, owner_id, limit)
     return {"items": [alert_view(r) for r in rows]}
 
 
@@ -287,7 +287,7 @@ async def _respond(
         alerts, principal.tenant_id, alert_id, response, principal.subject[:64], reason
     )
     async with alerts.engine.connect() as conn:
-        row = await read_model.alert(conn, principal.tenant_id, alert_id)
+        row = await alert_list.alert(conn, principal.tenant_id, alert_id)
     return alert_view(row)
 
 

@@ -32,7 +32,7 @@ from libs.events.kafka import service_topic
 from libs.events.projection import Projection
 from libs.events.store import EventStore, NewEvent
 from libs.platform.errors import Conflict, NotFound, PreconditionFailed
-from services.alerts import metrics, read_model
+from services.alerts import alert_list, metrics, read_model
 from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.backtest import Judged, report
 from services.alerts.domain.facts import as_of, typical_repeat_days
@@ -141,7 +141,7 @@ async def backtest(
         "horizon_days": horizon.days,
         **report(judged),
         # Alerts users dismissed as wrong, by their reason: feedback beside the figures.
-        "dismissals": await read_model.dismissals(conn, tenant_id),
+        "dismissals": await alert_list.dismissals(conn, tenant_id),
     }
 
 
@@ -206,9 +206,9 @@ async def assess_customers(
         metrics.decided(reaction.events)
         for event in reaction.events:
             if isinstance(event, AlertOpened):
-                await read_model.alert_opened(conn, tenant_id, event, now)
+                await alert_list.alert_opened(conn, tenant_id, event, now)
             elif isinstance(event, AlertClosed):
-                await read_model.alert_status(conn, tenant_id, event.alert_id, event.closure, now)
+                await alert_list.alert_status(conn, tenant_id, event.alert_id, event.closure, now)
     return appended
 
 
@@ -241,7 +241,7 @@ async def respond_to_alert(
     """Acknowledge, resolve or dismiss an alert (a dismissal's reason is feedback)."""
     now = alerts.clock()
     async with alerts.engine.begin() as conn:
-        found = await read_model.alert(conn, tenant_id, alert_id)
+        found = await alert_list.alert(conn, tenant_id, alert_id)
         if found is None:
             raise NotFound(f"alert {alert_id} not found")
         if found.status not in ("open", "acknowledged") or (
@@ -272,7 +272,7 @@ async def respond_to_alert(
         await read_model.assessed(
             conn, tenant_id, found.customer_id, row.level, row.score, version, still_open
         )
-        await read_model.alert_status(conn, tenant_id, alert_id, response, now, by, reason)
+        await alert_list.alert_status(conn, tenant_id, alert_id, response, now, by, reason)
     alerts.appended(1)
 
 
