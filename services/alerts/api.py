@@ -20,7 +20,7 @@ from libs.auth import Principal, require
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import NotFound, Unprocessable
-from services.alerts import alert_list, handlers, read_model
+from services.alerts import alert_list, handlers, read_model, reminder_list
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.domain.rules import InvalidRules
@@ -311,3 +311,16 @@ async def dismiss_alert(
 ) -> dict[str, Any]:
     """The warning was wrong: its reason is counted in the backtest report."""
     return await _respond(alerts, principal, alert_id, "dismissed", body.reason)
+
+
+@router.get("/reminders")
+async def list_reminders(
+    principal: Reader,
+    alerts: AlertsDep,
+    assignee: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Reminders fired (contract renewals, customers gone quiet), soonest due first."""
+    async with alerts.engine.connect() as conn:
+        items = await reminder_list.find(conn, principal.tenant_id, assignee, limit)
+    return {"items": items}

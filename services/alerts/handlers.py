@@ -32,10 +32,11 @@ from libs.events.kafka import service_topic
 from libs.events.projection import Projection
 from libs.events.store import EventStore, NewEvent
 from libs.platform.errors import Conflict, NotFound, PreconditionFailed
-from services.alerts import alert_list, metrics, read_model
+from services.alerts import alert_list, metrics, read_model, reminder_list
 from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.backtest import Judged, report
 from services.alerts.domain.facts import as_of, typical_repeat_days
+from services.alerts.domain.reminders import due_reminders
 from services.alerts.domain.risk import ChurnRisk, assess, rank_key
 from services.alerts.domain.rules import check_rules
 from services.alerts.domain.signals import Context
@@ -172,8 +173,9 @@ async def assess_customers(
     alerts: Alerts, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
 ) -> int:
     """Assess the customers as of the clock's now and append what a moved level sets
-    off; the number of events appended. Each customer's row is locked, so the projector
-    and the sweep never decide about one customer at once."""
+    off, and the reminders that fall due; the number of events appended. Each
+    customer's row is locked, so the projector and the sweep never decide about one
+    customer at once."""
     ids = sorted(set(customer_ids))
     now = alerts.clock()
     rules, _ = await read_model.rules_of(conn, tenant_id)
@@ -184,27 +186,35 @@ async def assess_customers(
         row = await read_model.customer(conn, tenant_id, customer_id, lock=True)
         if row is None or row.merged_into is not None:
             continue
-        risk = assess(customer_id, facts.get(customer_id, []), rules, now, context)
-        if risk.level == row.level and risk.score == row.score:
+        known = facts.get(customer_id, [])
+        risk = assess(customer_id, known, rules, now, context)
+        news: list[DomainEvent] = []
+        open_alert = row.open_alert_id
+        if risk.level != row.level or risk.score != row.score:
+            standing = Standing(row.level, row.version, row.open_alert_id, row.owner_id)
+            reaction = react(tenant_id, standing, risk, now)
+            news += reaction.events
+            open_alert = reaction.open_alert_id
+        for reminder in due_reminders(
+            tenant_id, customer_id, as_of(known, now), row.owner_id, row.registered_at, rules
+        ):
+            if await reminder_list.first_time(conn, tenant_id, reminder, now):
+                news.append(reminder)
+        if not news and risk.level == row.level and risk.score == row.score:
             continue
-        standing = Standing(row.level, row.version, row.open_alert_id, row.owner_id)
-        reaction = react(tenant_id, standing, risk, now)
         version = await alerts.store.append(
             tenant_id,
             customer_id,
             row.version,
-            [
-                NewEvent.from_domain(e, partition_key=customer_id, occurred_at=now)
-                for e in reaction.events
-            ],
+            [NewEvent.from_domain(e, partition_key=customer_id, occurred_at=now) for e in news],
             conn=conn,
         )
         await read_model.assessed(
-            conn, tenant_id, customer_id, risk.level, risk.score, version, reaction.open_alert_id
+            conn, tenant_id, customer_id, risk.level, risk.score, version, open_alert
         )
-        appended += len(reaction.events)
-        metrics.decided(reaction.events)
-        for event in reaction.events:
+        appended += len(news)
+        metrics.decided(news)
+        for event in news:
             if isinstance(event, AlertOpened):
                 await alert_list.alert_opened(conn, tenant_id, event, now)
             elif isinstance(event, AlertClosed):

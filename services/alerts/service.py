@@ -31,6 +31,11 @@ SERVICE = ServiceDeclaration(
             # Rules and backtests are the managers'; acting on an alert is everyone's work.
             writes=frozenset({"churn:configure", "customers:write"}),
         ),
+        PublicRoute(
+            "/api/v1/reminders",
+            re.compile(r"/api/v1/reminders/?"),
+            writes=frozenset({"customers:write"}),
+        ),
         # Below contacts' /customers/... catch-all, which is declared a fallback.
         PublicRoute(
             "/api/v1/customers/{customer_id}/churn-risk",

@@ -77,6 +77,10 @@ class ChurnRules(_Part):
     # The tenant's typical repeat interval in days, for a one-time buyer's overdue check
     # (None: measured from the tenant's own repeat buyers).
     typical_repeat_days: int | None = Field(default=None, ge=1, le=3650)
+    # Reminders: a contract's end this many days ahead; an owned customer this many
+    # days without an interaction (None: no such reminder).
+    contract_renewal_days: int | None = Field(default=30, ge=1, le=366)
+    no_interaction_days: int | None = Field(default=60, ge=1, le=3650)
 
 
 # --- rules -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from libs.events import published, schema, store
 from libs.events.projection import runtime_metadata
-from services.alerts import alert_list, read_model
+from services.alerts import alert_list, read_model, reminder_list
 
 FOLDER = Path(__file__).parent
 TARGET_METADATA = (
@@ -17,5 +17,6 @@ TARGET_METADATA = (
     runtime_metadata,
     read_model.metadata,
     alert_list.metadata,
+    reminder_list.metadata,
 )
 ROUTINES = tuple(schema.ROUTINES)

@@ -10,6 +10,7 @@ from libs.events.catalog.alerts import (
     ChurnRiskChanged,
     ChurnRiskRaised,
     FollowUpTaskRequested,
+    ReminderDue,
 )
 from libs.events.catalog.contacts import (
     CustomerMergedInto,
@@ -337,9 +338,54 @@ async def test_a_customer_becoming_overdue_with_time_alone_is_raised_by_the_swee
 
     stream = await alerts.store.read_stream("acme", "c-1")
     assert [e.type for e in stream].count(ChurnRiskRaised.type_name) == 1
-    assert appended == len(stream) and again == 0
+    # Risk changed and raised, alert opened, follow-up requested; nothing more after.
+    assert (appended, again) == (4, 0)
     (raised,) = [e for e in stream if e.type == ChurnRiskRaised.type_name]
     assert {r["signal"] for r in raised.data["reasons"]} == {
         "order_frequency_drop",
         "order_overdue",
     }
+
+
+async def test_reminders_fire_once_for_the_owner_and_are_listed_by_assignee(
+    api: Api, clock: Clock
+) -> None:
+    await api.publish("contacts", "c-1", registered("c-1", owner="rep-1", days=10))
+    await api.publish(
+        "pipeline",
+        "c-1",
+        ContractSigned(
+            contract_id="k1",
+            customer_id="c-1",
+            title="support",
+            value=1,
+            currency="CNY",
+            starts_on=date(2026, 1, 1),
+            ends_on=date(2027, 1, 20),
+        ),
+        at=days_before(300),
+    )
+    await api.caught_up()
+    alerts = api.app.state.alerts
+    assert await sweep(alerts) == 0  # the contract ends in 51 days; registered 10 days ago
+
+    clock.advance(days=25)  # the contract ends in 26 days
+    assert await sweep(alerts) == 1
+    assert await sweep(alerts) == 0  # once
+    clock.advance(days=30)  # 65 days without an interaction since registration
+    # The reminder, and the risk falling back to none now that the contract has ended.
+    assert await sweep(alerts) == 2
+
+    response = await api.client.get(
+        "/api/v1/reminders", params={"assignee": "rep-1"}, headers=api.auth()
+    )
+    assert response.status_code == 200, response.text
+    kinds = [(r["kind"], r["due_on"]) for r in response.json()["items"]]
+    assert kinds == [("contract_renewal", "2027-01-20"), ("no_interaction", "2027-01-24")]
+    assert response.json()["items"][0]["sentence"].startswith("Contract k1 ends in 26 days")
+    stream = await alerts.store.read_stream("acme", "c-1")
+    assert [e.type for e in stream].count(ReminderDue.type_name) == len(kinds)
+    nobody = await api.client.get(
+        "/api/v1/reminders", params={"assignee": "rep-2"}, headers=api.auth()
+    )
+    assert nobody.json()["items"] == []

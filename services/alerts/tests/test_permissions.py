@@ -16,6 +16,7 @@ PINNED = {
     ("POST", "/api/v1/churn/backtests"): "churn:configure",
     ("GET", "/api/v1/churn/weekly"): "customers:read",
     ("GET", "/api/v1/churn/alerts"): "customers:read",
+    ("GET", "/api/v1/reminders"): "customers:read",
     ("POST", "/api/v1/churn/alerts/{alert_id}/acknowledge"): "customers:write",
     ("POST", "/api/v1/churn/alerts/{alert_id}/resolve"): "customers:write",
     ("POST", "/api/v1/churn/alerts/{alert_id}/dismiss"): "customers:write",

@@ -1,7 +1,8 @@
 """The alerts database's first revision: the event store and outbox (with the relay's
 record of what it published), the projection runtime's bookkeeping (for the churn
 projector), the per-customer churn facts, the customers with their last assessed
-level and open alert, the alerts with their lifecycle, and the tenants' churn rules.
+level and open alert, the alerts with their lifecycle, the reminders fired, and the
+tenants' churn rules.
 
 Revision ID: 0001
 Revises:
@@ -86,6 +87,25 @@ def upgrade() -> None:
         "ix_churn_alerts_status",
         "churn_alerts",
         ["tenant_id", "status", "opened_at"],
+        unique=False,
+    )
+    op.create_table(
+        "churn_reminders",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("reminder_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("customer_id", sa.String(length=64), nullable=False),
+        sa.Column("assignee_id", sa.String(length=64), nullable=True),
+        sa.Column("subject_id", sa.String(length=64), nullable=True),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("sentence", sa.String(length=500), nullable=False),
+        sa.Column("fired_at", UtcDateTime, nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "reminder_id"),
+    )
+    op.create_index(
+        "ix_churn_reminders_assignee",
+        "churn_reminders",
+        ["tenant_id", "assignee_id", "due_on"],
         unique=False,
     )
     op.create_table(
