@@ -207,6 +207,7 @@ async def test_a_merged_duplicates_facts_count_for_the_survivor(api: Api) -> Non
     await api.publish(
         "tickets", "dup", complaint("dup", "t1"), complaint("dup", "t2"), at=days_before(3)
     )
+    await api.caught_up()  # the complaints are filed under the duplicate first
     await api.publish("contacts", "dup", CustomerMergedInto(customer_id="dup", survivor_id="keep"))
     await api.publish(
         "contacts",
