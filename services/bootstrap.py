@@ -26,6 +26,7 @@ SERVICES: tuple[ServiceDeclaration, ...] = tuple(
         "pipeline",
         "tickets",
         "loyalty",
+        "alerts",
         "customer360",
     )
 )

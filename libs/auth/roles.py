@@ -83,6 +83,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "tickets:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SUPPORT, Role.INTEGRATION}),
         # SLA policies and business calendars set the promises the whole team is held to.
         "sla:manage": frozenset({Role.ADMIN, Role.MANAGER}),
+        # Churn rules decide whom every rep is warned about: team leads.
+        "churn:configure": frozenset({Role.ADMIN, Role.MANAGER}),
     }
 )
 

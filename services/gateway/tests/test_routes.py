@@ -47,6 +47,10 @@ def caller(*roles: str) -> Principal:
         ("/api/v1/assignment-rules", "pipeline"),
         ("/api/v1/contracts/k-1/renew", "pipeline"),
         ("/api/v1/customers/c-1/contracts", "pipeline"),
+        ("/api/v1/customers/c-1/churn-risk", "alerts"),
+        ("/api/v1/customers/churn-risk", "contacts"),  # a customer whose id is "churn-risk"
+        ("/api/v1/churn/risks", "alerts"),
+        ("/api/v1/churn/rules", "alerts"),
     ],
 )
 def test_each_path_has_one_owner(path: str, upstream: str) -> None:

@@ -1,0 +1,217 @@
+"""The published language of the alerts service: ``crm.alerts.*.v1``.
+
+Churn warnings that explain themselves: a customer's risk level, the score behind it
+and each reason (the signal, its contribution, a sentence a sales rep understands
+and the ids of the events that triggered it); what is done about it (alerts,
+follow-up tasks, reminders, notifications). A public contract like
+``catalog.pipeline``: add fields with defaults; anything else is a new version.
+
+Conventions:
+
+* Every event about a customer carries ``customer_id`` (also the Kafka key);
+  tenant-level events (rules, weekly lists) are keyed by what they name.
+* ``as_of`` is the business time the score was computed for; it may be earlier than
+  the envelope's ``time`` when history was replayed (imports with historic times).
+* Alerts events carry ids, scores and sentences built from ids and figures only, no
+  personal data: an erased customer's warnings need no rewriting.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from libs.events.catalog import DomainEvent, EventCatalog
+
+RiskLevel = Literal["none", "low", "medium", "high"]
+Signal = Literal[
+    "order_frequency_drop",
+    "order_overdue",
+    "complaints_increase",
+    "interactions_fall",
+    "key_contact_changed",
+    "refunds_rising",
+    "nps_detractor",
+    "contract_ending",
+    "loyalty_quiet",
+]
+ReminderKind = Literal["contract_renewal", "birthday", "no_interaction", "task_overdue"]
+AlertClosure = Literal["resolved", "dismissed", "left_risk_level"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Reason(_Part):
+    """Why a customer is at risk: one signal that fired."""
+
+    signal: Signal
+    # Points of the 0-100 score this signal contributes.
+    contribution: int = Field(ge=0, le=100)
+    sentence: str
+    # The events (envelope ids) behind it, newest first.
+    event_ids: list[str] = Field(default_factory=list)
+
+
+class SignalRule(_Part):
+    """How one signal is weighed: its weight, the window it looks at, when it fires."""
+
+    enabled: bool = True
+    # Relative weight: a signal at full strength adds ``weight`` points before capping.
+    weight: int = Field(ge=0, le=100)
+    window_days: int = Field(ge=1, le=3650)
+    # What "fires" means for the signal (a ratio, a count, a day count: see the rules).
+    threshold: float = Field(ge=0, le=100_000)
+
+
+class ChurnRules(_Part):
+    """A tenant's churn rules: one entry per signal, and the score's level bands."""
+
+    signals: dict[Signal, SignalRule]
+    high_from: int = Field(default=60, ge=1, le=100)
+    medium_from: int = Field(default=35, ge=1, le=100)
+    low_from: int = Field(default=10, ge=1, le=100)
+    # The tenant's typical repeat interval in days, for a one-time buyer's overdue check
+    # (None: measured from the tenant's own repeat buyers).
+    typical_repeat_days: int | None = Field(default=None, ge=1, le=3650)
+    # Reminders: a contract's end this many days ahead; an owned customer this many
+    # days without an interaction (None: no such reminder).
+    contract_renewal_days: int | None = Field(default=30, ge=1, le=366)
+    no_interaction_days: int | None = Field(default=60, ge=1, le=3650)
+
+
+# --- rules -------------------------------------------------------------------------
+
+
+class ChurnRulesSet(DomainEvent, type_name="crm.alerts.churn_rules_set.v1"):
+    """Tenant-level: the churn rules in force from now on (key: ``"rules"``)."""
+
+    rules: ChurnRules
+    by: str
+
+
+# --- risk ----------------------------------------------------------------------------
+
+
+class ChurnRiskChanged(DomainEvent, type_name="crm.alerts.churn_risk_changed.v1"):
+    """A customer's risk level moved (either way), with the score and reasons now."""
+
+    customer_id: str
+    from_level: RiskLevel
+    to_level: RiskLevel
+    score: int = Field(ge=0, le=100)
+    reasons: list[Reason] = Field(default_factory=list)
+    owner_id: str | None = None
+    as_of: AwareDatetime
+
+
+class ChurnRiskRaised(DomainEvent, type_name="crm.alerts.churn_risk_raised.v1"):
+    """A customer's level rose to high: once per rise (it must fall below high before
+    another is raised)."""
+
+    customer_id: str
+    score: int = Field(ge=0, le=100)
+    reasons: list[Reason]
+    owner_id: str | None = None
+    as_of: AwareDatetime
+
+
+# --- alerts --------------------------------------------------------------------------
+
+
+class AlertOpened(DomainEvent, type_name="crm.alerts.alert_opened.v1"):
+    alert_id: str
+    customer_id: str
+    level: RiskLevel
+    score: int = Field(ge=0, le=100)
+    reasons: list[Reason]
+    owner_id: str | None = None
+
+
+class AlertAcknowledged(DomainEvent, type_name="crm.alerts.alert_acknowledged.v1"):
+    alert_id: str
+    customer_id: str
+    by: str
+
+
+class AlertClosed(DomainEvent, type_name="crm.alerts.alert_closed.v1"):
+    """Resolved, dismissed (``reason`` is feedback the backtest counts) or closed
+    because the customer left the risk level."""
+
+    alert_id: str
+    customer_id: str
+    closure: AlertClosure
+    reason: str = ""
+    by: str | None = None
+
+
+# --- acting on it --------------------------------------------------------------------
+
+
+class FollowUpTaskRequested(DomainEvent, type_name="crm.alerts.follow_up_task_requested.v1"):
+    """A follow-up for the owner of a high-risk customer: one per alert, for the
+    pipeline to create as a task (docs/decisions/0032)."""
+
+    alert_id: str
+    customer_id: str
+    # None: the customer has no owner; the task goes to the unassigned pool.
+    owner_id: str | None = None
+    title: str
+    due_at: AwareDatetime
+    # The id the task takes, derived from the alert: a redelivered request names the
+    # same task, so it can never make a second one.
+    task_id: str
+
+
+class ReminderDue(DomainEvent, type_name="crm.alerts.reminder_due.v1"):
+    """Something a rep should act on soon: each reminder fires once."""
+
+    reminder_id: str
+    kind: ReminderKind
+    customer_id: str
+    assignee_id: str | None = None
+    due_on: date
+    sentence: str
+    # What the reminder is about (a contract, a task), when it is not the customer.
+    subject_id: str | None = None
+
+
+class WeeklyRiskListPublished(DomainEvent, type_name="crm.alerts.weekly_risk_list_published.v1"):
+    """Monday's list for one owner: new, rising and still-open risks of the week."""
+
+    week: str  # ISO week, e.g. "2026-W49"
+    owner_id: str | None = None
+    new: list[str] = Field(default_factory=list)
+    rising: list[str] = Field(default_factory=list)
+    still_open: list[str] = Field(default_factory=list)
+
+
+class NotificationSent(DomainEvent, type_name="crm.alerts.notification_sent.v1"):
+    """An alerts event delivered to a subscriber (a webhook or an email address)."""
+
+    notification_id: str
+    subscription_id: str
+    channel: Literal["webhook", "email"]
+    event_id: str
+    event_type: str
+    attempts: int = Field(ge=1)
+
+
+catalog = EventCatalog(
+    [
+        ChurnRulesSet,
+        ChurnRiskChanged,
+        ChurnRiskRaised,
+        AlertOpened,
+        AlertAcknowledged,
+        AlertClosed,
+        FollowUpTaskRequested,
+        ReminderDue,
+        WeeklyRiskListPublished,
+        NotificationSent,
+    ],
+    schema_base_url="https://schemas.crm.example/events",
+)

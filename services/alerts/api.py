@@ -1,0 +1,326 @@
+"""The alerts HTTP API under /api/v1: churn risks ranked, one customer's risk, the rules.
+
+The tenant comes from the token only; a customer this tenant does not know is a 404.
+Reading risks needs ``customers:read``; changing the rules ``churn:configure``.
+``as_of`` is a date (the end of that day, UTC) or a time; absent, now.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from libs.auth import Principal, require
+from libs.events.catalog.alerts import ChurnRules, RiskLevel
+from libs.platform.app import etag_for, if_match_version
+from libs.platform.errors import NotFound, Unprocessable
+from services.alerts import alert_list, handlers, read_model, reminder_list
+from services.alerts.domain import weekly
+from services.alerts.domain.risk import ChurnRisk
+from services.alerts.domain.rules import InvalidRules
+from services.alerts.handlers import Alerts, RankedRisk
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
+Reader = Annotated[Principal, Depends(require("customers:read"))]
+Configurer = Annotated[Principal, Depends(require("churn:configure"))]
+# Acting on a warning is the daily work of whoever looks after the customer.
+Responder = Annotated[Principal, Depends(require("customers:write"))]
+IfMatch = Annotated[int | None, Depends(if_match_version)]
+AsOf = Annotated[
+    str | None,
+    Query(max_length=40, description="a date (the end of that day, UTC) or a time"),
+]
+
+
+async def alerts_of(request: Request) -> Alerts:
+    alerts: Alerts = request.app.state.alerts
+    return alerts
+
+
+AlertsDep = Annotated[Alerts, Depends(alerts_of)]
+
+
+class BacktestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cutoff: AwareDatetime
+    horizon_days: int = Field(ge=1, le=3650)
+
+
+class ResolveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=500)
+
+
+class DismissBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Why the warning was wrong: feedback the backtest report counts.
+    reason: str = Field(min_length=1, max_length=500)
+
+
+AlertStatus = Literal["open", "acknowledged", "resolved", "dismissed", "left_risk_level"]
+
+
+class RulesBody(ChurnRules):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_as_of(value: str | None, now: datetime) -> datetime:
+    if value is None:
+        return now
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(
+                microseconds=1
+            )
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise Unprocessable("as_of", "a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise Unprocessable("as_of", "a time needs its offset (Z or +08:00)")
+    return when.astimezone(UTC)
+
+
+def risk_view(ranked: RankedRisk) -> dict[str, Any]:
+    risk = ranked.risk
+    return {
+        "customer_id": risk.customer_id,
+        "score": risk.score,
+        "level": risk.level,
+        "owner_id": ranked.owner_id,
+        "reasons": [r.model_dump(mode="json") for r in risk.reasons],
+    }
+
+
+def _cursor(as_of: datetime, offset: int) -> str:
+    raw = json.dumps({"a": as_of.isoformat(), "o": offset}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _from_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when = datetime.fromisoformat(raw["a"])
+        offset = int(raw["o"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise Unprocessable("cursor", "not a cursor this API gave") from None
+    if when.tzinfo is None or offset < 0:
+        raise Unprocessable("cursor", "not a cursor this API gave")
+    return when, offset
+
+
+@router.get("/churn/risks")
+async def list_risks(
+    principal: Reader,
+    alerts: AlertsDep,
+    as_of: AsOf = None,
+    level: RiskLevel | None = None,
+    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Customers ranked by churn score, highest first, each with its reasons. A
+    cursor keeps the ``as_of`` of the first page, so pages never shift."""
+    if cursor is not None:
+        when, offset = _from_cursor(cursor)
+    else:
+        when, offset = parse_as_of(as_of, alerts.clock()), 0
+    async with alerts.engine.connect() as conn:
+        ranked = await handlers.risks_as_of(conn, principal.tenant_id, when, owner_id)
+    if level is not None:
+        ranked = [r for r in ranked if r.risk.level == level]
+    page = ranked[offset : offset + limit]
+    more = offset + limit < len(ranked)
+    return {
+        "as_of": when.isoformat(),
+        "items": [risk_view(r) for r in page],
+        "next_cursor": _cursor(when, offset + limit) if more else None,
+    }
+
+
+@router.get("/customers/{customer_id}/churn-risk")
+async def customer_risk(
+    customer_id: CustomerId, principal: Reader, alerts: AlertsDep, as_of: AsOf = None
+) -> dict[str, Any]:
+    when = parse_as_of(as_of, alerts.clock())
+    async with alerts.engine.connect() as conn:
+        ranked = await handlers.risk_of(conn, principal.tenant_id, customer_id, when)
+    if ranked is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return {"as_of": when.isoformat(), **risk_view(ranked)}
+
+
+@router.get("/churn/rules")
+async def get_rules(principal: Reader, alerts: AlertsDep, response: Response) -> dict[str, Any]:
+    async with alerts.engine.connect() as conn:
+        rules, version = await read_model.rules_of(conn, principal.tenant_id)
+    response.headers["ETag"] = etag_for(version)
+    return rules.model_dump(mode="json")
+
+
+@router.put("/churn/rules")
+async def put_rules(
+    body: RulesBody,
+    principal: Configurer,
+    alerts: AlertsDep,
+    response: Response,
+    expected: IfMatch = None,
+) -> dict[str, Any]:
+    """Replace the tenant's churn rules (signals left out keep their defaults)."""
+    rules = ChurnRules.model_validate(body.model_dump())
+    try:
+        saved, version = await handlers.set_rules(
+            alerts, principal.tenant_id, rules, principal.subject, expected
+        )
+    except InvalidRules as refused:
+        raise Unprocessable(refused.field, refused.reason) from None
+    response.headers["ETag"] = etag_for(version)
+    return saved.model_dump(mode="json")
+
+
+@router.post("/churn/backtests")
+async def run_backtest(
+    body: BacktestBody, principal: Configurer, alerts: AlertsDep
+) -> dict[str, Any]:
+    """Score as of ``cutoff``, compare with who bought nothing within the horizon, and
+    report ROC AUC, precision and recall per level and lift by decile, beside the plain
+    "days since last order" ranking. The horizon must have passed."""
+    horizon = timedelta(days=body.horizon_days)
+    if body.cutoff + horizon > alerts.clock():
+        raise Unprocessable(
+            "horizon_days", "the horizon has not passed yet: its outcome is unknown"
+        )
+    async with alerts.engine.connect() as conn:
+        return await handlers.backtest(conn, principal.tenant_id, body.cutoff, horizon)
+
+
+@router.get("/churn/weekly")
+async def weekly_risk_list(
+    principal: Reader,
+    alerts: AlertsDep,
+    week: Annotated[str | None, Query(max_length=10, description="ISO week, e.g. 2026-W49")] = None,
+    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+) -> dict[str, Any]:
+    """Per owner: new, rising and still-open churn risks (medium or high) of the week
+    (ISO weeks in UTC; absent, the running week, up to now)."""
+    now = alerts.clock()
+    chosen = week or weekly.week_of(now)
+    try:
+        before, end = weekly.week_bounds(chosen, now)
+    except weekly.InvalidWeek as refused:
+        raise Unprocessable("week", str(refused)) from None
+    if before >= now:
+        raise Unprocessable("week", "the week has not begun yet")
+    async with alerts.engine.connect() as conn:
+        at_start = await handlers.risks_as_of(conn, principal.tenant_id, before, owner_id)
+        at_end = await handlers.risks_as_of(conn, principal.tenant_id, end, owner_id)
+    lists = weekly.weekly_lists(
+        {r.risk.customer_id: r.risk for r in at_start}, [(r.risk, r.owner_id) for r in at_end]
+    )
+
+    def views(risks: list[ChurnRisk], owner_id: str | None) -> list[dict[str, Any]]:
+        return [risk_view(RankedRisk(r, owner_id)) for r in risks]
+
+    return {
+        "week": chosen,
+        "owners": [
+            {
+                "owner_id": o.owner_id,
+                "new": views(o.new, o.owner_id),
+                "rising": views(o.rising, o.owner_id),
+                "still_open": views(o.still_open, o.owner_id),
+            }
+            for o in lists
+        ],
+    }
+
+
+def alert_view(row: Any) -> dict[str, Any]:
+    return {
+        "alert_id": row.alert_id,
+        "customer_id": row.customer_id,
+        "owner_id": row.owner_id,
+        "level": row.level,
+        "score": row.score,
+        "reasons": row.reasons,
+        "status": row.status,
+        "opened_at": row.opened_at.isoformat(),
+        "closed_at": row.closed_at.isoformat() if row.closed_at else None,
+        "closed_by": row.closed_by,
+        "reason": row.reason,
+    }
+
+
+@router.get("/churn/alerts")
+async def list_alerts(
+    principal: Reader,
+    alerts: AlertsDep,
+    status: AlertStatus | None = None,
+    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Churn alerts, newest first."""
+    async with alerts.engine.connect() as conn:
+        rows = await alert_list.find_alerts(conn, principal.tenant_id, status, owner_id, limit)
+    return {"items": [alert_view(r) for r in rows]}
+
+
+AlertId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]
+
+
+async def _respond(
+    alerts: Alerts, principal: Principal, alert_id: str, response: str, reason: str = ""
+) -> dict[str, Any]:
+    await handlers.respond_to_alert(
+        alerts, principal.tenant_id, alert_id, response, principal.subject[:64], reason
+    )
+    async with alerts.engine.connect() as conn:
+        row = await alert_list.alert(conn, principal.tenant_id, alert_id)
+    return alert_view(row)
+
+
+@router.post("/churn/alerts/{alert_id}/acknowledge")
+async def acknowledge_alert(
+    alert_id: AlertId, principal: Responder, alerts: AlertsDep
+) -> dict[str, Any]:
+    return await _respond(alerts, principal, alert_id, "acknowledged")
+
+
+@router.post("/churn/alerts/{alert_id}/resolve")
+async def resolve_alert(
+    alert_id: AlertId, body: ResolveBody, principal: Responder, alerts: AlertsDep
+) -> dict[str, Any]:
+    return await _respond(alerts, principal, alert_id, "resolved", body.note)
+
+
+@router.post("/churn/alerts/{alert_id}/dismiss")
+async def dismiss_alert(
+    alert_id: AlertId, body: DismissBody, principal: Responder, alerts: AlertsDep
+) -> dict[str, Any]:
+    """The warning was wrong: its reason is counted in the backtest report."""
+    return await _respond(alerts, principal, alert_id, "dismissed", body.reason)
+
+
+@router.get("/reminders")
+async def list_reminders(
+    principal: Reader,
+    alerts: AlertsDep,
+    assignee: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Reminders fired (contract renewals, customers gone quiet), soonest due first."""
+    async with alerts.engine.connect() as conn:
+        items = await reminder_list.find(conn, principal.tenant_id, assignee, limit)
+    return {"items": items}

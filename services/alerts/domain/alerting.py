@@ -1,0 +1,108 @@
+"""What a new assessment of a customer sets off: the events of a level that moved.
+
+A rise into high raises the risk once, opens an alert and asks for a follow-up task
+for the owner; leaving high closes the alert. Ids are derived, not drawn at random,
+so the same assessment replayed (a redelivered batch, a rebuild) names the same
+alert and the same task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from libs.events.catalog import DomainEvent
+from libs.events.catalog.alerts import (
+    AlertClosed,
+    AlertOpened,
+    ChurnRiskChanged,
+    ChurnRiskRaised,
+    FollowUpTaskRequested,
+    RiskLevel,
+)
+from services.alerts.domain.risk import ChurnRisk, rose_to_high
+
+# A high risk is worth a call within a day.
+FOLLOW_UP_WITHIN = timedelta(days=1)
+_ALERTS = uuid.UUID("5b0f7c1e-6a43-4f4e-9a55-2f1d8a0c4e11")
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What the service last decided about the customer."""
+
+    level: RiskLevel
+    # The customer's alerts stream version: with the tenant and customer, unique per rise.
+    version: int
+    open_alert_id: str | None
+    owner_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    events: list[DomainEvent]
+    open_alert_id: str | None
+
+
+def alert_id_for(tenant_id: str, customer_id: str, version: int) -> str:
+    return str(uuid.uuid5(_ALERTS, f"{tenant_id}/{customer_id}/{version}"))
+
+
+def task_id_for(alert_id: str) -> str:
+    return str(uuid.uuid5(_ALERTS, f"task/{alert_id}"))
+
+
+def react(tenant_id: str, standing: Standing, risk: ChurnRisk, now: datetime) -> Reaction:
+    events: list[DomainEvent] = []
+    open_alert = standing.open_alert_id
+    if risk.level == standing.level:
+        return Reaction(events, open_alert)
+    reasons = list(risk.reasons)
+    events.append(
+        ChurnRiskChanged(
+            customer_id=risk.customer_id,
+            from_level=standing.level,
+            to_level=risk.level,
+            score=risk.score,
+            reasons=reasons,
+            owner_id=standing.owner_id,
+            as_of=now,
+        )
+    )
+    if rose_to_high(standing.level, risk.level):
+        open_alert = alert_id_for(tenant_id, risk.customer_id, standing.version)
+        signals = ", ".join(r.signal.replace("_", " ") for r in reasons[:3])
+        events += [
+            ChurnRiskRaised(
+                customer_id=risk.customer_id,
+                score=risk.score,
+                reasons=reasons,
+                owner_id=standing.owner_id,
+                as_of=now,
+            ),
+            AlertOpened(
+                alert_id=open_alert,
+                customer_id=risk.customer_id,
+                level=risk.level,
+                score=risk.score,
+                reasons=reasons,
+                owner_id=standing.owner_id,
+            ),
+            FollowUpTaskRequested(
+                alert_id=open_alert,
+                customer_id=risk.customer_id,
+                owner_id=standing.owner_id,
+                title=f"Churn risk {risk.score}/100: {signals}"[:200],
+                due_at=now + FOLLOW_UP_WITHIN,
+                task_id=task_id_for(open_alert),
+            ),
+        ]
+    elif standing.level == "high" and open_alert is not None:
+        events.append(
+            AlertClosed(
+                alert_id=open_alert, customer_id=risk.customer_id, closure="left_risk_level"
+            )
+        )
+        open_alert = None
+    return Reaction(events, open_alert)

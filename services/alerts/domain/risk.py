@@ -1,0 +1,82 @@
+"""A customer's churn risk: the score 0-100, its level and the reasons behind it.
+
+The score is the sum of the fired signals' contributions (weight x strength), capped
+at 100; reasons come strongest first. Ties in ranking are broken by how long the
+customer has gone without buying, so customers at one score still rank sensibly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from libs.events.catalog.alerts import ChurnRules, Reason, RiskLevel
+from services.alerts.domain.facts import Fact, as_of
+from services.alerts.domain.signals import SIGNALS, Context
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnRisk:
+    customer_id: str
+    score: int
+    level: RiskLevel
+    reasons: tuple[Reason, ...]
+    # Days since the last order (None: never bought): the tie-breaker.
+    days_since_order: float | None = None
+
+
+def level_of(score: int, rules: ChurnRules) -> RiskLevel:
+    if score >= rules.high_from:
+        return "high"
+    if score >= rules.medium_from:
+        return "medium"
+    if score >= rules.low_from:
+        return "low"
+    return "none"
+
+
+def assess(
+    customer_id: str,
+    facts: Iterable[Fact],
+    rules: ChurnRules,
+    when: datetime,
+    context: Context | None = None,
+) -> ChurnRisk:
+    """The risk as the platform would have scored it at ``when``, from the facts
+    that had happened by then."""
+    folded = as_of(facts, when)
+    context = context or Context(rules.typical_repeat_days)
+    reasons = []
+    for signal, evaluate in SIGNALS.items():
+        rule = rules.signals.get(signal)
+        if rule is None or not rule.enabled or rule.weight == 0:
+            continue
+        finding = evaluate(folded, rule, context)
+        if finding is None:
+            continue
+        contribution = max(1, round(rule.weight * finding.strength))
+        reasons.append(
+            Reason(
+                signal=signal,
+                contribution=min(100, contribution),
+                sentence=finding.sentence,
+                event_ids=list(finding.event_ids),
+            )
+        )
+    reasons.sort(key=lambda r: (-r.contribution, r.signal))
+    score = min(100, sum(r.contribution for r in reasons))
+    last = folded.last_order
+    days = None if last is None else (when - last.placed_at).total_seconds() / 86400
+    return ChurnRisk(customer_id, score, level_of(score, rules), tuple(reasons), days)
+
+
+def rank_key(risk: ChurnRisk) -> tuple[int, float, str]:
+    """Highest score first; at one score, longest without an order first."""
+    days = risk.days_since_order if risk.days_since_order is not None else -1.0
+    return (-risk.score, -days, risk.customer_id)
+
+
+def rose_to_high(previous: RiskLevel | None, now: RiskLevel) -> bool:
+    """A rise into high: once per rise, never again while it stays high."""
+    return now == "high" and previous != "high"

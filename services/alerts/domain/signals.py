@@ -1,0 +1,228 @@
+"""The churn signals: each reads a customer's facts as of a time and, when it fires,
+says how strongly (0-1), why in a sentence, and which events are behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from libs.events.catalog.alerts import Signal, SignalRule
+from services.alerts.domain.facts import CustomerFacts, Fact, FactKind
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    strength: float  # 0-1: how far past the threshold
+    sentence: str
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a signal needs beside the customer: the tenant's typical repeat interval."""
+
+    typical_repeat_days: float | None = None
+
+
+Evaluator = Callable[[CustomerFacts, SignalRule, Context], Finding | None]
+
+
+def _between(facts: Sequence[Fact], start: datetime, end: datetime) -> list[Fact]:
+    return [f for f in facts if start < f.at <= end]
+
+
+def _newest_first(facts: Sequence[Fact]) -> tuple[str, ...]:
+    return tuple(f.event_id for f in sorted(facts, key=lambda f: f.at, reverse=True))
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
+def order_frequency_drop(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    window = timedelta(days=rule.window_days)
+    recent = [o for o in c.orders if c.as_of - window < o.placed_at <= c.as_of]
+    # The customer's own rate over up to three windows before this one.
+    before = [o for o in c.orders if c.as_of - 4 * window < o.placed_at <= c.as_of - window]
+    if len(before) < 2:
+        return None
+    spanned = min(3 * window, c.as_of - window - before[0].placed_at)
+    expected = len(before) * (window / max(spanned, window))
+    drop = 1 - len(recent) / expected
+    if drop < rule.threshold:
+        return None
+    sentence = (
+        f"Bought {_times(len(recent)) if recent else 'nothing'} in the last "
+        f"{rule.window_days} days, against about {expected:.1f} expected from the "
+        f"{len(before)} orders before."
+    )
+    behind = recent[::-1] + before[::-1][:3]
+    return Finding(min(1.0, drop), sentence, tuple(o.event_id for o in behind))
+
+
+def order_overdue(c: CustomerFacts, rule: SignalRule, ctx: Context) -> Finding | None:
+    last = c.last_order
+    if last is None or c.as_of - last.placed_at > timedelta(days=rule.window_days):
+        return None
+    own = c.cadence_days()
+    cadence = own if own is not None else ctx.typical_repeat_days
+    if cadence is None:
+        return None
+    days = (c.as_of - last.placed_at).total_seconds() / 86400
+    ratio = days / cadence
+    if ratio < rule.threshold:
+        return None
+    whose = (
+        "usually buys every" if own is not None else "bought once; customers usually return within"
+    )
+    sentence = (
+        f"No order for {days:.0f} days; this customer {whose} {cadence:.0f} days."
+        if own is not None
+        else f"No order for {days:.0f} days: {whose} {cadence:.0f} days."
+    )
+    # Half strength at the threshold, full at twice it.
+    strength = (
+        min(1.0, 0.5 + 0.5 * (ratio - rule.threshold) / rule.threshold) if rule.threshold else 1.0
+    )
+    return Finding(strength, sentence, (last.event_id,))
+
+
+def _rising(
+    c: CustomerFacts, rule: SignalRule, kinds: tuple[FactKind, ...]
+) -> tuple[list[Fact], list[Fact]] | None:
+    window = timedelta(days=rule.window_days)
+    facts = [f for k in kinds for f in c.of(k)]
+    recent = _between(facts, c.as_of - window, c.as_of)
+    before = _between(facts, c.as_of - 2 * window, c.as_of - window)
+    if len(recent) < max(rule.threshold, 1) or len(recent) <= len(before):
+        return None
+    return recent, before
+
+
+def complaints_increase(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    found = _rising(c, rule, (FactKind.COMPLAINT, FactKind.SLA_BREACH))
+    if found is None:
+        return None
+    recent, before = found
+    complaints = sum(1 for f in recent if f.kind is FactKind.COMPLAINT)
+    breaches = len(recent) - complaints
+    parts = [f"{complaints} complaint{'s' if complaints != 1 else ''}"] if complaints else []
+    if breaches:
+        parts.append(f"{breaches} missed service target{'s' if breaches != 1 else ''}")
+    sentence = (
+        f"{' and '.join(parts).capitalize()} in the last {rule.window_days} days, "
+        f"against {len(before)} in the {rule.window_days} days before."
+    )
+    strength = min(1.0, len(recent) / (2 * max(rule.threshold, 1)) + 0.5)
+    return Finding(strength, sentence, _newest_first(recent))
+
+
+def interactions_fall(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    window = timedelta(days=rule.window_days)
+    facts = c.of(FactKind.INTERACTION)
+    recent = _between(facts, c.as_of - window, c.as_of)
+    before = _between(facts, c.as_of - 2 * window, c.as_of - window)
+    if len(before) < 2:
+        return None
+    drop = 1 - len(recent) / len(before)
+    if drop < rule.threshold:
+        return None
+    sentence = (
+        f"{len(recent)} interaction{'s' if len(recent) != 1 else ''} in the last "
+        f"{rule.window_days} days, down from {len(before)} in the {rule.window_days} days before."
+    )
+    return Finding(min(1.0, drop), sentence, _newest_first(recent + before[-3:]))
+
+
+def key_contact_changed(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    window = timedelta(days=rule.window_days)
+    changes = _between(c.of(FactKind.KEY_CONTACT_CHANGED), c.as_of - window, c.as_of)
+    if not changes or len(changes) < rule.threshold:
+        return None
+    roles = ", ".join(dict.fromkeys(f.ref for f in changes))
+    newest = max(f.at for f in changes)
+    days = (c.as_of - newest).days
+    sentence = (
+        f"The key contact changed ({roles}) {days} day{'s' if days != 1 else ''} ago: "
+        "the relationship has to be rebuilt."
+    )
+    return Finding(1.0, sentence, _newest_first(changes))
+
+
+def refunds_rising(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    found = _rising(c, rule, (FactKind.REFUND,))
+    if found is None:
+        return None
+    recent, before = found
+    sentence = (
+        f"{len(recent)} refunds in the last {rule.window_days} days, "
+        f"against {len(before)} in the {rule.window_days} days before."
+    )
+    return Finding(
+        min(1.0, len(recent) / (2 * max(rule.threshold, 1)) + 0.5), sentence, _newest_first(recent)
+    )
+
+
+def nps_detractor(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    window = timedelta(days=rule.window_days)
+    answers = _between(c.of(FactKind.NPS), c.as_of - window, c.as_of)
+    if not answers:
+        return None
+    latest = max(answers, key=lambda f: f.at)
+    if latest.value > rule.threshold:
+        return None
+    score = int(latest.value)
+    sentence = f"Answered {score} out of 10 to 'would you recommend us' (a detractor)."
+    # A 0 is a stronger warning than a 6.
+    strength = 0.6 + 0.4 * (rule.threshold - latest.value) / max(rule.threshold, 1)
+    return Finding(min(1.0, strength), sentence, (latest.event_id,))
+
+
+def contract_ending(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    today = c.as_of.date()
+    horizon = today + timedelta(days=rule.window_days)
+    ending = sorted(
+        (k for k in c.contracts.values() if not k.auto_renew and today <= k.ends_on <= horizon),
+        key=lambda k: k.ends_on,
+    )
+    if not ending:
+        return None
+    first = ending[0]
+    days = (first.ends_on - today).days
+    sentence = (
+        f"Contract {first.contract_id} ends on {first.ends_on.isoformat()} "
+        f"(in {days} days) and has not been renewed."
+    )
+    # Closer to the end date, stronger.
+    strength = 0.5 + 0.5 * (1 - days / max(rule.window_days, 1))
+    return Finding(strength, sentence, tuple(reversed(first.event_ids)))
+
+
+def loyalty_quiet(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+    window = timedelta(days=rule.window_days)
+    activity = c.of(FactKind.LOYALTY_ACTIVITY)
+    before = [f for f in activity if f.at <= c.as_of - window]
+    recent = _between(activity, c.as_of - window, c.as_of)
+    if recent or len(before) < max(rule.threshold, 1):
+        return None
+    last = before[-1]
+    days = (c.as_of - last.at).days
+    sentence = (
+        f"No loyalty activity for {days} days, after {len(before)} earlier "
+        "(points earned or redeemed)."
+    )
+    return Finding(1.0, sentence, (last.event_id,))
+
+
+SIGNALS: dict[Signal, Evaluator] = {
+    "order_frequency_drop": order_frequency_drop,
+    "order_overdue": order_overdue,
+    "complaints_increase": complaints_increase,
+    "interactions_fall": interactions_fall,
+    "key_contact_changed": key_contact_changed,
+    "refunds_rising": refunds_rising,
+    "nps_detractor": nps_detractor,
+    "contract_ending": contract_ending,
+    "loyalty_quiet": loyalty_quiet,
+}

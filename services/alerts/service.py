@@ -1,0 +1,48 @@
+"""The alerts service as the platform sees it: where it runs, what it serves, how it publishes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from libs.events.outbox import OutboxRelay
+from libs.platform.service import PublicRoute, ServiceDeclaration, under
+from services.alerts.settings import Settings
+
+
+def _relay(settings: Any, engine: AsyncEngine) -> OutboxRelay:
+    from services.alerts.app import outbox_relay  # the app's imports are heavy
+
+    return outbox_relay(settings, engine)
+
+
+SERVICE = ServiceDeclaration(
+    name="alerts",
+    port=8005,
+    settings=Settings,
+    app="services.alerts.app:create_app",
+    routes=(
+        PublicRoute(
+            "/api/v1/churn/...",
+            under("/api/v1/churn"),
+            # Rules and backtests are the managers'; acting on an alert is everyone's work.
+            writes=frozenset({"churn:configure", "customers:write"}),
+        ),
+        PublicRoute(
+            "/api/v1/reminders",
+            re.compile(r"/api/v1/reminders/?"),
+            writes=frozenset({"customers:write"}),
+        ),
+        # Below contacts' /customers/... catch-all, which is declared a fallback.
+        PublicRoute(
+            "/api/v1/customers/{customer_id}/churn-risk",
+            re.compile(r"/api/v1/customers/[^/]+/churn-risk/?"),
+            writes=frozenset({"churn:configure"}),
+        ),
+    ),
+    relay=_relay,
+    migrations=Path(__file__).with_name("migrations"),
+)
