@@ -2,14 +2,15 @@
 
 ``create_service_app`` gives each service the same outside: ``/healthz``,
 ``/metrics``, bearer-token verification, request and correlation ids, one
-access-log line per request, and one error format:
+access-log line per request, and one error format, RFC 9457 problem details
+(``libs.platform.problems``), published on every operation of its OpenAPI:
 
-- 401/403 from ``libs.auth``: ``{"detail": "..."}``;
+- 401/403 from ``libs.auth``, 404/405 from routing: the status and its ``detail``;
 - a request that fails validation, or an ``Unprocessable`` domain error:
-  422 ``{"detail": [{"field": "email", "reason": "..."}]}``;
-- any other ``DomainError``: its status, ``{"detail": "...", **extra}``;
-- anything unexpected: 500 ``{"detail": "internal error", "request_id": ...}``,
-  logged with its traceback. A 500 is always our bug: clients cannot cause one.
+  422 with ``errors: [{"field": "email", "reason": "..."}]``;
+- any other ``DomainError``: its status, its ``detail`` and its extra members;
+- anything unexpected: 500 ``internal error`` with the ``request_id``, logged
+  with its traceback. A 500 is always our bug: clients cannot cause one.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ from libs.auth.dependencies import PRINCIPAL_STATE_KEY, bind_token_verifier
 from libs.auth.tokens import TokenVerifier
 from libs.events.metrics import metrics_app
 from libs.platform.errors import DomainError, FieldIssue, Unprocessable
+from libs.platform.problems import (
+    PROBLEM_MEDIA_TYPE,
+    ProblemResponse,
+    install_problem_openapi,
+    problem_body,
+    summarise,
+)
 from libs.platform.settings import ServiceSettings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -160,8 +168,10 @@ class RequestContextMiddleware:
                 log.exception("request_failed", method=scope["method"], path=scope["path"])
                 if response_started:
                     raise  # too late for a clean 500; let the server close the stream
-                body = {"detail": "internal error", "request_id": request_id}
-                await JSONResponse(body, status_code=500)(scope, receive, send_with_ids)
+                body = problem_body(
+                    500, "internal error", instance=scope["path"], request_id=request_id
+                )
+                await ProblemResponse(body, status_code=500)(scope, receive, send_with_ids)
             finally:
                 self._record(scope, status_code, time.perf_counter() - started_at)
 
@@ -219,6 +229,13 @@ def _reason(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _problem(
+    request: Request, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> ProblemResponse:
+    body = {**body, "instance": request.url.path, "request_id": current_request_id()}
+    return ProblemResponse(jsonable_encoder(body), status_code=body["status"], headers=headers)
+
+
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Deliberately no "input": it would echo personal data (emails, phones) back.
@@ -226,14 +243,29 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     for error in exc.errors():
         field = "body" if error.get("type") == "json_invalid" else _field_name(error["loc"])
         issues.append({"field": field, "reason": _reason(error)})
-    return JSONResponse({"detail": issues}, status_code=422)
+    return _problem(request, problem_body(422, summarise(issues), errors=issues))
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     log.info("request_refused", error=type(exc).__name__, status=exc.status_code)
-    return JSONResponse(
-        jsonable_encoder(exc.body()), status_code=exc.status_code, headers=exc.headers
+    return _problem(request, exc.body(), exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing's 404/405 and ``libs.auth``'s 401/403/503, in the same shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    max_bytes = getattr(request.app, "max_body_size", None)
+    if exc.status_code == 413 and max_bytes is not None:
+        # The body-size limit, noticed while reading a body without a declared length.
+        return _problem(request, _too_large(max_bytes), exc.headers)
+    return _problem(request, problem_body(exc.status_code, detail), exc.headers)
+
+
+def _too_large(max_bytes: int) -> dict[str, Any]:
+    return problem_body(
+        413, f"the request body is larger than {max_bytes} bytes", max_bytes=max_bytes
     )
 
 
@@ -250,9 +282,7 @@ class JsonTooLarge:
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
-        self.body = json.dumps(
-            {"detail": f"the request body is larger than {max_bytes} bytes", "max_bytes": max_bytes}
-        ).encode()
+        self.body = json.dumps(_too_large(max_bytes)).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -280,7 +310,7 @@ class JsonTooLarge:
                 ]
                 headers = [
                     *kept,
-                    (b"content-type", b"application/json"),
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(self.body)).encode()),
                 ]
                 await send({**held, "headers": headers})
@@ -392,6 +422,8 @@ def create_service_app(
 
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_problem_openapi(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
 
     @app.get("/healthz", include_in_schema=False)

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from libs.auth import Principal, Role
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY, current_principal
 from libs.platform.errors import Forbidden, NotFound
+from libs.platform.problems import can_refuse
 from services.gateway.api_keys import ApiKey, issue_api_key
 from services.gateway.authentication import ApiKeyRejected, ApiKeysUnavailable, Caller
 from services.gateway.openapi import API_KEY_SCHEME, BEARER_SCHEME
@@ -91,6 +92,7 @@ async def authenticated_caller(
     return caller
 
 
+@can_refuse(429)
 async def admitted_caller(
     request: Request, caller: Annotated[Caller, Depends(authenticated_caller)]
 ) -> Caller:
@@ -114,6 +116,7 @@ async def relayed_caller(
     return await admitted_caller(request, caller)
 
 
+@can_refuse(403)
 async def api_key_administrator(
     caller: Annotated[Caller, Depends(admitted_caller)],
 ) -> Principal:

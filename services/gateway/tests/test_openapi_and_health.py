@@ -124,7 +124,7 @@ def test_clashing_components_are_renamed_per_service_and_references_follow() -> 
     schemas = merged["components"]["schemas"]
     assert schemas["Customer"]["title"] == "gateway's"
     assert schemas["contacts_Customer"]["title"] == "contacts'"
-    assert set(schemas) == {"Customer", "contacts_Customer", "HTTPValidationError"}
+    assert set(schemas) == {"Customer", "contacts_Customer", "HTTPValidationError", "Problem"}
     operation = merged["paths"]["/api/v1/customers"]["get"]
     assert list(references(operation)) == ["#/components/schemas/contacts_Customer"]
     assert "/healthz" not in merged["paths"]
