@@ -1,7 +1,8 @@
 """The FastAPI application every service starts from.
 
-``create_service_app`` gives each service the same outside: ``/healthz``,
-``/metrics``, bearer-token verification, request and correlation ids, one
+``create_service_app`` gives each service the same outside: ``/livez`` (the
+process answers), ``/readyz`` (its database answers and its consumers consume),
+``/healthz``, ``/metrics``, bearer-token verification, request and correlation ids, one
 access-log line per request, and one error format, RFC 9457 problem details
 (``libs.platform.problems``), published on every operation of its OpenAPI:
 
@@ -15,12 +16,13 @@ access-log line per request, and one error format, RFC 9457 problem details
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any
 
@@ -30,6 +32,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
+from sqlalchemy import text
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
@@ -38,6 +41,8 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY, bind_token_verifier
 from libs.auth.tokens import TokenVerifier
 from libs.events.metrics import metrics_app
+from libs.events.readiness import ConsumerRegistry, collecting
+from libs.platform.db import create_engine
 from libs.platform.errors import DomainError, FieldIssue, Unprocessable
 from libs.platform.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -193,10 +198,13 @@ class RequestContextMiddleware:
             fields["tenant_id"] = principal.tenant_id
             fields["subject"] = principal.subject
         # Scrapes and probes every few seconds would drown the real traffic.
-        if route in ("/metrics", "/healthz"):
+        if route in _PROBES:
             log.debug("request", **fields)
         else:
             log.info("request", **fields)
+
+
+_PROBES = frozenset({"/metrics", "/healthz", "/livez", "/readyz"})
 
 
 def _route_template(scope: Scope) -> str:
@@ -411,13 +419,31 @@ def create_service_app(
             hint="set JWT_SECRET, or JWT_PUBLIC_KEY / JWKS_URL in production",
         )
 
+    consumers = ConsumerRegistry()
+
+    @asynccontextmanager
+    async def lifespan_collecting_consumers(app: FastAPI) -> AsyncIterator[None]:
+        # Consumers started from the lifespan (and the tasks it creates) register here.
+        with collecting(consumers):
+            try:
+                if lifespan is None:
+                    yield
+                else:
+                    async with lifespan(app):
+                        yield
+            finally:
+                engine = getattr(app.state, "readiness_engine", None)
+                if engine is not None:
+                    await engine.dispose()
+
     app = ServiceApp(
         title=title,
         version=version,
-        lifespan=lifespan,
+        lifespan=lifespan_collecting_consumers,
         max_body_size=settings.max_request_body_bytes,
     )
     app.state.settings = settings
+    app.state.consumers = consumers
     bind_token_verifier(app, TokenVerifier(auth))
 
     app.add_exception_handler(RequestValidationError, _validation_failed)
@@ -425,6 +451,26 @@ def create_service_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     install_problem_openapi(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        """The process runs and answers: restart it only when this fails."""
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """200 once its database answers and every consumer it runs has joined its
+        group and is not stalled; send it traffic (and say "ready") only then."""
+        database = await database_readiness(request.app, settings.database_url)
+        consumers_ready, consumer_report = request.app.state.consumers.report()
+        ready = database["status"] == "up" and consumers_ready
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "service": settings.service_name,
+            "database": database,
+            "consumers": consumer_report,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -438,3 +484,21 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def database_readiness(app: FastAPI, url: str, timeout: float = 2.0) -> dict[str, Any]:
+    """Whether the service's database answers a ``SELECT 1`` within ``timeout``.
+
+    Its own one-connection engine: a pool exhausted by requests must not make the
+    probe wait, and the probe must not take a connection a request needs.
+    """
+    engine = getattr(app.state, "readiness_engine", None)
+    if engine is None:
+        engine = app.state.readiness_engine = create_engine(url, pool_size=1)
+    started_at = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as failed:  # any failure means the same thing here: not ready
+        return {"status": "down", "error": type(failed).__name__}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started_at) * 1000, 2)}

@@ -258,6 +258,30 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    """200 once the gateway's own database answers; each service's own ``/readyz`` is
+    reported (a service that is not ready answers its own probe with 503, and the
+    gateway keeps serving the others)."""
+    runtime = runtime_of(request)
+    timeout = runtime.settings.upstream_probe_timeout_seconds
+    database, *upstreams = await asyncio.gather(
+        _database_health(runtime, timeout),
+        *(
+            _upstream_health(runtime.client, url, timeout, probe="/readyz")
+            for url in runtime.settings.upstream_urls().values()
+        ),
+    )
+    ready = database["status"] == "up"
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "service": runtime.settings.service_name,
+        "database": database,
+        "upstreams": dict(zip(runtime.settings.upstream_urls(), upstreams, strict=True)),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
 async def _database_health(runtime: GatewayRuntime, timeout: float) -> dict[str, Any]:
     started_at = time.perf_counter()
     try:
@@ -268,17 +292,19 @@ async def _database_health(runtime: GatewayRuntime, timeout: float) -> dict[str,
     return {"status": "up", "latency_ms": _ms_since(started_at)}
 
 
-async def _upstream_health(client: httpx.AsyncClient, url: str, timeout: float) -> dict[str, Any]:
+async def _upstream_health(
+    client: httpx.AsyncClient, url: str, timeout: float, *, probe: str = "/healthz"
+) -> dict[str, Any]:
     started_at = time.perf_counter()
     report: dict[str, Any] = {"url": url}
     try:
-        response = await client.get(f"{url}/healthz", timeout=timeout)
+        response = await client.get(f"{url}{probe}", timeout=timeout)
     except httpx.HTTPError as failed:
         return {**report, "status": "down", "detail": type(failed).__name__}
     report["latency_ms"] = _ms_since(started_at)
     if response.status_code != 200:
         return {**report, "status": "down", "detail": f"status {response.status_code}"}
-    return {**report, "status": "up"}
+    return {**report, "status": "up" if probe == "/healthz" else "ready"}
 
 
 def _ms_since(started_at: float) -> float:

@@ -126,7 +126,11 @@ def test_clashing_components_are_renamed_per_service_and_references_follow() -> 
     assert schemas["contacts_Customer"]["title"] == "contacts'"
     assert set(schemas) == {"Customer", "contacts_Customer", "HTTPValidationError", "Problem"}
     operation = merged["paths"]["/api/v1/customers"]["get"]
-    assert list(references(operation)) == ["#/components/schemas/contacts_Customer"]
+    # Its own schema, renamed, and the problem shape the gateway documents for its errors.
+    assert set(references(operation)) == {
+        "#/components/schemas/contacts_Customer",
+        "#/components/schemas/Problem",
+    }
     assert "/healthz" not in merged["paths"]
     # Operation ids stay unique across services.
     assert merged["paths"]["/api/v1/customers/{customer_id}/360"]["get"]["operationId"] == (
@@ -178,6 +182,23 @@ async def test_a_service_that_is_down_degrades_the_report_but_not_the_gateway(
         "status": "down",
         "detail": "ConnectError",
     }
+
+
+async def test_readiness_reports_each_service_by_its_own_readiness(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    settings = gateway_settings(pg_url, contacts_service.url, nowhere())
+    async with open_gateway(settings) as gateway:
+        live = await gateway.get("/livez")
+        response = await gateway.get("/readyz")
+
+    assert live.status_code == 200
+    assert response.status_code == 200
+    report = response.json()
+    assert report["status"] == "ready"
+    assert report["database"]["status"] == "up"
+    assert report["upstreams"]["contacts"]["status"] == "ready"
+    assert report["upstreams"]["customer360"]["status"] == "down"
 
 
 async def test_the_gateway_is_failing_when_its_own_database_is_gone(settings: Settings) -> None:
