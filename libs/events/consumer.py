@@ -138,6 +138,10 @@ class EventConsumer:
         await dlq.start()
         self.consumer, self._dlq = consumer, dlq
         readiness.register(self)
+        for topic in self.topics:
+            # At 0 from the start: a panel or a rate() shows 0, not "No data".
+            metrics.DEAD_LETTERED.labels(self.group_id, topic)
+            metrics.HANDLER_FAILURES.labels(self.group_id, topic)
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)

@@ -207,9 +207,16 @@ class RequestContextMiddleware:
 _PROBES = frozenset({"/metrics", "/healthz", "/livez", "/readyz"})
 
 
+ROUTE_TEMPLATE_KEY = "crm.route_template"
+
+
 def _route_template(scope: Scope) -> str:
     """The route template ("/customers/{customer_id}"), never the raw path: raw
-    paths would give every customer its own time series."""
+    paths would give every customer its own time series. A catch-all route (the
+    gateway's relay) names the template it matched in ``scope[ROUTE_TEMPLATE_KEY]``."""
+    named = scope.get(ROUTE_TEMPLATE_KEY)
+    if isinstance(named, str):
+        return named
     route = getattr(scope.get("route"), "path", None)
     if isinstance(route, str):
         return route

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from libs.auth import Principal, Role
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY, current_principal
+from libs.platform.app import ROUTE_TEMPLATE_KEY
 from libs.platform.errors import Forbidden, NotFound
 from libs.platform.problems import can_refuse
 from services.gateway.api_keys import ApiKey, issue_api_key
@@ -328,6 +329,8 @@ async def relay(
     route = runtime_of(request).routing.route_for(path)
     if route is None:
         raise NotFound(f"no service serves {path}")
+    # Metrics and the access log name the service's route, not the relay's catch-all.
+    request.scope[ROUTE_TEMPLATE_KEY] = route.template
     if caller is None:  # a path that is its own credential (relayed_caller checked)
         return await runtime_of(request).proxy.forward(request, route, None)
     if not route.permits(caller.principal, request.method):

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionRunner
@@ -68,6 +69,10 @@ async def test_ready_only_once_the_projector_has_joined_its_group(
         await eventually(ready, timeout=30)
         body = (await client.get("/readyz")).json()
         assert body["consumers"]["groups"] == {projection.key: "consuming"}
+        # Counted from the start, so a panel shows 0 rather than "No data".
+        labels = {"group": projection.key, "topic": topic}
+        assert REGISTRY.get_sample_value("crm_dead_lettered_total", labels) == 0
+        assert REGISTRY.get_sample_value("crm_handler_failures_total", labels) == 0
 
 
 async def test_not_ready_while_the_database_does_not_answer() -> None:

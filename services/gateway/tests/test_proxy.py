@@ -308,3 +308,17 @@ async def test_credentials_beyond_ascii_are_a_401_not_a_500(gateway: httpx.Async
         response = await gateway.get("/api/v1/custom-fields", headers=[header])
 
         assert response.status_code == 401, (header, response.text)
+
+
+async def test_http_metrics_name_the_forwarded_route_not_the_relay(
+    gateway: httpx.AsyncClient,
+) -> None:
+    await gateway.get("/api/v1/customers/c-8/360", headers=bearer())
+
+    metrics = (await gateway.get("/metrics")).text
+
+    assert (
+        'crm_http_requests_total{method="GET",route="/api/v1/customers/{customer_id}/360",'
+        'service="gateway",status="200"}'
+    ) in metrics
+    assert 'route="/api/{path:path}"' not in metrics
