@@ -8,6 +8,7 @@ and a refused request never reaches a service.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -224,6 +225,37 @@ async def revoke_api_key(
 
 
 # --- the platform's document and health ------------------------------------------------
+
+
+@functools.cache
+def _event_contracts() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(JSON Schema by event type, the AsyncAPI document), built once from the catalogs."""
+    from libs.events.asyncapi import asyncapi_document
+    from libs.platform.cli import catalogs
+
+    everything = catalogs()
+    schemas = {
+        type_name: schema
+        for catalog in everything.values()
+        for type_name, schema in catalog.json_schemas().items()
+    }
+    return schemas, asyncapi_document(everything)
+
+
+@router.get("/events/asyncapi.json", include_in_schema=False)
+async def events_asyncapi() -> JSONResponse:
+    """The AsyncAPI document of every topic the platform publishes."""
+    return JSONResponse(_event_contracts()[1])
+
+
+@router.get("/events/{type_name}.json", include_in_schema=False)
+async def event_schema(type_name: str) -> JSONResponse:
+    """The JSON Schema an event's ``dataschema`` names (``<base>/events/<type>.json``):
+    point the schema host at the gateway and every event's URL resolves."""
+    schema = _event_contracts()[0].get(type_name)
+    if schema is None:
+        raise NotFound(f"no event type {type_name}")
+    return JSONResponse(schema, media_type="application/schema+json")
 
 
 @router.get("/openapi.json", include_in_schema=False)

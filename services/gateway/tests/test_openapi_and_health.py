@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from libs.platform.broker import free_port
+from libs.platform.cli import catalogs
 from libs.platform.db import create_engine
 from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
@@ -217,3 +219,21 @@ async def test_the_gateway_is_failing_when_its_own_database_is_gone(settings: Se
     assert response.status_code == 503
     assert response.json()["status"] == "failing"
     assert response.json()["database"]["status"] == "down"
+
+
+async def test_every_event_schema_is_served_where_the_events_name_it(
+    gateway: httpx.AsyncClient,
+) -> None:
+    checked = 0
+    for catalog in catalogs().values():
+        for type_name in catalog.types:
+            url = catalog.schema_url(type_name)
+            assert url is not None
+            response = await gateway.get(urlsplit(url).path)
+            assert response.status_code == 200, url
+            assert response.json() == catalog.json_schema(type_name)
+            checked += 1
+    assert checked > 50
+    assert (await gateway.get("/events/crm.nothing.v1.json")).status_code == 404
+    asyncapi = await gateway.get("/events/asyncapi.json")
+    assert asyncapi.status_code == 200 and asyncapi.json()["asyncapi"].startswith("3.")
