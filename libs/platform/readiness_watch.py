@@ -33,10 +33,10 @@ def ready_message(gateway_url: str, seconds: float) -> str:
     return "\n".join(
         [
             f"ready: every service answers /readyz ({seconds:.1f} s after start)",
-            "  a token:   .venv/bin/crm token --tenant demo --roles admin",
-            f'  try:      curl -H "Authorization: Bearer $TOKEN" {gateway_url}/api/v1/customers',
-            f"  API docs: {gateway_url}/docs (OpenAPI: {gateway_url}/openapi.json)",
-            f"  health:   {gateway_url}/readyz, metrics at /metrics on each service",
+            "  a token   TOKEN=$(.venv/bin/crm token --tenant demo --roles admin)",
+            f'  try       curl -H "Authorization: Bearer $TOKEN" {gateway_url}/api/v1/customers',
+            f"  API docs  {gateway_url}/docs (OpenAPI: {gateway_url}/openapi.json)",
+            f"  health    {gateway_url}/readyz; metrics at /metrics on each service",
         ]
     )
 
