@@ -112,6 +112,9 @@ async def relayed_caller(
     """The admitted caller; None, without asking for credentials, on a path that holds
     its own (a survey link's one-time token), which its service checks."""
     route = runtime_of(request).routing.route_for(request.scope["path"])
+    # Metrics and the access log name the service's route, not the relay's catch-all,
+    # also for a request refused before it is forwarded (401, 403, 429).
+    request.scope[ROUTE_TEMPLATE_KEY] = route.template if route is not None else "unmatched"
     if route is not None and route.credential_in_path:
         return None
     caller = await authenticated_caller(request, bearer, api_key_header)
@@ -361,8 +364,6 @@ async def relay(
     route = runtime_of(request).routing.route_for(path)
     if route is None:
         raise NotFound(f"no service serves {path}")
-    # Metrics and the access log name the service's route, not the relay's catch-all.
-    request.scope[ROUTE_TEMPLATE_KEY] = route.template
     if caller is None:  # a path that is its own credential (relayed_caller checked)
         return await runtime_of(request).proxy.forward(request, route, None)
     if not route.permits(caller.principal, request.method):
