@@ -2,3 +2,6 @@
 CREATE DATABASE crm_contacts;
 CREATE DATABASE crm_customer360;
 CREATE DATABASE crm_gateway;
+CREATE DATABASE crm_pipeline;
+CREATE DATABASE crm_tickets;
+CREATE DATABASE crm_loyalty;

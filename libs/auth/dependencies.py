@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from libs.auth.roles import roles_allowed
 from libs.auth.tokens import InvalidToken, Principal, SigningKeysUnavailable, TokenVerifier
+from libs.platform.problems import can_refuse
 
 # auto_error=False: we answer 401 ourselves, with the reason and the RFC 6750 header.
 _bearer = HTTPBearer(auto_error=False, description="JWT issued by the platform's identity provider")
@@ -104,4 +105,4 @@ def require(permission: str) -> PrincipalDependency:
         return principal
 
     permitted_principal.__name__ = f"require_{permission.replace(':', '_')}"
-    return permitted_principal
+    return can_refuse(403)(permitted_principal)

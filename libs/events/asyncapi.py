@@ -31,6 +31,31 @@ CLOUDEVENT_HEADERS: dict[str, Any] = {
 }
 
 
+def _nested(node: Any, key: str) -> Any:
+    """A schema moved under ``#/components/schemas/<key>``: its ``#/$defs/...`` references
+    must point there, or they dangle from the document's root."""
+    if isinstance(node, dict):
+        return {
+            name: (
+                value.replace("#/$defs/", f"#/components/schemas/{key}/$defs/", 1)
+                if name == "$ref" and isinstance(value, str)
+                else _nested(value, key)
+            )
+            for name, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_nested(value, key) for value in node]
+    return node
+
+
+_KEY_DESCRIPTION = (
+    "partitionkey: the stream's key, so one stream's events stay in order. The customer "
+    "id for a customer's events; a stream that is not one customer's names its own "
+    "(custom-field definitions use 'custom-fields', one per tenant: read the tenant from "
+    "ce_tenantid, never from the key)."
+)
+
+
 def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -40,7 +65,7 @@ def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
         refs = {}
         for type_name, schema in catalog.json_schemas().items():
             key = type_name.replace(".", "_")
-            schemas[key] = schema
+            schemas[key] = _nested(schema, key)
             messages[key] = {
                 "name": type_name,
                 "title": type_name,
@@ -48,7 +73,7 @@ def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
                 "headers": CLOUDEVENT_HEADERS,
                 "payload": {"$ref": f"#/components/schemas/{key}"},
                 "bindings": {
-                    "kafka": {"key": {**_STRING, "description": "partitionkey: the customer id"}}
+                    "kafka": {"key": {**_STRING, "description": _KEY_DESCRIPTION}}
                 },
             }
             refs[key] = {"$ref": f"#/components/messages/{key}"}
@@ -64,8 +89,9 @@ def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
             "dlq_group, dlq_topic, dlq_partition, dlq_offset say why and where.",
             "messages": {},
         }
-        operations[f"receive_{service}_events"] = {
-            "action": "receive",
+        # The document describes the platform: it sends these; subscribers receive them.
+        operations[f"send_{service}_events"] = {
+            "action": "send",
             "channel": {"$ref": f"#/channels/{topic}"},
         }
     return {
@@ -75,11 +101,19 @@ def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "Domain events as CloudEvents 1.0 in Kafka binary mode: ce_* headers, JSON "
-                "value, key = customer id. Delivery is at least once: deduplicate on ce_id. "
+                "value, key = the stream's partition key (the customer id for a customer's "
+                "events). Delivery is at least once: deduplicate on ce_id. "
                 "Ignore types and fields you do not know."
             ),
         },
         "defaultContentType": "application/json",
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:9092",
+                "protocol": "kafka",
+                "description": "The broker of `make run`; set KAFKA_BOOTSTRAP_SERVERS elsewhere.",
+            }
+        },
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},

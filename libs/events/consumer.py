@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from libs.events import metrics
+from libs.events import metrics, readiness
 from libs.events.catalog import DomainEvent, EventCatalog, UndecodableEvent, UnknownEventType
 from libs.events.envelope import EventEnvelope, InvalidEnvelope
 from libs.events.kafka import KafkaSettings, dlq_topic, ensure_topics, new_producer
@@ -108,6 +108,14 @@ class EventConsumer:
         self._resumed: set[TopicPartition] = set()
         self.resets = 0
         self.dead_lettered = 0
+        # For readiness: a first assignment came (the group was joined), and which
+        # assigned partitions wait at the same position for too long.
+        self.joined = False
+        self._stalled: set[TopicPartition] = set()
+
+    @property
+    def stalled(self) -> bool:
+        return bool(self._stalled)
 
     async def run(self, stop: asyncio.Event, *, until: Callable[[], bool] | None = None) -> None:
         """Consume until ``stop`` is set (or ``until()`` says so after a batch)."""
@@ -129,6 +137,11 @@ class EventConsumer:
         await consumer.start()
         await dlq.start()
         self.consumer, self._dlq = consumer, dlq
+        readiness.register(self)
+        for topic in self.topics:
+            # At 0 from the start: a panel or a rate() shows 0, not "No data".
+            metrics.DEAD_LETTERED.labels(self.group_id, topic)
+            metrics.HANDLER_FAILURES.labels(self.group_id, topic)
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
@@ -139,6 +152,7 @@ class EventConsumer:
                 if until is not None and until():
                     return
         finally:
+            readiness.unregister(self)
             self.consumer = self._dlq = None
             await consumer.stop()
             await dlq.stop()
@@ -360,6 +374,10 @@ class EventConsumer:
                 waiting is not None and now - waiting[1] > self.stall_after_seconds
             )
             metrics.CONSUMER_STALLED.labels(*labels).set(1 if stalled else 0)
+            if stalled:
+                self._stalled.add(tp)
+            else:
+                self._stalled.discard(tp)
 
 
 class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -369,6 +387,7 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.owner._resumed.difference_update(revoked)
+        self.owner._stalled.difference_update(revoked)
         for tp in revoked:
             # Another member answers for it now.
             self.owner._waiting_since.pop(tp, None)
@@ -376,6 +395,7 @@ class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         owner = self.owner
+        owner.joined = True
         for state in (owner.positions, owner._verifying, owner._below_position_since):
             for tp in [tp for tp in state if tp not in assigned]:
                 del state[tp]

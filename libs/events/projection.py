@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events import metrics
+from libs.events import metrics, readiness
 from libs.events.catalog import EventCatalog
 from libs.events.checkpoints import (
     applied_events,
@@ -105,6 +105,7 @@ class ProjectionRunner:
         self._insert = pg_insert if is_postgres(engine) else sqlite_insert
         self.progress: dict[TopicPartition, int] = {}
         self.consumer: EventConsumer | None = None
+        readiness.expect_consumers()
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -290,6 +291,7 @@ class LiveProjection:
         self.engine = engine
         self.kafka = kafka
         self.catalog = catalog
+        readiness.expect_consumers()
         self.generation_check_seconds = generation_check_seconds
         self.name = factory(1).name
         self.runner: ProjectionRunner | None = None

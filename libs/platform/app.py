@@ -1,25 +1,28 @@
 """The FastAPI application every service starts from.
 
-``create_service_app`` gives each service the same outside: ``/healthz``,
-``/metrics``, bearer-token verification, request and correlation ids, one
-access-log line per request, and one error format:
+``create_service_app`` gives each service the same outside: ``/livez`` (the
+process answers), ``/readyz`` (its database answers and its consumers consume),
+``/healthz``, ``/metrics``, bearer-token verification, request and correlation ids, one
+access-log line per request, and one error format, RFC 9457 problem details
+(``libs.platform.problems``), published on every operation of its OpenAPI:
 
-- 401/403 from ``libs.auth``: ``{"detail": "..."}``;
+- 401/403 from ``libs.auth``, 404/405 from routing: the status and its ``detail``;
 - a request that fails validation, or an ``Unprocessable`` domain error:
-  422 ``{"detail": [{"field": "email", "reason": "..."}]}``;
-- any other ``DomainError``: its status, ``{"detail": "...", **extra}``;
-- anything unexpected: 500 ``{"detail": "internal error", "request_id": ...}``,
-  logged with its traceback. A 500 is always our bug: clients cannot cause one.
+  422 with ``errors: [{"field": "email", "reason": "..."}]``;
+- any other ``DomainError``: its status, its ``detail`` and its extra members;
+- anything unexpected: 500 ``internal error`` with the ``request_id``, logged
+  with its traceback. A 500 is always our bug: clients cannot cause one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any
 
@@ -29,6 +32,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
+from sqlalchemy import text
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
@@ -37,7 +41,16 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY, bind_token_verifier
 from libs.auth.tokens import TokenVerifier
 from libs.events.metrics import metrics_app
+from libs.events.readiness import ConsumerRegistry, collecting
+from libs.platform.db import create_engine
 from libs.platform.errors import DomainError, FieldIssue, Unprocessable
+from libs.platform.problems import (
+    PROBLEM_MEDIA_TYPE,
+    ProblemResponse,
+    install_problem_openapi,
+    problem_body,
+    summarise,
+)
 from libs.platform.settings import ServiceSettings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -160,8 +173,10 @@ class RequestContextMiddleware:
                 log.exception("request_failed", method=scope["method"], path=scope["path"])
                 if response_started:
                     raise  # too late for a clean 500; let the server close the stream
-                body = {"detail": "internal error", "request_id": request_id}
-                await JSONResponse(body, status_code=500)(scope, receive, send_with_ids)
+                body = problem_body(
+                    500, "internal error", instance=scope["path"], request_id=request_id
+                )
+                await ProblemResponse(body, status_code=500)(scope, receive, send_with_ids)
             finally:
                 self._record(scope, status_code, time.perf_counter() - started_at)
 
@@ -183,15 +198,25 @@ class RequestContextMiddleware:
             fields["tenant_id"] = principal.tenant_id
             fields["subject"] = principal.subject
         # Scrapes and probes every few seconds would drown the real traffic.
-        if route in ("/metrics", "/healthz"):
+        if route in _PROBES:
             log.debug("request", **fields)
         else:
             log.info("request", **fields)
 
 
+_PROBES = frozenset({"/metrics", "/healthz", "/livez", "/readyz"})
+
+
+ROUTE_TEMPLATE_KEY = "crm.route_template"
+
+
 def _route_template(scope: Scope) -> str:
     """The route template ("/customers/{customer_id}"), never the raw path: raw
-    paths would give every customer its own time series."""
+    paths would give every customer its own time series. A catch-all route (the
+    gateway's relay) names the template it matched in ``scope[ROUTE_TEMPLATE_KEY]``."""
+    named = scope.get(ROUTE_TEMPLATE_KEY)
+    if isinstance(named, str):
+        return named
     route = getattr(scope.get("route"), "path", None)
     if isinstance(route, str):
         return route
@@ -219,6 +244,13 @@ def _reason(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _problem(
+    request: Request, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> ProblemResponse:
+    body = {**body, "instance": request.url.path, "request_id": current_request_id()}
+    return ProblemResponse(jsonable_encoder(body), status_code=body["status"], headers=headers)
+
+
 async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Deliberately no "input": it would echo personal data (emails, phones) back.
@@ -226,14 +258,29 @@ async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
     for error in exc.errors():
         field = "body" if error.get("type") == "json_invalid" else _field_name(error["loc"])
         issues.append({"field": field, "reason": _reason(error)})
-    return JSONResponse({"detail": issues}, status_code=422)
+    return _problem(request, problem_body(422, summarise(issues), errors=issues))
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     log.info("request_refused", error=type(exc).__name__, status=exc.status_code)
-    return JSONResponse(
-        jsonable_encoder(exc.body()), status_code=exc.status_code, headers=exc.headers
+    return _problem(request, exc.body(), exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing's 404/405 and ``libs.auth``'s 401/403/503, in the same shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    max_bytes = getattr(request.app, "max_body_size", None)
+    if exc.status_code == 413 and max_bytes is not None:
+        # The body-size limit, noticed while reading a body without a declared length.
+        return _problem(request, _too_large(max_bytes), exc.headers)
+    return _problem(request, problem_body(exc.status_code, detail), exc.headers)
+
+
+def _too_large(max_bytes: int) -> dict[str, Any]:
+    return problem_body(
+        413, f"the request body is larger than {max_bytes} bytes", max_bytes=max_bytes
     )
 
 
@@ -250,9 +297,7 @@ class JsonTooLarge:
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
-        self.body = json.dumps(
-            {"detail": f"the request body is larger than {max_bytes} bytes", "max_bytes": max_bytes}
-        ).encode()
+        self.body = json.dumps(_too_large(max_bytes)).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -280,7 +325,7 @@ class JsonTooLarge:
                 ]
                 headers = [
                     *kept,
-                    (b"content-type", b"application/json"),
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(self.body)).encode()),
                 ]
                 await send({**held, "headers": headers})
@@ -381,18 +426,58 @@ def create_service_app(
             hint="set JWT_SECRET, or JWT_PUBLIC_KEY / JWKS_URL in production",
         )
 
+    consumers = ConsumerRegistry()
+
+    @asynccontextmanager
+    async def lifespan_collecting_consumers(app: FastAPI) -> AsyncIterator[None]:
+        # Consumers started from the lifespan (and the tasks it creates) register here.
+        with collecting(consumers):
+            try:
+                if lifespan is None:
+                    yield
+                else:
+                    async with lifespan(app):
+                        yield
+            finally:
+                engine = getattr(app.state, "readiness_engine", None)
+                if engine is not None:
+                    await engine.dispose()
+
     app = ServiceApp(
         title=title,
         version=version,
-        lifespan=lifespan,
+        lifespan=lifespan_collecting_consumers,
         max_body_size=settings.max_request_body_bytes,
     )
     app.state.settings = settings
+    app.state.consumers = consumers
     bind_token_verifier(app, TokenVerifier(auth))
 
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    install_problem_openapi(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> dict[str, str]:
+        """The process runs and answers: restart it only when this fails."""
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """200 once its database answers and every consumer it runs has joined its
+        group and is not stalled; send it traffic (and say "ready") only then."""
+        database = await database_readiness(request.app, settings.database_url)
+        consumers_ready, consumer_report = request.app.state.consumers.report()
+        ready = database["status"] == "up" and consumers_ready
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "service": settings.service_name,
+            "database": database,
+            "consumers": consumer_report,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -406,3 +491,21 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def database_readiness(app: FastAPI, url: str, timeout: float = 2.0) -> dict[str, Any]:
+    """Whether the service's database answers a ``SELECT 1`` within ``timeout``.
+
+    Its own one-connection engine: a pool exhausted by requests must not make the
+    probe wait, and the probe must not take a connection a request needs.
+    """
+    engine = getattr(app.state, "readiness_engine", None)
+    if engine is None:
+        engine = app.state.readiness_engine = create_engine(url, pool_size=1)
+    started_at = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as failed:  # any failure means the same thing here: not ready
+        return {"status": "down", "error": type(failed).__name__}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started_at) * 1000, 2)}

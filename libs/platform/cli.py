@@ -23,6 +23,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.engine import make_url
 
+from libs.platform.readiness_watch import watch_until_ready
 from libs.platform.service import ServiceDeclaration
 
 BROKER_PORT = 9092
@@ -81,6 +83,8 @@ class PlatformProcess:
     command: list[str]
     env: dict[str, str]
     url: str
+    # Where it answers /readyz (None: the broker, which has no HTTP side).
+    base_url: str | None = None
 
 
 def platform_processes(
@@ -139,6 +143,7 @@ def platform_processes(
                 [*crm, "serve", name, *(["--no-migrate"] if migrated else [])],
                 env,
                 f"http://127.0.0.1:{ports[name]}  (/docs, /metrics)  db {db}",
+                f"http://127.0.0.1:{ports[name]}",
             )
         )
     return processes
@@ -195,8 +200,21 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             scaled = "" if not count else " (1 worker)" if count == "1" else f" ({count} workers)"
             lines.append(f"  {process.name:<13} {process.url}{scaled}")
         print("customer-lifecycle platform:", *lines, sep="\n", flush=True)
-        print("Ctrl-C stops everything.", flush=True)
-        manager.loop()
+        print("Ctrl-C stops everything. Waiting for every service to be ready...", flush=True)
+        readiness = {p.name: f"{p.base_url}/readyz" for p in processes if p.base_url}
+        gateway = next((p.base_url for p in processes if p.name == "gateway"), None)
+        stop_watching = threading.Event()
+        threading.Thread(
+            target=watch_until_ready,
+            args=(readiness, gateway or "http://127.0.0.1:8000"),
+            kwargs={"say": lambda line: print(line, flush=True), "stop": stop_watching},
+            name="crm-readiness",
+            daemon=True,
+        ).start()
+        try:
+            manager.loop()
+        finally:
+            stop_watching.set()
         sys.exit(manager.returncode)
 
     @app.command()

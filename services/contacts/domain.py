@@ -128,7 +128,7 @@ class CustomFieldAlreadyDefined(ContactsError, Conflict):
     """Changing a field's type would make the values customers already have invalid."""
 
     def __init__(self, name: str, type: CustomFieldType) -> None:
-        super().__init__(f"custom field {name!r} is already defined as {type}", type=type)
+        super().__init__(f"custom field {name!r} is already defined as {type}", defined_type=type)
         self.name = name
         self.type = type
 

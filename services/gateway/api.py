@@ -8,6 +8,7 @@ and a refused request never reaches a service.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -21,7 +22,9 @@ from sqlalchemy import text
 
 from libs.auth import Principal, Role
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY, current_principal
+from libs.platform.app import ROUTE_TEMPLATE_KEY
 from libs.platform.errors import Forbidden, NotFound
+from libs.platform.problems import can_refuse
 from services.gateway.api_keys import ApiKey, issue_api_key
 from services.gateway.authentication import ApiKeyRejected, ApiKeysUnavailable, Caller
 from services.gateway.open_resources import GatewayRuntime
@@ -91,6 +94,7 @@ async def authenticated_caller(
     return caller
 
 
+@can_refuse(429)
 async def admitted_caller(
     request: Request, caller: Annotated[Caller, Depends(authenticated_caller)]
 ) -> Caller:
@@ -108,12 +112,16 @@ async def relayed_caller(
     """The admitted caller; None, without asking for credentials, on a path that holds
     its own (a survey link's one-time token), which its service checks."""
     route = runtime_of(request).routing.route_for(request.scope["path"])
+    # Metrics and the access log name the service's route, not the relay's catch-all,
+    # also for a request refused before it is forwarded (401, 403, 429).
+    request.scope[ROUTE_TEMPLATE_KEY] = route.template if route is not None else "unmatched"
     if route is not None and route.credential_in_path:
         return None
     caller = await authenticated_caller(request, bearer, api_key_header)
     return await admitted_caller(request, caller)
 
 
+@can_refuse(403)
 async def api_key_administrator(
     caller: Annotated[Caller, Depends(admitted_caller)],
 ) -> Principal:
@@ -222,6 +230,37 @@ async def revoke_api_key(
 # --- the platform's document and health ------------------------------------------------
 
 
+@functools.cache
+def _event_contracts() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(JSON Schema by event type, the AsyncAPI document), built once from the catalogs."""
+    from libs.events.asyncapi import asyncapi_document
+    from libs.platform.cli import catalogs
+
+    everything = catalogs()
+    schemas = {
+        type_name: schema
+        for catalog in everything.values()
+        for type_name, schema in catalog.json_schemas().items()
+    }
+    return schemas, asyncapi_document(everything)
+
+
+@router.get("/events/asyncapi.json", include_in_schema=False)
+async def events_asyncapi() -> JSONResponse:
+    """The AsyncAPI document of every topic the platform publishes."""
+    return JSONResponse(_event_contracts()[1])
+
+
+@router.get("/events/{type_name}.json", include_in_schema=False)
+async def event_schema(type_name: str) -> JSONResponse:
+    """The JSON Schema an event's ``dataschema`` names (``<base>/events/<type>.json``):
+    point the schema host at the gateway and every event's URL resolves."""
+    schema = _event_contracts()[0].get(type_name)
+    if schema is None:
+        raise NotFound(f"no event type {type_name}")
+    return JSONResponse(schema, media_type="application/schema+json")
+
+
 @router.get("/openapi.json", include_in_schema=False)
 async def platform_openapi(request: Request) -> JSONResponse:
     document = await runtime_of(request).platform_document.document(request.app.openapi())
@@ -255,6 +294,30 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    """200 once the gateway's own database answers; each service's own ``/readyz`` is
+    reported (a service that is not ready answers its own probe with 503, and the
+    gateway keeps serving the others)."""
+    runtime = runtime_of(request)
+    timeout = runtime.settings.upstream_probe_timeout_seconds
+    database, *upstreams = await asyncio.gather(
+        _database_health(runtime, timeout),
+        *(
+            _upstream_health(runtime.client, url, timeout, probe="/readyz")
+            for url in runtime.settings.upstream_urls().values()
+        ),
+    )
+    ready = database["status"] == "up"
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "service": runtime.settings.service_name,
+        "database": database,
+        "upstreams": dict(zip(runtime.settings.upstream_urls(), upstreams, strict=True)),
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
 async def _database_health(runtime: GatewayRuntime, timeout: float) -> dict[str, Any]:
     started_at = time.perf_counter()
     try:
@@ -265,17 +328,19 @@ async def _database_health(runtime: GatewayRuntime, timeout: float) -> dict[str,
     return {"status": "up", "latency_ms": _ms_since(started_at)}
 
 
-async def _upstream_health(client: httpx.AsyncClient, url: str, timeout: float) -> dict[str, Any]:
+async def _upstream_health(
+    client: httpx.AsyncClient, url: str, timeout: float, *, probe: str = "/healthz"
+) -> dict[str, Any]:
     started_at = time.perf_counter()
     report: dict[str, Any] = {"url": url}
     try:
-        response = await client.get(f"{url}/healthz", timeout=timeout)
+        response = await client.get(f"{url}{probe}", timeout=timeout)
     except httpx.HTTPError as failed:
         return {**report, "status": "down", "detail": type(failed).__name__}
     report["latency_ms"] = _ms_since(started_at)
     if response.status_code != 200:
         return {**report, "status": "down", "detail": f"status {response.status_code}"}
-    return {**report, "status": "up"}
+    return {**report, "status": "up" if probe == "/healthz" else "ready"}
 
 
 def _ms_since(started_at: float) -> float:

@@ -18,7 +18,7 @@ from services.gateway.settings import Settings
 log = structlog.get_logger("crm.gateway")
 
 # The platform-wide versions of these replace the per-service ones of create_service_app.
-_REPLACED_PATHS = frozenset({"/healthz", "/openapi.json"})
+_REPLACED_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 
 
 def create_app(settings: Settings, routing: RoutingTable) -> FastAPI:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import httpx
 import structlog
 
+from libs.platform.problems import PROBLEM_SCHEMA, PROBLEM_SCHEMA_NAME, document_problems
 from services.gateway.routes import RoutingTable
 
 log = structlog.get_logger("crm.gateway")
@@ -46,6 +47,14 @@ SECURITY_SCHEMES: Document = {
     },
 }
 EITHER_CREDENTIAL: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, {API_KEY_SCHEME: []}]
+
+# What the gateway itself can answer on any forwarded operation: a body that stalls
+# (408) or is too large (413), the service down (503), failing (502) or slow (504);
+# and, where the caller authenticates, its credential (401), the route's roles (403)
+# and the rate limits (429).
+_RELAY_STATUSES = (502, 503, 504)
+_BODY_STATUSES = (408, 413)
+_CALLER_STATUSES = (401, 403, 429)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,7 @@ def merge_documents(
     merged.setdefault("paths", {})
     components: dict[str, dict[str, Any]] = merged.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+    components.setdefault("schemas", {})[PROBLEM_SCHEMA_NAME] = PROBLEM_SCHEMA
     operation_ids = _operation_ids(merged["paths"])
     status: dict[str, Any] = {}
 
@@ -170,8 +180,13 @@ def _through_gateway(item: Document, upstream: str, operation_ids: set[str]) -> 
         if method not in _HTTP_METHODS or not isinstance(operation, dict):
             continue
         operation["x-service"] = upstream
+        statuses: tuple[int, ...] = _RELAY_STATUSES
+        if "requestBody" in operation:
+            statuses += _BODY_STATUSES
         if operation.get("security"):
             operation["security"] = EITHER_CREDENTIAL
+            statuses += _CALLER_STATUSES
+        document_problems(operation, statuses)
         operation_id = operation.get("operationId")
         if isinstance(operation_id, str):
             if operation_id in operation_ids:

@@ -80,7 +80,9 @@ def create_app(
         stop = asyncio.Event()
         tasks = [asyncio.create_task(_keep_relaying(relay, stop), name="tickets-relay")]
         if settings.run_customer_projection:
-            tasks.append(asyncio.create_task(customers.run(stop), name="tickets-customers"))
+            tasks.append(
+                asyncio.create_task(_keep_projecting(customers, stop), name="tickets-customers")
+            )
         if settings.run_sla_scheduler:
             tasks.append(asyncio.create_task(scheduler.run(stop), name="tickets-sla"))
         try:
@@ -107,6 +109,18 @@ def create_app(
     app.state.tickets = tickets
     app.state.scheduler = scheduler
     return app
+
+
+async def _keep_projecting(customers: LiveProjection, stop: asyncio.Event) -> None:
+    """A broker not up yet at start (``crm run`` starts everything at once) or gone for a
+    while must not end the projection for good: /readyz would wait for it forever."""
+    while not stop.is_set():
+        try:
+            await customers.run(stop)
+        except Exception:
+            log.exception("tickets: known-customers projection failed; restarting in 1s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
 async def _keep_relaying(relay: OutboxRelay, stop: asyncio.Event) -> None:

@@ -27,3 +27,38 @@ def test_the_asyncapi_document_lists_every_topic_and_type() -> None:
     assert published == asyncapi_document(catalogs()), "stale: run `make schemas`"
     assert "crm.contacts.events" in published["channels"]
     assert "crm_contacts_customer_registered_v1" in published["components"]["messages"]
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [
+            ref
+            for key, value in node.items()
+            for ref in ([value] if key == "$ref" else _references(value))
+        ]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []
+
+
+def _resolve(document: dict[str, object], pointer: str) -> object:
+    node: object = document
+    for part in pointer.removeprefix("#/").split("/"):
+        assert isinstance(node, dict) and part in node, pointer
+        node = node[part]
+    return node
+
+
+def test_the_asyncapi_document_is_true_and_every_reference_resolves() -> None:
+    document = asyncapi_document(catalogs())
+
+    references = _references(document)
+    assert any("/$defs/" in ref for ref in references)  # nested models are referenced
+    for ref in references:
+        assert ref.startswith("#/"), ref
+        _resolve(document, ref)
+    assert document["servers"]["local"]["protocol"] == "kafka"
+    # The document describes the platform, which sends every topic it lists.
+    assert {op["action"] for op in document["operations"].values()} == {"send"}
+    key = document["components"]["messages"]["crm_contacts_custom_field_defined_v1"]
+    assert "custom-fields" in key["bindings"]["kafka"]["key"]["description"]

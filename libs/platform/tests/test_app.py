@@ -23,6 +23,7 @@ from libs.platform.errors import (
     Unprocessable,
 )
 from libs.platform.settings import ServiceSettings
+from testing.problems import problem_of
 
 
 class ContactsSettings(ServiceSettings):
@@ -168,7 +169,16 @@ async def test_a_body_error_is_422_naming_the_field(client: httpx.AsyncClient) -
     )
 
     assert response.status_code == 422
-    assert response.json() == {"detail": [{"field": "email", "reason": "not an email address"}]}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Unprocessable Content",
+        "status": 422,
+        "detail": "email: not an email address",
+        "errors": [{"field": "email", "reason": "not an email address"}],
+        "instance": "/customers",
+        "request_id": response.headers["X-Request-ID"],
+    }
     assert "not-an-email" not in response.text  # no echo of personal data
 
 
@@ -181,7 +191,7 @@ async def test_nested_and_missing_fields_are_named_by_their_path(
     )
 
     assert response.status_code == 422
-    fields = {issue["field"]: issue["reason"] for issue in response.json()["detail"]}
+    fields = {issue["field"]: issue["reason"] for issue in response.json()["errors"]}
     assert set(fields) == {"name", "address.city"}
     assert fields["name"] == "Field required"
 
@@ -190,7 +200,7 @@ async def test_a_query_error_is_422_naming_the_parameter(client: httpx.AsyncClie
     response = await client.get("/customers", params={"limit": "lots"})
 
     assert response.status_code == 422
-    assert [issue["field"] for issue in response.json()["detail"]] == ["limit"]
+    assert [issue["field"] for issue in response.json()["errors"]] == ["limit"]
 
 
 async def test_malformed_json_is_422_on_the_body(client: httpx.AsyncClient) -> None:
@@ -200,7 +210,7 @@ async def test_malformed_json_is_422_on_the_body(client: httpx.AsyncClient) -> N
     )
 
     assert response.status_code == 422
-    assert [issue["field"] for issue in response.json()["detail"]] == ["body"]
+    assert [issue["field"] for issue in response.json()["errors"]] == ["body"]
 
 
 async def test_an_oversized_body_is_413(client: httpx.AsyncClient) -> None:
@@ -210,8 +220,7 @@ async def test_an_oversized_body_is_413(client: httpx.AsyncClient) -> None:
     )
 
     assert response.status_code == 413
-    assert response.headers["content-type"] == "application/json"
-    assert response.json() == {
+    assert problem_of(response) == {
         "detail": "the request body is larger than 4096 bytes",
         "max_bytes": 4096,
     }
@@ -247,7 +256,10 @@ async def test_an_oversized_body_without_a_declared_length_is_a_json_413(
         (
             "unprocessable",
             422,
-            {"detail": [{"field": "birthday", "reason": "must be in the past"}]},
+            {
+                "detail": "birthday: must be in the past",
+                "errors": [{"field": "birthday", "reason": "must be in the past"}],
+            },
         ),
         ("forbidden", 403, {"detail": "customer belongs to another owner"}),
         ("domain", 400, {"detail": "points cannot be negative"}),
@@ -259,7 +271,7 @@ async def test_domain_errors_map_to_their_status(
     response = await client.get(f"/refusals/{kind}")
 
     assert response.status_code == status
-    assert response.json() == body
+    assert problem_of(response) == body
     assert "X-Request-ID" in response.headers
 
 
@@ -269,7 +281,14 @@ async def test_an_unexpected_exception_is_a_500_with_a_generic_body(
     response = await client.get("/bug", headers={"X-Request-ID": "req-bug"})
 
     assert response.status_code == 500
-    assert response.json() == {"detail": "internal error", "request_id": "req-bug"}
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "internal error",
+        "instance": "/bug",
+        "request_id": "req-bug",
+    }
     assert response.headers["X-Request-ID"] == "req-bug"
     assert "a bug on our side" not in response.text
     logged = capsys.readouterr().out
@@ -314,7 +333,7 @@ async def test_a_garbage_if_match_is_422(client: httpx.AsyncClient) -> None:
     response = await client.put("/customers/c-1", headers={"If-Match": "banana"})
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "If-Match"
+    assert response.json()["errors"][0]["field"] == "If-Match"
 
 
 # --- health and metrics ----------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_garbage_is_unprocessable(header: str) -> None:
     with pytest.raises(Unprocessable) as refused:
         parse_if_match(header)
 
-    assert refused.value.body()["detail"][0]["field"] == "If-Match"
+    assert refused.value.body()["errors"][0]["field"] == "If-Match"
 
 
 def test_an_etag_round_trips() -> None:

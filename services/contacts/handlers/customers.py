@@ -16,8 +16,10 @@ saw: a different version is a 412, never a silent overwrite.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -173,11 +175,23 @@ class Written:
 # --- shared steps --------------------------------------------------------------------
 
 
-def new_events(events: Sequence[DomainEvent], partition_key: str, now: datetime) -> list[NewEvent]:
+def new_events(
+    events: Sequence[DomainEvent],
+    partition_key: str,
+    now: datetime,
+    *,
+    caused_by: str | None = None,
+) -> list[NewEvent]:
+    """Events to append; ``caused_by`` names the event that made these happen (the
+    survivor's merge for the absorbed record's, the erasure asked for for its records')."""
     correlation_id = current_correlation_id()
     return [
         NewEvent.from_domain(
-            e, partition_key=partition_key, occurred_at=now, correlation_id=correlation_id
+            e,
+            partition_key=partition_key,
+            occurred_at=now,
+            correlation_id=correlation_id,
+            causation_id=caused_by,
         )
         for e in events
     ]
@@ -391,13 +405,19 @@ async def merge_customers(
             if not for_survivor and not for_duplicate:
                 return Written(survivor_id, survivor.version, False)
             changes = [(survivor, for_survivor), (duplicate, for_duplicate)]
+            # The survivor's merge causes what happens to the duplicate.
+            survivor_new = new_events(for_survivor, survivor.id, now)
+            cause = survivor_new[0].event_id if survivor_new else None
+            appending = {
+                survivor.id: survivor_new,
+                duplicate.id: new_events(for_duplicate, duplicate.id, now, caused_by=cause),
+            }
             versions: dict[str, int] = {}
             # Always the same order of streams: two crossed merges then conflict
             # cleanly on the first stream instead of deadlocking on the second.
-            for state, events in sorted(changes, key=lambda change: change[0].id):
+            for state, _ in sorted(changes, key=lambda change: change[0].id):
                 versions[state.id] = await contacts.store.append(
-                    tenant_id, state.id, state.version, new_events(events, state.id, now),
-                    conn=conn,
+                    tenant_id, state.id, state.version, appending[state.id], conn=conn
                 )
             for state, events in changes:
                 await customer_list.update_customer(conn, state, evolved(state, events))
@@ -436,19 +456,32 @@ async def erase_personal_data(
             records = await customer_list.records_of(conn, tenant_id, target)
             await customer_list.lock_customers(conn, tenant_id, records)
             version = 0
-            for record_id in sorted(records):
-                state = existing(
+            states = {
+                record_id: existing(
                     await load_customer(contacts, conn, tenant_id, record_id), record_id
                 )
+                for record_id in records
+            }
+            decided = {
+                record_id: decide(ErasePersonalData(customer_id=record_id, by=by), state, now)
+                for record_id, state in states.items()
+            }
+            # The erasure asked for (the target's) causes its merged records' erasures.
+            cause = str(uuid.uuid4()) if decided.get(target) else None
+            for record_id in sorted(records):
+                state = states[record_id]
                 if record_id == target:
                     check_version(target, expected, state.version)
-                command = ErasePersonalData(customer_id=record_id, by=by)
-                events = decide(command, state, now)
+                events = decided[record_id]
                 current = state.version
                 if events:
+                    appending = new_events(
+                        events, record_id, now, caused_by=None if record_id == target else cause
+                    )
+                    if record_id == target and cause is not None:
+                        appending[0] = dataclasses.replace(appending[0], event_id=cause)
                     current = await contacts.store.append(
-                        tenant_id, record_id, state.version, new_events(events, record_id, now),
-                        conn=conn,
+                        tenant_id, record_id, state.version, appending, conn=conn
                     )
                     await customer_list.update_customer(conn, state, evolved(state, events))
                     appended += len(events)

@@ -15,6 +15,7 @@ from services.contacts.app import create_app
 from services.contacts.settings import Settings
 from services.contacts.tests.conftest import SECRET, Api, read_topic
 from services.contacts.tests.test_import import finished
+from testing.problems import problem_of
 
 CUSTOMERS = "/api/v1/customers"
 
@@ -110,7 +111,7 @@ async def test_bad_input_is_a_422_naming_the_field_never_a_500(api: Api) -> None
         response = await api.client.request(method, url, json=body, headers=api.auth())
 
         assert response.status_code == 422, (url, body, response.text)
-        fields = [issue["field"] for issue in response.json()["detail"]]
+        fields = [issue["field"] for issue in response.json()["errors"]]
         assert field in fields, (url, body, fields)
 
 
@@ -157,7 +158,9 @@ async def test_the_same_phone_written_differently_is_a_duplicate(api: Api) -> No
     )
 
     assert again.status_code == 409
-    assert again.json() | {"detail": ""} == {"detail": "", "existing_id": first, "field": "phone"}
+    assert problem_of(again) | {"detail": ""} == {
+        "detail": "", "existing_id": first, "field": "phone"
+    }
 
 
 async def test_the_same_email_in_another_tenant_is_not_a_duplicate(api: Api) -> None:
@@ -333,7 +336,7 @@ async def test_attributes_are_checked_against_the_tenants_custom_fields(api: Api
     assert retyped.status_code == 409
     assert sales_defines.status_code == 403
     assert missing.status_code == 422
-    assert missing.json()["detail"][0]["field"] == "attributes.vip_level"
+    assert missing.json()["errors"][0]["field"] == "attributes.vip_level"
     assert wrong.status_code == 422
     assert right.status_code == 201
     assert (await api.get(right.json()["id"]))["attributes"] == {"vip_level": "Gold"}
@@ -457,7 +460,7 @@ async def test_a_merge_into_itself_or_across_kinds_is_a_422(api: Api) -> None:
 
     assert itself.status_code == 422
     assert kinds.status_code == 422
-    assert kinds.json()["detail"][0]["field"] == "duplicate_id"
+    assert kinds.json()["errors"][0]["field"] == "duplicate_id"
 
 
 # --- tenants -------------------------------------------------------------------------

@@ -350,8 +350,8 @@ def test_an_invalid_attribute_is_reported_where_it_sits_in_the_request() -> None
     error = InvalidAttribute("seats", "must be a number")
 
     assert error.status_code == 422
-    assert error.body() == {"detail": [{"field": "attributes.seats",
-                                        "reason": "must be a number"}]}
+    assert error.body()["errors"] == [{"field": "attributes.seats",
+                                       "reason": "must be a number"}]
 
 
 def test_an_attribute_the_tenant_never_defined_is_refused() -> None:
@@ -1067,6 +1067,9 @@ def test_a_duplicate_names_the_existing_customer_and_the_matching_field() -> Non
 
     assert error.status_code == 409
     assert error.body() == {
+        "type": "about:blank",
+        "title": "Conflict",
+        "status": 409,
         "detail": "a customer with this email already exists",
         "existing_id": "c-1",
         "field": "email",

@@ -172,3 +172,35 @@ async def test_an_erased_customer_leaves_no_bytes_in_the_sqlite_files(
 
     assert erased.status_code == 200, erased.text
     assert traces_in_files() == {}
+
+
+async def test_a_merge_and_an_erasure_name_the_event_that_caused_each_consequence(
+    api: Api,
+) -> None:
+    survivor = await api.register(name="Lin Fang", email="lin.fang@example.com")
+    duplicate = await api.register(name="Lin Fang", register_anyway=True)
+    await api.client.post(
+        f"{CUSTOMERS}/{survivor}/merge", json={"duplicate_id": duplicate}, headers=api.auth()
+    )
+    erased = await api.client.delete(f"{CUSTOMERS}/{survivor}/personal-data", headers=api.auth())
+    assert erased.status_code in (200, 204), erased.text
+
+    engine = create_engine(api.settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(events.c.stream_id, events.c.type, events.c.event_id,
+                           events.c.causation_id)
+                    .where(events.c.stream_id.in_([survivor, duplicate]))
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    by_type = {(row.stream_id, row.type.split(".")[2]): row for row in rows}
+
+    merged = by_type[survivor, "customer_merged"]
+    assert by_type[duplicate, "customer_merged_into"].causation_id == merged.event_id
+    asked = by_type[survivor, "personal_data_erased"]
+    assert asked.causation_id is None  # caused by the request, named by its correlation id
+    assert by_type[duplicate, "personal_data_erased"].causation_id == asked.event_id

@@ -50,7 +50,7 @@ async def test_a_time_beyond_utcs_calendar_is_a_422_naming_the_field(api: Api, a
 
     for field, response in answers.items():
         assert response.status_code == 422, (field, response.text)
-        assert [issue["field"] for issue in response.json()["detail"]] == [field]
+        assert [issue["field"] for issue in response.json()["errors"]] == [field]
 
 
 async def test_the_edges_of_utcs_calendar_are_still_accepted(api: Api) -> None:
@@ -81,7 +81,7 @@ async def test_a_mapping_nested_beyond_any_parser_is_a_422_naming_it(api: Api) -
     )
 
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["field"] == "mapping"
+    assert response.json()["errors"][0]["field"] == "mapping"
 
 
 async def test_records_no_real_customer_holds_are_422s_naming_the_field(api: Api) -> None:
@@ -113,7 +113,7 @@ async def test_records_no_real_customer_holds_are_422s_naming_the_field(api: Api
 
     for name, response in attempts.items():
         assert response.status_code == 422, (name, response.text)
-        assert [issue["field"] for issue in response.json()["detail"]] == [name]
+        assert [issue["field"] for issue in response.json()["errors"]] == [name]
     patched = await api.client.patch(
         f"{CUSTOMERS}/{customer_id}", json={"name": "Ana \u202eLee"}, headers=auth
     )

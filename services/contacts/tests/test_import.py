@@ -199,7 +199,7 @@ async def test_a_bad_mapping_or_file_is_a_422_naming_it(api: Api) -> None:
         response = await upload(api, text, **form)
 
         assert response.status_code == 422, response.text
-        assert response.json()["detail"][0]["field"] == field
+        assert response.json()["errors"][0]["field"] == field
 
     not_json = await api.client.post(
         IMPORT, files={"file": ("c.csv", text, "text/csv")}, data={"mapping": "{"},
@@ -208,7 +208,7 @@ async def test_a_bad_mapping_or_file_is_a_422_naming_it(api: Api) -> None:
     empty = await upload(api, b"")
     binary = await upload(api, b"\xff\xfe\x00\xd8\x00")
     no_file = await api.client.post(IMPORT, data={"mapping": "{}"}, headers=api.auth())
-    assert not_json.json()["detail"][0]["field"] == "mapping"
+    assert not_json.json()["errors"][0]["field"] == "mapping"
     assert empty.status_code == 422
     assert binary.status_code == 422
     assert no_file.status_code == 422

@@ -93,9 +93,9 @@ def test_tagging_past_the_limit_is_refused_and_tagging_up_to_it_is_not() -> None
         decide(TagCustomer(customer_id="c-1", tags=["one", "too many"]), customer, T0)
 
     assert len(last) == 1
-    assert refused.value.body() == {
-        "detail": [{"field": "tags", "reason": f"a customer has at most {MAX_TAGS} tags"}]
-    }
+    assert refused.value.body()["errors"] == [
+        {"field": "tags", "reason": f"a customer has at most {MAX_TAGS} tags"}
+    ]
 
 
 def test_a_custom_field_with_more_choices_than_a_picker_can_show_is_refused() -> None:

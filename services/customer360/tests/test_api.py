@@ -22,6 +22,7 @@ from libs.events.kafka import KafkaSettings
 from services.customer360.app import create_app
 from services.customer360.settings import Settings
 from services.customer360.tests.conftest import T0, ContactsTopic, CustomerStream, eventually
+from testing.problems import problem_of
 
 
 @dataclass
@@ -130,7 +131,7 @@ async def test_waits_are_bounded(service: Service) -> None:
     response = await service.get("/api/v1/customers/c-1/360", min_version=1, wait_ms=10_001)
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "wait_ms"
+    assert response.json()["errors"][0]["field"] == "wait_ms"
     response = await service.get("/api/v1/customers/c-1/360", min_version=0)
     assert response.status_code == 422
 
@@ -148,7 +149,7 @@ async def test_unknown_and_other_tenants_customers_are_not_found(
     response = await service.get(path, tenant="acme")
 
     assert response.status_code == 404
-    assert response.json() == {
+    assert problem_of(response) == {
         "detail": f"customer {theirs.customer_id} not found",
         "customer_id": theirs.customer_id,
     }

@@ -238,7 +238,7 @@ async def test_unknown_roles_are_a_422_naming_the_field(gateway: httpx.AsyncClie
     response = await gateway.post(KEYS, json={"name": "x", "roles": ["root"]}, headers=admin())
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "roles.0"
+    assert response.json()["errors"][0]["field"] == "roles.0"
 
 
 async def test_key_management_needs_credentials(gateway: httpx.AsyncClient) -> None:

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from libs.auth import AuthSettings, TokenVerifier
 from services.gateway.tests.support import AUTH, admin, bearer, create_key
+from testing.problems import problem_of
 
 CUSTOMERS = "/api/v1/customers"
 
@@ -20,7 +21,7 @@ async def test_a_request_without_credentials_is_401_and_never_forwarded(
     response = await gateway.get(CUSTOMERS)
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "authentication required"}
+    assert problem_of(response) == {"detail": "authentication required"}
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -31,7 +32,7 @@ async def test_an_unknown_path_asks_for_credentials_before_saying_it_does_not_ex
 
     response = await gateway.get("/api/v1/secret-admin-panel", headers=bearer())
     assert response.status_code == 404
-    assert response.json() == {"detail": "no service serves /api/v1/secret-admin-panel"}
+    assert problem_of(response) == {"detail": "no service serves /api/v1/secret-admin-panel"}
 
 
 async def test_a_token_signed_with_another_secret_is_refused(gateway: httpx.AsyncClient) -> None:
@@ -40,7 +41,7 @@ async def test_a_token_signed_with_another_secret_is_refused(gateway: httpx.Asyn
     response = await gateway.get(CUSTOMERS, headers=bearer(auth=forged))
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid token: bad signature"}
+    assert problem_of(response) == {"detail": "invalid token: bad signature"}
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
@@ -50,7 +51,7 @@ async def test_an_expired_token_is_refused(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get(CUSTOMERS, headers=bearer(now=two_hours_ago, ttl_seconds=60))
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid token: token expired"}
+    assert problem_of(response) == {"detail": "invalid token: token expired"}
 
 
 async def test_a_token_for_another_audience_is_refused(gateway: httpx.AsyncClient) -> None:
@@ -59,14 +60,14 @@ async def test_a_token_for_another_audience_is_refused(gateway: httpx.AsyncClien
     response = await gateway.get(CUSTOMERS, headers=bearer(auth=other_api))
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid token: wrong audience"}
+    assert problem_of(response) == {"detail": "invalid token: wrong audience"}
 
 
 async def test_a_malformed_token_is_refused(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get(CUSTOMERS, headers={"Authorization": "Bearer not-a-jwt"})
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid token: malformed token"}
+    assert problem_of(response) == {"detail": "invalid token: malformed token"}
 
 
 async def test_the_service_sees_the_tokens_tenant_whatever_else_the_caller_claims(
@@ -187,7 +188,7 @@ async def test_an_unknown_api_key_is_refused(gateway: httpx.AsyncClient) -> None
     response = await gateway.get(CUSTOMERS, headers={"X-API-Key": "crm_" + "x" * 43})
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid API key: unknown key"}
+    assert problem_of(response) == {"detail": "invalid API key: unknown key"}
 
 
 async def test_a_revoked_api_key_is_refused_at_once(gateway: httpx.AsyncClient) -> None:
@@ -200,7 +201,7 @@ async def test_a_revoked_api_key_is_refused_at_once(gateway: httpx.AsyncClient) 
 
     assert revoked.status_code == 204
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid API key: revoked"}
+    assert problem_of(response) == {"detail": "invalid API key: revoked"}
 
 
 async def test_an_api_keys_roles_decide_what_it_may_do(gateway: httpx.AsyncClient) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from libs.platform.broker import free_port
+from libs.platform.cli import catalogs
 from libs.platform.db import create_engine
 from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
@@ -124,9 +126,13 @@ def test_clashing_components_are_renamed_per_service_and_references_follow() -> 
     schemas = merged["components"]["schemas"]
     assert schemas["Customer"]["title"] == "gateway's"
     assert schemas["contacts_Customer"]["title"] == "contacts'"
-    assert set(schemas) == {"Customer", "contacts_Customer", "HTTPValidationError"}
+    assert set(schemas) == {"Customer", "contacts_Customer", "HTTPValidationError", "Problem"}
     operation = merged["paths"]["/api/v1/customers"]["get"]
-    assert list(references(operation)) == ["#/components/schemas/contacts_Customer"]
+    # Its own schema, renamed, and the problem shape the gateway documents for its errors.
+    assert set(references(operation)) == {
+        "#/components/schemas/contacts_Customer",
+        "#/components/schemas/Problem",
+    }
     assert "/healthz" not in merged["paths"]
     # Operation ids stay unique across services.
     assert merged["paths"]["/api/v1/customers/{customer_id}/360"]["get"]["operationId"] == (
@@ -180,6 +186,23 @@ async def test_a_service_that_is_down_degrades_the_report_but_not_the_gateway(
     }
 
 
+async def test_readiness_reports_each_service_by_its_own_readiness(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    settings = gateway_settings(pg_url, contacts_service.url, nowhere())
+    async with open_gateway(settings) as gateway:
+        live = await gateway.get("/livez")
+        response = await gateway.get("/readyz")
+
+    assert live.status_code == 200
+    assert response.status_code == 200
+    report = response.json()
+    assert report["status"] == "ready"
+    assert report["database"]["status"] == "up"
+    assert report["upstreams"]["contacts"]["status"] == "ready"
+    assert report["upstreams"]["customer360"]["status"] == "down"
+
+
 async def test_the_gateway_is_failing_when_its_own_database_is_gone(settings: Settings) -> None:
     app = create_app(settings, gateway_routing())
     async with started(app) as gateway:
@@ -196,3 +219,21 @@ async def test_the_gateway_is_failing_when_its_own_database_is_gone(settings: Se
     assert response.status_code == 503
     assert response.json()["status"] == "failing"
     assert response.json()["database"]["status"] == "down"
+
+
+async def test_every_event_schema_is_served_where_the_events_name_it(
+    gateway: httpx.AsyncClient,
+) -> None:
+    checked = 0
+    for catalog in catalogs().values():
+        for type_name in catalog.types:
+            url = catalog.schema_url(type_name)
+            assert url is not None
+            response = await gateway.get(urlsplit(url).path)
+            assert response.status_code == 200, url
+            assert response.json() == catalog.json_schema(type_name)
+            checked += 1
+    assert checked > 50
+    assert (await gateway.get("/events/crm.nothing.v1.json")).status_code == 404
+    asyncapi = await gateway.get("/events/asyncapi.json")
+    assert asyncapi.status_code == 200 and asyncapi.json()["asyncapi"].startswith("3.")

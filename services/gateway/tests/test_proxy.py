@@ -17,6 +17,7 @@ from services.gateway.tests.upstreams import (
     nowhere,
     short_answer,
 )
+from testing.problems import problem_of
 
 
 async def test_each_path_goes_to_the_service_that_owns_it(gateway: httpx.AsyncClient) -> None:
@@ -79,7 +80,7 @@ async def test_header_values_beyond_ascii_go_up_byte_for_byte(
     assert seen.status_code == 200
     assert seen.json()["headers"]["user-agent"].encode("latin-1") == user_agent
     assert refused.status_code == 422
-    assert refused.json()["detail"][0]["field"] == "If-Match"
+    assert refused.json()["errors"][0]["field"] == "If-Match"
 
 
 async def test_a_header_value_that_is_not_utf8_is_a_422_naming_the_header(
@@ -97,11 +98,11 @@ async def test_a_header_value_that_is_not_utf8_is_a_422_naming_the_header(
     )
 
     assert response.status_code == 422
-    assert response.json()["detail"] == [
+    assert response.json()["errors"] == [
         {"field": "If-Match", "reason": "the value is neither ASCII nor UTF-8 text"}
     ]
     assert forwarded.status_code == 422
-    assert forwarded.json()["detail"][0]["field"] == "X-Forwarded-For"
+    assert forwarded.json()["errors"][0]["field"] == "X-Forwarded-For"
 
 
 async def test_if_match_goes_up_and_a_stale_version_comes_back_as_412(
@@ -118,7 +119,7 @@ async def test_if_match_goes_up_and_a_stale_version_comes_back_as_412(
     assert current.json()["headers"]["if-match"] == '"3"'
     assert current.headers["ETag"] == '"4"'
     assert stale.status_code == 412
-    assert stale.json() == {"detail": "customer changed since", "current_version": 3}
+    assert problem_of(stale) == {"detail": "customer changed since", "current_version": 3}
 
 
 async def test_request_and_correlation_ids_reach_the_service(gateway: httpx.AsyncClient) -> None:
@@ -186,7 +187,7 @@ async def test_a_body_over_the_gateways_limit_is_413(
         )
 
     assert response.status_code == 413
-    assert response.json() == {
+    assert problem_of(response) == {
         "detail": "the request body is larger than 1024 bytes",
         "max_bytes": 1024,
     }
@@ -211,7 +212,9 @@ async def test_a_service_that_is_down_is_a_503_naming_it(
         contacts_still_fine = await gateway.get("/api/v1/customers", headers=bearer())
 
     assert response.status_code == 503
-    assert response.json() == {"detail": "customer360 is unavailable", "upstream": "customer360"}
+    assert problem_of(response) == {
+        "detail": "customer360 is unavailable", "upstream": "customer360"
+    }
     assert response.headers["Retry-After"] == "5"
     assert elapsed < 2
     assert contacts_still_fine.status_code == 200
@@ -223,7 +226,9 @@ async def test_a_slow_service_is_a_504_within_the_timeout(gateway: httpx.AsyncCl
     elapsed = time.perf_counter() - started_at
 
     assert response.status_code == 504
-    assert response.json() == {"detail": "contacts did not answer in time", "upstream": "contacts"}
+    assert problem_of(response) == {
+        "detail": "contacts did not answer in time", "upstream": "contacts"
+    }
     assert 0.5 <= elapsed < SLOW_SECONDS
 
 
@@ -236,7 +241,7 @@ async def test_an_answer_cut_short_is_a_502_not_a_truncated_200(
             response = await gateway.get("/api/v1/customers/c-1/360", headers=bearer())
 
     assert response.status_code == 502
-    assert response.json() == {
+    assert problem_of(response) == {
         "detail": "customer360 broke the connection",
         "upstream": "customer360",
     }
@@ -253,7 +258,7 @@ async def test_an_answer_whose_body_stops_coming_is_a_504_within_the_timeout(
             elapsed = time.perf_counter() - started_at
 
     assert response.status_code == 504
-    assert response.json() == {
+    assert problem_of(response) == {
         "detail": "customer360 did not answer in time",
         "upstream": "customer360",
     }
@@ -278,7 +283,7 @@ async def test_the_services_own_errors_pass_through_unchanged(
     )
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "body"
+    assert response.json()["errors"][0]["field"] == "body"
 
 
 async def test_forwarded_requests_are_counted_per_upstream_route_and_outcome(
@@ -303,3 +308,17 @@ async def test_credentials_beyond_ascii_are_a_401_not_a_500(gateway: httpx.Async
         response = await gateway.get("/api/v1/custom-fields", headers=[header])
 
         assert response.status_code == 401, (header, response.text)
+
+
+async def test_http_metrics_name_the_forwarded_route_not_the_relay(
+    gateway: httpx.AsyncClient,
+) -> None:
+    await gateway.get("/api/v1/customers/c-8/360", headers=bearer())
+
+    metrics = (await gateway.get("/metrics")).text
+
+    assert (
+        'crm_http_requests_total{method="GET",route="/api/v1/customers/{customer_id}/360",'
+        'service="gateway",status="200"}'
+    ) in metrics
+    assert 'route="/api/{path:path}"' not in metrics

@@ -37,6 +37,9 @@ def test_a_caller_may_burst_then_waits_for_the_refill() -> None:
         rate_limits.admit("acme", "user-1")
 
     assert refused.value.body() == {
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
         "detail": "rate limit exceeded for caller user-1, retry in 1 s",
         "limit": "caller",
         "retry_after_seconds": 1,

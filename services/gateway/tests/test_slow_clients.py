@@ -149,7 +149,8 @@ async def test_a_stalled_body_is_answered_408_and_the_connection_closed_within_t
 
         assert (small_status, big_status) == (408, 408)
         assert "did not arrive in time" in small_body["detail"]
-        assert big_body == small_body
+        # The same problem, each with its own request id.
+        assert big_body | {"request_id": ""} == small_body | {"request_id": ""}
         assert 1.0 <= elapsed < 3.0
         # Whatever they held is free again.
         assert runtime_of(gateway).proxy.in_flight.in_flight("acme") == 0

@@ -112,7 +112,7 @@ async def test_one_idempotency_key_redeems_once_and_answers_the_same(api: Api) -
         headers=api.auth(roles=["support"]),
     )
     assert missing.status_code == 422
-    assert missing.json()["detail"][0]["field"] == "Idempotency-Key"
+    assert missing.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
 async def test_a_cancelled_redemption_gives_back_the_points_and_the_stock(api: Api) -> None:
@@ -262,7 +262,7 @@ async def test_a_manager_adjusts_with_a_reason_and_never_below_zero(api: Api) ->
         json={"points": 5},
         headers=api.auth(roles=["manager"]),
     )
-    assert no_reason.status_code == 422 and no_reason.json()["detail"][0]["field"] == "reason"
+    assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reason"
     too_much = await api.client.post(
         "/api/v1/customers/c-1/loyalty/adjustments",
         json={"points": -51, "reason": "typo"},
@@ -280,7 +280,7 @@ async def test_rules_are_validated_and_if_match_guards_them(api: Api) -> None:
     bad = await api.client.put(
         "/api/v1/loyalty/rules", json={"time_zone": "Mars/Olympus"}, headers=api.auth()
     )
-    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "time_zone"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "time_zone"
     typo = await api.client.put(
         "/api/v1/loyalty/rules", json={"point_per_unit": 2}, headers=api.auth()
     )

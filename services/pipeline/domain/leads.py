@@ -52,7 +52,7 @@ class LeadAlreadyCaptured(Conflict):
 
 class LeadClosed(Conflict):
     def __init__(self, lead_id: str, status: str) -> None:
-        super().__init__(f"lead {lead_id} is {status}", lead_id=lead_id, status=status)
+        super().__init__(f"lead {lead_id} is {status}", lead_id=lead_id, lead_status=status)
 
 
 class LeadNotQualified(Conflict):
@@ -60,7 +60,7 @@ class LeadNotQualified(Conflict):
         super().__init__(
             f"lead {lead_id} is {status}: only a qualified lead converts",
             lead_id=lead_id,
-            status=status,
+            lead_status=status,
         )
 
 

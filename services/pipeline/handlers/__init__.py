@@ -146,15 +146,17 @@ class CustomerDirectory:
             raise ContactsUnavailable("(new)") from None
         body = (
             response.json()
-            if response.headers.get("content-type", "").startswith("application/json")
+            if response.headers.get("content-type", "").startswith(
+                ("application/json", "application/problem+json")
+            )
             else {}
         )
         if response.status_code == 201:
             customer_id, existed = str(body["id"]), False
         elif response.status_code == 409 and "existing_id" in body:
             customer_id, existed = str(body["existing_id"]), True
-        elif response.status_code == 422 and isinstance(body.get("detail"), list):
-            issue = body["detail"][0]
+        elif response.status_code == 422 and isinstance(body.get("errors"), list):
+            issue = body["errors"][0]
             raise Unprocessable(str(issue.get("field", "lead")), str(issue.get("reason", "")))
         elif response.status_code == 403:
             raise Forbidden("converting a lead registers a customer: customers:write needed")

@@ -332,7 +332,7 @@ def _same(row: Any, command: PlaceOrder) -> bool:
 
 
 def _refuse(report: ImportReport, row: int, exc: DomainError) -> None:
-    issue = exc.body().get("detail")
+    issue = exc.body().get("errors")
     if isinstance(issue, list):
         report.refuse(row, issue[0]["field"], issue[0]["reason"])
     else:

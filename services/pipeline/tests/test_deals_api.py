@@ -46,9 +46,9 @@ async def test_a_deal_moves_through_the_default_stages_with_if_match(api: Api) -
 
     no_reason = await move(api, deal["id"], "lost")
     assert no_reason.status_code == 422, no_reason.text
-    assert no_reason.json()["detail"][0]["field"] == "reason"
+    assert no_reason.json()["errors"][0]["field"] == "reason"
     unknown = await move(api, deal["id"], "dreaming")
-    assert unknown.status_code == 422 and unknown.json()["detail"][0]["field"] == "stage"
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "stage"
 
     won = await move(api, deal["id"], "won", headers={"If-Match": '"2"'})
     assert won.status_code == 200, won.text
@@ -64,7 +64,7 @@ async def test_a_deal_for_an_unknown_customer_names_the_field(api: Api) -> None:
         headers=api.auth(),
     )
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["field"] == "customer_id"
+    assert response.json()["errors"][0]["field"] == "customer_id"
 
 
 async def test_a_tenant_sets_its_own_stages(api: Api) -> None:
@@ -92,7 +92,7 @@ async def test_a_tenant_sets_its_own_stages(api: Api) -> None:
         },
         headers=api.auth(),
     )
-    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "stages"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "stages"
 
     customer = await api.register()
     deal = await open_deal(api, customer)
@@ -160,7 +160,7 @@ async def test_the_funnel_needs_a_period_that_ends_after_it_starts(api: Api) -> 
         params={"from": "2026-10-01T00:00:00Z", "to": "2026-10-01T00:00:00Z"},
         headers=api.auth(),
     )
-    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "to"
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "to"
 
 
 async def test_a_quote_with_lines_is_attached_to_a_deal(api: Api) -> None:

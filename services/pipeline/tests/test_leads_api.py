@@ -55,7 +55,7 @@ async def test_leads_are_assigned_by_the_tenants_rules_within_caps(api: Api) -> 
         json={"rules": [{"kind": "industry", "team": ["a"]}]},
         headers=api.auth(),
     )
-    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "rules.0"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "rules.0"
 
 
 async def test_a_lead_is_qualified_or_disqualified_with_a_reason(api: Api) -> None:
@@ -156,4 +156,4 @@ async def test_a_lead_with_a_malformed_email_or_phone_names_the_field(api: Api) 
             headers=api.auth(),
         )
         assert response.status_code == 422, response.text
-        assert response.json()["detail"][0]["field"] == field
+        assert response.json()["errors"][0]["field"] == field

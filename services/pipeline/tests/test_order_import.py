@@ -96,7 +96,7 @@ async def test_a_file_without_the_customer_column_is_refused(api: Api) -> None:
         headers=api.auth(),
     )
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["field"] == "file"
+    assert response.json()["errors"][0]["field"] == "file"
     sales = await api.client.post(
         "/api/v1/orders/import",
         files={"file": ("orders.csv", b"customer_id,currency\n", "text/csv")},

@@ -99,7 +99,7 @@ async def test_a_refund_never_exceeds_what_is_left(api: Api) -> None:
         f"/api/v1/orders/{order['id']}/refunds", json={"amount": 17601}, headers=api.auth()
     )
     assert too_much.status_code == 422, too_much.text
-    assert too_much.json()["detail"][0]["field"] == "amount"
+    assert too_much.json()["errors"][0]["field"] == "amount"
 
     by_lines = await api.client.post(
         f"/api/v1/orders/{order['id']}/refunds",
@@ -163,7 +163,7 @@ async def test_an_order_for_an_unknown_customer_names_the_field(api: Api) -> Non
         headers=api.auth(),
     )
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["field"] == "customer_id"
+    assert response.json()["errors"][0]["field"] == "customer_id"
     missing = await api.client.get("/api/v1/customers/no-such-customer/orders", headers=api.auth())
     assert missing.status_code == 404, missing.text
 
@@ -213,7 +213,7 @@ async def test_bad_orders_are_422_naming_the_field(
         headers=api.auth(),
     )
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["field"] == field
+    assert response.json()["errors"][0]["field"] == field
 
 
 async def test_orders_are_published_keyed_by_the_customer(api: Api, kafka: KafkaSettings) -> None:

@@ -95,7 +95,7 @@ async def test_a_task_about_a_deal_is_the_deals_customers(api: Api) -> None:
             "/api/v1/tasks", json=body | {field: "nothing-here"}, headers=api.auth()
         )
         assert unknown.status_code == 422, unknown.text
-        assert unknown.json()["detail"][0]["field"] == field
+        assert unknown.json()["errors"][0]["field"] == field
 
 
 async def test_a_contract_is_signed_renewed_and_terminated(api: Api) -> None:
@@ -113,7 +113,7 @@ async def test_a_contract_is_signed_renewed_and_terminated(api: Api) -> None:
     backwards = await api.client.post(
         "/api/v1/contracts", json=body | {"ends_on": "2025-12-31"}, headers=api.auth()
     )
-    assert backwards.status_code == 422 and backwards.json()["detail"][0]["field"] == "ends_on"
+    assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "ends_on"
     signed = await api.client.post("/api/v1/contracts", json=body, headers=api.auth())
     assert signed.status_code == 201, signed.text
     contract = signed.json()["id"]

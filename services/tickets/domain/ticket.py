@@ -65,7 +65,7 @@ class NotSolvedYet(Conflict):
         super().__init__(
             f"ticket {ticket_id} is {status}: only a solved ticket can be closed",
             ticket_id=ticket_id,
-            status=status,
+            ticket_status=status,
         )
 
 
@@ -86,7 +86,7 @@ class NotReopenable(Conflict):
         super().__init__(
             f"ticket {ticket_id} is {status}: only a solved ticket can be reopened",
             ticket_id=ticket_id,
-            status=status,
+            ticket_status=status,
         )
 
 

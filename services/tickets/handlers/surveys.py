@@ -57,7 +57,7 @@ class NotSolved(Conflict):
         super().__init__(
             f"ticket {ticket_id} is {status}: a CSAT survey follows a solved ticket",
             ticket_id=ticket_id,
-            status=status,
+            ticket_status=status,
         )
 
 

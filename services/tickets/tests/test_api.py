@@ -174,7 +174,7 @@ async def test_bad_input_is_a_422_naming_the_field(api: Api) -> None:
     for path, body, method in cases:
         response = await (api.post(path, body) if method == "post" else api.put(path, body))
         assert response.status_code == 422, (body, response.text)
-        assert response.json()["detail"][0]["field"], response.text
+        assert response.json()["errors"][0]["field"], response.text
 
 
 async def test_other_streams_of_the_tenant_are_not_tickets(api: Api) -> None:

@@ -100,4 +100,4 @@ async def test_a_csat_score_outside_1_to_5_is_a_422(api: Api) -> None:
     response = await api.client.post(f"{link}/answer", json={"score": 9})
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "score"
+    assert response.json()["errors"][0]["field"] == "score"
