@@ -505,6 +505,7 @@ async def database_readiness(app: FastAPI, url: str, timeout: float = 2.0) -> di
     started_at = time.perf_counter()
     try:
         async with asyncio.timeout(timeout), engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text("SELECT 1"))
     except Exception as failed:  # any failure means the same thing here: not ready
         return {"status": "down", "error": type(failed).__name__}

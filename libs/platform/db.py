@@ -153,4 +153,8 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        # A probe that only reads asks for AUTOCOMMIT: it must never hold the write lock
+        # (a probe cancelled while waiting for it kept it, and every writer then waited).
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
         conn.exec_driver_sql("BEGIN IMMEDIATE")

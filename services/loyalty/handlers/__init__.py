@@ -340,4 +340,6 @@ async def is_known(loyalty: Loyalty, tenant_id: str, customer_id: str) -> bool:
     async with loyalty.engine.connect() as conn:
         if await read_model.is_member(conn, tenant_id, customer_id):
             return True
-        return await loyalty.store.stream_version(tenant_id, customer_id) > 0
+    # After the first connection is given back: on SQLite it holds the write lock, and
+    # a second connection opened inside it waited for that lock (30 s, then a 500).
+    return await loyalty.store.stream_version(tenant_id, customer_id) > 0
