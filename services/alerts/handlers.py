@@ -257,7 +257,7 @@ async def respond_to_alert(
         if found.status not in ("open", "acknowledged") or (
             response == "acknowledged" and found.status == "acknowledged"
         ):
-            raise Conflict(f"the alert is {found.status}", status=found.status)
+            raise Conflict(f"the alert is {found.status}", alert_status=found.status)
         row = await read_model.customer(conn, tenant_id, found.customer_id, lock=True)
         assert row is not None  # an alert is only opened for a known customer
         event: DomainEvent

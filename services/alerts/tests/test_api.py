@@ -302,7 +302,7 @@ async def test_bad_input_names_the_field(api: Api) -> None:
     inverted = {**rules, "high_from": 20, "medium_from": 30}
     response = await api.client.put("/api/v1/churn/rules", json=inverted, headers=api.auth())
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "high_from"
+    assert response.json()["errors"][0]["field"] == "high_from"
     unknown = {**rules, "signals": {"weather": {"weight": 1, "window_days": 1, "threshold": 1}}}
     response = await api.client.put("/api/v1/churn/rules", json=unknown, headers=api.auth())
     assert response.status_code == 422

@@ -48,7 +48,7 @@ async def test_a_backtest_finds_who_stopped_buying_and_compares_with_days_since(
         headers=api.auth(),
     )
     assert too_soon.status_code == 422
-    assert too_soon.json()["detail"][0]["field"] == "horizon_days"
+    assert too_soon.json()["errors"][0]["field"] == "horizon_days"
 
 
 async def test_the_weekly_list_sorts_each_owners_risks_into_new_rising_and_still_open(
@@ -95,7 +95,7 @@ async def test_the_weekly_list_sorts_each_owners_risks_into_new_rising_and_still
             "/api/v1/churn/weekly", params={"week": week}, headers=api.auth()
         )
         assert bad.status_code == 422, week
-        assert bad.json()["detail"][0]["field"] == "week"
+        assert bad.json()["errors"][0]["field"] == "week"
 
 
 async def test_history_scored_at_three_past_dates_equals_a_platform_that_saw_only_that_much(
