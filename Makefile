@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run migrate test test-slow lint typecheck bench token schemas clean
+.PHONY: run migrate test test-slow lint typecheck bench token schemas screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ run: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/crm migrate
 
+# Four workers: the suite mostly waits (group joins, services starting), so four share
+# two cores well; a file, and each database's platform tests, keep to one worker
+# (conftest.py, docs/decisions/0085). TEST_WORKERS=0 runs it in one process. The
+# slowest tests are listed at the end, to see where the suite's time goes.
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --durations=15
 
 # The long fault-injection scenarios (minutes each).
 test-slow: $(STAMP)
@@ -39,6 +44,11 @@ token: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/crm schemas docs/events
+
+# The web console's pages, in a real browser against a running platform (needs Chromium:
+# apt-get install chromium), into docs/screenshots/.
+screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_console.py -k screenshots -q
 
 clean:
 	rm -rf $(VENV) var

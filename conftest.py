@@ -1,2 +1,31 @@
 # Test support lives in testing/, beside the production packages and never in them.
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
 pytest_plugins = ["testing.fixtures"]
+
+# The running platform's tests (tests/, parametrised by platform_database) carry their
+# database in their id: [sqlite], [postgresql], [admin-postgresql], ...
+_PLATFORM_TEST = re.compile(r"^tests/[^:]+::[^\[]+\[(?:[^\]]*-)?(sqlite|postgresql)(?:-[^\]]*)?\]$")
+
+
+class ByFileAndPlatform(LoadScopeScheduling):
+    """How `make test` (`pytest -n N`) shares the tests out: a whole file to one worker,
+    so its module fixtures are built once; and every test on the running platform of one
+    database to one worker, which alone starts that platform (eight services), instead of
+    each worker starting its own."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        platform = _PLATFORM_TEST.match(nodeid)
+        if platform is not None:
+            return f"platform-{platform.group(1)}"
+        return nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> ByFileAndPlatform:
+    return ByFileAndPlatform(config, log)

@@ -9,7 +9,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog import DomainEvent, EventCatalog
 from libs.events.consumer import ReceivedEvent
 from libs.events.envelope import EventEnvelope
+from libs.events.kafka import KafkaSettings, new_producer
 from libs.events.projection import Projection
 from libs.events.store import NewEvent
 from libs.platform.broker import EmbeddedBroker
@@ -75,6 +76,29 @@ def envelope(position: int, customer: int, version: int = 1) -> EventEnvelope:
         subject=f"s-{position}", time=T0, tenantid=TENANT, partitionkey=data["customer_id"],
         sequence=version, data=data,
     )
+
+
+async def prefill(
+    kafka: KafkaSettings, topic: str, envelopes: Iterable[EventEnvelope], in_flight: int = 5000
+) -> int:
+    """Publishes ``envelopes`` to ``topic`` as the relay would (binary CloudEvents), up to
+    ``in_flight`` unacknowledged at a time; how many were published."""
+    producer = new_producer(kafka, client_id="bench-prefill")
+    await producer.start()
+    count = 0
+    try:
+        pending = []
+        for published in envelopes:
+            r = published.to_kafka()
+            pending.append(await producer.send(topic, key=r.key, value=r.value, headers=r.headers))
+            count += 1
+            if len(pending) == in_flight:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return count
 
 
 # --------------------------------------------------------------------------- the read model

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import BenchTotals, broker, catalog, fresh_database
+from bench.common import BenchTotals, broker, catalog, fresh_database, prefill
 from bench.projector import PARTITIONS, publish
 from libs.events.catalog import DomainEvent, EventCatalog
 from libs.events.catalog.contacts import (
@@ -38,7 +38,7 @@ from libs.events.catalog.contacts import (
 )
 from libs.events.consumer import Progress, ReceivedEvent
 from libs.events.envelope import EventEnvelope
-from libs.events.kafka import KafkaSettings, ensure_topics, new_producer, service_topic
+from libs.events.kafka import KafkaSettings, ensure_topics, service_topic
 from libs.events.projection import Projection, ProjectionRunner, end_offsets
 from libs.platform.db import create_engine
 from services.customer360.domain.sources import catalog as customer360_catalog
@@ -86,23 +86,9 @@ async def publish_contacts(kafka: KafkaSettings, topic: str, customers: int) -> 
     """Publishes in rounds (every customer's first event, then every second...), so that
     a batch holds many customers, as under a steady load of registrations."""
     await ensure_topics(kafka, [topic])
-    producer = new_producer(kafka, client_id="bench-prefill")
-    await producer.start()
     histories = [contacts_history(c) for c in range(customers)]
-    count = 0
-    try:
-        for step in range(EVENTS_PER_CUSTOMER):
-            futures = []
-            for history in histories:
-                r = history[step].to_kafka()
-                futures.append(
-                    await producer.send(topic, key=r.key, value=r.value, headers=r.headers)
-                )
-                count += 1
-            await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return count
+    rounds = (history[step] for step in range(EVENTS_PER_CUSTOMER) for history in histories)
+    return await prefill(kafka, topic, rounds)
 
 
 class CpuTimedRunner(ProjectionRunner):

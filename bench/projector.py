@@ -19,9 +19,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.common import BenchTotals, broker, catalog, envelope, fresh_database
+from bench.common import BenchTotals, broker, catalog, envelope, fresh_database, prefill
 from libs.events.consumer import Progress, ReceivedEvent
-from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
+from libs.events.kafka import KafkaSettings, ensure_topics
 from libs.events.projection import ProjectionRunner, end_offsets
 from libs.platform.db import create_engine
 
@@ -30,18 +30,7 @@ PARTITIONS = 6
 
 async def publish(kafka: KafkaSettings, topic: str, count: int) -> None:
     await ensure_topics(kafka, [topic])
-    producer = new_producer(kafka, client_id="bench-prefill")
-    await producer.start()
-    try:
-        for lo in range(0, count, 5000):
-            futures = []
-            for i in range(lo, min(lo + 5000, count)):
-                r = envelope(i, i % 1000, i // 1000 + 1).to_kafka()
-                futures.append(await producer.send(topic, key=r.key, value=r.value,
-                                                   headers=r.headers))
-            await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await prefill(kafka, topic, (envelope(i, i % 1000, i // 1000 + 1) for i in range(count)))
 
 
 class TimedRunner(ProjectionRunner):

@@ -6,6 +6,7 @@
     python -m bench.run --only contacts,gateway   # the platform over HTTP (bench/http.py)
     python -m bench.run --only floor    # the HTTP stack alone (bench/floor.py)
     python -m bench.run --only pipeline,tickets,loyalty   # the newer services (issues 11-13)
+    python -m bench.run --only churn    # churn: 100,000 customers scored, its projector
 
 Each measurement runs in a database of its own, created and dropped around it, and
 starts its own broker where it needs one. Repetitions interleave the systems
@@ -33,12 +34,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import appends, e2e, floor, http, loyalty, pipeline, projector, relay, tickets
+from bench import (
+    analytics,
+    appends,
+    churn,
+    e2e,
+    floor,
+    http,
+    loyalty,
+    pipeline,
+    projector,
+    relay,
+    tickets,
+)
 from bench.common import PAYLOAD_BYTES, fmt, median, server_info
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway", "floor",
-              "pipeline", "tickets", "loyalty")
+              "pipeline", "tickets", "loyalty", "analytics", "churn")
 
 
 @dataclass(frozen=True)
@@ -57,8 +70,15 @@ class Plan:
     http_customers: int = 1_000  # registered before the 360 reads
     # bench/tickets.py: open tickets in the SLA scheduler's read table
     scheduler_tickets: int = 100_000
-    # bench/loyalty.py: a ledger command per event is far slower than benchmark 4's fold
+    # bench/loyalty.py: a ledger command per event is slower than benchmark 4's fold
     loyalty_events: int = 10_000
+    # bench/analytics.py: projector events, and the tenant its queries answer for
+    analytics_events: int = 10_000
+    analytics_customers: int = 100_000
+    analytics_orders: int = 1_000_000
+    # bench/churn.py: customers scored as of a date; orders through the churn projector
+    churn_customers: int = 100_000
+    churn_events: int = 10_000
 
     @classmethod
     def full(cls) -> Plan:
@@ -71,7 +91,9 @@ class Plan:
                    projection_events=5_000, e2e_seconds=5.0,
                    http_warmup=1.0, http_duration=3.0, http_steady_seconds=4.0,
                    import_rows=10_000, http_customers=200, scheduler_tickets=20_000,
-                   loyalty_events=2_000)
+                   loyalty_events=2_000, analytics_events=2_000,
+                   analytics_customers=10_000, analytics_orders=100_000,
+                   churn_customers=20_000, churn_events=2_000)
 
 
 def rotate(items: Sequence[str], rep: int) -> list[str]:
@@ -223,12 +245,69 @@ async def bench_loyalty(plan: Plan) -> dict[str, Any]:
     return {
         "what": (f"{plan.loyalty_events:,} order_placed events pre-published (6 partitions, "
                  "1000 customers), loyalty's Earning reaction on the projection runtime "
-                 "until caught up, one ledger command per event (lock, load, decide, append, "
-                 "record); beside it benchmark 4's projection (one upsert per batch) on its "
+                 "until caught up, one ledger command per event, a batch's run of them "
+                 "decided together (one lock, load, append, record per run); beside it "
+                 "benchmark 4's projection (one upsert per batch) on its "
                  f"own {plan.projection_events:,} events; rotating order, {plan.reps} "
                  "repetition(s); rates from the first applied batch"),
         "rows": rows,
         "ratios": {"": ratios(rows, [("loyalty earning", "projection")])},
+        "target": None,
+        "met": True,
+    }
+
+
+async def bench_analytics(plan: Plan) -> dict[str, Any]:
+    rows = await ours_beside("analytics", plan, "projection", {
+        "ours": lambda: analytics.run_projector(plan.analytics_events),
+        "projection": lambda: projector.run_ours(plan.projection_events),
+    })
+    rows[0]["system"] = "analytics projector"
+    queries = await analytics.run_queries(plan.analytics_customers, plan.analytics_orders,
+                                          plan.reps)
+    log(f"  analytics queries {queries['seconds']}")
+    return {
+        "what": (f"{plan.analytics_events:,} order_placed events pre-published (6 partitions, "
+                 "1000 customers), the analytics projection until caught up, beside benchmark "
+                 f"4's projection on its own {plan.projection_events:,} events; then a tenant "
+                 f"of {plan.analytics_customers:,} customers and {plan.analytics_orders:,} "
+                 "orders written into the projection's tables by SQL, and the median of "
+                 f"{plan.reps} answer(s) as of its end: the monthly cohort table and two "
+                 "segment counts, through the handlers the API calls"),
+        "rows": rows,
+        "ratios": {"": ratios(rows, [("analytics projector", "projection")])},
+        "queries": queries,
+        "target": None,
+        "met": True,
+    }
+
+
+async def bench_churn(plan: Plan) -> dict[str, Any]:
+    scoring = await churn.run_scoring(plan.churn_customers)
+    log(f"  churn scoring {scoring['customers']:,} customers: {scoring['end']['seconds']} s "
+        f"as of the end, {scoring['year_back']['seconds']} s a year back")
+    rows = await ours_beside("churn", plan, "projection", {
+        "ours": lambda: churn.run_projector(plan.churn_events),
+        "projection": lambda: projector.run_ours(plan.projection_events),
+    })
+    rows[0]["system"] = "churn projector"
+    return {
+        "what": (f"scoring: {scoring['customers']:,} customers of one tenant with "
+                 f"{scoring['facts']:,} facts in PostgreSQL, every customer ranked as of a "
+                 f"date (handlers.risks_as_of, as GET /api/v1/churn/risks): "
+                 f"{scoring['end']['seconds']} s as of the end (scoring process CPU "
+                 f"{scoring['end']['cpu_seconds']} s; "
+                 f"{fmt(scoring['end']['customers_per_second'])} customers/s, peak RSS "
+                 f"+{scoring['end']['peak_rss_growth_mb']} MB), "
+                 f"{scoring['year_back']['seconds']} s as of a year back; projector: "
+                 f"{plan.churn_events:,} order_placed events pre-published (6 partitions, "
+                 "1000 customers), the alerts service's ChurnFacts on the projection runtime "
+                 "(a fact per order, the batch's customers assessed in its transaction), "
+                 f"beside benchmark 4's projection on its own {plan.projection_events:,} "
+                 f"events; rotating order, {plan.reps} repetition(s)"),
+        "scoring": scoring,
+        "rows": rows,
+        "ratios": {"": ratios(rows, [("churn projector", "projection")])},
         "target": None,
         "met": True,
     }
@@ -246,6 +325,8 @@ RUNNERS: dict[str, Callable[[Plan], Any]] = {
     "pipeline": pipeline.bench_pipeline,
     "tickets": tickets.bench_tickets,
     "loyalty": bench_loyalty,
+    "analytics": bench_analytics,
+    "churn": bench_churn,
 }
 
 
@@ -313,6 +394,13 @@ def markdown(results: dict[str, Any]) -> str:
                     lines.append(f"{r['system']}: consumer-group join "
                                  f"{r['median_startup_seconds']:.1f} s, rate including it "
                                  f"{fmt(r['median_rate_with_startup'])} events/s")
+        if "queries" in bench:
+            q = bench["queries"]
+            lines += ["", f"As of the end of {q['customers']:,} customers' {q['orders']:,} orders "
+                      f"({q['cohorts']} cohorts, vip {q['vip_members']:,}, saved filter "
+                      f"{q['saved_filter_members']:,} members):", "",
+                      "| answer | median s |", "|---|---:|"]
+            lines += [f"| {k} | {v:.3f} |" for k, v in q["seconds"].items()]
         if bench.get("target") is None:  # a reference, like the floor
             verdict = "Target: none (a reference)"
         else:

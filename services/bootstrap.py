@@ -28,6 +28,7 @@ SERVICES: tuple[ServiceDeclaration, ...] = tuple(
         "loyalty",
         "alerts",
         "customer360",
+        "analytics",
     )
 )
 

@@ -15,6 +15,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -26,6 +27,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.events.kafka import KafkaSettings
 from libs.platform.broker import EmbeddedBroker, free_port
 from libs.platform.db import create_engine
+
+
+def _share_the_machine_with_parallel_workers() -> None:
+    """`make test` runs four pytest workers (pytest-xdist) side by side: each takes
+    ports from a range of its own (two workers once started servers on one port), and
+    every process the tests start keeps to four database connections, so that the
+    workers' services fit in one PostgreSQL server's 100 connections."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        low = 20_000 + 1_500 * int(worker[2:])
+        os.environ.setdefault("FREE_PORTS", f"{low}-{low + 1_499}")
+    os.environ.setdefault("DATABASE_POOL_SIZE", "4")
+
+
+_share_the_machine_with_parallel_workers()
 
 
 async def _reachable(url: str) -> bool:
@@ -81,22 +97,31 @@ def postgres_server() -> Iterator[str]:
         executor.stop()
 
 
-@pytest_asyncio.fixture
-async def pg_url(postgres_server: str) -> AsyncIterator[str]:
-    """A fresh, empty database for one test."""
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server)
+@asynccontextmanager
+async def fresh_database(server: str, prefix: str = "crm_test") -> AsyncIterator[str]:
+    """A new, empty database on ``server`` while the block runs; dropped after, even
+    with connections still open."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    yield url
-    admin = await asyncpg.connect(postgres_server)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest_asyncio.fixture
+async def pg_url(postgres_server: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test."""
+    async with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest_asyncio.fixture

@@ -3,7 +3,6 @@ tickets and a key contact changed in contacts make a high risk with both reasons
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from libs.auth import issue_token
 from libs.platform.settings import ServiceSettings
-from tests.conftest import RunningPlatform
+from tests.conftest import CLIENT_TIMEOUT, RunningPlatform, body_until, eventually
 
 TENANT = "alerts-e2e"
 
@@ -20,7 +19,9 @@ TENANT = "alerts-e2e"
 def client(platform: RunningPlatform) -> httpx.Client:
     token = issue_token(ServiceSettings().auth(), "lead@e2e", TENANT, ["admin"])
     return httpx.Client(
-        base_url=platform.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=15
+        base_url=platform.gateway,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=CLIENT_TIMEOUT,
     )
 
 
@@ -30,17 +31,10 @@ def created(response: httpx.Response) -> str:
     return found
 
 
-def risk_until(client: httpx.Client, customer_id: str, level: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    body: Any = None
-    while time.monotonic() < deadline:
-        response = client.get(f"/api/v1/customers/{customer_id}/churn-risk")
-        if response.status_code == 200:
-            body = response.json()
-            if body["level"] == level:
-                return body
-        time.sleep(0.2)
-    pytest.fail(f"churn risk of {customer_id} never became {level}: {body}")
+def risk_until(client: httpx.Client, customer_id: str, level: str) -> Any:
+    return body_until(
+        client, f"/api/v1/customers/{customer_id}/churn-risk", lambda body: body["level"] == level
+    )
 
 
 def test_complaints_and_a_key_contact_change_make_a_high_risk_through_the_gateway(
@@ -82,3 +76,84 @@ def test_complaints_and_a_key_contact_change_make_a_high_risk_through_the_gatewa
         headers={"Authorization": f"Bearer {viewer}"},
     )
     assert refused.status_code == 403
+
+
+def test_a_high_risk_becomes_the_owners_follow_up_task_and_shows_in_the_360_view(
+    platform: RunningPlatform,
+) -> None:
+    # A tenant of its own: the test above counts the high risks of its tenant.
+    token = issue_token(ServiceSettings().auth(), "lead@e2e", "alerts-e2e-acting", ["admin"])
+    client = httpx.Client(
+        base_url=platform.gateway,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=CLIENT_TIMEOUT,
+    )
+    company = created(
+        client.post(
+            "/api/v1/customers", json={"kind": "company", "name": "Globex", "owner_id": "rep-7"}
+        )
+    )
+    people = [
+        created(
+            client.post(
+                "/api/v1/customers",
+                json={"kind": "person", "name": name, "company_id": company},
+            )
+        )
+        for name in ("李娜", "王强")
+    ]
+    path = f"/api/v1/customers/{company}/key-contacts/purchasing"
+    assert client.put(path, json={"contact_id": people[0]}).status_code == 200
+    risk_until(client, company, "none")
+    for subject in ("账单错误", "客服不回复"):
+        created(
+            client.post(
+                "/api/v1/tickets",
+                json={"customer_id": company, "subject": subject, "category": "complaint"},
+            )
+        )
+    assert client.put(path, json={"contact_id": people[1]}).status_code == 200
+
+    risk = risk_until(client, company, "high")
+    assert {r["signal"] for r in risk["reasons"]} == {"complaints_increase", "key_contact_changed"}
+
+    def owners_tasks() -> list[Any]:
+        response = client.get("/api/v1/tasks", params={"assignee": "rep-7"})
+        assert response.status_code == 200, response.text
+        items: list[Any] = response.json()["items"]
+        return items
+
+    (task,) = eventually(platform.gateway, "the follow-up task in the pipeline", owners_tasks)
+    assert task["customer_id"] == company and task["status"] == "open"
+    assert task["title"].startswith(f"Churn risk {risk['score']}/100")
+    (alert,) = client.get("/api/v1/churn/alerts", params={"status": "open"}).json()["items"]
+    assert (alert["customer_id"], alert["level"]) == (company, "high")
+
+    def view_with_risk() -> Any:
+        response = client.get(f"/api/v1/customers/{company}/360")
+        body = response.json() if response.status_code == 200 else None
+        if not (body and body["churn_risk"] and body["alerts"]):
+            return None
+        # The alert and the task come from two services' topics: each in its own time.
+        types = {line["type"] for line in body["timeline"]}
+        return (
+            body
+            if {"crm.alerts.alert_opened.v1", "crm.pipeline.task_created.v1"} <= types
+            else None
+        )
+
+    view = eventually(platform.gateway, "the risk in the 360 view", view_with_risk)
+    assert view["churn_risk"]["level"] == "high"
+    assert {r["signal"] for r in view["churn_risk"]["reasons"]} == {
+        "complaints_increase",
+        "key_contact_changed",
+    }
+    # Newest first: the high alert open; a medium one on the way up, if the events
+    # arrived so, closed by the rise (medium alerts open by default).
+    newest, *earlier = view["alerts"]
+    assert (newest["alert_id"], newest["status"], newest["level"]) == (
+        alert["alert_id"],
+        "open",
+        "high",
+    )
+    assert all((a["level"], a["status"]) == ("medium", "left_risk_level") for a in earlier)

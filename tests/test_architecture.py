@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
+
+import pytest
+
+from libs.platform.db import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "services"
@@ -99,3 +104,41 @@ def test_every_service_folder_with_code_is_declared_in_the_composition_root() ->
     declared = {service.name for service in DECLARED}
     folders = {p.name for p in SERVICES.iterdir() if (p / "service.py").exists()}
     assert folders == declared
+
+
+def test_every_writing_service_names_the_operators_schema_url_in_its_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One relay for all: each writing service's events name their schema where the
+    operator serves it (``EVENT_SCHEMA_BASE_URL``), not where the catalogue would."""
+    monkeypatch.setenv("EVENT_SCHEMA_BASE_URL", "http://gateway:8000/events")
+    writers = [
+        name
+        for name in sorted(p.parent.name for p in SERVICES.glob("*/app.py"))
+        if hasattr(import_module(f"services.{name}.app"), "outbox_relay")
+    ]
+    assert {"contacts", "pipeline", "tickets", "loyalty", "alerts", "analytics"} <= set(writers)
+    for name in writers:
+        settings = import_module(f"services.{name}.settings").Settings(
+            database_url="sqlite+aiosqlite:///:memory:"
+        )
+        relay = import_module(f"services.{name}.app").outbox_relay(
+            settings, create_engine(settings.database_url)
+        )
+        type_name = f"crm.{name}.something_happened.v1"
+        assert relay.schema_url(type_name) == f"http://gateway:8000/events/{type_name}.json", name
+
+
+def test_every_operation_is_declared_on_the_platforms_router() -> None:
+    """``ServiceRouter``: so that every operation refuses a NUL character (a 422, after
+    authorising its caller) instead of a 500 from PostgreSQL."""
+    routing = LIBS / "platform" / "routing.py"
+    plain = [
+        str(path.relative_to(ROOT))
+        for folder in (SERVICES, LIBS)
+        for path in _python_files(folder)
+        if "tests" not in path.parts
+        and path != routing
+        and "APIRouter(" in path.read_text(encoding="utf-8")
+    ]
+    assert plain == []

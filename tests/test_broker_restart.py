@@ -16,19 +16,19 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
 
 from libs.auth import issue_token
 from libs.platform.broker import EmbeddedBroker, free_port
 from libs.platform.settings import ServiceSettings
+from testing.fixtures import fresh_database
 
 REGISTERED = "crm.contacts.customer_registered.v1"
 
@@ -91,60 +91,46 @@ class Platform:
     headers: dict[str, str]
 
 
-async def _create_database(server: str, name: str) -> str:
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_database(server: str, name: str) -> None:
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest_asyncio.fixture
 async def platform(postgres_server: str, tmp_path: Path) -> AsyncIterator[Platform]:
-    names = {s: f"crm_fault_{s}_{uuid.uuid4().hex[:8]}" for s in ("contacts", "customer360")}
-    urls = {s: await _create_database(postgres_server, n) for s, n in names.items()}
-    broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
-    broker.start()
-    common = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "KAFKA_PARTITIONS": "3",
-        "PYTHONUNBUFFERED": "1",
-    }
-    services = {
-        s: ServiceProcess(
-            s,
-            {**common, "DATABASE_URL": urls[s], "HTTP_PORT": str(free_port())},
-            tmp_path / f"{s}.log",
-        )
-        for s in urls
-    }
-    services["customer360"].env["LAG_REFRESH_SECONDS"] = "0.5"
-    token = issue_token(ServiceSettings().auth(), "ops@acme", "acme", ["admin"])
-    try:
-        for service in services.values():
-            await service.start()
-        yield Platform(
-            broker,
-            services["contacts"],
-            services["customer360"],
-            {"Authorization": f"Bearer {token}"},
-        )
-    finally:
-        for service in services.values():
-            await service.stop()
-        broker.stop()
-        for name in names.values():
-            await _drop_database(postgres_server, name)
+    async with AsyncExitStack() as databases:  # dropped last, once the services stopped
+        urls = {
+            s: await databases.enter_async_context(
+                fresh_database(postgres_server, prefix=f"crm_fault_{s}")
+            )
+            for s in ("contacts", "customer360")
+        }
+        broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
+        broker.start()
+        common = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "KAFKA_PARTITIONS": "3",
+            "PYTHONUNBUFFERED": "1",
+        }
+        services = {
+            s: ServiceProcess(
+                s,
+                {**common, "DATABASE_URL": urls[s], "HTTP_PORT": str(free_port())},
+                tmp_path / f"{s}.log",
+            )
+            for s in urls
+        }
+        services["customer360"].env["LAG_REFRESH_SECONDS"] = "0.5"
+        token = issue_token(ServiceSettings().auth(), "ops@acme", "acme", ["admin"])
+        try:
+            for service in services.values():
+                await service.start()
+            yield Platform(
+                broker,
+                services["contacts"],
+                services["customer360"],
+                {"Authorization": f"Bearer {token}"},
+            )
+        finally:
+            for service in services.values():
+                await service.stop()
+            broker.stop()
 
 
 @dataclass

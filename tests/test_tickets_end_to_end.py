@@ -3,16 +3,12 @@ ago opens a ticket, it is answered, solved, surveyed, and found under the custom
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 import httpx
 import pytest
 
 from libs.auth import issue_token
 from libs.platform.settings import ServiceSettings
-from tests.conftest import RunningPlatform
+from tests.conftest import CLIENT_TIMEOUT, RunningPlatform, view_until
 
 
 def token(tenant: str, roles: list[str]) -> str:
@@ -22,26 +18,7 @@ def token(tenant: str, roles: list[str]) -> str:
 @pytest.fixture(scope="module")
 def client(platform: RunningPlatform) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token('acme', ['admin'])}"}
-    return httpx.Client(base_url=platform.gateway, headers=headers, timeout=15)
-
-
-def view_until(
-    client: httpx.Client,
-    customer_id: str,
-    shown: Callable[[dict[str, Any]], bool],
-    timeout: float = 30,
-) -> dict[str, Any]:
-    """The 360 view once ``shown`` (the tickets' events reach it asynchronously)."""
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        response = client.get(f"/api/v1/customers/{customer_id}/360")
-        if response.status_code == 200:
-            body = response.json()
-            if shown(body):
-                return body
-        time.sleep(0.1)
-    pytest.fail(f"the 360 view of {customer_id} never showed it: {body}")
+    return httpx.Client(base_url=platform.gateway, headers=headers, timeout=CLIENT_TIMEOUT)
 
 
 def test_a_ticket_s_life_through_the_gateway(client: httpx.Client) -> None:
@@ -75,7 +52,7 @@ def test_a_ticket_s_life_through_the_gateway(client: httpx.Client) -> None:
 
     # The customer answers from the link, through the gateway, without logging in.
     link = survey.json()["link"]
-    customer_side = httpx.Client(base_url=str(client.base_url), timeout=15)
+    customer_side = httpx.Client(base_url=str(client.base_url), timeout=CLIENT_TIMEOUT)
     assert customer_side.get(link).json()["kind"] == "csat"
     answered = customer_side.post(f"{link}/answer", json={"score": 5, "comment": "很满意"})
     assert answered.status_code == 201, answered.text
@@ -99,13 +76,13 @@ def test_support_works_tickets_but_may_not_change_the_sla(
     support = httpx.Client(
         base_url=platform.gateway,
         headers={"Authorization": f"Bearer {token('acme', ['support'])}"},
-        timeout=15,
+        timeout=CLIENT_TIMEOUT,
     )
     assert support.get("/api/v1/tickets").status_code == 200
     assert support.put("/api/v1/sla-policies/default", json={"targets": {}}).status_code == 403
     other = httpx.Client(
         base_url=platform.gateway,
         headers={"Authorization": f"Bearer {token('globex', ['admin'])}"},
-        timeout=15,
+        timeout=CLIENT_TIMEOUT,
     )
     assert other.get("/api/v1/tickets").json()["items"] == []

@@ -5,3 +5,5 @@ CREATE DATABASE crm_gateway;
 CREATE DATABASE crm_pipeline;
 CREATE DATABASE crm_tickets;
 CREATE DATABASE crm_loyalty;
+CREATE DATABASE crm_alerts;
+CREATE DATABASE crm_analytics;

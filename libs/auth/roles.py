@@ -85,6 +85,16 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         "sla:manage": frozenset({Role.ADMIN, Role.MANAGER}),
         # Churn rules decide whom every rep is warned about: team leads.
         "churn:configure": frozenset({Role.ADMIN, Role.MANAGER}),
+        # Webhook and e-mail subscriptions send the tenant's events out of the platform.
+        "webhooks:manage": frozenset({Role.ADMIN, Role.MANAGER}),
+        # Exports carry every customer behind a figure out of the platform: team leads.
+        "analytics:export": frozenset({Role.ADMIN, Role.MANAGER}),
+        # A segment's entries and exits drive campaigns: marketing defines its own.
+        "segments:write": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
+        # Backlogs, dead letters and rebuild progress: counts only, no customer data.
+        "ops:read": frozenset({Role.ADMIN, Role.MANAGER}),
+        # A rebuild re-reads every topic and swaps the view every tenant reads.
+        "ops:rebuild": frozenset({Role.ADMIN}),
     }
 )
 

@@ -134,7 +134,8 @@ class EventConsumer:
         )
         dlq = new_producer(self.kafka, client_id=f"{self.group_id}-dlq")
         consumer.subscribe(self.topics, listener=_Assignment(self, consumer))
-        await consumer.start()
+        if not await _started_unless_stopped(consumer, stop):
+            return
         await dlq.start()
         self.consumer, self._dlq = consumer, dlq
         readiness.register(self)
@@ -437,3 +438,26 @@ __all__ = [
     "Progress",
     "ReceivedEvent",
 ]
+
+
+async def _started_unless_stopped(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
+    """Start ``consumer`` (it returns once the group assigned it partitions), unless
+    ``stop`` is set first: a group join can take the broker's whole join delay, and a
+    service shutting down must not wait for an assignment it will give back at once."""
+    starting = asyncio.ensure_future(consumer.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+    if starting.cancelled():
+        await consumer.stop()
+        return False
+    failure = starting.exception()
+    if failure is not None:
+        await consumer.stop()
+        raise failure
+    return True

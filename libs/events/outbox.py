@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +68,27 @@ _PLAN_EACH_POLL = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 # The Java client's murmur2 partitioning: a key lands where any Kafka client puts it.
 _PARTITIONER = DefaultPartitioner()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """Events stored but not yet published, and how long the oldest has waited."""
+
+    events: int
+    oldest_enqueued_at: datetime | None
+    oldest_age_seconds: float
+
+
+async def outbox_backlog(conn: AsyncConnection, *, now: datetime | None = None) -> OutboxBacklog:
+    """The backlog behind ``crm_outbox_backlog_events`` and the ops endpoints: one count."""
+    row = (await conn.execute(select(func.count(), func.min(outbox.c.enqueued_at)))).one()
+    count, oldest = int(row[0]), row[1]
+    age = 0.0
+    if oldest is not None:
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = max(0.0, ((now or datetime.now(UTC)) - oldest).total_seconds())
+    return OutboxBacklog(count, oldest, age)
 
 
 class OutboxRelay:
@@ -324,15 +346,9 @@ class OutboxRelay:
         return [(e.position, self._record(e, plain.get(e.position))) for e in recorded]
 
     async def _record_backlog(self, conn: AsyncConnection) -> None:
-        row = (await conn.execute(select(func.count(), func.min(outbox.c.enqueued_at)))).one()
-        count, oldest = int(row[0]), row[1]
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(count)
-        age = 0.0
-        if oldest is not None:
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=UTC)
-            age = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
-        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(age)
+        backlog = await outbox_backlog(conn)
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog.events)
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(backlog.oldest_age_seconds)
 
     async def _publish(self, batch: list[KafkaRecord]) -> dict[int, PartitionEnd]:
         """Send ``batch``; per partition, the first offset acknowledged and the end after."""

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from aiokafka import TopicPartition
-from sqlalchemy import MetaData, select, text, update
+from sqlalchemy import MetaData, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -44,7 +44,7 @@ from libs.events.checkpoints import (
 from libs.events.consumer import Checkpoint, EventConsumer, Progress, ReceivedEvent
 from libs.events.kafka import KafkaSettings
 from libs.events.lag import PartitionLag, ProjectionStatus, end_offsets, projection_status
-from libs.platform.db import drop_overwritten_pages, is_postgres
+from libs.platform.db import drop_overwritten_pages, is_postgres, snapshot_reads
 
 log = logging.getLogger(__name__)
 
@@ -245,12 +245,15 @@ class ProjectionRunner:
 
 
 async def active_generation(engine: AsyncEngine, name: str) -> int | None:
-    async with engine.begin() as conn:
-        await conn.run_sync(runtime_metadata.create_all)
-        result = await conn.execute(
+    """The generation serving ``name``; None before any was activated. A snapshot read:
+    on SQLite it never waits for the write lock a rebuild's batches hold (a look that
+    waited past the busy timeout failed, and the ops report with it)."""
+    async with snapshot_reads(engine).connect() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table(generations.name)):
+            return None  # activate_generation creates the table
+        value = await conn.scalar(
             select(generations.c.active).where(generations.c.projection == name)
         )
-        value = result.scalar_one_or_none()
         return int(value) if value is not None else None
 
 
@@ -318,7 +321,17 @@ class LiveProjection:
     async def _watch(self, generation: int, swapped: asyncio.Event, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(self.generation_check_seconds)
-            if await active_generation(self.engine, self.name) != generation:
+            try:
+                active = await active_generation(self.engine, self.name)
+            except Exception:
+                # A busy or restarting database (SQLite's write lock held past its busy
+                # timeout by a rebuild's batches): look again at the next tick. A watcher
+                # that died here left the service on the old generation for good, its
+                # lag growing, while the rebuilt one served nobody's events.
+                log.warning("%s: active generation not read; looking again", self.name,
+                            exc_info=True)
+                continue
+            if active != generation:
                 swapped.set()
                 return
 

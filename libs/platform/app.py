@@ -24,13 +24,17 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Annotated, Any
 
+import fastapi_offline
 import structlog
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Histogram
 from sqlalchemy import text
 from starlette.datastructures import Headers, MutableHeaders
@@ -55,6 +59,9 @@ from libs.platform.settings import ServiceSettings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 CORRELATION_ID_HEADER = "X-Correlation-ID"
+# Set by the gateway on what it forwards: the request's access line is the gateway's
+# (one per request, at the edge), so the service writes its own at debug level only.
+ACCESS_LOGGED_HEADER = "X-Access-Logged-By"
 
 log = structlog.get_logger("crm.http")
 
@@ -198,13 +205,19 @@ class RequestContextMiddleware:
             fields["tenant_id"] = principal.tenant_id
             fields["subject"] = principal.subject
         # Scrapes and probes every few seconds would drown the real traffic.
-        if route in _PROBES:
+        if route in _PROBES or _logged_at_the_edge(scope):
             log.debug("request", **fields)
+        elif status_code is None or status_code >= 500:
+            log.error("request", **fields)
         else:
             log.info("request", **fields)
 
 
 _PROBES = frozenset({"/metrics", "/healthz", "/livez", "/readyz"})
+
+
+def _logged_at_the_edge(scope: Scope) -> bool:
+    return ACCESS_LOGGED_HEADER.lower().encode() in (name for name, _ in scope["headers"])
 
 
 ROUTE_TEMPLATE_KEY = "crm.route_template"
@@ -267,6 +280,10 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return _problem(request, exc.body(), exc.headers)
 
 
+# FastAPI's detail for a body it could not decode before JSON parsing (invalid UTF-8).
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Routing's 404/405 and ``libs.auth``'s 401/403/503, in the same shape."""
     assert isinstance(exc, StarletteHTTPException)
@@ -275,6 +292,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 413 and max_bytes is not None:
         # The body-size limit, noticed while reading a body without a declared length.
         return _problem(request, _too_large(max_bytes), exc.headers)
+    if exc.status_code == 400 and detail == _UNPARSEABLE_BODY:
+        # FastAPI's answer to a body that is not even text (not UTF-8): bad input like
+        # malformed JSON, which is already a 422 naming the body, so one status for both.
+        issue: FieldIssue = {"field": "body", "reason": "not valid JSON: the body is not UTF-8"}
+        return _problem(request, problem_body(422, summarise([issue]), errors=[issue]))
     return _problem(request, problem_body(exc.status_code, detail), exc.headers)
 
 
@@ -402,6 +424,40 @@ def configure_logging(level: str) -> None:
     )
 
 
+# Swagger UI's and ReDoc's files as a package ships them: /docs works offline and
+# behind a firewall that blocks CDNs (FastAPI's own pages load them from one).
+DOCS_ASSETS_PATH = "/docs-assets"
+_DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` for ``app.openapi_url``, assets served locally."""
+    openapi_url = app.openapi_url or "/openapi.json"
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 class _MetricsEndpoint:
     """The Prometheus ASGI app as an exact route, so ``/metrics`` needs no redirect."""
 
@@ -448,7 +504,10 @@ def create_service_app(
         version=version,
         lifespan=lifespan_collecting_consumers,
         max_body_size=settings.max_request_body_bytes,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.state.settings = settings
     app.state.consumers = consumers
     bind_token_verifier(app, TokenVerifier(auth))

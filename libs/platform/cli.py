@@ -32,6 +32,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.engine import make_url
 
+from libs.platform.broker import taken_ports
 from libs.platform.readiness_watch import watch_until_ready
 from libs.platform.service import ServiceDeclaration
 
@@ -87,6 +88,10 @@ class PlatformProcess:
     base_url: str | None = None
 
 
+# How long a worker may take to answer its parent's first health ping (see serve).
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 def platform_processes(
     services: Sequence[ServiceDeclaration],
     *,
@@ -135,6 +140,11 @@ def platform_processes(
             "HTTP_PORT": str(ports[name]),
             "PYTHONUNBUFFERED": "1",
         }
+        if "gateway" in ports:
+            # Events name schema URLs that resolve: the gateway serves every one.
+            env.setdefault(
+                "EVENT_SCHEMA_BASE_URL", f"http://127.0.0.1:{ports['gateway']}/events"
+            )
         if workers and name in workers:
             env["WORKERS"] = str(workers[name])
         processes.append(
@@ -186,6 +196,21 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             workers={s.name: machine_workers(s, os.environ) for s in services},
             migrated=True,
         )
+        wanted = {s.name: s.port for s in services}
+        if not external:
+            wanted["broker"] = BROKER_PORT
+        taken = taken_ports(wanted)
+        if taken:
+            # Else the readiness check would answer for whatever holds the ports (often
+            # an earlier `make run` still stopping) and say "ready" for services that
+            # failed to start.
+            listed = ", ".join(f"{port} ({name})" for name, port in taken.items())
+            print(
+                f"crm run: already in use on 127.0.0.1: {listed}. Is another `make run` "
+                "still running? Stop it, or free these ports, and start again.",
+                file=sys.stderr,
+            )
+            raise typer.Exit(1)
         postgres = postgres_databases(processes)
         if postgres:
             asyncio.run(_create_postgres_databases(postgres))
@@ -274,6 +299,11 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
                 http="httptools",
                 access_log=False,  # the platform logs one JSON line per request itself
                 log_level=settings.log_level.lower(),
+                # A spawned worker imports every service's declaration before it can answer
+                # the parent's health ping: on a busy machine (``crm run`` starts eight
+                # services at once) that takes longer than uvicorn's 5 s, and the parent
+                # would kill and respawn workers forever.
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             )
         finally:
             if metrics_dir is not None:

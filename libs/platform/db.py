@@ -7,6 +7,7 @@ each other instead of failing).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Mapping
@@ -109,6 +110,10 @@ def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+CHECKPOINT_ATTEMPTS = 20
+CHECKPOINT_RETRY_SECONDS = 0.05
+
+
 async def drop_overwritten_pages(engine: AsyncEngine) -> bool:
     """After an erasure: leave no copy of what was overwritten in the database files.
 
@@ -126,14 +131,32 @@ async def drop_overwritten_pages(engine: AsyncEngine) -> bool:
         raw = await conn.get_raw_connection()
         # The driver's own connection: outside any transaction, as a checkpoint must be.
         driver: Any = raw.driver_connection
-        try:
-            async with driver.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-                blocked, _, _ = await cursor.fetchone()
-        except sqlite3.Error:
-            # The erasure itself is committed; a checkpoint that could not run is
-            # what a reader in the way looks like too, not a reason to fail it.
-            return False
-        return not blocked
+        # A reader's snapshot (a view read, a projection's look at its generation) holds
+        # the old pages for milliseconds: try a few times before leaving it to the next.
+        for attempt in range(CHECKPOINT_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(CHECKPOINT_RETRY_SECONDS)
+            try:
+                async with driver.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                    blocked, _, _ = await cursor.fetchone()
+            except sqlite3.Error:
+                # The erasure itself is committed; a checkpoint that could not run is
+                # what a reader in the way looks like too, not a reason to fail it.
+                blocked = 1
+            if not blocked:
+                return True
+        return False
+
+
+SNAPSHOT_READS = "crm_snapshot_reads"
+
+
+def snapshot_reads(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for transactions that only read. On SQLite every other transaction
+    begins IMMEDIATE, taking the write lock, so a read would wait (up to the 30 s busy
+    timeout) behind a projector's batch; these begin deferred and read a snapshot. A
+    write in one fails (SQLITE_BUSY) instead of queueing. PostgreSQL: no change."""
+    return engine.execution_options(**{SNAPSHOT_READS: True})
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
@@ -155,6 +178,11 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # A probe that only reads asks for AUTOCOMMIT: it must never hold the write lock
         # (a probe cancelled while waiting for it kept it, and every writer then waited).
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        options = conn.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        if options.get(SNAPSHOT_READS):
+            # A reader's snapshot (WAL): it never waits for a writer, nor a writer for it.
+            conn.exec_driver_sql("BEGIN")
             return
         conn.exec_driver_sql("BEGIN IMMEDIATE")

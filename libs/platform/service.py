@@ -60,6 +60,17 @@ class PublicRoute:
             roles_allowed(permission)
 
 
+def ops_route(service: str) -> PublicRoute:
+    """``/api/v1/ops/<service>/...``: the service's ops report and its projections' rebuilds
+    (``libs.platform.ops``), read by admins and managers, rebuilt by admins."""
+    return PublicRoute(
+        f"/api/v1/ops/{service}/...",
+        under(f"/api/v1/ops/{service}"),
+        reads="ops:read",
+        writes=frozenset({"ops:rebuild"}),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectionDeclaration:
     """What ``crm rebuild`` needs to fill a new generation of a read model."""

@@ -41,6 +41,12 @@ class ServiceSettings(BaseSettings):
     # Comma-separated (JWT_ALGORITHMS=RS256,ES256); unset picks from the keys given.
     jwt_algorithms: Annotated[tuple[str, ...] | None, NoDecode] = None
 
+    # Where subscribers fetch each event's JSON Schema: events name
+    # ``<base>/<type>.json`` as their ``dataschema``. The gateway serves every schema at
+    # ``/events/<type>.json``, so point this at the gateway's public URL plus ``/events``
+    # (``crm run`` does). Empty: the catalog's own base URL.
+    event_schema_base_url: str = ""
+
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Bigger bodies get 413 before any handler reads them (imports go in pages).
@@ -78,6 +84,12 @@ class ServiceSettings(BaseSettings):
         if not self.database_url.strip():
             self.database_url = f"sqlite+aiosqlite:///var/{self.service_name}.db"
         return self
+
+    def event_schema_url(self, type_name: str, catalog_url: str | None) -> str | None:
+        """The ``dataschema`` of an event of ``type_name`` (``catalog_url`` when no base
+        URL is set)."""
+        base = self.event_schema_base_url.strip().rstrip("/")
+        return f"{base}/{type_name}.json" if base else catalog_url
 
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(

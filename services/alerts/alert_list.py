@@ -6,12 +6,14 @@ projector or the sweep, acknowledged, resolved or dismissed through the API).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.events.catalog.alerts import AlertOpened
 from libs.platform.db import JsonDocument, UtcDateTime
 from services.alerts.read_model import insert
 
@@ -38,21 +40,34 @@ alerts_table = Table(
 
 
 async def alert_opened(conn: AsyncConnection, tenant_id: str, event: Any, at: datetime) -> None:
+    await alerts_opened(conn, tenant_id, [event], at)
+
+
+async def alerts_opened(
+    conn: AsyncConnection, tenant_id: str, events: Sequence[AlertOpened], at: datetime
+) -> None:
+    """One row per alert opened, in one statement (an alert known already stays)."""
+    if not events:
+        return
     await conn.execute(
-        insert(conn, alerts_table)
-        .values(
-            tenant_id=tenant_id,
-            alert_id=event.alert_id,
-            customer_id=event.customer_id,
-            owner_id=event.owner_id,
-            level=event.level,
-            score=event.score,
-            reasons=[r.model_dump(mode="json") for r in event.reasons],
-            status="open",
-            opened_at=at,
-            reason="",
-        )
-        .on_conflict_do_nothing()
+        insert(conn, alerts_table).on_conflict_do_nothing(),
+        [
+            {
+                "tenant_id": tenant_id,
+                "alert_id": event.alert_id,
+                "customer_id": event.customer_id,
+                "owner_id": event.owner_id,
+                "level": event.level,
+                "score": event.score,
+                "reasons": [r.model_dump(mode="json") for r in event.reasons],
+                "status": "open",
+                "opened_at": at,
+                "reason": "",
+                "closed_at": None,
+                "closed_by": None,
+            }
+            for event in events
+        ],
     )
 
 
@@ -86,6 +101,20 @@ async def alert(conn: AsyncConnection, tenant_id: str, alert_id: str) -> Any | N
             )
         )
     ).one_or_none()
+
+
+async def alerts_by_id(
+    conn: AsyncConnection, tenant_id: str, alert_ids: Iterable[str]
+) -> dict[str, Any]:
+    wanted = sorted(set(alert_ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(alerts_table).where(
+            alerts_table.c.tenant_id == tenant_id, alerts_table.c.alert_id.in_(wanted)
+        )
+    )
+    return {r.alert_id: r for r in rows}
 
 
 async def find_alerts(

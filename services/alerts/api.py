@@ -12,21 +12,23 @@ import binascii
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import NotFound, Unprocessable
+from libs.platform.routing import ServiceRouter
 from services.alerts import alert_list, handlers, read_model, reminder_list
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.domain.rules import InvalidRules
 from services.alerts.handlers import Alerts, RankedRisk
 
-router = APIRouter(prefix="/api/v1", tags=["alerts"])
+router = ServiceRouter(prefix="/api/v1", tags=["alerts"])
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
@@ -214,21 +216,18 @@ async def weekly_risk_list(
     owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Per owner: new, rising and still-open churn risks (medium or high) of the week
-    (ISO weeks in UTC; absent, the running week, up to now)."""
+    (ISO weeks in the tenant's time zone, its rules' ``time_zone``; absent, the running
+    week, up to now). Published as ``WeeklyRiskListPublished`` every Monday 09:00."""
     now = alerts.clock()
-    chosen = week or weekly.week_of(now)
-    try:
-        before, end = weekly.week_bounds(chosen, now)
-    except weekly.InvalidWeek as refused:
-        raise Unprocessable("week", str(refused)) from None
-    if before >= now:
-        raise Unprocessable("week", "the week has not begun yet")
     async with alerts.engine.connect() as conn:
-        at_start = await handlers.risks_as_of(conn, principal.tenant_id, before, owner_id)
-        at_end = await handlers.risks_as_of(conn, principal.tenant_id, end, owner_id)
-    lists = weekly.weekly_lists(
-        {r.risk.customer_id: r.risk for r in at_start}, [(r.risk, r.owner_id) for r in at_end]
-    )
+        if week is None:
+            rules, _ = await read_model.rules_of(conn, principal.tenant_id)
+            week = weekly.week_of(now, ZoneInfo(rules.time_zone))
+        try:
+            lists = await handlers.weekly_lists_of(conn, principal.tenant_id, week, now, owner_id)
+        except weekly.InvalidWeek as refused:
+            raise Unprocessable("week", str(refused)) from None
+    chosen = week
 
     def views(risks: list[ChurnRisk], owner_id: str | None) -> list[dict[str, Any]]:
         return [risk_view(RankedRisk(r, owner_id)) for r in risks]

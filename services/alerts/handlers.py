@@ -1,19 +1,21 @@
-"""Scoring from the stored facts, the churn projector, and setting the rules.
+"""Scoring from the stored facts, assessing customers, the sweep, and setting the rules.
 
-The projector keeps per-customer facts from the contacts, pipeline, tickets and
-loyalty topics (one row per event, in the runtime's batch transaction). After each
-batch it assesses the customers the batch touched as of the clock's now; a level
-that moved appends ``ChurnRiskChanged`` to the customer's alerts stream, and a rise
-into high also ``ChurnRiskRaised`` (once per rise: the level is kept beside it), in
-the same transaction, so the outbox relay publishes exactly what was decided.
+The churn projector (``projector.ChurnFacts``) keeps per-customer facts; after each
+batch it assesses the customers the batch touched as of the clock's now here, as the
+sweep does: a level that moved appends ``ChurnRiskChanged`` to the customer's alerts
+stream, and a rise into high also ``ChurnRiskRaised`` (once per rise: the level is kept
+beside it), in the same transaction, so the outbox relay publishes exactly what was
+decided.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,28 +25,29 @@ from libs.events.catalog.alerts import (
     AlertAcknowledged,
     AlertClosed,
     AlertOpened,
+    ChurnRiskChanged,
     ChurnRules,
     ChurnRulesSet,
+    ReminderDue,
+    WeeklyRiskListPublished,
 )
-from libs.events.catalog.contacts import CustomerMergedInto, CustomerRegistered, OwnerChanged
-from libs.events.consumer import ReceivedEvent
-from libs.events.kafka import service_topic
-from libs.events.projection import Projection
-from libs.events.store import EventStore, NewEvent
+from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, StreamAppend
 from libs.platform.errors import Conflict, NotFound, PreconditionFailed
 from services.alerts import alert_list, metrics, read_model, reminder_list
+from services.alerts.domain import weekly
 from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.backtest import Judged, report
-from services.alerts.domain.facts import as_of, typical_repeat_days
+from services.alerts.domain.facts import as_of
 from services.alerts.domain.reminders import due_reminders
 from services.alerts.domain.risk import ChurnRisk, assess, rank_key
 from services.alerts.domain.rules import check_rules
-from services.alerts.domain.signals import Context
-from services.alerts.domain.sources import TOPICS, fact_of
+from services.alerts.domain.signals import Context, tenant_context_of
 
 SERVICE = "alerts"
 SOURCE = "/crm/alerts"
 RULES_STREAM = "#rules"
+# A tenant's weekly lists: ``#weekly/2026-W49``, one stream per week.
+WEEKLY_STREAM = "#weekly"
 
 
 @dataclass
@@ -55,6 +58,32 @@ class Alerts:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Called after appending events (the relay's wake-up).
     on_append: Callable[[], None] = field(default=lambda: None)
+    # How long live assessment (projector, sweep) reuses a tenant's context: reading
+    # every order of the tenant per batch would make each batch cost the tenant's size
+    # (0: read it every time; scoring as of a time always reads it).
+    context_seconds: float = 0.0
+    _contexts: dict[str, tuple[float, str, ChurnRules, Context]] = field(
+        default_factory=dict, repr=False
+    )
+
+    async def live_context(
+        self, conn: AsyncConnection, tenant_id: str, rules: ChurnRules, now: datetime
+    ) -> Context:
+        """The tenant's context for assessing as of now, reused for ``context_seconds``
+        while the rules and the day stay the same."""
+        cached = self._contexts.get(tenant_id)
+        day = now.date().isoformat()
+        if (
+            cached is not None
+            and time.monotonic() - cached[0] < self.context_seconds
+            and cached[1] == day
+            and cached[2] == rules
+        ):
+            return cached[3]
+        context = await context_for(conn, tenant_id, rules, now)
+        if self.context_seconds > 0:
+            self._contexts[tenant_id] = (time.monotonic(), day, rules, context)
+        return context
 
     @property
     def engine(self) -> AsyncEngine:
@@ -75,26 +104,33 @@ class RankedRisk:
 async def context_for(
     conn: AsyncConnection, tenant_id: str, rules: ChurnRules, when: datetime
 ) -> Context:
-    """The tenant's typical repeat interval as of ``when`` (the rules' figure if set)."""
-    if rules.typical_repeat_days is not None:
-        return Context(float(rules.typical_repeat_days))
-    orders = await read_model.order_facts(conn, tenant_id, when)
-    return Context(typical_repeat_days(as_of(f, when) for f in orders.values()))
+    """The tenant's typical repeat interval (the rules' figure if set) and its lapse
+    model, both from its customers' orders as of ``when``."""
+    histories = await read_model.order_histories(conn, tenant_id, when)
+    typical = float(rules.typical_repeat_days) if rules.typical_repeat_days is not None else None
+    return tenant_context_of(list(histories.values()), when, typical)
 
 
 async def risks_as_of(
     conn: AsyncConnection, tenant_id: str, when: datetime, owner_id: str | None = None
 ) -> list[RankedRisk]:
-    """Every customer of the tenant as of ``when``, ranked (no signal: score 0)."""
+    """Every customer of the tenant as of ``when``, ranked (no signal: score 0). The
+    facts are streamed in customer order: one customer's are held at a time."""
     rules, _ = await read_model.rules_of(conn, tenant_id)
     context = await context_for(conn, tenant_id, rules, when)
-    customers = await read_model.ranked_customers(conn, tenant_id, when, owner_id)
-    facts = await read_model.facts_of(conn, tenant_id, when)
-    ranked = [
-        RankedRisk(
-            assess(c.customer_id, facts.get(c.customer_id, []), rules, when, context), c.owner_id
-        )
-        for c in customers
+    owners = {
+        c.customer_id: c.owner_id
+        for c in await read_model.ranked_customers(conn, tenant_id, when, owner_id)
+    }
+    ranked = []
+    async for customer_id, facts in read_model.facts_by_customer(conn, tenant_id, when, owner_id):
+        if customer_id in owners:
+            risk = assess(customer_id, facts, rules, when, context)
+            ranked.append(RankedRisk(risk, owners.pop(customer_id)))
+    # The customers with no fact by then.
+    ranked += [
+        RankedRisk(assess(customer_id, [], rules, when, context), owner)
+        for customer_id, owner in owners.items()
     ]
     ranked.sort(key=lambda r: rank_key(r.risk))
     return ranked
@@ -120,14 +156,12 @@ async def backtest(
     """Our ranking as of ``cutoff`` against who bought nothing in the horizon after it."""
     end = cutoff + horizon
     ranked = await risks_as_of(conn, tenant_id, cutoff)
-    orders = await read_model.order_facts(conn, tenant_id, end)
+    orders = await read_model.order_histories(conn, tenant_id, end)
     judged = []
     for r in ranked:
         if r.risk.days_since_order is None:
             continue  # never bought by the cutoff: cannot stop buying
-        later = [
-            o for o in as_of(orders.get(r.risk.customer_id, []), end).orders if o.placed_at > cutoff
-        ]
+        later = [t for t in orders.get(r.risk.customer_id, []) if t > cutoff]
         judged.append(
             Judged(
                 r.risk.customer_id,
@@ -144,6 +178,73 @@ async def backtest(
         # Alerts users dismissed as wrong, by their reason: feedback beside the figures.
         "dismissals": await alert_list.dismissals(conn, tenant_id),
     }
+
+
+async def weekly_lists_of(
+    conn: AsyncConnection, tenant_id: str, week: str, now: datetime, owner_id: str | None = None
+) -> list[weekly.OwnerList]:
+    """The week's lists per owner, in the tenant's time zone (``weekly.InvalidWeek`` for a
+    malformed week or one not begun yet)."""
+    rules, _ = await read_model.rules_of(conn, tenant_id)
+    before, end = weekly.week_bounds(week, now, ZoneInfo(rules.time_zone))
+    if before >= now:
+        raise weekly.InvalidWeek("the week has not begun yet")
+    at_start = await risks_as_of(conn, tenant_id, before, owner_id)
+    at_end = await risks_as_of(conn, tenant_id, end, owner_id)
+    return weekly.weekly_lists(
+        {r.risk.customer_id: r.risk for r in at_start}, [(r.risk, r.owner_id) for r in at_end]
+    )
+
+
+async def publish_weekly_lists(alerts: Alerts) -> int:
+    """Each tenant's list of the week just ended, once its Monday 09:00 (the tenant's
+    time zone) has come: one ``WeeklyRiskListPublished`` per owner on the tenant's
+    ``#weekly/<week>`` stream. That stream is new only once, so a list is published
+    once per tenant and week, whichever process or restart gets there first."""
+    now = alerts.clock()
+    async with alerts.engine.connect() as conn:
+        tenants = await read_model.tenants(conn)
+    published = 0
+    for tenant_id in tenants:
+        try:
+            published += await _publish_weekly_list(alerts, tenant_id, now)
+        except ConcurrencyConflict:
+            continue  # another process published it a moment ago
+    alerts.appended(published)
+    return published
+
+
+async def _publish_weekly_list(alerts: Alerts, tenant_id: str, now: datetime) -> int:
+    # Most checks find the list out already: read without taking a write transaction.
+    async with alerts.engine.connect() as conn:
+        rules, _ = await read_model.rules_of(conn, tenant_id)
+        week, _ = weekly.list_due(now, ZoneInfo(rules.time_zone))
+        stream_id = f"{WEEKLY_STREAM}/{week}"
+        if await alerts.store.read_stream(tenant_id, stream_id, conn=conn):
+            return 0
+    async with alerts.engine.begin() as conn:
+        lists = await weekly_lists_of(conn, tenant_id, week, now)
+        events = [
+            WeeklyRiskListPublished(
+                week=week,
+                owner_id=o.owner_id,
+                new=[r.customer_id for r in o.new],
+                rising=[r.customer_id for r in o.rising],
+                still_open=[r.customer_id for r in o.still_open],
+            )
+            for o in lists
+        ] or [WeeklyRiskListPublished(week=week)]  # nobody at risk: said so, once
+        await alerts.store.append(
+            tenant_id,
+            stream_id,
+            0,
+            [
+                NewEvent.from_domain(e, partition_key=f"weekly/{e.owner_id or ''}", occurred_at=now)
+                for e in events
+            ],
+            conn=conn,
+        )
+    return len(events)
 
 
 async def set_rules(
@@ -173,53 +274,164 @@ async def assess_customers(
     alerts: Alerts, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
 ) -> int:
     """Assess the customers as of the clock's now and append what a moved level sets
-    off, and the reminders that fall due; the number of events appended. Each
-    customer's row is locked, so the projector and the sweep never decide about one
-    customer at once."""
+    off, and the reminders that fall due; the number of events appended. The customers'
+    rows are locked first (one statement, in customer order), so the projector and the
+    sweep never decide about one customer at once; then a few statements for them all
+    (decision 0080): each customer is decided alone, by the same pure functions."""
     ids = sorted(set(customer_ids))
+    if not ids:
+        return 0
     now = alerts.clock()
     rules, _ = await read_model.rules_of(conn, tenant_id)
-    context = await context_for(conn, tenant_id, rules, now)
-    facts = await read_model.facts_of(conn, tenant_id, now, ids)
-    appended = 0
-    for customer_id in ids:
-        row = await read_model.customer(conn, tenant_id, customer_id, lock=True)
-        if row is None or row.merged_into is not None:
-            continue
-        known = facts.get(customer_id, [])
-        risk = assess(customer_id, known, rules, now, context)
+    context = await alerts.live_context(conn, tenant_id, rules, now)
+    rows = [
+        r
+        for r in (await read_model.lock_customers(conn, tenant_id, ids)).values()
+        if r.merged_into is None
+    ]
+    if not rows:
+        return 0
+    live = [r.customer_id for r in rows]
+    facts = await read_model.facts_of(conn, tenant_id, now, live)
+    tasks = await reminder_list.open_tasks(conn, tenant_id, live)
+    birthdays = await reminder_list.birthdays_of(conn, tenant_id, live)
+    risks = {c: assess(c, facts.get(c, []), rules, now, context) for c in live}
+    opened = await alert_list.alerts_by_id(
+        conn,
+        tenant_id,
+        [
+            r.open_alert_id
+            for r in rows
+            if r.open_alert_id is not None and risks[r.customer_id].level != r.level
+        ],
+    )
+    decided: list[tuple[Any, ChurnRisk, list[DomainEvent], str | None]] = []
+    due: list[ReminderDue] = []
+    for row in rows:
+        risk = risks[row.customer_id]
         news: list[DomainEvent] = []
         open_alert = row.open_alert_id
         if risk.level != row.level or risk.score != row.score:
-            standing = Standing(row.level, row.version, row.open_alert_id, row.owner_id)
-            reaction = react(tenant_id, standing, risk, now)
+            alert = opened.get(row.open_alert_id) if risk.level != row.level else None
+            standing = Standing(
+                row.level,
+                row.version,
+                row.open_alert_id,
+                row.owner_id,
+                alert.level if alert is not None else None,
+            )
+            reaction = react(tenant_id, standing, risk, now, rules)
             news += reaction.events
             open_alert = reaction.open_alert_id
-        for reminder in due_reminders(
-            tenant_id, customer_id, as_of(known, now), row.owner_id, row.registered_at, rules
-        ):
-            if await reminder_list.first_time(conn, tenant_id, reminder, now):
-                news.append(reminder)
-        if not news and risk.level == row.level and risk.score == row.score:
-            continue
-        version = await alerts.store.append(
+        decided.append((row, risk, news, open_alert))
+        due += due_reminders(
             tenant_id,
-            customer_id,
-            row.version,
-            [NewEvent.from_domain(e, partition_key=customer_id, occurred_at=now) for e in news],
-            conn=conn,
+            row.customer_id,
+            as_of(facts.get(row.customer_id, []), now),
+            row.owner_id,
+            row.registered_at,
+            rules,
+            tasks.get(row.customer_id, ()),
+            birthdays.get(row.customer_id),
         )
-        await read_model.assessed(
-            conn, tenant_id, customer_id, risk.level, risk.score, version, open_alert
+    # A reminder fires once: the ones recorded for the first time now.
+    fresh = await reminder_list.first_times(conn, tenant_id, due, now)
+    news_of = {row.customer_id: news for row, _, news, _ in decided}
+    for reminder in due:
+        if reminder.reminder_id in fresh:
+            fresh.discard(reminder.reminder_id)
+            news_of[reminder.customer_id].append(reminder)
+    moved = [
+        (row, risk, news, open_alert)
+        for row, risk, news, open_alert in decided
+        if news or risk.level != row.level or risk.score != row.score
+    ]
+    versions = await alerts.store.append_many(
+        tenant_id,
+        [
+            StreamAppend(
+                row.customer_id,
+                row.version,
+                [
+                    NewEvent.from_domain(e, partition_key=row.customer_id, occurred_at=now)
+                    for e in news
+                ],
+            )
+            for row, _, news, _ in moved
+        ],
+        conn=conn,
+    )
+    await read_model.assessed_many(
+        conn,
+        tenant_id,
+        [
+            (row.customer_id, risk.level, risk.score, version, open_alert)
+            for (row, risk, _, open_alert), version in zip(moved, versions, strict=True)
+        ],
+    )
+    news_of_all = [e for _, _, news, _ in moved for e in news]
+    metrics.decided(news_of_all)
+    await alert_list.alerts_opened(
+        conn, tenant_id, [e for e in news_of_all if isinstance(e, AlertOpened)], now
+    )
+    for event in news_of_all:
+        if isinstance(event, AlertClosed):
+            await alert_list.alert_status(conn, tenant_id, event.alert_id, event.closure, now)
+    return len(news_of_all)
+
+
+async def retire_duplicate(
+    alerts: Alerts, conn: AsyncConnection, tenant_id: str, duplicate: str, survivor: str
+) -> int:
+    """Merge the duplicate's facts into the survivor; a duplicate at risk leaves the
+    ranking at none and its open alert is closed (the survivor, assessed next, carries
+    the risk): the events appended."""
+    before = await read_model.customer(conn, tenant_id, duplicate, lock=True)
+    await read_model.merge(conn, tenant_id, duplicate, survivor)
+    await reminder_list.move_tasks(conn, tenant_id, duplicate, survivor)
+    await reminder_list.move_birthday(conn, tenant_id, duplicate, survivor)
+    if before is None or (before.level == "none" and before.open_alert_id is None):
+        return 0
+    now = alerts.clock()
+    news: list[DomainEvent] = []
+    if before.level != "none":
+        news.append(
+            ChurnRiskChanged(
+                customer_id=duplicate,
+                from_level=before.level,
+                to_level="none",
+                score=0,
+                owner_id=before.owner_id,
+                as_of=now,
+            )
         )
-        appended += len(news)
-        metrics.decided(news)
-        for event in news:
-            if isinstance(event, AlertOpened):
-                await alert_list.alert_opened(conn, tenant_id, event, now)
-            elif isinstance(event, AlertClosed):
-                await alert_list.alert_status(conn, tenant_id, event.alert_id, event.closure, now)
-    return appended
+    if before.open_alert_id is not None:
+        news.append(
+            AlertClosed(
+                alert_id=before.open_alert_id,
+                customer_id=duplicate,
+                closure="left_risk_level",
+                reason=f"merged into {survivor}",
+            )
+        )
+        await alert_list.alert_status(
+            conn,
+            tenant_id,
+            before.open_alert_id,
+            "left_risk_level",
+            now,
+            reason=f"merged into {survivor}",
+        )
+    version = await alerts.store.append(
+        tenant_id,
+        duplicate,
+        before.version,
+        [NewEvent.from_domain(e, partition_key=duplicate, occurred_at=now) for e in news],
+        conn=conn,
+    )
+    await read_model.assessed(conn, tenant_id, duplicate, "none", 0, version, None)
+    metrics.decided(news)
+    return len(news)
 
 
 async def sweep(alerts: Alerts, batch: int = 500) -> int:
@@ -284,65 +496,3 @@ async def respond_to_alert(
         )
         await alert_list.alert_status(conn, tenant_id, alert_id, response, now, by, reason)
     alerts.appended(1)
-
-
-class ChurnFacts(Projection):
-    """Per-customer churn facts from the four topics, and the levels they lead to."""
-
-    name: ClassVar[str] = "alerts_churn_facts"
-
-    def __init__(self, alerts: Alerts, generation: int = 1) -> None:
-        super().__init__(generation)
-        self.alerts = alerts
-        self.topics = [service_topic(t) for t in TOPICS]
-
-    async def apply(self, conn: AsyncConnection, event: ReceivedEvent) -> None:
-        await self.apply_many(conn, [event])
-
-    async def apply_many(self, conn: AsyncConnection, events: Sequence[ReceivedEvent]) -> None:
-        touched: dict[str, set[str]] = {}
-        for received in events:
-            tenant_id = received.envelope.tenantid
-            customer_id = await self._record(conn, tenant_id, received)
-            if customer_id is not None:
-                touched.setdefault(tenant_id, set()).add(customer_id)
-        appended = 0
-        for tenant_id, customer_ids in touched.items():
-            appended += await self._assess(conn, tenant_id, customer_ids)
-        self.alerts.appended(appended)
-
-    async def _record(
-        self, conn: AsyncConnection, tenant_id: str, received: ReceivedEvent
-    ) -> str | None:
-        """Keep what the event tells the rules; the customer it touched, if any."""
-        event: Any = received.event
-        envelope = received.envelope
-        if isinstance(event, CustomerRegistered):
-            await read_model.know_customer(
-                conn,
-                tenant_id,
-                event.customer_id,
-                registered_at=event.registered_at,
-                owner_id=event.owner_id,
-            )
-            return event.customer_id
-        if isinstance(event, OwnerChanged):
-            await read_model.set_owner(conn, tenant_id, event.customer_id, event.to_owner_id)
-            return None
-        if isinstance(event, CustomerMergedInto):
-            await read_model.merge(conn, tenant_id, event.customer_id, event.survivor_id)
-            return event.survivor_id
-        fact = fact_of(event, envelope.id, envelope.time)
-        if fact is None:
-            return None
-        # Every event that makes a fact is about one customer (``customer_id``).
-        customer_id = await read_model.survivor_of(conn, tenant_id, str(event.customer_id))
-        await read_model.add_fact(conn, tenant_id, customer_id, fact)
-        return customer_id
-
-    async def _assess(self, conn: AsyncConnection, tenant_id: str, customer_ids: set[str]) -> int:
-        return await assess_customers(self.alerts, conn, tenant_id, customer_ids)
-
-
-def churn_facts_factory(alerts: Alerts) -> Callable[[int], ChurnFacts]:
-    return lambda generation: ChurnFacts(alerts, generation)

@@ -11,7 +11,7 @@ The alerts users work are in ``alert_list``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     func,
     select,
     update,
@@ -119,6 +120,56 @@ async def know_customer(
     )
 
 
+async def know_customers(conn: AsyncConnection, tenant_id: str, customer_ids: set[str]) -> None:
+    """``know_customer`` for many customers in one statement, in customer order (two
+    projector transactions insert their common customers in the same order)."""
+    await conn.execute(
+        insert(conn, customers).on_conflict_do_nothing(),
+        [
+            {
+                "tenant_id": tenant_id,
+                "customer_id": customer_id,
+                "owner_id": None,
+                "registered_at": None,
+                "level": "none",
+                "score": 0,
+                "version": 0,
+                "open_alert_id": None,
+            }
+            for customer_id in sorted(customer_ids)
+        ],
+    )
+
+
+async def register_customers(
+    conn: AsyncConnection, tenant_id: str, registered: Mapping[str, tuple[datetime, str | None]]
+) -> None:
+    """``know_customer`` with registration time and owner for many customers (each
+    once: its last registration in the batch)."""
+    if not registered:
+        return
+    stmt = insert(conn, customers)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "customer_id"],
+            set_={"registered_at": stmt.excluded.registered_at, "owner_id": stmt.excluded.owner_id},
+        ),
+        [
+            {
+                "tenant_id": tenant_id,
+                "customer_id": customer_id,
+                "owner_id": owner_id,
+                "registered_at": registered_at,
+                "level": "none",
+                "score": 0,
+                "version": 0,
+                "open_alert_id": None,
+            }
+            for customer_id, (registered_at, owner_id) in sorted(registered.items())
+        ],
+    )
+
+
 async def set_owner(
     conn: AsyncConnection, tenant_id: str, customer_id: str, owner_id: str | None
 ) -> None:
@@ -147,22 +198,61 @@ async def survivor_of(conn: AsyncConnection, tenant_id: str, customer_id: str) -
         customer_id = merged
 
 
-async def add_fact(conn: AsyncConnection, tenant_id: str, customer_id: str, fact: Fact) -> None:
-    await know_customer(conn, tenant_id, customer_id)
-    await conn.execute(
-        insert(conn, facts)
-        .values(
-            tenant_id=tenant_id,
-            event_id=fact.event_id,
-            customer_id=customer_id,
-            kind=fact.kind.value,
-            at=fact.at,
-            ref=fact.ref[:64],
-            value=fact.value,
-            until=fact.until,
-            flag=fact.flag,
+async def survivors_of(
+    conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
+) -> dict[str, str]:
+    """``survivor_of`` for many customers: one query per step along the merges (one in
+    all when none of them was merged away)."""
+    merged: dict[str, str | None] = {}
+    pending = set(customer_ids)
+    while pending:
+        rows = await conn.execute(
+            select(customers.c.customer_id, customers.c.merged_into).where(
+                customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(sorted(pending))
+            )
         )
-        .on_conflict_do_nothing()
+        found = {r.customer_id: r.merged_into for r in rows}
+        merged.update({c: found.get(c) for c in pending})
+        pending = {m for m in found.values() if m is not None and m not in merged}
+    survivors = {}
+    for customer_id in customer_ids:
+        current, seen = customer_id, {customer_id}
+        while (next_one := merged.get(current)) is not None and next_one not in seen:
+            seen.add(next_one)
+            current = next_one
+        survivors[customer_id] = current
+    return survivors
+
+
+def _fact_row(tenant_id: str, customer_id: str, fact: Fact) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "event_id": fact.event_id,
+        "customer_id": customer_id,
+        "kind": fact.kind.value,
+        "at": fact.at,
+        "ref": fact.ref[:64],
+        "value": fact.value,
+        "until": fact.until,
+        "flag": fact.flag,
+    }
+
+
+async def add_fact(conn: AsyncConnection, tenant_id: str, customer_id: str, fact: Fact) -> None:
+    await add_facts(conn, tenant_id, [(customer_id, fact)])
+
+
+async def add_facts(
+    conn: AsyncConnection, tenant_id: str, found: Sequence[tuple[str, Fact]]
+) -> None:
+    """Keep facts under their customers (known from now on), two statements for all; a
+    fact kept already (its event applied before) stays as it is."""
+    if not found:
+        return
+    await know_customers(conn, tenant_id, {customer_id for customer_id, _ in found})
+    await conn.execute(
+        insert(conn, facts).on_conflict_do_nothing(),
+        [_fact_row(tenant_id, customer_id, fact) for customer_id, fact in found],
     )
 
 
@@ -201,19 +291,73 @@ async def facts_of(
     return found
 
 
-async def order_facts(
+# Rows fetched from the server at a time when facts are streamed in customer order.
+STREAM_ROWS = 5000
+
+
+async def order_histories(
     conn: AsyncConnection, tenant_id: str, as_of: datetime
-) -> dict[str, list[Fact]]:
-    """Every customer's orders (and cancellations) by ``as_of``: the tenant's rhythm."""
-    query = select(facts).where(
-        facts.c.tenant_id == tenant_id,
-        facts.c.at <= as_of,
-        facts.c.kind.in_([FactKind.ORDER.value, FactKind.ORDER_CANCELLED.value]),
+) -> dict[str, list[datetime]]:
+    """Every customer's order times by ``as_of`` (cancelled orders left out), read in
+    customer order: four narrow columns per row, not a fact object per order."""
+    query = (
+        select(facts.c.customer_id, facts.c.kind, facts.c.at, facts.c.ref)
+        .where(
+            facts.c.tenant_id == tenant_id,
+            facts.c.at <= as_of,
+            facts.c.kind.in_([FactKind.ORDER.value, FactKind.ORDER_CANCELLED.value]),
+        )
+        .order_by(facts.c.customer_id, facts.c.at)
+        .execution_options(yield_per=STREAM_ROWS)
     )
-    found: dict[str, list[Fact]] = defaultdict(list)
-    for row in await conn.execute(query):
-        found[row.customer_id].append(_fact(row))
+    found: dict[str, list[datetime]] = {}
+    rows: list[Any] = []
+    current: str | None = None
+
+    def close() -> None:
+        if current is not None:
+            cancelled = {r.ref for r in rows if r.kind == FactKind.ORDER_CANCELLED.value}
+            found[current] = [
+                r.at for r in rows if r.kind == FactKind.ORDER.value and r.ref not in cancelled
+            ]
+
+    result = await conn.stream(query)
+    # A partition at a time: iterating the async result row by row costs a switch to
+    # the driver's greenlet per row.
+    async for partition in result.partitions(STREAM_ROWS):
+        for row in partition:
+            if row.customer_id != current:
+                close()
+                current, rows = row.customer_id, []
+            rows.append(row)
+    close()
     return found
+
+
+async def facts_by_customer(
+    conn: AsyncConnection, tenant_id: str, as_of: datetime, owner_id: str | None = None
+) -> AsyncIterator[tuple[str, list[Fact]]]:
+    """Each customer's facts by ``as_of``, one customer at a time, in customer order:
+    ranking a tenant holds one customer's facts at once, not the tenant's."""
+    query = select(facts).where(facts.c.tenant_id == tenant_id, facts.c.at <= as_of)
+    if owner_id is not None:
+        owned = select(customers.c.customer_id).where(
+            customers.c.tenant_id == tenant_id, customers.c.owner_id == owner_id
+        )
+        query = query.where(facts.c.customer_id.in_(owned))
+    query = query.order_by(facts.c.customer_id, facts.c.at).execution_options(yield_per=STREAM_ROWS)
+    current: str | None = None
+    found: list[Fact] = []
+    result = await conn.stream(query)
+    async for partition in result.partitions(STREAM_ROWS):
+        for row in partition:
+            if row.customer_id != current:
+                if current is not None:
+                    yield current, found
+                current, found = row.customer_id, []
+            found.append(_fact(row))
+    if current is not None:
+        yield current, found
 
 
 async def ranked_customers(
@@ -241,6 +385,21 @@ async def customer(
     return (await conn.execute(query)).one_or_none()
 
 
+async def lock_customers(
+    conn: AsyncConnection, tenant_id: str, customer_ids: Sequence[str]
+) -> dict[str, Any]:
+    """The customers' rows, locked in one statement in customer order: every writer
+    (projector batches on other partitions, the sweep, a user's response) that locks
+    several takes them in that order, so none waits on another in a circle."""
+    rows = await conn.execute(
+        select(customers)
+        .where(customers.c.tenant_id == tenant_id, customers.c.customer_id.in_(list(customer_ids)))
+        .order_by(customers.c.customer_id)
+        .with_for_update()
+    )
+    return {r.customer_id: r for r in rows}
+
+
 async def every_customer(conn: AsyncConnection) -> dict[str, list[str]]:
     """Every tenant's customers not merged away, by tenant."""
     found: dict[str, list[str]] = defaultdict(list)
@@ -252,6 +411,12 @@ async def every_customer(conn: AsyncConnection) -> dict[str, list[str]]:
     for tenant_id, customer_id in rows:
         found[tenant_id].append(customer_id)
     return found
+
+
+async def tenants(conn: AsyncConnection) -> list[str]:
+    """Every tenant with a customer here."""
+    rows = await conn.execute(select(customers.c.tenant_id).distinct())
+    return sorted(str(r[0]) for r in rows)
 
 
 async def assessed(
@@ -267,6 +432,40 @@ async def assessed(
         update(customers)
         .where(customers.c.tenant_id == tenant_id, customers.c.customer_id == customer_id)
         .values(level=level, score=score, version=version, open_alert_id=open_alert_id)
+    )
+
+
+async def assessed_many(
+    conn: AsyncConnection,
+    tenant_id: str,
+    changes: Sequence[tuple[str, RiskLevel, int, int, str | None]],
+) -> None:
+    """``assessed`` for many customers: (customer, level, score, version, open alert)."""
+    if not changes:
+        return
+    await conn.execute(
+        update(customers)
+        .where(
+            customers.c.tenant_id == bindparam("t_tenant"),
+            customers.c.customer_id == bindparam("t_customer"),
+        )
+        .values(
+            level=bindparam("t_level"),
+            score=bindparam("t_score"),
+            version=bindparam("t_version"),
+            open_alert_id=bindparam("t_open_alert"),
+        ),
+        [
+            {
+                "t_tenant": tenant_id,
+                "t_customer": customer_id,
+                "t_level": level,
+                "t_score": score,
+                "t_version": version,
+                "t_open_alert": open_alert_id,
+            }
+            for customer_id, level, score, version, open_alert_id in changes
+        ],
     )
 
 

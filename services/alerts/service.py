@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.outbox import OutboxRelay
-from libs.platform.service import PublicRoute, ServiceDeclaration, under
+from libs.platform.service import PublicRoute, ServiceDeclaration, ops_route, under
 from services.alerts.settings import Settings
 
 
@@ -42,6 +42,14 @@ SERVICE = ServiceDeclaration(
             re.compile(r"/api/v1/customers/[^/]+/churn-risk/?"),
             writes=frozenset({"churn:configure"}),
         ),
+        PublicRoute(
+            "/api/v1/webhooks/...",
+            under("/api/v1/webhooks"),
+            # Subscriptions send the tenant's events out of the platform: managers' call.
+            reads="webhooks:manage",
+            writes=frozenset({"webhooks:manage"}),
+        ),
+        ops_route("alerts"),
     ),
     relay=_relay,
     migrations=Path(__file__).with_name("migrations"),

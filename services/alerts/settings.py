@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from libs.platform.settings import ServiceSettings
+from services.alerts.notifications.settings import NotificationSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, NotificationSettings):
     service_name: ClassVar[str] = "alerts"
 
     http_port: int = 8005
@@ -17,3 +18,10 @@ class Settings(ServiceSettings):
     # alone: an order becoming overdue, a contract's end coming near).
     sweep_seconds: float = 3600.0
     run_sweep: bool = True
+    # How often the weekly lists due (Monday 09:00 in each tenant's time zone) are
+    # looked for and published (once per tenant and week).
+    weekly_check_seconds: float = 60.0
+    run_weekly: bool = True
+    # How long the projector and the sweep reuse a tenant's typical repeat interval and
+    # lapse model (read from every order) before reading them again (decision 0056).
+    churn_context_seconds: float = 300.0

@@ -17,14 +17,16 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.catalog.contacts import catalog
-from libs.events.kafka import service_topic
 from libs.events.outbox import OutboxRelay
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
+from libs.platform.background import keep_running
 from libs.platform.db import create_engine
 from libs.platform.leadership import while_leading
 from libs.platform.migrations import prepare_schema
+from libs.platform.ops import OpsBoard, ops_router
 from libs.platform.planner_statistics import keep_statistics_fresh
+from libs.platform.relay import outbox_relay as platform_relay
 from services.contacts.api import routers
 from services.contacts.handlers import import_jobs
 from services.contacts.handlers.customers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
@@ -43,14 +45,12 @@ IMPORT_STOP_SECONDS = 10.0
 def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
     """The store (with the personal data policy) and its relay: what serving and
     ``crm republish contacts`` both publish through."""
-    store = EventStore(engine, personal_data=PERSONAL_DATA)
-    return OutboxRelay(
-        store,
-        settings.kafka(),
+    return platform_relay(
+        settings,
+        EventStore(engine, personal_data=PERSONAL_DATA),
         service=SERVICE,
-        topic=service_topic(SERVICE),
         source=SOURCE,
-        schema_url=catalog.schema_url,
+        catalog=catalog,
     )
 
 
@@ -74,8 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare_schema(engine, MIGRATIONS)
+        app.state.ops = OpsBoard(SERVICE, settings.kafka(), outbox=engine)
         stop = asyncio.Event()
-        relaying = asyncio.create_task(_keep_relaying(relay, stop), name="contacts-relay")
+        relaying = asyncio.create_task(
+            keep_running("contacts relay", relay.run, stop, cleanup=relay.close),
+            name="contacts-relay",
+        )
         # One worker process analyses for all of them.
         analyse = partial(keep_statistics_fresh, engine)
         analysing = asyncio.create_task(
@@ -111,22 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CRM contacts",
         version=VERSION,
         settings=settings,
-        routers=routers,
+        routers=[*routers, ops_router(SERVICE)],
         lifespan=lifespan,
     )
     app.state.contacts = contacts
     app.state.import_jobs = jobs
     return app
-
-
-async def _keep_relaying(relay: OutboxRelay, stop: asyncio.Event) -> None:
-    """The relay retries broker outages itself; anything else (the database gone
-    away) must not end publishing for the life of the process either."""
-    while not stop.is_set():
-        try:
-            await relay.run(stop)
-        except Exception:
-            log.exception("outbox relay failed; restarting in 1s")
-            await relay.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)

@@ -275,6 +275,13 @@ class SetKeyContact(Command):
     contact_id: Identifier
 
 
+class RecordReferral(Command):
+    """The customer ``referrer_id`` referred this customer (set once)."""
+
+    customer_id: Identifier
+    referrer_id: Identifier
+
+
 class RemoveKeyContact(Command):
     customer_id: Identifier
     role: Slug
@@ -354,6 +361,7 @@ CustomerCommand = (
     | ChangeOwner
     | SetKeyContact
     | RemoveKeyContact
+    | RecordReferral
     | LogInteraction
     | ChangeConsent
     | ErasePersonalData

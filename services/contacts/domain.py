@@ -31,6 +31,7 @@ from libs.events.catalog.contacts import (
     CustomerKind,
     CustomerMerged,
     CustomerMergedInto,
+    CustomerReferred,
     CustomerRegistered,
     CustomerTagged,
     CustomerUntagged,
@@ -52,6 +53,7 @@ from services.contacts.commands import (
     DefineCustomField,
     ErasePersonalData,
     LogInteraction,
+    RecordReferral,
     RegisterCustomer,
     RemoveKeyContact,
     SetKeyContact,
@@ -139,6 +141,25 @@ class CannotMergeIntoItself(ContactsError, Unprocessable):
         self.customer_id = customer_id
 
 
+class ReferralAlreadyRecorded(ContactsError, Conflict):
+    """A referral is recorded once: the bonus it may earn must not change hands."""
+
+    def __init__(self, customer_id: str, referrer_id: str) -> None:
+        super().__init__(
+            f"customer {customer_id} was already referred by {referrer_id}",
+            customer_id=customer_id, referrer_id=referrer_id,
+        )
+        self.customer_id = customer_id
+        self.referrer_id = referrer_id
+
+
+class InvalidReferrer(ContactsError, Unprocessable):
+    """The customer itself, or a customer this one referred (a referral loop)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("referrer_id", reason)
+
+
 class CannotMergeDifferentKinds(ContactsError, Unprocessable):
     def __init__(self, survivor_id: str, duplicate_id: str) -> None:
         super().__init__("duplicate_id", "a person and a company cannot be merged")
@@ -219,6 +240,8 @@ class Customer:
     # Kept so that a retried LogInteraction logs once.
     interaction_ids: frozenset[str] = frozenset()
     merged_into: str | None = None
+    # Who referred this customer (CustomerReferred): set once.
+    referred_by: str | None = None
     absorbed: tuple[str, ...] = ()  # ids of the duplicates merged into this one
     erased: bool = False
     version: int = 0
@@ -300,6 +323,8 @@ def _apply(state: Customer, event: DomainEvent) -> Customer:
             return _merged(state, event)
         case CustomerMergedInto(survivor_id=survivor_id):
             return replace(state, merged_into=survivor_id)
+        case CustomerReferred(referrer_id=referrer_id):
+            return replace(state, referred_by=referrer_id)
         case PersonalDataErased():
             return replace(
                 state, name="", email=None, phone=None, birthday=None, attributes={}, erased=True
@@ -376,6 +401,8 @@ def references(command: CustomerCommand) -> frozenset[str]:
             return frozenset({company_id})
         case SetKeyContact(contact_id=contact_id):
             return frozenset({contact_id})
+        case RecordReferral(referrer_id=referrer_id):
+            return frozenset({referrer_id})
     return frozenset()
 
 
@@ -412,6 +439,8 @@ def decide(
                                  to_owner_id=owner_id)]
         case SetKeyContact():
             return _set_key_contact(command, customer, others)
+        case RecordReferral():
+            return _record_referral(command, customer, others)
         case RemoveKeyContact(role=role):
             _ensure_company(customer, "customer_id")
             previous = customer.key_contacts.get(role)
@@ -578,6 +607,21 @@ def _set_key_contact(
         return []
     return [KeyContactChanged(customer_id=company.id, role=command.role,
                               previous_contact_id=previous, contact_id=contact.id)]
+
+
+def _record_referral(
+    command: RecordReferral, customer: Customer, others: Mapping[str, Customer | None]
+) -> list[DomainEvent]:
+    if customer.referred_by == command.referrer_id:
+        return []  # the same request again
+    if customer.referred_by is not None:
+        raise ReferralAlreadyRecorded(customer.id, customer.referred_by)
+    if command.referrer_id == customer.id:
+        raise InvalidReferrer("a customer cannot refer itself")
+    referrer = _referenced(command.referrer_id, customer.tenant_id, others)
+    if referrer.referred_by == customer.id:
+        raise InvalidReferrer("was referred by this customer")
+    return [CustomerReferred(customer_id=customer.id, referrer_id=referrer.id)]
 
 
 def _log_interaction(

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.outbox import OutboxRelay
-from libs.platform.service import PublicRoute, ServiceDeclaration, under
+from libs.platform.service import PublicRoute, ServiceDeclaration, ops_route, under
 from services.contacts.settings import Settings
 
 
@@ -53,6 +53,7 @@ SERVICE = ServiceDeclaration(
             under("/api/v1/custom-fields"),
             writes=frozenset({"custom_fields:write"}),
         ),
+        ops_route("contacts"),
     ),
     relay=_relay,
     migrations=Path(__file__).with_name("migrations"),

@@ -22,6 +22,7 @@ from libs.platform.app import create_service_app
 from libs.platform.db import create_engine, is_postgres
 from libs.platform.leadership import exclusively, while_leading
 from libs.platform.migrations import prepare_schema
+from libs.platform.ops import OpsBoard, WatchedProjection, ops_router
 from libs.platform.planner_statistics import keep_statistics_fresh
 from services.customer360.api import router
 from services.customer360.handlers import LagMonitor, Projector
@@ -59,6 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.reader = reader
         app.state.kafka = kafka
         app.state.projector = projector if settings.run_projector else None
+        # The same factory and catalogue `crm rebuild customer360` uses; the service
+        # writes no events, so it has no outbox.
+        ops = OpsBoard("customer360", kafka, projections=[WatchedProjection.live(projector.live)])
+        app.state.ops = ops
+        app.state.rebuilds = ops.rebuilds_of("customer360")
 
         stop = asyncio.Event()
         tasks = [
@@ -77,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             stop.set()
+            await ops.stop()
             _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
             for task in pending:
                 log.warning("customer360: %s did not stop in time; cancelling", task.get_name())
@@ -90,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Customer 360",
         version=VERSION,
         settings=settings,
-        routers=[router],
+        routers=[router, ops_router("customer360")],
         lifespan=lifespan,
     )
 

@@ -9,6 +9,7 @@ from libs.platform.service import (
     ProjectionDeclaration,
     PublicRoute,
     ServiceDeclaration,
+    ops_route,
     under,
 )
 from services.customer360.domain.sources import catalog
@@ -27,6 +28,7 @@ SERVICE = ServiceDeclaration(
         PublicRoute(
             "/api/v1/projections/customer360/...", under("/api/v1/projections/customer360")
         ),
+        ops_route("customer360"),
     ),
     projections={"customer360": ProjectionDeclaration(projection_factory, catalog)},
     # One process: its projector is single-active, and the view's reads are cheap.

@@ -11,13 +11,14 @@ import asyncio
 import functools
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, Security, status
-from fastapi.responses import JSONResponse
+from fastapi import Depends, HTTPException, Request, Response, Security, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import text
 
 from libs.auth import Principal, Role
@@ -25,6 +26,7 @@ from libs.auth.dependencies import PRINCIPAL_STATE_KEY, current_principal
 from libs.platform.app import ROUTE_TEMPLATE_KEY
 from libs.platform.errors import Forbidden, NotFound
 from libs.platform.problems import can_refuse
+from libs.platform.routing import ServiceRouter
 from services.gateway.api_keys import ApiKey, issue_api_key
 from services.gateway.authentication import ApiKeyRejected, ApiKeysUnavailable, Caller
 from services.gateway.open_resources import GatewayRuntime
@@ -34,11 +36,16 @@ VERSION = "0.1.0"
 API_KEYS_PATH = "/api/v1/api-keys"
 API_KEYS_PERMISSION = "api_keys:manage"
 
-router = APIRouter()
+router = ServiceRouter()
+
+CommandT = TypeVar("CommandT", bound=BaseModel)
 
 # auto_error=False: the gateway answers 401 itself, naming both accepted credentials.
 _bearer = HTTPBearer(auto_error=False, scheme_name=BEARER_SCHEME)
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name=API_KEY_SCHEME)
+
+# Where the web console is served (services/gateway/console.py mounts it).
+CONSOLE_PATH = "/console"
 
 
 def runtime_of(request: Request) -> GatewayRuntime:
@@ -178,14 +185,58 @@ class ApiKeyList(BaseModel):
     items: list[ApiKeyView]
 
 
-@router.post(API_KEYS_PATH, status_code=201, tags=["api keys"])
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema with its ``$defs`` written in place, for an operation
+    whose body the endpoint reads itself (a ``#/$defs`` reference would not resolve
+    inside the OpenAPI document)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return inline(definitions[reference.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
+async def _body_of(request: Request, model: type[CommandT]) -> CommandT:
+    """The request body as ``model``, refused with the usual 422 (``errors`` per field)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as invalid:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in invalid.errors(include_input=False)]
+        ) from None
+
+
+# The body is read after the permission check (a declared body parameter would be
+# parsed first, so a viewer sending a malformed body got a 422 instead of its 403).
+@router.post(
+    API_KEYS_PATH,
+    status_code=201,
+    tags=["api keys"],
+    responses={422: {"description": "The body is not JSON, or a field is invalid (errors)"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline_schema(CreateApiKey)}},
+        }
+    },
+)
 async def create_api_key(
-    command: CreateApiKey,
     request: Request,
     response: Response,
     admin: Annotated[Principal, Depends(api_key_administrator)],
 ) -> CreatedApiKey:
     """Create an API key for the caller's tenant. The response is the only place the key appears."""
+    command = await _body_of(request, CreateApiKey)
     issued = issue_api_key(
         tenant_id=admin.tenant_id,
         name=command.name,
@@ -252,13 +303,38 @@ async def events_asyncapi() -> JSONResponse:
 
 
 @router.get("/events/{type_name}.json", include_in_schema=False)
-async def event_schema(type_name: str) -> JSONResponse:
+async def event_schema(type_name: str, request: Request) -> JSONResponse:
     """The JSON Schema an event's ``dataschema`` names (``<base>/events/<type>.json``):
     point the schema host at the gateway and every event's URL resolves."""
     schema = _event_contracts()[0].get(type_name)
     if schema is None:
         raise NotFound(f"no event type {type_name}")
-    return JSONResponse(schema, media_type="application/schema+json")
+    settings = runtime_of(request).settings
+    # The schema's $id is the URL events name for it, where it is served from.
+    schema_id = settings.event_schema_url(type_name, schema.get("$id"))
+    return JSONResponse({**schema, "$id": schema_id}, media_type="application/schema+json")
+
+
+@router.get("/", include_in_schema=False, response_model=None)
+async def front_door(request: Request) -> Response:
+    """Where to go from here: a browser is sent to the web console; any other client gets
+    the map of the gateway's own documents and probes."""
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse(f"{CONSOLE_PATH}/", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    return JSONResponse(
+        {
+            "service": "CRM platform API",
+            "version": VERSION,
+            "console": f"{CONSOLE_PATH}/",
+            "api": "/api/v1",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "events": "/events/asyncapi.json",
+            "event_schemas": "/events/{type}.json",
+            "health": {"live": "/livez", "ready": "/readyz"},
+            "authentication": "Authorization: Bearer <JWT> or X-API-Key: <key>",
+        }
+    )
 
 
 @router.get("/openapi.json", include_in_schema=False)
@@ -368,7 +444,7 @@ async def relay(
         return await runtime_of(request).proxy.forward(request, route, None)
     if not route.permits(caller.principal, request.method):
         raise Forbidden(
-            f"{request.method} {route.template} needs one of the roles: "
+            f"{request.method} {path} needs one of the roles: "
             + ", ".join(route.roles_for(request.method))
         )
     return await runtime_of(request).proxy.forward(request, route, caller)

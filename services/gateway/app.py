@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from libs.platform.app import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, create_service_app
 from services.gateway.api import VERSION, router
+from services.gateway.console import mount_console
 from services.gateway.open_resources import GatewayRuntime
 from services.gateway.routes import RoutingTable
 from services.gateway.settings import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings, routing: RoutingTable) -> FastAPI:
     app.router.routes[:] = [
         route for route in app.router.routes if getattr(route, "path", None) not in _REPLACED_PATHS
     ]
+    mount_console(app)  # before the relay, which takes every other /api path
     app.include_router(router)
 
     if settings.cors_allow_origins:

@@ -37,6 +37,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from libs.platform.app import (
+    ACCESS_LOGGED_HEADER,
     CORRELATION_ID_HEADER,
     REQUEST_ID_HEADER,
     current_correlation_id,
@@ -468,6 +469,7 @@ class UpstreamProxy:
         correlation_id = current_correlation_id()
         if request_id:
             headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+        headers.append((ACCESS_LOGGED_HEADER.encode(), b"gateway"))
         if correlation_id:
             headers.append((CORRELATION_ID_HEADER.encode(), correlation_id.encode("latin-1")))
         client = request.client.host if request.client else None

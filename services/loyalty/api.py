@@ -12,19 +12,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import Depends, Header, Path, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.loyalty import PointsEarned, ProgramRules, RewardDefined
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import NotFound, Unprocessable
+from libs.platform.routing import ServiceRouter
 from services.loyalty import handlers, read_model
 from services.loyalty.commands import AdjustPoints, CancelRedemption, CheckIn, RedeemReward
 from services.loyalty.domain.views import account_view
 from services.loyalty.handlers import Loyalty, Outcome, programme
 
-router = APIRouter(prefix="/api/v1", tags=["loyalty"])
+router = ServiceRouter(prefix="/api/v1", tags=["loyalty"])
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
@@ -129,7 +130,10 @@ async def customer_ledger(
     customer_id: CustomerId,
     principal: Reader,
     loyalty: LoyaltyDep,
-    after: Annotated[int, Query(ge=0, description="the last version already seen")] = 0,
+    # le: a stream version is a 64-bit integer in every database (larger was a 500).
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="the last version already seen")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     await _known(loyalty, principal.tenant_id, customer_id)
@@ -273,7 +277,7 @@ def _check_rules(rules: ProgramRules) -> None:
 
     try:
         ZoneInfo(rules.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
         raise Unprocessable("time_zone", f"{rules.time_zone!r} is not an IANA time zone") from None
     if not rules.tiers:
         raise Unprocessable("tiers", "at least one tier")
@@ -294,7 +298,10 @@ async def rules(principal: Reader, loyalty: LoyaltyDep, response: Response) -> d
     return {"rules": book.current.model_dump(mode="json"), "version": book.version}
 
 
-@router.put("/loyalty/rewards/{reward_id}")
+@router.put(
+    "/loyalty/rewards/{reward_id}",
+    responses={201: {"description": "The reward was defined by this request"}},
+)
 async def define_reward(
     reward_id: RewardId,
     body: RewardBody,

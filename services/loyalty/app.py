@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.catalog.loyalty import catalog
-from libs.events.kafka import service_topic
 from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
+from libs.platform.background import every, keep_running, stop_all
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
+from libs.platform.ops import OpsBoard, WatchedProjection, ops_router
+from libs.platform.relay import outbox_relay as platform_relay
 from services.loyalty.api import router
 from services.loyalty.handlers import SERVICE, SOURCE, Loyalty
 from services.loyalty.handlers.reactions import SOURCES, Earning
@@ -36,18 +38,12 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 # Long enough for the relay and the consumer to finish the batch in hand.
 STOP_SECONDS = 10.0
-MAX_BACKOFF_SECONDS = 30.0
 
 
 def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
     """The store and its relay: what serving and ``crm republish loyalty`` publish through."""
-    return OutboxRelay(
-        EventStore(engine),
-        settings.kafka(),
-        service=SERVICE,
-        topic=service_topic(SERVICE),
-        source=SOURCE,
-        schema_url=catalog.schema_url,
+    return platform_relay(
+        settings, EventStore(engine), service=SERVICE, source=SOURCE, catalog=catalog
     )
 
 
@@ -67,22 +63,39 @@ def create_app(settings: Settings | None = None, loyalty: Loyalty | None = None)
         earning = ProjectionRunner(Earning(wired), engine, settings.kafka(), SOURCES)
         await earning.create_tables()
         app.state.earning = earning
+        app.state.ops = OpsBoard(
+            SERVICE, settings.kafka(), outbox=engine, projections=[WatchedProjection.fixed(earning)]
+        )
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(_keep_running("relay", relay.run, stop, relay.close))]
+        tasks = [
+            asyncio.create_task(
+                keep_running("loyalty relay", relay.run, stop, cleanup=relay.close),
+                name="loyalty-relay",
+            )
+        ]
         if settings.run_reactions:
-            tasks.append(asyncio.create_task(_keep_running("reactions", earning.run, stop)))
-            tasks.append(asyncio.create_task(_keep_sweeping(wired, settings, stop)))
+
+            async def expire_and_award() -> None:
+                while await sweep_expiry(wired, settings.expiry_sweep_batch):
+                    if stop.is_set():
+                        return
+                await award_birthdays(wired)
+
+            reacting = keep_running("loyalty reactions", earning.run, stop)
+            sweeping = every(
+                "loyalty expiry sweep",
+                settings.expiry_sweep_seconds,
+                expire_and_award,
+                stop,
+                at_start=True,
+            )
+            tasks.append(asyncio.create_task(reacting, name="loyalty-reactions"))
+            tasks.append(asyncio.create_task(sweeping, name="loyalty-sweep"))
         try:
             yield
         finally:
             stop.set()
-            _, pending = await asyncio.wait(tasks, timeout=STOP_SECONDS)
-            for task in pending:
-                log.warning("loyalty: %s did not stop in time; cancelled", task.get_name())
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await stop_all("loyalty", tasks, timeout=STOP_SECONDS)
             await relay.close()
             await engine.dispose()
 
@@ -90,41 +103,8 @@ def create_app(settings: Settings | None = None, loyalty: Loyalty | None = None)
         title="CRM loyalty",
         version=VERSION,
         settings=settings,
-        routers=[router],
+        routers=[router, ops_router(SERVICE)],
         lifespan=lifespan,
     )
     app.state.loyalty = loyalty
     return app
-
-
-async def _keep_running(
-    name: str,
-    run: Callable[[asyncio.Event], Awaitable[None]],
-    stop: asyncio.Event,
-    cleanup: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """A broker outage or a database restart must not end the task for the life of
-    the process: log it, back off, start again."""
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            await run(stop)
-        except Exception:
-            log.exception("loyalty %s failed; restarting in %.1fs", name, backoff)
-            if cleanup is not None:
-                await cleanup()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-
-
-async def _keep_sweeping(loyalty: Loyalty, settings: Settings, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            while await sweep_expiry(loyalty, settings.expiry_sweep_batch) and not stop.is_set():
-                pass
-            await award_birthdays(loyalty)
-        except Exception:
-            log.exception("loyalty expiry sweep failed; trying again next round")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.expiry_sweep_seconds)

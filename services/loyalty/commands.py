@@ -35,12 +35,34 @@ class ClawBackCancellation:
 
 @dataclass(frozen=True, slots=True)
 class EarnBonus:
-    """Birthday, referral, survey: a fixed number of points for one source event."""
+    """Birthday, referral: a fixed number of points for one source event."""
 
     source_event_id: str
     reason: EarnReason
     points: int
     explanation: str = ""
+    # Names the lot (``<customer>/<reason>:<key>``): one bonus per key.
+    key: str | None = None
+    referred_customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EarnSurveyBonus:
+    """A survey answered (CSAT or NPS): the tenant's survey bonus, once per survey."""
+
+    source_event_id: str
+    survey_id: str
+    kind: str
+    answered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReferral:
+    """Contacts recorded who referred this customer (decision 0040)."""
+
+    source_event_id: str
+    referrer_id: str
+    referred_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +109,8 @@ LedgerCommand = (
     | ClawBackRefund
     | ClawBackCancellation
     | EarnBonus
+    | EarnSurveyBonus
+    | RecordReferral
     | RedeemReward
     | CancelRedemption
     | AdjustPoints

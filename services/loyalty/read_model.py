@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -160,6 +161,16 @@ def _source_of(event: DomainEvent) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerChange:
+    """What one decision did to one ledger: the query tables follow it."""
+
+    before: Ledger
+    events: Sequence[DomainEvent]
+    after: Ledger
+    due_at: datetime | None
+
+
 async def record(
     conn: AsyncConnection,
     tenant_id: str,
@@ -169,33 +180,43 @@ async def record(
     now: datetime,
     due_at: datetime | None,
 ) -> None:
+    await record_many(conn, tenant_id, [LedgerChange(before, events, after, due_at)], now)
+
+
+async def record_many(
+    conn: AsyncConnection, tenant_id: str, changes: Sequence[LedgerChange], now: datetime
+) -> None:
+    """The lines, the monthly figures and the accounts of many ledgers: three statements
+    whatever their number (a batch of earnings is recorded as one decision is)."""
     rows: list[dict[str, Any]] = []
-    balance = before.balance
     counts: dict[str, dict[str, int]] = {}
-    for version, event in enumerate(events, start=before.version + 1):
-        points = line_points(event)
-        if points is None:
-            continue
-        balance += points
-        rows.append(
-            {
-                "tenant_id": tenant_id,
-                "customer_id": before.customer_id,
-                "version": version,
-                "type": type(event).type_name,
-                "points": points,
-                "balance_after": balance,
-                "source_event_id": _source_of(event),
-                "data": event.model_dump(mode="json"),
-                "recorded_at": now,
-            }
-        )
-        figure = MONTHLY.get(type(event))
-        if figure is not None and points:
-            name, sign = figure
-            month = now.strftime("%Y-%m")
-            counts.setdefault(month, {})
-            counts[month][name] = counts[month].get(name, 0) + sign * abs(points)
+    month = now.strftime("%Y-%m")
+    for change in changes:
+        before = change.before
+        balance = before.balance
+        for version, event in enumerate(change.events, start=before.version + 1):
+            points = line_points(event)
+            if points is None:
+                continue
+            balance += points
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "customer_id": before.customer_id,
+                    "version": version,
+                    "type": type(event).type_name,
+                    "points": points,
+                    "balance_after": balance,
+                    "source_event_id": _source_of(event),
+                    "data": event.model_dump(mode="json"),
+                    "recorded_at": now,
+                }
+            )
+            figure = MONTHLY.get(type(event))
+            if figure is not None and points:
+                name, sign = figure
+                counts.setdefault(month, {})
+                counts[month][name] = counts[month].get(name, 0) + sign * abs(points)
     if rows:
         await conn.execute(lines.insert(), rows)
     insert = pg_insert if is_postgres(conn.engine) else sqlite_insert
@@ -214,19 +235,40 @@ async def record(
                 set_={k: monthly.c[k] + stmt.excluded[k] for k in figures},
             )
         )
-    row = {
-        "balance": after.balance,
-        "owed": after.owed,
-        "tier": after.tier,
-        "version": after.version,
-        "next_due_at": due_at,
-        "merged_into": after.merged_into,
-        "updated_at": now,
-    }
-    stmt = insert(accounts).values(tenant_id=tenant_id, customer_id=after.customer_id, **row)
+    if not changes:
+        return
+    # The last change of each ledger is how it stands.
+    latest = {c.after.customer_id: c for c in changes}
+    accounts_rows = [
+        {
+            "tenant_id": tenant_id,
+            "customer_id": c.after.customer_id,
+            "balance": c.after.balance,
+            "owed": c.after.owed,
+            "tier": c.after.tier,
+            "version": c.after.version,
+            "next_due_at": c.due_at,
+            "merged_into": c.after.merged_into,
+            "updated_at": now,
+        }
+        for c in latest.values()
+    ]
+    stmt = insert(accounts).values(accounts_rows)
     await conn.execute(
         stmt.on_conflict_do_update(
-            index_elements=[accounts.c.tenant_id, accounts.c.customer_id], set_=row
+            index_elements=[accounts.c.tenant_id, accounts.c.customer_id],
+            set_={
+                k: stmt.excluded[k]
+                for k in (
+                    "balance",
+                    "owed",
+                    "tier",
+                    "version",
+                    "next_due_at",
+                    "merged_into",
+                    "updated_at",
+                )
+            },
         )
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.outbox import OutboxRelay
-from libs.platform.service import PublicRoute, ServiceDeclaration, under
+from libs.platform.service import PublicRoute, ServiceDeclaration, ops_route, under
 from services.loyalty.settings import Settings
 
 
@@ -35,6 +35,7 @@ SERVICE = ServiceDeclaration(
             under("/api/v1/loyalty"),
             writes=frozenset({"loyalty:manage"}),
         ),
+        ops_route("loyalty"),
     ),
     relay=_relay,
     migrations=Path(__file__).with_name("migrations"),

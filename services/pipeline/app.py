@@ -3,8 +3,8 @@
 The only place that wires things together: settings -> engine -> event store (with
 the pipeline's personal data policy) -> the customers it knows (a projection of the
 contacts topic, with contacts over HTTP behind it) -> handlers -> router. The
-lifespan creates the tables and runs the outbox relay and the customers projection
-beside the HTTP server.
+lifespan creates the tables and runs the outbox relay, the customers projection and
+the follow-up requests of the alerts topic beside the HTTP server.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import FastAPI
@@ -20,17 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events.catalog.contacts import catalog as contacts_catalog
 from libs.events.catalog.pipeline import PERSONAL_DATA, catalog
-from libs.events.kafka import service_topic
 from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
+from libs.platform.background import keep_running, stop_all
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
+from libs.platform.ops import OpsBoard, WatchedProjection, ops_router
 from libs.platform.planner_statistics import keep_statistics_fresh
+from libs.platform.relay import outbox_relay as platform_relay
 from services.pipeline.api import routers
 from services.pipeline.handlers import SERVICE, SOURCE, CustomerDirectory, Pipeline
 from services.pipeline.handlers import leads as lead_handlers
+from services.pipeline.handlers.follow_ups import ALERTS_SOURCES, FollowUpRequests
 from services.pipeline.migrations import FOLDER as MIGRATIONS
 from services.pipeline.read_model.known_customers import KnownCustomers
 from services.pipeline.settings import Settings
@@ -45,14 +48,12 @@ STOP_SECONDS = 10.0
 def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
     """The store (with the personal data policy) and its relay: what serving and
     ``crm republish pipeline`` both publish through."""
-    store = EventStore(engine, personal_data=PERSONAL_DATA)
-    return OutboxRelay(
-        store,
-        settings.kafka(),
+    return platform_relay(
+        settings,
+        EventStore(engine, personal_data=PERSONAL_DATA),
         service=SERVICE,
-        topic=service_topic(SERVICE),
         source=SOURCE,
-        schema_url=catalog.schema_url,
+        catalog=catalog,
     )
 
 
@@ -73,19 +74,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await lead_handlers.forget_leads_of_customer(pipeline, conn, tenant_id, customer_id)
 
     customers.on_erased = forget_leads
+    # Follow-up tasks the alerts service asks for (crm.alerts.events).
+    follow_ups = ProjectionRunner(
+        FollowUpRequests(pipeline, customers), engine, settings.kafka(), ALERTS_SOURCES
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare_schema(engine, MIGRATIONS)
         await runner.create_tables()  # the known-customers generation (rebuild path)
+        await follow_ups.create_tables()
+        app.state.ops = OpsBoard(
+            SERVICE,
+            settings.kafka(),
+            outbox=engine,
+            projections=[WatchedProjection.fixed(runner), WatchedProjection.fixed(follow_ups)],
+        )
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(
-                _keep_running("outbox relay", relay.run, stop, relay.close), name="pipeline-relay"
+                keep_running("pipeline relay", relay.run, stop, cleanup=relay.close),
+                name="pipeline-relay",
             ),
             asyncio.create_task(
-                _keep_running("customers projection", runner.run, stop),
+                keep_running("pipeline customers projection", runner.run, stop),
                 name="pipeline-customers",
+            ),
+            asyncio.create_task(
+                keep_running("pipeline follow-up requests", follow_ups.run, stop),
+                name="pipeline-follow-ups",
             ),
             asyncio.create_task(keep_statistics_fresh(engine, stop), name="pipeline-statistics"),
         ]
@@ -93,13 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             stop.set()
-            _, pending = await asyncio.wait(tasks, timeout=STOP_SECONDS)
-            for task in pending:
-                log.warning("pipeline: %s did not stop in time; cancelled", task.get_name())
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await stop_all("pipeline", tasks, timeout=STOP_SECONDS)
             await relay.close()
             await client.aclose()
             await engine.dispose()
@@ -108,31 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CRM pipeline",
         version=VERSION,
         settings=settings,
-        routers=routers,
+        routers=[*routers, ops_router(SERVICE)],
         lifespan=lifespan,
     )
     app.state.pipeline = pipeline
     app.state.customers = runner
+    app.state.follow_ups = follow_ups
     return app
-
-
-async def _keep_running(
-    what: str,
-    run: Callable[[asyncio.Event], Awaitable[None]],
-    stop: asyncio.Event,
-    after_failure: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """A broker or database outage must not end publishing or consuming for the life
-    of the process: log it and start again."""
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            await run(stop)
-        except Exception:
-            log.exception("pipeline %s failed; restarting in %.1fs", what, backoff)
-            if after_failure is not None:
-                with contextlib.suppress(Exception):
-                    await after_failure()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
-            backoff = min(backoff * 2, 30.0)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.outbox import OutboxRelay
-from libs.platform.service import PublicRoute, ServiceDeclaration, under
+from libs.platform.service import PublicRoute, ServiceDeclaration, ops_route, under
 from services.pipeline.settings import Settings
 
 
@@ -60,9 +60,20 @@ SERVICE = ServiceDeclaration(
         # Below contacts' catch-all (declared fallback), so these win.
         PublicRoute(
             "/api/v1/customers/{customer_id}/orders",
-            re.compile(r"/api/v1/customers/[^/]+/(?:orders|purchase-figures|contracts)/?"),
+            re.compile(r"/api/v1/customers/[^/]+/orders/?"),
             writes=frozenset(),
         ),
+        PublicRoute(
+            "/api/v1/customers/{customer_id}/purchase-figures",
+            re.compile(r"/api/v1/customers/[^/]+/purchase-figures/?"),
+            writes=frozenset(),
+        ),
+        PublicRoute(
+            "/api/v1/customers/{customer_id}/contracts",
+            re.compile(r"/api/v1/customers/[^/]+/contracts/?"),
+            writes=frozenset(),
+        ),
+        ops_route("pipeline"),
     ),
     relay=_relay,
     migrations=Path(__file__).with_name("migrations"),

@@ -18,13 +18,15 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.catalog.tickets import PERSONAL_DATA, catalog
-from libs.events.kafka import service_topic
 from libs.events.outbox import OutboxRelay
 from libs.events.projection import LiveProjection, ProjectionRunner
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
+from libs.platform.background import keep_running, stop_all
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
+from libs.platform.ops import OpsBoard, WatchedProjection, ops_router
+from libs.platform.relay import outbox_relay as platform_relay
 from services.tickets.api import routers
 from services.tickets.handlers import SERVICE, SOURCE, Tickets
 from services.tickets.handlers.breach_scheduler import BreachScheduler
@@ -42,14 +44,12 @@ STOP_GRACE_SECONDS = 10.0
 def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
     """The store (with the personal data policy) and its relay: what serving and
     ``crm republish tickets`` both publish through."""
-    store = EventStore(engine, personal_data=PERSONAL_DATA)
-    return OutboxRelay(
-        store,
-        settings.kafka(),
+    return platform_relay(
+        settings,
+        EventStore(engine, personal_data=PERSONAL_DATA),
         service=SERVICE,
-        topic=service_topic(SERVICE),
         source=SOURCE,
-        schema_url=catalog.schema_url,
+        catalog=catalog,
     )
 
 
@@ -77,25 +77,33 @@ def create_app(
         await ProjectionRunner(
             await customers.current(), engine, settings.kafka(), known_customers.catalog
         ).create_tables()
+        ops = OpsBoard(
+            SERVICE,
+            settings.kafka(),
+            outbox=engine,
+            projections=[WatchedProjection.live(customers)],
+        )
+        app.state.ops = ops
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(_keep_relaying(relay, stop), name="tickets-relay")]
-        if settings.run_customer_projection:
-            tasks.append(
-                asyncio.create_task(_keep_projecting(customers, stop), name="tickets-customers")
+        tasks = [
+            asyncio.create_task(
+                keep_running("tickets relay", relay.run, stop, cleanup=relay.close),
+                name="tickets-relay",
             )
+        ]
+        if settings.run_customer_projection:
+            # A broker not up yet at start (``crm run`` starts everything at once) must
+            # not end the projection for good: /readyz would wait for it forever.
+            projecting = keep_running("tickets known-customers projection", customers.run, stop)
+            tasks.append(asyncio.create_task(projecting, name="tickets-customers"))
         if settings.run_sla_scheduler:
             tasks.append(asyncio.create_task(scheduler.run(stop), name="tickets-sla"))
         try:
             yield
         finally:
             stop.set()
-            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
-            for task in pending:
-                log.warning("tickets: %s did not stop in time; cancelled", task.get_name())
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await ops.stop()
+            await stop_all("tickets", tasks, timeout=STOP_GRACE_SECONDS)
             await relay.close()
             await engine.dispose()
 
@@ -103,33 +111,9 @@ def create_app(
         title="CRM tickets",
         version=VERSION,
         settings=settings,
-        routers=routers,
+        routers=[*routers, ops_router(SERVICE)],
         lifespan=lifespan,
     )
     app.state.tickets = tickets
     app.state.scheduler = scheduler
     return app
-
-
-async def _keep_projecting(customers: LiveProjection, stop: asyncio.Event) -> None:
-    """A broker not up yet at start (``crm run`` starts everything at once) or gone for a
-    while must not end the projection for good: /readyz would wait for it forever."""
-    while not stop.is_set():
-        try:
-            await customers.run(stop)
-        except Exception:
-            log.exception("tickets: known-customers projection failed; restarting in 1s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-
-
-async def _keep_relaying(relay: OutboxRelay, stop: asyncio.Event) -> None:
-    """The relay retries broker outages itself; anything else must not end publishing."""
-    while not stop.is_set():
-        try:
-            await relay.run(stop)
-        except Exception:
-            log.exception("outbox relay failed; restarting in 1s")
-            await relay.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)

@@ -156,7 +156,7 @@ class DefineBusinessCalendar(Command):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
             raise ValueError("is not an IANA time zone (e.g. Asia/Shanghai)") from None
         return value
 

@@ -13,6 +13,7 @@ from libs.platform.service import (
     ProjectionDeclaration,
     PublicRoute,
     ServiceDeclaration,
+    ops_route,
     under,
 )
 from services.tickets.read_model.known_customers import catalog, projection_factory
@@ -41,7 +42,13 @@ SERVICE = ServiceDeclaration(
         ),
         PublicRoute(
             "/api/v1/customers/{customer_id}/tickets",
-            re.compile(r"/api/v1/customers/[^/]+/(?:tickets|nps-survey)/?"),
+            re.compile(r"/api/v1/customers/[^/]+/tickets/?"),
+            reads="tickets:read",
+            writes=TICKET_WORK,
+        ),
+        PublicRoute(
+            "/api/v1/customers/{customer_id}/nps-survey",
+            re.compile(r"/api/v1/customers/[^/]+/nps-survey/?"),
             reads="tickets:read",
             writes=TICKET_WORK,
         ),
@@ -65,7 +72,13 @@ SERVICE = ServiceDeclaration(
         ),
         PublicRoute(
             "/api/v1/escalation-rules",
-            re.compile(r"/api/v1/(?:escalation|dispatch)-rules/?"),
+            re.compile(r"/api/v1/escalation-rules/?"),
+            reads="tickets:read",
+            writes=frozenset({"sla:manage"}),
+        ),
+        PublicRoute(
+            "/api/v1/dispatch-rules",
+            re.compile(r"/api/v1/dispatch-rules/?"),
             reads="tickets:read",
             writes=frozenset({"sla:manage"}),
         ),
@@ -76,6 +89,7 @@ SERVICE = ServiceDeclaration(
             writes=TICKET_WORK,
             credential_in_path=True,  # the one-time link's token; no login
         ),
+        ops_route("tickets"),
     ),
     relay=_relay,
     migrations=Path(__file__).with_name("migrations"),

@@ -3,7 +3,7 @@ matrix does not allow, the Principal otherwise."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -68,27 +68,29 @@ async def test_another_authorization_scheme_is_401(client: httpx.AsyncClient) ->
     assert response.status_code == 401
 
 
+# Tokens are made when the test runs, not when it is collected: a token signed at
+# collection may have expired by the time a busy parallel run reaches it.
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("make_token", "reason"),
     [
-        (signed(claims(roles=["admin"]), secret="z" * 40), "bad signature"),
+        (lambda: signed(claims(roles=["admin"]), secret="z" * 40), "bad signature"),
         (
-            issue_token(
+            lambda: issue_token(
                 SETTINGS, "u", "acme", ["admin"], now=datetime.now(UTC) - timedelta(days=1)
             ),
             "token expired",
         ),
-        (signed(claims(roles=["admin"], aud="other-api")), "wrong audience"),
-        (signed(claims(roles=["admin"], iss="other-idp")), "wrong issuer"),
-        (signed(claims(roles=["admin"], tenant=None)), "missing claim: tenant"),
-        ("garbage", "malformed token"),
+        (lambda: signed(claims(roles=["admin"], aud="other-api")), "wrong audience"),
+        (lambda: signed(claims(roles=["admin"], iss="other-idp")), "wrong issuer"),
+        (lambda: signed(claims(roles=["admin"], tenant=None)), "missing claim: tenant"),
+        (lambda: "garbage", "malformed token"),
     ],
     ids=["bad-signature", "expired", "wrong-audience", "wrong-issuer", "no-tenant", "garbage"],
 )
 async def test_an_untrustworthy_token_is_401_naming_the_reason(
-    client: httpx.AsyncClient, token: str, reason: str
+    client: httpx.AsyncClient, make_token: Callable[[], str], reason: str
 ) -> None:
-    response = await client.post("/customers/c-1/erase", headers=bearer(token))
+    response = await client.post("/customers/c-1/erase", headers=bearer(make_token()))
 
     assert response.status_code == 401
     assert response.json() == {"detail": f"invalid token: {reason}"}

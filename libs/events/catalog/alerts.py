@@ -39,6 +39,7 @@ Signal = Literal[
 ]
 ReminderKind = Literal["contract_renewal", "birthday", "no_interaction", "task_overdue"]
 AlertClosure = Literal["resolved", "dismissed", "left_risk_level"]
+AlertLevel = Literal["medium", "high"]
 
 
 class _Part(BaseModel):
@@ -67,6 +68,14 @@ class SignalRule(_Part):
     threshold: float = Field(ge=0, le=100_000)
 
 
+def _alerting() -> list[AlertLevel]:
+    return ["medium", "high"]
+
+
+def _following_up() -> list[AlertLevel]:
+    return ["high"]
+
+
 class ChurnRules(_Part):
     """A tenant's churn rules: one entry per signal, and the score's level bands."""
 
@@ -81,6 +90,14 @@ class ChurnRules(_Part):
     # days without an interaction (None: no such reminder).
     contract_renewal_days: int | None = Field(default=30, ge=1, le=366)
     no_interaction_days: int | None = Field(default=60, ge=1, le=3650)
+    # A birthday this many days ahead, to the customer's owner (0: on the day).
+    birthday_days: int | None = Field(default=7, ge=0, le=366)
+    # Entering which levels opens an alert, and which of those also asks the owner for
+    # a follow-up task (docs/decisions/0047).
+    alert_levels: list[AlertLevel] = Field(default_factory=_alerting, max_length=2)
+    follow_up_levels: list[AlertLevel] = Field(default_factory=_following_up, max_length=2)
+    # The tenant's IANA time zone: the weekly list is published Monday 09:00 there.
+    time_zone: str = Field(default="UTC", max_length=64)
 
 
 # --- rules -------------------------------------------------------------------------
@@ -177,6 +194,8 @@ class ReminderDue(DomainEvent, type_name="crm.alerts.reminder_due.v1"):
     sentence: str
     # What the reminder is about (a contract, a task), when it is not the customer.
     subject_id: str | None = None
+    # ``due_on`` is the day the reminder fell due: a contract's end, a task's due day,
+    # and for a birthday the day it fired, never the birthday itself (decision 0057).
 
 
 class WeeklyRiskListPublished(DomainEvent, type_name="crm.alerts.weekly_risk_list_published.v1"):
@@ -200,6 +219,53 @@ class NotificationSent(DomainEvent, type_name="crm.alerts.notification_sent.v1")
     attempts: int = Field(ge=1)
 
 
+# --- webhook subscriptions (docs/decisions/0050) ---------------------------------------
+# No secret and no e-mail address travels in these events: the secret signs
+# deliveries and stays in the alerts database; an address is personal data.
+
+WebhookChannel = Literal["webhook", "email"]
+
+
+class WebhookSubscribed(DomainEvent, type_name="crm.alerts.webhook_subscribed.v1"):
+    subscription_id: str
+    channel: WebhookChannel
+    # The receiver's origin and path (no query string, no credentials); None for e-mail.
+    target: str | None = None
+    event_types: list[str]
+    content_mode: Literal["structured", "binary"] = "structured"
+    by: str
+
+
+class WebhookSubscriptionChanged(
+    DomainEvent, type_name="crm.alerts.webhook_subscription_changed.v1"
+):
+    """New target, event types or content mode; a new secret; enabled again."""
+
+    subscription_id: str
+    channel: WebhookChannel
+    target: str | None = None
+    event_types: list[str]
+    content_mode: Literal["structured", "binary"] = "structured"
+    secret_rotated: bool = False
+    enabled: bool = True
+    by: str
+
+
+class WebhookUnsubscribed(DomainEvent, type_name="crm.alerts.webhook_unsubscribed.v1"):
+    subscription_id: str
+    by: str
+
+
+class WebhookDisabled(DomainEvent, type_name="crm.alerts.webhook_disabled.v1"):
+    """No more deliveries until someone enables the subscription again: too many
+    consecutive failed attempts, or disabled by a person (``by``)."""
+
+    subscription_id: str
+    consecutive_failures: int = Field(ge=0)
+    reason: str
+    by: str | None = None
+
+
 catalog = EventCatalog(
     [
         ChurnRulesSet,
@@ -212,6 +278,10 @@ catalog = EventCatalog(
         ReminderDue,
         WeeklyRiskListPublished,
         NotificationSent,
+        WebhookSubscribed,
+        WebhookSubscriptionChanged,
+        WebhookUnsubscribed,
+        WebhookDisabled,
     ],
     schema_base_url="https://schemas.crm.example/events",
 )

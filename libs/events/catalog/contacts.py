@@ -153,6 +153,18 @@ class CustomerMergedInto(DomainEvent, type_name="crm.contacts.customer_merged_in
     survivor_id: str
 
 
+class CustomerReferred(DomainEvent, type_name="crm.contacts.customer_referred.v1"):
+    """Who brought the customer: recorded once, never changed (decision 0040).
+
+    ``referrer_id`` is another customer of the same tenant. The envelope's ``time`` is
+    when the referral was recorded; loyalty pays its referral bonus only on a first
+    order placed at or after it.
+    """
+
+    customer_id: str
+    referrer_id: str
+
+
 class ConsentChanged(DomainEvent, type_name="crm.contacts.consent_changed.v1"):
     customer_id: str
     channel: ConsentChannel
@@ -193,6 +205,7 @@ catalog = EventCatalog(
         InteractionLogged,
         CustomerMerged,
         CustomerMergedInto,
+        CustomerReferred,
         ConsentChanged,
         PersonalDataErased,
         CustomFieldDefined,

@@ -186,6 +186,10 @@ class PointsEarned(DomainEvent, type_name="crm.loyalty.points_earned.v1"):
     currency: str | None = None
     multiplier: Decimal = Decimal(1)
     explanation: str = ""
+    # A referral bonus: the customer whose first order earned it (decision 0040).
+    referred_customer_id: str | None = None
+    # A survey bonus: the survey answered.
+    survey_id: str | None = None
 
 
 class PointsClawedBack(DomainEvent, type_name="crm.loyalty.points_clawed_back.v1"):
@@ -298,6 +302,45 @@ class CheckedIn(DomainEvent, type_name="crm.loyalty.checked_in.v1"):
     streak: int
 
 
+class Referral(Part):
+    """Who referred the customer, and when contacts recorded it."""
+
+    referrer_id: str
+    referred_at: AwareDatetime
+
+
+class ReferralRecorded(DomainEvent, type_name="crm.loyalty.referral_recorded.v1"):
+    """On the referred customer's ledger: its first order may earn ``referrer_id`` the
+    tenant's referral bonus. ``source_event_id``: contacts' CustomerReferred."""
+
+    customer_id: str
+    referrer_id: str
+    referred_at: AwareDatetime
+    source_event_id: str
+
+
+class ReferralQualified(DomainEvent, type_name="crm.loyalty.referral_qualified.v1"):
+    """The referred customer's first order was placed after the referral: the referrer
+    earns ``points`` (a PointsEarned on the referrer's ledger, source
+    ``referral:<customer_id>``). Settles the referral: once per referred customer."""
+
+    customer_id: str
+    referrer_id: str
+    order_id: str
+    points: int
+    source_event_id: str
+
+
+class ReferralLapsed(DomainEvent, type_name="crm.loyalty.referral_lapsed.v1"):
+    """The referred customer had ordered before the referral was recorded: no bonus,
+    ever. Settles the referral."""
+
+    customer_id: str
+    referrer_id: str
+    order_id: str
+    reason: str
+
+
 class LedgerTransferredOut(DomainEvent, type_name="crm.loyalty.ledger_transferred_out.v1"):
     """A merged duplicate's ledger moves to the survivor: its balance leaves here."""
 
@@ -323,6 +366,9 @@ class LedgerTransferredIn(DomainEvent, type_name="crm.loyalty.ledger_transferred
     owed: int = 0
     orders: list[TransferredOrder] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)
+    # The duplicate's referral not yet settled (it had no order): the survivor's first
+    # order may still earn it, unless the survivor has a referral of its own.
+    referral: Referral | None = None
 
 
 catalog = EventCatalog(
@@ -342,6 +388,9 @@ catalog = EventCatalog(
         TierAtRisk,
         TierKept,
         CheckedIn,
+        ReferralRecorded,
+        ReferralQualified,
+        ReferralLapsed,
         LedgerTransferredOut,
         LedgerTransferredIn,
     ],

@@ -10,9 +10,11 @@ import sys
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events import metrics
+from libs.events import projection as projection_module
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, dlq_topic, ensure_topics
 from libs.events.projection import (
@@ -284,6 +286,51 @@ async def test_a_rebuilt_projection_equals_the_live_one_and_is_swapped_in(
     async with store.engine.connect() as conn:
         keys = set(await conn.scalars(select(checkpoints.c.projection)))
     assert keys == {"visit_totals.g1", "visit_totals.g2"}
+
+
+async def test_the_live_projection_follows_a_swap_though_a_generation_lookup_failed(
+    store: EventStore, kafka: KafkaSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = f"crm.sample.{unique}"
+    await publish_visits(store, kafka, topic, 30)
+
+    def factory(generation: int) -> VisitTotals:
+        return VisitTotals(generation, topics=(topic,))
+
+    database = {"locked": False, "refused": 0}
+    real_lookup = projection_module.active_generation
+
+    async def lookup(engine: AsyncEngine, name: str) -> int | None:
+        if database["locked"]:  # what SQLite raises when locked past its busy timeout
+            database["refused"] += 1
+            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        return await real_lookup(engine, name)
+
+    monkeypatch.setattr(projection_module, "active_generation", lookup)
+    live = LiveProjection(factory, store.engine, kafka, catalog, generation_check_seconds=0.1)
+    stop = asyncio.Event()
+    live_task = asyncio.create_task(live.run(stop))
+    try:
+        await eventually(lambda: _equals(store.engine, factory(1), expected_totals(30)))
+        database["locked"] = True
+
+        async def watcher_refused() -> bool:
+            return database["refused"] >= 2
+
+        await eventually(watcher_refused)
+        database["locked"] = False
+
+        assert await rebuild(factory, store.engine, kafka, catalog) == 2
+
+        # Still watching: the service follows the swap, new events land in generation 2.
+        await publish_visits_more(store, kafka, topic)
+        totals = expected_totals(30)
+        minutes, visits = totals["c-0"]
+        totals["c-0"] = (minutes + 100, visits + 1)
+        await eventually(lambda: _equals(store.engine, factory(2), totals))
+    finally:
+        stop.set()
+        await live_task
 
 
 async def publish_visits_more(store: EventStore, kafka: KafkaSettings, topic: str) -> None:

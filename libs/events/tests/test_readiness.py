@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
+from libs.events.consumer import EventConsumer
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore
@@ -87,3 +88,28 @@ async def test_not_ready_while_the_database_does_not_answer() -> None:
     assert ready.status_code == 503
     assert ready.json()["database"]["status"] == "down"
     assert ready.json()["consumers"] == {"status": "ok", "groups": {}}
+
+
+async def test_a_consumer_stopped_while_joining_its_group_stops_cleanly(
+    kafka: KafkaSettings, unique: str
+) -> None:
+    """A service shut down right after it started (a test's app, a crash loop) stops
+    while its consumer is still joining the group, without error."""
+    consumer = EventConsumer(
+        kafka,
+        group_id=f"joining-{unique}",
+        topics=[f"visits-{unique}"],
+        catalog=catalog,
+        handle_batch=lambda events, progress: asyncio.sleep(0),
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stop))
+    await asyncio.sleep(0.5)  # topics made, the group join under way
+
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+
+    # Stopped cleanly (the group left, nothing registered for readiness), without
+    # first waiting for the assignment that consumer.start() waits for.
+    assert consumer.consumer is None
+    assert running.exception() is None

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel, Field, field_validator
 
 from libs.auth import Principal, issue_token, require
@@ -22,6 +22,7 @@ from libs.platform.errors import (
     PreconditionFailed,
     Unprocessable,
 )
+from libs.platform.routing import ServiceRouter
 from libs.platform.settings import ServiceSettings
 from testing.problems import problem_of
 
@@ -49,7 +50,7 @@ class RegisterCustomer(BaseModel):
 
 EXISTING_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
-router = APIRouter()
+router = ServiceRouter()
 
 
 @router.post("/customers", status_code=201)
@@ -211,6 +212,20 @@ async def test_malformed_json_is_422_on_the_body(client: httpx.AsyncClient) -> N
 
     assert response.status_code == 422
     assert [issue["field"] for issue in response.json()["errors"]] == ["body"]
+
+
+async def test_a_body_that_is_not_utf8_is_422_on_the_body_not_an_undocumented_400(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/customers", content=b"{\"email\": \"\xff\"}", headers={**sales_token(),
+                                                         "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "body", "reason": "not valid JSON: the body is not UTF-8"}
+    ]
 
 
 async def test_an_oversized_body_is_413(client: httpx.AsyncClient) -> None:
@@ -388,3 +403,30 @@ async def test_an_oversized_body_nobody_reads_is_413_not_a_logged_failure(
 
     assert response.status_code == 413
     assert "request_failed" not in capsys.readouterr().out
+
+
+def access_lines(out: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == "request"]
+
+
+async def test_one_access_line_per_request_at_its_level(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    await client.get("/customers")
+    await client.get("/refusals/not_found")
+    await client.get("/bug")
+
+    levels = [(line["status"], line["level"]) for line in access_lines(capsys.readouterr().out)]
+
+    assert levels == [(200, "info"), (404, "info"), (500, "error")]
+
+
+async def test_a_request_the_gateway_logged_is_not_logged_again_by_the_service(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    await client.get("/customers", headers={"X-Access-Logged-By": "gateway"})
+
+    assert access_lines(capsys.readouterr().out) == []

@@ -66,6 +66,20 @@ def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -
     assert settings.log_level == "DEBUG"
 
 
+def test_events_name_their_schema_under_the_configured_base_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    type_name = "crm.contacts.customer_registered.v1"
+    catalog_url = f"https://schemas.crm.example/events/{type_name}.json"
+    assert ServiceSettings().event_schema_url(type_name, catalog_url) == catalog_url
+
+    monkeypatch.setenv("EVENT_SCHEMA_BASE_URL", "http://gateway:8000/events/")
+
+    assert ServiceSettings().event_schema_url(type_name, catalog_url) == (
+        f"http://gateway:8000/events/{type_name}.json"
+    )
+
+
 def test_a_jwks_url_switches_to_rs256(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JWKS_URL", "https://idp.example.com/.well-known/jwks.json")
 
@@ -105,3 +119,4 @@ def test_a_service_shares_its_database_connections_between_its_workers() -> None
     assert default_pool_size({"WORKERS": "2"}) == SERVICE_POOL_SIZE // 2
     assert default_pool_size({"WORKERS": "8"}) == 4  # never starved below a few
     assert default_pool_size({"WORKERS": "2", "DATABASE_POOL_SIZE": "25"}) == 25
+

@@ -1,9 +1,10 @@
 """What a new assessment of a customer sets off: the events of a level that moved.
 
-A rise into high raises the risk once, opens an alert and asks for a follow-up task
-for the owner; leaving high closes the alert. Ids are derived, not drawn at random,
-so the same assessment replayed (a redelivered batch, a rebuild) names the same
-alert and the same task.
+A rise into high raises the risk once. A rise into a level the tenant alerts on
+(medium and high by default) opens an alert, and into one it follows up (high by
+default) asks for a follow-up task for the owner; leaving the alert's level closes
+it. Ids are derived, not drawn at random, so the same assessment replayed (a
+redelivered batch, a rebuild) names the same alert and the same task.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from libs.events.catalog.alerts import (
     AlertOpened,
     ChurnRiskChanged,
     ChurnRiskRaised,
+    ChurnRules,
     FollowUpTaskRequested,
     RiskLevel,
 )
 from services.alerts.domain.risk import ChurnRisk, rose_to_high
 
+RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
 # A high risk is worth a call within a day.
 FOLLOW_UP_WITHIN = timedelta(days=1)
 _ALERTS = uuid.UUID("5b0f7c1e-6a43-4f4e-9a55-2f1d8a0c4e11")
@@ -37,6 +40,8 @@ class Standing:
     version: int
     open_alert_id: str | None
     owner_id: str | None
+    # The level the open alert was opened at (None: the level above, as before 0047).
+    open_alert_level: RiskLevel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,18 @@ def task_id_for(alert_id: str) -> str:
     return str(uuid.uuid5(_ALERTS, f"task/{alert_id}"))
 
 
-def react(tenant_id: str, standing: Standing, risk: ChurnRisk, now: datetime) -> Reaction:
+def react(
+    tenant_id: str,
+    standing: Standing,
+    risk: ChurnRisk,
+    now: datetime,
+    rules: ChurnRules | None = None,
+) -> Reaction:
+    """The events of a moved level (decision 0047): a rise into a level the tenant
+    alerts on opens an alert (closing a lower one still open), and asks for a
+    follow-up when the level is one the tenant follows up; a fall below the open
+    alert's level closes it."""
+    rules = rules or ChurnRules(signals={})
     events: list[DomainEvent] = []
     open_alert = standing.open_alert_id
     if risk.level == standing.level:
@@ -70,17 +86,30 @@ def react(tenant_id: str, standing: Standing, risk: ChurnRisk, now: datetime) ->
             as_of=now,
         )
     )
+    alert_level = standing.open_alert_level or standing.level
+    rose = RANK[risk.level] > RANK[standing.level]
+    if open_alert is not None and (
+        RANK[risk.level] < RANK[alert_level] or (rose and risk.level in rules.alert_levels)
+    ):
+        # Left the alert's level (down), or a higher alert takes its place (up).
+        closed = AlertClosed(
+            alert_id=open_alert, customer_id=risk.customer_id, closure="left_risk_level"
+        )
+        events.append(closed)
+        open_alert = None
     if rose_to_high(standing.level, risk.level):
-        open_alert = alert_id_for(tenant_id, risk.customer_id, standing.version)
-        signals = ", ".join(r.signal.replace("_", " ") for r in reasons[:3])
-        events += [
+        events.append(
             ChurnRiskRaised(
                 customer_id=risk.customer_id,
                 score=risk.score,
                 reasons=reasons,
                 owner_id=standing.owner_id,
                 as_of=now,
-            ),
+            )
+        )
+    if rose and risk.level in rules.alert_levels:
+        open_alert = alert_id_for(tenant_id, risk.customer_id, standing.version)
+        events.append(
             AlertOpened(
                 alert_id=open_alert,
                 customer_id=risk.customer_id,
@@ -88,21 +117,18 @@ def react(tenant_id: str, standing: Standing, risk: ChurnRisk, now: datetime) ->
                 score=risk.score,
                 reasons=reasons,
                 owner_id=standing.owner_id,
-            ),
-            FollowUpTaskRequested(
-                alert_id=open_alert,
-                customer_id=risk.customer_id,
-                owner_id=standing.owner_id,
-                title=f"Churn risk {risk.score}/100: {signals}"[:200],
-                due_at=now + FOLLOW_UP_WITHIN,
-                task_id=task_id_for(open_alert),
-            ),
-        ]
-    elif standing.level == "high" and open_alert is not None:
-        events.append(
-            AlertClosed(
-                alert_id=open_alert, customer_id=risk.customer_id, closure="left_risk_level"
             )
         )
-        open_alert = None
+        if risk.level in rules.follow_up_levels:
+            signals = ", ".join(r.signal.replace("_", " ") for r in reasons[:3])
+            events.append(
+                FollowUpTaskRequested(
+                    alert_id=open_alert,
+                    customer_id=risk.customer_id,
+                    owner_id=standing.owner_id,
+                    title=f"Churn risk {risk.score}/100: {signals}"[:200],
+                    due_at=now + FOLLOW_UP_WITHIN,
+                    task_id=task_id_for(open_alert),
+                )
+            )
     return Reaction(events, open_alert)

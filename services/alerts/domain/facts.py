@@ -7,12 +7,13 @@ that had happened by then, exactly as the platform would have seen them on that 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from statistics import median
+
+from services.alerts.domain.cadence import cadence_of
 
 
 class FactKind(StrEnum):
@@ -84,11 +85,9 @@ class CustomerFacts:
 
 
 def cadence_days(orders: Sequence[Order]) -> float | None:
-    if len(orders) < 2:
-        return None
-    pairs = itertools.pairwise(orders)
-    gaps = [(b.placed_at - a.placed_at).total_seconds() / 86400 for a, b in pairs]
-    return max(median(gaps), 1.0)
+    # Orders within a day of each other are one purchase occasion (a basket split in
+    # several orders), not a rhythm of hours.
+    return cadence_of([o.placed_at for o in orders])
 
 
 def as_of(facts: Iterable[Fact], when: datetime) -> CustomerFacts:
@@ -119,5 +118,10 @@ def as_of(facts: Iterable[Fact], when: datetime) -> CustomerFacts:
 
 def typical_repeat_days(customers: Iterable[CustomerFacts]) -> float | None:
     """The tenant's typical repeat interval: the median cadence of its repeat buyers."""
-    cadences = [c for c in (f.cadence_days() for f in customers) if c is not None]
+    return typical_repeat_of([o.placed_at for o in c.orders] for c in customers)
+
+
+def typical_repeat_of(histories: Iterable[Sequence[datetime]]) -> float | None:
+    """The same from each customer's order times."""
+    cadences = [c for c in (cadence_of(times) for times in histories) if c is not None]
     return median(cadences) if cadences else None

@@ -7,6 +7,7 @@ customer has gone without buying, so customers at one score still rank sensibly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +23,10 @@ class ChurnRisk:
     score: int
     level: RiskLevel
     reasons: tuple[Reason, ...]
-    # Days since the last order (None: never bought): the tie-breaker.
+    # Days since the last order (None: never bought).
     days_since_order: float | None = None
+    # The lapse index (domain/cadence.py; None: never bought): the tie-breaker.
+    lapse: float | None = None
 
 
 def level_of(score: int, rules: ChurnRules) -> RiskLevel:
@@ -71,10 +74,12 @@ def assess(
     return ChurnRisk(customer_id, score, level_of(score, rules), tuple(reasons), days)
 
 
-def rank_key(risk: ChurnRisk) -> tuple[int, float, str]:
-    """Highest score first; at one score, longest without an order first."""
+def rank_key(risk: ChurnRisk) -> tuple[int, float, float, str]:
+    """Highest score first; at one score, the likelier lapsed buyer first (the lapse
+    index), then the longest without an order."""
+    lapse = risk.lapse if risk.lapse is not None else -math.inf
     days = risk.days_since_order if risk.days_since_order is not None else -1.0
-    return (-risk.score, -days, risk.customer_id)
+    return (-risk.score, -lapse, -days, risk.customer_id)
 
 
 def rose_to_high(previous: RiskLevel | None, now: RiskLevel) -> bool:

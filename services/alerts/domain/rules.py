@@ -20,13 +20,15 @@ it looks back, or ahead for a contract) and a threshold:
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from libs.events.catalog.alerts import ChurnRules, Signal, SignalRule
 
 
 def default_rules() -> ChurnRules:
     signals: dict[Signal, SignalRule] = {
-        "order_frequency_drop": SignalRule(weight=40, window_days=90, threshold=0.5),
-        "order_overdue": SignalRule(weight=35, window_days=730, threshold=1.5),
+        "order_frequency_drop": SignalRule(weight=10, window_days=90, threshold=0.5),
+        "order_overdue": SignalRule(weight=60, window_days=730, threshold=1.5),
         "complaints_increase": SignalRule(weight=25, window_days=30, threshold=2),
         "interactions_fall": SignalRule(weight=20, window_days=60, threshold=0.5),
         "key_contact_changed": SignalRule(weight=40, window_days=90, threshold=1),
@@ -51,5 +53,12 @@ def check_rules(rules: ChurnRules) -> ChurnRules:
     """The tenant's rules with every signal present (missing ones keep the default)."""
     if not rules.low_from < rules.medium_from < rules.high_from:
         raise InvalidRules("high_from", "the bands must rise: low_from < medium_from < high_from")
+    # A follow-up task belongs to an alert: only a level that opens one can ask for one.
+    if not set(rules.follow_up_levels) <= set(rules.alert_levels):
+        raise InvalidRules("follow_up_levels", "each must also be one of alert_levels")
+    try:
+        ZoneInfo(rules.time_zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
+        raise InvalidRules("time_zone", f"{rules.time_zone!r} is not an IANA time zone") from None
     defaults = default_rules().signals
     return rules.model_copy(update={"signals": {**defaults, **rules.signals}})

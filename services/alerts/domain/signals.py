@@ -4,11 +4,12 @@ says how strongly (0-1), why in a sentence, and which events are behind it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from libs.events.catalog.alerts import Signal, SignalRule
-from services.alerts.domain.facts import CustomerFacts, Fact, FactKind
+from services.alerts.domain.cadence import HORIZON_DAYS, LapseModel, buying, calibrate
+from services.alerts.domain.facts import CustomerFacts, Fact, FactKind, typical_repeat_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +24,32 @@ class Context:
     """What a signal needs beside the customer: the tenant's typical repeat interval."""
 
     typical_repeat_days: float | None = None
+    # How likely a buyer like this one has lapsed, learnt from the tenant's history.
+    lapse: LapseModel = field(default_factory=LapseModel)
 
+
+# order_overdue fires, inside the customer's rhythm, when at least this share of
+# customers like this one then bought nothing.
+LIKELY = 0.5
 
 Evaluator = Callable[[CustomerFacts, SignalRule, Context], Finding | None]
+
+
+def tenant_context(
+    customers: Sequence[CustomerFacts], when: datetime, typical_repeat: float | None = None
+) -> Context:
+    """What the tenant's customers as of ``when`` tell about each one: the typical
+    repeat interval (unless the rules set it) and the lapse model learnt from them."""
+    histories = [[o.placed_at for o in c.orders] for c in customers]
+    return tenant_context_of(histories, when, typical_repeat)
+
+
+def tenant_context_of(
+    histories: Sequence[Sequence[datetime]], when: datetime, typical_repeat: float | None = None
+) -> Context:
+    """The same from each customer's order times by ``when`` (cancelled ones left out)."""
+    typical = typical_repeat if typical_repeat is not None else typical_repeat_of(histories)
+    return Context(typical, calibrate(histories, when))
 
 
 def _between(facts: Sequence[Fact], start: datetime, end: datetime) -> list[Fact]:
@@ -40,12 +64,15 @@ def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def order_frequency_drop(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
+def order_frequency_drop(c: CustomerFacts, rule: SignalRule, ctx: Context) -> Finding | None:
     window = timedelta(days=rule.window_days)
     recent = [o for o in c.orders if c.as_of - window < o.placed_at <= c.as_of]
     # The customer's own rate over up to three windows before this one.
     before = [o for o in c.orders if c.as_of - 4 * window < o.placed_at <= c.as_of - window]
-    if len(before) < 2:
+    # Bought nothing at all in the window: the customer stopped rather than slowed,
+    # which order_overdue weighs (counted twice, a stopped repeat buyer would outrank a
+    # stopped one-time buyer, who lapses more often).
+    if len(before) < 2 or not recent:
         return None
     spanned = min(3 * window, c.as_of - window - before[0].placed_at)
     expected = len(before) * (window / max(spanned, window))
@@ -58,33 +85,62 @@ def order_frequency_drop(c: CustomerFacts, rule: SignalRule, _: Context) -> Find
         f"{len(before)} orders before."
     )
     behind = recent[::-1] + before[::-1][:3]
-    return Finding(min(1.0, drop), sentence, tuple(o.event_id for o in behind))
+    # Weighed by how often such a buyer then stopped, as the tenant's history measured
+    # it: a slowing buyer who still bought lately is less at risk than one who stopped,
+    # and a repeat buyer's drop must not rank it above a one-time buyer gone as long.
+    measured = _lapse_probability(c, ctx)
+    strength = min(1.0, drop) * (measured if measured is not None else 1.0)
+    return Finding(strength, sentence, tuple(o.event_id for o in behind))
+
+
+def _lapse_probability(c: CustomerFacts, ctx: Context) -> float | None:
+    b = buying([o.placed_at for o in c.orders], c.as_of)
+    return ctx.lapse.probability(b) if b is not None else None
 
 
 def order_overdue(c: CustomerFacts, rule: SignalRule, ctx: Context) -> Finding | None:
     last = c.last_order
-    if last is None or c.as_of - last.placed_at > timedelta(days=rule.window_days):
-        return None
-    own = c.cadence_days()
-    cadence = own if own is not None else ctx.typical_repeat_days
-    if cadence is None:
+    if last is None:
         return None
     days = (c.as_of - last.placed_at).total_seconds() / 86400
-    ratio = days / cadence
-    if ratio < rule.threshold:
+    own = c.cadence_days()
+    cadence = own if own is not None else ctx.typical_repeat_days
+    ratio = days / cadence if cadence is not None else None
+    past_rhythm = ratio is not None and ratio >= rule.threshold
+    # Strength: the share of the tenant's customers buying like this one who then
+    # bought nothing for HORIZON_DAYS, as its own history measured it. It also fires
+    # when such customers more often than not stopped, even inside their rhythm (a
+    # slow rhythm, or one order long ago). Without enough history: past the
+    # threshold, half strength there and full at twice it, within the window.
+    measured = _lapse_probability(c, ctx)
+    if measured is not None:
+        if not past_rhythm and measured < LIKELY:
+            return None
+        strength = measured
+    elif past_rhythm and days <= rule.window_days and ratio is not None:
+        strength = (
+            min(1.0, 0.5 + 0.5 * (ratio - rule.threshold) / rule.threshold)
+            if rule.threshold
+            else 1.0
+        )
+    else:
         return None
-    whose = (
-        "usually buys every" if own is not None else "bought once; customers usually return within"
-    )
-    sentence = (
-        f"No order for {days:.0f} days; this customer {whose} {cadence:.0f} days."
-        if own is not None
-        else f"No order for {days:.0f} days: {whose} {cadence:.0f} days."
-    )
-    # Half strength at the threshold, full at twice it.
-    strength = (
-        min(1.0, 0.5 + 0.5 * (ratio - rule.threshold) / rule.threshold) if rule.threshold else 1.0
-    )
+    if cadence is None:
+        sentence = f"No order for {days:.0f} days."
+    elif own is not None:
+        sentence = (
+            f"No order for {days:.0f} days; this customer usually buys every {cadence:.0f} days."
+        )
+    else:
+        sentence = (
+            f"No order for {days:.0f} days: bought once; customers usually return "
+            f"within {cadence:.0f} days."
+        )
+    if measured is not None:
+        sentence += (
+            f" Of customers buying like this, {measured:.0%} bought nothing in the "
+            f"following {HORIZON_DAYS} days."
+        )
     return Finding(strength, sentence, (last.event_id,))
 
 

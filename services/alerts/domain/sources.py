@@ -11,12 +11,14 @@ from datetime import datetime
 
 from libs.events.catalog import DomainEvent, EventCatalog
 from libs.events.catalog.contacts import (
+    CustomerMerged,
     CustomerMergedInto,
     CustomerRegistered,
     InteractionLogged,
     KeyContactChanged,
     OwnerChanged,
     PersonalDataErased,
+    ProfileChanged,
 )
 from libs.events.catalog.loyalty import CheckedIn, PointsEarned, PointsRedeemed
 from libs.events.catalog.pipeline import (
@@ -26,6 +28,9 @@ from libs.events.catalog.pipeline import (
     OrderCancelled,
     OrderPlaced,
     OrderRefunded,
+    TaskCompleted,
+    TaskCreated,
+    TaskRescheduled,
 )
 from libs.events.catalog.tickets import CsatAnswered, NpsAnswered, SlaBreached, TicketOpened
 from services.alerts.domain.facts import Fact, FactKind
@@ -37,6 +42,8 @@ SOURCES = EventCatalog(
         InteractionLogged,
         KeyContactChanged,
         CustomerMergedInto,
+        CustomerMerged,
+        ProfileChanged,
         PersonalDataErased,
         OrderPlaced,
         OrderRefunded,
@@ -44,6 +51,9 @@ SOURCES = EventCatalog(
         ContractSigned,
         ContractRenewed,
         ContractTerminated,
+        TaskCreated,
+        TaskRescheduled,
+        TaskCompleted,
         TicketOpened,
         SlaBreached,
         NpsAnswered,

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,44 +15,23 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from libs.auth import issue_token
 from libs.events.catalog import DomainEvent
-from libs.events.envelope import EventEnvelope
-from libs.events.kafka import KafkaSettings, ensure_topics, new_producer, service_topic
+from libs.events.kafka import KafkaSettings, service_topic
 from libs.events.store import EventStore
 from libs.platform.db import create_engine
 from services.alerts.app import create_app
 from services.alerts.handlers import Alerts
 from services.alerts.settings import Settings
+from testing.consumers import Clock, ConsumerClient, envelopes_of
+from testing.consumers import eventually as eventually  # the service's tests import it here
 
 SECRET = "alerts-tests-secret-at-least-32-bytes-long"
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
-Condition = Callable[[], Awaitable[bool]]
-
-
-async def eventually(condition: Condition, *, timeout: float = 30.0, every: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        await asyncio.sleep(every)
-
-
-@dataclass
-class Clock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -65,8 +42,9 @@ def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
         kafka_partitions=kafka.partitions,
         jwt_secret=SecretStr(SECRET),
         log_level="WARNING",
-        # Tests sweep when they mean to (handlers.sweep), never on a timer.
+        # Tests sweep and publish weekly lists when they mean to, never on a timer.
         run_sweep=False,
+        run_weekly=False,
     )
 
 
@@ -78,22 +56,8 @@ async def app(settings: Settings, clock: Clock) -> AsyncIterator[FastAPI]:
         yield app
 
 
-@dataclass
-class Api:
-    """An HTTP client of the app, tokens for any tenant and role, and a publisher of
-    other services' events."""
-
-    client: httpx.AsyncClient
-    settings: Settings
-    kafka: KafkaSettings
-    app: FastAPI
-    published: list[EventEnvelope] = field(default_factory=list)
-
-    def auth(
-        self, tenant: str = "acme", roles: Iterable[str] = ("admin",), subject: str = "u-1"
-    ) -> dict[str, str]:
-        token = issue_token(self.settings.auth(), subject, tenant, roles)
-        return {"Authorization": f"Bearer {token}"}
+class Api(ConsumerClient):
+    """The alerts app over HTTP; how far its churn projector consumed; its risks."""
 
     async def publish(
         self,
@@ -105,51 +69,14 @@ class Api:
     ) -> list[str]:
         """Publish as the other service's relay would (binary CloudEvents, keyed by
         customer), at ``at`` (the envelope's time); returns the events' ids."""
-        topic = service_topic(service)
-        await ensure_topics(self.kafka, [topic])
-        envelopes = [
-            EventEnvelope(
-                id=str(uuid.uuid4()),
-                source=f"/crm/{service}",
-                type=type(event).type_name,
-                subject=customer_id,
-                time=at or T0,
-                tenantid=tenant,
-                partitionkey=customer_id,
-                sequence=1,
-                data=event.model_dump(mode="json"),
-            )
-            for event in events
-        ]
-        await self.send(topic, envelopes)
+        envelopes = envelopes_of(service, customer_id, events, tenant=tenant, at=at or T0)
+        await self.publish_envelopes(service, envelopes)
         return [e.id for e in envelopes]
-
-    async def send(self, topic: str, envelopes: Iterable[EventEnvelope]) -> None:
-        producer = new_producer(self.kafka, client_id="alerts-tests")
-        await producer.start()
-        try:
-            for envelope in envelopes:
-                record = envelope.to_kafka()
-                await producer.send_and_wait(
-                    topic, key=record.key, value=record.value, headers=record.headers
-                )
-                self.published.append(envelope)
-        finally:
-            await producer.stop()
 
     async def consumed(self) -> int:
         """How many events the projector has taken from the topics so far."""
         runner = self.app.state.projector
         return sum(runner.progress.values())
-
-    async def caught_up(self) -> None:
-        """Wait until the projector has taken every event published so far."""
-        want = len(self.published)
-
-        async def done() -> bool:
-            return await self.consumed() >= want
-
-        await eventually(done)
 
     async def risk(self, customer_id: str, tenant: str = "acme", **params: Any) -> Any:
         response = await self.client.get(

@@ -184,7 +184,8 @@ async def test_scoring_as_of_a_past_date_reads_only_the_events_of_then(api: Api)
     before_any = await api.risks(as_of=days_before(900).date().isoformat())
 
     assert buying["score"] == 0
-    assert {r["signal"] for r in stopped["reasons"]} == {"order_frequency_drop", "order_overdue"}
+    # Stopped, not slowed: overdue tells it (decision 0055: not counted twice).
+    assert {r["signal"] for r in stopped["reasons"]} == {"order_overdue"}
     assert stopped["level"] == "high"
     assert before_any["items"] == []  # not yet a customer then
 
@@ -342,10 +343,7 @@ async def test_a_customer_becoming_overdue_with_time_alone_is_raised_by_the_swee
     # Risk changed and raised, alert opened, follow-up requested; nothing more after.
     assert (appended, again) == (4, 0)
     (raised,) = [e for e in stream if e.type == ChurnRiskRaised.type_name]
-    assert {r["signal"] for r in raised.data["reasons"]} == {
-        "order_frequency_drop",
-        "order_overdue",
-    }
+    assert {r["signal"] for r in raised.data["reasons"]} == {"order_overdue"}
 
 
 async def test_reminders_fire_once_for_the_owner_and_are_listed_by_assignee(

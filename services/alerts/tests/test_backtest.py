@@ -59,3 +59,50 @@ def test_the_ranking_finds_generated_churners_better_than_days_since_last_order(
     assert plain["roc_auc"] is not None and plain["roc_auc"] < 1.0
     assert ours["levels"]["high"] == {"flagged": 10, "precision": 1.0, "recall": 1.0}
     assert result["churned"] == 10 and result["customers"] == 40
+
+
+def test_on_orders_alone_the_ranking_beats_days_since_last_order_on_known_churners() -> None:
+    """Generated buyers at three rhythms (every 10, 30 or 90 days); half stop at a
+    random time. Days since the last order confuses a weekly buyer gone two months with
+    a quarterly buyer on rhythm; the lapse model, learnt from the tenant's own history
+    up to the cutoff, tells them apart."""
+    import random
+
+    from services.alerts.domain.facts import as_of
+    from services.alerts.domain.signals import tenant_context
+
+    rng = random.Random(55)
+    horizon = timedelta(days=90)
+    histories: dict[str, list[Fact]] = {}
+    for n in range(600):
+        gap = rng.choice((10, 30, 90))
+        stops = CUTOFF - timedelta(days=rng.uniform(-90, 120)) if n % 2 else None
+        at, facts = CUTOFF - timedelta(days=720 - rng.uniform(0, 90)), []
+        while at <= CUTOFF + horizon and (stops is None or at <= stops):
+            facts.append(Fact(FactKind.ORDER, at, f"o{n}-{len(facts)}", ref=f"o{n}-{len(facts)}"))
+            at += timedelta(days=gap * rng.uniform(0.7, 1.3))
+        histories[f"c{n}"] = facts
+    rules = default_rules()
+    context = tenant_context([as_of(f, CUTOFF) for f in histories.values()], CUTOFF)
+    assert context.lapse.customers >= 500  # calibrated on the tenant's own past
+
+    risks = sorted(
+        (assess(c, f, rules, CUTOFF, context) for c, f in histories.items()), key=rank_key
+    )
+    judged = [
+        Judged(
+            r.customer_id,
+            i,
+            r.days_since_order or 0.0,
+            r.level,
+            churned=not any(CUTOFF < f.at <= CUTOFF + horizon for f in histories[r.customer_id]),
+        )
+        for i, r in enumerate(risks)
+        if r.days_since_order is not None
+    ]
+    result = report(judged)
+
+    ours, plain = result["ours"], result["days_since_last_order"]
+    assert isinstance(ours, dict) and isinstance(plain, dict)
+    # 0.86 against 0.82 when written
+    assert ours["roc_auc"] > plain["roc_auc"] + 0.03, (ours["roc_auc"], plain["roc_auc"])

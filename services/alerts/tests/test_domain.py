@@ -36,19 +36,31 @@ def test_a_customer_with_no_events_scores_zero() -> None:
     assert (risk.score, risk.level, risk.reasons) == (0, "none", ())
 
 
-def test_a_monthly_buyer_who_stopped_buying_is_flagged_for_the_drop_and_as_overdue() -> None:
+def test_a_monthly_buyer_who_stopped_buying_is_overdue_and_high() -> None:
+    """Stopping is one story told once: the drop in frequency is not counted on top of
+    being overdue (decision 0055), and a buyer gone four rhythms is high on its own."""
     given = [order(n) for n in (330, 300, 270, 240, 210, 180, 150, 120)]
 
     risk = assess("c1", given, RULES, NOW)
 
-    assert signals(risk) == ["order_frequency_drop", "order_overdue"]
-    drop, overdue = risk.reasons
-    assert drop.contribution == 40  # bought nothing where three were expected
-    assert drop.sentence.startswith("Bought nothing in the last 90 days")
-    assert drop.event_ids[0] == "e-o120"
+    assert signals(risk) == ["order_overdue"]
+    (overdue,) = risk.reasons
     assert overdue.sentence == "No order for 120 days; this customer usually buys every 30 days."
     assert overdue.event_ids == ["e-o120"]
-    assert risk.score == 75 and risk.level == "high"
+    assert overdue.contribution == 60  # four times the rhythm: full strength
+    assert risk.score == 60 and risk.level == "high"
+
+
+def test_a_monthly_buyer_who_slowed_down_is_flagged_for_the_drop() -> None:
+    given = [order(n) for n in (330, 300, 270, 240, 210, 180, 150, 120, 20)]
+
+    risk = assess("c1", given, RULES, NOW)
+
+    assert signals(risk) == ["order_frequency_drop"]
+    (drop,) = risk.reasons
+    assert drop.sentence.startswith("Bought once in the last 90 days, against about 3.0")
+    assert drop.event_ids[:2] == ["e-o20", "e-o120"]
+    assert drop.contribution == 7  # weight 10 x the drop (two thirds)
 
 
 def test_a_customer_buying_at_their_usual_rhythm_is_not_at_risk() -> None:

@@ -14,6 +14,7 @@ from services.alerts.handlers import sweep
 from services.alerts.settings import Settings
 from services.alerts.tests.conftest import SECRET, Api, Clock
 from services.alerts.tests.test_api import complaints_and_a_key_contact_change, order, registered
+from services.alerts.tests.test_birthday_reminders import birthdays_remind_once_and_erasure_forgets
 
 
 @pytest.fixture
@@ -44,3 +45,7 @@ async def test_a_rise_to_high_and_the_rules_on_sqlite(api: Api, clock: Clock) ->
     rules = (await api.client.get("/api/v1/churn/rules", headers=api.auth())).json()
     saved = await api.client.put("/api/v1/churn/rules", json=rules, headers=api.auth())
     assert saved.status_code == 200, saved.text
+
+
+async def test_birthday_reminders_on_sqlite(api: Api, clock: Clock) -> None:
+    await birthdays_remind_once_and_erasure_forgets(api, clock)

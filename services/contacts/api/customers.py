@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 from uuid import uuid4
 
 from fastapi import (
-    APIRouter,
     Depends,
     Path,
     Query,
@@ -43,7 +43,7 @@ from libs.events.catalog.contacts import (
     InteractionChannel,
 )
 from libs.platform.app import etag_for, if_match_version
-from libs.platform.errors import Unprocessable
+from libs.platform.routing import ServiceRouter
 from libs.platform.types import Instant, UtcInstant
 from services.contacts.commands import (
     AttributeInput,
@@ -54,6 +54,7 @@ from services.contacts.commands import (
     DefineCustomField,
     LogInteraction,
     MergeCustomer,
+    RecordReferral,
     RegisterCustomer,
     RemoveKeyContact,
     SetKeyContact,
@@ -65,7 +66,7 @@ from services.contacts.handlers import customers as handlers
 from services.contacts.handlers.customers import Contacts, Written
 from services.contacts.read_model import customer_list
 
-router = APIRouter(prefix="/api/v1", tags=["contacts"])
+router = ServiceRouter(prefix="/api/v1", tags=["contacts"])
 
 C = TypeVar("C", bound=Command)
 
@@ -139,6 +140,10 @@ class KeyContact(Body):
     contact_id: str
 
 
+class Referral(Body):
+    referrer_id: str
+
+
 class Interaction(Body):
     # Chosen by the caller so that a retried request logs the interaction once.
     interaction_id: str | None = None
@@ -193,27 +198,9 @@ UtcQueryTime = UtcInstant | None
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _nul_fields(value: Any, path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
-    if isinstance(value, str):
-        return [path] if "\x00" in value else []
-    if isinstance(value, Mapping):
-        found = []
-        for key, item in value.items():
-            found += _nul_fields(key, (*path, str(key))) + _nul_fields(item, (*path, str(key)))
-        return found
-    if isinstance(value, list | tuple):
-        return [p for i, item in enumerate(value) for p in _nul_fields(item, (*path, i))]
-    return []
-
-
 def command_from(model: type[C], data: Mapping[str, Any], request: Request, **server_set: Any) -> C:
-    """Validate a command the way a request body is, so errors are the usual 422."""
-    errors: list[dict[str, Any]] = [
-        {"loc": ("body", *path), "msg": "must not contain NUL characters", "type": "value_error"}
-        for path in _nul_fields(dict(data), ())
-    ]
-    if errors:
-        raise RequestValidationError(errors)
+    """Validate a command the way a request body is, so errors are the usual 422 (a NUL
+    character anywhere in the body was refused before: ``libs.platform.routing``)."""
     contacts = wired_contacts(request)
     try:
         return model.model_validate(
@@ -346,8 +333,6 @@ async def list_customers(
     ``next_cursor`` back as ``cursor`` for the next page.
     """
     tags = tuple(" ".join(t.split()).lower() for t in tag or [])
-    if any("\x00" in t for t in tags):
-        raise Unprocessable("tag", "must not contain NUL characters")
     query = customer_list.CustomerQuery(
         q=q,
         tags=tags,
@@ -408,6 +393,14 @@ async def remove_key_contact(role: Slug, change: CustomerWrite) -> WrittenCustom
     return await change.apply(RemoveKeyContact, {"role": role})
 
 
+@router.put("/customers/{customer_id}/referrer")
+async def record_referral(body: Referral, change: CustomerWrite) -> WrittenCustomer:
+    """Record who referred the customer, once: the same referrer again is a 200 that
+    changes nothing, another one is 409; the customer itself or a customer it referred
+    is 422; a referrer the tenant does not have is 404 (decision 0040)."""
+    return await change.apply(RecordReferral, body.model_dump())
+
+
 @router.post("/customers/{customer_id}/interactions", status_code=status.HTTP_201_CREATED)
 async def log_interaction(body: Interaction, change: InteractionWrite) -> WrittenCustomer:
     """Log a touchpoint; 200 instead of 201 when its ``interaction_id`` was logged before."""
@@ -417,8 +410,10 @@ async def log_interaction(body: Interaction, change: InteractionWrite) -> Writte
     written = await change.apply(LogInteraction, data)
     if not change.changed:
         change.response.status_code = status.HTTP_200_OK
+    # Percent-encoded: a header holds Latin-1 only, and an id may hold any character.
+    interaction = quote(data["interaction_id"], safe="")
     change.response.headers["Location"] = (
-        f"{router.prefix}/customers/{change.customer_id}/interactions/{data['interaction_id']}"
+        f"{router.prefix}/customers/{quote(change.customer_id, safe='')}/interactions/{interaction}"
     )
     return written
 
@@ -493,7 +488,12 @@ async def erase_personal_data(
 # --- custom fields ---------------------------------------------------------------------
 
 
-@router.put("/custom-fields/{name}")
+@router.put(
+    "/custom-fields/{name}",
+    responses={
+        201: {"description": "The field was defined by this request", "model": CustomFieldView}
+    },
+)
 async def define_custom_field(
     name: Annotated[str, Path(max_length=63, pattern=r"^[^\x00]+$")],
     body: CustomField,

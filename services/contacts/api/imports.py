@@ -12,14 +12,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Path, Request, Response, UploadFile
+from fastapi import Depends, File, Form, Header, Path, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.contacts import CustomerKind
+from libs.platform.routing import ServiceRouter
 from services.contacts.handlers.import_jobs import ImportJob, ImportJobs, JobStatus, Submission
 
-router = APIRouter(prefix="/api/v1", tags=["imports"])
+router = ServiceRouter(prefix="/api/v1", tags=["imports"])
 
 IMPORTS_PATH = "/api/v1/customers/imports"
 Importer = Annotated[Principal, Depends(require("customers:import"))]

@@ -20,12 +20,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import structlog
 from sqlalchemy import (
     Column,
     Integer,
@@ -50,7 +51,11 @@ from libs.platform.errors import Conflict, NotFound
 from services.contacts.handlers import importer
 from services.contacts.handlers.customers import Contacts
 
-log = logging.getLogger(__name__)
+# structlog, like every other line of the platform: the stdlib logger's info lines were
+# never written (the root logger stays at WARNING), so an import showed no progress.
+log = structlog.get_logger("crm.contacts.imports")
+# A progress line at most this often per job: a 100,000-row import writes a few dozen.
+PROGRESS_EVERY_SECONDS = 5.0
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
@@ -331,7 +336,13 @@ class ImportJobs:
                 job.after_row, importer.ImportReport.of_json(job.report)
             )
         options = job.options
-        log.info("import_started job_id=%s after_row=%s", job_id, job.after_row)
+        log.info(
+            "import_started",
+            job_id=job_id,
+            tenant_id=job.tenant_id,
+            rows_total=job.rows_total,
+            after_row=job.after_row,
+        )
         try:
             report = await importer.import_customers(
                 self.contacts,
@@ -343,15 +354,15 @@ class ImportJobs:
                 timezone=options["timezone"],
                 import_id=job_id,
                 resume=checkpoint,
-                on_batch=self._checkpoint(job_id),
+                on_batch=self._checkpoint(job_id, job.rows_total),
                 should_stop=stop.is_set,
             )
         except importer.ImportInterrupted:
             await self._set(job_id, status="queued", heartbeat_at=None)
-            log.info("import_interrupted job_id=%s (queued again)", job_id)
+            log.info("import_interrupted", job_id=job_id, queued_again=True)
             return True
         except Exception as failed:
-            log.exception("import_failed job_id=%s attempt=%s", job_id, job.attempts)
+            log.exception("import_failed", job_id=job_id, attempt=job.attempts)
             if job.attempts < MAX_ATTEMPTS:
                 await self._set(job_id, status="queued", heartbeat_at=None)
             else:
@@ -371,11 +382,31 @@ class ImportJobs:
             finished_at=self.contacts.clock(),
             file=None,
         )
-        log.info("import_succeeded job_id=%s rows=%s", job_id, report.rows)
+        log.info(
+            "import_succeeded",
+            job_id=job_id,
+            rows=report.rows,
+            created=report.created,
+            duplicates=len(report.duplicates),
+            refused_rows=len({error["row"] for error in report.errors}),
+        )
         return True
 
-    def _checkpoint(self, job_id: str) -> importer.OnBatch:
+    def _checkpoint(self, job_id: str, rows_total: int) -> importer.OnBatch:
+        last_said = time.monotonic()
+
         async def record(conn: AsyncConnection, report: importer.ImportReport, row: int) -> None:
+            nonlocal last_said
+            if time.monotonic() - last_said >= PROGRESS_EVERY_SECONDS:
+                last_said = time.monotonic()
+                log.info(
+                    "import_progress",
+                    job_id=job_id,
+                    rows_done=report.rows,
+                    rows_total=rows_total,
+                    created=report.created,
+                    refused_rows=len({error["row"] for error in report.errors}),
+                )
             # In the batch's own transaction: the checkpoint holds exactly what was written.
             await conn.execute(
                 update(import_jobs)

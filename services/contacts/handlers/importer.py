@@ -182,7 +182,7 @@ def _counts_as_row(record: list[str] | csv.Error) -> bool:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
         raise Unprocessable("timezone", "is not an IANA time zone such as Asia/Shanghai") from None
 
 

@@ -167,6 +167,7 @@ def profile_of(customer: Customer) -> dict[str, Any]:
         "registered_at": _iso(customer.registered_at),
         "merged_into": customer.merged_into,
         "merged_from": list(customer.absorbed),
+        "referred_by": customer.referred_by,
         "erased": customer.erased,
         "version": customer.version,
     }

@@ -583,3 +583,20 @@ async def test_the_same_api_runs_on_the_embedded_sqlite_default(
             assert [c["name"] for c in await api.search(tag="vip")] == []
             assert sorted(erased.json()["erased_ids"]) == sorted([survivor, duplicate])
             assert (await api.get(duplicate))["name"] == ""
+
+
+async def test_an_interaction_id_beyond_latin1_is_logged_with_an_encoded_location(
+    api: Api,
+) -> None:
+    person = await api.register(name="赵敏")
+    call = {"interaction_id": "通话-1 \U0007b283", "channel": "phone", "direction": "outbound",
+            "summary": "renewal talk", "occurred_at": "2024-03-01T09:30:00+08:00"}
+
+    logged = await api.client.post(
+        f"{CUSTOMERS}/{person}/interactions", json=call, headers=api.auth()
+    )
+
+    assert logged.status_code == 201, logged.text
+    assert logged.headers["Location"].endswith(
+        "/interactions/%E9%80%9A%E8%AF%9D-1%20%F1%BB%8A%83"
+    )

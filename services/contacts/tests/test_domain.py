@@ -1012,7 +1012,7 @@ def test_a_stream_must_start_with_the_registration() -> None:
 
 def test_every_event_type_is_published_with_a_versioned_name_and_schema() -> None:
     assert all(t.startswith("crm.contacts.") and t.endswith(".v1") for t in catalog.types)
-    assert len(catalog.types) == 12
+    assert len(catalog.types) == 13
     schemas = catalog.json_schemas()
     assert schemas["crm.contacts.customer_registered.v1"]["$id"] == (
         "https://schemas.crm.example/events/crm.contacts.customer_registered.v1.json"

@@ -194,6 +194,8 @@ async def test_a_bad_mapping_or_file_is_a_422_naming_it(api: Api) -> None:
         ({"mapping": {"name": "No Such Column"}}, "mapping.name"),
         ({"mapping": {"salary": "客户名称"}}, "mapping.salary"),
         ({"mapping": None, "timezone": "Mars/Olympus"}, "timezone"),
+        # Too long to look up as a file: an OSError, a 500 until it was a 422.
+        ({"mapping": None, "timezone": "Asia/" + "x" * 300}, "timezone"),
     ]
     for form, field in cases:
         response = await upload(api, text, **form)

@@ -3,16 +3,19 @@ is done, the same job for a retry, only for its tenant, and it outlives a restar
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from libs.events.store import events
+from libs.platform.app import configure_logging
 from libs.platform.db import create_engine
 from services.contacts.app import create_app
 from services.contacts.handlers.import_jobs import import_jobs
@@ -258,3 +261,32 @@ async def test_the_job_resource_and_its_statuses_are_in_the_openapi_document(app
     view = document["components"]["schemas"]["ImportJobView"]
     assert view["properties"]["status"]["enum"] == ["queued", "running", "succeeded", "failed"]
     assert {"progress", "report", "failure"} <= view["properties"].keys()
+
+
+async def test_an_import_logs_its_start_its_progress_and_its_counts(
+    api: Api, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every batch says its progress here (5 s apart otherwise).
+    monkeypatch.setattr("services.contacts.handlers.import_jobs.PROGRESS_EVERY_SECONDS", 0.0)
+    configure_logging("INFO")  # these tests run at WARNING
+    try:
+        capsys.readouterr()
+        submitted = await api.client.post(
+            JOBS,
+            files={"file": ("c.csv", people(30) + b"bad,not-an-email\n", "text/csv")},
+            headers=api.auth(roles=("integration",)),
+        )
+        job = await finished(api, submitted.headers["Location"])
+    finally:
+        configure_logging(api.settings.log_level)
+
+    assert job["status"] == "succeeded"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    said = {line["event"]: line for line in lines if line["event"].startswith("import_")}
+    assert said["import_started"]["rows_total"] == 31
+    assert said["import_progress"]["rows_total"] == 31
+    succeeded = said["import_succeeded"]
+    assert succeeded["level"] == "info" and succeeded["job_id"] == job["id"]
+    assert (succeeded["rows"], succeeded["created"]) == (31, 30)
+    assert (succeeded["duplicates"], succeeded["refused_rows"]) == (0, 1)

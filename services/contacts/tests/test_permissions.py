@@ -24,6 +24,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/customers/{customer_id}/owner"): "customers:write",
     ("PUT", "/api/v1/customers/{customer_id}/key-contacts/{role}"): "customers:write",
     ("DELETE", "/api/v1/customers/{customer_id}/key-contacts/{role}"): "customers:write",
+    ("PUT", "/api/v1/customers/{customer_id}/referrer"): "customers:write",
     ("POST", "/api/v1/customers/{customer_id}/interactions"): "interactions:write",
     ("POST", "/api/v1/customers/{customer_id}/merge"): "customers:merge",
     ("PUT", "/api/v1/customers/{customer_id}/consents/{channel}"): "consent:write",
@@ -36,6 +37,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/customers/imports/{job_id}"): "customers:import",
     ("PUT", "/api/v1/custom-fields/{name}"): "custom_fields:write",
     ("GET", "/api/v1/custom-fields"): "customers:read",
+    ("GET", "/api/v1/ops/contacts"): "ops:read",
+    ("POST", "/api/v1/ops/contacts/projections/{name}/rebuilds"): "ops:rebuild",
+    ("GET", "/api/v1/ops/contacts/projections/{name}/rebuilds/{rebuild_id}"): "ops:read",
 }
 
 # A value for each path parameter, so that every route can be called.
@@ -46,6 +50,7 @@ PATH_VALUES = {
     "channel": "email",
     "name": "seats",
     "job_id": "j-1",
+    "rebuild_id": "r-1",
 }
 
 

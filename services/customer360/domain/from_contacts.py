@@ -19,6 +19,7 @@ from libs.events.catalog.contacts import (
     ConsentChanged,
     CustomerMerged,
     CustomerMergedInto,
+    CustomerReferred,
     CustomerRegistered,
     CustomerTagged,
     CustomerUntagged,
@@ -142,6 +143,12 @@ def owner_changed(view: CustomerView, event: OwnerChanged, fact: Fact) -> Outcom
     else:
         line = f"Owner changed from {event.from_owner_id} to {event.to_owner_id}"
     return Outcome(replace(view, owner_id=event.to_owner_id), fact.entry(line))
+
+
+@CONTACTS.on(CustomerReferred)
+def customer_referred(view: CustomerView, event: CustomerReferred, fact: Fact) -> Outcome:
+    # A line of its own, and the view reaches the contacts stream's version (?min_version).
+    return Outcome(view, fact.entry(f"Referred by customer {event.referrer_id}"))
 
 
 @CONTACTS.on(KeyContactChanged)

@@ -87,6 +87,10 @@ def _points(points: int) -> str:
 @LOYALTY.on(PointsEarned)
 def points_earned(view: CustomerView, event: PointsEarned, fact: Fact) -> Outcome:
     about = f" for order {event.order_id}" if event.order_id else ""
+    if event.referred_customer_id:
+        about = f": referred customer {event.referred_customer_id} placed a first order"
+    elif event.survey_id:
+        about = f" for answering survey {event.survey_id}"
     return _booked(
         view,
         fact,

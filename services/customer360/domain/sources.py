@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from libs.events.catalog import DomainEvent, EventCatalog, UnknownEventType
+from services.customer360.domain.from_alerts import ALERTS
 from services.customer360.domain.from_contacts import CONTACTS
 from services.customer360.domain.from_loyalty import LOYALTY
 from services.customer360.domain.from_pipeline import PIPELINE
 from services.customer360.domain.from_tickets import TICKETS
 from services.customer360.domain.view import Source
 
-SOURCES: tuple[Source, ...] = (CONTACTS, PIPELINE, TICKETS, LOYALTY)
+SOURCES: tuple[Source, ...] = (CONTACTS, PIPELINE, TICKETS, LOYALTY, ALERTS)
 
 
 class SourcesCatalog(EventCatalog):

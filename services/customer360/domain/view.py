@@ -23,8 +23,9 @@ SUMMARY_LENGTH = 300
 
 # The sections other services fill. A list section holds items, ``purchases`` the
 # figures per currency, ``service`` the breaches and survey answers, ``loyalty`` one
-# account (None: no loyalty account known yet). Present and empty until their service
-# has said something.
+# account (None: no loyalty account known yet), ``churn_risk`` the level and reasons
+# (None: the alerts service has not assessed a change yet). Present and empty until
+# their service has said something.
 SECTION_NAMES = (
     "deals",
     "orders",
@@ -35,6 +36,7 @@ SECTION_NAMES = (
     "service",
     "loyalty",
     "alerts",
+    "churn_risk",
 )
 # Keys of section items holding free text written about the person (a deal's title, a
 # ticket's subject, a survey comment, a ledger adjustment's note): blank once erased.
@@ -56,6 +58,7 @@ def empty_sections() -> dict[str, Any]:
         "service": empty_service(),
         "loyalty": None,
         "alerts": [],
+        "churn_risk": None,
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -184,6 +184,40 @@ class LoyaltyAccount(BaseModel):
     lines: list[LedgerLine]
 
 
+class ChurnReason(BaseModel):
+    # The signal that fired (order_frequency_drop, complaints_increase, ...).
+    signal: str
+    # Points of the 0-100 score it contributes.
+    contribution: int
+    # What a sales rep reads.
+    sentence: str
+    # The events behind it (envelope ids), newest first.
+    event_ids: list[str]
+
+
+class ChurnRiskSection(BaseModel):
+    # high, medium, low or none.
+    level: str
+    score: int
+    reasons: list[ChurnReason]
+    # The time the alerts service scored it (its last change of level).
+    as_of: datetime
+
+
+class AlertItem(BaseModel):
+    alert_id: str
+    level: str
+    score: int
+    # open, acknowledged, resolved, dismissed or left_risk_level.
+    status: str
+    # The signals behind the alert when it opened.
+    signals: list[str]
+    opened_at: datetime
+    closed_at: datetime | None
+    # A dismissal's or resolution's reason (free text); blank once erased.
+    note: str
+
+
 class BrokerPosition(BaseModel):
     topic: str
     partition: int
@@ -240,6 +274,9 @@ class Customer360(BaseModel):
     service: ServiceFigures
     # The loyalty section (the loyalty service); None until it has said something.
     loyalty: LoyaltyAccount | None
-    # Filled by a later service; present and empty until then.
-    alerts: list[Any]
+    # The churn risk (the alerts service) as of its last change of level; None until
+    # then. The alerts API's /customers/{id}/churn-risk scores it live.
+    churn_risk: ChurnRiskSection | None
+    # Churn alerts, newest first, with their status.
+    alerts: list[AlertItem]
     freshness: Freshness

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events.projection import generations
-from libs.platform.db import is_postgres
+from libs.platform.db import is_postgres, snapshot_reads
 from services.customer360.domain.sources import SOURCES
 from services.customer360.domain.view import (
     RECENT_INTERACTIONS,
@@ -29,7 +29,9 @@ from services.customer360.domain.view import (
     empty_service,
 )
 from services.customer360.read_model.answer import (
+    AlertItem,
     BrokerPosition,
+    ChurnRiskSection,
     ConsentDecision,
     ContractItem,
     Customer360,
@@ -84,6 +86,8 @@ class Customer360Reader:
         safety_seconds: float = SAFETY_SECONDS,
     ) -> None:
         self.engine = engine
+        # Reads never wait behind the projector's batches for SQLite's write lock.
+        self._reads = snapshot_reads(engine)
         self.sources = tuple(sources)
         self.generation_check_seconds = generation_check_seconds
         self.lag_monitor: LagMonitor | None = None
@@ -101,7 +105,7 @@ class Customer360Reader:
         """The active generation, looked up at most once per ``generation_check_seconds``."""
         now = asyncio.get_running_loop().time()
         if self._checked_at is None or now - self._checked_at >= self.generation_check_seconds:
-            async with self.engine.connect() as conn:
+            async with self._reads.connect() as conn:
                 active = await conn.scalar(
                     select(generations.c.active).where(
                         generations.c.projection == Customer360Projection.name
@@ -115,7 +119,7 @@ class Customer360Reader:
 
     async def version_of(self, tenant_id: str, customer_id: str) -> int | None:
         projection = await self.projection()
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return await projection.queries.version_of(conn, tenant_id, customer_id)
 
     async def wait_for_version(
@@ -171,7 +175,7 @@ class Customer360Reader:
                         projection.generation, view, customer_id, [customer_id], timeline, {}
                     )
         # Merged, absorbing, unknown, or SQLite: several statements in one snapshot.
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             loaded, survivor_id = await projection.queries.load_with_survivor(
                 conn, tenant_id, customer_id
             )
@@ -275,7 +279,10 @@ class Customer360Reader:
             loyalty=LoyaltyAccount.model_validate(sections["loyalty"])
             if sections.get("loyalty")
             else None,
-            alerts=list(sections.get("alerts") or []),
+            churn_risk=ChurnRiskSection.model_validate(sections["churn_risk"])
+            if sections.get("churn_risk")
+            else None,
+            alerts=[AlertItem.model_validate(a) for a in sections.get("alerts") or []],
             freshness=Freshness(
                 version=view.version,
                 updated_at=view.updated_at,

@@ -134,3 +134,18 @@ def test_erasure_blanks_the_notes_and_keeps_the_points() -> None:
     assert outcome.entry is not None
     assert "Li Na" in outcome.entry.summary
     assert "Li Na" not in outcome.entry.redacted_summary
+
+
+def test_referral_and_survey_bonuses_are_lines_that_say_what_earned_them() -> None:
+    view, outcomes = apply_all([
+        PointsEarned(customer_id=C, lot_id="l-r", points=300, reason="referral",
+                     source_event_id="referral:c-9", earned_at=T0, referred_customer_id="c-9"),
+        PointsEarned(customer_id=C, lot_id="l-s", points=20, reason="survey",
+                     source_event_id="e-nps", earned_at=T0, survey_id="sv-1"),
+    ])
+    account = view.sections["loyalty"]
+    assert account["balance"] == 320
+    assert sorted(line["reason"] for line in account["lines"]) == ["referral", "survey"]
+    summaries = [o.entry.summary for o in outcomes if o.entry]
+    assert "referred customer c-9" in summaries[0]
+    assert "survey sv-1" in summaries[1]

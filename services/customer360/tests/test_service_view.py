@@ -164,6 +164,6 @@ def test_a_rebuild_reads_every_source_topic_and_decodes_their_events() -> None:
     declaration = SERVICE.projections["customer360"]
     assert set(declaration.factory(1).topics) == {
         "crm.contacts.events", "crm.pipeline.events", "crm.tickets.events",
-        "crm.loyalty.events"}
-    assert {TicketOpened.type_name, "crm.loyalty.points_earned.v1"} <= set(
-        declaration.catalog.types)
+        "crm.loyalty.events", "crm.alerts.events"}
+    assert {TicketOpened.type_name, "crm.loyalty.points_earned.v1",
+            "crm.alerts.churn_risk_changed.v1"} <= set(declaration.catalog.types)

@@ -11,6 +11,7 @@ from libs.events.catalog.contacts import (
     ConsentRecord,
     CustomerMerged,
     CustomerMergedInto,
+    CustomerReferred,
     CustomerRegistered,
     CustomerTagged,
     CustomerUntagged,
@@ -247,3 +248,10 @@ def test_an_erasure_is_dated_by_its_own_time() -> None:
         customer_id="c-1", by="u-dpo", erased_at=erased_at), sequence=2)
     assert outcome.entry is not None
     assert outcome.entry.time == erased_at
+
+
+def test_a_referral_is_a_line_on_the_timeline() -> None:
+    view = fold([registration()])
+    outcome = apply(view, CustomerReferred(customer_id="c-1", referrer_id="c-9"), 2)
+    assert outcome.entry is not None
+    assert outcome.entry.summary == "Referred by customer c-9"

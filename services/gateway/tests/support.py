@@ -53,7 +53,9 @@ def gateway_settings(
             "customer360": customer360_url,
             "pipeline": pipeline_url or nowhere(),
         },
-        "upstream_read_timeout_seconds": 0.5,
+        # Well above a stand-in's answer on a busy machine (four test workers on two
+        # cores), well below the slow stand-in's SLOW_SECONDS.
+        "upstream_read_timeout_seconds": 3.0,
         # Off unless a test is about them: one test's requests never throttle another's.
         "rate_limit_tenant_per_second": 0,
         "rate_limit_caller_per_second": 0,

@@ -224,6 +224,29 @@ async def test_only_admins_manage_keys(gateway: httpx.AsyncClient, role: str) ->
     assert listed.status_code == 403
 
 
+@pytest.mark.parametrize("body", [b'{"name": ', b'{"name": "\xff"}', b'{"roles": "admin"}'])
+async def test_a_caller_who_may_not_manage_keys_is_refused_before_the_body_is_read(
+    gateway: httpx.AsyncClient, body: bytes
+) -> None:
+    headers = {**bearer(roles=["viewer"]), "Content-Type": "application/json"}
+
+    response = await gateway.post(KEYS, content=body, headers=headers)
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("body", [b'{"name": ', b'{"name": "\xff"}'])
+async def test_an_admin_sending_a_body_that_is_not_json_gets_a_422_on_the_body(
+    gateway: httpx.AsyncClient, body: bytes
+) -> None:
+    headers = {**admin(), "Content-Type": "application/json"}
+
+    response = await gateway.post(KEYS, content=body, headers=headers)
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "body"
+
+
 async def test_an_admin_api_key_cannot_mint_more_keys(gateway: httpx.AsyncClient) -> None:
     created = await create_key(gateway, roles=["admin"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,6 +74,31 @@ async def test_swagger_ui_is_served_for_the_platform_document(gateway: httpx.Asy
 
     assert response.status_code == 200
     assert "/openapi.json" in response.text
+    # Offline too: every script and stylesheet comes from the gateway itself.
+    assert "cdn" not in response.text.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', response.text)
+    assert len(assets) == 2
+    for asset in assets:
+        loaded = await gateway.get(asset)
+        assert loaded.status_code == 200 and len(loaded.content) > 10_000, asset
+
+
+async def test_redoc_is_served_without_a_cdn(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/redoc")
+
+    assert response.status_code == 200
+    assert "cdn" not in response.text.lower() and "fonts.googleapis" not in response.text
+    (script,) = re.findall(r'src="([^"]+\.js)"', response.text)
+    assert (await gateway.get(script)).status_code == 200
+
+
+async def test_the_front_door_gives_a_client_the_map_of_the_docs(
+    gateway: httpx.AsyncClient,
+) -> None:
+    client = await gateway.get("/")
+
+    assert client.status_code == 200
+    assert client.json()["docs"] == "/docs" and client.json()["openapi"] == "/openapi.json"
 
 
 def test_clashing_components_are_renamed_per_service_and_references_follow() -> None:
@@ -237,3 +263,18 @@ async def test_every_event_schema_is_served_where_the_events_name_it(
     assert (await gateway.get("/events/crm.nothing.v1.json")).status_code == 404
     asyncapi = await gateway.get("/events/asyncapi.json")
     assert asyncapi.status_code == 200 and asyncapi.json()["asyncapi"].startswith("3.")
+
+
+async def test_with_a_schema_base_url_each_schema_is_identified_by_the_url_events_name(
+    settings: Settings,
+) -> None:
+    configured = settings.model_copy(
+        update={"event_schema_base_url": "https://crm.example.com/events/"}
+    )
+    async with open_gateway(configured) as gateway:
+        response = await gateway.get("/events/crm.contacts.customer_registered.v1.json")
+
+    assert response.status_code == 200
+    assert response.json()["$id"] == (
+        "https://crm.example.com/events/crm.contacts.customer_registered.v1.json"
+    )

@@ -51,6 +51,8 @@ def caller(*roles: str) -> Principal:
         ("/api/v1/customers/churn-risk", "contacts"),  # a customer whose id is "churn-risk"
         ("/api/v1/churn/risks", "alerts"),
         ("/api/v1/churn/rules", "alerts"),
+        ("/api/v1/analytics/retention", "analytics"),
+        ("/api/v1/analytics/segments/vip/members", "analytics"),
     ],
 )
 def test_each_path_has_one_owner(path: str, upstream: str) -> None:

@@ -123,9 +123,12 @@ async def test_stalled_bodies_of_one_tenant_leave_the_pool_to_every_other_caller
             )
             elapsed = time.monotonic() - started
 
+    # A request queued for a connection held by a stalled body would be refused once the
+    # pool timeout (1 s) passed: every answer a success means none was queued.
     assert [answer.status_code for answer in answers] == [200] * 10 + [201, 200]
-    # The pool timeout is 1 s: an answer within it was never queued for a connection.
-    assert elapsed < 1.0
+    # And none waited for a body the stalled callers hold for 30 s (a busy machine may
+    # take a few seconds for a dozen requests; the margin is the stall, not the pool).
+    assert elapsed < 10.0
 
 
 async def test_a_stalled_body_is_answered_408_and_the_connection_closed_within_the_bound(

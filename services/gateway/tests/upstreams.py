@@ -34,6 +34,7 @@ from libs.platform.settings import ServiceSettings
 
 ECHOED_HEADERS = (
     "authorization",
+    "x-access-logged-by",
     "content-type",
     "accept",
     "if-match",
@@ -49,7 +50,7 @@ ECHOED_HEADERS = (
 
 EXPORT_CHUNK = bytes(range(256)) * 4096  # 1 MiB
 EXPORT_CHUNKS = 3
-SLOW_SECONDS = 2.0
+SLOW_SECONDS = 6.0
 
 
 def echo(request: Request, principal: Principal) -> dict[str, Any]:

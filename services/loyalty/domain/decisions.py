@@ -27,6 +27,9 @@ from libs.events.catalog.loyalty import (
     PointsExpired,
     PointsRedeemed,
     RedemptionCancelled,
+    ReferralLapsed,
+    ReferralQualified,
+    ReferralRecorded,
     TierAtRisk,
     TierChanged,
     TierChangeReason,
@@ -40,8 +43,10 @@ from services.loyalty.commands import (
     ClawBackRefund,
     EarnBonus,
     EarnForOrder,
+    EarnSurveyBonus,
     ExpirePoints,
     LedgerCommand,
+    RecordReferral,
     RedeemReward,
     TransferLedgerOut,
 )
@@ -98,16 +103,11 @@ def decide(
         case ClawBackRefund() | ClawBackCancellation():
             claw_back(d, command, rules, now)
         case EarnBonus():
-            if command.source_event_id not in d.ledger.sources and command.points > 0:
-                earn(
-                    d,
-                    command.source_event_id,
-                    command.reason,
-                    command.points,
-                    rules,
-                    now,
-                    explanation=command.explanation,
-                )
+            earn_bonus(d, command, rules, now)
+        case EarnSurveyBonus():
+            earn_bonus(d, survey_bonus(command, rules), rules, now)
+        case RecordReferral():
+            record_referral(d, command, rules)
         case RedeemReward():
             redeem(d, command, reward, now)
         case CancelRedemption():
@@ -184,6 +184,7 @@ def earn_for_order(d: Decision, command: EarnForOrder, rules: RulesBook, now: da
     recover_owed(d, lot)
     expire_due(d, now)  # a historic order's points may already be past their expiry
     retier(d, rules, now, "order")
+    settle_referral(d, rules, command.source_event_id)
 
 
 def earn(
@@ -196,6 +197,7 @@ def earn(
     *,
     key: str | None = None,
     explanation: str = "",
+    **refs: str | None,
 ) -> None:
     lot = lot_id(d.ledger, reason, key or source)
     d.emit(
@@ -209,10 +211,110 @@ def earn(
                 "earned_at": now,
                 "expires_at": expiry_of(rules.at(now), now),
                 "explanation": explanation,
+                **refs,
             }
         )
     )
     recover_owed(d, lot)
+
+
+def earn_bonus(d: Decision, command: EarnBonus, rules: RulesBook, now: datetime) -> None:
+    """A fixed bonus, once per source event and once per key (a survey, a referral)."""
+    ledger = d.ledger
+    if command.source_event_id in ledger.sources or command.points <= 0:
+        return
+    if command.key is not None and ledger.has_lot(lot_id(ledger, command.reason, command.key)):
+        return
+    if command.referred_customer_id == ledger.customer_id:
+        return  # the referrer was merged into the customer it referred: no self-reward
+    earn(
+        d,
+        command.source_event_id,
+        command.reason,
+        command.points,
+        rules,
+        now,
+        key=command.key,
+        explanation=command.explanation,
+        referred_customer_id=command.referred_customer_id,
+        survey_id=command.key if command.reason == "survey" else None,
+    )
+
+
+def survey_bonus(command: EarnSurveyBonus, rules: RulesBook) -> EarnBonus:
+    # By the rules in force when the customer answered, as an order by its placed_at.
+    return EarnBonus(
+        command.source_event_id,
+        "survey",
+        rules.at(command.answered_at).survey_bonus,
+        explanation=f"{command.kind} survey {command.survey_id} answered",
+        key=command.survey_id,
+    )
+
+
+def record_referral(d: Decision, command: RecordReferral, rules: RulesBook) -> None:
+    ledger = d.ledger
+    if command.source_event_id in ledger.sources or ledger.referral is not None:
+        return  # seen, or referred already (contacts records one referral per customer)
+    d.emit(
+        ReferralRecorded(
+            customer_id=ledger.customer_id,
+            referrer_id=command.referrer_id,
+            referred_at=command.referred_at,
+            source_event_id=command.source_event_id,
+        )
+    )
+    settle_referral(d, rules, command.source_event_id)
+
+
+def settle_referral(d: Decision, rules: RulesBook, cause: str) -> None:
+    """Once the ledger knows both its referral and its first order: the referrer earns
+    the bonus if that order was placed at or after the referral was recorded, never if
+    before. Whichever of the two arrives last settles it, so the outcome does not depend
+    on how the contacts and pipeline topics interleave (decision 0040)."""
+    ledger = d.ledger
+    referral = ledger.referral
+    if referral is None or ledger.referral_settled or ledger.first_order is None:
+        return
+    order_id, placed_at = ledger.first_order
+    if placed_at < referral.referred_at:
+        d.emit(
+            ReferralLapsed(
+                customer_id=ledger.customer_id,
+                referrer_id=referral.referrer_id,
+                order_id=order_id,
+                reason=(
+                    f"first order {order_id} was placed at {placed_at.isoformat()},"
+                    f" before the referral was recorded at {referral.referred_at.isoformat()}"
+                ),
+            )
+        )
+        return
+    d.emit(
+        ReferralQualified(
+            customer_id=ledger.customer_id,
+            referrer_id=referral.referrer_id,
+            order_id=order_id,
+            points=rules.at(placed_at).referral_bonus,
+            source_event_id=cause,
+        )
+    )
+
+
+def referral_bonus(qualified: ReferralQualified) -> EarnBonus:
+    """What the referrer's ledger is asked to earn: its source names the referred
+    customer, so a referred customer earns its referrer one bonus, ever."""
+    return EarnBonus(
+        f"referral:{qualified.customer_id}",
+        "referral",
+        qualified.points,
+        explanation=(
+            f"referred customer {qualified.customer_id} placed a first order"
+            f" {qualified.order_id} (event {qualified.source_event_id})"
+        ),
+        key=qualified.customer_id,
+        referred_customer_id=qualified.customer_id,
+    )
 
 
 def recover_owed(d: Decision, lot_id: str) -> None:
@@ -473,7 +575,7 @@ def transfer_out(ledger: Ledger, command: TransferLedgerOut) -> LedgerTransferre
 
 
 def transfer_in(
-    duplicate: Ledger, survivor: Ledger, out: LedgerTransferredOut, now: datetime
+    duplicate: Ledger, survivor: Ledger, out: LedgerTransferredOut, rules: RulesBook, now: datetime
 ) -> list[DomainEvent]:
     """The survivor's side of a merge; ``duplicate`` is the ledger before it moved out."""
     if out.source_event_id in survivor.sources:
@@ -491,8 +593,10 @@ def transfer_in(
             owed=out.owed,
             orders=orders_of(duplicate),
             sources=sorted(duplicate.sources),
+            referral=duplicate.referral if not duplicate.referral_settled else None,
         )
     )
+    settle_referral(d, rules, out.source_event_id)
     return d.events
 
 

@@ -25,6 +25,10 @@ from libs.events.catalog.loyalty import (
     PointsExpired,
     PointsRedeemed,
     RedemptionCancelled,
+    Referral,
+    ReferralLapsed,
+    ReferralQualified,
+    ReferralRecorded,
     RewardDefined,
     RewardStockReturned,
     RewardStockTaken,
@@ -94,6 +98,11 @@ class Ledger:
     last_check_in: date | None = None
     streak: int = 0
     merged_into: str | None = None
+    # The first order applied to this ledger (in the order the pipeline published
+    # them), and the referral its first order settles (decision 0040).
+    first_order: tuple[str, datetime] | None = None
+    referral: Referral | None = None
+    referral_settled: bool = False
 
     @property
     def balance(self) -> int:
@@ -125,6 +134,8 @@ def evolve(ledger: Ledger, event: DomainEvent) -> Ledger:
             ledger.sources.add(event.source_event_id)
             _credit(ledger, event.lot_id, event.points, event.earned_at, event.expires_at)
             if event.order_id is not None:
+                if ledger.first_order is None:
+                    ledger.first_order = (event.order_id, event.earned_at)
                 ledger.orders[event.order_id] = OrderState(
                     event.order_id,
                     event.earned_at,
@@ -186,6 +197,11 @@ def evolve(ledger: Ledger, event: DomainEvent) -> Ledger:
         case CheckedIn():
             ledger.last_check_in = event.day
             ledger.streak = event.streak
+        case ReferralRecorded():
+            ledger.sources.add(event.source_event_id)
+            ledger.referral = Referral(referrer_id=event.referrer_id, referred_at=event.referred_at)
+        case ReferralQualified() | ReferralLapsed():
+            ledger.referral_settled = True
         case LedgerTransferredOut():
             ledger.sources.add(event.source_event_id)
             ledger.lots = [lot for lot in ledger.lots if lot.remaining == 0]
@@ -203,6 +219,12 @@ def evolve(ledger: Ledger, event: DomainEvent) -> Ledger:
             ledger.sources.update(event.sources)
             for taken in event.orders:
                 ledger.orders[taken.order_id] = OrderState(**taken.model_dump())
+            if ledger.first_order is None and event.orders:
+                # The same person ordered under the duplicate's id: that was a first order.
+                first = min(event.orders, key=lambda o: o.placed_at)
+                ledger.first_order = (first.order_id, first.placed_at)
+            if ledger.referral is None and event.referral is not None:
+                ledger.referral = event.referral
     return ledger
 
 

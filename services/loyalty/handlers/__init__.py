@@ -15,6 +15,7 @@ the tenant's rules and one per reward (ids no customer id can take: ``#rules``,
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -227,7 +228,8 @@ async def execute(
                 )
             )
         await store.append_many(tenant_id, appends, conn=conn)
-        after = ledger
+        # evolve changes the state it is given: the lines are recorded after ``ledger``.
+        after = copy.deepcopy(ledger)
         for event in events:
             after = evolve(after, event)
         await read_model.record(
@@ -292,7 +294,7 @@ async def transfer_ledger(
         moved = [e for e in out if isinstance(e, LedgerTransferredOut)]
         if not moved or duplicate_id == survivor_id:
             return Outcome(survivor_id, survivor, [])
-        into = transfer_in(duplicate, survivor, moved[0], now)
+        into = transfer_in(duplicate, survivor, moved[0], rules, now)
         await store.append_many(
             tenant_id,
             [
@@ -305,7 +307,7 @@ async def transfer_ledger(
             ],
             conn=conn,
         )
-        dup_after, surv_after = duplicate, survivor
+        dup_after, surv_after = copy.deepcopy(duplicate), copy.deepcopy(survivor)
         for event in out:
             dup_after = evolve(dup_after, event)
         for event in into:

@@ -3,11 +3,8 @@ fed other services' events the way they publish them (CloudEvents on their topic
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,44 +12,24 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from libs.auth import issue_token
 from libs.events.catalog import DomainEvent
 from libs.events.envelope import EventEnvelope
-from libs.events.kafka import KafkaSettings, ensure_topics, new_producer, service_topic
+from libs.events.kafka import KafkaSettings
 from libs.events.store import EventStore
 from libs.platform.db import create_engine
 from services.loyalty.app import create_app
 from services.loyalty.handlers import Loyalty
 from services.loyalty.settings import Settings
+from testing.consumers import Clock, ConsumerClient, envelopes_of
+from testing.consumers import eventually as eventually  # the service's tests import it here
 
 SECRET = "loyalty-tests-secret-at-least-32-bytes-long"
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
-Condition = Callable[[], Awaitable[bool]]
-
-
-async def eventually(condition: Condition, *, timeout: float = 30.0, every: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        await asyncio.sleep(every)
-
-
-@dataclass
-class Clock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -75,22 +52,8 @@ async def app(settings: Settings, clock: Clock) -> AsyncIterator[FastAPI]:
         yield app
 
 
-@dataclass
-class Api:
-    """An HTTP client of the app, tokens for any tenant and role, and a publisher of
-    other services' events."""
-
-    client: httpx.AsyncClient
-    settings: Settings
-    kafka: KafkaSettings
-    app: FastAPI
-    published: list[EventEnvelope] = field(default_factory=list)
-
-    def auth(
-        self, tenant: str = "acme", roles: Iterable[str] = ("admin",), subject: str = "u-1"
-    ) -> dict[str, str]:
-        token = issue_token(self.settings.auth(), subject, tenant, roles)
-        return {"Authorization": f"Bearer {token}"}
+class Api(ConsumerClient):
+    """The loyalty app over HTTP; how far its reactions consumed; balances and ledgers."""
 
     async def publish(
         self,
@@ -101,38 +64,9 @@ class Api:
         ids: Iterable[str] | None = None,
     ) -> list[EventEnvelope]:
         """Publish as the other service's relay would (binary CloudEvents, keyed by customer)."""
-        topic = service_topic(service)
-        await ensure_topics(self.kafka, [topic])
-        chosen = list(ids) if ids is not None else [str(uuid.uuid4()) for _ in events]
-        envelopes = [
-            EventEnvelope(
-                id=event_id,
-                source=f"/crm/{service}",
-                type=type(event).type_name,
-                subject=customer_id,
-                time=T0,
-                tenantid=tenant,
-                partitionkey=customer_id,
-                sequence=1,
-                data=event.model_dump(mode="json"),
-            )
-            for event_id, event in zip(chosen, events, strict=True)
-        ]
-        await self.send(topic, envelopes)
+        envelopes = envelopes_of(service, customer_id, events, tenant=tenant, at=T0, ids=ids)
+        await self.publish_envelopes(service, envelopes)
         return envelopes
-
-    async def send(self, topic: str, envelopes: Iterable[EventEnvelope]) -> None:
-        producer = new_producer(self.kafka, client_id="loyalty-tests")
-        await producer.start()
-        try:
-            for envelope in envelopes:
-                record = envelope.to_kafka()
-                await producer.send_and_wait(
-                    topic, key=record.key, value=record.value, headers=record.headers
-                )
-                self.published.append(envelope)
-        finally:
-            await producer.stop()
 
     async def loyalty(self, customer_id: str, tenant: str = "acme", **params: Any) -> Any:
         response = await self.client.get(

@@ -372,7 +372,7 @@ def test_a_merged_duplicates_points_and_orders_move_to_the_survivor() -> None:
     duplicate = Given()
     duplicate.when(order(1, 10_000))
     out = duplicate.when(TransferLedgerOut("evt-merge", "c-2"))
-    moved_in = transfer_in(duplicate.ledger, Ledger("c-2"), out[0], T0)  # type: ignore[arg-type]
+    moved_in = transfer_in(duplicate.ledger, Ledger("c-2"), out[0], RulesBook(), T0)  # type: ignore[arg-type]
     survivor = fold("c-2", moved_in)
     assert survivor.balance == 100 and duplicate.balance() == 0
     assert "evt-order-1" in survivor.sources  # a redelivered order earns nothing there

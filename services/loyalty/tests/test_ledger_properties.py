@@ -1,5 +1,5 @@
 """Properties of the PointsLedger for any history of orders, refunds, redemptions,
-expiries and redeliveries (hypothesis)."""
+expiries, survey and referral bonuses, and redeliveries (hypothesis)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from libs.events.catalog.loyalty import (
     PointsEarned,
     PointsRedeemed,
     ProgramRules,
+    ReferralLapsed,
+    ReferralQualified,
     RewardDefined,
 )
 from libs.platform.errors import DomainError
@@ -24,11 +26,13 @@ from services.loyalty.commands import (
     ClawBackCancellation,
     ClawBackRefund,
     EarnForOrder,
+    EarnSurveyBonus,
     ExpirePoints,
     LedgerCommand,
+    RecordReferral,
     RedeemReward,
 )
-from services.loyalty.domain.decisions import decide
+from services.loyalty.domain.decisions import decide, referral_bonus
 from services.loyalty.domain.ledger import Reward, fold, line_points
 from services.loyalty.domain.rules import RulesBook
 
@@ -36,7 +40,12 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rules_for(policy: str) -> RulesBook:
-    rules = ProgramRules(expiry_months=3, shortfall=policy)  # type: ignore[arg-type]
+    rules = ProgramRules(
+        expiry_months=3,
+        shortfall=policy,  # type: ignore[arg-type]
+        survey_bonus=15,
+        referral_bonus=70,
+    )
     return RulesBook.of([LoyaltyRulesSet(rules=rules, effective_from=T0, by="m")])
 
 
@@ -78,6 +87,33 @@ adjustments = st.builds(
     st.integers(-300, 300),
 )
 expiries = st.just(Step(ExpirePoints(), 0))
+# The same survey may come again under another event id (a republished topic).
+surveys = st.builds(
+    lambda n, e: Step(EarnSurveyBonus(f"e-s-{n}-{e}", f"sv-{n}", "NPS", T0), 0),
+    st.integers(0, 3),
+    st.integers(0, 1),
+)
+referrals = st.builds(
+    lambda k, back: Step(RecordReferral(f"e-ref-{k}", f"friend-{k}", T0 + timedelta(days=back)), 0),
+    st.integers(0, 2),
+    st.integers(-100, 0),
+)
+# This ledger as a referrer: the bonus of a referred customer's first order.
+referral_bonuses = st.builds(
+    lambda n: Step(
+        referral_bonus(
+            ReferralQualified(
+                customer_id=f"new-{n}",
+                referrer_id="c",
+                order_id="o-1",
+                points=70,
+                source_event_id=f"e-first-{n}",
+            )
+        ),
+        0,
+    ),
+    st.integers(0, 3),
+)
 steps = st.lists(
     st.tuples(
         st.one_of(
@@ -88,6 +124,9 @@ steps = st.lists(
             cancelled_redemptions,
             adjustments,
             expiries,
+            surveys,
+            referrals,
+            referral_bonuses,
         ),
         st.integers(0, 60),  # days the clock moves before the step
         st.booleans(),  # delivered twice
@@ -135,3 +174,19 @@ def test_the_balance_is_the_sum_of_the_ledger_and_replays_give_the_same_ledger(
     # Every source event made at most one earning line.
     earned = [e.source_event_id for e in events if isinstance(e, PointsEarned)]
     assert len(earned) == len(set(earned))
+    # One bonus per survey answered, one per referred customer, one settled referral.
+    surveys = [e.survey_id for e in events if isinstance(e, PointsEarned) and e.survey_id]
+    assert len(surveys) == len(set(surveys))
+    referred = [
+        e.referred_customer_id
+        for e in events
+        if isinstance(e, PointsEarned) and e.reason == "referral"
+    ]
+    assert len(referred) == len(set(referred))
+    settled = [e for e in events if isinstance(e, ReferralQualified | ReferralLapsed)]
+    assert len(settled) <= 1
+    if settled and ledger.first_order is not None and ledger.referral is not None:
+        first_placed = ledger.first_order[1]
+        assert isinstance(settled[0], ReferralQualified) == (
+            first_placed >= ledger.referral.referred_at
+        )

@@ -7,13 +7,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel
 
 from libs.auth import Principal, require
 from libs.events.catalog.pipeline import DealStage
 from libs.platform.app import etag_for
 from libs.platform.errors import Unprocessable
+from libs.platform.routing import ServiceRouter
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     Body,
@@ -40,7 +41,7 @@ from services.pipeline.commands import (
 from services.pipeline.handlers import deals as handlers
 from services.pipeline.read_model import funnel
 
-router = APIRouter(prefix="/api/v1", tags=["pipeline"])
+router = ServiceRouter(prefix="/api/v1", tags=["pipeline"])
 
 DealStatus = Literal["open", "won", "lost"]
 
@@ -170,7 +171,7 @@ class DealPage(BaseModel):
     items: list[dict[str, Any]]
 
 
-@router.get("/deals")
+@router.get("/deals", responses={404: {"description": "No such customer (customer_id)"}})
 async def list_deals(
     request: Request,
     principal: Reader,

@@ -6,12 +6,13 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import uuid4
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
 from libs.auth import Principal, require
 from libs.events.catalog.pipeline import AssignmentRule, LeadSource
 from libs.platform.app import etag_for
+from libs.platform.routing import ServiceRouter
 from services.pipeline import read_model
 from services.pipeline.api.conventions import (
     MAX_PAGE,
@@ -40,7 +41,7 @@ from services.pipeline.domain.leads import Lead
 from services.pipeline.handlers import leads as handlers
 from services.pipeline.read_model import lead_list
 
-router = APIRouter(prefix="/api/v1", tags=["pipeline"])
+router = ServiceRouter(prefix="/api/v1", tags=["pipeline"])
 
 LeadWriter = Annotated[Principal, Depends(require("leads:write"))]
 Eraser = Annotated[Principal, Depends(require("customers:erase"))]

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 from fastapi import (
-    APIRouter,
     Depends,
     File,
     Form,
@@ -22,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from libs.auth import Principal, require
 from libs.platform.app import etag_for
+from libs.platform.routing import ServiceRouter
 from services.pipeline import read_model
 from services.pipeline.api.conventions import (
     MAX_PAGE,
@@ -51,7 +51,7 @@ from services.pipeline.handlers import order_import
 from services.pipeline.handlers import orders as handlers
 from services.pipeline.read_model import order_list
 
-router = APIRouter(prefix="/api/v1", tags=["pipeline"])
+router = ServiceRouter(prefix="/api/v1", tags=["pipeline"])
 
 
 class OrderBody(Body):

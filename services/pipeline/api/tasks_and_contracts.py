@@ -6,11 +6,12 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel
 
 from libs.auth import Principal, require
 from libs.platform.app import etag_for
+from libs.platform.routing import ServiceRouter
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     Body,
@@ -36,7 +37,7 @@ from services.pipeline.commands import (
 from services.pipeline.handlers import tasks_and_contracts as handlers
 from services.pipeline.read_model import task_list
 
-router = APIRouter(prefix="/api/v1", tags=["pipeline"])
+router = ServiceRouter(prefix="/api/v1", tags=["pipeline"])
 
 TaskWriter = Annotated[Principal, Depends(require("tasks:write"))]
 ContractWriter = Annotated[Principal, Depends(require("contracts:write"))]
@@ -127,7 +128,7 @@ async def complete_task(
     return written(response, result)
 
 
-@router.get("/tasks")
+@router.get("/tasks", responses={404: {"description": "No such customer (customer_id)"}})
 async def find_tasks(
     request: Request,
     principal: Reader,

@@ -84,7 +84,7 @@ class _Ready:
 def _zone(timezone: str) -> ZoneInfo:
     try:
         return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
         raise Unprocessable("timezone", f"{timezone!r} is not an IANA time zone") from None
 
 

@@ -9,17 +9,14 @@ HTTP with the caller's token.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 from uvicorn.importer import import_from_string
 
 from libs.auth import issue_token
@@ -29,6 +26,7 @@ from services.bootstrap import SERVICES
 from services.pipeline.app import create_app
 from services.pipeline.handlers import Pipeline
 from services.pipeline.settings import Settings
+from testing.fixtures import fresh_database
 
 SECRET = "pipeline-tests-secret-at-least-32-bytes-long"
 # Nothing listens here: a contacts whose events never reach the broker.
@@ -48,18 +46,8 @@ async def eventually(condition: Condition, *, timeout: float = 30.0, every: floa
 @pytest.fixture
 async def contacts_db(postgres_server: str) -> AsyncIterator[str]:
     """Contacts' own database: services never share tables."""
-    name = f"crm_test_contacts_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(postgres_server, prefix="crm_test_contacts") as url:
+        yield url
 
 
 def contacts_app(database_url: str, bootstrap: str, partitions: int) -> FastAPI:

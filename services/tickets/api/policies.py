@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.tickets import DispatchRule, EscalationRule
 from libs.platform.app import etag_for
+from libs.platform.routing import ServiceRouter
 from services.tickets.api.tickets import IfMatch, Reader, TicketsDep
 from services.tickets.commands import DefineBusinessCalendar, DefineSlaPolicy
 from services.tickets.handlers import policies
 
-router = APIRouter(prefix="/api/v1", tags=["service policies"])
+router = ServiceRouter(prefix="/api/v1", tags=["service policies"])
 
 Manager = Annotated[Principal, Depends(require("sla:manage"))]
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]

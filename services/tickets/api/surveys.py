@@ -10,17 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import Path, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.events.catalog.tickets import CsatAnswered, SurveyKind
 from libs.platform.errors import Unprocessable
+from libs.platform.routing import ServiceRouter
 from services.tickets.api.tickets import CustomerId, Reader, TicketId, TicketsDep, Worker, bearer_of
 from services.tickets.handlers import surveys
 from services.tickets.handlers.surveys import IssuedLink
 from services.tickets.read_model.service_stats import service_stats
 
-router = APIRouter(prefix="/api/v1", tags=["surveys"])
+router = ServiceRouter(prefix="/api/v1", tags=["surveys"])
 Token = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{20,100}$", description="the link's token")]
 
 

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from uuid import uuid4
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from libs.auth import Principal, require
 from libs.events.catalog.tickets import Category, Priority, Status
 from libs.platform.app import etag_for, if_match_version
+from libs.platform.routing import ServiceRouter
 from services.tickets.commands import (
     AssignTicket,
     ChangePriority,
@@ -36,7 +37,7 @@ from services.tickets.handlers import Tickets
 from services.tickets.handlers import tickets as handlers
 from services.tickets.read_model import ticket_list
 
-router = APIRouter(prefix="/api/v1", tags=["tickets"])
+router = ServiceRouter(prefix="/api/v1", tags=["tickets"])
 
 C = TypeVar("C", bound=Command)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -189,7 +190,11 @@ async def _act(
 # --- tickets ---------------------------------------------------------------------------
 
 
-@router.post("/tickets", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tickets",
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"description": "No such customer in the tenant"}},
+)
 async def open_ticket(
     command: OpenTicket,
     request: Request,

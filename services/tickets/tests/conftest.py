@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from libs.auth import issue_token
 from libs.events.kafka import KafkaSettings
 from services.bootstrap import SERVICES
 from services.tickets.app import create_app
 from services.tickets.settings import Settings
+from testing.fixtures import fresh_database
 
 SECRET = "tickets-tests-secret-at-least-32-bytes-long"
 # A Monday, 10:00 in Shanghai: inside the standard calendar's working hours.
@@ -71,18 +69,8 @@ def clock() -> MovableClock:
 @pytest.fixture
 async def contacts_db(postgres_server: str) -> AsyncIterator[str]:
     """A second fresh database: contacts' tables must not share tickets' event store."""
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture

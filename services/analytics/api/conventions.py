@@ -1,0 +1,93 @@
+"""What every analytics endpoint shares: the caller, the wiring, the window parameters
+(``from``, ``to``, ``as_of``, ``segment``) and cursors that keep their ``as_of``.
+
+A date (``2026-03-01``) as ``from`` means the start of that day (UTC); as ``to`` or
+``as_of``, its end. A time needs its offset. ``to`` defaults to ``as_of``, which
+defaults to now.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from libs.auth import Principal, require
+from libs.platform.errors import Unprocessable
+from services.analytics.handlers import Analytics, Window
+
+Reader = Annotated[Principal, Depends(require("customers:read"))]
+Exporter = Annotated[Principal, Depends(require("analytics:export"))]
+SegmentWriter = Annotated[Principal, Depends(require("segments:write"))]
+Configurer = Annotated[Principal, Depends(require("churn:configure"))]
+
+SEGMENT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+TimeParam = Annotated[
+    str | None, Query(max_length=40, description="a date (YYYY-MM-DD, UTC) or an ISO 8601 time")
+]
+SegmentParam = Annotated[
+    str | None, Query(pattern=SEGMENT_PATTERN, description="a saved or built-in segment")
+]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str | None, Query(max_length=300)]
+
+
+async def analytics_of(request: Request) -> Analytics:
+    analytics: Analytics = request.app.state.analytics
+    return analytics
+
+
+AnalyticsDep = Annotated[Analytics, Depends(analytics_of)]
+
+
+def parse_time(name: str, value: str | None, *, end_of_day: bool) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime.combine(day, time(), UTC)
+            return start + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else start
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise Unprocessable(name, "a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise Unprocessable(name, "a time needs its offset (Z or +08:00)")
+    return when.astimezone(UTC)
+
+
+def window_of(
+    analytics: Analytics,
+    start: str | None,
+    end: str | None,
+    as_of: str | None,
+    segment: str | None,
+    pinned: datetime | None = None,
+) -> Window:
+    when = pinned or parse_time("as_of", as_of, end_of_day=True) or analytics.clock()
+    begin = parse_time("from", start, end_of_day=False)
+    until = parse_time("to", end, end_of_day=True) or when
+    if begin is not None and begin > until:
+        raise Unprocessable("from", "after the window's end")
+    return Window(begin, until, when, segment)
+
+
+def cursor_of(as_of: datetime, after: str) -> str:
+    raw = json.dumps({"a": as_of.isoformat(), "k": after}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def from_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when = datetime.fromisoformat(raw["a"])
+        after = str(raw["k"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise Unprocessable("cursor", "not a cursor this API gave") from None
+    if when.tzinfo is None:
+        raise Unprocessable("cursor", "not a cursor this API gave")
+    return when, after
