@@ -22,7 +22,7 @@ import csv
 import hashlib
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -88,18 +88,42 @@ def _zone(timezone: str) -> ZoneInfo:
         raise Unprocessable("timezone", f"{timezone!r} is not an IANA time zone") from None
 
 
+def _records(text: str) -> Iterator[list[str] | csv.Error]:
+    # newline="": a lone carriage return ends a record, as in files from old Mac Excel.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+
+
 def _read(text: str, report: ImportReport) -> list[_Order]:
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
+    records = _records(text)
+    first = next(records, [])
+    if isinstance(first, csv.Error):
+        raise Unprocessable("file", f"its header is not CSV: {first}")
+    header = [h.strip().lower() for h in first]
     missing = [c for c in ("customer_id", "currency") if c not in header]
     if missing:
         raise Unprocessable("file", f"the header has no column {', '.join(missing)}")
     grouped: dict[str, _Order] = {}
-    for number, values in enumerate(reader, start=2):
+    for number, values in enumerate(records, start=2):
+        if isinstance(values, csv.Error):
+            report.rows += 1
+            report.refuse(number, "row", f"is not CSV: {values}")
+            continue
         if not any(v.strip() for v in values):
             continue
         report.rows += 1
         row = {name: values[i].strip() for i, name in enumerate(header) if i < len(values)}
+        nul = next((name for name, value in row.items() if "\x00" in value), None)
+        if nul is not None:
+            # PostgreSQL cannot store it; the rest of the file still goes in.
+            report.refuse(number, nul, "contains a NUL character")
+            continue
         key = row.get("external_id") or f"row:{number}"
         if key in grouped:
             grouped[key].rows.append((number, row))

@@ -105,6 +105,31 @@ async def test_a_file_without_the_customer_column_is_refused(api: Api) -> None:
     assert sales.status_code == 403
 
 
+async def test_a_file_no_csv_reader_can_parse_is_answered_row_by_row(api: Api) -> None:
+    customer = await api.register()
+    header = b"external_id,customer_id,currency,total\n"
+    # A lone carriage return ends a record (old Mac files), a NUL in a value, a good row.
+    content = (
+        header
+        + b"ERP-20,bad\rvalue,CNY,5\n"
+        + f"ERP-21\x00,{customer},CNY,5\n".encode()
+        + f"ERP-22,{customer},CNY,7\n".encode()
+    )
+    report = await upload(api, content)
+    assert report["created"] == 1, report
+    assert {"row": 4, "field": "external_id", "reason": "contains a NUL character"} in report[
+        "errors"
+    ]
+    assert [e["row"] for e in report["errors"]] == [2, 3, 4]
+    no_header = await api.client.post(
+        "/api/v1/orders/import",
+        files={"file": ("orders.csv", "\U00061a0c\r\U0004f678(\\".encode(), "text/csv")},
+        headers=api.auth(roles=["integration"]),
+    )
+    assert no_header.status_code == 422, no_header.text
+    assert no_header.json()["errors"][0]["field"] == "file"
+
+
 @pytest.mark.slow
 async def test_a_hundred_thousand_historic_orders_import_and_reimport(api: Api) -> None:
     customers = [await api.register(email=f"buyer{i}@example.com") for i in range(100)]
