@@ -103,9 +103,17 @@ def test_a_high_risk_alert_is_delivered_to_the_tenants_webhook(
     assert client.put(path, json={"contact_id": people[1]}).status_code == 200
 
     gateway = str(client.base_url).rstrip("/")
-    eventually(gateway, "an alert reaching the webhook", lambda: box.received)
-    [got] = box.received
-    assert got["verified"]
+
+    def high_alerts() -> list[dict[str, Any]]:
+        return [got for got in box.received if json.loads(got["body"])["data"]["level"] == "high"]
+
+    # When the alerts service scores the complaints before the key contact change lands, a
+    # medium alert opens first and the high one replaces it (decision 0047): both are sent.
+    eventually(gateway, "a high alert reaching the webhook", high_alerts)
+    [got] = high_alerts()
+    ids = [json.loads(g["body"])["id"] for g in box.received]
+    assert len(ids) == len(set(ids)), "an event was delivered twice"
+    assert all(g["verified"] for g in box.received)
     assert got["headers"]["content-type"] == "application/cloudevents+json"
     event = json.loads(got["body"])
     assert (event["type"], event["tenantid"]) == ("crm.alerts.alert_opened.v1", TENANT)
@@ -119,11 +127,14 @@ def test_a_high_risk_alert_is_delivered_to_the_tenants_webhook(
     log = body_until(
         client,
         f"/api/v1/webhooks/{webhook_id}/deliveries",
-        lambda body: body["items"] and body["items"][0]["status"] == "delivered",
+        lambda body: any(
+            d["event_id"] == event["id"] and d["status"] == "delivered" for d in body["items"]
+        ),
     )["items"]
-    assert [(d["event_id"], d["status"], d["attempts"]) for d in log] == [
-        (event["id"], "delivered", 1)
+    assert (event["id"], "delivered", 1) in [
+        (d["event_id"], d["status"], d["attempts"]) for d in log
     ]
+    assert len({d["event_id"] for d in log}) == len(log)
     # A sales rep may not read where the tenant's events go.
     sales = issue_token(ServiceSettings().auth(), "rep@e2e", TENANT, ["sales"])
     refused = client.get("/api/v1/webhooks", headers={"Authorization": f"Bearer {sales}"})

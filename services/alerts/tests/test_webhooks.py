@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -29,6 +29,7 @@ from services.alerts.app import create_app
 from services.alerts.handlers import Alerts
 from services.alerts.settings import Settings
 from services.alerts.tests.conftest import Api, eventually, read_topic
+from testing.consumers import Clock
 
 
 @dataclass
@@ -89,9 +90,13 @@ def hook_settings(settings: Settings) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, kafka: KafkaSettings) -> AsyncIterator[Api]:
-    """The alerts app on the real clock (retries wait real time), over HTTP."""
-    alerts = Alerts(EventStore(create_engine(settings.database_url)))
+async def running(
+    settings: Settings, kafka: KafkaSettings, clock: Clock | None = None
+) -> AsyncIterator[Api]:
+    """The alerts app over HTTP, on the real clock (retries wait real time) unless given
+    one."""
+    store = EventStore(create_engine(settings.database_url))
+    alerts = Alerts(store) if clock is None else Alerts(store, clock=clock)
     app = create_app(settings, alerts)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -271,9 +276,11 @@ async def test_a_redelivered_event_is_sent_once_across_a_restart_of_the_worker(
     hook_settings: Settings, kafka: KafkaSettings, receiver: Receiver
 ) -> None:
     acme = tenant()
-    # A retry far enough away that the worker is stopped before it.
+    # The clock stands still in the first process, so its retry never comes due there,
+    # however slow the machine; the second process starts after the retry's time.
+    clock = Clock(datetime.now(UTC))
     settings = hook_settings.model_copy(update={"webhook_first_retry_seconds": 5.0})
-    async with running(settings, kafka) as api:
+    async with running(settings, kafka, clock) as api:
         created = await subscribe(api, acme, receiver)
         event = owner_changed("c-1", acme)
         receiver.statuses = [500]
@@ -288,7 +295,8 @@ async def test_a_redelivered_event_is_sent_once_across_a_restart_of_the_worker(
         await dispatched(api)
     assert len(receiver.received) == 1
     # A new process: what was pending is in the database, not in the old one's memory.
-    async with running(settings, kafka) as api:
+    clock.now += timedelta(seconds=10)
+    async with running(settings, kafka, clock) as api:
 
         async def delivered() -> bool:
             log = await deliveries(api, acme, created["id"])
