@@ -32,11 +32,13 @@ TEST_PLATFORM_ENV = {
     # suite's other workers share the same PostgreSQL server and its 100 connections.
     "DATABASE_POOL_SIZE": "4",
     # Four test workers on two cores: an answer can take longer than production's 10 s.
-    "UPSTREAM_READ_TIMEOUT_SECONDS": "30",
+    # On SQLite a write may wait up to the 30 s busy timeout for the file's lock, and a
+    # request can write twice (a customer learnt, then the order): twice that, and more.
+    "UPSTREAM_READ_TIMEOUT_SECONDS": "75",
 }
 # The tests' own clients wait longer than the gateway waits for a service: a slow
 # answer is then the gateway's 504, never the client giving up first.
-CLIENT_TIMEOUT = 45.0
+CLIENT_TIMEOUT = 90.0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pytest
 
 from libs.auth import issue_token
 from libs.platform.settings import ServiceSettings
-from tests.conftest import RunningPlatform, body_until
+from tests.conftest import CLIENT_TIMEOUT, RunningPlatform, body_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 Page = playwright_api.Page
@@ -114,7 +114,9 @@ def tenant() -> str:
 
 def api(platform: RunningPlatform, bearer: str) -> httpx.Client:
     return httpx.Client(
-        base_url=platform.gateway, headers={"Authorization": f"Bearer {bearer}"}, timeout=30
+        base_url=platform.gateway,
+        headers={"Authorization": f"Bearer {bearer}"},
+        timeout=CLIENT_TIMEOUT,
     )
 
 

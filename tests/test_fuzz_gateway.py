@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from libs.auth import issue_token
 from libs.platform.settings import ServiceSettings
-from tests.conftest import RunningPlatform, merged_openapi, wait_until_caught_up
+from tests.conftest import CLIENT_TIMEOUT, RunningPlatform, merged_openapi, wait_until_caught_up
 
 TENANT = "fuzz"
 EXAMPLES_PER_OPERATION = 3
@@ -73,7 +73,9 @@ def _bodies(operation: dict[str, Any]) -> st.SearchStrategy[Any]:
 def gateway(platform: RunningPlatform) -> httpx.Client:
     token = issue_token(ServiceSettings().auth(), "fuzzer@fuzz", TENANT, ["admin"])
     return httpx.Client(
-        base_url=platform.gateway, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=platform.gateway,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=CLIENT_TIMEOUT,
     )
 
 

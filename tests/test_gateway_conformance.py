@@ -24,7 +24,7 @@ import pytest
 
 from libs.auth import issue_token
 from libs.platform.settings import ServiceSettings
-from tests.conftest import RunningPlatform, merged_openapi, wait_until_caught_up
+from tests.conftest import CLIENT_TIMEOUT, RunningPlatform, merged_openapi, wait_until_caught_up
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = ",".join(
@@ -93,7 +93,7 @@ def test_every_operation_answers_as_documented(
             "--workers",
             "1",
             "--request-timeout",
-            "30",
+            str(int(CLIENT_TIMEOUT)),
             "--no-shrink",
             "--warnings",
             "off",

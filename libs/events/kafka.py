@@ -7,7 +7,13 @@ import logging
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+)
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
@@ -51,14 +57,30 @@ def new_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProducer
     )
 
 
+ENSURE_ATTEMPTS = 7  # 0.25 + 0.5 + ... + 8 s: about 24 s of waiting in all
+
+
 async def ensure_topics(settings: KafkaSettings, topics: list[str]) -> None:
-    """Create topics that do not exist yet (idempotent, safe to race)."""
+    """Create topics that do not exist yet (idempotent, safe to race). A broker that
+    does not answer at once (starting, or a loaded machine) is asked again, with
+    backoff, for about half a minute."""
+    for attempt in range(ENSURE_ATTEMPTS):
+        try:
+            await _ensure_topics(settings, topics)
+            return
+        except (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError):
+            if attempt == ENSURE_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(min(0.25 * 2**attempt, 8.0))
+
+
+async def _ensure_topics(settings: KafkaSettings, topics: list[str]) -> None:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         request_timeout_ms=settings.request_timeout_ms,
     )
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if not missing:

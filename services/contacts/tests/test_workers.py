@@ -93,7 +93,8 @@ def served(
         yield url, database, metrics_dir
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        # A graceful stop (two workers, the relay): slow on a loaded machine, not hung.
+        process.wait(timeout=120)
     assert not metrics_dir.exists()  # a fresh folder per start, removed at the end
 
 
