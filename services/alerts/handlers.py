@@ -10,6 +10,7 @@ decided.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -108,7 +109,9 @@ async def context_for(
     model, both from its customers' orders as of ``when``."""
     histories = await read_model.order_histories(conn, tenant_id, when)
     typical = float(rules.typical_repeat_days) if rules.typical_repeat_days is not None else None
-    return tenant_context_of(list(histories.values()), when, typical)
+    # Learning the lapse model is CPU work (a second or more for a large tenant: the
+    # shapes' backtest, a BG/NBD fit): in a thread, so requests are served meanwhile.
+    return await asyncio.to_thread(tenant_context_of, list(histories.values()), when, typical)
 
 
 async def risks_as_of(

@@ -2,23 +2,17 @@
 will place, Gamma-Gamma (Fader, Hardie & Lee 2005b) for what each will be worth, both
 fitted by maximum likelihood on the tenant's own orders.
 
-Pure Python (``math.lgamma`` and a Nelder-Mead search over the log of the
-parameters), so the service needs no numerical stack. Customers are summarised as
-(repeat orders ``x``, time of the last order ``t_x``, age ``T``) in weeks since their
-first order, and identical summaries are weighed once, so a fit costs the number of
-distinct summaries, not of customers.
+The models are in ``libs.buyer_models``. Customers are summarised as (repeat orders
+``x``, time of the last order ``t_x``, age ``T``) in weeks since their first order.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from libs.buyer_models import BgNbd, GammaGamma, fit_bgnbd, fit_gamma_gamma
 from services.analytics.domain.figure import Answer
-
-Vector = list[float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,161 +24,6 @@ class Summary:
     t_x: float  # the last order, weeks after the first
     age: float  # weeks from the first order to as_of
     value: float  # mean net value of its orders
-
-
-def nelder_mead(f: Callable[[Vector], float], start: Vector, steps: int = 600) -> Vector:
-    """The minimum of ``f`` near ``start`` (standard reflection/expansion/contraction)."""
-    n = len(start)
-    simplex = [list(start)] + [
-        [v + (0.5 if i == j else 0.0) for j, v in enumerate(start)] for i in range(n)
-    ]
-    values = [f(p) for p in simplex]
-    for _ in range(steps):
-        order = sorted(range(n + 1), key=lambda i: values[i])
-        simplex, values = [simplex[i] for i in order], [values[i] for i in order]
-        if abs(values[-1] - values[0]) < 1e-9 * (1 + abs(values[0])):
-            break
-        centre = [sum(p[j] for p in simplex[:-1]) / n for j in range(n)]
-        worst = simplex[-1]
-        reflected = [c + (c - w) for c, w in zip(centre, worst, strict=True)]
-        fr = f(reflected)
-        if fr < values[0]:
-            expanded = [c + 2 * (c - w) for c, w in zip(centre, worst, strict=True)]
-            fe = f(expanded)
-            simplex[-1], values[-1] = (expanded, fe) if fe < fr else (reflected, fr)
-        elif fr < values[-2]:
-            simplex[-1], values[-1] = reflected, fr
-        else:
-            contracted = [c + 0.5 * (w - c) for c, w in zip(centre, worst, strict=True)]
-            fc = f(contracted)
-            if fc < values[-1]:
-                simplex[-1], values[-1] = contracted, fc
-            else:
-                best = simplex[0]
-                simplex = [best] + [
-                    [b + 0.5 * (v - b) for b, v in zip(best, p, strict=True)] for p in simplex[1:]
-                ]
-                values = [values[0]] + [f(p) for p in simplex[1:]]
-    return simplex[min(range(n + 1), key=lambda i: values[i])]
-
-
-def _logaddexp(a: float, b: float) -> float:
-    high = max(a, b)
-    return high + math.log(math.exp(a - high) + math.exp(b - high))
-
-
-@dataclass(frozen=True, slots=True)
-class BgNbd:
-    r: float
-    alpha: float
-    a: float
-    b: float
-
-    def log_likelihood(self, x: int, t_x: float, age: float) -> float:
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        common = (
-            math.lgamma(r + x)
-            - math.lgamma(r)
-            + r * math.log(alpha)
-            + math.lgamma(a + b)
-            + math.lgamma(b + x)
-            - math.lgamma(b)
-            - math.lgamma(a + b + x)
-        )
-        stays = -(r + x) * math.log(alpha + age)
-        if x == 0:
-            return common + stays
-        left = math.log(a) - math.log(b + x - 1) - (r + x) * math.log(alpha + t_x)
-        return common + _logaddexp(stays, left)
-
-    def expected_orders(self, x: int, t_x: float, age: float, horizon: float) -> float:
-        """Orders expected in the next ``horizon`` weeks of a customer seen so far."""
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        if abs(a - 1) < 1e-6:  # the closed form's singular point: step off it
-            a += 2e-6
-        z = horizon / (alpha + age + horizon)
-        hyper = _hyp2f1(r + x, b + x, a + b + x - 1, z)
-        head = (a + b + x - 1) / (a - 1)
-        body = 1 - ((alpha + age) / (alpha + age + horizon)) ** (r + x) * hyper
-        tail = 1.0
-        if x > 0:
-            tail += a / (b + x - 1) * ((alpha + age) / (alpha + t_x)) ** (r + x)
-        return max(head * body / tail, 0.0)
-
-
-def _hyp2f1(a: float, b: float, c: float, z: float, terms: int = 5000) -> float:
-    total, term = 1.0, 1.0
-    for n in range(terms):
-        term *= (a + n) * (b + n) / ((c + n) * (n + 1)) * z
-        total += term
-        if abs(term) < 1e-12 * abs(total):
-            break
-    return total
-
-
-@dataclass(frozen=True, slots=True)
-class GammaGamma:
-    p: float
-    q: float
-    v: float
-
-    def log_likelihood(self, x: int, value: float) -> float:
-        p, q, v = self.p, self.q, self.v
-        return (
-            math.lgamma(p * x + q)
-            - math.lgamma(p * x)
-            - math.lgamma(q)
-            + q * math.log(v)
-            + (p * x - 1) * math.log(value)
-            + p * x * math.log(x)
-            - (p * x + q) * math.log(x * value + v)
-        )
-
-    def expected_value(self, x: int, value: float) -> float:
-        """A customer's expected order value, its own mean shrunk to the tenant's."""
-        p, q, v = self.p, self.q, self.v
-        if q <= 1:
-            return value
-        return (p * (v + x * value)) / (p * x + q - 1)
-
-
-# A weak pull of each log-parameter towards 0: a handful of customers (all still
-# buying, say) has a degenerate maximum (no dropout at all); thousands outweigh it.
-PENALTY = 0.5
-
-
-def _penalised(f: Callable[[Vector], float]) -> Callable[[Vector], float]:
-    def guarded(logs: Vector) -> float:
-        if any(abs(v) > 30 for v in logs):
-            return math.inf
-        try:
-            return f([math.exp(v) for v in logs]) + PENALTY * sum(v * v for v in logs)
-        except (ValueError, OverflowError, ZeroDivisionError):
-            return math.inf
-
-    return guarded
-
-
-def fit_bgnbd(customers: Iterable[Summary]) -> BgNbd:
-    weighted = Counter((c.x, round(c.t_x, 1), round(c.age, 1)) for c in customers)
-
-    def negative(params: Vector) -> float:
-        model = BgNbd(*params)
-        return -sum(n * model.log_likelihood(x, t, age) for (x, t, age), n in weighted.items())
-
-    best = nelder_mead(_penalised(negative), [0.0, 1.0, 0.0, 0.0])
-    return BgNbd(*[math.exp(v) for v in best])
-
-
-def fit_gamma_gamma(customers: Iterable[Summary]) -> GammaGamma:
-    weighted = Counter((c.x + 1, round(c.value, 2)) for c in customers if c.x > 0 and c.value > 0)
-
-    def negative(params: Vector) -> float:
-        model = GammaGamma(*params)
-        return -sum(n * model.log_likelihood(x, value) for (x, value), n in weighted.items())
-
-    best = nelder_mead(_penalised(negative), [0.0, 1.0, 3.0])
-    return GammaGamma(*[math.exp(v) for v in best])
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +41,8 @@ def predict(
     customers: Sequence[Summary], horizon_weeks: float
 ) -> tuple[BgNbd, GammaGamma, list[Prediction]]:
     """Fit both models on ``customers`` and predict each one's next ``horizon_weeks``."""
-    orders = fit_bgnbd(customers)
-    values = fit_gamma_gamma(customers)
+    orders = fit_bgnbd((c.x, c.t_x, c.age) for c in customers)
+    values = fit_gamma_gamma((c.x + 1, c.value) for c in customers)
     return (
         orders,
         values,
