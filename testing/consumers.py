@@ -9,10 +9,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from fastapi import FastAPI
 
 from libs.auth import issue_token
@@ -20,6 +22,21 @@ from libs.events.catalog import DomainEvent
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer, service_topic
 from libs.platform.settings import ServiceSettings
+
+
+async def send_retrying(producer: AIOKafkaProducer, topic: str, **message: Any) -> None:
+    """``send_and_wait``, asked again while the broker refuses the connection (on a
+    loaded machine the embedded broker sometimes does, for a moment). Only errors that
+    mean nothing was sent are retried, so no message goes twice."""
+    for attempt in range(8):
+        try:
+            await producer.send_and_wait(topic, **message)
+            return
+        except (KafkaConnectionError, NodeNotReadyError):
+            if attempt == 7:
+                raise
+            await asyncio.sleep(min(0.25 * 2**attempt, 5.0))
+
 
 Condition = Callable[[], Awaitable[bool]]
 
@@ -102,8 +119,8 @@ class ConsumerClient:
         try:
             for envelope in envelopes:
                 record = envelope.to_kafka()
-                await producer.send_and_wait(
-                    topic, key=record.key, value=record.value, headers=record.headers
+                await send_retrying(
+                    producer, topic, key=record.key, value=record.value, headers=record.headers
                 )
                 self.published.append(envelope)
         finally:

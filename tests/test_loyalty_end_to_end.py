@@ -18,6 +18,7 @@ from libs.events.catalog.pipeline import OrderPlaced, OrderRefunded
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer, service_topic
 from libs.platform.settings import ServiceSettings
+from testing.consumers import send_retrying
 from tests.conftest import CLIENT_TIMEOUT, RunningPlatform, body_until, view_until
 
 TENANT = "loyalty-e2e"
@@ -57,8 +58,8 @@ def publish_order_event(
         await producer.start()
         try:
             record = envelope.to_kafka()
-            await producer.send_and_wait(
-                topic, key=record.key, value=record.value, headers=record.headers
+            await send_retrying(
+                producer, topic, key=record.key, value=record.value, headers=record.headers
             )
         finally:
             await producer.stop()

@@ -12,6 +12,7 @@ from cloudevents.v1.kafka import from_binary as v1_from_binary
 
 from libs.events.envelope import EventEnvelope, InvalidEnvelope
 from libs.events.kafka import KafkaSettings, ensure_topics
+from testing.consumers import send_retrying
 
 ENVELOPE = EventEnvelope(
     id="6f1c2b1e-0000-4000-8000-000000000001",
@@ -66,7 +67,7 @@ async def test_a_stock_cloudevents_sdk_reads_what_we_put_on_the_broker(
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
     record = ENVELOPE.to_kafka()
-    await producer.send_and_wait(topic, key=record.key, value=record.value, headers=record.headers)
+    await send_retrying(producer, topic, key=record.key, value=record.value, headers=record.headers)
     await producer.stop()
 
     consumer = AIOKafkaConsumer(

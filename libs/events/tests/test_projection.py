@@ -27,6 +27,7 @@ from libs.events.projection import (
 from libs.events.store import EventStore, NewEvent
 from libs.events.tests.conftest import eventually, relay_for
 from libs.events.tests.sample import T0, PoisonPill, VisitTotals, catalog, visit
+from testing.consumers import send_retrying
 
 
 @pytest.fixture
@@ -181,7 +182,8 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_partition_moves_on(
     await relay.relay_once()
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
-    await producer.send_and_wait(
+    await send_retrying(
+        producer,
         topic,
         key=b"c-1",
         value=b"{not json",
@@ -238,8 +240,8 @@ async def test_types_a_projection_does_not_know_are_counted_and_skipped(
     ).to_kafka()
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
-    await producer.send_and_wait(
-        topic, key=stranger.key, value=stranger.value, headers=stranger.headers
+    await send_retrying(
+        producer, topic, key=stranger.key, value=stranger.value, headers=stranger.headers
     )
     await producer.stop()
     await publish_visits(store, kafka, topic, 5, customers=1)

@@ -20,6 +20,7 @@ from libs.events.kafka import KafkaSettings, ensure_topics, service_topic
 from services.customer360.handlers import Projector
 from services.customer360.read_model.reader import Customer360Reader
 from services.customer360.read_model.writer import Customer360Projection
+from testing.consumers import send_retrying
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CONTACTS_TOPIC = service_topic("contacts")
@@ -76,8 +77,12 @@ class ContactsTopic:
             await self.producer.start()
         for envelope in envelopes:
             record = envelope.to_kafka()
-            await self.producer.send_and_wait(
-                self.topic, key=record.key, value=record.value, headers=record.headers
+            await send_retrying(
+                self.producer,
+                self.topic,
+                key=record.key,
+                value=record.value,
+                headers=record.headers,
             )
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from services.customer360.tests.conftest import (
     eventually,
 )
 from services.customer360.tests.test_api import Service, register, service
+from testing.consumers import send_retrying
 from testing.problems import problem_of
 
 __all__ = ["service"]  # the fixture, shared with test_api
@@ -57,7 +58,7 @@ async def test_dead_letters_are_counted_per_consumer_and_topic(
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
     await producer.start()
     try:
-        await producer.send_and_wait(CONTACTS_TOPIC, key=b"x", value=b"{not an event")
+        await send_retrying(producer, CONTACTS_TOPIC, key=b"x", value=b"{not an event")
     finally:
         await producer.stop()
 

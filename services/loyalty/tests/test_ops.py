@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from libs.events.kafka import dlq_topic, ensure_topics, service_topic
 from services.loyalty.tests.conftest import Api
-from testing.consumers import eventually
+from testing.consumers import eventually, send_retrying
 from testing.problems import problem_of
 
 OPS = "/api/v1/ops/loyalty"
@@ -43,7 +43,7 @@ async def test_a_message_earning_cannot_read_is_counted_in_its_topic_s_dead_lett
     producer = AIOKafkaProducer(bootstrap_servers=api.kafka.bootstrap_servers)
     await producer.start()
     try:
-        await producer.send_and_wait(PIPELINE, key=b"c-1", value=b"{not an event")
+        await send_retrying(producer, PIPELINE, key=b"c-1", value=b"{not an event")
     finally:
         await producer.stop()
 

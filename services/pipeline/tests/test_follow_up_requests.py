@@ -14,6 +14,7 @@ from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, ensure_topics, service_topic
 from services.pipeline.handlers.follow_ups import UNASSIGNED
 from services.pipeline.tests.conftest import Api, eventually
+from testing.consumers import send_retrying
 
 ALERTS = service_topic("alerts")
 
@@ -55,8 +56,8 @@ async def publish(kafka: KafkaSettings, *envelopes: EventEnvelope) -> None:
     try:
         for e in envelopes:
             record = e.to_kafka()
-            await producer.send_and_wait(
-                ALERTS, key=record.key, value=record.value, headers=record.headers
+            await send_retrying(
+                producer, ALERTS, key=record.key, value=record.value, headers=record.headers
             )
     finally:
         await producer.stop()
