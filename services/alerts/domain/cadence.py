@@ -31,7 +31,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from statistics import median
+from statistics import fmean, median, pstdev
 
 from libs.buyer_models import BgNbd, fit_bgnbd
 from services.alerts.domain.backtest import roc_auc
@@ -118,32 +118,30 @@ def index(b: Buying, shape: Shape) -> float:
     )
 
 
+def _in_weeks(b: Buying) -> tuple[int, float, float]:
+    """The buyer as BG/NBD sees it: (repeats, the last occasion, age), in weeks from its
+    first occasion, to whole days."""
+    return (
+        b.repeats,
+        round(b.age_days - b.silence_days) / WEEK_DAYS,
+        round(b.age_days) / WEEK_DAYS,
+    )
+
+
 def expected_purchases(model: BgNbd, b: Buying) -> float:
-    """The purchase occasions BG/NBD expects of the buyer in the next ``HORIZON_DAYS``
-    (times in weeks, to whole days)."""
-    age = round(b.age_days) / WEEK_DAYS
-    last = round(b.age_days - b.silence_days) / WEEK_DAYS
-    return model.expected_orders(b.repeats, last, age, HORIZON_DAYS / WEEK_DAYS)
+    """The purchase occasions BG/NBD expects of the buyer in the next ``HORIZON_DAYS``."""
+    repeats, last, age = _in_weeks(b)
+    return model.expected_orders(repeats, last, age, HORIZON_DAYS / WEEK_DAYS)
 
 
 def _scale(values: Sequence[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    return mean, sd or 1.0
+    return fmean(values), pstdev(values) or 1.0
 
 
 def _fitted(buyers: Sequence[Buying]) -> BgNbd | None:
     step = max(1, len(buyers) // FIT_SAMPLE)
-    sample = buyers[::step]
     try:
-        return fit_bgnbd(
-            (
-                b.repeats,
-                round(b.age_days - b.silence_days) / WEEK_DAYS,
-                round(b.age_days) / WEEK_DAYS,
-            )
-            for b in sample
-        )
+        return fit_bgnbd(_in_weeks(b) for b in buyers[::step])
     except (ValueError, OverflowError, ZeroDivisionError):
         return None  # a degenerate history: the shapes alone
 
