@@ -1,9 +1,9 @@
 """Work a service runs beside its HTTP server: relays, projectors, sweeps, schedules.
 
-Every service's lifespan starts the same three kinds of loop and stops them the same
-way, so they are written once here (beside ``while_leading``, which decides *whether*
-a process runs one): a long-running task restarted after a failure, a round repeated
-every N seconds, and a bounded stop.
+The three kinds of loop every service runs, written once (beside ``while_leading``,
+which decides *whether* a process runs one): a long-running task restarted after a
+failure, a round repeated every N seconds, and a bounded stop. Services declare their
+work with ``libs.platform.runtime``, which runs it through these.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,16 @@ async def pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+@dataclass(slots=True)
+class Supervision:
+    """What a status page shows of a supervised loop: whether it runs now, how often
+    it was restarted, and the last failure."""
+
+    running: bool = False
+    restarts: int = 0
+    last_error: str | None = None
+
+
 async def keep_running(
     name: str,
     run: Callable[[asyncio.Event], Awaitable[None]],
@@ -32,15 +43,26 @@ async def keep_running(
     *,
     cleanup: Callable[[], Awaitable[None]] | None = None,
     max_backoff: float = MAX_BACKOFF_SECONDS,
+    supervision: Supervision | None = None,
 ) -> None:
     """Run ``run(stop)`` until ``stop`` is set. A broker outage or a database restart
     must not end it for the life of the process: log the failure, call ``cleanup``
-    (e.g. close a producer that may be half open), back off, start again."""
+    (e.g. close a producer that may be half open), back off, start again. A failure
+    after a long healthy run starts the backoff afresh."""
+    watched = supervision if supervision is not None else Supervision()
+    loop = asyncio.get_running_loop()
     backoff = 0.5
     while not stop.is_set():
+        started = loop.time()
+        watched.running = True
         try:
             await run(stop)
-        except Exception:
+        except Exception as exc:
+            watched.running = False
+            watched.restarts += 1
+            watched.last_error = f"{type(exc).__name__}: {exc}"
+            if loop.time() - started > max_backoff:
+                backoff = 0.5  # it ran fine for a while: this is a new failure
             log.exception("%s failed; restarting in %.1fs", name, backoff)
             if cleanup is not None:
                 try:
@@ -49,6 +71,8 @@ async def keep_running(
                     log.exception("%s: cleanup after a failure failed", name)
             await pause(stop, backoff)
             backoff = min(backoff * 2, max_backoff)
+        finally:
+            watched.running = False
 
 
 async def every(

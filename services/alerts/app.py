@@ -1,18 +1,16 @@
 """The alerts service process: ``uvicorn --factory services.alerts.app:create_app``.
 
 The only place that wires things together: settings -> engine -> event store ->
-handlers' dependencies -> router. The lifespan prepares the schema and runs, beside
-the HTTP server, the outbox relay, the churn projector (a consumer of the
-contacts, pipeline, tickets and loyalty topics), the sweep that assesses every
-customer again as time passes, and the weekly lists' publisher.
+handlers' dependencies -> router, and what runs beside the HTTP server
+(``libs.platform.runtime``): the outbox relay, the churn projector (a consumer of the
+contacts, pipeline, tickets and loyalty topics), the webhook dispatcher and delivery
+worker, the sweep that assesses every customer again as time passes, and the weekly
+lists' publisher.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,11 +20,10 @@ from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
-from libs.platform.background import every, keep_running, stop_all
 from libs.platform.db import create_engine
-from libs.platform.migrations import prepare_schema
-from libs.platform.ops import OpsBoard, WatchedProjection, ops_router
+from libs.platform.ops import ops_router
 from libs.platform.relay import outbox_relay as platform_relay
+from libs.platform.runtime import Job, Projected, ServiceRuntime, periodic
 from services.alerts import metrics, read_model
 from services.alerts.api import router
 from services.alerts.domain.sources import SOURCES
@@ -40,14 +37,11 @@ from services.alerts.handlers import (
 from services.alerts.migrations import FOLDER as MIGRATIONS
 from services.alerts.notifications import runtime as notifications_runtime
 from services.alerts.notifications.api import router as webhooks_router
+from services.alerts.notifications.settings import NotificationSettings
 from services.alerts.projector import ChurnFacts
 from services.alerts.settings import Settings
 
-log = logging.getLogger(__name__)
-
 VERSION = "0.1.0"
-# Long enough for the relay and the projector to finish the batch in hand.
-STOP_SECONDS = 10.0
 
 
 def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
@@ -68,63 +62,50 @@ def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -
     wired = alerts
     notifications, deliveries = notifications_runtime.wire(settings, alerts)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await prepare_schema(engine, MIGRATIONS)
-        projector = ProjectionRunner(ChurnFacts(wired), engine, settings.kafka(), SOURCES)
-        await projector.create_tables()
-        app.state.projector = projector
-        async with engine.connect() as conn:  # the gauge from the first scrape
-            metrics.set_levels(await read_model.customers_by_level(conn))
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(
-                keep_running("alerts relay", relay.run, stop, cleanup=relay.close),
-                name="alerts-relay",
-            )
-        ]
-        if settings.run_projector:
-            tasks.append(
-                asyncio.create_task(
-                    keep_running("churn projector", projector.run, stop), name="alerts-projector"
-                )
-            )
-        if settings.run_sweep:
-            sweeping = every("churn sweep", settings.sweep_seconds, lambda: sweep(wired), stop)
-            tasks.append(asyncio.create_task(sweeping, name="alerts-sweep"))
-        for name, loop in notifications_runtime.background(
-            settings, notifications, deliveries
-        ).items():
-            tasks.append(asyncio.create_task(keep_running(name, loop, stop), name=name))
-        watched = [WatchedProjection.fixed(projector)]
-        if notifications.dispatcher is not None:
-            watched.append(WatchedProjection.fixed(notifications.dispatcher))
-        app.state.ops = OpsBoard(SERVICE, settings.kafka(), outbox=engine, projections=watched)
-        if settings.run_weekly:
-            weekly = every(
-                "weekly risk lists",
+    projector = ProjectionRunner(ChurnFacts(wired), engine, settings.kafka(), SOURCES)
+    projections = [Projected(projector, run=settings.run_projector)]
+    if notifications.dispatcher is not None:
+        projections.append(Projected(notifications.dispatcher))
+    jobs = []
+    if isinstance(settings, NotificationSettings) and settings.run_webhook_worker:
+        jobs.append(Job("alerts-webhook-worker", deliveries.run))
+    if settings.run_sweep:
+        jobs.append(periodic("alerts-churn-sweep", settings.sweep_seconds, partial(sweep, wired)))
+    if settings.run_weekly:
+        jobs.append(
+            periodic(
+                "alerts-weekly-lists",
                 settings.weekly_check_seconds,
-                lambda: publish_weekly_lists(wired),
-                stop,
+                partial(publish_weekly_lists, wired),
                 at_start=True,
             )
-            tasks.append(asyncio.create_task(weekly, name="alerts-weekly"))
-        try:
-            yield
-        finally:
-            stop.set()
-            await stop_all("alerts", tasks, timeout=STOP_SECONDS)
-            await relay.close()
-            await engine.dispose()
+        )
+
+    async def gauge_levels() -> None:  # the gauge from the first scrape
+        async with engine.connect() as conn:
+            metrics.set_levels(await read_model.customers_by_level(conn))
+
+    runtime = ServiceRuntime(
+        SERVICE,
+        engine,
+        settings.kafka(),
+        MIGRATIONS,
+        relay=relay,
+        projections=projections,
+        jobs=jobs,
+        prepare=[gauge_levels],
+    )
 
     app = create_service_app(
         title="CRM alerts",
         version=VERSION,
         settings=settings,
         routers=[router, webhooks_router, ops_router(SERVICE)],
-        lifespan=lifespan,
+        lifespan=runtime.lifespan,
     )
     app.state.alerts = alerts
     app.state.notifications = notifications
     app.state.webhook_worker = deliveries
+    app.state.projector = projector
+    app.state.ops = runtime.ops
     return app

@@ -1,18 +1,16 @@
 """The analytics service process: ``uvicorn --factory services.analytics.app:create_app``.
 
 The only place that wires things together: settings -> engine -> event store ->
-handlers' dependencies -> routers. The lifespan prepares the schema and runs, beside
-the HTTP server, the outbox relay (segment entries and exits), the projector (a
-``LiveProjection`` over the contacts, pipeline, tickets, loyalty and alerts topics,
-so a rebuild's swap is followed) and the sweep that evaluates the segments again.
+handlers' dependencies -> routers, and what runs beside the HTTP server
+(``libs.platform.runtime``): the outbox relay (segment entries and exits), the
+projector (a ``LiveProjection`` over the contacts, pipeline, tickets, loyalty and
+alerts topics, so a rebuild's swap is followed; one worker process per database) and
+the sweep that evaluates the segments again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,12 +20,10 @@ from libs.events.outbox import OutboxRelay
 from libs.events.projection import LiveProjection
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
-from libs.platform.background import every, keep_running, stop_all
 from libs.platform.db import create_engine
-from libs.platform.leadership import exclusively, while_leading
-from libs.platform.migrations import prepare_schema
-from libs.platform.ops import OpsBoard, WatchedProjection, ops_router
+from libs.platform.ops import ops_router
 from libs.platform.relay import outbox_relay as platform_relay
+from libs.platform.runtime import Projected, ServiceRuntime, periodic
 from services.analytics.api import routers
 from services.analytics.domain.sources import SOURCES
 from services.analytics.handlers import SERVICE, SOURCE, Analytics
@@ -36,11 +32,7 @@ from services.analytics.migrations import FOLDER as MIGRATIONS
 from services.analytics.read_model.projection import projection_factory
 from services.analytics.settings import Settings
 
-log = logging.getLogger(__name__)
-
 VERSION = "0.1.0"
-# Long enough for the relay and the projector to finish the batch in hand.
-STOP_SECONDS = 10.0
 
 
 def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
@@ -60,64 +52,34 @@ def create_app(settings: Settings | None = None, analytics: Analytics | None = N
     analytics.on_append = relay.wake
     wired = analytics
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await prepare_schema(engine, MIGRATIONS)
-        projector = LiveProjection(
-            projection_factory,
-            engine,
-            settings.kafka(),
-            SOURCES,
-            generation_check_seconds=settings.generation_check_seconds,
-        )
-        # Workers starting together would race to create the generation's tables.
-        async with exclusively(engine, "analytics-tables"):
-            current = await projector.current()
-            async with engine.begin() as conn:
-                await conn.run_sync(current.metadata.create_all)
-        app.state.projector = projector
-        ops = OpsBoard(
-            SERVICE,
-            settings.kafka(),
-            outbox=engine,
-            projections=[WatchedProjection.live(projector)],
-        )
-        app.state.ops = ops
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(
-                keep_running("analytics relay", relay.run, stop, cleanup=relay.close),
-                name="analytics-relay",
-            )
-        ]
-        if settings.run_projector:
-            projecting = while_leading(
-                engine,
-                "analytics-projector",
-                stop,
-                lambda stop: keep_running("analytics projector", projector.run, stop),
-            )
-            tasks.append(asyncio.create_task(projecting, name="analytics-projector"))
-        if settings.run_sweep:
-            sweeping = every(
-                "segment sweep", settings.segment_sweep_seconds, lambda: sweep(wired), stop
-            )
-            tasks.append(asyncio.create_task(sweeping, name="analytics-sweep"))
-        try:
-            yield
-        finally:
-            stop.set()
-            await ops.stop()
-            await stop_all("analytics", tasks, timeout=STOP_SECONDS)
-            await relay.close()
-            await engine.dispose()
+    projector = LiveProjection(
+        projection_factory,
+        engine,
+        settings.kafka(),
+        SOURCES,
+        generation_check_seconds=settings.generation_check_seconds,
+    )
+    sweeping = periodic(
+        "analytics-segment-sweep", settings.segment_sweep_seconds, partial(sweep, wired)
+    )
+    runtime = ServiceRuntime(
+        SERVICE,
+        engine,
+        settings.kafka(),
+        MIGRATIONS,
+        relay=relay,
+        projections=[Projected(projector, run=settings.run_projector, leader=True)],
+        jobs=[sweeping] if settings.run_sweep else [],
+    )
 
     app = create_service_app(
         title="CRM analytics",
         version=VERSION,
         settings=settings,
         routers=[*routers, ops_router(SERVICE)],
-        lifespan=lifespan,
+        lifespan=runtime.lifespan,
     )
     app.state.analytics = analytics
+    app.state.projector = projector
+    app.state.ops = runtime.ops
     return app

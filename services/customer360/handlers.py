@@ -25,14 +25,13 @@ from libs.events.projection import (
     ProjectionStatus,
     projection_status,
 )
+from libs.platform.background import Supervision, every, keep_running
 from services.customer360.domain.sources import SOURCES, catalog_of
 from services.customer360.domain.view import Source
 from services.customer360.read_model.reader import Customer360Reader, ProjectionLag
 from services.customer360.read_model.writer import Customer360Projection
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +59,7 @@ class Projector:
             catalog_of(self.sources),
             generation_check_seconds=generation_check_seconds,
         )
-        self.restarts = 0
-        self.last_error: str | None = None
-        self._running = False
+        self.supervision = Supervision()
 
     def factory(self, generation: int) -> Customer360Projection:
         return Customer360Projection(generation, self.sources)
@@ -76,34 +73,17 @@ class Projector:
         return projection
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            self._running = True
-            started = asyncio.get_running_loop().time()
-            try:
-                await self.live.run(stop)
-            except Exception as exc:
-                if asyncio.get_running_loop().time() - started > MAX_BACKOFF_SECONDS:
-                    backoff = 0.5  # it ran fine for a while: this is a new failure
-                self.restarts += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("customer360 projector failed; restarting in %.1fs", backoff)
-                self._running = False
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            finally:
-                self._running = False
+        await keep_running(
+            "customer360-projector", self.live.run, stop, supervision=self.supervision
+        )
 
     def state(self) -> ProjectorState:
         runner = self.live.runner
         return ProjectorState(
-            running=self._running,
+            running=self.supervision.running,
             generation=runner.projection.generation if runner is not None else None,
-            restarts=self.restarts,
-            last_error=self.last_error,
+            restarts=self.supervision.restarts,
+            last_error=self.supervision.last_error,
         )
 
 
@@ -136,16 +116,14 @@ class LagMonitor:
         return status
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(self.measure(), timeout=max(self.refresh_seconds, 5.0))
-            except Exception as exc:
-                # The view stays readable while the broker is away; its lag goes stale.
-                log.warning("customer360: lag not measured: %s", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.refresh_seconds)
-            except TimeoutError:
-                pass
+        await every("customer360-lag", self.refresh_seconds, self.measure_once, stop, at_start=True)
+
+    async def measure_once(self) -> None:
+        try:
+            await asyncio.wait_for(self.measure(), timeout=max(self.refresh_seconds, 5.0))
+        except Exception as exc:
+            # The view stays readable while the broker is away; its lag goes stale.
+            log.warning("customer360: lag not measured: %s", exc)
 
     def lag(self, generation: int) -> ProjectionLag:
         status = self.latest

@@ -11,10 +11,10 @@ records nothing. After a restart it simply finds the tickets still due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from libs.events.catalog.tickets import SlaBreached
+from libs.platform.background import every
 from services.tickets.handlers import Tickets, ticket_metrics
 from services.tickets.handlers.tickets import look_after
 from services.tickets.read_model import ticket_list
@@ -34,6 +34,7 @@ class BreachScheduler:
         self.tickets = tickets
         self.interval_seconds = interval_seconds
         self.batch = batch
+        self._counted_at = float("-inf")
 
     async def tick(self) -> int:
         """Record every breach and escalation due by now; the number of breaches."""
@@ -57,16 +58,13 @@ class BreachScheduler:
         ticket_metrics.set_open(await ticket_list.open_by_priority(self.tickets.engine))
 
     async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        counted_at = float("-inf")
-        while not stop.is_set():
-            try:
-                await self.tick()
-                if loop.time() - counted_at >= GAUGE_EVERY_SECONDS:
-                    await self.count_open()
-                    counted_at = loop.time()
-            except Exception:
-                # The database may be away for a moment; the next tick tries again.
-                log.exception("SLA breach scheduler tick failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        """A round every ``interval_seconds`` until ``stop``; a failed one (the database
+        away for a moment) is logged and the next tries again."""
+        await every("tickets SLA scheduler", self.interval_seconds, self.round, stop, at_start=True)
+
+    async def round(self) -> None:
+        await self.tick()
+        now = asyncio.get_running_loop().time()
+        if now - self._counted_at >= GAUGE_EVERY_SECONDS:
+            await self.count_open()
+            self._counted_at = now
