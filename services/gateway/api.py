@@ -1,4 +1,4 @@
-"""The gateway's HTTP surface: its own endpoints, and the relay for everything under /api.
+"""The gateway's HTTP surface: its own endpoints, and the forwarding of everything else under /api.
 
 Every /api request is authenticated (bearer JWT or API key), then rate limited,
 then routed; the order means a stranger learns nothing about the routing table
@@ -111,7 +111,7 @@ async def admitted_caller(
     return caller
 
 
-async def relayed_caller(
+async def forwarded_caller(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key_header: Annotated[str | None, Security(_api_key_header)],
@@ -119,7 +119,7 @@ async def relayed_caller(
     """The admitted caller; None, without asking for credentials, on a path that holds
     its own (a survey link's one-time token), which its service checks."""
     route = runtime_of(request).routing.route_for(request.scope["path"])
-    # Metrics and the access log name the service's route, not the relay's catch-all,
+    # Metrics and the access log name the service's route, not the forwarding catch-all,
     # also for a request refused before it is forwarded (401, 403, 429).
     request.scope[ROUTE_TEMPLATE_KEY] = route.template if route is not None else "unmatched"
     if route is not None and route.credential_in_path:
@@ -423,7 +423,7 @@ def _ms_since(started_at: float) -> float:
     return round((time.perf_counter() - started_at) * 1000, 2)
 
 
-# --- the relay: last, so the gateway's own /api paths win ----------------------------
+# --- forwarding: last, so the gateway's own /api paths win ----------------------------
 
 
 @router.api_route(
@@ -431,8 +431,8 @@ def _ms_since(started_at: float) -> float:
     methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     include_in_schema=False,
 )
-async def relay(
-    request: Request, caller: Annotated[Caller | None, Depends(relayed_caller)]
+async def forward(
+    request: Request, caller: Annotated[Caller | None, Depends(forwarded_caller)]
 ) -> Response:
     path: str = request.scope["path"]
     if path == API_KEYS_PATH or path.startswith(API_KEYS_PATH + "/"):
@@ -440,7 +440,7 @@ async def relay(
     route = runtime_of(request).routing.route_for(path)
     if route is None:
         raise NotFound(f"no service serves {path}")
-    if caller is None:  # a path that is its own credential (relayed_caller checked)
+    if caller is None:  # a path that is its own credential (forwarded_caller checked)
         return await runtime_of(request).proxy.forward(request, route, None)
     if not route.permits(caller.principal, request.method):
         raise Forbidden(

@@ -55,7 +55,7 @@ def create_app(settings: Settings, routing: RoutingTable) -> FastAPI:
     app.router.routes[:] = [
         route for route in app.router.routes if getattr(route, "path", None) not in _REPLACED_PATHS
     ]
-    mount_console(app)  # before the relay, which takes every other /api path
+    mount_console(app)  # before the forwarding, which takes every other /api path
     app.include_router(router)
 
     if settings.cors_allow_origins:

@@ -80,6 +80,6 @@ class ConsoleFiles(StaticFiles):
 
 
 def mount_console(app: FastAPI) -> None:
-    """The console's routes and files; before the gateway's relay, so /api/v1/me is ours."""
+    """The console's routes and files; before the gateway's forwarding, so /api/v1/me is ours."""
     app.include_router(router)
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_FILES, html=True), name="console")

@@ -52,7 +52,7 @@ EITHER_CREDENTIAL: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, {API_KEY_S
 # (408) or is too large (413), the service down (503), failing (502) or slow (504);
 # and, where the caller authenticates, its credential (401), the route's roles (403)
 # and the rate limits (429).
-_RELAY_STATUSES = (502, 503, 504)
+_FORWARDING_STATUSES = (502, 503, 504)
 _BODY_STATUSES = (408, 413)
 _CALLER_STATUSES = (401, 403, 429)
 
@@ -180,7 +180,7 @@ def _through_gateway(item: Document, upstream: str, operation_ids: set[str]) -> 
         if method not in _HTTP_METHODS or not isinstance(operation, dict):
             continue
         operation["x-service"] = upstream
-        statuses: tuple[int, ...] = _RELAY_STATUSES
+        statuses: tuple[int, ...] = _FORWARDING_STATUSES
         if "requestBody" in operation:
             statuses += _BODY_STATUSES
         if operation.get("security"):

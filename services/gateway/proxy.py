@@ -16,7 +16,7 @@ A client is never allowed to hold a connection to a service while it makes up it
 mind: a small body is read whole before a connection is taken, a big one must start
 before, and every wait for the client's next bytes is bounded (408 after
 ``REQUEST_BODY_TIMEOUT_SECONDS``). Each request counts against its caller's and
-tenant's requests in flight until its answer is relayed, so a client that stalls
+tenant's requests in flight until its answer is forwarded, so a client that stalls
 runs out of its own share, never the pool.
 """
 
@@ -91,7 +91,7 @@ DROPPED_RESPONSE_HEADERS = frozenset(
     }
 )
 
-# Answers up to this declared length are read whole before they are relayed.
+# Answers up to this declared length are read whole before they are forwarded.
 BUFFERED_BODY_BYTES = 64 * 1024
 
 UPSTREAM_REQUESTS = Counter(
@@ -185,13 +185,13 @@ def new_upstream_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
 
 
-class RelayedResponse(StreamingResponse):
+class ForwardedResponse(StreamingResponse):
     """The service's response, streamed as it arrives; the connection goes back to
     the pool however the stream ends (finished, client gone, upstream broken)."""
 
     def __init__(self, upstream: httpx.Response) -> None:
-        super().__init__(_relay_body(upstream), status_code=upstream.status_code)
-        self.raw_headers = _relayed_headers(upstream)
+        super().__init__(_forwarded_body(upstream), status_code=upstream.status_code)
+        self.raw_headers = _forwarded_headers(upstream)
         self._upstream = upstream
         self._on_close: list[Callable[[], None]] = []
 
@@ -209,7 +209,7 @@ class RelayedResponse(StreamingResponse):
                     callback()
 
 
-def _relayed_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
+def _forwarded_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
     return [
         (name.lower(), value)
         for name, value in upstream.headers.raw
@@ -218,12 +218,12 @@ def _relayed_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
 
 
 def _small(upstream: httpx.Response) -> bool:
-    """A declared length within BUFFERED_BODY_BYTES (no length: a stream, relayed as one)."""
+    """A declared length within BUFFERED_BODY_BYTES (no length: a stream, forwarded as one)."""
     length = upstream.headers.get("content-length")
     return length is not None and length.isdigit() and int(length) <= BUFFERED_BODY_BYTES
 
 
-async def _relay_body(upstream: httpx.Response) -> AsyncIterator[bytes]:
+async def _forwarded_body(upstream: httpx.Response) -> AsyncIterator[bytes]:
     try:
         # Raw: a compressed body stays compressed, matching the forwarded headers.
         async for chunk in upstream.aiter_raw():
@@ -303,7 +303,7 @@ class UpstreamProxy:
         self.body_timeout_seconds = body_timeout_seconds
 
     async def forward(self, request: Request, route: Route, caller: Caller | None) -> Response:
-        """The service's answer; the request counts as the caller's until it is relayed.
+        """The service's answer; the request counts as the caller's until it is forwarded.
 
         ``caller`` None: a path holding its own credential (a survey link), sent without
         any Authorization of the caller's and counted under the client's address."""
@@ -317,7 +317,7 @@ class UpstreamProxy:
         except BaseException:
             held.release()
             raise
-        if isinstance(response, RelayedResponse):
+        if isinstance(response, ForwardedResponse):
             response.on_close(held.release)
         else:
             held.release()
@@ -350,7 +350,7 @@ class UpstreamProxy:
             self._count(route, "client_gone")
             return Response(status_code=499)
         UPSTREAM_SECONDS.labels(upstream, route.template).observe(time.perf_counter() - started_at)
-        return await self._relay(route, response)
+        return await self._forward(route, response)
 
     async def _content(
         self, request: Request, body: ClientBody | None
@@ -420,10 +420,10 @@ class UpstreamProxy:
                 return None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _relay(self, route: Route, response: httpx.Response) -> Response:
+    async def _forward(self, route: Route, response: httpx.Response) -> Response:
         if not _small(response):
             self._count(route, str(response.status_code))
-            return RelayedResponse(response)
+            return ForwardedResponse(response)
         try:
             body = b"".join([chunk async for chunk in response.aiter_raw()])
         except httpx.TimeoutException as slow:
@@ -433,9 +433,9 @@ class UpstreamProxy:
         finally:
             await response.aclose()
         self._count(route, str(response.status_code))
-        relayed = Response(body, status_code=response.status_code)
-        relayed.raw_headers = _relayed_headers(response)
-        return relayed
+        forwarded = Response(body, status_code=response.status_code)
+        forwarded.raw_headers = _forwarded_headers(response)
+        return forwarded
 
     def _url(self, request: Request, upstream: str) -> str:
         # The raw path, not the decoded one: an id containing %2F must stay one segment.

@@ -315,7 +315,7 @@ async def test_credentials_beyond_ascii_are_a_401_not_a_500(gateway: httpx.Async
         assert response.status_code == 401, (header, response.text)
 
 
-async def test_http_metrics_name_the_forwarded_route_not_the_relay(
+async def test_http_metrics_name_the_forwarded_route_not_the_catch_all(
     gateway: httpx.AsyncClient,
 ) -> None:
     await gateway.get("/api/v1/customers/c-8/360", headers=bearer())
