@@ -350,7 +350,7 @@ class UpstreamProxy:
             self._count(route, "client_gone")
             return Response(status_code=499)
         UPSTREAM_SECONDS.labels(upstream, route.template).observe(time.perf_counter() - started_at)
-        return await self._forward(route, response)
+        return await self._answer_from(route, response)
 
     async def _content(
         self, request: Request, body: ClientBody | None
@@ -420,7 +420,7 @@ class UpstreamProxy:
                 return None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _forward(self, route: Route, response: httpx.Response) -> Response:
+    async def _answer_from(self, route: Route, response: httpx.Response) -> Response:
         if not _small(response):
             self._count(route, str(response.status_code))
             return ForwardedResponse(response)
