@@ -12,7 +12,6 @@ from sqlalchemy import (
     Column,
     Date,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
@@ -23,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import ReminderDue
+from libs.platform.birthdays import birthday_table, keep_birthday
 from libs.platform.db import UtcDateTime
 from services.alerts.domain.reminders import Birthday, FollowedTask
 from services.alerts.read_model import insert
@@ -60,34 +60,13 @@ followed_tasks = Table(
 
 # Customers' birthdays, month and day only (the reminder needs no more). The one piece
 # of personal data in this service: erasure deletes the row (decision 0057).
-birthdays = Table(
-    "churn_birthdays",
-    metadata,
-    Column("tenant_id", String(64), primary_key=True),
-    Column("customer_id", String(64), primary_key=True),
-    Column("month", Integer, nullable=False),
-    Column("day", Integer, nullable=False),
-)
+birthdays = birthday_table("churn_birthdays", metadata)
 
 
 async def set_birthday(
     conn: AsyncConnection, tenant_id: str, customer_id: str, birthday: date | None
 ) -> None:
-    """Keep the customer's birthday's month and day (None: forget it)."""
-    await conn.execute(
-        delete(birthdays).where(
-            birthdays.c.tenant_id == tenant_id, birthdays.c.customer_id == customer_id
-        )
-    )
-    if birthday is not None:
-        await conn.execute(
-            birthdays.insert().values(
-                tenant_id=tenant_id,
-                customer_id=customer_id,
-                month=birthday.month,
-                day=birthday.day,
-            )
-        )
+    await keep_birthday(conn, birthdays, tenant_id, customer_id, birthday)
 
 
 async def birthdays_of(

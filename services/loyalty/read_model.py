@@ -24,7 +24,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    delete,
     func,
     select,
     text,
@@ -44,6 +43,7 @@ from libs.events.catalog.loyalty import (
     PointsRedeemed,
     RedemptionCancelled,
 )
+from libs.platform.birthdays import birthday_table, keep_birthday
 from libs.platform.db import BigId, JsonDocument, UtcDateTime, is_postgres
 from services.loyalty.domain.ledger import Ledger, line_points
 
@@ -111,14 +111,7 @@ members = Table(
 
 # Month and day only (no year: the bonus needs no more). Personal data: erasure
 # deletes the row; nothing else in this service is personal.
-birthdays = Table(
-    "loyalty_birthdays",
-    metadata,
-    Column("tenant_id", String(64), primary_key=True),
-    Column("customer_id", String(64), primary_key=True),
-    Column("month", Integer, nullable=False),
-    Column("day", Integer, nullable=False),
-)
+birthdays = birthday_table("loyalty_birthdays", metadata)
 Index("ix_loyalty_birthdays_day", birthdays.c.month, birthdays.c.day)
 
 # Which monthly figure a line counts in, and with which sign.
@@ -285,20 +278,7 @@ async def add_member(conn: AsyncConnection, tenant_id: str, customer_id: str, at
 async def set_birthday(
     conn: AsyncConnection, tenant_id: str, customer_id: str, birthday: date | None
 ) -> None:
-    await conn.execute(
-        delete(birthdays).where(
-            birthdays.c.tenant_id == tenant_id, birthdays.c.customer_id == customer_id
-        )
-    )
-    if birthday is not None:
-        await conn.execute(
-            birthdays.insert().values(
-                tenant_id=tenant_id,
-                customer_id=customer_id,
-                month=birthday.month,
-                day=birthday.day,
-            )
-        )
+    await keep_birthday(conn, birthdays, tenant_id, customer_id, birthday)
 
 
 async def birthdays_around(

@@ -27,7 +27,6 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 import csv
 import hashlib
 import io
@@ -48,6 +47,7 @@ from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import CustomerKind
 from libs.events.store import StreamAppend
 from libs.platform.errors import Unprocessable
+from libs.platform.spreadsheets import decode_spreadsheet
 from services.contacts.commands import RegisterCustomer
 from services.contacts.domain import (
     ContactsError,
@@ -102,22 +102,6 @@ _DAY = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
 # --- the file ------------------------------------------------------------------------
 
 
-def decode_file(content: bytes) -> str:
-    """The file's text, whichever of the encodings spreadsheets use it was saved in."""
-    if content.startswith(codecs.BOM_UTF8):
-        encodings = ["utf-8-sig"]
-    elif content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        encodings = ["utf-16"]
-    else:
-        encodings = ["utf-8", "gb18030"]
-    for encoding in encodings:
-        try:
-            return content.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise Unprocessable("file", "is neither UTF-8 nor GBK text")
-
-
 def parse_mapping(raw: str | None, header: Sequence[str]) -> dict[str, int]:
     """Platform field -> column index, from the caller's JSON mapping and the header."""
     given: dict[str, str] = {}
@@ -158,7 +142,7 @@ def read_header(
     content: bytes, mapping: str | None
 ) -> tuple[Iterator[tuple[int, list[str] | csv.Error]], dict[str, int]]:
     """The file's records after its header, and the column of each platform field."""
-    records = _records(decode_file(content))
+    records = _records(decode_spreadsheet(content))
     header_row = next(records, None)
     if header_row is None or isinstance(header_row[1], csv.Error) or not header_row[1]:
         raise Unprocessable("file", "has no header row")
