@@ -334,19 +334,7 @@ def _apply(state: Customer, event: DomainEvent) -> Customer:
 
 
 def _profile_changed(state: Customer, event: ProfileChanged) -> Customer:
-    cleared = set(event.cleared)
-    attributes = {
-        k: v for k, v in state.attributes.items() if k not in event.attributes_removed
-    }
-    return replace(
-        state,
-        name=event.name or state.name,
-        email=_patched(state.email, event.email, "email" in cleared),
-        phone=_patched(state.phone, event.phone, "phone" in cleared),
-        birthday=_patched(state.birthday, event.birthday, "birthday" in cleared),
-        company_id=_patched(state.company_id, event.company_id, "company_id" in cleared),
-        attributes={**attributes, **event.attributes},
-    )
+    return replace(state, **event.applied_to(state))
 
 
 def _merged(state: Customer, event: CustomerMerged) -> Customer:
@@ -365,12 +353,6 @@ def _merged(state: Customer, event: CustomerMerged) -> Customer:
         last_interaction_at=_latest(state.last_interaction_at, event.last_interaction_at),
         absorbed=(*state.absorbed, event.duplicate_id),
     )
-
-
-def _patched(old: T | None, new: T | None, cleared: bool) -> T | None:
-    if cleared:
-        return None
-    return old if new is None else new
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -21,8 +21,9 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,6 +70,35 @@ class CustomerRegistered(DomainEvent, type_name="crm.contacts.customer_registere
     registered_at: Instant
 
 
+class ContactFields(Protocol):
+    """What a profile change applies to, in any service's view of a customer."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def birthday(self) -> date | None: ...
+    @property
+    def company_id(self) -> str | None: ...
+    @property
+    def attributes(self) -> Mapping[str, AttributeValue]: ...
+
+
+class ChangedFields(TypedDict):
+    name: str
+    email: str | None
+    phone: str | None
+    birthday: date | None
+    company_id: str | None
+    attributes: dict[str, AttributeValue]
+
+
+_T = TypeVar("_T")
+
+
 class ProfileChanged(DomainEvent, type_name="crm.contacts.profile_changed.v1"):
     """Only the fields that changed; see the module docstring for ``cleared``."""
 
@@ -82,6 +112,29 @@ class ProfileChanged(DomainEvent, type_name="crm.contacts.profile_changed.v1"):
     # Custom attributes that were added or changed, and those that were removed.
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
     attributes_removed: list[str] = Field(default_factory=list)
+
+    def applied_to(self, before: ContactFields) -> ChangedFields:
+        """The fields after this change, the one reading of it for every service that
+        folds a profile (contacts' customer, the 360 view): a value given replaces,
+        a field cleared is None, a field not named is kept."""
+        cleared = set(self.cleared)
+
+        def patched(old: _T | None, new: _T | None, field: ClearableField) -> _T | None:
+            if field in cleared:
+                return None
+            return old if new is None else new
+
+        attributes = {
+            k: v for k, v in before.attributes.items() if k not in self.attributes_removed
+        }
+        return ChangedFields(
+            name=self.name or before.name,
+            email=patched(before.email, self.email, "email"),
+            phone=patched(before.phone, self.phone, "phone"),
+            birthday=patched(before.birthday, self.birthday, "birthday"),
+            company_id=patched(before.company_id, self.company_id, "company_id"),
+            attributes={**attributes, **self.attributes},
+        )
 
 
 class CustomerTagged(DomainEvent, type_name="crm.contacts.customer_tagged.v1"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import TypeVar
 
 from libs.events.catalog.contacts import (
     ConsentChanged,
@@ -44,8 +43,6 @@ from services.customer360.domain.view import (
     forget,
     with_interaction,
 )
-
-T = TypeVar("T")
 
 CONTACTS = Source("contacts", service_topic("contacts"), catalog, customer_streams=True)
 
@@ -80,19 +77,7 @@ def registered(view: CustomerView, event: CustomerRegistered, fact: Fact) -> Out
 
 @CONTACTS.on(ProfileChanged)
 def profile_changed(view: CustomerView, event: ProfileChanged, fact: Fact) -> Outcome:
-    old = view.profile
-    cleared = set(event.cleared)
-    attributes = {k: v for k, v in old.attributes.items() if k not in event.attributes_removed}
-    attributes.update(event.attributes)
-    profile = replace(
-        old,
-        name=event.name or old.name,
-        email=_patched(old.email, event.email, "email" in cleared),
-        phone=_patched(old.phone, event.phone, "phone" in cleared),
-        birthday=_patched(old.birthday, event.birthday, "birthday" in cleared),
-        company_id=_patched(old.company_id, event.company_id, "company_id" in cleared),
-        attributes=attributes,
-    )
+    profile = replace(view.profile, **event.applied_to(view.profile))
     # Values only for the personal fields a reader wants to see; names for the rest.
     shown: list[str] = []
     named: list[str] = []
@@ -271,12 +256,6 @@ def personal_data_erased(view: CustomerView, event: PersonalDataErased, fact: Fa
 
 def _sorted_tags(current: tuple[str, ...], more: list[str]) -> tuple[str, ...]:
     return tuple(sorted({*current, *more}))
-
-
-def _patched(old: T | None, new: T | None, cleared: bool) -> T | None:
-    if cleared:
-        return None
-    return old if new is None else new
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
