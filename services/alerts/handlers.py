@@ -160,7 +160,7 @@ async def backtest(
     end = cutoff + horizon
     ranked = await risks_as_of(conn, tenant_id, cutoff)
     orders = await read_model.order_histories(conn, tenant_id, end)
-    judged = []
+    judged: list[Judged] = []
     for r in ranked:
         if r.risk.days_since_order is None:
             continue  # never bought by the cutoff: cannot stop buying

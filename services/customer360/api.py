@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import Depends, Path, Query, Request, Response
@@ -240,8 +240,12 @@ def rebuilds_of(request: Request) -> Rebuilds:
     return rebuilds
 
 
-_UNAVAILABLE = {503: {"description": "The broker did not answer; Retry-After says when to ask"}}
-_FORBIDDEN = {403: {"description": "The caller's roles do not grant the permission"}}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The broker did not answer; Retry-After says when to ask"}
+}
+_FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The caller's roles do not grant the permission"}
+}
 
 
 @router.get(

@@ -370,7 +370,7 @@ class UpstreamProxy:
         request: Request,
         route: Route,
         url: str,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         body: ClientBody | None,
         content: bytes | AsyncIterator[bytes] | None,
         attempts: int,

@@ -18,13 +18,14 @@ from libs.events.catalog.alerts import (
 from libs.events.catalog.contacts import CustomerMergedInto
 from libs.events.catalog.pipeline import TaskCompleted, TaskCreated, TaskRescheduled
 from services.alerts.handlers import Alerts, publish_weekly_lists, sweep
-from services.alerts.tests.conftest import T0, Api, Clock, days_before, read_topic
+from services.alerts.tests.conftest import T0, Api, days_before, read_topic
 from services.alerts.tests.test_api import (
     complaint,
     complaints_and_a_key_contact_change,
     metric,
     registered,
 )
+from testing.consumers import Clock
 
 
 async def stream_types(api: Api, stream_id: str, tenant: str = "acme") -> list[str]:
@@ -68,7 +69,7 @@ async def test_rules_name_their_alert_levels_and_a_time_zone_or_say_which_field_
         ["high"],
         "UTC",
     )
-    cases = [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"alert_levels": ["high"], "follow_up_levels": ["medium"]}, "follow_up_levels"),
         ({"time_zone": "Mars/Olympus"}, "time_zone"),
         ({"alert_levels": ["low"]}, "alert_levels"),

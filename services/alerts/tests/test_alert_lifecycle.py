@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from libs.events.catalog.alerts import AlertAcknowledged, AlertClosed
 from services.alerts.handlers import sweep
-from services.alerts.tests.conftest import Api, Clock, days_before
+from services.alerts.tests.conftest import Api, days_before
 from services.alerts.tests.test_api import complaints_and_a_key_contact_change
+from testing.consumers import Clock
 
 
 async def open_alert(api: Api, customer_id: str) -> dict[str, object]:

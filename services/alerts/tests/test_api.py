@@ -22,7 +22,8 @@ from libs.events.catalog.pipeline import ContractSigned, OrderCancelled, OrderPl
 from libs.events.catalog.tickets import NpsAnswered, TicketOpened
 from libs.events.store import EventStore
 from services.alerts.handlers import sweep
-from services.alerts.tests.conftest import Api, Clock, days_before, read_topic
+from services.alerts.tests.conftest import Api, days_before, read_topic
+from testing.consumers import Clock
 
 
 def registered(

@@ -77,7 +77,8 @@ def test_on_orders_alone_the_ranking_beats_days_since_last_order_on_known_churne
     for n in range(600):
         gap = rng.choice((10, 30, 90))
         stops = CUTOFF - timedelta(days=rng.uniform(-90, 120)) if n % 2 else None
-        at, facts = CUTOFF - timedelta(days=720 - rng.uniform(0, 90)), []
+        at = CUTOFF - timedelta(days=720 - rng.uniform(0, 90))
+        facts: list[Fact] = []
         while at <= CUTOFF + horizon and (stops is None or at <= stops):
             facts.append(Fact(FactKind.ORDER, at, f"o{n}-{len(facts)}", ref=f"o{n}-{len(facts)}"))
             at += timedelta(days=gap * rng.uniform(0.7, 1.3))

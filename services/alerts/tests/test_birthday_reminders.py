@@ -18,7 +18,8 @@ from libs.events.catalog.contacts import (
 )
 from services.alerts.handlers import Alerts, sweep
 from services.alerts.reminder_list import birthdays
-from services.alerts.tests.conftest import T0, Api, Clock
+from services.alerts.tests.conftest import T0, Api
+from testing.consumers import Clock
 
 
 def born(customer_id: str, birthday: date | None) -> CustomerRegistered:

@@ -12,9 +12,10 @@ from libs.events.catalog.alerts import ChurnRiskRaised
 from libs.events.kafka import KafkaSettings
 from services.alerts.handlers import sweep
 from services.alerts.settings import Settings
-from services.alerts.tests.conftest import SECRET, Api, Clock
+from services.alerts.tests.conftest import SECRET, Api
 from services.alerts.tests.test_api import complaints_and_a_key_contact_change, order, registered
 from services.alerts.tests.test_birthday_reminders import birthdays_remind_once_and_erasure_forgets
+from testing.consumers import Clock
 
 
 @pytest.fixture

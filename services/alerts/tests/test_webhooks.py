@@ -233,7 +233,7 @@ async def test_a_receiver_that_keeps_failing_is_disabled_until_enabled_again(
         await api.send(service_topic("contacts"), [second])
 
         async def disabled() -> bool:
-            return (await webhook(api, acme, created["id"]))["status"] == "disabled"
+            return bool((await webhook(api, acme, created["id"]))["status"] == "disabled")
 
         await eventually(disabled)
         shown = await webhook(api, acme, created["id"])
@@ -263,7 +263,7 @@ async def test_a_receiver_that_keeps_failing_is_disabled_until_enabled_again(
 
         async def second_delivered() -> bool:
             log = {d["event_id"]: d for d in await deliveries(api, acme, created["id"])}
-            return log[second.id]["status"] == "delivered"
+            return bool(log[second.id]["status"] == "delivered")
 
         await eventually(second_delivered)
         log = {d["event_id"]: d for d in await deliveries(api, acme, created["id"])}
@@ -300,7 +300,7 @@ async def test_a_redelivered_event_is_sent_once_across_a_restart_of_the_worker(
 
         async def delivered() -> bool:
             log = await deliveries(api, acme, created["id"])
-            return log[0]["status"] == "delivered"
+            return bool(log[0]["status"] == "delivered")
 
         await eventually(delivered)
         # And the same event once more, after it was delivered.

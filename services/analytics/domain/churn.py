@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from services.analytics.domain.figure import Answer, share
 from services.analytics.domain.periods import at_start, label, next_period
@@ -88,7 +89,8 @@ def monthly_churn(
 ) -> Answer:
     """``contracts``: the customers under contract, judged by their contracts' ends
     instead of by the days since their last order."""
-    rows, lost_rows = [], []
+    rows: list[dict[str, Any]] = []
+    lost_rows: list[dict[str, Any]] = []
     contracts = contracts or {}
     customers = sorted({*histories, *contracts})
 

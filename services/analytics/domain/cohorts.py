@@ -18,7 +18,9 @@ from services.analytics.domain.periods import Grain, label, periods_between
 Cells = Mapping[tuple[date, date], int]
 
 
-def cells_of(bought: Iterable[tuple[str, date]], members: Collection[str] | None = None) -> Cells:
+def cells_of(
+    bought: Iterable[tuple[str, date]], members: Collection[str] | None = None
+) -> Counter[tuple[date, date]]:
     """Count, per (cohort, period), the customers who bought in the period; a
     customer's cohort is the first period it bought in. ``members``: only those."""
     periods: dict[str, list[date]] = defaultdict(list)

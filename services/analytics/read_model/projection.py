@@ -92,9 +92,9 @@ class Batch:
 
     async def load_survivors(self, events: Sequence[ReceivedEvent]) -> None:
         wanted = {
-            (r.envelope.tenantid, str(r.event.customer_id))
+            (r.envelope.tenantid, str(customer_id))
             for r in events
-            if getattr(r.event, "customer_id", None)
+            if (customer_id := getattr(r.event, "customer_id", None))
         }
         c = self.tables.customers
         for start in range(0, len(wanted), 500):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Date, Index, Integer, MetaData, String, Table
 
@@ -51,7 +52,9 @@ class Tables:
         metadata = metadata if metadata is not None else MetaData()
         name = name or (lambda base: f"{NAME}_{base}_g{generation}")
 
-        def table(base: str, *columns: Column, indexes: tuple[tuple[str, ...], ...] = ()) -> Table:
+        def table(
+            base: str, *columns: Column[Any], indexes: tuple[tuple[str, ...], ...] = ()
+        ) -> Table:
             made = Table(name(base), metadata, *columns)
             for i, cols in enumerate(indexes):
                 Index(f"ix_{name(base)}_{i}", *(made.c[c] for c in cols))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from services.analytics.tests.conftest import Api
 from services.analytics.tests.histories import FEBRUARY, JANUARY, publish_history
@@ -89,7 +90,7 @@ async def test_the_customers_behind_a_cohort_cell_page_by_page(api: Api) -> None
     await publish_history(api)
     await api.caught_up()
 
-    params = {"as_of": JUNE_END, "cohort": "2026-02-01", "period": 1, "limit": 1}
+    params: dict[str, Any] = {"as_of": JUNE_END, "cohort": "2026-02-01", "period": 1, "limit": 1}
     first = await api.get("retention/customers", **params)
     second = await api.get(
         "retention/customers", cursor=first["next_cursor"], limit=1, cohort="2026-02-01", period=1

@@ -3,18 +3,22 @@ customer and per owner."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from libs.events.catalog.contacts import InteractionLogged
-from libs.events.catalog.tickets import CsatAnswered, NpsAnswered, TicketOpened
+from libs.events.catalog.tickets import Category, CsatAnswered, NpsAnswered, TicketOpened
 from services.analytics.tests.conftest import Api
 from services.analytics.tests.histories import at, registered
 
 
 def nps(survey: str, customer: str, score: int) -> NpsAnswered:
-    group = "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+    group: Literal["promoter", "passive", "detractor"] = (
+        "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+    )
     return NpsAnswered(survey_id=survey, customer_id=customer, score=score, group=group)
 
 
-def ticket(ticket_id: str, customer: str, category: str) -> TicketOpened:
+def ticket(ticket_id: str, customer: str, category: Category) -> TicketOpened:
     return TicketOpened(
         ticket_id=ticket_id,
         customer_id=customer,
@@ -23,7 +27,7 @@ def ticket(ticket_id: str, customer: str, category: str) -> TicketOpened:
         category=category,
         priority="normal",
         opened_by="u-1",
-    )  # type: ignore[arg-type]
+    )
 
 
 def csat(survey: str, customer: str, ticket_id: str, score: int) -> CsatAnswered:

@@ -15,8 +15,9 @@ from libs.events.catalog.loyalty import TierChanged
 from libs.events.catalog.tickets import NpsAnswered
 from libs.events.kafka import KafkaSettings, service_topic
 from services.analytics.handlers.segments import sweep
-from services.analytics.tests.conftest import Api, Clock
+from services.analytics.tests.conftest import Api
 from services.analytics.tests.histories import FEBRUARY, JANUARY, at, publish_history
+from testing.consumers import Clock
 
 
 async def put(
@@ -148,7 +149,7 @@ async def test_profile_filters_read_each_attribute_as_it_stood(api: Api) -> None
     )
     await api.caught_up()
 
-    cases = {
+    cases: dict[str, tuple[dict[str, object], list[str]]] = {
         "tagged": ({"tags_all": ["b2b"]}, ["jan-0"]),
         "owned": ({"owner_ids": ["u-7"]}, ["jan-1"]),
         "gold": ({"loyalty_tiers": ["gold"]}, ["jan-2"]),
@@ -218,11 +219,12 @@ async def test_who_may_define_segments_and_whose_they_are(api: Api) -> None:
     assert (await put(api, "mine", {"unknown": 1})).status_code == 422
     assert (await put(api, "Bad Name", {})).status_code == 422
     # What the database could not store or compare is refused, naming the field.
-    for refused, field in [
+    refusals: list[tuple[dict[str, object], str]] = [
         ({"tags_any": ["vip\x00"]}, "tags_any"),
         ({"attributes": {"seats": "a\x00b"}}, "attributes"),
         ({"last_order_before": "0001-01-01T00:00:00+14:00"}, "last_order_before"),
-    ]:
+    ]
+    for refused, field in refusals:
         answer = await put(api, "mine", refused)
         assert answer.status_code == 422, answer.text
         assert field in answer.text

@@ -51,6 +51,7 @@ from services.contacts.commands import (
     ChangeOwner,
     ChangeProfile,
     Command,
+    CustomerCommand,
     DefineCustomField,
     LogInteraction,
     MergeCustomer,
@@ -233,7 +234,7 @@ class CustomerChange:
     def command(self, model: type[C], data: Mapping[str, Any]) -> C:
         return command_from(model, data, self.request, customer_id=self.customer_id)
 
-    async def apply(self, model: type[Command], data: Mapping[str, Any]) -> WrittenCustomer:
+    async def apply(self, model: type[CustomerCommand], data: Mapping[str, Any]) -> WrittenCustomer:
         """The command on this customer, through the one-customer handler."""
         written = await handlers.change_customer(
             self.contacts,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,13 +29,18 @@ from services.contacts.tests.conftest import SECRET, Api, read_topic
 
 REGISTER = ("POST", "/api/v1/customers", "201")
 
+# prometheus_client leaves it unannotated: (key, value, timestamp, position) per sample.
+read_all_values_from_file: Callable[[str], Iterator[tuple[str, float, float, int]]] = (
+    MmapedDict.read_all_values_from_file
+)
+
 
 def per_worker(metrics_dir: Path, metric: str, labels: dict[str, str]) -> Counter[str]:
     """A counter's value in each worker's own file (keyed by the worker's pid)."""
     found: Counter[str] = Counter()
     for path in metrics_dir.glob("counter_*.db"):
         pid = path.stem.removeprefix("counter_")
-        for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+        for key, value, _, _ in read_all_values_from_file(str(path)):
             _, sample, sample_labels, _ = json.loads(key)
             if sample == f"{metric}_total" and labels.items() <= sample_labels.items():
                 found[pid] += int(value)

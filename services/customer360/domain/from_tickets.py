@@ -61,7 +61,7 @@ def _with(line: str, text: str) -> str:
 
 @TICKETS.on(TicketOpened)
 def ticket_opened(view: CustomerView, event: TicketOpened, fact: Fact) -> Outcome:
-    ticket = {
+    ticket: dict[str, Any] = {
         "ticket_id": event.ticket_id,
         "subject": "" if view.erased else event.subject,
         "status": "open",

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -137,7 +138,8 @@ async def projector(
     await running.close()
 
 
-Rows = dict[str, list[dict[str, object]]]
+# Values as the database hands them back: each column's own Python type.
+Rows = dict[str, list[dict[str, Any]]]
 
 
 async def snapshot(engine: AsyncEngine, projection: Customer360Projection) -> Rows:

@@ -65,7 +65,7 @@ async def test_dead_letters_are_counted_per_consumer_and_topic(
     async def counted() -> bool:
         report = (await service.client.get(OPS, headers=as_role(service, "admin"))).json()
         now = {d["topic"]: d["messages"] for d in report["dead_letters"]}
-        return now[CONTACTS_TOPIC] == already + 1
+        return bool(now[CONTACTS_TOPIC] == already + 1)
 
     await eventually(counted, timeout=30)
 

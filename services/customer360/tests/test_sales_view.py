@@ -22,7 +22,8 @@ from libs.events.catalog.pipeline import (
     TaskCreated,
     TaskRescheduled,
 )
-from services.customer360.domain.from_pipeline import PIPELINE, money
+from services.customer360.domain.from_pipeline import PIPELINE
+from services.customer360.domain.sections import money
 from services.customer360.domain.view import CustomerView, Fact, Outcome, forget
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaConsumer
 from libs.events.catalog.contacts import CustomerRegistered
 from libs.events.catalog.pipeline import OrderPlaced, OrderRefunded
 from services.loyalty.handlers.sweeps import sweep_expiry
-from services.loyalty.tests.conftest import T0, Api, Clock, eventually
+from services.loyalty.tests.conftest import T0, Api, eventually
+from testing.consumers import Clock
 
 
 async def member(api: Api, customer_id: str, tenant: str = "acme") -> None:

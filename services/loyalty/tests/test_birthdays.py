@@ -8,7 +8,8 @@ from datetime import date
 from libs.events.catalog.contacts import CustomerRegistered, PersonalDataErased
 from services.loyalty.domain.rules import is_birthday
 from services.loyalty.handlers.sweeps import award_birthdays
-from services.loyalty.tests.conftest import T0, Api, Clock, eventually
+from services.loyalty.tests.conftest import T0, Api, eventually
+from testing.consumers import Clock
 
 
 def test_a_leap_day_birthday_is_kept_on_the_28th_in_other_years() -> None:

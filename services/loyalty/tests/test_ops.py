@@ -25,7 +25,7 @@ async def report(api: Api) -> dict[str, Any]:
 
 def held(now: dict[str, Any], topic: str) -> int | None:
     (earning,) = now["projections"]
-    counts = {d["topic"]: d["messages"] for d in earning["dead_letters"]}
+    counts: dict[str, int | None] = {d["topic"]: d["messages"] for d in earning["dead_letters"]}
     return counts[topic]
 
 

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from libs.events.catalog.alerts import FollowUpTaskRequested
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, ensure_topics, service_topic
+from libs.events.projection import ProjectionRunner
 from services.pipeline.handlers.follow_ups import UNASSIGNED
 from services.pipeline.tests.conftest import Api, eventually
 from testing.consumers import send_retrying
@@ -71,7 +72,7 @@ async def tasks_of(api: Api, tenant: str = "acme", **params: str) -> list[dict[s
 
 
 async def applied(api: Api, at_least: int) -> None:
-    runner = api.app.state.follow_ups
+    runner: ProjectionRunner = api.app.state.follow_ups
 
     async def done() -> bool:
         return sum(runner.progress.values()) >= at_least
