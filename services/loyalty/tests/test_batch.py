@@ -4,7 +4,6 @@ ledgers from the same events: one table of histories run through both."""
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -12,11 +11,10 @@ from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import CustomerReferred
 from libs.events.catalog.pipeline import OrderCancelled, OrderPlaced, OrderRefunded
 from libs.events.catalog.tickets import NpsAnswered
-from libs.events.consumer import ReceivedEvent
-from libs.events.envelope import EventEnvelope
 from services.loyalty.handlers.reactions import Earning
 from services.loyalty.tests.conftest import T0, Api
 from services.loyalty.tests.test_bonus_reactions import assert_lines_add_up, set_bonuses
+from testing.projections import received
 
 CUSTOMERS = ["c-1", "c-2", "c-3", "c-4", "c-5"]
 
@@ -60,26 +58,6 @@ def history(seed: int) -> list[tuple[str, DomainEvent]]:
     return events
 
 
-def received(tenant: str, events: list[tuple[str, DomainEvent]]) -> list[ReceivedEvent]:
-    out = []
-    for offset, (customer, fact) in enumerate(events):
-        envelope = EventEnvelope(
-            id=str(uuid.uuid4()),
-            source="/crm/test",
-            type=type(fact).type_name,
-            subject=customer,
-            time=T0,
-            tenantid=tenant,
-            partitionkey=customer,
-            sequence=1,
-            data=fact.model_dump(mode="json"),
-        )
-        out.append(ReceivedEvent(envelope, fact, "t", 0, offset))
-        if offset % 7 == 0:  # the same envelope twice in one batch
-            out.append(ReceivedEvent(envelope, fact, "t", 0, offset))
-    return out
-
-
 def shape(lines: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (
@@ -103,9 +81,9 @@ async def test_a_batch_decides_the_same_ledgers_as_one_event_at_a_time(api: Api)
             await set_bonuses(api, tenant)
         events = history(seed)
         async with loyalty.engine.begin() as conn:
-            for event in received(one, events):
+            for event in received(one, events, at=T0):
                 await earning.apply(conn, event)
-        batch = received(bulk, events)
+        batch = received(bulk, events, at=T0)
         for start in range(0, len(batch), 17):
             async with loyalty.engine.begin() as conn:
                 await earning.apply_many(conn, batch[start : start + 17])
