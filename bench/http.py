@@ -89,6 +89,10 @@ REQUEST_TIMEOUT = 10.0
 IMPORT_TIMEOUT = 90.0
 IMPORT_SAMPLE_SECONDS = 5.0
 SETTLE_CAP = 120.0
+# Starting the platform: each process imports the CLI or its service first, which takes
+# tens of seconds on a loaded machine (the suite's own wait is 180 s, tests/conftest.py).
+BROKER_START_SECONDS = 60.0
+HEALTHY_SECONDS = 180.0
 # An open-loop run waits this long past its last scheduled request, then gives up.
 GRACE_SECONDS = 5.0
 # Open-loop users (connections): requests beyond that many in flight queue in the client.
@@ -277,7 +281,7 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
                 env.setdefault("RUST_LOG", "warn")  # as EmbeddedBroker.start does
             started[p.name] = _start(p.command, env, logs, logs / f"{p.name}.log")
             if p.name == "broker":
-                deadline = time.monotonic() + 15
+                deadline = time.monotonic() + BROKER_START_SECONDS
                 while not _listening(broker_port):
                     if started["broker"].poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"broker did not start:\n{_tail(logs / 'broker.log')}")
@@ -295,7 +299,7 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
 
 
 async def _wait_healthy(platform: Platform) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + HEALTHY_SECONDS
     async with httpx.AsyncClient(timeout=1.0) as client:
         for name, url in platform.urls.items():
             while True:
