@@ -70,7 +70,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import ADMIN_URL, db_url, fmt, median, percentile
+from bench import common
+from bench.common import db_url, fmt, median, percentile
 from bench.lean import LeanClient
 from libs.auth import issue_token
 from libs.platform.broker import free_port
@@ -249,7 +250,7 @@ def _plain(url: str) -> str:
 
 
 async def _drop_databases(urls: Sequence[str]) -> None:
-    admin = await asyncpg.connect(ADMIN_URL)
+    admin = await asyncpg.connect(common.ADMIN_URL)
     try:
         for url in urls:
             name = make_url(url).database
@@ -264,7 +265,7 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
     logs = LOGS / label
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    base = db_url(ADMIN_URL, f"bench_{label}_{uuid.uuid4().hex[:8]}")
+    base = db_url(common.ADMIN_URL, f"bench_{label}_{uuid.uuid4().hex[:8]}")
     broker_port = free_port()
     ports = {service.name: free_port() for service in SERVICES}
     processes = platform_processes(SERVICES, database_url=base,
@@ -1141,6 +1142,14 @@ async def bench_gateway(plan: HttpPlan) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reporting
 
 
+def _shown(path: Path) -> str:
+    """``path`` from the repository's root when it lies inside it (bench/results/logs)."""
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
+
+
 def markdown(bench: dict[str, Any]) -> list[str]:
     lines = [
         "| test | path | load | median | runs | p50 ms | p99 ms | max ms | errors | target | "
@@ -1196,7 +1205,7 @@ def markdown(bench: dict[str, Any]) -> list[str]:
     lines.append("")
     lines.append("Logs: " + ("no errors, warnings or 5xx" if not problems else "; ".join(
         f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if k != "first_errors")
-        for name, counts in problems.items())) + " (bench/results/logs/).")
+        for name, counts in problems.items())) + f" ({_shown(LOGS)}/).")
     for r in bench["rows"]:
         for run in r["runs"]:
             for key in ("error_samples", "post_error_samples"):
