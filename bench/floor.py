@@ -24,6 +24,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from bench.common import median
 from libs.platform.broker import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+START_SECONDS = 60.0
 FLOOR_BODY = {"id": "3f1c0a52-7e41-4c55-9d7c-1b6f0f0b9a10", "version": 1, "kind": "person"}
 
 # --------------------------------------------------------------------------- the apps
@@ -88,17 +90,22 @@ async def _apps() -> AsyncIterator[tuple[dict[str, str], dict[str, int]]]:
                  "hop": _serve("bench.floor:hop", ports["hop"], {"FLOOR_UPSTREAM": upstream})}
     try:
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        # Importing FastAPI and uvicorn takes seconds on a busy machine: wait on a
+        # deadline, not a count of tries, and stop waiting for a process that exited.
+        deadline = time.monotonic() + START_SECONDS
         async with httpx.AsyncClient(timeout=1.0) as probe:
-            for url in urls.values():
-                for _ in range(200):
+            for name, url in urls.items():
+                while True:
                     try:
                         if (await probe.get(url + "/floor")).status_code == 200:
                             break
                     except httpx.HTTPError:
                         pass
+                    if processes[name].poll() is not None:
+                        raise RuntimeError(f"{url} exited with {processes[name].returncode}")
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{url} did not start within {START_SECONDS:g} s")
                     await asyncio.sleep(0.05)
-                else:
-                    raise RuntimeError(f"{url} did not start")
         yield urls, {name: p.pid for name, p in processes.items()}
     finally:
         for p in processes.values():

@@ -70,7 +70,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from bench.common import ADMIN_URL, db_url, fmt, median, percentile
+from bench import common
+from bench.common import db_url, fmt, median, percentile
 from bench.lean import LeanClient
 from libs.auth import issue_token
 from libs.platform.broker import free_port
@@ -89,6 +90,10 @@ REQUEST_TIMEOUT = 10.0
 IMPORT_TIMEOUT = 90.0
 IMPORT_SAMPLE_SECONDS = 5.0
 SETTLE_CAP = 120.0
+# Starting the platform: each process imports the CLI or its service first, which takes
+# tens of seconds on a loaded machine (the suite's own wait is 180 s, tests/conftest.py).
+BROKER_START_SECONDS = 60.0
+HEALTHY_SECONDS = 180.0
 # An open-loop run waits this long past its last scheduled request, then gives up.
 GRACE_SECONDS = 5.0
 # Open-loop users (connections): requests beyond that many in flight queue in the client.
@@ -245,7 +250,7 @@ def _plain(url: str) -> str:
 
 
 async def _drop_databases(urls: Sequence[str]) -> None:
-    admin = await asyncpg.connect(ADMIN_URL)
+    admin = await asyncpg.connect(common.ADMIN_URL)
     try:
         for url in urls:
             name = make_url(url).database
@@ -260,7 +265,7 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
     logs = LOGS / label
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    base = db_url(ADMIN_URL, f"bench_{label}_{uuid.uuid4().hex[:8]}")
+    base = db_url(common.ADMIN_URL, f"bench_{label}_{uuid.uuid4().hex[:8]}")
     broker_port = free_port()
     ports = {service.name: free_port() for service in SERVICES}
     processes = platform_processes(SERVICES, database_url=base,
@@ -277,7 +282,7 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
                 env.setdefault("RUST_LOG", "warn")  # as EmbeddedBroker.start does
             started[p.name] = _start(p.command, env, logs, logs / f"{p.name}.log")
             if p.name == "broker":
-                deadline = time.monotonic() + 15
+                deadline = time.monotonic() + BROKER_START_SECONDS
                 while not _listening(broker_port):
                     if started["broker"].poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"broker did not start:\n{_tail(logs / 'broker.log')}")
@@ -295,7 +300,7 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
 
 
 async def _wait_healthy(platform: Platform) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + HEALTHY_SECONDS
     async with httpx.AsyncClient(timeout=1.0) as client:
         for name, url in platform.urls.items():
             while True:
@@ -1137,6 +1142,14 @@ async def bench_gateway(plan: HttpPlan) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reporting
 
 
+def _shown(path: Path) -> str:
+    """``path`` from the repository's root when it lies inside it (bench/results/logs)."""
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
+
+
 def markdown(bench: dict[str, Any]) -> list[str]:
     lines = [
         "| test | path | load | median | runs | p50 ms | p99 ms | max ms | errors | target | "
@@ -1192,7 +1205,7 @@ def markdown(bench: dict[str, Any]) -> list[str]:
     lines.append("")
     lines.append("Logs: " + ("no errors, warnings or 5xx" if not problems else "; ".join(
         f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items() if k != "first_errors")
-        for name, counts in problems.items())) + " (bench/results/logs/).")
+        for name, counts in problems.items())) + f" ({_shown(LOGS)}/).")
     for r in bench["rows"]:
         for run in r["runs"]:
             for key in ("error_samples", "post_error_samples"):

@@ -2,6 +2,9 @@
 
     python -m bench.run                 # everything (about 11-12 minutes on 2 cores)
     python -m bench.run --quick         # a smoke run (about 2 minutes)
+    python -m bench.run --tiny          # every code path at the smallest sizes (the suite's
+                                        # tests/test_bench_runs.py), results in a temporary
+                                        # directory
     python -m bench.run --only relay    # one benchmark (comma-separated for several)
     python -m bench.run --only contacts,gateway   # the platform over HTTP (bench/http.py)
     python -m bench.run --only floor    # the HTTP stack alone (bench/floor.py)
@@ -13,7 +16,8 @@ starts its own broker where it needs one. Repetitions interleave the systems
 (rotating their order), so a ratio compares runs made minutes apart at most; the
 ratio reported is the median of the per-repetition ratios.
 
-Writes bench/results/latest.json and bench/results/latest.md.
+Writes bench/results/latest.json and bench/results/latest.md (``--output`` elsewhere; the
+platform's logs go to a ``logs`` folder beside it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -62,6 +67,11 @@ class Plan:
     relay_events: int
     projection_events: int
     e2e_seconds: float
+    # benchmarks 1 and 2: concurrent writers (each holds a database connection)
+    append_writers: int = 32
+    batch_writers: int = 8
+    # benchmark 5: events of the first seconds are not counted (the relay's producer start)
+    e2e_warmup: float = 2.0
     # bench/http.py: the platform over HTTP (contacts, gateway)
     http_warmup: float = 2.0
     http_duration: float = 8.0  # closed-loop runs, repeated `reps` times
@@ -94,6 +104,24 @@ class Plan:
                    loyalty_events=2_000, analytics_events=2_000,
                    analytics_customers=10_000, analytics_orders=100_000,
                    churn_customers=20_000, churn_events=2_000)
+
+    @classmethod
+    def tiny(cls) -> Plan:
+        """Every code path once at the smallest sizes that still reach it: the figures
+        mean nothing, a benchmark that no longer runs fails (tests/test_bench_runs.py).
+        A few writers, so the suite's other workers keep their database connections;
+        a few hundred events, so a projector still applies several batches; 1,000 open
+        tickets, so the due search still finds overdue ones (one in a hundred); 200
+        import rows, so the files still hold bad rows and duplicates; a second's HTTP
+        window, so a closed loop on a loaded machine still counts answers in it."""
+        return cls(reps=1, warmup=0.2, duration=0.5, relay_events=300,
+                   projection_events=300, e2e_seconds=1.0,
+                   append_writers=4, batch_writers=2, e2e_warmup=0.5,
+                   http_warmup=0.5, http_duration=1.0, http_steady_seconds=1.0,
+                   import_rows=200, http_customers=20, scheduler_tickets=1_000,
+                   loyalty_events=200, analytics_events=200,
+                   analytics_customers=50, analytics_orders=500,
+                   churn_customers=50, churn_events=200)
 
 
 def rotate(items: Sequence[str], rep: int) -> list[str]:
@@ -135,7 +163,7 @@ def ratios(rows: list[dict[str, Any]], pairs: Sequence[tuple[str, str]], mode: s
 async def bench_appends(plan: Plan, *, batch: int) -> dict[str, Any]:
     systems = list(appends.SYSTEMS)
     modes = ("new", "existing") if batch == 1 else ("new",)
-    writers = 32 if batch == 1 else 8
+    writers = plan.append_writers if batch == 1 else plan.batch_writers
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rep in range(plan.reps):
         for mode in modes:
@@ -220,14 +248,14 @@ async def bench_e2e(plan: Plan) -> dict[str, Any]:
     rows = []
     for system, rate in runs:
         seconds = plan.e2e_seconds if rate == 500.0 else plan.e2e_seconds / 2
-        result = await e2e.run(rate=rate, seconds=seconds)
+        result = await e2e.run(rate=rate, seconds=seconds, warmup=plan.e2e_warmup)
         log(f"  e2e {system:6s} {rate:g}/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms "
             f"(achieved {result['achieved_rate']} events/s)")
         rows.append({"system": system, "mode": f"{rate:g}/s", **result})
     ours = rows[0]
     return {
         "what": (f"500 events/s offered for {plan.e2e_seconds:g} s (150/s for "
-                 f"{plan.e2e_seconds / 2:g} s) after a 2 s warm-up; "
+                 f"{plan.e2e_seconds / 2:g} s) after a {plan.e2e_warmup:g} s warm-up; "
                  "writer, relay and projector in three processes; lag = read model "
                  "committed - append committed"),
         "rows": rows,
@@ -454,30 +482,40 @@ def _save(output: Path, results: dict[str, Any], table: str) -> None:
 async def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short runs, one repetition")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="short runs, one repetition")
+    sizes.add_argument("--tiny", action="store_true",
+                       help="every code path at the smallest sizes, one repetition (figures "
+                            "meaningless); results in a temporary directory unless --output")
     parser.add_argument("--only", default="",
                         help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--reps", type=int, default=0, help="override the repetitions")
-    parser.add_argument("--output", default=str(RESULTS / "latest.json"))
+    parser.add_argument("--output", default="",
+                        help="the JSON results (default bench/results/latest.json)")
     args = parser.parse_args(argv)
 
     chosen = [b.strip() for b in args.only.split(",") if b.strip()] or list(BENCHMARKS)
     unknown = [b for b in chosen if b not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {BENCHMARKS}")
-    plan = (Plan.quick if args.quick else Plan.full)()
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    plan = {"tiny": Plan.tiny, "quick": Plan.quick, "full": Plan.full}[mode]()
     if args.reps:
         plan = Plan(**{**plan.__dict__, "reps": args.reps})
 
     started = time.monotonic()
     results: dict[str, Any] = {"meta": {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
+        "mode": mode,
         "plan": plan.__dict__,
         "load_before": [round(x, 2) for x in os.getloadavg()],
         "postgres": await server_info(),
         **_machine(),
     }, "benchmarks": {}}
+    output = Path(args.output) if args.output else (
+        Path(tempfile.mkdtemp(prefix="bench-tiny-")) / "tiny.json" if args.tiny
+        else RESULTS / "latest.json")
+    http.LOGS = output.parent / "logs"
     failed = False
     for name in chosen:
         log(f"== {name}")
@@ -494,7 +532,6 @@ async def main(argv: Sequence[str] | None = None) -> int:
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     results["meta"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
 
-    output = Path(args.output)
     table = markdown(results)
     _save(output, results, table)
     print(table)

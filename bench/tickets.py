@@ -7,13 +7,13 @@ a. ticket operations at 32 clients through the gateway, beside contacts registra
    operation. The tenant has an SLA policy, so every ticket starts its clocks. The
    customers are registered first, with one ticket each, so the tickets service knows
    every one of them before the clock starts.
-b. the SLA scheduler's search for due tickets (``read_model.due``, what every tick of
-   ``services/tickets/scheduler.py`` asks first, on its ``next_due_at`` index) among
-   ``scheduler_tickets`` open tickets written straight into the service's read table
-   (a fresh database at the service's Alembic head, analysed as autovacuum would):
-   1 % of them overdue, the rest due over the next day. Timed: a tick's search when
-   nothing is due yet, and one that finds a full batch (500) of the overdue ones;
-   each repeated, median and p99. Looking after each due ticket (its stream, the
+b. the SLA scheduler's search for due tickets (``read_model.ticket_list.due``, what every
+   tick of ``services/tickets/handlers/breach_scheduler.py`` asks first, on its
+   ``next_due_at`` index) among ``scheduler_tickets`` open tickets written straight into
+   the service's read table (a fresh database at the service's Alembic head, analysed as
+   autovacuum would): 1 % of them overdue, the rest due over the next day. Timed: a
+   tick's search when nothing is due yet, and one that finds a full batch (500) of the
+   overdue ones; each repeated, median and p99. Looking after each due ticket (its stream, the
    breach event) is the ticket's own work and not part of this figure.
 """
 
@@ -49,8 +49,8 @@ from bench.http import (
 from bench.lean import LeanClient
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
-from services.tickets import read_model
 from services.tickets.migrations import FOLDER as MIGRATIONS
+from services.tickets.read_model import ticket_list
 
 POLICY = {"targets": {"normal": {"first_response_minutes": 60, "resolution_minutes": 480},
                       "urgent": {"first_response_minutes": 15, "resolution_minutes": 120}}}
@@ -134,11 +134,11 @@ async def scheduler_search(open_tickets: int, batch: int = 500) -> dict[str, Any
                                    "uses_index": "ix_tickets_next_due" in plan, "plan": plan}
             # "idle": a tick before anything is due; "due": one that finds a full batch.
             for label, now in (("idle", NOW - timedelta(hours=2)), ("due", NOW)):
-                await read_model.due(engine, now, batch)  # a warm pool and plan cache
+                await ticket_list.due(engine, now, batch)  # a warm pool and plan cache
                 seconds, found = [], 0
                 for _ in range(SEARCHES):
                     started = time.perf_counter()
-                    found = len(await read_model.due(engine, now, batch))
+                    found = len(await ticket_list.due(engine, now, batch))
                     seconds.append(time.perf_counter() - started)
                 out[label] = {"found": found,
                               "p50_ms": round(percentile(seconds, 0.5) * 1000, 2),
