@@ -91,7 +91,9 @@ class Console:
         self.page.fill("#token", bearer)
         self.page.get_by_role("button", name=re.compile("Sign in|登录")).click()
         self.page.wait_for_url(re.compile(r"#/customers$"))
-        # The page is drawn (a page change folds the phone menu: click it only after).
+        # The sign-in view is gone, so the customers page is drawn: a page change
+        # folds the phone menu, so a test clicks it only after.
+        expect(self.page.locator("#token")).to_have_count(0)
         expect(self.page.locator("#view h1")).to_be_visible()
 
     def go(self, route: str) -> None:
