@@ -103,24 +103,51 @@ def risk_view(ranked: RankedRisk) -> dict[str, Any]:
         "level": risk.level,
         "owner_id": ranked.owner_id,
         "reasons": [r.model_dump(mode="json") for r in risk.reasons],
+        "assessed_at": ranked.assessed_at.isoformat() if ranked.assessed_at else None,
     }
 
 
-def _cursor(as_of: datetime, offset: int) -> str:
-    raw = json.dumps({"a": as_of.isoformat(), "o": offset}).encode()
+# A page of the ranking ends at an offset (a ranking scored as of a time) or at a
+# position in the kept ranking (as of now); either way the first page's as_of holds.
+Position = int | read_model.RankPosition
+
+
+def _cursor(as_of: datetime, position: Position) -> str:
+    data: dict[str, Any] = {"a": as_of.isoformat()}
+    if isinstance(position, int):
+        data["o"] = position
+    else:
+        data["k"] = [
+            position.score,
+            position.last_order_at.isoformat(),
+            position.customer_id,
+        ]
+    raw = json.dumps(data).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _from_cursor(cursor: str) -> tuple[datetime, int]:
+def _from_cursor(cursor: str) -> tuple[datetime, Position]:
+    invalid = Unprocessable("cursor", "not a cursor this API gave")
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         when = datetime.fromisoformat(raw["a"])
-        offset = int(raw["o"])
+        position: Position
+        if "k" in raw:
+            score, last_order, customer_id = raw["k"]
+            position = read_model.RankPosition(
+                int(score), datetime.fromisoformat(last_order), str(customer_id)
+            )
+            if position.last_order_at.tzinfo is None:
+                raise invalid
+        else:
+            position = int(raw["o"])
+            if position < 0:
+                raise invalid
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise Unprocessable("cursor", "not a cursor this API gave") from None
-    if when.tzinfo is None or offset < 0:
-        raise Unprocessable("cursor", "not a cursor this API gave")
-    return when, offset
+        raise invalid from None
+    if when.tzinfo is None:
+        raise invalid
+    return when, position
 
 
 @router.get("/churn/risks")
@@ -130,25 +157,52 @@ async def list_risks(
     as_of: AsOf = None,
     level: RiskLevel | None = None,
     owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Customers ranked by churn score, highest first, each with its reasons. A
-    cursor keeps the ``as_of`` of the first page, so pages never shift."""
+    """Customers ranked by churn score, highest first, each with its reasons. Without
+    ``as_of``, the ranking kept as events arrive and time passes is read a page at a
+    time (each risk says when it was assessed); with it, the tenant is scored as of
+    then. A cursor keeps the ``as_of`` of the first page, so pages never shift."""
+    position: Position | None = None
     if cursor is not None:
-        when, offset = _from_cursor(cursor)
+        when, position = _from_cursor(cursor)
+    elif as_of is None:
+        when = alerts.clock()
     else:
-        when, offset = parse_as_of(as_of, alerts.clock()), 0
-    async with alerts.engine.connect() as conn:
-        ranked = await handlers.risks_as_of(conn, principal.tenant_id, when, owner_id)
-    if level is not None:
-        ranked = [r for r in ranked if r.risk.level == level]
-    page = ranked[offset : offset + limit]
-    more = offset + limit < len(ranked)
+        when, position = parse_as_of(as_of, alerts.clock()), 0
+    if position is None or isinstance(position, read_model.RankPosition):
+        async with alerts.engine.connect() as conn:
+            page = await handlers.ranking_page(
+                conn,
+                principal.tenant_id,
+                when,
+                level=level,
+                owner_id=owner_id,
+                after=position,
+                limit=limit + 1,
+            )
+        more = len(page) > limit
+        page = page[:limit]
+        last = page[-1].risk if page else None
+        next_position: Position | None = (
+            read_model.RankPosition(
+                last.score, last.last_order_at or read_model.NEVER_BOUGHT, last.customer_id
+            )
+            if more and last is not None
+            else None
+        )
+    else:
+        async with alerts.engine.connect() as conn:
+            ranked = await handlers.risks_as_of(conn, principal.tenant_id, when, owner_id)
+        if level is not None:
+            ranked = [r for r in ranked if r.risk.level == level]
+        page = ranked[position : position + limit]
+        next_position = position + limit if position + limit < len(ranked) else None
     return {
         "as_of": when.isoformat(),
         "items": [risk_view(r) for r in page],
-        "next_cursor": _cursor(when, offset + limit) if more else None,
+        "next_cursor": _cursor(when, next_position) if next_position is not None else None,
     }
 
 
@@ -156,9 +210,14 @@ async def list_risks(
 async def customer_risk(
     customer_id: CustomerId, principal: Reader, alerts: AlertsDep, as_of: AsOf = None
 ) -> dict[str, Any]:
-    when = parse_as_of(as_of, alerts.clock())
+    """The customer's risk: as kept now (assessed again if due), or scored as of then."""
     async with alerts.engine.connect() as conn:
-        ranked = await handlers.risk_of(conn, principal.tenant_id, customer_id, when)
+        if as_of is None:
+            when = alerts.clock()
+            ranked = await handlers.current_risk(alerts, conn, principal.tenant_id, customer_id)
+        else:
+            when = parse_as_of(as_of, alerts.clock())
+            ranked = await handlers.risk_of(conn, principal.tenant_id, customer_id, when)
     if ranked is None:
         raise NotFound(f"customer {customer_id} not found")
     return {"as_of": when.isoformat(), **risk_view(ranked)}

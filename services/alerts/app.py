@@ -4,7 +4,7 @@ The only place that wires things together: settings -> engine -> event store ->
 handlers' dependencies -> router, and what runs beside the HTTP server
 (``libs.platform.runtime``): the outbox relay, the churn projector (a consumer of the
 contacts, pipeline, tickets and loyalty topics), the webhook dispatcher and delivery
-worker, the sweep that assesses every customer again as time passes, and the weekly
+worker, the sweep that assesses customers again as time passes, and the weekly
 lists' publisher.
 """
 
@@ -70,7 +70,12 @@ def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -
     if isinstance(settings, NotificationSettings) and settings.run_webhook_worker:
         jobs.append(Job("alerts-webhook-worker", deliveries.run))
     if settings.run_sweep:
-        jobs.append(periodic("alerts-churn-sweep", settings.sweep_seconds, partial(sweep, wired)))
+        # At start too: what was never assessed (or is due since the last run) is ranked.
+        jobs.append(
+            periodic(
+                "alerts-churn-sweep", settings.sweep_seconds, partial(sweep, wired), at_start=True
+            )
+        )
     if settings.run_weekly:
         jobs.append(
             periodic(

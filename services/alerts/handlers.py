@@ -29,7 +29,9 @@ from libs.events.catalog.alerts import (
     ChurnRiskChanged,
     ChurnRules,
     ChurnRulesSet,
+    Reason,
     ReminderDue,
+    RiskLevel,
     WeeklyRiskListPublished,
 )
 from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, StreamAppend
@@ -40,7 +42,7 @@ from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.backtest import Judged, report
 from services.alerts.domain.facts import as_of
 from services.alerts.domain.reminders import due_reminders
-from services.alerts.domain.risk import ChurnRisk, assess, rank_key
+from services.alerts.domain.risk import ChurnRisk, assess, next_review, rank_key
 from services.alerts.domain.rules import check_rules
 from services.alerts.domain.signals import Context, tenant_context_of
 
@@ -100,6 +102,59 @@ class Alerts:
 class RankedRisk:
     risk: ChurnRisk
     owner_id: str | None
+    # When the risk was assessed (a kept one: by the projector or the sweep).
+    assessed_at: datetime | None = None
+
+
+def kept_risk(row: Any) -> RankedRisk:
+    """A customer's kept assessment (a ``churn_customers`` row) as a ranked risk."""
+    last = None if row.last_order_at == read_model.NEVER_BOUGHT else row.last_order_at
+    return RankedRisk(
+        ChurnRisk(
+            row.customer_id,
+            row.score,
+            row.level,
+            tuple(Reason.model_validate(r) for r in row.reasons or ()),
+            last_order_at=last,
+        ),
+        row.owner_id,
+        row.assessed_at,
+    )
+
+
+async def ranking_page(
+    conn: AsyncConnection,
+    tenant_id: str,
+    now: datetime,
+    *,
+    level: RiskLevel | None = None,
+    owner_id: str | None = None,
+    after: read_model.RankPosition | None = None,
+    limit: int = 50,
+) -> list[RankedRisk]:
+    """A page of the kept ranking: read, not scored (decision 0093)."""
+    rows = await read_model.ranking_page(
+        conn, tenant_id, now, level=level, owner_id=owner_id, after=after, limit=limit
+    )
+    return [kept_risk(r) for r in rows]
+
+
+async def current_risk(
+    alerts: Alerts, conn: AsyncConnection, tenant_id: str, customer_id: str
+) -> RankedRisk | None:
+    """The customer's risk now: its kept assessment while that holds (its review time
+    has not come), else assessed now from its facts."""
+    row = await read_model.customer(conn, tenant_id, customer_id)
+    if row is None or row.merged_into is not None:
+        return None
+    now = alerts.clock()
+    if row.reasons is not None and row.review_at is not None and row.review_at > now:
+        return kept_risk(row)
+    rules, _ = await read_model.rules_of(conn, tenant_id)
+    context = await alerts.live_context(conn, tenant_id, rules, now)
+    facts = await read_model.facts_of(conn, tenant_id, now, [customer_id])
+    risk = assess(customer_id, facts.get(customer_id, []), rules, now, context)
+    return RankedRisk(risk, row.owner_id, now)
 
 
 async def context_for(
@@ -129,10 +184,10 @@ async def risks_as_of(
     async for customer_id, facts in read_model.facts_by_customer(conn, tenant_id, when, owner_id):
         if customer_id in owners:
             risk = assess(customer_id, facts, rules, when, context)
-            ranked.append(RankedRisk(risk, owners.pop(customer_id)))
+            ranked.append(RankedRisk(risk, owners.pop(customer_id), when))
     # The customers with no fact by then.
     ranked += [
-        RankedRisk(assess(customer_id, [], rules, when, context), owner)
+        RankedRisk(assess(customer_id, [], rules, when, context), owner, when)
         for customer_id, owner in owners.items()
     ]
     ranked.sort(key=lambda r: rank_key(r.risk))
@@ -149,7 +204,7 @@ async def risk_of(
     context = await context_for(conn, tenant_id, rules, when)
     facts = await read_model.facts_of(conn, tenant_id, when, [customer_id])
     return RankedRisk(
-        assess(customer_id, facts.get(customer_id, []), rules, when, context), row.owner_id
+        assess(customer_id, facts.get(customer_id, []), rules, when, context), row.owner_id, when
     )
 
 
@@ -269,12 +324,18 @@ async def set_rules(
             conn=conn,
         )
         await read_model.save_rules(conn, tenant_id, checked, new, now)
+        # The kept ranking follows the new rules at the next sweep.
+        await read_model.review_everyone(conn, tenant_id)
     alerts.appended(1)
     return checked, new
 
 
 async def assess_customers(
-    alerts: Alerts, conn: AsyncConnection, tenant_id: str, customer_ids: Iterable[str]
+    alerts: Alerts,
+    conn: AsyncConnection,
+    tenant_id: str,
+    customer_ids: Iterable[str],
+    context: Context | None = None,
 ) -> int:
     """Assess the customers as of the clock's now and append what a moved level sets
     off, and the reminders that fall due; the number of events appended. The customers'
@@ -286,7 +347,8 @@ async def assess_customers(
         return 0
     now = alerts.clock()
     rules, _ = await read_model.rules_of(conn, tenant_id)
-    context = await alerts.live_context(conn, tenant_id, rules, now)
+    if context is None:
+        context = await alerts.live_context(conn, tenant_id, rules, now)
     rows = [
         r
         for r in (await read_model.lock_customers(conn, tenant_id, ids)).values()
@@ -364,12 +426,23 @@ async def assess_customers(
         ],
         conn=conn,
     )
-    await read_model.assessed_many(
+    version_of = {row.customer_id: v for (row, *_), v in zip(moved, versions, strict=True)}
+    await read_model.keep_assessments(
         conn,
         tenant_id,
         [
-            (row.customer_id, risk.level, risk.score, version, open_alert)
-            for (row, risk, _, open_alert), version in zip(moved, versions, strict=True)
+            read_model.Assessment(
+                row.customer_id,
+                risk.level,
+                risk.score,
+                version_of.get(row.customer_id, row.version),
+                open_alert,
+                [r.model_dump(mode="json") for r in risk.reasons],
+                now,
+                risk.last_order_at,
+                next_review(now, (t.due_at for t in tasks.get(row.customer_id, ()))),
+            )
+            for row, risk, _, open_alert in decided
         ],
     )
     news_of_all = [e for _, _, news, _ in moved for e in news]
@@ -438,16 +511,33 @@ async def retire_duplicate(
 
 
 async def sweep(alerts: Alerts, batch: int = 500) -> int:
-    """Assess every customer as of now: signals that grow with time alone (an order
-    becoming overdue, a contract's end coming near) rise without any new event."""
+    """Assess again, as of now, the customers due for it: signals that grow with time
+    alone (an order becoming overdue, a contract's end coming near) rise without any
+    new event. Only the customers whose review time has come are read (a day after
+    their last assessment, sooner for a task falling due, at once after a change of
+    rules), a batch per write transaction; a tenant's context is learnt before it,
+    so no write lock is held while the lapse model is fitted."""
     appended = 0
-    async with alerts.engine.connect() as conn:
-        everyone = await read_model.every_customer(conn)
-    for tenant_id, customer_ids in everyone.items():
-        for start in range(0, len(customer_ids), batch):
+    now = alerts.clock()
+    after: tuple[str, str] | None = None
+    contexts: dict[str, Context] = {}
+    while True:
+        async with alerts.engine.connect() as conn:
+            due = await read_model.due_for_review(conn, now, after, batch)
+            for tenant_id in {t for t, _ in due} - contexts.keys():
+                rules, _ = await read_model.rules_of(conn, tenant_id)
+                contexts[tenant_id] = await alerts.live_context(conn, tenant_id, rules, now)
+        if not due:
+            break
+        after = due[-1]
+        for tenant_id in dict.fromkeys(t for t, _ in due):
             async with alerts.engine.begin() as conn:
                 appended += await assess_customers(
-                    alerts, conn, tenant_id, customer_ids[start : start + batch]
+                    alerts,
+                    conn,
+                    tenant_id,
+                    [c for t, c in due if t == tenant_id],
+                    contexts[tenant_id],
                 )
     alerts.appended(appended)
     async with alerts.engine.connect() as conn:

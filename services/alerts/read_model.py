@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -78,8 +79,20 @@ customers = Table(
     Column("version", Integer, nullable=False),
     # The alert opened by the last rise to high, until the customer leaves high.
     Column("open_alert_id", String(36), nullable=True),
+    # The last assessment, kept so that the ranking is read, not computed (decision
+    # 0093): its reasons (None: not assessed yet), when it was made, the last order
+    # then (NEVER_BOUGHT for none: the page order holds no NULL), and when the
+    # customer is due to be assessed again as time alone passes (None: now).
+    Column("reasons", JsonDocument, nullable=True),
+    Column("assessed_at", UtcDateTime, nullable=True),
+    Column("last_order_at", UtcDateTime, nullable=True),
+    Column("review_at", UtcDateTime, nullable=True),
     Index("ix_churn_customers_owner", "tenant_id", "owner_id"),
+    Index("ix_churn_customers_rank", "tenant_id", "score", "last_order_at", "customer_id"),
+    Index("ix_churn_customers_review", "review_at"),
 )
+
+NEVER_BOUGHT = datetime(9999, 12, 31, tzinfo=UTC)
 
 rules_table = Table(
     "churn_rules",
@@ -108,6 +121,7 @@ async def know_customer(
         "score": 0,
         "version": 0,
         "open_alert_id": None,
+        "last_order_at": NEVER_BOUGHT,
     }
     stmt = insert(conn, customers).values(values)
     changes = {}
@@ -135,6 +149,7 @@ async def know_customers(conn: AsyncConnection, tenant_id: str, customer_ids: se
                 "score": 0,
                 "version": 0,
                 "open_alert_id": None,
+                "last_order_at": NEVER_BOUGHT,
             }
             for customer_id in sorted(customer_ids)
         ],
@@ -164,6 +179,7 @@ async def register_customers(
                 "score": 0,
                 "version": 0,
                 "open_alert_id": None,
+                "last_order_at": NEVER_BOUGHT,
             }
             for customer_id, (registered_at, owner_id) in sorted(registered.items())
         ],
@@ -400,19 +416,6 @@ async def lock_customers(
     return {r.customer_id: r for r in rows}
 
 
-async def every_customer(conn: AsyncConnection) -> dict[str, list[str]]:
-    """Every tenant's customers not merged away, by tenant."""
-    found: dict[str, list[str]] = defaultdict(list)
-    rows = await conn.execute(
-        select(customers.c.tenant_id, customers.c.customer_id)
-        .where(customers.c.merged_into.is_(None))
-        .order_by(customers.c.tenant_id, customers.c.customer_id)
-    )
-    for tenant_id, customer_id in rows:
-        found[tenant_id].append(customer_id)
-    return found
-
-
 async def tenants(conn: AsyncConnection) -> list[str]:
     """Every tenant with a customer here."""
     rows = await conn.execute(select(customers.c.tenant_id).distinct())
@@ -435,13 +438,26 @@ async def assessed(
     )
 
 
-async def assessed_many(
-    conn: AsyncConnection,
-    tenant_id: str,
-    changes: Sequence[tuple[str, RiskLevel, int, int, str | None]],
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """A customer's assessment as kept: what the ranking pages and the sweep read."""
+
+    customer_id: str
+    level: RiskLevel
+    score: int
+    version: int
+    open_alert_id: str | None
+    reasons: list[dict[str, Any]]
+    assessed_at: datetime
+    last_order_at: datetime | None
+    review_at: datetime
+
+
+async def keep_assessments(
+    conn: AsyncConnection, tenant_id: str, assessments: Sequence[Assessment]
 ) -> None:
-    """``assessed`` for many customers: (customer, level, score, version, open alert)."""
-    if not changes:
+    """The customers' new assessments, one statement for all."""
+    if not assessments:
         return
     await conn.execute(
         update(customers)
@@ -454,19 +470,100 @@ async def assessed_many(
             score=bindparam("t_score"),
             version=bindparam("t_version"),
             open_alert_id=bindparam("t_open_alert"),
+            reasons=bindparam("t_reasons", type_=JsonDocument),
+            assessed_at=bindparam("t_assessed_at", type_=UtcDateTime),
+            last_order_at=bindparam("t_last_order_at", type_=UtcDateTime),
+            review_at=bindparam("t_review_at", type_=UtcDateTime),
         ),
         [
             {
                 "t_tenant": tenant_id,
-                "t_customer": customer_id,
-                "t_level": level,
-                "t_score": score,
-                "t_version": version,
-                "t_open_alert": open_alert_id,
+                "t_customer": a.customer_id,
+                "t_level": a.level,
+                "t_score": a.score,
+                "t_version": a.version,
+                "t_open_alert": a.open_alert_id,
+                "t_reasons": a.reasons,
+                "t_assessed_at": a.assessed_at,
+                "t_last_order_at": a.last_order_at or NEVER_BOUGHT,
+                "t_review_at": a.review_at,
             }
-            for customer_id, level, score, version, open_alert_id in changes
+            for a in assessments
         ],
     )
+
+
+async def review_everyone(conn: AsyncConnection, tenant_id: str) -> None:
+    """Every customer of the tenant due for assessment now (its rules changed)."""
+    await conn.execute(
+        update(customers).where(customers.c.tenant_id == tenant_id).values(review_at=None)
+    )
+
+
+async def due_for_review(
+    conn: AsyncConnection, now: datetime, after: tuple[str, str] | None, limit: int
+) -> list[tuple[str, str]]:
+    """Up to ``limit`` customers (tenant, customer) whose assessment can have changed
+    with time alone by ``now``, in (tenant, customer) order after ``after``."""
+    query = select(customers.c.tenant_id, customers.c.customer_id).where(
+        customers.c.merged_into.is_(None),
+        customers.c.review_at.is_(None) | (customers.c.review_at <= now),
+    )
+    if after is not None:
+        tenant_id, customer_id = after
+        query = query.where(
+            (customers.c.tenant_id > tenant_id)
+            | ((customers.c.tenant_id == tenant_id) & (customers.c.customer_id > customer_id))
+        )
+    rows = await conn.execute(
+        query.order_by(customers.c.tenant_id, customers.c.customer_id).limit(limit)
+    )
+    return [(str(t), str(c)) for t, c in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RankPosition:
+    """Where a page of the kept ranking ends: the next page starts after it."""
+
+    score: int
+    last_order_at: datetime
+    customer_id: str
+
+
+async def ranking_page(
+    conn: AsyncConnection,
+    tenant_id: str,
+    now: datetime,
+    *,
+    level: RiskLevel | None = None,
+    owner_id: str | None = None,
+    after: RankPosition | None = None,
+    limit: int = 50,
+) -> list[Any]:
+    """A page of the kept ranking by keyset: highest score first, then the longest
+    without an order, then the customer id; registered by ``now``, not merged away."""
+    c = customers.c
+    query = select(customers).where(
+        c.tenant_id == tenant_id,
+        c.merged_into.is_(None),
+        c.registered_at.is_(None) | (c.registered_at <= now),
+    )
+    if level is not None:
+        query = query.where(c.level == level)
+    if owner_id is not None:
+        query = query.where(c.owner_id == owner_id)
+    if after is not None:
+        query = query.where(
+            (c.score < after.score)
+            | ((c.score == after.score) & (c.last_order_at > after.last_order_at))
+            | (
+                (c.score == after.score)
+                & (c.last_order_at == after.last_order_at)
+                & (c.customer_id > after.customer_id)
+            )
+        )
+    query = query.order_by(c.score.desc(), c.last_order_at, c.customer_id).limit(limit)
+    return list(await conn.execute(query))
 
 
 async def rules_of(conn: AsyncConnection, tenant_id: str) -> tuple[ChurnRules, int]:

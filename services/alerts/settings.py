@@ -14,9 +14,11 @@ class Settings(ServiceSettings, NotificationSettings):
     http_port: int = 8005
     # False serves the API only: another process keeps the churn facts.
     run_projector: bool = True
-    # How often every customer is assessed again as of now (signals that grow with time
-    # alone: an order becoming overdue, a contract's end coming near).
-    sweep_seconds: float = 3600.0
+    # How often the customers due for it are assessed again as of now (signals that grow
+    # with time alone: an order becoming overdue, a contract's end coming near). A round
+    # reads only the customers whose review time has come (decision 0093): cheap when
+    # nobody is due, so it can run often.
+    sweep_seconds: float = 300.0
     run_sweep: bool = True
     # How often the weekly lists due (Monday 09:00 in each tenant's time zone) are
     # looked for and published (once per tenant and week).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from libs.events.catalog.alerts import ChurnRules, Reason, RiskLevel
 from services.alerts.domain.facts import Fact, as_of
@@ -27,6 +27,20 @@ class ChurnRisk:
     days_since_order: float | None = None
     # The lapse index (domain/cadence.py; None: never bought): the tie-breaker.
     lapse: float | None = None
+    last_order_at: datetime | None = None
+
+
+# Every signal and reminder counts time in days: a customer's assessment, unchanged by
+# any event, is made again a day later (sooner when a followed task falls due).
+REVIEW_AFTER = timedelta(days=1)
+
+
+def next_review(now: datetime, task_due_times: Iterable[datetime] = ()) -> datetime:
+    """When an assessment made at ``now`` is due again with time alone: a day later,
+    or just after the first open task falls due (its reminder)."""
+    due = [t for t in task_due_times if t >= now]
+    review = now + REVIEW_AFTER
+    return min(review, min(due) + timedelta(microseconds=1)) if due else review
 
 
 def level_of(score: int, rules: ChurnRules) -> RiskLevel:
@@ -71,7 +85,14 @@ def assess(
     score = min(100, sum(r.contribution for r in reasons))
     last = folded.last_order
     days = None if last is None else (when - last.placed_at).total_seconds() / 86400
-    return ChurnRisk(customer_id, score, level_of(score, rules), tuple(reasons), days)
+    return ChurnRisk(
+        customer_id,
+        score,
+        level_of(score, rules),
+        tuple(reasons),
+        days,
+        last_order_at=None if last is None else last.placed_at,
+    )
 
 
 def rank_key(risk: ChurnRisk) -> tuple[int, float, float, str]:

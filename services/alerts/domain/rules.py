@@ -15,7 +15,8 @@ it looks back, or ahead for a contract) and a threshold:
 * nps_detractor: the latest NPS answer in the window at or below this score;
 * contract_ending: a contract ending within the window's days, neither renewed nor
   renewing by itself (threshold unused);
-* loyalty_quiet: at least this many loyalty activities before the window, none in it.
+* loyalty_quiet: at least this many loyalty activities (check-ins, redemptions: never
+  the points an order earned) before the window, none in it.
 """
 
 from __future__ import annotations

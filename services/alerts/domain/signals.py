@@ -266,7 +266,7 @@ def loyalty_quiet(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | N
     days = (c.as_of - last.at).days
     sentence = (
         f"No loyalty activity for {days} days, after {len(before)} earlier "
-        "(points earned or redeemed)."
+        "(check-ins or rewards redeemed)."
     )
     return Finding(1.0, sentence, (last.event_id,))
 

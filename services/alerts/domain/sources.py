@@ -1,6 +1,7 @@
 """Other services' events as the churn rules see them: each becomes at most one fact.
 
-Only the types below are read (the projector skips every other type). A fact keeps
+Only the types below are read (the projector skips every other type; ``PointsEarned``
+is read and makes no fact). A fact keeps
 the event's business time: an order's ``placed_at``, an interaction's
 ``occurred_at``, a breach's ``due_at``; otherwise the envelope's time.
 """
@@ -116,8 +117,10 @@ def fact_of(event: DomainEvent, event_id: str, time: datetime) -> Fact | None:
         # A first key contact (nobody before) is news, not a change of relationship.
         case KeyContactChanged() if event.previous_contact_id is not None:
             return Fact(FactKind.KEY_CONTACT_CHANGED, time, event_id, ref=event.role)
-        case PointsEarned():
-            return Fact(FactKind.LOYALTY_ACTIVITY, event.earned_at, event_id, ref=event.lot_id)
+        # Points earned are the consequence of another fact (an order, a check-in, a
+        # survey answered) or the business's gift (a birthday, a campaign): counted as
+        # loyalty activity, every purchase would count twice (decision 0093). The
+        # customer's own loyalty acts are check-ins and redemptions.
         case PointsRedeemed():
             return Fact(FactKind.LOYALTY_ACTIVITY, time, event_id, ref=event.redemption_id)
         case CheckedIn():

@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from libs.events.catalog.alerts import ChurnRules, SignalRule
+from libs.events.catalog.loyalty import CheckedIn, PointsEarned
+from libs.events.catalog.pipeline import OrderPlaced
 from services.alerts.domain.facts import Fact, FactKind, as_of, typical_repeat_days
-from services.alerts.domain.risk import ChurnRisk, assess, level_of, rank_key, rose_to_high
+from services.alerts.domain.risk import (
+    ChurnRisk,
+    assess,
+    level_of,
+    next_review,
+    rank_key,
+    rose_to_high,
+)
 from services.alerts.domain.rules import default_rules
 from services.alerts.domain.signals import Context
+from services.alerts.domain.sources import fact_of
 
 NOW = datetime(2026, 11, 30, 9, tzinfo=UTC)
 RULES = default_rules()
@@ -277,3 +287,34 @@ def test_a_rise_to_high_is_raised_once() -> None:
     assert rose_to_high("medium", "high") and rose_to_high(None, "high")
     assert not rose_to_high("high", "high")
     assert not rose_to_high("high", "medium")
+
+
+def test_points_an_order_earned_are_not_loyalty_activity_again() -> None:
+    """A purchase is a purchase once: its points make no fact of their own; the
+    customer's own loyalty acts (a check-in) still do."""
+    placed = OrderPlaced(
+        order_id="o1", customer_id="c1", currency="CNY", total=100, placed_at=days_ago(120)
+    )
+    earned = PointsEarned(
+        customer_id="c1",
+        lot_id="lot-1",
+        points=1,
+        reason="order",
+        source_event_id="e-order",
+        earned_at=days_ago(120),
+        order_id="o1",
+    )
+    checked_in = CheckedIn(customer_id="c1", day=days_ago(100).date(), streak=1)
+
+    placed_fact = fact_of(placed, "e-order", days_ago(120))
+    assert placed_fact is not None and placed_fact.kind is FactKind.ORDER
+    assert fact_of(earned, "e-points", days_ago(120)) is None
+    checked = fact_of(checked_in, "e-check-in", days_ago(100))
+    assert checked is not None and checked.kind is FactKind.LOYALTY_ACTIVITY
+
+
+def test_the_next_review_is_a_day_on_or_just_after_a_task_falls_due() -> None:
+    assert next_review(NOW) == NOW + timedelta(days=1)
+    due = NOW + timedelta(hours=3)
+    assert next_review(NOW, [due, NOW - timedelta(days=2)]) == due + timedelta(microseconds=1)
+    assert next_review(NOW, [NOW + timedelta(days=5)]) == NOW + timedelta(days=1)
