@@ -5,8 +5,11 @@ Scoring: a fresh alerts database (the service's Alembic schema) holds N customer
 one tenant with their facts as the projector stores them (orders over two years, a
 customer in ten with complaints, interactions for one in four), written with COPY
 before the clock starts. Timed: ``handlers.risks_as_of`` as ``GET /api/v1/churn/risks``
-runs it (every customer ranked, as of a date a year back and as of the end), with the
-process's peak resident memory growth.
+runs it with ``as_of`` (every customer ranked, as of a date a year back and as of the
+end), with the process's peak resident memory growth. Then the kept ranking (decision
+0093): the sweep assessing every customer once (all due: a day's sweeping in one go),
+and pages of 50 read by keyset as ``GET /api/v1/churn/risks`` without ``as_of`` reads
+them, from positions spread over the whole ranking (p50 and p99).
 
 Projector: N ``OrderPlaced`` events (the pipeline relay's encoding, 1,000 customers, 6
 partitions) pre-published; the alerts service's ``ChurnFacts`` on the projection
@@ -58,7 +61,10 @@ async def _fill(url: str, customers: int) -> int:
     for n in range(customers):
         cid = f"c-{n:07d}"
         joined = START + timedelta(days=rng.uniform(0, 700))
-        customer_rows.append((TENANT, cid, f"rep-{n % 50}", joined, None, "none", 0, 0, None))
+        never = read_model.NEVER_BOUGHT
+        customer_rows.append(
+            (TENANT, cid, f"rep-{n % 50}", joined, None, "none", 0, 0, None, never)
+        )
         # Buyers at their own rhythm, some stopping along the way.
         at, gap = joined, rng.uniform(10, 120)
         for k in range(rng.randint(1, 12)):
@@ -95,6 +101,7 @@ async def _fill(url: str, customers: int) -> int:
                 "score",
                 "version",
                 "open_alert_id",
+                "last_order_at",
             ],
         )
         await driver.copy_records_to_table(
@@ -149,11 +156,55 @@ async def run_scoring(customers: int) -> dict[str, Any]:
                 "high": sum(r.risk.level == "high" for r in ranked),
             }
             del ranked
+        out["kept"] = await _kept_ranking(engine, customers)
         await engine.dispose()
     if out["end"]["ranked"] != customers:
         raise RuntimeError(f"ranked {out['end']['ranked']} customers, expected {customers}")
     out["rate"] = out["end"]["customers_per_second"]
     return out
+
+
+async def _kept_ranking(engine: Any, customers: int, pages: int = 200) -> dict[str, Any]:
+    """The sweep's cost to assess everyone once, then the cost of reading a page."""
+    alerts = handlers.Alerts(store=EventStore(engine), clock=lambda: END)
+    started, cpu = time.perf_counter(), time.process_time()
+    await handlers.sweep(alerts)
+    sweep_seconds, sweep_cpu = time.perf_counter() - started, time.process_time() - cpu
+    # Positions spread over the ranking: one every 500 customers.
+    positions: list[read_model.RankPosition | None] = [None]
+    async with engine.connect() as conn:
+        while True:
+            page = await handlers.ranking_page(conn, TENANT, END, after=positions[-1], limit=500)
+            if not page:
+                positions.pop()  # the end: nothing after it
+                break
+            if len(page) < 500:
+                break
+            last = page[-1].risk
+            positions.append(
+                read_model.RankPosition(
+                    last.score, last.last_order_at or read_model.NEVER_BOUGHT, last.customer_id
+                )
+            )
+    rng = random.Random(93)
+    times = []
+    async with engine.connect() as conn:
+        for _ in range(pages):
+            after = rng.choice(positions)
+            started = time.perf_counter()
+            page = await handlers.ranking_page(conn, TENANT, END, after=after, limit=50)
+            times.append(time.perf_counter() - started)
+            if not page:
+                raise RuntimeError("an empty page of the kept ranking")
+    times.sort()
+    return {
+        "sweep_seconds": round(sweep_seconds, 2),
+        "sweep_cpu_seconds": round(sweep_cpu, 2),
+        "sweep_customers_per_second": round(customers / sweep_seconds, 1),
+        "pages": pages,
+        "page_p50_ms": round(1000 * times[len(times) // 2], 2),
+        "page_p99_ms": round(1000 * times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+    }
 
 
 def order_placed(i: int, customers: int = 1000) -> EventEnvelope:

@@ -312,8 +312,10 @@ async def bench_analytics(plan: Plan) -> dict[str, Any]:
 
 async def bench_churn(plan: Plan) -> dict[str, Any]:
     scoring = await churn.run_scoring(plan.churn_customers)
+    kept = scoring["kept"]
     log(f"  churn scoring {scoring['customers']:,} customers: {scoring['end']['seconds']} s "
-        f"as of the end, {scoring['year_back']['seconds']} s a year back")
+        f"as of the end, {scoring['year_back']['seconds']} s a year back; kept ranking: "
+        f"page p50 {kept['page_p50_ms']} ms, p99 {kept['page_p99_ms']} ms")
     rows = await ours_beside("churn", plan, "projection", {
         "ours": lambda: churn.run_projector(plan.churn_events),
         "projection": lambda: projector.run_ours(plan.projection_events),
@@ -327,7 +329,14 @@ async def bench_churn(plan: Plan) -> dict[str, Any]:
                  f"{scoring['end']['cpu_seconds']} s; "
                  f"{fmt(scoring['end']['customers_per_second'])} customers/s, peak RSS "
                  f"+{scoring['end']['peak_rss_growth_mb']} MB), "
-                 f"{scoring['year_back']['seconds']} s as of a year back; projector: "
+                 f"{scoring['year_back']['seconds']} s as of a year back; the kept "
+                 f"ranking (decision 0093, GET /api/v1/churn/risks without as_of): the "
+                 f"sweep assessing all once {kept['sweep_seconds']} s "
+                 f"({fmt(kept['sweep_customers_per_second'])} customers/s), a page of 50 "
+                 f"by keyset p50 {kept['page_p50_ms']} ms, p99 {kept['page_p99_ms']} ms "
+                 f"over {kept['pages']} pages spread over the ranking "
+                 f"({fmt(scoring['end']['seconds'] * 1000 / max(kept['page_p50_ms'], 0.001))}"
+                 f"x faster than scoring per page); projector: "
                  f"{plan.churn_events:,} order_placed events pre-published (6 partitions, "
                  "1000 customers), the alerts service's ChurnFacts on the projection runtime "
                  "(a fact per order, the batch's customers assessed in its transaction), "
