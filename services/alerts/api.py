@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
@@ -22,7 +22,7 @@ from libs.events.catalog.alerts import ChurnRules, RiskLevel
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
-from services.alerts import alert_list, handlers, read_model, reminder_list
+from services.alerts import alert_list, handlers, past_rankings, read_model, reminder_list
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.domain.rules import InvalidRules
@@ -265,6 +265,111 @@ async def run_backtest(
         )
     async with alerts.engine.connect() as conn:
         return await handlers.backtest(conn, principal.tenant_id, body.cutoff, horizon)
+
+
+class PastRankingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: AwareDatetime
+    owner_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="one key, one ranking: a retry with it gets the same job",
+    ),
+]
+RankingId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="the ranking's id")]
+
+
+def past_ranking_view(job: past_rankings.PastRanking) -> dict[str, Any]:
+    return {
+        "ranking_id": job.ranking_id,
+        "as_of": job.as_of.isoformat(),
+        "owner_id": job.owner_id,
+        "status": job.status,
+        "ranked": job.ranked,
+        "error": job.error,
+        "requested_at": job.requested_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+@router.post(
+    "/churn/rankings",
+    status_code=202,
+    responses={200: {"description": "The job this Idempotency-Key asked for already"}},
+)
+async def request_past_ranking(
+    body: PastRankingBody,
+    principal: Configurer,
+    alerts: AlertsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Rank every customer as of a past time, as a job: 202 and its ``Location``, where
+    its status and, once done, its ranking a page at a time are read. The same
+    ``Idempotency-Key`` returns the same job (200)."""
+    now = alerts.clock()
+    if body.as_of > now:
+        raise Unprocessable("as_of", "a past time: the ranking now is GET /api/v1/churn/risks")
+    job, created = await past_rankings.request(
+        alerts.engine,
+        principal.tenant_id,
+        body.as_of,
+        body.owner_id,
+        principal.subject,
+        now,
+        idempotency_key,
+    )
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/churn/rankings/{job.ranking_id}"
+    return past_ranking_view(job)
+
+
+@router.get("/churn/rankings/{ranking_id}")
+async def read_past_ranking(
+    ranking_id: RankingId,
+    principal: Reader,
+    alerts: AlertsDep,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """A ranking as of a past time: its status, and once done a page of its ranked
+    customers (``items``, ``next_cursor``)."""
+    after = 0
+    if cursor is not None:
+        _, position = _from_cursor(cursor)
+        if not isinstance(position, int):
+            raise Unprocessable("cursor", "not a cursor this API gave")
+        after = position
+    async with alerts.engine.connect() as conn:
+        job = await past_rankings.job(conn, principal.tenant_id, ranking_id)
+        if job is None:
+            raise NotFound(f"ranking {ranking_id} not found")
+        found = await past_rankings.rows(conn, principal.tenant_id, ranking_id, after, limit + 1)
+    more = len(found) > limit
+    found = found[:limit]
+    return {
+        **past_ranking_view(job),
+        "items": [
+            {
+                "position": r.position,
+                "customer_id": r.customer_id,
+                "score": r.score,
+                "level": r.level,
+                "owner_id": r.owner_id,
+                "reasons": r.reasons,
+                "assessed_at": job.as_of.isoformat(),
+            }
+            for r in found
+        ],
+        "next_cursor": _cursor(job.as_of, found[-1].position) if more else None,
+    }
 
 
 @router.get("/churn/weekly")

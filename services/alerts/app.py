@@ -10,6 +10,7 @@ lists' publisher.
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from fastapi import FastAPI
@@ -20,11 +21,12 @@ from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
+from libs.platform.background import every
 from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
 from libs.platform.relay import outbox_relay as platform_relay
-from libs.platform.runtime import Job, Projected, ServiceRuntime, periodic
-from services.alerts import metrics, read_model
+from libs.platform.runtime import Job, Projected, ServiceRuntime, leading, periodic
+from services.alerts import metrics, past_rankings, read_model
 from services.alerts.api import router
 from services.alerts.domain.sources import SOURCES
 from services.alerts.handlers import (
@@ -76,6 +78,21 @@ def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -
                 "alerts-churn-sweep", settings.sweep_seconds, partial(sweep, wired), at_start=True
             )
         )
+    if settings.run_past_rankings:
+
+        async def score_past_rankings(stop: asyncio.Event) -> None:
+            await past_rankings.requeue_running(engine)
+            await every(
+                "alerts-past-rankings",
+                settings.past_rankings_seconds,
+                partial(past_rankings.score_queued, engine, wired.clock),
+                stop,
+                at_start=True,
+            )
+
+        # One scorer per database: a job is scored once, and one left running by a
+        # stopped process is queued again by the next leader.
+        jobs.append(leading(engine, Job("alerts-past-rankings", score_past_rankings)))
     if settings.run_weekly:
         jobs.append(
             periodic(

@@ -20,6 +20,10 @@ class Settings(ServiceSettings, NotificationSettings):
     # nobody is due, so it can run often.
     sweep_seconds: float = 300.0
     run_sweep: bool = True
+    # How often rankings as of a past time asked for (POST /api/v1/churn/rankings) are
+    # looked for and scored, by one process per database.
+    past_rankings_seconds: float = 2.0
+    run_past_rankings: bool = True
     # How often the weekly lists due (Monday 09:00 in each tenant's time zone) are
     # looked for and published (once per tenant and week).
     weekly_check_seconds: float = 60.0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from libs.events import published, schema, store
 from libs.events.projection import runtime_metadata
-from services.alerts import alert_list, read_model, reminder_list
+from services.alerts import alert_list, past_rankings, read_model, reminder_list
 from services.alerts.notifications import tables as notification_tables
 
 FOLDER = Path(__file__).parent
@@ -19,6 +19,7 @@ TARGET_METADATA = (
     read_model.metadata,
     alert_list.metadata,
     reminder_list.metadata,
+    past_rankings.metadata,
     notification_tables.metadata,
 )
 ROUTINES = tuple(schema.ROUTINES)

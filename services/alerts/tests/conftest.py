@@ -45,6 +45,7 @@ def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
         # Tests sweep and publish weekly lists when they mean to, never on a timer.
         run_sweep=False,
         run_weekly=False,
+        run_past_rankings=False,
     )
 
 

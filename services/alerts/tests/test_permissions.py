@@ -14,6 +14,8 @@ PINNED = {
     ("GET", "/api/v1/churn/rules"): "customers:read",
     ("PUT", "/api/v1/churn/rules"): "churn:configure",
     ("POST", "/api/v1/churn/backtests"): "churn:configure",
+    ("POST", "/api/v1/churn/rankings"): "churn:configure",
+    ("GET", "/api/v1/churn/rankings/{ranking_id}"): "customers:read",
     ("GET", "/api/v1/churn/weekly"): "customers:read",
     ("GET", "/api/v1/churn/alerts"): "customers:read",
     ("GET", "/api/v1/reminders"): "customers:read",
@@ -45,7 +47,7 @@ def test_every_route_has_its_pinned_permission() -> None:
 
 async def test_every_role_is_refused_exactly_where_the_matrix_says(api: Api) -> None:
     for (method, template), permission in PINNED.items():
-        path = template.format(customer_id="c-1", alert_id="0" * 36)
+        path = template.format(customer_id="c-1", alert_id="0" * 36, ranking_id="0" * 36)
         for role in Role:
             response = await api.client.request(
                 method, path, json={}, headers=api.auth(roles=[role.value])
