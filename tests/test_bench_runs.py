@@ -166,3 +166,19 @@ async def test_the_benchmark_runs_tiny(name: str, postgres_server: str, tmp_path
     if name == "e2e":
         assert [row["missing"] for row in bench["rows"]] == [0, 0]
     assert (tmp_path / "tiny.md").read_text().startswith("Run ")
+
+
+@pytest.mark.slow
+async def test_the_churn_replay_ranks_through_the_gateway_as_in_process() -> None:
+    """bench/churn_replay.py on a small sample: the whole platform, CDNOW imported
+    through the gateway, a ranking per cutoff read back. What only the deployed path
+    has (loyalty's points for every order, every service feeding the churn projector)
+    must not make the live ranking differ from the same code run on orders alone."""
+    from bench import churn_replay
+
+    out = await churn_replay.replay(customers=120)
+
+    assert out["orders_created"] == out["purchases"] > 0
+    assert len(out["pairs"]) == len(churn_replay.CUTOFFS) * len(churn_replay.HORIZONS)
+    for pair in out["pairs"]:
+        assert abs(pair["live"] - pair["in_process"]) <= 0.01, pair
