@@ -272,6 +272,8 @@ class PastRankingBody(BaseModel):
 
     as_of: AwareDatetime
     owner_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    # A backtest too: judged against who bought nothing within this many days after.
+    horizon_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 IdempotencyKey = Annotated[
@@ -290,6 +292,8 @@ def past_ranking_view(job: past_rankings.PastRanking) -> dict[str, Any]:
         "ranking_id": job.ranking_id,
         "as_of": job.as_of.isoformat(),
         "owner_id": job.owner_id,
+        "horizon_days": job.horizon_days,
+        "backtest": job.report,
         "status": job.status,
         "ranked": job.ranked,
         "error": job.error,
@@ -311,11 +315,17 @@ async def request_past_ranking(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Rank every customer as of a past time, as a job: 202 and its ``Location``, where
-    its status and, once done, its ranking a page at a time are read. The same
-    ``Idempotency-Key`` returns the same job (200)."""
+    its status and, once done, its ranking a page at a time are read. With
+    ``horizon_days`` it is a backtest too (its report in ``backtest``, as ``POST
+    /api/v1/churn/backtests`` answers it). The same ``Idempotency-Key`` returns the
+    same job (200)."""
     now = alerts.clock()
     if body.as_of > now:
         raise Unprocessable("as_of", "a past time: the ranking now is GET /api/v1/churn/risks")
+    if body.horizon_days is not None and body.as_of + timedelta(days=body.horizon_days) > now:
+        raise Unprocessable(
+            "horizon_days", "the horizon has not passed yet: its outcome is unknown"
+        )
     job, created = await past_rankings.request(
         alerts.engine,
         principal.tenant_id,
@@ -324,6 +334,7 @@ async def request_past_ranking(
         principal.subject,
         now,
         idempotency_key,
+        body.horizon_days,
     )
     if not created:
         response.status_code = 200

@@ -209,11 +209,17 @@ async def risk_of(
 
 
 async def backtest(
-    conn: AsyncConnection, tenant_id: str, cutoff: datetime, horizon: timedelta
+    conn: AsyncConnection,
+    tenant_id: str,
+    cutoff: datetime,
+    horizon: timedelta,
+    ranked: list[RankedRisk] | None = None,
 ) -> dict[str, Any]:
-    """Our ranking as of ``cutoff`` against who bought nothing in the horizon after it."""
+    """Our ranking as of ``cutoff`` (``ranked``, or scored now) against who bought
+    nothing in the horizon after it."""
     end = cutoff + horizon
-    ranked = await risks_as_of(conn, tenant_id, cutoff)
+    if ranked is None:
+        ranked = await risks_as_of(conn, tenant_id, cutoff)
     orders = await read_model.order_histories(conn, tenant_id, end)
     judged: list[Judged] = []
     for r in ranked:

@@ -1,6 +1,7 @@
 """Rankings as of a past time, as jobs (decision 0093): asked for with ``POST
 /api/v1/churn/rankings``, scored by one worker per database on a read connection (no
-write lock held while it scores), kept row by row and read a page at a time.
+write lock held while it scores), kept row by row and read a page at a time. With a
+horizon, the job is a backtest too: its report is kept with it.
 
 A job is a row of ``churn_rankings`` (queued -> running -> done or failed); its
 ranked customers are rows of ``churn_ranking_rows`` by position. The same
@@ -14,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -48,6 +49,10 @@ rankings = Table(
     Column("idempotency_key", String(64), nullable=True),
     Column("as_of", UtcDateTime, nullable=False),
     Column("owner_id", String(64), nullable=True),
+    # A backtest too: the ranking judged against who bought nothing within this many
+    # days after ``as_of`` (the horizon must have passed when asked).
+    Column("horizon_days", Integer, nullable=True),
+    Column("report", JsonDocument, nullable=True),
     Column("status", String(8), nullable=False),
     Column("ranked", Integer, nullable=True),
     Column("error", String(500), nullable=True),
@@ -80,6 +85,8 @@ class PastRanking:
     ranking_id: str
     as_of: datetime
     owner_id: str | None
+    horizon_days: int | None
+    report: dict[str, Any] | None
     status: JobStatus
     ranked: int | None
     error: str | None
@@ -92,6 +99,8 @@ def _job(row: Any) -> PastRanking:
         row.ranking_id,
         row.as_of,
         row.owner_id,
+        row.horizon_days,
+        row.report,
         row.status,
         row.ranked,
         row.error,
@@ -108,6 +117,7 @@ async def request(
     by: str,
     now: datetime,
     idempotency_key: str | None,
+    horizon_days: int | None = None,
 ) -> tuple[PastRanking, bool]:
     """The job for this request and whether it is new: a known key returns its job."""
     async with engine.begin() as conn:
@@ -124,6 +134,7 @@ async def request(
                 idempotency_key=idempotency_key,
                 as_of=as_of,
                 owner_id=owner_id,
+                horizon_days=horizon_days,
                 status="queued",
                 requested_by=by,
                 requested_at=now,
@@ -208,8 +219,13 @@ async def score_next(engine: AsyncEngine, clock: Callable[[], datetime]) -> bool
         )
     try:
         # A read connection: on SQLite a snapshot, and no write lock while it scores.
+        report = None
         async with engine.connect() as conn:
             ranked = await handlers.risks_as_of(conn, row.tenant_id, row.as_of, row.owner_id)
+            if row.horizon_days is not None:
+                report = await handlers.backtest(
+                    conn, row.tenant_id, row.as_of, timedelta(days=row.horizon_days), ranked
+                )
         async with engine.begin() as conn:
             await conn.execute(
                 delete(ranking_rows).where(
@@ -234,7 +250,7 @@ async def score_next(engine: AsyncEngine, clock: Callable[[], datetime]) -> bool
                         for n, r in enumerate(ranked[start : start + CHUNK])
                     ],
                 )
-            await _finish(conn, row, "done", clock(), ranked=len(ranked))
+            await _finish(conn, row, "done", clock(), ranked=len(ranked), report=report)
     except Exception as failed:
         log.exception("churn ranking %s failed", row.ranking_id)
         async with engine.begin() as conn:
@@ -250,11 +266,12 @@ async def _finish(
     *,
     ranked: int | None = None,
     error: str | None = None,
+    report: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
         update(rankings)
         .where(rankings.c.tenant_id == row.tenant_id, rankings.c.ranking_id == row.ranking_id)
-        .values(status=status, ranked=ranked, error=error, finished_at=now)
+        .values(status=status, ranked=ranked, error=error, finished_at=now, report=report)
     )
 
 

@@ -107,3 +107,20 @@ async def test_bad_requests_name_the_field_and_others_rankings_are_not_found(
     assert (await api.client.get(unknown, headers=api.auth())).status_code == 404
     bad_cursor = await api.client.get(path, params={"cursor": "bm9wZQ"}, headers=api.auth())
     assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.text
+
+
+async def test_a_ranking_with_a_horizon_is_the_backtest_as_a_job(api: Api, clock: Clock) -> None:
+    await given_customers(api)
+    cutoff = days_before(120)
+    body = {"cutoff": cutoff.isoformat(), "horizon_days": 90}
+
+    asked = await ask(api, as_of=cutoff.isoformat(), horizon_days=90)
+    assert asked.status_code == 202, asked.text
+    await past_rankings.score_queued(api.app.state.alerts.engine, clock)
+    job = (await api.client.get(asked.headers["Location"], headers=api.auth())).json()
+    answered = await api.client.post("/api/v1/churn/backtests", json=body, headers=api.auth())
+
+    assert job["status"] == "done" and job["horizon_days"] == 90
+    assert job["backtest"] == answered.json()
+    unknown = await ask(api, as_of=days_before(30).isoformat(), horizon_days=90)
+    assert unknown.status_code == 422 and "horizon_days" in unknown.text

@@ -25,6 +25,10 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=64), nullable=True),
         sa.Column("as_of", UtcDateTime, nullable=False),
         sa.Column("owner_id", sa.String(length=64), nullable=True),
+        sa.Column("horizon_days", sa.Integer(), nullable=True),
+        sa.Column(
+            "report", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
+        ),
         sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("ranked", sa.Integer(), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
