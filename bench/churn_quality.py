@@ -4,6 +4,7 @@ BG/NBD and beside days since the last order.
     python -m bench.churn_quality                  # every dataset, cutoff and horizon
     python -m bench.churn_quality --split tune     # the half the defaults were tuned on
     python -m bench.churn_quality --json out.json  # also every figure as JSON
+    python -m bench.churn_quality --ablation       # each order signal left out in turn
 
 For each dataset, cutoff and horizon: the customers who had bought by the cutoff are
 ranked as of the cutoff three ways, and each ranking is judged by ROC AUC against
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -211,6 +213,52 @@ def row(f: Figures) -> str:
     )
 
 
+# The signals a purchase log can fire (the others read complaints, contracts, NPS...).
+ORDER_SIGNALS = ("order_overdue", "order_frequency_drop")
+
+
+def without(rules: ChurnRules, signal: str) -> ChurnRules:
+    changed = dict(rules.signals)
+    changed[signal] = changed[signal].model_copy(update={"enabled": False})  # type: ignore[index]
+    return rules.model_copy(update={"signals": changed})
+
+
+def ablation(split: str, log: Callable[[str], None] = lambda _: None) -> list[dict[str, Any]]:
+    """Each order signal's place earned: AUC with every signal, and with it left out,
+    on the same customers, cutoffs and horizons (BG/NBD is not fitted: not compared)."""
+    dataset = DATASETS[split]
+    history = {c: t for c, t in dataset.load().items() if dataset.keep(c)}
+    rules = default_rules()
+    out = []
+    log(
+        "| cutoff | horizon | all signals | "
+        + " | ".join(f"without {s}" for s in ORDER_SIGNALS)
+        + " |\n|---|---:|---:|"
+        + "---:|" * len(ORDER_SIGNALS)
+    )
+    for cutoff_text, horizons in dataset.cutoffs:
+        cutoff = _day(cutoff_text)
+        judged = {c: times for c, times in history.items() if times[0] <= cutoff}
+        ids = sorted(judged)
+        scores = {"all": our_scores(judged, cutoff, rules)}
+        for signal in ORDER_SIGNALS:
+            scores[signal] = our_scores(judged, cutoff, without(rules, signal))
+        for horizon in horizons:
+            end = cutoff + timedelta(days=horizon)
+            labels = [not any(cutoff < t <= end for t in judged[c]) for c in ids]
+            aucs = {
+                name: round(roc_auc([s[c] for c in ids], labels) or float("nan"), 4)
+                for name, s in scores.items()
+            }
+            out.append({"cutoff": cutoff_text, "horizon_days": horizon, "auc": aucs})
+            log(
+                f"| {cutoff_text} | {horizon} d | {aucs['all']:.4f} | "
+                + " | ".join(f"{aucs[s]:.4f} ({aucs[s] - aucs['all']:+.4f})" for s in ORDER_SIGNALS)
+                + " |"
+            )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -220,7 +268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--bgnbd", default="lifetimes", choices=("lifetimes", "scipy"))
     parser.add_argument("--json", default="")
+    parser.add_argument("--ablation", action="store_true", help="each order signal left out")
     args = parser.parse_args(argv)
+    if args.ablation:
+        found = ablation(args.split if "," not in args.split else "cdnow", log=print)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(found, out, indent=1)
+        return 0
     print(HEADER)
     figures = run(
         [s.strip() for s in args.split.split(",") if s.strip()], prefer=args.bgnbd, log=print
