@@ -93,10 +93,12 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
 async def _wait(client: httpx.AsyncClient, location: str, done: Callable[[Any], bool]) -> Any:
     while True:
         answer = await client.get(location)
-        answer.raise_for_status()
-        body = answer.json()
-        if done(body):
-            return body
+        # A status read the gateway gave up on (a loaded machine): ask again.
+        if answer.status_code not in (502, 503, 504):
+            answer.raise_for_status()
+            body = answer.json()
+            if done(body):
+                return body
         await asyncio.sleep(1.0)
 
 

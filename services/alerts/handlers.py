@@ -51,6 +51,8 @@ SOURCE = "/crm/alerts"
 RULES_STREAM = "#rules"
 # A tenant's weekly lists: ``#weekly/2026-W49``, one stream per week.
 WEEKLY_STREAM = "#weekly"
+# Customers scored between two turns of the event loop when a tenant is ranked.
+YIELD_EVERY = 100
 
 
 @dataclass
@@ -185,6 +187,10 @@ async def risks_as_of(
         if customer_id in owners:
             risk = assess(customer_id, facts, rules, when, context)
             ranked.append(RankedRisk(risk, owners.pop(customer_id), when))
+            if len(ranked) % YIELD_EVERY == 0:
+                # Scoring is CPU work in the service's event loop: the requests the
+                # process serves meanwhile wait at most this many customers' scoring.
+                await asyncio.sleep(0)
     # The customers with no fact by then.
     ranked += [
         RankedRisk(assess(customer_id, [], rules, when, context), owner, when)
