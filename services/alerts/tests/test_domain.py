@@ -61,10 +61,23 @@ def test_a_monthly_buyer_who_stopped_buying_is_overdue_and_high() -> None:
     assert risk.score == 60 and risk.level == "high"
 
 
-def test_a_monthly_buyer_who_slowed_down_is_flagged_for_the_drop() -> None:
+def test_a_monthly_buyer_who_slowed_down_is_flagged_for_the_drop_where_it_is_on() -> None:
     given = [order(n) for n in (330, 300, 270, 240, 210, 180, 150, 120, 20)]
+    drop_on = RULES.model_copy(
+        update={
+            "signals": {
+                **RULES.signals,
+                "order_frequency_drop": RULES.signals["order_frequency_drop"].model_copy(
+                    update={"enabled": True}
+                ),
+            }
+        }
+    )
 
-    risk = assess("c1", given, RULES, NOW)
+    by_default = assess("c1", given, RULES, NOW)
+    risk = assess("c1", given, drop_on, NOW)
+
+    assert by_default.score == 0  # off by default: it did not earn its place (0093)
 
     assert signals(risk) == ["order_frequency_drop"]
     (drop,) = risk.reasons
