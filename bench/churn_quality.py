@@ -233,9 +233,13 @@ def ablation(split: str, log: Callable[[str], None] = lambda _: None) -> list[di
     history = {c: t for c, t in dataset.load().items() if dataset.keep(c)}
     rules = default_rules()
     out = []
+    names = [
+        f"{'without' if rules.signals[s].enabled else 'with'} {s}"  # type: ignore[index]
+        for s in ORDER_SIGNALS
+    ]
     log(
-        "| cutoff | horizon | all signals | "
-        + " | ".join(f"without {s}" for s in ORDER_SIGNALS)
+        "| cutoff | horizon | default rules | "
+        + " | ".join(names)
         + " |\n|---|---:|---:|"
         + "---:|" * len(ORDER_SIGNALS)
     )
