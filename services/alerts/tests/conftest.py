@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +25,10 @@ from services.alerts.handlers import Alerts
 from services.alerts.settings import Settings
 from testing.consumers import Clock, ConsumerClient, envelopes_of
 from testing.consumers import eventually as eventually  # the service's tests import it here
+from testing.fixtures import MigratedTemplates
 
 SECRET = "alerts-tests-secret-at-least-32-bytes-long"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
@@ -35,9 +38,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
+async def service_pg_url(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
+    """Alerts' database, at its schema already: a copy of one migrated once."""
+    async with migrated_templates.copy(MIGRATIONS) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(service_pg_url: str, kafka: KafkaSettings) -> Settings:
     return Settings(
-        database_url=pg_url,
+        database_url=service_pg_url,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         kafka_partitions=kafka.partitions,
         jwt_secret=SecretStr(SECRET),

@@ -23,8 +23,10 @@ from services.analytics.app import create_app
 from services.analytics.handlers import Analytics
 from services.analytics.settings import Settings
 from testing.consumers import Clock, ConsumerClient, envelopes_of, eventually
+from testing.fixtures import MigratedTemplates
 
 SECRET = "analytics-tests-secret-at-least-32-bytes"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
 # Analytics' projector catches up with whole histories: longer than the default wait.
@@ -36,12 +38,19 @@ def clock() -> Clock:
     return Clock(T0)
 
 
+@pytest.fixture
+async def service_pg_url(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
+    """Analytics' database, at its schema already: a copy of one migrated once."""
+    async with migrated_templates.copy(MIGRATIONS) as url:
+        yield url
+
+
 @pytest.fixture(params=["postgresql", "sqlite"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The boundary tests run on both: PostgreSQL in production, SQLite embedded."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'analytics.db'}"
-    return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue("service_pg_url"))
 
 
 @pytest.fixture

@@ -19,8 +19,10 @@ from libs.auth import issue_token
 from libs.events.kafka import KafkaSettings, service_topic
 from services.contacts.app import create_app
 from services.contacts.settings import Settings
+from testing.fixtures import MigratedTemplates
 
 SECRET = "contacts-tests-secret-at-least-32-bytes-long"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 TOPIC = service_topic("contacts")
 
 Condition = Callable[[], Awaitable[bool]]
@@ -35,9 +37,16 @@ async def eventually(condition: Condition, *, timeout: float = 30.0, every: floa
 
 
 @pytest.fixture
-def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
+async def service_pg_url(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
+    """Contacts' database, at its schema already: a copy of one migrated once."""
+    async with migrated_templates.copy(MIGRATIONS) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(service_pg_url: str, kafka: KafkaSettings) -> Settings:
     return Settings(
-        database_url=pg_url,
+        database_url=service_pg_url,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         kafka_partitions=kafka.partitions,
         jwt_secret=SecretStr(SECRET),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,9 @@ from services.gateway.tests.upstreams import (
     customer360_app,
     pipeline_app,
 )
+from testing.fixtures import MigratedTemplates
+
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +42,21 @@ def pipeline_service() -> Iterator[UpstreamServer]:
 
 
 @pytest.fixture
+async def service_pg_url(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
+    """The gateway's database, at its schema already: a copy of one migrated once."""
+    async with migrated_templates.copy(MIGRATIONS) as url:
+        yield url
+
+
+@pytest.fixture
 def settings(
-    pg_url: str,
+    service_pg_url: str,
     contacts_service: UpstreamServer,
     customer360_service: UpstreamServer,
     pipeline_service: UpstreamServer,
 ) -> Settings:
     return gateway_settings(
-        pg_url, contacts_service.url, customer360_service.url, pipeline_service.url
+        service_pg_url, contacts_service.url, customer360_service.url, pipeline_service.url
     )
 
 

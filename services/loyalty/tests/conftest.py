@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +23,10 @@ from services.loyalty.handlers import Loyalty
 from services.loyalty.settings import Settings
 from testing.consumers import Clock, ConsumerClient, envelopes_of
 from testing.consumers import eventually as eventually  # the service's tests import it here
+from testing.fixtures import MigratedTemplates
 
 SECRET = "loyalty-tests-secret-at-least-32-bytes-long"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
@@ -33,9 +36,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
+async def service_pg_url(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
+    """Loyalty's database, at its schema already: a copy of one migrated once."""
+    async with migrated_templates.copy(MIGRATIONS) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(service_pg_url: str, kafka: KafkaSettings) -> Settings:
     return Settings(
-        database_url=pg_url,
+        database_url=service_pg_url,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         kafka_partitions=kafka.partitions,
         jwt_secret=SecretStr(SECRET),

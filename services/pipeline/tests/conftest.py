@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,9 +27,12 @@ from services.bootstrap import SERVICES
 from services.pipeline.app import create_app
 from services.pipeline.handlers import Pipeline
 from services.pipeline.settings import Settings
-from testing.fixtures import fresh_database
+from testing.fixtures import MigratedTemplates
 
 SECRET = "pipeline-tests-secret-at-least-32-bytes-long"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
+# Contacts' schema as the composition root declares it (never imported from contacts).
+CONTACTS_MIGRATIONS = next(s.migrations for s in SERVICES if s.name == "contacts") or Path()
 # Nothing listens here: a contacts whose events never reach the broker.
 NO_BROKER = "127.0.0.1:9"
 
@@ -44,9 +48,9 @@ async def eventually(condition: Condition, *, timeout: float = 30.0, every: floa
 
 
 @pytest.fixture
-async def contacts_db(postgres_server: str) -> AsyncIterator[str]:
+async def contacts_db(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
     """Contacts' own database: services never share tables."""
-    async with fresh_database(postgres_server, prefix="crm_test_contacts") as url:
+    async with migrated_templates.copy(CONTACTS_MIGRATIONS, prefix="crm_test_contacts") as url:
         yield url
 
 
@@ -80,9 +84,16 @@ async def contacts(
 
 
 @pytest.fixture
-def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
+async def service_pg_url(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
+    """The pipeline's database, at its schema already: a copy of one migrated once."""
+    async with migrated_templates.copy(MIGRATIONS) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(service_pg_url: str, kafka: KafkaSettings) -> Settings:
     return Settings(
-        database_url=pg_url,
+        database_url=service_pg_url,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         kafka_partitions=kafka.partitions,
         jwt_secret=SecretStr(SECRET),

@@ -12,6 +12,7 @@ import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,14 +25,16 @@ from libs.events.kafka import KafkaSettings
 from services.bootstrap import SERVICES
 from services.tickets.app import create_app
 from services.tickets.settings import Settings
-from testing.fixtures import fresh_database
+from testing.fixtures import MigratedTemplates
 
 SECRET = "tickets-tests-secret-at-least-32-bytes-long"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 # A Monday, 10:00 in Shanghai: inside the standard calendar's working hours.
 MONDAY_10 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 
 Condition = Callable[[], Awaitable[bool]]
 CONTACTS = next(service for service in SERVICES if service.name == "contacts")
+CONTACTS_MIGRATIONS = CONTACTS.migrations or Path()
 
 
 def create_contacts_app(settings: Any) -> FastAPI:
@@ -67,9 +70,9 @@ def clock() -> MovableClock:
 
 
 @pytest.fixture
-async def contacts_db(postgres_server: str) -> AsyncIterator[str]:
+async def contacts_db(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
     """A second fresh database: contacts' tables must not share tickets' event store."""
-    async with fresh_database(postgres_server) as url:
+    async with migrated_templates.copy(CONTACTS_MIGRATIONS, prefix="crm_test_contacts") as url:
         yield url
 
 
@@ -88,9 +91,16 @@ async def contacts_app(contacts_db: str, kafka: KafkaSettings) -> AsyncIterator[
 
 
 @pytest.fixture
-def settings(pg_url: str, kafka: KafkaSettings) -> Settings:
+async def service_pg_url(migrated_templates: MigratedTemplates) -> AsyncIterator[str]:
+    """Tickets' database, at its schema already: a copy of one migrated once."""
+    async with migrated_templates.copy(MIGRATIONS) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(service_pg_url: str, kafka: KafkaSettings) -> Settings:
     return Settings(
-        database_url=pg_url,
+        database_url=service_pg_url,
         kafka_bootstrap_servers=kafka.bootstrap_servers,
         kafka_partitions=kafka.partitions,
         jwt_secret=SecretStr(SECRET),
