@@ -90,8 +90,8 @@ def encode_cursor(*position: datetime | str | int) -> str:
 
 
 def decode_cursor(cursor: str, *kinds: type[datetime] | type[str] | type[int]) -> tuple[Any, ...]:
-    """The position ``cursor`` holds, one value of each of ``kinds`` (a time in UTC, an id,
-    an offset not below 0); a 422 naming ``cursor`` for anything not ours."""
+    """The position ``cursor`` holds, one value of each of ``kinds`` (an aware time, an
+    id, an offset not below 0); a 422 naming ``cursor`` for anything not ours."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(kinds):
@@ -106,7 +106,8 @@ def _part(value: Any, kind: type[datetime] | type[str] | type[int]) -> Any:
         at = datetime.fromisoformat(value)
         if at.tzinfo is None:
             raise ValueError(value)
-        return in_utc(at)
+        in_utc(at)  # ValueError when UTC cannot hold it
+        return at
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(value)
