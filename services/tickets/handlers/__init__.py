@@ -1,9 +1,10 @@
-"""What every tickets use case shares: its dependencies, the stream helpers, retries.
+"""What every tickets use case shares: its dependencies and the stream helpers.
 
 Every command reads a stream, folds it, asks the pure domain for new events at ``now``
 from the injected clock, then appends them at the version read, with this service's
 read-model rows and the outbox, in one transaction. Without If-Match a race is decided
-again on fresher state (a few times, then 409); with If-Match another version is a 412.
+again on fresher state (a few times, then 409); with If-Match another version is a 412
+(the write path of every service: ``libs/events/write_path.py``).
 """
 
 from __future__ import annotations
