@@ -7,9 +7,6 @@ Reading risks needs ``customers:read``; changing the rules ``churn:configure``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,7 +16,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
-from libs.platform.app import etag_for, if_match_version
+from libs.platform.dependencies import (
+    NOT_A_CURSOR,
+    IfMatch,
+    decode_cursor,
+    encode_cursor,
+    etag_for,
+)
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
 from services.alerts import alert_list, handlers, past_rankings, read_model, reminder_list
@@ -36,7 +39,6 @@ Reader = Annotated[Principal, Depends(require("customers:read"))]
 Configurer = Annotated[Principal, Depends(require("churn:configure"))]
 # Acting on a warning is the daily work of whoever looks after the customer.
 Responder = Annotated[Principal, Depends(require("customers:write"))]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
 AsOf = Annotated[
     str | None,
     Query(max_length=40, description="a date (the end of that day, UTC) or a time"),
@@ -113,41 +115,21 @@ Position = int | read_model.RankPosition
 
 
 def _cursor(as_of: datetime, position: Position) -> str:
-    data: dict[str, Any] = {"a": as_of.isoformat()}
     if isinstance(position, int):
-        data["o"] = position
-    else:
-        data["k"] = [
-            position.score,
-            position.last_order_at.isoformat(),
-            position.customer_id,
-        ]
-    raw = json.dumps(data).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_cursor(as_of, position)
+    return encode_cursor(as_of, position.score, position.last_order_at, position.customer_id)
 
 
 def _from_cursor(cursor: str) -> tuple[datetime, Position]:
-    invalid = Unprocessable("cursor", "not a cursor this API gave")
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        when = datetime.fromisoformat(raw["a"])
-        position: Position
-        if "k" in raw:
-            score, last_order, customer_id = raw["k"]
-            position = read_model.RankPosition(
-                int(score), datetime.fromisoformat(last_order), str(customer_id)
-            )
-            if position.last_order_at.tzinfo is None:
-                raise invalid
-        else:
-            position = int(raw["o"])
-            if position < 0:
-                raise invalid
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise invalid from None
-    if when.tzinfo is None:
-        raise invalid
-    return when, position
+        when, offset = decode_cursor(cursor, datetime, int)
+        return when, offset
+    except Unprocessable:
+        # Not an offset: a position in the kept ranking (or not ours: a 422 all the same).
+        when, score, last_order_at, customer_id = decode_cursor(
+            cursor, datetime, int, datetime, str
+        )
+        return when, read_model.RankPosition(score, last_order_at, customer_id)
 
 
 @router.get("/churn/risks")
@@ -356,7 +338,7 @@ async def read_past_ranking(
     if cursor is not None:
         _, position = _from_cursor(cursor)
         if not isinstance(position, int):
-            raise Unprocessable("cursor", "not a cursor this API gave")
+            raise Unprocessable("cursor", NOT_A_CURSOR)
         after = position
     async with alerts.engine.connect() as conn:
         job = await past_rankings.job(conn, principal.tenant_id, ranking_id)

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.events import metrics as event_metrics
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.alerts import (
     AlertAcknowledged,
@@ -34,7 +33,8 @@ from libs.events.catalog.alerts import (
     RiskLevel,
     WeeklyRiskListPublished,
 )
-from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, StreamAppend
+from libs.events.store import ConcurrencyConflict, NewEvent, StreamAppend
+from libs.events.write_path import HandlerContext
 from libs.platform.errors import Conflict, NotFound, PreconditionFailed
 from services.alerts import alert_list, metrics, read_model, reminder_list
 from services.alerts.domain import weekly
@@ -56,13 +56,11 @@ YIELD_EVERY = 100
 
 
 @dataclass
-class Alerts:
+class Alerts(HandlerContext):
     """What the handlers need, wired once by ``app.create_app`` (tests wire their own)."""
 
-    store: EventStore
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Called after appending events (the relay's wake-up).
-    on_append: Callable[[], None] = field(default=lambda: None)
+    service: ClassVar[str] = SERVICE
+
     # How long live assessment (projector, sweep) reuses a tenant's context: reading
     # every order of the tenant per batch would make each batch cost the tenant's size
     # (0: read it every time; scoring as of a time always reads it).
@@ -89,15 +87,6 @@ class Alerts:
         if self.context_seconds > 0:
             self._contexts[tenant_id] = (time.monotonic(), day, rules, context)
         return context
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.store.engine
-
-    def appended(self, count: int) -> None:
-        if count:
-            event_metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
-            self.on_append()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 from fastapi import Depends, HTTPException, Request, Response, Security, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
@@ -24,6 +23,7 @@ from sqlalchemy import text
 from libs.auth import Principal, Role
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY, current_principal
 from libs.platform.app import ROUTE_TEMPLATE_KEY
+from libs.platform.dependencies import body_errors
 from libs.platform.errors import Forbidden, NotFound
 from libs.platform.problems import can_refuse
 from libs.platform.routing import ServiceRouter
@@ -211,9 +211,7 @@ async def _body_of(request: Request, model: type[CommandT]) -> CommandT:
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as invalid:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in invalid.errors(include_input=False)]
-        ) from None
+        raise body_errors(invalid) from None
 
 
 # The body is read after the permission check (a declared body parameter would be

@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.loyalty import PointsEarned, ProgramRules, RewardDefined
-from libs.platform.app import etag_for, if_match_version
+from libs.platform.dependencies import Body, IfMatch, etag_for
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
 from services.loyalty import handlers, read_model
@@ -40,7 +40,6 @@ IdempotencyKey = Annotated[
         description="one key, one redemption: a retry with it gets the first answer",
     ),
 ]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
 Reader = Annotated[Principal, Depends(require("customers:read"))]
 Manager = Annotated[Principal, Depends(require("loyalty:manage"))]
 Redeemer = Annotated[Principal, Depends(require("loyalty:redeem"))]
@@ -54,11 +53,6 @@ async def loyalty_of(request: Request) -> Loyalty:
 
 
 LoyaltyDep = Annotated[Loyalty, Depends(loyalty_of)]
-
-
-class Body(BaseModel):
-    # A misspelt field must not pass silently as "unchanged".
-    model_config = ConfigDict(extra="forbid")
 
 
 class RulesBody(ProgramRules):

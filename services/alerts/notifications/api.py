@@ -8,16 +8,13 @@ Another tenant's subscription, or a deleted one, is a 404.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
-from libs.platform.app import etag_for, if_match_version
-from libs.platform.errors import Unprocessable
+from libs.platform.dependencies import IfMatch, decode_cursor, encode_cursor, etag_for
 from libs.platform.routing import ServiceRouter
 from services.alerts.notifications import handlers, tables
 from services.alerts.notifications.domain import MAX_EVENT_TYPES, ContentMode
@@ -26,7 +23,6 @@ from services.alerts.notifications.handlers import Notifications
 router = ServiceRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 Manager = Annotated[Principal, Depends(require("webhooks:manage"))]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
 WebhookId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="the webhook's id")]
 EventTypes = Annotated[
     list[Annotated[str, Field(max_length=128)]],
@@ -195,22 +191,6 @@ async def delete_webhook(
     return Response(status_code=204)
 
 
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        offset = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        raise Unprocessable("cursor", "not a cursor this API gave") from None
-    if offset < 0:
-        raise Unprocessable("cursor", "not a cursor this API gave")
-    return offset
-
-
 @router.get("/{webhook_id}/deliveries")
 async def list_deliveries(
     webhook_id: WebhookId,
@@ -221,7 +201,7 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The delivery log, newest first: each event's status, attempts and their outcomes."""
-    offset = _offset(cursor)
+    (offset,) = decode_cursor(cursor, int) if cursor is not None else (0,)
     async with n.alerts.engine.connect() as conn:
         await handlers.visible(conn, principal.tenant_id, webhook_id)
         rows = await tables.delivery_log(
@@ -229,5 +209,5 @@ async def list_deliveries(
         )
     return {
         "items": [delivery_view(r) for r in rows[:limit]],
-        "next_cursor": _cursor(offset + limit) if len(rows) > limit else None,
+        "next_cursor": encode_cursor(offset + limit) if len(rows) > limit else None,
     }

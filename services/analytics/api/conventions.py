@@ -8,9 +8,6 @@ defaults to now.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
@@ -74,20 +71,3 @@ def window_of(
     if begin is not None and begin > until:
         raise Unprocessable("from", "after the window's end")
     return Window(begin, until, when, segment)
-
-
-def cursor_of(as_of: datetime, after: str) -> str:
-    raw = json.dumps({"a": as_of.isoformat(), "k": after}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def from_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        when = datetime.fromisoformat(raw["a"])
-        after = str(raw["k"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise Unprocessable("cursor", "not a cursor this API gave") from None
-    if when.tzinfo is None:
-        raise Unprocessable("cursor", "not a cursor this API gave")
-    return when, after

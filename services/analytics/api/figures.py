@@ -7,13 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import Path, Query
 from fastapi.responses import Response
 
+from libs.platform.dependencies import decode_cursor, encode_cursor
 from libs.platform.routing import ServiceRouter
 from services.analytics.api.conventions import (
     AnalyticsDep,
@@ -23,8 +24,6 @@ from services.analytics.api.conventions import (
     Reader,
     SegmentParam,
     TimeParam,
-    cursor_of,
-    from_cursor,
     window_of,
 )
 from services.analytics.domain.figure import Answer
@@ -148,7 +147,7 @@ async def figure_customers(
 ) -> dict[str, Any]:
     """The customers behind the figure, each with its own numbers, by customer id. A
     cursor keeps the ``as_of`` of the first page, so pages never shift."""
-    pinned, after = from_cursor(cursor) if cursor is not None else (None, "")
+    pinned, after = decode_cursor(cursor, datetime, str) if cursor is not None else (None, "")
     window = window_of(analytics, start, end, as_of, segment, pinned)
     answer = await _answer(
         analytics, principal.tenant_id, figure, window, grain, by, True, horizon_days
@@ -162,7 +161,7 @@ async def figure_customers(
         "figure": answer.figure,
         **_window_view(window),
         "items": page,
-        "next_cursor": cursor_of(window.as_of, page[-1]["customer_id"]) if more else None,
+        "next_cursor": encode_cursor(window.as_of, page[-1]["customer_id"]) if more else None,
     }
 
 

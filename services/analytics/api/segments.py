@@ -6,13 +6,14 @@ segments (vip, growth, normal, new, at-risk, lost) are listed beside the saved o
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Response
+from fastapi import Path, Response
 from pydantic import ConfigDict
 
 from libs.events.catalog.analytics import AnalyticsSettings, SegmentFilter
-from libs.platform.app import etag_for, if_match_version
+from libs.platform.dependencies import IfMatch, decode_cursor, encode_cursor, etag_for
 from libs.platform.routing import ServiceRouter
 from services.analytics.api.conventions import (
     SEGMENT_PATTERN,
@@ -23,8 +24,6 @@ from services.analytics.api.conventions import (
     Reader,
     SegmentWriter,
     TimeParam,
-    cursor_of,
-    from_cursor,
     parse_time,
 )
 from services.analytics.domain.segments import BUILT_IN
@@ -34,7 +33,6 @@ from services.analytics.read_model import segment_list
 router = ServiceRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
 SegmentName = Annotated[str, Path(pattern=SEGMENT_PATTERN, description="the segment's name")]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
 
 
 class SegmentBody(SegmentFilter):
@@ -125,7 +123,7 @@ async def segment_members(
 ) -> dict[str, Any]:
     """The segment's members as of a time, by customer id; the cursor keeps the time."""
     if cursor is not None:
-        when, after = from_cursor(cursor)
+        when, after = decode_cursor(cursor, datetime, str)
     else:
         when = parse_time("as_of", as_of, end_of_day=True) or analytics.clock()
         after = ""
@@ -138,7 +136,7 @@ async def segment_members(
         "as_of": when.isoformat(),
         "member_count": len(members),
         "items": [{"customer_id": c} for c in page],
-        "next_cursor": cursor_of(when, page[-1]) if len(rest) > limit else None,
+        "next_cursor": encode_cursor(when, page[-1]) if len(rest) > limit else None,
     }
 
 

@@ -3,16 +3,15 @@ the tables that serves, and the population a figure is computed over."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.events import metrics as event_metrics
 from libs.events.checkpoints import generations
-from libs.events.store import EventStore
+from libs.events.write_path import HandlerContext
 from services.analytics.read_model.tables import NAME, Tables
 
 SERVICE = "analytics"
@@ -20,23 +19,12 @@ SOURCE = "/crm/analytics"
 
 
 @dataclass
-class Analytics:
+class Analytics(HandlerContext):
     """What the handlers need, wired once by ``app.create_app`` (tests wire their own)."""
 
-    store: EventStore
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Called after appending events (the relay's wake-up).
-    on_append: Callable[[], None] = field(default=lambda: None)
+    service: ClassVar[str] = SERVICE
+
     _tables: dict[int, Tables] = field(default_factory=dict)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.store.engine
-
-    def appended(self, count: int) -> None:
-        if count:
-            event_metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
-            self.on_append()
 
     async def tables(self, conn: AsyncConnection) -> Tables:
         """The generation that serves now (a rebuild swaps it in one update)."""

@@ -31,8 +31,7 @@ from fastapi import (
     Response,
     status,
 )
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.contacts import (
@@ -42,7 +41,7 @@ from libs.events.catalog.contacts import (
     Direction,
     InteractionChannel,
 )
-from libs.platform.app import etag_for, if_match_version
+from libs.platform.dependencies import Body, IfMatch, command_from, etag_for
 from libs.platform.routing import ServiceRouter
 from libs.platform.types import Instant, UtcInstant
 from services.contacts.commands import (
@@ -76,7 +75,6 @@ C = TypeVar("C", bound=Command)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
 Slug = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,63}$")]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
 
 
 def wired_contacts(request: Request) -> Contacts:
@@ -95,11 +93,6 @@ Writer = Annotated[Principal, Depends(require("customers:write"))]
 
 
 # --- request and response bodies -----------------------------------------------------
-
-
-class Body(BaseModel):
-    # A misspelt field must not pass silently as "unchanged".
-    model_config = ConfigDict(extra="forbid")
 
 
 class CustomerRegistration(Body):
@@ -199,18 +192,11 @@ UtcQueryTime = UtcInstant | None
 # --- helpers ---------------------------------------------------------------------------
 
 
-def command_from(model: type[C], data: Mapping[str, Any], request: Request, **server_set: Any) -> C:
-    """Validate a command the way a request body is, so errors are the usual 422 (a NUL
-    character anywhere in the body was refused before: ``libs.platform.routing``)."""
-    contacts = wired_contacts(request)
-    try:
-        return model.model_validate(
-            {**data, **server_set}, context={"phone_region": contacts.phone_region}
-        )
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        ) from None
+def _command(model: type[C], data: Mapping[str, Any], request: Request, **server_set: Any) -> C:
+    """``command_from`` with the default phone region the command's validators read (a
+    NUL character anywhere in the body was refused before: ``libs.platform.routing``)."""
+    context = {"phone_region": wired_contacts(request).phone_region}
+    return command_from(model, data, context=context, **server_set)
 
 
 def _written(response: Response, written: Written) -> WrittenCustomer:
@@ -232,7 +218,7 @@ class CustomerChange:
     changed: bool = False
 
     def command(self, model: type[C], data: Mapping[str, Any]) -> C:
-        return command_from(model, data, self.request, customer_id=self.customer_id)
+        return _command(model, data, self.request, customer_id=self.customer_id)
 
     async def apply(self, model: type[CustomerCommand], data: Mapping[str, Any]) -> WrittenCustomer:
         """The command on this customer, through the one-customer handler."""
@@ -299,7 +285,7 @@ async def register_customer(
     contacts: ContactsDep,
 ) -> WrittenCustomer:
     """Register a person or a company; 409 with ``existing_id`` for a duplicate."""
-    command = command_from(
+    command = _command(
         RegisterCustomer,
         body.model_dump(exclude_unset=True, exclude={"register_anyway"}),
         request,
@@ -505,7 +491,7 @@ async def define_custom_field(
 ) -> CustomFieldView:
     """Define a custom field for the tenant's customers, or change whether it is
     required and its choices (its type is fixed once defined: 409)."""
-    command = command_from(DefineCustomField, {**body.model_dump(), "name": name}, request)
+    command = _command(DefineCustomField, {**body.model_dump(), "name": name}, request)
     written = await handlers.define_custom_field(contacts, principal.tenant_id, command)
     if written.created:
         response.status_code = status.HTTP_201_CREATED

@@ -15,20 +15,16 @@ saw: a different version is a 412, never a silent overwrite.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import random
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, ClassVar
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.events import metrics
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import (
     CustomerMerged,
@@ -37,11 +33,10 @@ from libs.events.catalog.contacts import (
     ProfileChanged,
     catalog,
 )
-from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, RecordedEvent
+from libs.events.store import RecordedEvent
 from libs.events.vault import PersonalDataPolicy
-from libs.platform.app import current_correlation_id
+from libs.events.write_path import HandlerContext, Subject, new_events
 from libs.platform.db import drop_overwritten_pages, is_postgres
-from libs.platform.errors import Conflict, PreconditionFailed
 from services.contacts.commands import (
     ChangeProfile,
     CustomerCommand,
@@ -74,8 +69,6 @@ SERVICE = "contacts"
 SOURCE = "/crm/contacts"
 # The tenant's custom field definitions are one stream of their own.
 CUSTOM_FIELDS_STREAM = "custom-fields"
-# Deciding again on fresher state resolves ordinary races; past this, say 409.
-ATTEMPTS = 10
 
 # What erasure must make unreadable in the immutable history (crypto-shredding).
 # The subject is the event's partition key, the customer id.
@@ -107,42 +100,14 @@ PERSONAL_DATA = PersonalDataPolicy(
 )
 
 
-class StaleVersion(PreconditionFailed):
-    """If-Match named a version the customer is no longer (or never was) at."""
-
-    def __init__(self, customer_id: str, expected: int, current: int | None = None) -> None:
-        if current is None:  # lost a race at append time: only "moved on" is known
-            super().__init__(
-                f"customer {customer_id} changed since version {expected}",
-                customer_id=customer_id,
-            )
-        else:
-            super().__init__(
-                f"customer {customer_id} is at version {current}, not {expected}",
-                customer_id=customer_id,
-                current_version=current,
-            )
-
-
-class BusyCustomer(Conflict):
-    """Other writers kept changing the customer while this command was decided."""
-
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(
-            f"customer {customer_id} changed concurrently; try again", customer_id=customer_id
-        )
-
-
 @dataclass
-class Contacts:
+class Contacts(HandlerContext):
     """What the handlers need, wired once by ``app.create_app`` (tests wire their own)."""
 
-    store: EventStore
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    service: ClassVar[str] = SERVICE
+
     phone_region: str = "CN"
     import_batch_size: int = 2000
-    # Called after every commit that appended events (the relay's wake-up).
-    on_append: Callable[[], None] = field(default=lambda: None)
     # Each tenant's custom field definitions and the version they were read at. Only
     # the one-round-trip registration trusts it, and its routine checks the version.
     known_custom_fields: dict[str, tuple[dict[str, CustomFieldDefinition], int]] = field(
@@ -150,17 +115,11 @@ class Contacts:
     )
 
     @property
-    def engine(self) -> AsyncEngine:
-        return self.store.engine
-
-    @property
     def registers_in_one_round_trip(self) -> bool:
         return is_postgres(self.engine)
 
-    def appended(self, count: int) -> None:
-        if count:
-            metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
-            self.on_append()
+    def subject(self, stream_id: str) -> Subject:
+        return Subject(f"customer {stream_id}", {"customer_id": stream_id})
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,28 +132,6 @@ class Written:
 
 
 # --- shared steps --------------------------------------------------------------------
-
-
-def new_events(
-    events: Sequence[DomainEvent],
-    partition_key: str,
-    now: datetime,
-    *,
-    caused_by: str | None = None,
-) -> list[NewEvent]:
-    """Events to append; ``caused_by`` names the event that made these happen (the
-    survivor's merge for the absorbed record's, the erasure asked for for its records')."""
-    correlation_id = current_correlation_id()
-    return [
-        NewEvent.from_domain(
-            e,
-            partition_key=partition_key,
-            occurred_at=now,
-            correlation_id=correlation_id,
-            causation_id=caused_by,
-        )
-        for e in events
-    ]
 
 
 def decoded(recorded: Sequence[RecordedEvent]) -> list[DomainEvent]:
@@ -222,44 +159,6 @@ def evolved(state: Customer | None, events: Sequence[DomainEvent]) -> Customer:
         state = evolve(state, event)
     assert state is not None, "evolved needs at least a registration"
     return state
-
-
-def check_version(customer_id: str, expected: int | None, current: int) -> None:
-    if expected is not None and expected != current:
-        raise StaleVersion(customer_id, expected, current)
-
-
-T = TypeVar("T")
-
-
-async def _retrying(
-    customer_id: str,
-    expected: int | None,
-    attempt: Callable[[], Awaitable[T]],
-    *,
-    attempts: int | None = ATTEMPTS,
-) -> T:
-    """Run ``attempt`` (one transaction) again when another writer got in first;
-    ``attempts=None``: as often as it takes."""
-    attempt_number = 0
-    while attempts is None or attempt_number < attempts:
-        if attempt_number:
-            # Jittered, so writers that collided once do not collide again in step.
-            await asyncio.sleep(random.uniform(0, 0.005 * min(attempt_number, ATTEMPTS)))
-        attempt_number += 1
-        try:
-            return await attempt()
-        except ConcurrencyConflict:
-            if expected is not None:
-                # The caller decided on ``expected``; someone else moved past it.
-                raise StaleVersion(customer_id, expected) from None
-        except DBAPIError as exc:
-            # PostgreSQL may pick this transaction as a deadlock victim or refuse it
-            # for serialisation; both are races, not faults: decide again.
-            if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
-                raise
-            log.info("retrying %s after %s", customer_id, type(exc.orig).__name__)
-    raise BusyCustomer(customer_id)
 
 
 # --- customers -----------------------------------------------------------------------
@@ -351,7 +250,7 @@ async def change_customer(
             state = existing(
                 await load_customer(contacts, conn, tenant_id, customer_id), customer_id
             )
-            check_version(customer_id, expected, state.version)
+            contacts.check_version(customer_id, expected, state.version)
             definitions: Mapping[str, CustomFieldDefinition] = NO_CUSTOM_FIELDS
             if isinstance(command, ChangeProfile):
                 definitions, _ = await load_custom_fields(contacts, conn, tenant_id)
@@ -380,8 +279,8 @@ async def change_customer(
     # another writer's change landed, and deciding again on it gives the same
     # interaction (or, once the customer is erased or merged, that error). So it
     # is never refused as busy, however many are logged at once.
-    attempts = None if isinstance(command, LogInteraction) else ATTEMPTS
-    return await _retrying(customer_id, expected, attempt, attempts=attempts)
+    policy = replace(contacts.retry, attempts=None) if isinstance(command, LogInteraction) else None
+    return await contacts.retrying(customer_id, expected, attempt, policy=policy)
 
 
 async def merge_customers(
@@ -397,7 +296,7 @@ async def merge_customers(
             survivor = existing(
                 await load_customer(contacts, conn, tenant_id, survivor_id), survivor_id
             )
-            check_version(survivor_id, expected, survivor.version)
+            contacts.check_version(survivor_id, expected, survivor.version)
             duplicate = existing(
                 await load_customer(contacts, conn, tenant_id, duplicate_id), duplicate_id
             )
@@ -425,7 +324,7 @@ async def merge_customers(
         contacts.appended(len(for_survivor) + len(for_duplicate))
         return Written(survivor_id, versions[survivor_id], True)
 
-    return await _retrying(survivor_id, expected, attempt)
+    return await contacts.retrying(survivor_id, expected, attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +370,7 @@ async def erase_personal_data(
             for record_id in sorted(records):
                 state = states[record_id]
                 if record_id == target:
-                    check_version(target, expected, state.version)
+                    contacts.check_version(target, expected, state.version)
                 events = decided[record_id]
                 current = state.version
                 if events:
@@ -492,7 +391,7 @@ async def erase_personal_data(
         contacts.appended(appended)
         return Erasure(target, version, records)
 
-    erasure = await _retrying(customer_id, expected, attempt)
+    erasure = await contacts.retrying(customer_id, expected, attempt)
     if not await drop_overwritten_pages(contacts.engine):
         log.warning("erased data of %s still in the write-ahead log: a reader held it", customer_id)
     return erasure
@@ -530,7 +429,7 @@ async def define_custom_field(
         )
         return CustomFieldWritten(wanted, version, created=command.name not in definitions)
 
-    return await _retrying(CUSTOM_FIELDS_STREAM, None, attempt)
+    return await contacts.retrying(CUSTOM_FIELDS_STREAM, None, attempt)
 
 
 async def custom_fields(contacts: Contacts, tenant_id: str) -> list[CustomFieldDefinition]:

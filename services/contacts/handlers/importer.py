@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import CustomerKind
 from libs.events.store import StreamAppend
+from libs.events.write_path import new_events
 from libs.platform.errors import Unprocessable
 from libs.platform.spreadsheets import decode_spreadsheet
 from services.contacts.commands import RegisterCustomer
@@ -61,7 +62,6 @@ from services.contacts.handlers.customers import (
     evolved,
     load_custom_fields,
     load_customer,
-    new_events,
 )
 from services.contacts.read_model import customer_list
 from services.contacts.read_model.customer_list import Identity

@@ -28,10 +28,7 @@ runs one writer at a time (BEGIN IMMEDIATE).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,8 +57,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.platform.db import JsonDocument, UtcDateTime, is_postgres
-from libs.platform.errors import Unprocessable
-from libs.platform.types import in_utc
+from libs.platform.dependencies import decode_cursor, encode_cursor
 from services.contacts.domain import Customer, search_keys
 
 metadata = MetaData()
@@ -544,27 +540,6 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def encode_cursor(registered_at: datetime, customer_id: str) -> str:
-    raw = json.dumps([registered_at.isoformat(), customer_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position after which the next page starts; 422 for anything not ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, customer_id = json.loads(raw)
-        position = datetime.fromisoformat(at)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise Unprocessable("cursor", "is not a cursor this service returned") from None
-    if position.tzinfo is None or not isinstance(customer_id, str):
-        raise Unprocessable("cursor", "is not a cursor this service returned")
-    try:
-        return in_utc(position), customer_id
-    except ValueError:
-        raise Unprocessable("cursor", "is not a cursor this service returned") from None
-
-
 async def search(
     conn: AsyncConnection,
     tenant_id: str,
@@ -602,7 +577,7 @@ async def search(
     if query.registered_before is not None:
         conditions.append(customers.c.registered_at < query.registered_before)
     if cursor is not None:
-        at, after_id = decode_cursor(cursor)
+        at, after_id = decode_cursor(cursor, datetime, str)
         conditions.append(
             or_(
                 customers.c.registered_at < at,

@@ -14,18 +14,16 @@ the tenant's rules and one per reward (ids no customer id can take: ``#rules``,
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
 
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.events import metrics
+from libs.events import write_path
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.loyalty import (
     LedgerTransferredOut,
@@ -36,9 +34,9 @@ from libs.events.catalog.loyalty import (
     RewardStockTaken,
     catalog,
 )
-from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, StreamAppend
-from libs.platform.app import current_correlation_id
-from libs.platform.errors import Conflict, PreconditionFailed
+from libs.events.store import EventStore, NewEvent, StreamAppend
+from libs.events.write_path import HandlerContext, Subject
+from libs.platform.errors import PreconditionFailed
 from services.loyalty import read_model
 from services.loyalty.commands import (
     CancelRedemption,
@@ -56,22 +54,12 @@ SERVICE = "loyalty"
 SOURCE = "/crm/loyalty"
 RULES_STREAM = "#rules"
 RULES_KEY = "rules"
-# Deciding again on fresher state resolves ordinary races; past this, say 409.
-ATTEMPTS = 10
 # A merged customer's survivor may itself have been merged since: follow a few hops.
 MAX_MERGE_HOPS = 5
 
 
 def reward_stream(reward_id: str) -> str:
     return f"#reward/{reward_id}"
-
-
-class BusyLedger(Conflict):
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(
-            f"the ledger of {customer_id} changed concurrently; try again",
-            customer_id=customer_id,
-        )
 
 
 class StaleRules(PreconditionFailed):
@@ -82,22 +70,13 @@ class StaleRules(PreconditionFailed):
 
 
 @dataclass
-class Loyalty:
+class Loyalty(HandlerContext):
     """What the handlers need, wired once by ``app.create_app`` (tests wire their own)."""
 
-    store: EventStore
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Called after every commit that appended events (the relay's wake-up).
-    on_append: Callable[[], None] = field(default=lambda: None)
+    service: ClassVar[str] = SERVICE
 
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.store.engine
-
-    def appended(self, count: int) -> None:
-        if count:
-            metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
-            self.on_append()
+    def subject(self, stream_id: str) -> Subject:
+        return Subject(f"the ledger of {stream_id}", {"customer_id": stream_id})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +97,15 @@ class Outcome:
 def new_events(
     events: Sequence[DomainEvent], partition_key: str, now: datetime, cause: Cause | None = None
 ) -> list[NewEvent]:
-    correlation_id = cause.correlation_id if cause else current_correlation_id()
-    return [
-        NewEvent.from_domain(
-            e,
-            partition_key=partition_key,
-            occurred_at=now,
-            correlation_id=correlation_id,
-            causation_id=cause.event_id if cause else None,
-        )
-        for e in events
-    ]
+    if cause is None:
+        return write_path.new_events(events, partition_key, now)
+    return write_path.new_events(
+        events,
+        partition_key,
+        now,
+        caused_by=cause.event_id,
+        correlation_id=cause.correlation_id,
+    )
 
 
 async def load_ledger(
@@ -159,28 +136,18 @@ async def in_transaction(
 ) -> Outcome:
     """Run ``work`` in its own transaction, or in a savepoint of the caller's (a
     consumer's batch), again when another writer got in first."""
-    for attempt_number in range(ATTEMPTS):
-        if attempt_number:
-            # Jittered, so writers that collided once do not collide again in step.
-            await asyncio.sleep(random.uniform(0, 0.005 * attempt_number))
-        try:
-            if conn is None:
-                async with loyalty.engine.begin() as own:
-                    outcome = await work(own)
-            else:
-                async with conn.begin_nested():
-                    outcome = await work(conn)
-        except ConcurrencyConflict:
-            continue
-        except DBAPIError as exc:
-            # A deadlock victim or a serialisation failure is a race, not a fault.
-            if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
-                raise
-            log.info("retrying the ledger of %s after %s", customer_id, type(exc.orig).__name__)
-            continue
-        loyalty.appended(len(outcome.events))
-        return outcome
-    raise BusyLedger(customer_id)
+
+    async def attempt() -> Outcome:
+        if conn is None:
+            async with loyalty.engine.begin() as own:
+                return await work(own)
+        async with conn.begin_nested():
+            return await work(conn)
+
+    # A ledger command carries no If-Match: a lost race is always decided again.
+    outcome = await loyalty.retrying(customer_id, None, attempt)
+    loyalty.appended(len(outcome.events))
+    return outcome
 
 
 async def execute(

@@ -36,6 +36,7 @@ from libs.events.store import (
     events,
     recorded_event,
 )
+from libs.events.write_path import race_of
 from services.loyalty import read_model
 from services.loyalty.commands import LedgerCommand
 from services.loyalty.domain.decisions import decide, next_due, referral_bonus
@@ -76,10 +77,8 @@ async def execute_run(
                 )
     except RunUndone:
         return None
-    except ConcurrencyConflict:
-        return None
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
+    except (ConcurrencyConflict, DBAPIError) as exc:
+        if race_of(exc) is None:
             raise
         return None
     loyalty.appended(sum(len(new) for _, new in decided))

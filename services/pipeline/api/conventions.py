@@ -11,8 +11,7 @@ Conventions every endpoint keeps (as in contacts):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import (
     Depends,
@@ -20,23 +19,19 @@ from fastapi import (
     Request,
     Response,
 )
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 
 from libs.auth import Principal, require
-from libs.platform.app import etag_for, if_match_version
+from libs.platform.dependencies import etag_for
 from services.pipeline.commands import (
     ID_PATTERN,
-    Command,
 )
 from services.pipeline.handlers import Pipeline, Written
 
-C = TypeVar("C", bound=Command)
 MAX_PAGE = 200
 DealStatus = Literal["open", "won", "lost"]
 
 ItemId = Annotated[str, Path(pattern=ID_PATTERN)]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
 
 
 async def pipeline_of(request: Request) -> Pipeline:
@@ -51,29 +46,9 @@ Refunder = Annotated[Principal, Depends(require("orders:refund"))]
 Configurer = Annotated[Principal, Depends(require("pipeline:configure"))]
 
 
-class Body(BaseModel):
-    # A misspelt field must not pass silently.
-    model_config = ConfigDict(extra="forbid")
-
-
 class WrittenItem(BaseModel):
     id: str
     version: int
-
-
-def command_from(model: type[C], data: Mapping[str, Any], **server_set: Any) -> C:
-    """Validate a command the way a request body is, so errors are the usual 422."""
-    try:
-        return model.model_validate({**data, **server_set})
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        ) from None
-
-
-def bearer_of(request: Request) -> str | None:
-    """The caller's credentials, forwarded when contacts must be asked about a customer."""
-    return request.headers.get("Authorization")
 
 
 def written(response: Response, result: Written) -> WrittenItem:

@@ -12,20 +12,16 @@ from pydantic import AwareDatetime, BaseModel
 
 from libs.auth import Principal, require
 from libs.events.catalog.pipeline import DealStage
-from libs.platform.app import etag_for
+from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import ServiceRouter
 from services.pipeline.api.conventions import (
     MAX_PAGE,
-    Body,
     Configurer,
-    IfMatch,
     ItemId,
     PipelineDep,
     Reader,
     WrittenItem,
-    bearer_of,
-    command_from,
     written,
 )
 from services.pipeline.commands import (
@@ -109,7 +105,7 @@ async def open_deal(
     data.setdefault("owner_id", principal.subject[:64])
     command = command_from(OpenDeal, data, deal_id=str(uuid4()))
     result = await handlers.open_deal(
-        pipeline, principal.tenant_id, command, bearer=bearer_of(request)
+        pipeline, principal.tenant_id, command, bearer=bearer_token(request)
     )
     response.headers["Location"] = f"{router.prefix}/deals/{result.id}"
     return written(response, result)
@@ -186,7 +182,7 @@ async def list_deals(
     records = None
     if customer_id is not None:
         records = await pipeline.directory.records(
-            principal.tenant_id, customer_id, bearer_of(request)
+            principal.tenant_id, customer_id, bearer_token(request)
         )
     async with pipeline.engine.connect() as conn:
         items = await funnel.list_deals(

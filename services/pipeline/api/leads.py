@@ -11,20 +11,23 @@ from pydantic import BaseModel
 
 from libs.auth import Principal, require
 from libs.events.catalog.pipeline import AssignmentRule, LeadSource
-from libs.platform.app import etag_for
+from libs.platform.dependencies import (
+    Body,
+    IfMatch,
+    bearer_token,
+    command_from,
+    decode_cursor,
+    encode_cursor,
+    etag_for,
+)
 from libs.platform.routing import ServiceRouter
-from services.pipeline import read_model
 from services.pipeline.api.conventions import (
     MAX_PAGE,
-    Body,
     Configurer,
-    IfMatch,
     ItemId,
     PipelineDep,
     Reader,
     WrittenItem,
-    bearer_of,
-    command_from,
     written,
 )
 from services.pipeline.commands import (
@@ -143,7 +146,7 @@ async def find_leads(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> LeadPage:
     """Newest first; ``queued=true`` lists the leads no rule could assign."""
-    before = read_model.decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor, datetime, str) if cursor else None
     async with pipeline.engine.connect() as conn:
         items = await lead_list.find_leads(
             conn,
@@ -159,9 +162,7 @@ async def find_leads(
     if len(items) > limit:
         items = items[:limit]
         last = items[-1]
-        next_cursor = read_model.encode_cursor(
-            datetime.fromisoformat(last["captured_at"]), last["id"]
-        )
+        next_cursor = encode_cursor(datetime.fromisoformat(last["captured_at"]), last["id"])
     return LeadPage(items=items, next_cursor=next_cursor)
 
 
@@ -242,7 +243,7 @@ async def convert_lead(
         principal.tenant_id,
         lead_id,
         deal=deal,
-        bearer=bearer_of(request),
+        bearer=bearer_token(request),
         expected=expected,
     )
     response.headers["ETag"] = etag_for(result.version)

@@ -20,21 +20,24 @@ from fastapi import (
 from pydantic import AwareDatetime, BaseModel, Field
 
 from libs.auth import Principal, require
-from libs.platform.app import etag_for
-from libs.platform.routing import ServiceRouter
-from services.pipeline import read_model
-from services.pipeline.api.conventions import (
-    MAX_PAGE,
+from libs.platform.dependencies import (
     Body,
     IfMatch,
+    bearer_token,
+    command_from,
+    decode_cursor,
+    encode_cursor,
+    etag_for,
+)
+from libs.platform.routing import ServiceRouter
+from services.pipeline.api.conventions import (
+    MAX_PAGE,
     ItemId,
     OrderWriter,
     PipelineDep,
     Reader,
     Refunder,
     WrittenItem,
-    bearer_of,
-    command_from,
     written,
 )
 from services.pipeline.commands import (
@@ -87,7 +90,7 @@ async def place_order(
     order: 200 with its id instead of 201, never a second order."""
     command = command_from(PlaceOrder, body.model_dump(exclude_unset=True), order_id=str(uuid4()))
     result = await handlers.place_order(
-        pipeline, principal.tenant_id, command, bearer=bearer_of(request)
+        pipeline, principal.tenant_id, command, bearer=bearer_token(request)
     )
     if not result.created:
         response.status_code = status.HTTP_200_OK
@@ -118,7 +121,7 @@ async def import_orders(
         await file.read(),
         amounts=amounts,
         timezone=timezone,
-        bearer=bearer_of(request),
+        bearer=bearer_token(request),
         batch_size=request.app.state.settings.import_batch_size,
     )
     return report.as_json()
@@ -181,8 +184,10 @@ async def customer_orders(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> OrderPage:
     """The customer's orders (and those of records merged into it), newest first."""
-    records = await pipeline.directory.records(principal.tenant_id, customer_id, bearer_of(request))
-    before = read_model.decode_cursor(cursor) if cursor else None
+    records = await pipeline.directory.records(
+        principal.tenant_id, customer_id, bearer_token(request)
+    )
+    before = decode_cursor(cursor, datetime, str) if cursor else None
     async with pipeline.engine.connect() as conn:
         items = await order_list.orders_of(
             conn, principal.tenant_id, records, before=before, limit=limit + 1
@@ -191,9 +196,7 @@ async def customer_orders(
     if len(items) > limit:
         items = items[:limit]
         last = items[-1]
-        next_cursor = read_model.encode_cursor(
-            datetime.fromisoformat(last["placed_at"]), last["id"]
-        )
+        next_cursor = encode_cursor(datetime.fromisoformat(last["placed_at"]), last["id"])
     return OrderPage(items=items, next_cursor=next_cursor)
 
 
@@ -203,7 +206,9 @@ async def purchase_figures(
 ) -> dict[str, Any]:
     """Order count, money spent net of refunds and average order value per currency,
     first and last order, mean days between orders; cancelled orders do not count."""
-    records = await pipeline.directory.records(principal.tenant_id, customer_id, bearer_of(request))
+    records = await pipeline.directory.records(
+        principal.tenant_id, customer_id, bearer_token(request)
+    )
     async with pipeline.engine.connect() as conn:
         figures = await order_list.purchase_figures(conn, principal.tenant_id, records)
     return {

@@ -10,18 +10,14 @@ from fastapi import Depends, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel
 
 from libs.auth import Principal, require
-from libs.platform.app import etag_for
+from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.routing import ServiceRouter
 from services.pipeline.api.conventions import (
     MAX_PAGE,
-    Body,
-    IfMatch,
     ItemId,
     PipelineDep,
     Reader,
     WrittenItem,
-    bearer_of,
-    command_from,
     written,
 )
 from services.pipeline.commands import (
@@ -85,7 +81,7 @@ async def create_task(
     data.setdefault("assignee_id", _caller(principal))
     command = command_from(CreateTask, data, task_id=str(uuid4()), created_by=_caller(principal))
     result = await handlers.create_task(
-        pipeline, principal.tenant_id, command, bearer=bearer_of(request)
+        pipeline, principal.tenant_id, command, bearer=bearer_token(request)
     )
     response.headers["Location"] = f"{router.prefix}/tasks/{result.id}"
     return written(response, result)
@@ -144,7 +140,7 @@ async def find_tasks(
     records = None
     if customer_id is not None:
         records = await pipeline.directory.records(
-            principal.tenant_id, customer_id, bearer_of(request)
+            principal.tenant_id, customer_id, bearer_token(request)
         )
     async with pipeline.engine.connect() as conn:
         items = await task_list.find_tasks(
@@ -199,7 +195,7 @@ async def sign_contract(
         SignContract, body.model_dump(exclude_unset=True), contract_id=str(uuid4())
     )
     result = await handlers.sign_contract(
-        pipeline, principal.tenant_id, command, bearer=bearer_of(request)
+        pipeline, principal.tenant_id, command, bearer=bearer_token(request)
     )
     response.headers["Location"] = f"{router.prefix}/contracts/{result.id}"
     return written(response, result)
@@ -255,7 +251,9 @@ async def customer_contracts(
     customer_id: ItemId, request: Request, principal: Reader, pipeline: PipelineDep
 ) -> ContractPage:
     """The customer's contracts (and merged records'), latest end first."""
-    records = await pipeline.directory.records(principal.tenant_id, customer_id, bearer_of(request))
+    records = await pipeline.directory.records(
+        principal.tenant_id, customer_id, bearer_token(request)
+    )
     async with pipeline.engine.connect() as conn:
         items = await task_list.find_contracts(
             conn, principal.tenant_id, records, pipeline.clock().date()

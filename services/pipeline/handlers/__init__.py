@@ -13,29 +13,22 @@ moment ago that has not arrived yet, asks contacts itself (decision 0016).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import httpx
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events import metrics
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.pipeline import catalog
-from libs.events.store import ConcurrencyConflict, EventStore, NewEvent, RecordedEvent
-from libs.platform.app import current_correlation_id
+from libs.events.store import RecordedEvent
+from libs.events.write_path import HandlerContext, Subject
 from libs.platform.errors import (
-    Conflict,
     DomainError,
     Forbidden,
     NotFound,
-    PreconditionFailed,
     Unprocessable,
 )
 from services.pipeline.domain.errors import UnknownCustomer
@@ -45,28 +38,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "pipeline"
 SOURCE = "/crm/pipeline"
-# Deciding again on fresher state resolves ordinary races; past this, say 409.
-ATTEMPTS = 10
 CONTACTS_TIMEOUT_SECONDS = 5.0
-
-
-class StaleVersion(PreconditionFailed):
-    """If-Match named a version the aggregate is no longer (or never was) at."""
-
-    def __init__(self, stream_id: str, expected: int, current: int | None = None) -> None:
-        if current is None:
-            super().__init__(f"{stream_id} changed since version {expected}", id=stream_id)
-        else:
-            super().__init__(
-                f"{stream_id} is at version {current}, not {expected}",
-                id=stream_id,
-                current_version=current,
-            )
-
-
-class Busy(Conflict):
-    def __init__(self, stream_id: str) -> None:
-        super().__init__(f"{stream_id} changed concurrently; try again", id=stream_id)
 
 
 class CustomerNotFound(NotFound):
@@ -109,7 +81,7 @@ class CustomerDirectory:
             # The caller's own token: contacts answers for the caller's tenant only.
             response = await self.client.get(
                 f"{self.contacts_url.rstrip('/')}/api/v1/customers/{customer_id}",
-                headers={"Authorization": bearer},
+                headers={"Authorization": f"Bearer {bearer}"},
                 timeout=CONTACTS_TIMEOUT_SECONDS,
             )
         except httpx.HTTPError:
@@ -138,7 +110,7 @@ class CustomerDirectory:
             response = await self.client.post(
                 f"{self.contacts_url.rstrip('/')}/api/v1/customers",
                 json=profile,
-                headers={"Authorization": bearer},
+                headers={"Authorization": f"Bearer {bearer}"},
                 timeout=CONTACTS_TIMEOUT_SECONDS,
             )
         except httpx.HTTPError:
@@ -186,23 +158,15 @@ class CustomerDirectory:
 
 
 @dataclass
-class Pipeline:
+class Pipeline(HandlerContext):
     """What the handlers need, wired once by ``app.create_app`` (tests wire their own)."""
 
-    store: EventStore
+    service: ClassVar[str] = SERVICE
+
     directory: CustomerDirectory
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Called after every commit that appended events (the relay's wake-up).
-    on_append: Callable[[], None] = field(default=lambda: None)
 
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.store.engine
-
-    def appended(self, count: int) -> None:
-        if count:
-            metrics.EVENTS_APPENDED.labels(SERVICE).inc(count)
-            self.on_append()
+    def subject(self, stream_id: str) -> Subject:
+        return Subject(stream_id, {"id": stream_id})
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,16 +181,6 @@ class Written:
 # --- shared steps ----------------------------------------------------------------------
 
 
-def new_events(events: Sequence[DomainEvent], partition_key: str, now: datetime) -> list[NewEvent]:
-    correlation_id = current_correlation_id()
-    return [
-        NewEvent.from_domain(
-            e, partition_key=partition_key, occurred_at=now, correlation_id=correlation_id
-        )
-        for e in events
-    ]
-
-
 def decoded(recorded: Sequence[RecordedEvent]) -> list[DomainEvent]:
     return [catalog.decode(e.type, e.data) for e in recorded]
 
@@ -235,36 +189,6 @@ async def read_events(
     pipeline: Pipeline, conn: AsyncConnection, tenant_id: str, stream_id: str
 ) -> list[DomainEvent]:
     return decoded(await pipeline.store.read_stream(tenant_id, stream_id, conn=conn))
-
-
-def check_version(stream_id: str, expected: int | None, current: int) -> None:
-    if expected is not None and expected != current:
-        raise StaleVersion(stream_id, expected, current)
-
-
-T = TypeVar("T")
-
-
-async def retrying(stream_id: str, expected: int | None, attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run ``attempt`` (one transaction) again when another writer got in first."""
-    for attempt_number in range(ATTEMPTS):
-        if attempt_number:
-            # Jittered, so writers that collided once do not collide again in step.
-            await asyncio.sleep(random.uniform(0, 0.005 * attempt_number))
-        try:
-            return await attempt()
-        except ConcurrencyConflict:
-            if expected is not None:
-                raise StaleVersion(stream_id, expected) from None
-        except IntegrityError:
-            # A unique key of the read model (an external id) taken by a racing writer:
-            # deciding again sees it.
-            log.info("retrying %s after a unique key race", stream_id)
-        except DBAPIError as exc:
-            # Deadlock victim or serialisation failure: races, not faults.
-            if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001"):
-                raise
-    raise Busy(stream_id)
 
 
 # --- orders ----------------------------------------------------------------------------

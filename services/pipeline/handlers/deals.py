@@ -9,16 +9,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.pipeline import DealStage
+from libs.events.write_path import new_events
 from services.pipeline.commands import AttachQuote, DefineDealStages, MoveDeal, OpenDeal
 from services.pipeline.domain import deals
 from services.pipeline.handlers import (
     Pipeline,
     Written,
-    check_version,
     decoded,
-    new_events,
     read_events,
-    retrying,
 )
 from services.pipeline.read_model import funnel
 
@@ -45,7 +43,7 @@ async def define_deal_stages(
         now = pipeline.clock()
         async with pipeline.engine.begin() as conn:
             current, version = await load_stages(pipeline, conn, tenant_id)
-            check_version(DEAL_STAGES_STREAM, expected, version)
+            pipeline.check_version(DEAL_STAGES_STREAM, expected, version)
             events = deals.decide_stages(command, current)
             if events:
                 version = await pipeline.store.append(
@@ -58,7 +56,7 @@ async def define_deal_stages(
         pipeline.appended(len(events))
         return Written(DEAL_STAGES_STREAM, version, created=bool(events))
 
-    return await retrying(DEAL_STAGES_STREAM, expected, attempt)
+    return await pipeline.retrying(DEAL_STAGES_STREAM, expected, attempt)
 
 
 async def open_deal(
@@ -82,7 +80,7 @@ async def open_deal(
         pipeline.appended(len(events))
         return Written(command.deal_id, version, created=True)
 
-    return await retrying(command.deal_id, None, attempt)
+    return await pipeline.retrying(command.deal_id, None, attempt)
 
 
 async def change_deal(
@@ -100,7 +98,7 @@ async def change_deal(
             history = await read_events(pipeline, conn, tenant_id, deal_id)
             state = deals.fold(history)
             if state is not None:
-                check_version(deal_id, expected, state.version)
+                pipeline.check_version(deal_id, expected, state.version)
             stages, _ = await load_stages(pipeline, conn, tenant_id)
             events = deals.decide(state, command, stages, now)
             assert state is not None  # decide refuses a missing deal
@@ -119,7 +117,7 @@ async def change_deal(
         pipeline.appended(len(events))
         return Written(deal_id, version, created=True)
 
-    return await retrying(deal_id, expected, attempt)
+    return await pipeline.retrying(deal_id, expected, attempt)
 
 
 async def deal(pipeline: Pipeline, tenant_id: str, deal_id: str) -> deals.Deal:

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.pipeline import AssignmentRule, LeadAssigned, LeadErased
+from libs.events.write_path import new_events
 from services.pipeline.commands import (
     AssignLead,
     CaptureLead,
@@ -21,11 +22,8 @@ from services.pipeline.domain import deals, leads
 from services.pipeline.handlers import (
     Pipeline,
     Written,
-    check_version,
     decoded,
-    new_events,
     read_events,
-    retrying,
 )
 from services.pipeline.handlers.deals import load_stages
 from services.pipeline.read_model import funnel, lead_list
@@ -54,7 +52,7 @@ async def define_assignment_rules(
         now = pipeline.clock()
         async with pipeline.engine.begin() as conn:
             current, version = await load_rules(pipeline, conn, tenant_id)
-            check_version(ASSIGNMENT_RULES_STREAM, expected, version)
+            pipeline.check_version(ASSIGNMENT_RULES_STREAM, expected, version)
             events = leads.decide_rules(command, current)
             if events:
                 version = await pipeline.store.append(
@@ -68,7 +66,7 @@ async def define_assignment_rules(
         pipeline.appended(len(events))
         return Written(ASSIGNMENT_RULES_STREAM, version, created=bool(events))
 
-    return await retrying(ASSIGNMENT_RULES_STREAM, expected, attempt)
+    return await pipeline.retrying(ASSIGNMENT_RULES_STREAM, expected, attempt)
 
 
 async def _one_assignment_at_a_time(conn: AsyncConnection, tenant_id: str) -> None:
@@ -109,7 +107,7 @@ async def capture_lead(pipeline: Pipeline, tenant_id: str, command: CaptureLead)
         pipeline.appended(len(events))
         return Written(command.lead_id, version, created=True)
 
-    return await retrying(command.lead_id, None, attempt)
+    return await pipeline.retrying(command.lead_id, None, attempt)
 
 
 async def change_lead(
@@ -127,7 +125,7 @@ async def change_lead(
             history = await read_events(pipeline, conn, tenant_id, lead_id)
             state = leads.fold(history)
             if state is not None:
-                check_version(lead_id, expected, state.version)
+                pipeline.check_version(lead_id, expected, state.version)
             events = leads.decide(state, command)
             assert state is not None
             if not events:
@@ -141,7 +139,7 @@ async def change_lead(
         pipeline.appended(len(events))
         return Written(lead_id, version, created=True)
 
-    return await retrying(lead_id, expected, attempt)
+    return await pipeline.retrying(lead_id, expected, attempt)
 
 
 async def lead(pipeline: Pipeline, tenant_id: str, lead_id: str) -> leads.Lead:
@@ -163,7 +161,7 @@ async def convert_lead(
     holds its email or phone; with ``deal``, a deal opens for that customer at once.
     Returns the lead written, the customer's id and the deal's id."""
     current = await lead(pipeline, tenant_id, lead_id)
-    check_version(lead_id, expected, current.version)
+    pipeline.check_version(lead_id, expected, current.version)
     leads.can_convert(current)  # before anything is registered in contacts
     profile = {
         "kind": "person",
@@ -182,7 +180,7 @@ async def convert_lead(
         async with pipeline.engine.begin() as conn:
             history = await read_events(pipeline, conn, tenant_id, lead_id)
             state = leads.existing(leads.fold(history), lead_id)
-            check_version(lead_id, expected, state.version)
+            pipeline.check_version(lead_id, expected, state.version)
             events = leads.convert(state, customer_id, linked_existing=existed, deal_id=deal_id)
             if deal is not None:
                 stages, _ = await load_stages(pipeline, conn, tenant_id)
@@ -219,7 +217,7 @@ async def convert_lead(
         pipeline.appended(len(events) + (1 if deal else 0))
         return Written(lead_id, version, created=True)
 
-    written = await retrying(lead_id, expected, attempt)
+    written = await pipeline.retrying(lead_id, expected, attempt)
     return written, customer_id, deal_id
 
 
@@ -241,7 +239,7 @@ async def erase_lead(pipeline: Pipeline, tenant_id: str, lead_id: str, *, by: st
         pipeline.appended(1)
         return Written(lead_id, version, created=True)
 
-    return await retrying(lead_id, None, attempt)
+    return await pipeline.retrying(lead_id, None, attempt)
 
 
 async def forget_lead(

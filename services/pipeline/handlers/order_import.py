@@ -33,12 +33,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.events.store import StreamAppend
+from libs.events.write_path import new_events
 from libs.platform.errors import DomainError, Unprocessable
 from libs.platform.spreadsheets import decode_spreadsheet
 from services.pipeline.commands import PlaceOrder
 from services.pipeline.domain import orders
 from services.pipeline.domain.money import currency_code, minor_units
-from services.pipeline.handlers import Pipeline, new_events
+from services.pipeline.handlers import Pipeline
 from services.pipeline.handlers.orders import place_order
 from services.pipeline.read_model import order_list
 

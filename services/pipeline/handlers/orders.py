@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.events.write_path import new_events
 from services.pipeline.commands import (
     CancelOrder,
     PlaceOrder,
@@ -14,10 +15,7 @@ from services.pipeline.domain import orders
 from services.pipeline.handlers import (
     Pipeline,
     Written,
-    check_version,
-    new_events,
     read_events,
-    retrying,
 )
 from services.pipeline.read_model import order_list
 
@@ -54,7 +52,7 @@ async def place_order(
         pipeline.appended(len(events))
         return Written(command.order_id, version, created=True)
 
-    return await retrying(command.order_id, None, attempt)
+    return await pipeline.retrying(command.order_id, None, attempt)
 
 
 async def change_order(
@@ -72,7 +70,7 @@ async def change_order(
             history = await read_events(pipeline, conn, tenant_id, order_id)
             state = orders.fold(history)
             if state is not None:
-                check_version(order_id, expected, state.version)
+                pipeline.check_version(order_id, expected, state.version)
             events = orders.decide(state, command, now)
             assert state is not None  # decide refuses a missing order
             if not events:
@@ -90,7 +88,7 @@ async def change_order(
         pipeline.appended(len(events))
         return Written(order_id, version, created=True)
 
-    return await retrying(order_id, expected, attempt)
+    return await pipeline.retrying(order_id, expected, attempt)
 
 
 async def order(pipeline: Pipeline, tenant_id: str, order_id: str) -> orders.Order:

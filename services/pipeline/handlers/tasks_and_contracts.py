@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.pipeline import LeadCaptured
+from libs.events.write_path import new_events
 from services.pipeline.commands import (
     CompleteTask,
     CreateTask,
@@ -22,10 +23,7 @@ from services.pipeline.domain.errors import UnknownReference
 from services.pipeline.handlers import (
     Pipeline,
     Written,
-    check_version,
-    new_events,
     read_events,
-    retrying,
 )
 from services.pipeline.read_model import task_list
 
@@ -57,7 +55,7 @@ async def _write(
             history = await read_events(pipeline, conn, tenant_id, stream_id)
             state = fold(history)
             if state is not None:
-                check_version(stream_id, expected, state.version)
+                pipeline.check_version(stream_id, expected, state.version)
             events = decide(state, now)
             if not events:
                 assert state is not None
@@ -75,7 +73,7 @@ async def _write(
         pipeline.appended(len(events))
         return Written(stream_id, version, created=True)
 
-    return await retrying(stream_id, expected, attempt)
+    return await pipeline.retrying(stream_id, expected, attempt)
 
 
 # --- follow-up tasks -------------------------------------------------------------------

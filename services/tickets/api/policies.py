@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.tickets import DispatchRule, EscalationRule
-from libs.platform.app import etag_for
+from libs.platform.dependencies import IfMatch, etag_for
 from libs.platform.routing import ServiceRouter
-from services.tickets.api.tickets import IfMatch, Reader, TicketsDep
+from services.tickets.api.tickets import Reader, TicketsDep
 from services.tickets.commands import DefineBusinessCalendar, DefineSlaPolicy
 from services.tickets.handlers import policies
 

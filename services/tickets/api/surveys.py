@@ -14,9 +14,10 @@ from fastapi import Path, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.events.catalog.tickets import CsatAnswered, SurveyKind
+from libs.platform.dependencies import bearer_token
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import ServiceRouter
-from services.tickets.api.tickets import CustomerId, Reader, TicketId, TicketsDep, Worker, bearer_of
+from services.tickets.api.tickets import CustomerId, Reader, TicketId, TicketsDep, Worker
 from services.tickets.handlers import surveys
 from services.tickets.handlers.surveys import IssuedLink
 from services.tickets.read_model.service_stats import service_stats
@@ -78,7 +79,7 @@ async def send_nps_survey(
     customer_id: CustomerId, request: Request, principal: Worker, tickets: TicketsDep
 ) -> SurveyLink:
     """A one-time NPS link (0-10) for a customer of the tenant."""
-    customer = await tickets.directory.find(principal.tenant_id, customer_id, bearer_of(request))
+    customer = await tickets.directory.find(principal.tenant_id, customer_id, bearer_token(request))
     return _link(await surveys.send(tickets, principal.tenant_id, "nps", customer.id, None))
 
 

@@ -7,24 +7,21 @@ and a write with ``If-Match`` is conditional (412 when the ticket moved on).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import uuid4
 
 from fastapi import Depends, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime
 
 from libs.auth import Principal, require
 from libs.events.catalog.tickets import Category, Priority, Status
-from libs.platform.app import etag_for, if_match_version
+from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.routing import ServiceRouter
 from services.tickets.commands import (
     AssignTicket,
     ChangePriority,
     ChangeStatus,
-    Command,
     OpenTicket,
     RecordFollowUpVisit,
     ReopenTicket,
@@ -39,11 +36,9 @@ from services.tickets.read_model import ticket_list
 
 router = ServiceRouter(prefix="/api/v1", tags=["tickets"])
 
-C = TypeVar("C", bound=Command)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 TicketId = Annotated[str, Path(pattern=ID_PATTERN, description="the ticket's id")]
 CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's id")]
-IfMatch = Annotated[int | None, Depends(if_match_version)]
 MAX_PAGE = 200
 
 
@@ -55,10 +50,6 @@ async def tickets_of(request: Request) -> Tickets:
 TicketsDep = Annotated[Tickets, Depends(tickets_of)]
 Reader = Annotated[Principal, Depends(require("tickets:read"))]
 Worker = Annotated[Principal, Depends(require("tickets:write"))]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Assignment(Body):
@@ -93,23 +84,8 @@ class FollowUpVisit(Body):
     satisfied: bool
 
 
-def command_from(model: type[C], data: Mapping[str, Any], **server_set: Any) -> C:
-    """Validate a command the way a request body is, so errors are the usual 422."""
-    try:
-        return model.model_validate({**data, **server_set})
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
-        ) from None
-
-
 def _caller(principal: Principal) -> str:
     return principal.subject[:64]
-
-
-def bearer_of(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" and token else None
 
 
 def _sla_view(state: SlaState) -> dict[str, Any]:
@@ -181,7 +157,7 @@ async def _act(
     request: Request,
 ) -> dict[str, Any]:
     ticket, _ = await handlers.handle(
-        tickets, principal.tenant_id, command, expected=expected, bearer=bearer_of(request)
+        tickets, principal.tenant_id, command, expected=expected, bearer=bearer_token(request)
     )
     response.headers["ETag"] = etag_for(ticket.version)
     return _summary(ticket)
@@ -204,7 +180,7 @@ async def open_ticket(
 ) -> dict[str, Any]:
     """Open a ticket for an existing customer of the tenant (404 for an unknown one)."""
     ticket = await handlers.open_ticket(
-        tickets, principal.tenant_id, _caller(principal), command, bearer_of(request)
+        tickets, principal.tenant_id, _caller(principal), command, bearer_token(request)
     )
     response.headers["Location"] = f"{router.prefix}/tickets/{ticket.id}"
     response.headers["ETag"] = etag_for(ticket.version)

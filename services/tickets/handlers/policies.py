@@ -19,12 +19,13 @@ from libs.events.catalog.tickets import (
     Targets,
     catalog,
 )
+from libs.events.write_path import new_events
 from libs.platform.errors import NotFound, Unprocessable
 from services.tickets.commands import DefineBusinessCalendar, DefineSlaPolicy
 from services.tickets.domain.calendar import STANDARD, BusinessCalendar
 from services.tickets.domain.sla import TARGETS
 from services.tickets.domain.ticket import AppliedSla
-from services.tickets.handlers import StaleVersion, Tickets, new_events, retrying
+from services.tickets.handlers import Tickets
 from services.tickets.read_model.known_customers import KnownCustomer
 
 DEFAULT_POLICY = "default"
@@ -63,8 +64,7 @@ async def define_business_calendar(
 
     async def attempt() -> BusinessCalendarDefined:
         version = await tickets.store.stream_version(tenant_id, stream)
-        if expected is not None and expected != version:
-            raise StaleVersion(stream, expected, version)
+        tickets.check_version(stream, expected, version)
         event = BusinessCalendarDefined(
             calendar=name,
             version=version + 1,
@@ -80,7 +80,7 @@ async def define_business_calendar(
         tickets.appended(1)
         return event
 
-    return await retrying(stream, expected, attempt)
+    return await tickets.retrying(stream, expected, attempt)
 
 
 async def define_sla_policy(
@@ -101,8 +101,7 @@ async def define_sla_policy(
 
     async def attempt() -> SlaPolicyDefined:
         version = await tickets.store.stream_version(tenant_id, stream)
-        if expected is not None and expected != version:
-            raise StaleVersion(stream, expected, version)
+        tickets.check_version(stream, expected, version)
         event = SlaPolicyDefined(
             policy=name,
             version=version + 1,
@@ -119,7 +118,7 @@ async def define_sla_policy(
         tickets.appended(1)
         return event
 
-    return await retrying(stream, expected, attempt)
+    return await tickets.retrying(stream, expected, attempt)
 
 
 async def current_policy(tickets: Tickets, tenant_id: str, name: str) -> SlaPolicyDefined:
@@ -197,8 +196,7 @@ async def define_escalation_rules(
 ) -> EscalationRulesDefined:
     async def attempt() -> EscalationRulesDefined:
         version = await tickets.store.stream_version(tenant_id, ESCALATION_RULES)
-        if expected is not None and expected != version:
-            raise StaleVersion(ESCALATION_RULES, expected, version)
+        tickets.check_version(ESCALATION_RULES, expected, version)
         event = EscalationRulesDefined(version=version + 1, rules=rules)
         await tickets.store.append(
             tenant_id,
@@ -209,7 +207,7 @@ async def define_escalation_rules(
         tickets.appended(1)
         return event
 
-    return await retrying(ESCALATION_RULES, expected, attempt)
+    return await tickets.retrying(ESCALATION_RULES, expected, attempt)
 
 
 async def escalation_rules(tickets: Tickets, tenant_id: str) -> list[EscalationRule]:
@@ -226,8 +224,7 @@ async def define_dispatch_rules(
 ) -> DispatchRulesDefined:
     async def attempt() -> DispatchRulesDefined:
         version = await tickets.store.stream_version(tenant_id, DISPATCH_RULES)
-        if expected is not None and expected != version:
-            raise StaleVersion(DISPATCH_RULES, expected, version)
+        tickets.check_version(DISPATCH_RULES, expected, version)
         event = DispatchRulesDefined(version=version + 1, rules=rules)
         await tickets.store.append(
             tenant_id,
@@ -238,7 +235,7 @@ async def define_dispatch_rules(
         tickets.appended(1)
         return event
 
-    return await retrying(DISPATCH_RULES, expected, attempt)
+    return await tickets.retrying(DISPATCH_RULES, expected, attempt)
 
 
 async def dispatch_rules(tickets: Tickets, tenant_id: str) -> list[DispatchRule]:

@@ -18,11 +18,12 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, select
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.tickets import SurveyKind
 from libs.events.store import ConcurrencyConflict
+from libs.events.write_path import new_events
 from libs.platform.db import UtcDateTime
 from libs.platform.errors import Conflict, NotFound
 from services.tickets.domain.survey import Survey, SurveyAnswered, answer, fold_survey, send_survey
 from services.tickets.domain.ticket import existing, fold
-from services.tickets.handlers import Tickets, new_events, timed
+from services.tickets.handlers import Tickets, timed
 
 metadata = MetaData()
 links = Table(

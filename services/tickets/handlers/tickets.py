@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.tickets import EscalationRule, Priority, TicketOpened, TicketReplied
 from libs.events.store import RecordedEvent
+from libs.events.write_path import new_events
 from libs.platform.errors import DomainError, NotFound
 from services.tickets.commands import ChangePriority, OpenTicket, RecordBreach, TicketCommand
 from services.tickets.domain.calendar import STANDARD, BusinessCalendar
@@ -34,10 +35,7 @@ from services.tickets.domain.ticket import (
     fold,
 )
 from services.tickets.handlers import (
-    StaleVersion,
     Tickets,
-    new_events,
-    retrying,
     ticket_metrics,
     timed,
 )
@@ -157,8 +155,7 @@ async def change(
         now = tickets.clock()
         history = timed(await tickets.store.read_stream(tenant_id, ticket_id))
         before = existing(fold(history), ticket_id)
-        if expected is not None and expected != before.version:
-            raise StaleVersion(f"ticket {ticket_id}", expected, before.version)
+        tickets.check_version(f"ticket {ticket_id}", expected, before.version)
         events = await decider(before, now, await calendar_of(tickets, tenant_id, before))
         if not events:
             return before, []
@@ -178,7 +175,7 @@ async def change(
         ticket_metrics.changed(before, after, events, calendar)
         return after, events
 
-    return await retrying(f"ticket {ticket_id}", expected, attempt)
+    return await tickets.retrying(f"ticket {ticket_id}", expected, attempt)
 
 
 async def handle(

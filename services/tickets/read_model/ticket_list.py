@@ -7,9 +7,6 @@ scheduler finds the tickets to look at without scanning them all.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events.catalog.tickets import EscalationRule
 from libs.platform.db import UtcDateTime
-from libs.platform.errors import Unprocessable
+from libs.platform.dependencies import decode_cursor, encode_cursor
 from services.tickets.domain.calendar import BusinessCalendar
 from services.tickets.domain.escalation import next_look
 from services.tickets.domain.sla import segments
@@ -260,7 +257,7 @@ async def search(
             column = tickets.c.group_name if name == "group" else tickets.c[name]
             query = query.where(column == value)
     if cursor is not None:
-        at, after_id = decode_cursor(cursor)
+        at, after_id = decode_cursor(cursor, datetime, str)
         query = query.where(
             or_(
                 tickets.c.opened_at < at,
@@ -287,20 +284,3 @@ async def subject_of(engine: AsyncEngine, tenant_id: str, ticket_id: str) -> dic
             )
         ).first()
         return dict(row._mapping) if row else None
-
-
-def encode_cursor(opened_at: datetime, ticket_id: str) -> str:
-    raw = json.dumps([opened_at.isoformat(), ticket_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, ticket_id = json.loads(raw)
-        position = datetime.fromisoformat(at)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise Unprocessable("cursor", "is not a cursor this service returned") from None
-    if position.tzinfo is None or not isinstance(ticket_id, str):
-        raise Unprocessable("cursor", "is not a cursor this service returned")
-    return position, ticket_id
