@@ -311,6 +311,9 @@ async def is_member(conn: AsyncConnection, tenant_id: str, customer_id: str) -> 
 async def ledger_lines(
     conn: AsyncConnection, tenant_id: str, customer_id: str, *, after: int, limit: int
 ) -> list[dict[str, Any]]:
+    # The column is a 32-bit integer: no line is after its largest value, and a larger
+    # ``after`` would overflow PostgreSQL's parameter (a 500).
+    after = min(after, 2**31 - 1)
     rows = await conn.execute(
         select(lines)
         .where(
