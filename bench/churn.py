@@ -39,9 +39,10 @@ from libs.events.projection import end_offsets
 from libs.events.store import EventStore
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
-from services.alerts import handlers, projector, read_model
+from services.alerts import handlers
 from services.alerts.domain.sources import SOURCES, TOPICS
 from services.alerts.migrations import FOLDER as MIGRATIONS
+from services.alerts.read_model import churn_facts, projection
 from services.alerts.settings import Settings
 
 END = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -61,7 +62,7 @@ async def _fill(url: str, customers: int) -> int:
     for n in range(customers):
         cid = f"c-{n:07d}"
         joined = START + timedelta(days=rng.uniform(0, 700))
-        never = read_model.NEVER_BOUGHT
+        never = churn_facts.NEVER_BOUGHT
         customer_rows.append(
             (TENANT, cid, f"rep-{n % 50}", joined, None, "none", 0, 0, None, never)
         )
@@ -171,7 +172,7 @@ async def _kept_ranking(engine: Any, customers: int, pages: int = 200) -> dict[s
     await handlers.sweep(alerts)
     sweep_seconds, sweep_cpu = time.perf_counter() - started, time.process_time() - cpu
     # Positions spread over the ranking: one every 500 customers.
-    positions: list[read_model.RankPosition | None] = [None]
+    positions: list[churn_facts.RankPosition | None] = [None]
     async with engine.connect() as conn:
         while True:
             page = await handlers.ranking_page(conn, TENANT, END, after=positions[-1], limit=500)
@@ -182,8 +183,8 @@ async def _kept_ranking(engine: Any, customers: int, pages: int = 200) -> dict[s
                 break
             last = page[-1].risk
             positions.append(
-                read_model.RankPosition(
-                    last.score, last.last_order_at or read_model.NEVER_BOUGHT, last.customer_id
+                churn_facts.RankPosition(
+                    last.score, last.last_order_at or churn_facts.NEVER_BOUGHT, last.customer_id
                 )
             )
     rng = random.Random(93)
@@ -242,7 +243,7 @@ async def run_projector(count: int) -> dict[str, Any]:
                 clock=lambda: END,
                 context_seconds=Settings().churn_context_seconds,
             )
-            runner = TimedRunner(projector.ChurnFacts(alerts), engine, kafka, SOURCES)
+            runner = TimedRunner(projection.ChurnFacts(alerts), engine, kafka, SOURCES)
             await runner.create_tables()
 
             def caught_up() -> bool:
@@ -252,7 +253,7 @@ async def run_projector(count: int) -> dict[str, Any]:
             await asyncio.wait_for(runner.run(asyncio.Event(), until=caught_up), timeout=900)
             finished = time.perf_counter()
             async with engine.connect() as conn:
-                stored = await conn.scalar(select(func.count()).select_from(read_model.facts))
+                stored = await conn.scalar(select(func.count()).select_from(churn_facts.facts))
             await engine.dispose()
     if stored != count:
         raise RuntimeError(f"the churn facts hold {stored} orders, expected {count}")

@@ -25,11 +25,12 @@ from libs.platform.dependencies import (
 )
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
-from services.alerts import alert_list, handlers, past_rankings, read_model, reminder_list
+from services.alerts import handlers
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.domain.rules import InvalidRules
-from services.alerts.handlers import Alerts, RankedRisk
+from services.alerts.handlers import Alerts, RankedRisk, past_rankings
+from services.alerts.read_model import alert_list, churn_facts, reminder_list
 
 router = ServiceRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -111,7 +112,7 @@ def risk_view(ranked: RankedRisk) -> dict[str, Any]:
 
 # A page of the ranking ends at an offset (a ranking scored as of a time) or at a
 # position in the kept ranking (as of now); either way the first page's as_of holds.
-Position = int | read_model.RankPosition
+Position = int | churn_facts.RankPosition
 
 
 def _cursor(as_of: datetime, position: Position) -> str:
@@ -129,7 +130,7 @@ def _from_cursor(cursor: str) -> tuple[datetime, Position]:
         when, score, last_order_at, customer_id = decode_cursor(
             cursor, datetime, int, datetime, str
         )
-        return when, read_model.RankPosition(score, last_order_at, customer_id)
+        return when, churn_facts.RankPosition(score, last_order_at, customer_id)
 
 
 @router.get("/churn/risks")
@@ -153,7 +154,7 @@ async def list_risks(
         when = alerts.clock()
     else:
         when, position = parse_as_of(as_of, alerts.clock()), 0
-    if position is None or isinstance(position, read_model.RankPosition):
+    if position is None or isinstance(position, churn_facts.RankPosition):
         async with alerts.engine.connect() as conn:
             page = await handlers.ranking_page(
                 conn,
@@ -168,8 +169,8 @@ async def list_risks(
         page = page[:limit]
         last = page[-1].risk if page else None
         next_position: Position | None = (
-            read_model.RankPosition(
-                last.score, last.last_order_at or read_model.NEVER_BOUGHT, last.customer_id
+            churn_facts.RankPosition(
+                last.score, last.last_order_at or churn_facts.NEVER_BOUGHT, last.customer_id
             )
             if more and last is not None
             else None
@@ -208,7 +209,7 @@ async def customer_risk(
 @router.get("/churn/rules")
 async def get_rules(principal: Reader, alerts: AlertsDep, response: Response) -> dict[str, Any]:
     async with alerts.engine.connect() as conn:
-        rules, version = await read_model.rules_of(conn, principal.tenant_id)
+        rules, version = await churn_facts.rules_of(conn, principal.tenant_id)
     response.headers["ETag"] = etag_for(version)
     return rules.model_dump(mode="json")
 
@@ -378,7 +379,7 @@ async def weekly_risk_list(
     now = alerts.clock()
     async with alerts.engine.connect() as conn:
         if week is None:
-            rules, _ = await read_model.rules_of(conn, principal.tenant_id)
+            rules, _ = await churn_facts.rules_of(conn, principal.tenant_id)
             week = weekly.week_of(now, ZoneInfo(rules.time_zone))
         try:
             lists = await handlers.weekly_lists_of(conn, principal.tenant_id, week, now, owner_id)

@@ -26,21 +26,23 @@ from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
 from libs.platform.relay import outbox_relay as platform_relay
 from libs.platform.runtime import Job, Projected, ServiceRuntime, leading, periodic
-from services.alerts import metrics, past_rankings, read_model
 from services.alerts.api import router
 from services.alerts.domain.sources import SOURCES
 from services.alerts.handlers import (
     SERVICE,
     SOURCE,
     Alerts,
+    churn_metrics,
+    past_rankings,
     publish_weekly_lists,
     sweep,
 )
 from services.alerts.migrations import FOLDER as MIGRATIONS
-from services.alerts.notifications import runtime as notifications_runtime
+from services.alerts.notifications import app as notifications_app
 from services.alerts.notifications.api import router as webhooks_router
 from services.alerts.notifications.settings import NotificationSettings
-from services.alerts.projector import ChurnFacts
+from services.alerts.read_model import churn_facts
+from services.alerts.read_model.projection import ChurnFacts
 from services.alerts.settings import Settings
 
 VERSION = "0.1.0"
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -
         alerts = Alerts(store=relay.store, context_seconds=settings.churn_context_seconds)
     alerts.on_append = relay.wake
     wired = alerts
-    notifications, deliveries = notifications_runtime.wire(settings, alerts)
+    notifications, deliveries = notifications_app.wire(settings, alerts)
 
     projector = ProjectionRunner(ChurnFacts(wired), engine, settings.kafka(), SOURCES)
     projections = [Projected(projector, run=settings.run_projector)]
@@ -105,7 +107,7 @@ def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -
 
     async def gauge_levels() -> None:  # the gauge from the first scrape
         async with engine.connect() as conn:
-            metrics.set_levels(await read_model.customers_by_level(conn))
+            churn_metrics.set_levels(await churn_facts.customers_by_level(conn))
 
     runtime = ServiceRuntime(
         SERVICE,

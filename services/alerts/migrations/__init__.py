@@ -8,15 +8,16 @@ from pathlib import Path
 
 from libs.events import published, schema, store
 from libs.events.projection import runtime_metadata
-from services.alerts import alert_list, past_rankings, read_model, reminder_list
-from services.alerts.notifications import tables as notification_tables
+from services.alerts.handlers import past_rankings
+from services.alerts.notifications import read_model as notification_tables
+from services.alerts.read_model import alert_list, churn_facts, reminder_list
 
 FOLDER = Path(__file__).parent
 TARGET_METADATA = (
     store.metadata,
     published.relay_metadata,
     runtime_metadata,
-    read_model.metadata,
+    churn_facts.metadata,
     alert_list.metadata,
     reminder_list.metadata,
     past_rankings.metadata,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from libs.auth import Principal, require
 from libs.platform.dependencies import IfMatch, decode_cursor, encode_cursor, etag_for
 from libs.platform.routing import ServiceRouter
-from services.alerts.notifications import handlers, tables
+from services.alerts.notifications import handlers, read_model
 from services.alerts.notifications.domain import MAX_EVENT_TYPES, ContentMode
 from services.alerts.notifications.handlers import Notifications
 
@@ -139,7 +139,7 @@ async def create_webhook(
 @router.get("")
 async def list_webhooks(principal: Manager, n: NotificationsDep) -> dict[str, Any]:
     async with n.alerts.engine.connect() as conn:
-        rows = await tables.tenant_subscriptions(conn, principal.tenant_id)
+        rows = await read_model.tenant_subscriptions(conn, principal.tenant_id)
     return {"items": [webhook_view(r) for r in rows]}
 
 
@@ -204,7 +204,7 @@ async def list_deliveries(
     (offset,) = decode_cursor(cursor, int) if cursor is not None else (0,)
     async with n.alerts.engine.connect() as conn:
         await handlers.visible(conn, principal.tenant_id, webhook_id)
-        rows = await tables.delivery_log(
+        rows = await read_model.delivery_log(
             conn, principal.tenant_id, webhook_id, status, limit + 1, offset
         )
     return {

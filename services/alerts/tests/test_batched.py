@@ -44,19 +44,19 @@ from libs.events.projection import ProjectionRunner
 from libs.events.store import EventStore
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
-from services.alerts import alert_list, read_model, reminder_list
 from services.alerts.domain.sources import SOURCES
 from services.alerts.handlers import Alerts
 from services.alerts.migrations import FOLDER as MIGRATIONS
-from services.alerts.projector import ChurnFacts
+from services.alerts.read_model import alert_list, churn_facts, reminder_list
+from services.alerts.read_model.projection import ChurnFacts
 from testing.consumers import Clock
 from testing.fixtures import fresh_database
 
 T0 = datetime.fromisoformat("2026-11-30T09:00:00+00:00")
 CUSTOMERS = ("c-1", "c-2", "c-3", "c-4", "c-5")
 TABLES: list[tuple[Any, tuple[str, ...]]] = [
-    (read_model.facts, ("tenant_id", "event_id")),
-    (read_model.customers, ("tenant_id", "customer_id")),
+    (churn_facts.facts, ("tenant_id", "event_id")),
+    (churn_facts.customers, ("tenant_id", "customer_id")),
     (alert_list.alerts_table, ("tenant_id", "alert_id")),
     (reminder_list.reminders, ("tenant_id", "reminder_id")),
     (reminder_list.followed_tasks, ("tenant_id", "task_id")),

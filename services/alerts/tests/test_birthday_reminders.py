@@ -17,7 +17,7 @@ from libs.events.catalog.contacts import (
     ProfileChanged,
 )
 from services.alerts.handlers import Alerts, sweep
-from services.alerts.reminder_list import birthdays
+from services.alerts.read_model.reminder_list import birthdays
 from services.alerts.tests.conftest import T0, Api
 from testing.consumers import Clock
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from services.alerts import read_model
 from services.alerts.handlers import sweep
+from services.alerts.read_model import churn_facts
 from services.alerts.tests.conftest import Api, days_before
 from services.alerts.tests.test_api import complaints_and_a_key_contact_change, order, registered
 from testing.consumers import Clock
@@ -19,8 +19,8 @@ async def assessed_at(api: Api, customer_id: str) -> object:
     async with api.app.state.alerts.engine.connect() as conn:
         return (
             await conn.execute(
-                select(read_model.customers.c.assessed_at).where(
-                    read_model.customers.c.customer_id == customer_id
+                select(churn_facts.customers.c.assessed_at).where(
+                    churn_facts.customers.c.customer_id == customer_id
                 )
             )
         ).scalar_one()

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from services.alerts import past_rankings
+from services.alerts.handlers import past_rankings
 from services.alerts.tests.conftest import Api, days_before
 from services.alerts.tests.test_api import complaints_and_a_key_contact_change, order, registered
 from testing.consumers import Clock

@@ -14,8 +14,7 @@ from standardwebhooks import Webhook
 
 from libs.events.catalog.alerts import WebhookDisabled, WebhookSubscriptionChanged
 from libs.events.envelope import EventEnvelope
-from services.alerts.notifications import domain, signing
-from services.alerts.notifications.cloudevents_http import event_document, request_of
+from services.alerts.notifications import domain
 from services.alerts.notifications.domain import (
     DeliveryPolicy,
     InvalidSubscription,
@@ -24,7 +23,9 @@ from services.alerts.notifications.domain import (
     check_event_types,
     check_target,
     matches,
+    signing,
 )
+from services.alerts.notifications.domain.cloudevents_http import event_document, request_of
 from services.alerts.notifications.handlers import PLATFORM
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from libs.events.catalog.alerts import ReminderDue
 from libs.platform.birthdays import birthday_table, keep_birthday
 from libs.platform.db import UtcDateTime
 from services.alerts.domain.reminders import Birthday, FollowedTask
-from services.alerts.read_model import insert
+from services.alerts.read_model.churn_facts import insert
 
 metadata = MetaData()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from libs.events.projection import ProjectionRunner
 from services.alerts.handlers import Alerts
 from services.alerts.notifications.handlers import PLATFORM, Notifications, WebhookDispatch
-from services.alerts.notifications.worker import DeliveryWorker
+from services.alerts.notifications.handlers.delivery_worker import DeliveryWorker
 from services.alerts.settings import Settings
 
 

@@ -25,16 +25,16 @@ from libs.events.projection import Projection, ProjectionRunner
 from libs.events.store import NewEvent
 from libs.platform.errors import NotFound, PreconditionFailed, Unprocessable
 from services.alerts.handlers import Alerts
-from services.alerts.notifications import domain, tables
-from services.alerts.notifications.cloudevents_http import event_document
+from services.alerts.notifications import domain, read_model
 from services.alerts.notifications.domain import (
     ContentMode,
     InvalidSubscription,
     Subscription,
     SubscriptionGone,
 )
+from services.alerts.notifications.domain.cloudevents_http import event_document
+from services.alerts.notifications.domain.signing import InvalidSecret, key_of, new_secret
 from services.alerts.notifications.settings import NotificationSettings
-from services.alerts.notifications.signing import InvalidSecret, key_of, new_secret
 
 CATALOGS = (contacts.catalog, pipeline.catalog, tickets.catalog, loyalty.catalog)
 TOPICS = ("contacts", "pipeline", "tickets", "loyalty", "alerts")
@@ -140,7 +140,7 @@ async def create(
     events = domain.subscribe(subscription_id, target, types, content_mode, by)
     async with n.alerts.engine.begin() as conn:
         version = await _append(n, conn, tenant_id, subscription_id, 0, events, now)
-        await tables.add_subscription(
+        await read_model.add_subscription(
             conn,
             tenant_id=tenant_id,
             subscription_id=subscription_id,
@@ -157,7 +157,7 @@ async def create(
             created_at=now,
             updated_at=now,
         )
-        row = await tables.subscription(conn, tenant_id, subscription_id)
+        row = await read_model.subscription(conn, tenant_id, subscription_id)
     n.alerts.appended(len(events))
     return row, chosen
 
@@ -165,7 +165,7 @@ async def create(
 async def _found(
     conn: AsyncConnection, tenant_id: str, subscription_id: str, expected: int | None
 ) -> Any:
-    row = await tables.subscription(conn, tenant_id, subscription_id, lock=True)
+    row = await read_model.subscription(conn, tenant_id, subscription_id, lock=True)
     if row is None or row.status == "deleted":
         raise NotFound(f"webhook {subscription_id} not found")
     if expected is not None and expected != row.version:
@@ -239,11 +239,11 @@ async def update(
             if new is not None:
                 values["secret"] = new
             if state.status == "disabled" and after.status == "active":
-                await tables.resume(conn, tenant_id, subscription_id, now)
+                await read_model.resume(conn, tenant_id, subscription_id, now)
         if values:
             values["updated_at"] = now
-            await tables.change_subscription(conn, tenant_id, subscription_id, **values)
-        changed = await tables.subscription(conn, tenant_id, subscription_id)
+            await read_model.change_subscription(conn, tenant_id, subscription_id, **values)
+        changed = await read_model.subscription(conn, tenant_id, subscription_id)
     n.alerts.appended(len(events))
     n.on_due()
     return changed, new
@@ -258,15 +258,15 @@ async def delete(
         row = await _found(conn, tenant_id, subscription_id, expected)
         events = domain.unsubscribe(state_of(row), by)
         version = await _append(n, conn, tenant_id, subscription_id, row.version, events, now)
-        await tables.change_subscription(
+        await read_model.change_subscription(
             conn, tenant_id, subscription_id, status="deleted", version=version, updated_at=now
         )
-        await tables.cancel_pending(conn, tenant_id, subscription_id)
+        await read_model.cancel_pending(conn, tenant_id, subscription_id)
     n.alerts.appended(len(events))
 
 
 async def visible(conn: AsyncConnection, tenant_id: str, subscription_id: str) -> Any:
-    row = await tables.subscription(conn, tenant_id, subscription_id)
+    row = await read_model.subscription(conn, tenant_id, subscription_id)
     if row is None or row.status == "deleted":
         raise NotFound(f"webhook {subscription_id} not found")
     return row
@@ -293,14 +293,14 @@ class WebhookDispatch(Projection):
             envelope = received.envelope
             tenant_id = envelope.tenantid
             if tenant_id not in by_tenant:
-                by_tenant[tenant_id] = await tables.active_subscriptions(conn, tenant_id)
+                by_tenant[tenant_id] = await read_model.active_subscriptions(conn, tenant_id)
             for sub in by_tenant[tenant_id]:
                 # Only what happened since the subscription began: a consumer that
                 # starts from the earliest offset must not send a tenant's history.
                 if envelope.time < sub.created_at:
                     continue
                 if domain.matches(sub.event_types, envelope.type):
-                    await tables.enqueue(
+                    await read_model.enqueue(
                         conn, tenant_id, sub.subscription_id, event_document(envelope), now
                     )
                     filed += 1

@@ -24,10 +24,10 @@ from libs.events.catalog.pipeline import TaskCompleted, TaskCreated, TaskResched
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection
-from services.alerts import metrics, read_model, reminder_list
 from services.alerts.domain.facts import Fact
 from services.alerts.domain.sources import TOPICS, fact_of
-from services.alerts.handlers import Alerts, assess_customers, retire_duplicate
+from services.alerts.handlers import Alerts, assess_customers, churn_metrics, retire_duplicate
+from services.alerts.read_model import churn_facts, reminder_list
 
 # Seconds between counts of customers per level after projector batches.
 LEVELS_COUNTED_EVERY = 5.0
@@ -96,7 +96,7 @@ class ChurnFacts(Projection):
             # The gauge of customers per level: counted when a level may have moved,
             # otherwise (new customers at none) at most every few seconds.
             self.next_count = time.monotonic() + LEVELS_COUNTED_EVERY
-            metrics.set_levels(await read_model.customers_by_level(conn))
+            churn_metrics.set_levels(await churn_facts.customers_by_level(conn))
 
     async def _record_run(
         self, conn: AsyncConnection, run: Sequence[ReceivedEvent], touched: dict[str, set[str]]
@@ -122,10 +122,10 @@ class ChurnFacts(Projection):
                 if fact is not None:
                     # Every event that makes a fact is about one customer (``customer_id``).
                     found.append((str(event.customer_id), fact))
-            survivors = await read_model.survivors_of(conn, tenant_id, {c for c, _ in found})
-            await read_model.register_customers(conn, tenant_id, registered)
+            survivors = await churn_facts.survivors_of(conn, tenant_id, {c for c, _ in found})
+            await churn_facts.register_customers(conn, tenant_id, registered)
             await reminder_list.set_birthdays(conn, tenant_id, birthdays)
-            await read_model.add_facts(conn, tenant_id, [(survivors[c], f) for c, f in found])
+            await churn_facts.add_facts(conn, tenant_id, [(survivors[c], f) for c, f in found])
             if registered or found:
                 touched.setdefault(tenant_id, set()).update(
                     registered, (survivors[c] for c, _ in found)
@@ -138,7 +138,7 @@ class ChurnFacts(Projection):
         event: Any = received.event
         envelope = received.envelope
         if isinstance(event, CustomerRegistered):
-            await read_model.know_customer(
+            await churn_facts.know_customer(
                 conn,
                 tenant_id,
                 event.customer_id,
@@ -150,7 +150,7 @@ class ChurnFacts(Projection):
         if isinstance(event, ProfileChanged | CustomerMerged | PersonalDataErased):
             return await self._birthday(conn, tenant_id, event)
         if isinstance(event, OwnerChanged):
-            await read_model.set_owner(conn, tenant_id, event.customer_id, event.to_owner_id)
+            await churn_facts.set_owner(conn, tenant_id, event.customer_id, event.to_owner_id)
             return None
         if isinstance(event, CustomerMergedInto):
             self.retired += await retire_duplicate(
@@ -163,8 +163,8 @@ class ChurnFacts(Projection):
         if fact is None:
             return None
         # Every event that makes a fact is about one customer (``customer_id``).
-        customer_id = await read_model.survivor_of(conn, tenant_id, str(event.customer_id))
-        await read_model.add_fact(conn, tenant_id, customer_id, fact)
+        customer_id = await churn_facts.survivor_of(conn, tenant_id, str(event.customer_id))
+        await churn_facts.add_fact(conn, tenant_id, customer_id, fact)
         return customer_id
 
     async def _birthday(
@@ -198,8 +198,8 @@ class ChurnFacts(Projection):
         if isinstance(event, TaskCreated):
             if event.customer_id is None:
                 return None
-            customer_id = await read_model.survivor_of(conn, tenant_id, event.customer_id)
-            await read_model.know_customer(conn, tenant_id, customer_id)
+            customer_id = await churn_facts.survivor_of(conn, tenant_id, event.customer_id)
+            await churn_facts.know_customer(conn, tenant_id, customer_id)
             await reminder_list.task_created(
                 conn, tenant_id, event.task_id, customer_id, event.assignee_id, event.due_at
             )

@@ -1,6 +1,6 @@
 """Scoring from the stored facts, assessing customers, the sweep, and setting the rules.
 
-The churn projector (``projector.ChurnFacts``) keeps per-customer facts; after each
+The churn projector (``projection.ChurnFacts``) keeps per-customer facts; after each
 batch it assesses the customers the batch touched as of the clock's now here, as the
 sweep does: a level that moved appends ``ChurnRiskChanged`` to the customer's alerts
 stream, and a rise into high also ``ChurnRiskRaised`` (once per rise: the level is kept
@@ -36,7 +36,6 @@ from libs.events.catalog.alerts import (
 from libs.events.store import ConcurrencyConflict, NewEvent, StreamAppend
 from libs.events.write_path import HandlerContext
 from libs.platform.errors import Conflict, NotFound, PreconditionFailed
-from services.alerts import alert_list, metrics, read_model, reminder_list
 from services.alerts.domain import weekly
 from services.alerts.domain.alerting import Standing, react
 from services.alerts.domain.backtest import Judged, report
@@ -45,6 +44,8 @@ from services.alerts.domain.reminders import due_reminders
 from services.alerts.domain.risk import ChurnRisk, assess, next_review, rank_key
 from services.alerts.domain.rules import check_rules
 from services.alerts.domain.signals import Context, tenant_context_of
+from services.alerts.handlers import churn_metrics
+from services.alerts.read_model import alert_list, churn_facts, reminder_list
 
 SERVICE = "alerts"
 SOURCE = "/crm/alerts"
@@ -99,7 +100,7 @@ class RankedRisk:
 
 def kept_risk(row: Any) -> RankedRisk:
     """A customer's kept assessment (a ``churn_customers`` row) as a ranked risk."""
-    last = None if row.last_order_at == read_model.NEVER_BOUGHT else row.last_order_at
+    last = None if row.last_order_at == churn_facts.NEVER_BOUGHT else row.last_order_at
     return RankedRisk(
         ChurnRisk(
             row.customer_id,
@@ -120,11 +121,11 @@ async def ranking_page(
     *,
     level: RiskLevel | None = None,
     owner_id: str | None = None,
-    after: read_model.RankPosition | None = None,
+    after: churn_facts.RankPosition | None = None,
     limit: int = 50,
 ) -> list[RankedRisk]:
     """A page of the kept ranking: read, not scored (decision 0093)."""
-    rows = await read_model.ranking_page(
+    rows = await churn_facts.ranking_page(
         conn, tenant_id, now, level=level, owner_id=owner_id, after=after, limit=limit
     )
     return [kept_risk(r) for r in rows]
@@ -135,15 +136,15 @@ async def current_risk(
 ) -> RankedRisk | None:
     """The customer's risk now: its kept assessment while that holds (its review time
     has not come), else assessed now from its facts."""
-    row = await read_model.customer(conn, tenant_id, customer_id)
+    row = await churn_facts.customer(conn, tenant_id, customer_id)
     if row is None or row.merged_into is not None:
         return None
     now = alerts.clock()
     if row.reasons is not None and row.review_at is not None and row.review_at > now:
         return kept_risk(row)
-    rules, _ = await read_model.rules_of(conn, tenant_id)
+    rules, _ = await churn_facts.rules_of(conn, tenant_id)
     context = await alerts.live_context(conn, tenant_id, rules, now)
-    facts = await read_model.facts_of(conn, tenant_id, now, [customer_id])
+    facts = await churn_facts.facts_of(conn, tenant_id, now, [customer_id])
     risk = assess(customer_id, facts.get(customer_id, []), rules, now, context)
     return RankedRisk(risk, row.owner_id, now)
 
@@ -153,7 +154,7 @@ async def context_for(
 ) -> Context:
     """The tenant's typical repeat interval (the rules' figure if set) and its lapse
     model, both from its customers' orders as of ``when``."""
-    histories = await read_model.order_histories(conn, tenant_id, when)
+    histories = await churn_facts.order_histories(conn, tenant_id, when)
     typical = float(rules.typical_repeat_days) if rules.typical_repeat_days is not None else None
     # Learning the lapse model is CPU work (a second or more for a large tenant: the
     # shapes' backtest, a BG/NBD fit): in a thread, so requests are served meanwhile.
@@ -165,14 +166,14 @@ async def risks_as_of(
 ) -> list[RankedRisk]:
     """Every customer of the tenant as of ``when``, ranked (no signal: score 0). The
     facts are streamed in customer order: one customer's are held at a time."""
-    rules, _ = await read_model.rules_of(conn, tenant_id)
+    rules, _ = await churn_facts.rules_of(conn, tenant_id)
     context = await context_for(conn, tenant_id, rules, when)
     owners = {
         c.customer_id: c.owner_id
-        for c in await read_model.ranked_customers(conn, tenant_id, when, owner_id)
+        for c in await churn_facts.ranked_customers(conn, tenant_id, when, owner_id)
     }
     ranked = []
-    async for customer_id, facts in read_model.facts_by_customer(conn, tenant_id, when, owner_id):
+    async for customer_id, facts in churn_facts.facts_by_customer(conn, tenant_id, when, owner_id):
         if customer_id in owners:
             risk = assess(customer_id, facts, rules, when, context)
             ranked.append(RankedRisk(risk, owners.pop(customer_id), when))
@@ -192,12 +193,12 @@ async def risks_as_of(
 async def risk_of(
     conn: AsyncConnection, tenant_id: str, customer_id: str, when: datetime
 ) -> RankedRisk | None:
-    row = await read_model.customer(conn, tenant_id, customer_id)
+    row = await churn_facts.customer(conn, tenant_id, customer_id)
     if row is None or row.merged_into is not None:
         return None
-    rules, _ = await read_model.rules_of(conn, tenant_id)
+    rules, _ = await churn_facts.rules_of(conn, tenant_id)
     context = await context_for(conn, tenant_id, rules, when)
-    facts = await read_model.facts_of(conn, tenant_id, when, [customer_id])
+    facts = await churn_facts.facts_of(conn, tenant_id, when, [customer_id])
     return RankedRisk(
         assess(customer_id, facts.get(customer_id, []), rules, when, context), row.owner_id, when
     )
@@ -215,7 +216,7 @@ async def backtest(
     end = cutoff + horizon
     if ranked is None:
         ranked = await risks_as_of(conn, tenant_id, cutoff)
-    orders = await read_model.order_histories(conn, tenant_id, end)
+    orders = await churn_facts.order_histories(conn, tenant_id, end)
     judged: list[Judged] = []
     for r in ranked:
         if r.risk.days_since_order is None:
@@ -244,7 +245,7 @@ async def weekly_lists_of(
 ) -> list[weekly.OwnerList]:
     """The week's lists per owner, in the tenant's time zone (``weekly.InvalidWeek`` for a
     malformed week or one not begun yet)."""
-    rules, _ = await read_model.rules_of(conn, tenant_id)
+    rules, _ = await churn_facts.rules_of(conn, tenant_id)
     before, end = weekly.week_bounds(week, now, ZoneInfo(rules.time_zone))
     if before >= now:
         raise weekly.InvalidWeek("the week has not begun yet")
@@ -262,7 +263,7 @@ async def publish_weekly_lists(alerts: Alerts) -> int:
     once per tenant and week, whichever process or restart gets there first."""
     now = alerts.clock()
     async with alerts.engine.connect() as conn:
-        tenants = await read_model.tenants(conn)
+        tenants = await churn_facts.tenants(conn)
     published = 0
     for tenant_id in tenants:
         try:
@@ -276,7 +277,7 @@ async def publish_weekly_lists(alerts: Alerts) -> int:
 async def _publish_weekly_list(alerts: Alerts, tenant_id: str, now: datetime) -> int:
     # Most checks find the list out already: read without taking a write transaction.
     async with alerts.engine.connect() as conn:
-        rules, _ = await read_model.rules_of(conn, tenant_id)
+        rules, _ = await churn_facts.rules_of(conn, tenant_id)
         week, _ = weekly.list_due(now, ZoneInfo(rules.time_zone))
         stream_id = f"{WEEKLY_STREAM}/{week}"
         if await alerts.store.read_stream(tenant_id, stream_id, conn=conn):
@@ -313,7 +314,7 @@ async def set_rules(
     checked = check_rules(rules)
     now = alerts.clock()
     async with alerts.engine.begin() as conn:
-        _, version = await read_model.rules_of(conn, tenant_id)
+        _, version = await churn_facts.rules_of(conn, tenant_id)
         if expected is not None and expected != version:
             raise PreconditionFailed("the rules were changed meanwhile", version=version)
         event = ChurnRulesSet(rules=checked, by=by)
@@ -324,9 +325,9 @@ async def set_rules(
             [NewEvent.from_domain(event, partition_key="rules", occurred_at=now)],
             conn=conn,
         )
-        await read_model.save_rules(conn, tenant_id, checked, new, now)
+        await churn_facts.save_rules(conn, tenant_id, checked, new, now)
         # The kept ranking follows the new rules at the next sweep.
-        await read_model.review_everyone(conn, tenant_id)
+        await churn_facts.review_everyone(conn, tenant_id)
     alerts.appended(1)
     return checked, new
 
@@ -347,18 +348,18 @@ async def assess_customers(
     if not ids:
         return 0
     now = alerts.clock()
-    rules, _ = await read_model.rules_of(conn, tenant_id)
+    rules, _ = await churn_facts.rules_of(conn, tenant_id)
     if context is None:
         context = await alerts.live_context(conn, tenant_id, rules, now)
     rows = [
         r
-        for r in (await read_model.lock_customers(conn, tenant_id, ids)).values()
+        for r in (await churn_facts.lock_customers(conn, tenant_id, ids)).values()
         if r.merged_into is None
     ]
     if not rows:
         return 0
     live = [r.customer_id for r in rows]
-    facts = await read_model.facts_of(conn, tenant_id, now, live)
+    facts = await churn_facts.facts_of(conn, tenant_id, now, live)
     tasks = await reminder_list.open_tasks(conn, tenant_id, live)
     birthdays = await reminder_list.birthdays_of(conn, tenant_id, live)
     risks = {c: assess(c, facts.get(c, []), rules, now, context) for c in live}
@@ -428,11 +429,11 @@ async def assess_customers(
         conn=conn,
     )
     version_of = {row.customer_id: v for (row, *_), v in zip(moved, versions, strict=True)}
-    await read_model.keep_assessments(
+    await churn_facts.keep_assessments(
         conn,
         tenant_id,
         [
-            read_model.Assessment(
+            churn_facts.Assessment(
                 row.customer_id,
                 risk.level,
                 risk.score,
@@ -447,7 +448,7 @@ async def assess_customers(
         ],
     )
     news_of_all = [e for _, _, news, _ in moved for e in news]
-    metrics.decided(news_of_all)
+    churn_metrics.decided(news_of_all)
     await alert_list.alerts_opened(
         conn, tenant_id, [e for e in news_of_all if isinstance(e, AlertOpened)], now
     )
@@ -463,8 +464,8 @@ async def retire_duplicate(
     """Merge the duplicate's facts into the survivor; a duplicate at risk leaves the
     ranking at none and its open alert is closed (the survivor, assessed next, carries
     the risk): the events appended."""
-    before = await read_model.customer(conn, tenant_id, duplicate, lock=True)
-    await read_model.merge(conn, tenant_id, duplicate, survivor)
+    before = await churn_facts.customer(conn, tenant_id, duplicate, lock=True)
+    await churn_facts.merge(conn, tenant_id, duplicate, survivor)
     await reminder_list.move_tasks(conn, tenant_id, duplicate, survivor)
     await reminder_list.move_birthday(conn, tenant_id, duplicate, survivor)
     if before is None or (before.level == "none" and before.open_alert_id is None):
@@ -506,8 +507,8 @@ async def retire_duplicate(
         [NewEvent.from_domain(e, partition_key=duplicate, occurred_at=now) for e in news],
         conn=conn,
     )
-    await read_model.assessed(conn, tenant_id, duplicate, "none", 0, version, None)
-    metrics.decided(news)
+    await churn_facts.assessed(conn, tenant_id, duplicate, "none", 0, version, None)
+    churn_metrics.decided(news)
     return len(news)
 
 
@@ -524,9 +525,9 @@ async def sweep(alerts: Alerts, batch: int = 500) -> int:
     contexts: dict[str, Context] = {}
     while True:
         async with alerts.engine.connect() as conn:
-            due = await read_model.due_for_review(conn, now, after, batch)
+            due = await churn_facts.due_for_review(conn, now, after, batch)
             for tenant_id in {t for t, _ in due} - contexts.keys():
-                rules, _ = await read_model.rules_of(conn, tenant_id)
+                rules, _ = await churn_facts.rules_of(conn, tenant_id)
                 contexts[tenant_id] = await alerts.live_context(conn, tenant_id, rules, now)
         if not due:
             break
@@ -542,7 +543,7 @@ async def sweep(alerts: Alerts, batch: int = 500) -> int:
                 )
     alerts.appended(appended)
     async with alerts.engine.connect() as conn:
-        metrics.set_levels(await read_model.customers_by_level(conn))
+        churn_metrics.set_levels(await churn_facts.customers_by_level(conn))
     return appended
 
 
@@ -564,7 +565,7 @@ async def respond_to_alert(
             response == "acknowledged" and found.status == "acknowledged"
         ):
             raise Conflict(f"the alert is {found.status}", alert_status=found.status)
-        row = await read_model.customer(conn, tenant_id, found.customer_id, lock=True)
+        row = await churn_facts.customer(conn, tenant_id, found.customer_id, lock=True)
         assert row is not None  # an alert is only opened for a known customer
         event: DomainEvent
         if response == "acknowledged":
@@ -585,7 +586,7 @@ async def respond_to_alert(
             conn=conn,
         )
         still_open = row.open_alert_id if response == "acknowledged" else None
-        await read_model.assessed(
+        await churn_facts.assessed(
             conn, tenant_id, found.customer_id, row.level, row.score, version, still_open
         )
         await alert_list.alert_status(conn, tenant_id, alert_id, response, now, by, reason)

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.platform.db import JsonDocument, UtcDateTime
 from services.alerts import handlers
-from services.alerts.read_model import insert
+from services.alerts.read_model.churn_facts import insert
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,15 @@ import httpx
 
 from libs.events.catalog.alerts import NotificationSent
 from libs.events.store import NewEvent
-from services.alerts.notifications import domain, metrics, tables
-from services.alerts.notifications.cloudevents_http import request_of
-from services.alerts.notifications.handlers import Notifications, state_of, stream_of
-from services.alerts.notifications.signing import signed_headers
+from services.alerts.notifications import domain, read_model
+from services.alerts.notifications.domain.cloudevents_http import request_of
+from services.alerts.notifications.domain.signing import signed_headers
+from services.alerts.notifications.handlers import (
+    Notifications,
+    delivery_metrics,
+    state_of,
+    stream_of,
+)
 
 log = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("4d1c3a0e-8f5e-4b52-9d8e-5f0a8b3c2e71")
@@ -60,7 +65,7 @@ class DeliveryWorker:
         self.policy = notifications.settings.delivery_policy()
         self.wakeup = asyncio.Event()
         self.client: httpx.AsyncClient | None = None
-        metrics.start_at_zero()
+        delivery_metrics.start_at_zero()
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -94,7 +99,7 @@ class DeliveryWorker:
             seconds=self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
         )
         async with self.n.alerts.engine.begin() as conn:
-            claimed = await tables.claim_due(conn, now, lease, BATCH)
+            claimed = await read_model.claim_due(conn, now, lease, BATCH)
         if not claimed:
             return 0
         limit = asyncio.Semaphore(self.settings.webhook_concurrency)
@@ -168,15 +173,15 @@ class DeliveryWorker:
         tenant_id, subscription_id = claimed.tenant_id, claimed.subscription_id
         appended = 0
         async with self.n.alerts.engine.begin() as conn:
-            sub = await tables.subscription(conn, tenant_id, subscription_id, lock=True)
-            row = await tables.delivery(conn, tenant_id, subscription_id, claimed.event_id)
+            sub = await read_model.subscription(conn, tenant_id, subscription_id, lock=True)
+            row = await read_model.delivery(conn, tenant_id, subscription_id, claimed.event_id)
             if sub is None or row is None or row.status != "pending" or row.attempts != attempt:
                 return  # another worker took it after this one's lease ran out
             state = state_of(sub)
             verdict = domain.after_attempt(
                 self.policy, state, attempt, outcome.delivered, now, random.uniform(-1, 1)
             )
-            await tables.record_attempt(
+            await read_model.record_attempt(
                 conn,
                 row,
                 status=verdict.status,
@@ -231,16 +236,17 @@ class DeliveryWorker:
                     "updated_at": now,
                 }
                 appended += 1
-            await tables.change_subscription(conn, tenant_id, subscription_id, **changes)
+            await read_model.change_subscription(conn, tenant_id, subscription_id, **changes)
         self.n.alerts.appended(appended)
         channel = claimed.channel
-        metrics.DELIVERIES.labels(channel, "delivered" if outcome.delivered else "failed").inc()
+        result = "delivered" if outcome.delivered else "failed"
+        delivery_metrics.DELIVERIES.labels(channel, result).inc()
         if not outcome.delivered:
-            metrics.FAILURES.labels(channel, outcome.reason or "unknown").inc()
+            delivery_metrics.FAILURES.labels(channel, outcome.reason or "unknown").inc()
             if verdict.status == "failed":
-                metrics.GIVEN_UP.labels(channel).inc()
+                delivery_metrics.GIVEN_UP.labels(channel).inc()
         if verdict.disable is not None and sub.status == "active":
-            metrics.DISABLED.inc()
+            delivery_metrics.DISABLED.inc()
             log.warning("webhook %s disabled: %s", subscription_id, verdict.disable.reason)
 
 
