@@ -532,6 +532,7 @@ async def sweep(alerts: Alerts, batch: int = 500) -> int:
         if not due:
             break
         after = due[-1]
+        churn_metrics.SWEPT.inc(len(due))
         for tenant_id in dict.fromkeys(t for t, _ in due):
             async with alerts.engine.begin() as conn:
                 appended += await assess_customers(

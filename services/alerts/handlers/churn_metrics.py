@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.alerts import AlertOpened, ChurnRiskChanged
@@ -15,6 +15,19 @@ CUSTOMERS_AT_RISK = Gauge(
 ALERTS_OPENED = Counter("crm_churn_alerts_opened_total", "Churn alerts opened", ["level"])
 RISK_CHANGES = Counter(
     "crm_churn_risk_changes_total", "Churn level changes", ["from_level", "to_level"]
+)
+# The kept ranking (decision 0093): what the sweep assessed again, and the rankings as
+# of a past time scored as jobs.
+SWEPT = Counter(
+    "crm_churn_sweep_assessed_total", "Customers the sweep assessed again (their review was due)"
+)
+PAST_RANKINGS = Counter(
+    "crm_churn_past_rankings_total", "Rankings as of a past time scored, by outcome", ["outcome"]
+)
+PAST_RANKING_SECONDS = Histogram(
+    "crm_churn_past_ranking_seconds",
+    "Time to score and keep a ranking as of a past time",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 LEVELS = ("high", "medium", "low", "none")
 

@@ -12,6 +12,7 @@ stopped) is queued again: scoring is a pure read, so doing it twice is harmless.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.platform.db import JsonDocument, UtcDateTime
 from services.alerts import handlers
+from services.alerts.handlers import churn_metrics
 from services.alerts.read_model.churn_facts import insert
 
 log = logging.getLogger(__name__)
@@ -217,6 +219,7 @@ async def score_next(engine: AsyncEngine, clock: Callable[[], datetime]) -> bool
             .where(rankings.c.tenant_id == row.tenant_id, rankings.c.ranking_id == row.ranking_id)
             .values(status="running")
         )
+    started = time.perf_counter()
     try:
         # A read connection: on SQLite a snapshot, and no write lock while it scores.
         report = None
@@ -251,10 +254,13 @@ async def score_next(engine: AsyncEngine, clock: Callable[[], datetime]) -> bool
                     ],
                 )
             await _finish(conn, row, "done", clock(), ranked=len(ranked), report=report)
+        churn_metrics.PAST_RANKINGS.labels("done").inc()
     except Exception as failed:
         log.exception("churn ranking %s failed", row.ranking_id)
         async with engine.begin() as conn:
             await _finish(conn, row, "failed", clock(), error=str(failed)[:500])
+        churn_metrics.PAST_RANKINGS.labels("failed").inc()
+    churn_metrics.PAST_RANKING_SECONDS.observe(time.perf_counter() - started)
     return True
 
 

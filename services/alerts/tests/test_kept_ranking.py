@@ -11,7 +11,12 @@ from sqlalchemy import select
 from services.alerts.handlers import sweep
 from services.alerts.read_model import churn_facts
 from services.alerts.tests.conftest import Api, days_before
-from services.alerts.tests.test_api import complaints_and_a_key_contact_change, order, registered
+from services.alerts.tests.test_api import (
+    complaints_and_a_key_contact_change,
+    metric,
+    order,
+    registered,
+)
 from testing.consumers import Clock
 
 
@@ -64,13 +69,16 @@ async def test_the_sweep_reads_only_the_customers_due(api: Api, clock: Clock) ->
     await api.caught_up()
     first = await assessed_at(api, "c-1")
 
+    swept = await metric(api, "crm_churn_sweep_assessed_total")
     clock.advance(hours=12)  # nobody due: assessed half a day ago
     await sweep(api.app.state.alerts)
     not_due = await assessed_at(api, "c-1")
+    swept_none = await metric(api, "crm_churn_sweep_assessed_total")
     clock.advance(hours=13)
     await sweep(api.app.state.alerts)
 
-    assert not_due == first
+    assert not_due == first and swept_none == swept
+    assert await metric(api, "crm_churn_sweep_assessed_total") == swept + 2
     assert await assessed_at(api, "c-1") == clock.now
     assert await assessed_at(api, "c-2") == clock.now
 

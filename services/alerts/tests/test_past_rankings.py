@@ -10,7 +10,12 @@ from sqlalchemy import update
 
 from services.alerts.handlers import past_rankings
 from services.alerts.tests.conftest import Api, days_before
-from services.alerts.tests.test_api import complaints_and_a_key_contact_change, order, registered
+from services.alerts.tests.test_api import (
+    complaints_and_a_key_contact_change,
+    metric,
+    order,
+    registered,
+)
 from testing.consumers import Clock
 
 
@@ -48,11 +53,14 @@ async def test_a_past_ranking_is_a_job_whose_pages_match_the_scored_ranking(
     await given_customers(api)
     then = days_before(1).isoformat()
 
+    scored_before = await metric(api, 'crm_churn_past_rankings_total{outcome="done"}')
     asked = await ask(api, as_of=then)
     assert asked.status_code == 202, asked.text
     assert asked.json()["status"] == "queued"
     location = asked.headers["Location"]
     assert await past_rankings.score_queued(api.app.state.alerts.engine, clock) == 1
+    scored = await metric(api, 'crm_churn_past_rankings_total{outcome="done"}')
+    assert scored == scored_before + 1
     job, items = await read_all(api, location)
 
     scored = await api.risks(as_of=then, limit=500)
