@@ -513,12 +513,10 @@ async def retire_duplicate(
 
 
 async def sweep(alerts: Alerts, batch: int = 500) -> int:
-    """Assess again, as of now, the customers due for it: signals that grow with time
-    alone (an order becoming overdue, a contract's end coming near) rise without any
-    new event. Only the customers whose review time has come are read (a day after
-    their last assessment, sooner for a task falling due, at once after a change of
-    rules), a batch per write transaction; a tenant's context is learnt before it,
-    so no write lock is held while the lapse model is fitted."""
+    """Assess again, as of now, the customers whose review time has come (decision
+    0093): signals that grow with time alone (an order becoming overdue, a contract's
+    end near) rise without any new event. A batch per write transaction; a tenant's
+    context is learnt before it, so no write lock is held while it is fitted."""
     appended = 0
     now = alerts.clock()
     after: tuple[str, str] | None = None
