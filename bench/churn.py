@@ -4,7 +4,7 @@ date, and the churn projector's rate beside benchmark 4.
 Scoring: a fresh alerts database (the service's Alembic schema) holds N customers of
 one tenant with their facts as the projector stores them (orders over two years, a
 customer in ten with complaints, interactions for one in four), written with COPY
-before the clock starts. Timed: ``handlers.risks_as_of`` as ``GET /api/v1/churn/risks``
+before the clock starts. Timed: ``ranking.risks_as_of`` as ``GET /api/v1/churn/risks``
 runs it with ``as_of`` (every customer ranked, as of a date a year back and as of the
 end), with the process's peak resident memory growth. Then the kept ranking (decision
 0093): the sweep assessing every customer once (all due: a day's sweeping in one go),
@@ -41,6 +41,7 @@ from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
 from services.alerts import handlers
 from services.alerts.domain.sources import SOURCES, TOPICS
+from services.alerts.handlers import ranking
 from services.alerts.migrations import FOLDER as MIGRATIONS
 from services.alerts.read_model import churn_facts, projection
 from services.alerts.settings import Settings
@@ -142,7 +143,7 @@ async def run_scoring(customers: int) -> dict[str, Any]:
             rss = _rss_mb()
             started, cpu = time.perf_counter(), time.process_time()
             async with engine.connect() as conn:
-                ranked = await handlers.risks_as_of(conn, TENANT, when)
+                ranked = await ranking.risks_as_of(conn, TENANT, when)
             seconds = time.perf_counter() - started
             cpu = time.process_time() - cpu
             out[label] = {
@@ -175,25 +176,20 @@ async def _kept_ranking(engine: Any, customers: int, pages: int = 200) -> dict[s
     positions: list[churn_facts.RankPosition | None] = [None]
     async with engine.connect() as conn:
         while True:
-            page = await handlers.ranking_page(conn, TENANT, END, after=positions[-1], limit=500)
+            page = await ranking.ranking_page(conn, TENANT, END, after=positions[-1], limit=500)
             if not page:
                 positions.pop()  # the end: nothing after it
                 break
             if len(page) < 500:
                 break
-            last = page[-1].risk
-            positions.append(
-                churn_facts.RankPosition(
-                    last.score, last.last_order_at or churn_facts.NEVER_BOUGHT, last.customer_id
-                )
-            )
+            positions.append(ranking.position_of(page[-1].risk))
     rng = random.Random(93)
     times = []
     async with engine.connect() as conn:
         for _ in range(pages):
             after = rng.choice(positions)
             started = time.perf_counter()
-            page = await handlers.ranking_page(conn, TENANT, END, after=after, limit=50)
+            page = await ranking.ranking_page(conn, TENANT, END, after=after, limit=50)
             times.append(time.perf_counter() - started)
             if not page:
                 raise RuntimeError("an empty page of the kept ranking")

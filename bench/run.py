@@ -324,7 +324,7 @@ async def bench_churn(plan: Plan) -> dict[str, Any]:
     return {
         "what": (f"scoring: {scoring['customers']:,} customers of one tenant with "
                  f"{scoring['facts']:,} facts in PostgreSQL, every customer ranked as of a "
-                 f"date (handlers.risks_as_of, as GET /api/v1/churn/risks): "
+                 f"date (ranking.risks_as_of, as GET /api/v1/churn/risks): "
                  f"{scoring['end']['seconds']} s as of the end (scoring process CPU "
                  f"{scoring['end']['cpu_seconds']} s; "
                  f"{fmt(scoring['end']['customers_per_second'])} customers/s, peak RSS "

@@ -224,7 +224,7 @@ LONG_MODULES = {
     "libs/platform/app.py": 571,
     "libs/platform/cli.py": 454,
     "services/alerts/api.py": 483,
-    "services/alerts/handlers/__init__.py": 592,
+    "services/alerts/handlers/__init__.py": 437,
     "services/alerts/read_model/churn_facts.py": 603,
     "services/contacts/api/customers.py": 504,
     "services/contacts/domain.py": 884,

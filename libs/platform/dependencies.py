@@ -8,7 +8,9 @@
 * ``ETag: "<version>"`` on an answer about one aggregate and ``If-Match`` on a write
   (``etag_for``, ``IfMatch``): 412 when the aggregate is at another version;
 * the cursor of a keyset page (``encode_cursor``, ``decode_cursor``): opaque to the
-  caller, and a 422 naming ``cursor`` for anything this service did not return.
+  caller, and a 422 naming ``cursor`` for anything this service did not return;
+* ``Idempotency-Key`` on a request that creates something: a retry with the same key
+  gets the first answer (``IdempotencyKey``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -30,6 +32,7 @@ from libs.platform.types import in_utc
 
 __all__ = [
     "Body",
+    "IdempotencyKey",
     "IfMatch",
     "bearer_token",
     "body_errors",
@@ -42,6 +45,14 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 IfMatch = Annotated[int | None, Depends(if_match_version)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="one key, one request: a retry with it gets the first answer",
+    ),
+]
 NOT_A_CURSOR = "is not a cursor this service returned"
 
 

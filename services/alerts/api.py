@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Header, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
 from libs.platform.dependencies import (
     NOT_A_CURSOR,
+    IdempotencyKey,
     IfMatch,
     decode_cursor,
     encode_cursor,
@@ -29,7 +30,8 @@ from services.alerts import handlers
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.domain.rules import InvalidRules
-from services.alerts.handlers import Alerts, RankedRisk, past_rankings
+from services.alerts.handlers import Alerts, past_rankings, ranking
+from services.alerts.handlers.ranking import RankedRisk
 from services.alerts.read_model import alert_list, churn_facts, reminder_list
 
 router = ServiceRouter(prefix="/api/v1", tags=["alerts"])
@@ -156,7 +158,7 @@ async def list_risks(
         when, position = parse_as_of(as_of, alerts.clock()), 0
     if position is None or isinstance(position, churn_facts.RankPosition):
         async with alerts.engine.connect() as conn:
-            page = await handlers.ranking_page(
+            page = await ranking.ranking_page(
                 conn,
                 principal.tenant_id,
                 when,
@@ -167,17 +169,10 @@ async def list_risks(
             )
         more = len(page) > limit
         page = page[:limit]
-        last = page[-1].risk if page else None
-        next_position: Position | None = (
-            churn_facts.RankPosition(
-                last.score, last.last_order_at or churn_facts.NEVER_BOUGHT, last.customer_id
-            )
-            if more and last is not None
-            else None
-        )
+        next_position: Position | None = ranking.position_of(page[-1].risk) if more else None
     else:
         async with alerts.engine.connect() as conn:
-            ranked = await handlers.risks_as_of(conn, principal.tenant_id, when, owner_id)
+            ranked = await ranking.risks_as_of(conn, principal.tenant_id, when, owner_id)
         if level is not None:
             ranked = [r for r in ranked if r.risk.level == level]
         page = ranked[position : position + limit]
@@ -197,10 +192,10 @@ async def customer_risk(
     async with alerts.engine.connect() as conn:
         if as_of is None:
             when = alerts.clock()
-            ranked = await handlers.current_risk(alerts, conn, principal.tenant_id, customer_id)
+            ranked = await ranking.current_risk(alerts, conn, principal.tenant_id, customer_id)
         else:
             when = parse_as_of(as_of, alerts.clock())
-            ranked = await handlers.risk_of(conn, principal.tenant_id, customer_id, when)
+            ranked = await ranking.risk_of(conn, principal.tenant_id, customer_id, when)
     if ranked is None:
         raise NotFound(f"customer {customer_id} not found")
     return {"as_of": when.isoformat(), **risk_view(ranked)}
@@ -247,7 +242,7 @@ async def run_backtest(
             "horizon_days", "the horizon has not passed yet: its outcome is unknown"
         )
     async with alerts.engine.connect() as conn:
-        return await handlers.backtest(conn, principal.tenant_id, body.cutoff, horizon)
+        return await ranking.backtest(conn, principal.tenant_id, body.cutoff, horizon)
 
 
 class PastRankingBody(BaseModel):
@@ -259,14 +254,6 @@ class PastRankingBody(BaseModel):
     horizon_days: int | None = Field(default=None, ge=1, le=3650)
 
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
-        description="one key, one ranking: a retry with it gets the same job",
-    ),
-]
 RankingId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="the ranking's id")]
 
 

@@ -12,12 +12,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.loyalty import PointsEarned, ProgramRules, RewardDefined
-from libs.platform.dependencies import Body, IfMatch, etag_for
+from libs.platform.dependencies import Body, IdempotencyKey, IfMatch, etag_for
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
 from services.loyalty import handlers, read_model
@@ -32,14 +32,6 @@ CustomerId = Annotated[str, Path(pattern=ID_PATTERN, description="the customer's
 # Shorter than a customer id: the reward's stream id is "#reward/<id>".
 RewardId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,47}$")]
 RedemptionId = Annotated[str, Path(pattern=ID_PATTERN)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
-        description="one key, one redemption: a retry with it gets the first answer",
-    ),
-]
 Reader = Annotated[Principal, Depends(require("customers:read"))]
 Manager = Annotated[Principal, Depends(require("loyalty:manage"))]
 Redeemer = Annotated[Principal, Depends(require("loyalty:redeem"))]

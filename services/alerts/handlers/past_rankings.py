@@ -33,8 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.platform.db import JsonDocument, UtcDateTime
-from services.alerts import handlers
-from services.alerts.handlers import churn_metrics
+from services.alerts.handlers import churn_metrics, ranking
 from services.alerts.read_model.churn_facts import insert
 
 log = logging.getLogger(__name__)
@@ -154,24 +153,16 @@ async def request(
 
 
 async def _by_key(conn: AsyncConnection, tenant_id: str, key: str) -> PastRanking | None:
-    row = (
-        await conn.execute(
-            select(rankings).where(
-                rankings.c.tenant_id == tenant_id, rankings.c.idempotency_key == key
-            )
-        )
-    ).one_or_none()
-    return _job(row) if row is not None else None
+    return await _find(conn, tenant_id, rankings.c.idempotency_key == key)
 
 
 async def job(conn: AsyncConnection, tenant_id: str, ranking_id: str) -> PastRanking | None:
-    row = (
-        await conn.execute(
-            select(rankings).where(
-                rankings.c.tenant_id == tenant_id, rankings.c.ranking_id == ranking_id
-            )
-        )
-    ).one_or_none()
+    return await _find(conn, tenant_id, rankings.c.ranking_id == ranking_id)
+
+
+async def _find(conn: AsyncConnection, tenant_id: str, which: Any) -> PastRanking | None:
+    query = select(rankings).where(rankings.c.tenant_id == tenant_id, which)
+    row = (await conn.execute(query)).one_or_none()
     return _job(row) if row is not None else None
 
 
@@ -224,9 +215,9 @@ async def score_next(engine: AsyncEngine, clock: Callable[[], datetime]) -> bool
         # A read connection: on SQLite a snapshot, and no write lock while it scores.
         report = None
         async with engine.connect() as conn:
-            ranked = await handlers.risks_as_of(conn, row.tenant_id, row.as_of, row.owner_id)
+            ranked = await ranking.risks_as_of(conn, row.tenant_id, row.as_of, row.owner_id)
             if row.horizon_days is not None:
-                report = await handlers.backtest(
+                report = await ranking.backtest(
                     conn, row.tenant_id, row.as_of, timedelta(days=row.horizon_days), ranked
                 )
         async with engine.begin() as conn:
