@@ -157,3 +157,46 @@ def test_a_high_risk_becomes_the_owners_follow_up_task_and_shows_in_the_360_view
         "high",
     )
     assert all((a["level"], a["status"]) == ("medium", "left_risk_level") for a in earlier)
+
+
+def test_a_ranking_as_of_a_past_time_is_a_job_read_through_the_gateway(
+    platform: RunningPlatform,
+) -> None:
+    """`make run` scores the job (one scorer per database) and the gateway pages it."""
+    token = issue_token(ServiceSettings().auth(), "lead@e2e", "alerts-e2e-past", ["admin"])
+    client = httpx.Client(
+        base_url=platform.gateway,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=CLIENT_TIMEOUT,
+    )
+    customer = created(
+        client.post(
+            "/api/v1/customers",
+            json={"kind": "person", "name": "赵敏", "registered_at": "2025-01-10T09:00:00Z"},
+        )
+    )
+    for month in ("02", "03", "04"):
+        order = client.post(
+            "/api/v1/orders",
+            json={
+                "customer_id": customer,
+                "currency": "CNY",
+                "total": 8800,
+                "placed_at": f"2025-{month}-01T10:00:00Z",
+                "external_id": f"E2E-PAST-{month}",
+            },
+        )
+        assert order.status_code == 201, order.text
+    risk_until(client, customer, "high")  # no order since April 2025: overdue now
+    body = {"as_of": "2025-04-15T00:00:00Z", "horizon_days": 30}
+    headers = {"Idempotency-Key": "e2e-review"}
+
+    asked = client.post("/api/v1/churn/rankings", json=body, headers=headers)
+    again = client.post("/api/v1/churn/rankings", json=body, headers=headers)
+
+    assert (asked.status_code, again.status_code) == (202, 200), asked.text
+    assert again.headers["Location"] == asked.headers["Location"]
+    job = body_until(client, asked.headers["Location"], lambda b: b["status"] == "done")
+    assert [(i["customer_id"], i["level"]) for i in job["items"]] == [(customer, "none")]
+    # Nothing bought in the 30 days after: the one customer judged churned.
+    assert job["backtest"]["customers"] == 1 and job["backtest"]["churned"] == 1
