@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import Unprocessable
-from libs.platform.types import in_utc
+from libs.platform.types import OUT_OF_RANGE, in_utc
 
 __all__ = [
     "Body",
@@ -126,3 +126,27 @@ def _part(value: Any, kind: type[datetime] | type[str] | type[int]) -> Any:
     if not isinstance(value, str):
         raise ValueError(value)
     return value
+
+
+def moment_query(name: str, value: str | None, *, end_of_day: bool) -> datetime | None:
+    """A time given in a query (``as_of``, ``from``, ``to``) in UTC: a day (its first
+    or, with ``end_of_day``, its last microsecond) or an ISO 8601 time with its offset,
+    inside the accepted range; a 422 naming ``name`` for anything else."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            start = datetime.combine(date.fromisoformat(value), time(), UTC)
+            when = start + timedelta(days=1, microseconds=-1) if end_of_day else start
+        else:
+            when = datetime.fromisoformat(value)
+    except ValueError:
+        raise Unprocessable(name, "a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    except OverflowError:
+        raise Unprocessable(name, OUT_OF_RANGE) from None
+    if when.tzinfo is None:
+        raise Unprocessable(name, "a time needs its offset (Z or +08:00)")
+    try:
+        return in_utc(when)
+    except ValueError:
+        raise Unprocessable(name, OUT_OF_RANGE) from None

@@ -1,37 +1,56 @@
 """Field types every service validates the same way.
 
-``Instant``: a moment with its UTC offset that can also be told in UTC. Python's
-datetimes stop at years 1 and 9999, so ``0001-01-01T00:00:00+14:00`` parses but
-falls before year 1 once compared with, converted to or stored as UTC (an
-OverflowError, a 500). Checking it once, at the edge, makes it a 422 naming the
-field everywhere it is accepted.
+``Instant``: a moment with its UTC offset, inside the platform's one accepted range of
+instants, 1900-01-01 to 2999-12-31 in UTC (decision 0096). Every instant a caller or
+another system gives (HTTP bodies and queries, CSV rows, the given times on events
+from outside) is checked against it once, at the edge, and a 422 names the field.
+Inside the range every consumer's arithmetic (a window back, an expiry ahead, a
+month's bucket) stays within what Python's datetimes and the databases hold (years 1
+to 9999): what the write side accepts, every projector can apply.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime
 
-OUT_OF_RANGE = "is out of range: it must fall within the years 1 to 9999 in UTC"
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+OUT_OF_RANGE = "is out of range: it must fall within 1900-01-01 and 2999-12-31 in UTC"
+DAY_OUT_OF_RANGE = "is out of range: it must fall within 1900-01-01 and 2999-12-31"
 
 
 def in_utc(value: datetime) -> datetime:
-    """``value`` in UTC; ValueError (what pydantic reports as a field error) when
-    UTC cannot hold it."""
+    """``value`` in UTC; ValueError (what pydantic reports as a field error) when it
+    falls outside the platform's accepted range."""
     try:
-        return value.astimezone(UTC)
+        moment = value.astimezone(UTC)
     except OverflowError:
         raise ValueError(OUT_OF_RANGE) from None
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(OUT_OF_RANGE)
+    return moment
 
 
-def _representable(value: datetime) -> datetime:
+def accepted(value: datetime) -> datetime:
+    """``value`` as given (its offset kept), once known to be in the accepted range."""
     in_utc(value)
     return value
 
 
-# A moment as the caller gave it (its offset kept), known to be representable in UTC.
-Instant = Annotated[AwareDatetime, AfterValidator(_representable)]
+# A moment as the caller gave it (its offset kept), inside the accepted range.
+Instant = Annotated[AwareDatetime, AfterValidator(accepted)]
 # The same moment converted to UTC: for comparisons and queries.
 UtcInstant = Annotated[AwareDatetime, AfterValidator(in_utc)]
+
+
+def accepted_day(value: date) -> date:
+    """A calendar day (a contract's end, a quote's validity) inside the same range."""
+    if not EARLIEST.date() <= value <= LATEST.date():
+        raise ValueError(DAY_OUT_OF_RANGE)
+    return value
+
+
+Day = Annotated[date, AfterValidator(accepted_day)]

@@ -7,12 +7,12 @@ Reading risks needs ``customers:read``; changing the rules ``churn:configure``.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
@@ -23,9 +23,11 @@ from libs.platform.dependencies import (
     decode_cursor,
     encode_cursor,
     etag_for,
+    moment_query,
 )
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Instant
 from services.alerts import handlers
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
@@ -59,7 +61,7 @@ AlertsDep = Annotated[Alerts, Depends(alerts_of)]
 class BacktestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cutoff: AwareDatetime
+    cutoff: Instant
     horizon_days: int = Field(ge=1, le=3650)
 
 
@@ -84,20 +86,7 @@ class RulesBody(ChurnRules):
 
 
 def parse_as_of(value: str | None, now: datetime) -> datetime:
-    if value is None:
-        return now
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1), time(), UTC) - timedelta(
-                microseconds=1
-            )
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise Unprocessable("as_of", "a date (YYYY-MM-DD) or an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise Unprocessable("as_of", "a time needs its offset (Z or +08:00)")
-    return when.astimezone(UTC)
+    return moment_query("as_of", value, end_of_day=True) or now
 
 
 def risk_view(ranked: RankedRisk) -> dict[str, Any]:
@@ -248,7 +237,7 @@ async def run_backtest(
 class PastRankingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    as_of: AwareDatetime
+    as_of: Instant
     owner_id: str | None = Field(default=None, pattern=ID_PATTERN)
     # A backtest too: judged against who bought nothing within this many days after.
     horizon_days: int | None = Field(default=None, ge=1, le=3650)

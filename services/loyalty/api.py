@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response, status
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from libs.auth import Principal, require
 from libs.events.catalog.loyalty import PointsEarned, ProgramRules, RewardDefined
 from libs.platform.dependencies import Body, IdempotencyKey, IfMatch, etag_for
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Instant
 from services.loyalty import handlers, read_model
 from services.loyalty.commands import AdjustPoints, CancelRedemption, CheckIn, RedeemReward
 from services.loyalty.domain.views import account_view
@@ -50,15 +51,15 @@ LoyaltyDep = Annotated[Loyalty, Depends(loyalty_of)]
 class RulesBody(ProgramRules):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # From when the rules apply (orders placed earlier earn by the earlier rules).
-    effective_from: AwareDatetime | None = None
+    effective_from: Instant | None = None
 
 
 class RewardBody(Body):
     name: str = Field(min_length=1, max_length=200)
     cost: int = Field(ge=1)
     stock: int | None = Field(default=None, ge=0)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
     active: bool = True
 
 
@@ -98,7 +99,7 @@ async def customer_loyalty(
     principal: Reader,
     loyalty: LoyaltyDep,
     response: Response,
-    as_of: Annotated[AwareDatetime | None, Query(description="as it stood then")] = None,
+    as_of: Annotated[Instant | None, Query(description="as it stood then")] = None,
     expiring_within_days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> dict[str, Any]:
     ledger, rules, known = await handlers.ledger_as_of(

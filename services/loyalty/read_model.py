@@ -126,8 +126,6 @@ MONTHLY: dict[type[DomainEvent], tuple[str, int]] = {
 }
 
 
-
-
 def _lock_key(*parts: str) -> int:
     # A signed 64-bit key for pg_advisory_xact_lock(bigint), stable across processes.
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()

@@ -9,13 +9,11 @@ Ids of new aggregates and the acting user are set by the API, never by the body.
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Annotated, Literal, Self
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,6 +23,7 @@ from pydantic import (
 )
 
 from libs.events.catalog.pipeline import LeadSource, StageOutcome
+from libs.platform.types import Day, Instant
 from services.pipeline.domain.money import currency_code
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -78,7 +77,7 @@ class PlaceOrder(Command):
     # What the customer paid; the sum of the lines when left out.
     total: MinorUnits | None = None
     # When the order was really placed (a migration, an ERP sync); now when left out.
-    placed_at: AwareDatetime | None = None
+    placed_at: Instant | None = None
 
     @model_validator(mode="after")
     def _lines_or_total(self) -> Self:
@@ -135,7 +134,7 @@ class OpenDeal(Command):
     title: Name
     amount: MinorUnits
     currency: Currency
-    expected_close_on: date | None = None
+    expected_close_on: Day | None = None
     owner_id: Id | None = None
     # The first open stage of the tenant when left out.
     stage: StageName | None = None
@@ -155,7 +154,7 @@ class AttachQuote(Command):
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
     # The sum of the lines when left out (a discount makes it less).
     total: MinorUnits | None = None
-    valid_until: date | None = None
+    valid_until: Day | None = None
 
 
 # --- contracts -----------------------------------------------------------------------
@@ -167,15 +166,15 @@ class SignContract(Command):
     title: Name
     value: MinorUnits
     currency: Currency
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day
     auto_renew: bool = False
     deal_id: Id | None = None
 
 
 class RenewContract(Command):
     contract_id: Id
-    ends_on: date
+    ends_on: Day
     # The renewed term's value; the current value when left out.
     value: MinorUnits | None = None
 
@@ -184,7 +183,7 @@ class TerminateContract(Command):
     contract_id: Id
     reason: RequiredReason
     # The last day in force; today when left out.
-    terminated_on: date | None = None
+    terminated_on: Day | None = None
 
 
 # --- follow-up tasks -----------------------------------------------------------------
@@ -196,7 +195,7 @@ class CreateTask(Command):
     lead_id: Id | None = None
     deal_id: Id | None = None
     title: Name
-    due_at: AwareDatetime
+    due_at: Instant
     assignee_id: Id
     created_by: Id
 
@@ -209,7 +208,7 @@ class CreateTask(Command):
 
 class RescheduleTask(Command):
     task_id: Id
-    due_at: AwareDatetime
+    due_at: Instant
 
 
 class CompleteTask(Command):

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,6 +24,7 @@ from pydantic import (
 )
 
 from libs.events.catalog.tickets import Category, Channel, Priority, SlaTarget, Status, Weekday
+from libs.platform.types import Instant
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
@@ -110,7 +110,7 @@ class ChangePriority(TicketCommand):
 class RecordFollowUpVisit(TicketCommand):
     visit_id: Id
     visited_by: Id
-    visited_at: AwareDatetime
+    visited_at: Instant
     outcome: Text = ""
     satisfied: bool
 

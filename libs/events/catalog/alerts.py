@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.events.catalog import DomainEvent, EventCatalog
+from libs.platform.types import Instant
 
 RiskLevel = Literal["none", "low", "medium", "high"]
 Signal = Literal[
@@ -122,7 +123,7 @@ class ChurnRiskChanged(DomainEvent, type_name="crm.alerts.churn_risk_changed.v1"
     score: int = Field(ge=0, le=100)
     reasons: list[Reason] = Field(default_factory=list)
     owner_id: str | None = None
-    as_of: AwareDatetime
+    as_of: Instant
 
 
 class ChurnRiskRaised(DomainEvent, type_name="crm.alerts.churn_risk_raised.v1"):
@@ -133,7 +134,7 @@ class ChurnRiskRaised(DomainEvent, type_name="crm.alerts.churn_risk_raised.v1"):
     score: int = Field(ge=0, le=100)
     reasons: list[Reason]
     owner_id: str | None = None
-    as_of: AwareDatetime
+    as_of: Instant
 
 
 # --- alerts --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from libs.events.catalog import DomainEvent, EventCatalog
 from libs.platform.types import Instant
@@ -99,13 +99,13 @@ class SegmentDefined(DomainEvent, type_name="crm.analytics.segment_defined.v1"):
 class CustomerEnteredSegment(DomainEvent, type_name="crm.analytics.customer_entered_segment.v1"):
     segment: str
     customer_id: str
-    as_of: AwareDatetime
+    as_of: Instant
 
 
 class CustomerLeftSegment(DomainEvent, type_name="crm.analytics.customer_left_segment.v1"):
     segment: str
     customer_id: str
-    as_of: AwareDatetime
+    as_of: Instant
 
 
 catalog = EventCatalog(

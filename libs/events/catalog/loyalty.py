@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.events.catalog import DomainEvent, EventCatalog
+from libs.platform.types import Instant
 
 EarnReason = Literal["order", "check_in", "streak", "birthday", "referral", "survey", "campaign"]
 # Where a refund's points come from when the order's own points were already spent.
@@ -58,7 +59,7 @@ class Lot(Part):
 
     lot_id: str
     points: int
-    earned_at: AwareDatetime
+    earned_at: Instant
     expires_at: AwareDatetime | None = None
 
 
@@ -66,7 +67,7 @@ class TransferredOrder(Part):
     """An order a merged duplicate earned on: its refunds still claw back on the survivor."""
 
     order_id: str
-    placed_at: AwareDatetime
+    placed_at: Instant
     amount: int
     points: int
     lot_id: str
@@ -92,8 +93,8 @@ class StreakBonus(Part):
 class Campaign(Part):
     campaign_id: str
     name: str
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
     multiplier: Decimal = Field(default=Decimal(1), ge=0, le=MAX_MULTIPLIER, decimal_places=4)
     # Extra points per qualifying order placed inside the window.
     bonus_points: int = Field(default=0, ge=0, le=MAX_BONUS)
@@ -138,7 +139,7 @@ class LoyaltyRulesSet(DomainEvent, type_name="crm.loyalty.rules_set.v1"):
     """Tenant-level: the rules in force from ``effective_from`` on."""
 
     rules: ProgramRules
-    effective_from: AwareDatetime
+    effective_from: Instant
     by: str
 
 
@@ -150,8 +151,8 @@ class RewardDefined(DomainEvent, type_name="crm.loyalty.reward_defined.v1"):
     cost: int
     # None: unlimited.
     stock: int | None = None
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
     active: bool = True
     by: str
 
@@ -179,7 +180,7 @@ class PointsEarned(DomainEvent, type_name="crm.loyalty.points_earned.v1"):
     points: int
     reason: EarnReason
     source_event_id: str
-    earned_at: AwareDatetime
+    earned_at: Instant
     expires_at: AwareDatetime | None = None
     order_id: str | None = None
     order_amount: int | None = None
@@ -252,7 +253,7 @@ class PointsExpired(DomainEvent, type_name="crm.loyalty.points_expired.v1"):
     customer_id: str
     lot_id: str
     points: int
-    expired_at: AwareDatetime
+    expired_at: Instant
 
 
 class PointsAdjusted(DomainEvent, type_name="crm.loyalty.points_adjusted.v1"):
@@ -263,7 +264,7 @@ class PointsAdjusted(DomainEvent, type_name="crm.loyalty.points_adjusted.v1"):
     points: int
     reason: str
     by: str
-    adjusted_at: AwareDatetime
+    adjusted_at: Instant
     draws: list[LotDraw] = Field(default_factory=list)
     expires_at: AwareDatetime | None = None
 
@@ -274,7 +275,7 @@ class TierChanged(DomainEvent, type_name="crm.loyalty.tier_changed.v1"):
     to_tier: str
     qualifying_spend: int
     reason: TierChangeReason
-    changed_at: AwareDatetime
+    changed_at: Instant
 
 
 class TierAtRisk(DomainEvent, type_name="crm.loyalty.tier_at_risk.v1"):
@@ -306,7 +307,7 @@ class Referral(Part):
     """Who referred the customer, and when contacts recorded it."""
 
     referrer_id: str
-    referred_at: AwareDatetime
+    referred_at: Instant
 
 
 class ReferralRecorded(DomainEvent, type_name="crm.loyalty.referral_recorded.v1"):
@@ -315,7 +316,7 @@ class ReferralRecorded(DomainEvent, type_name="crm.loyalty.referral_recorded.v1"
 
     customer_id: str
     referrer_id: str
-    referred_at: AwareDatetime
+    referred_at: Instant
     source_event_id: str
 
 

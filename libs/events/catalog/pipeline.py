@@ -20,13 +20,13 @@ Conventions:
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from libs.events.catalog import DomainEvent, EventCatalog
 from libs.events.vault import PersonalDataPolicy
+from libs.platform.types import Day, Instant
 
 LeadSource = Literal["web_form", "phone", "wechat", "trade_show", "referral", "import"]
 # What reaching a stage means for the deal: still open, or closed one way or the other.
@@ -66,7 +66,7 @@ class OrderPlaced(DomainEvent, type_name="crm.pipeline.order_placed.v1"):
     # (shipping, discounts): the total is what the customer paid.
     total: int
     # Historic for migrated and synced orders: kept exactly as given.
-    placed_at: AwareDatetime
+    placed_at: Instant
 
 
 class OrderRefunded(DomainEvent, type_name="crm.pipeline.order_refunded.v1"):
@@ -115,7 +115,7 @@ class DealOpened(DomainEvent, type_name="crm.pipeline.deal_opened.v1"):
     title: str
     amount: int
     currency: str
-    expected_close_on: date | None = None
+    expected_close_on: Day | None = None
     owner_id: str | None = None
     stage: str
     probability: int
@@ -140,7 +140,7 @@ class QuoteAttached(DomainEvent, type_name="crm.pipeline.quote_attached.v1"):
     currency: str
     lines: list[Line]
     total: int
-    valid_until: date | None = None
+    valid_until: Day | None = None
 
 
 class DealWon(DomainEvent, type_name="crm.pipeline.deal_won.v1"):
@@ -169,8 +169,8 @@ class ContractSigned(DomainEvent, type_name="crm.pipeline.contract_signed.v1"):
     title: str
     value: int
     currency: str
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day
     auto_renew: bool = False
     deal_id: str | None = None
 
@@ -178,8 +178,8 @@ class ContractSigned(DomainEvent, type_name="crm.pipeline.contract_signed.v1"):
 class ContractRenewed(DomainEvent, type_name="crm.pipeline.contract_renewed.v1"):
     contract_id: str
     customer_id: str
-    previous_ends_on: date
-    ends_on: date
+    previous_ends_on: Day
+    ends_on: Day
     value: int
     currency: str
 
@@ -189,7 +189,7 @@ class ContractTerminated(DomainEvent, type_name="crm.pipeline.contract_terminate
     customer_id: str
     reason: str
     # The last day the contract is in force (may be before its end date).
-    terminated_on: date
+    terminated_on: Day
 
 
 # --- follow-up tasks -----------------------------------------------------------------
@@ -202,7 +202,7 @@ class TaskCreated(DomainEvent, type_name="crm.pipeline.task_created.v1"):
     lead_id: str | None = None
     deal_id: str | None = None
     title: str
-    due_at: AwareDatetime
+    due_at: Instant
     assignee_id: str
     created_by: str
 
@@ -210,8 +210,8 @@ class TaskCreated(DomainEvent, type_name="crm.pipeline.task_created.v1"):
 class TaskRescheduled(DomainEvent, type_name="crm.pipeline.task_rescheduled.v1"):
     task_id: str
     customer_id: str | None = None
-    previous_due_at: AwareDatetime
-    due_at: AwareDatetime
+    previous_due_at: Instant
+    due_at: Instant
 
 
 class TaskCompleted(DomainEvent, type_name="crm.pipeline.task_completed.v1"):
@@ -243,7 +243,7 @@ class LeadErased(DomainEvent, type_name="crm.pipeline.lead_erased.v1"):
     """Subscribers must drop the lead's name, company, email and phone."""
 
     lead_id: str
-    erased_at: AwareDatetime
+    erased_at: Instant
     by: str
 
 

@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from libs.events.catalog import DomainEvent, EventCatalog
 from libs.events.vault import PersonalDataPolicy
+from libs.platform.types import Instant
 
 Channel = Literal["phone", "email", "wechat", "web", "visit"]
 Category = Literal["question", "incident", "request", "complaint"]
@@ -152,7 +153,7 @@ class FollowUpVisitRecorded(DomainEvent, type_name="crm.tickets.follow_up_visit_
     customer_id: str
     visit_id: str
     visited_by: str
-    visited_at: AwareDatetime
+    visited_at: Instant
     outcome: str = ""
     satisfied: bool
 

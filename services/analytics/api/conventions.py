@@ -8,12 +8,13 @@ defaults to now.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
 from libs.auth import Principal, require
+from libs.platform.dependencies import moment_query
 from libs.platform.errors import Unprocessable
 from services.analytics.handlers import Analytics, Window
 
@@ -42,19 +43,7 @@ AnalyticsDep = Annotated[Analytics, Depends(analytics_of)]
 
 
 def parse_time(name: str, value: str | None, *, end_of_day: bool) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            start = datetime.combine(day, time(), UTC)
-            return start + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else start
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise Unprocessable(name, "a date (YYYY-MM-DD) or an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise Unprocessable(name, "a time needs its offset (Z or +08:00)")
-    return when.astimezone(UTC)
+    return moment_query(name, value, end_of_day=end_of_day)
 
 
 def window_of(

@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 from fastapi import Depends, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from libs.auth import Principal, require
 from libs.events.catalog.pipeline import DealStage
 from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Day, Instant
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     Configurer,
@@ -58,7 +58,7 @@ class DealBody(Body):
     title: str
     amount: MinorUnits
     currency: str
-    expected_close_on: date | None = None
+    expected_close_on: Day | None = None
     # The caller when left out: who opens a deal usually works it.
     owner_id: str | None = None
     stage: str | None = None
@@ -141,7 +141,7 @@ class QuoteBody(Body):
     quote_id: str | None = None
     lines: list[OrderLine]
     total: MinorUnits | None = None
-    valid_until: date | None = None
+    valid_until: Day | None = None
 
 
 @router.post("/deals/{deal_id}/quotes", status_code=status.HTTP_201_CREATED)
@@ -201,8 +201,8 @@ async def list_deals(
 async def get_funnel(
     principal: Reader,
     pipeline: PipelineDep,
-    start: Annotated[AwareDatetime, Query(alias="from")],
-    end: Annotated[AwareDatetime, Query(alias="to")],
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
     owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Per stage: deals that entered it in [from, to) and their value, conversion to a

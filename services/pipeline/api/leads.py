@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import uuid4
 
@@ -21,6 +21,7 @@ from libs.platform.dependencies import (
     etag_for,
 )
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Day
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     Configurer,
@@ -74,7 +75,7 @@ class DealOnConversion(Body):
     title: str
     amount: MinorUnits
     currency: str
-    expected_close_on: date | None = None
+    expected_close_on: Day | None = None
     stage: str | None = None
 
 

@@ -17,7 +17,7 @@ from fastapi import (
     UploadFile,
     status,
 )
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from libs.auth import Principal, require
 from libs.platform.dependencies import (
@@ -30,6 +30,7 @@ from libs.platform.dependencies import (
     etag_for,
 )
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Instant
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     ItemId,
@@ -63,7 +64,7 @@ class OrderBody(Body):
     currency: str
     lines: list[OrderLine] = Field(default=[], max_length=MAX_LINES)
     total: MinorUnits | None = None
-    placed_at: AwareDatetime | None = None
+    placed_at: Instant | None = None
 
 
 class RefundBody(Body):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 from fastapi import Depends, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from libs.auth import Principal, require
 from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Day, Instant
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     ItemId,
@@ -51,13 +51,13 @@ class TaskBody(Body):
     lead_id: str | None = None
     deal_id: str | None = None
     title: str
-    due_at: AwareDatetime
+    due_at: Instant
     # The caller when left out.
     assignee_id: str | None = None
 
 
 class RescheduleBody(Body):
-    due_at: AwareDatetime
+    due_at: Instant
 
 
 class CompleteBody(Body):
@@ -130,7 +130,7 @@ async def find_tasks(
     principal: Reader,
     pipeline: PipelineDep,
     assignee: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    due_before: Annotated[AwareDatetime | None, Query()] = None,
+    due_before: Annotated[Instant | None, Query()] = None,
     task_status: Annotated[Literal["open", "completed"] | None, Query(alias="status")] = None,
     customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
@@ -163,20 +163,20 @@ class ContractBody(Body):
     title: str
     value: MinorUnits
     currency: str
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day
     auto_renew: bool = False
     deal_id: str | None = None
 
 
 class RenewBody(Body):
-    ends_on: date
+    ends_on: Day
     value: MinorUnits | None = None
 
 
 class TerminateBody(Body):
     reason: str
-    terminated_on: date | None = None
+    terminated_on: Day | None = None
 
 
 class ContractPage(BaseModel):

@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from libs.events.catalog.tickets import CsatAnswered, SurveyKind
 from libs.platform.dependencies import bearer_token
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Instant
 from services.tickets.api.tickets import CustomerId, Reader, TicketId, TicketsDep, Worker
 from services.tickets.handlers import surveys
 from services.tickets.handlers.surveys import IssuedLink
@@ -56,8 +57,8 @@ def _link(issued: IssuedLink) -> SurveyLink:
 async def get_service_stats(
     principal: Reader,
     tickets: TicketsDep,
-    start: Annotated[AwareDatetime, Query(alias="from")],
-    end: Annotated[AwareDatetime, Query(alias="to")],
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
 ) -> dict[str, Any]:
     """Tickets opened and solved, median first response and resolution in business
     hours, SLA compliance per priority, CSAT (% satisfied), NPS, complaints still open."""

@@ -12,12 +12,12 @@ from typing import Annotated, Any
 from uuid import uuid4
 
 from fastapi import Depends, Path, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from libs.auth import Principal, require
 from libs.events.catalog.tickets import Category, Priority, Status
 from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import Instant
 from services.tickets.commands import (
     AssignTicket,
     ChangePriority,
@@ -79,7 +79,7 @@ class FollowUpVisit(Body):
     visit_id: str | None = None
     # Who visited; the caller when left out. When: now when left out.
     visited_by: str | None = None
-    visited_at: AwareDatetime | None = None
+    visited_at: Instant | None = None
     outcome: str = ""
     satisfied: bool
 

@@ -58,9 +58,7 @@ def test_support_works_tickets_and_managers_set_the_sla() -> None:
 
 async def test_each_route_needs_its_permission(api: Api) -> None:
     for (method, template), permission in ROUTES.items():
-        path = template.format(
-            ticket_id="t-1", customer_id="c-1", name="default", rebuild_id="r-1"
-        )
+        path = template.format(ticket_id="t-1", customer_id="c-1", name="default", rebuild_id="r-1")
         allowed = roles_allowed(permission)
         lacking = next((r.value for r in Role if r not in allowed), "nobody")
         holder = min((r.value for r in allowed if r != Role.ADMIN), default=Role.ADMIN.value)
