@@ -91,6 +91,7 @@ async def test_a_name_is_delivered_to_the_address_it_was_checked_at_with_its_hos
     receiver.url = receiver.url.replace("127.0.0.1", "hooks.example")
     async with running(hook_settings, kafka, resolve=answers) as api:
         created = await subscribe(api, acme, receiver)
+        receiver.statuses = [307]  # a redirect is a failed attempt, retried
         event = owner_changed("c-1", acme)
         await api.send(service_topic("contacts"), [event])
 
@@ -99,8 +100,10 @@ async def test_a_name_is_delivered_to_the_address_it_was_checked_at_with_its_hos
             return bool(log) and log[0]["status"] == "delivered"
 
         await eventually(delivered)
-    [got] = receiver.of(event.id)
+        [delivery] = await deliveries(api, acme, created["id"])
     port = receiver.url.split(":")[2].split("/")[0]
-    assert got["headers"]["host"] == f"hooks.example:{port}"
-    assert got["verified"]
+    assert [r["status"] for r in receiver.of(event.id)] == [307, 200]
+    assert all(r["headers"]["host"] == f"hooks.example:{port}" for r in receiver.of(event.id))
+    assert all(r["verified"] for r in receiver.of(event.id))
+    assert [a["error"] for a in delivery["log"]] == ["HTTP 307: redirects are not followed", None]
     assert ("hooks.example", int(port)) in answers.asked

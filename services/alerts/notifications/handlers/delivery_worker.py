@@ -141,7 +141,7 @@ class DeliveryWorker:
         try:
             response = await self.client.post(row.url, content=body, headers=headers)
         except TargetRefused as refused:
-            return Outcome(False, None, f"refused: {refused}", "refused", _ms(started), True)
+            return Outcome(False, None, f"refused: {refused}", "refused", _ms(started), final=True)
         except httpx.TimeoutException as failed:
             return Outcome(False, None, f"timed out: {failed!r}", "timeout", _ms(started))
         except httpx.HTTPError as failed:
