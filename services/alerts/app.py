@@ -40,6 +40,7 @@ from services.alerts.handlers import (
 from services.alerts.migrations import FOLDER as MIGRATIONS
 from services.alerts.notifications import app as notifications_app
 from services.alerts.notifications.api import router as webhooks_router
+from services.alerts.notifications.handlers.webhook_client import Resolve, resolve_host
 from services.alerts.notifications.settings import NotificationSettings
 from services.alerts.read_model import churn_facts
 from services.alerts.read_model.projection import ChurnFacts
@@ -55,8 +56,10 @@ def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
     )
 
 
-def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -> FastAPI:
-    """``alerts`` lets tests inject a clock; it must use this settings' database."""
+def create_app(
+    settings: Settings | None = None, alerts: Alerts | None = None, resolve: Resolve = resolve_host
+) -> FastAPI:
+    """Tests inject a clock (``alerts``, on this database) and webhooks' DNS (``resolve``)."""
     settings = settings or Settings()
     engine = alerts.engine if alerts is not None else create_engine(settings.database_url)
     relay = outbox_relay(settings, engine)
@@ -64,7 +67,7 @@ def create_app(settings: Settings | None = None, alerts: Alerts | None = None) -
         alerts = Alerts(store=relay.store, context_seconds=settings.churn_context_seconds)
     alerts.on_append = relay.wake
     wired = alerts
-    notifications, deliveries = notifications_app.wire(settings, alerts)
+    notifications, deliveries = notifications_app.wire(settings, alerts, resolve)
 
     projector = ProjectionRunner(ChurnFacts(wired), engine, settings.kafka(), SOURCES)
     projections = [Projected(projector, run=settings.run_projector)]

@@ -7,14 +7,17 @@ from libs.events.projection import ProjectionRunner
 from services.alerts.handlers import Alerts
 from services.alerts.notifications.handlers import PLATFORM, Notifications, WebhookDispatch
 from services.alerts.notifications.handlers.delivery_worker import DeliveryWorker
+from services.alerts.notifications.handlers.webhook_client import Resolve, resolve_host
 from services.alerts.settings import Settings
 
 
-def wire(settings: Settings, alerts: Alerts) -> tuple[Notifications, DeliveryWorker]:
+def wire(
+    settings: Settings, alerts: Alerts, resolve: Resolve = resolve_host
+) -> tuple[Notifications, DeliveryWorker]:
     """The notifications, their delivery worker, and (where the churn projector runs)
     the dispatcher that consumes every service's topic."""
     notifications = Notifications(alerts, settings)
-    worker = DeliveryWorker(notifications)
+    worker = DeliveryWorker(notifications, resolve)
     notifications.on_due = worker.wake
     if settings.run_projector:
         notifications.dispatcher = ProjectionRunner(

@@ -21,7 +21,8 @@ class NotificationSettings(BaseSettings):
     # How often the worker looks for due retries when nothing wakes it.
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     webhook_concurrency: int = Field(default=8, ge=1)
-    # Development and tests only: http:// and loopback or private hosts as targets.
+    # Development and tests only: http:// and loopback or private hosts as targets, when
+    # subscribing and at delivery (docs/decisions/0094).
     webhook_allow_insecure_targets: bool = False
     # E-mail (mailto: subscriptions) only when a server is configured.
     smtp_host: str | None = None

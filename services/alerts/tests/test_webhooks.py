@@ -27,6 +27,7 @@ from libs.events.store import EventStore
 from libs.platform.db import create_engine
 from services.alerts.app import create_app
 from services.alerts.handlers import Alerts
+from services.alerts.notifications.handlers.webhook_client import Resolve, resolve_host
 from services.alerts.settings import Settings
 from services.alerts.tests.conftest import Api, eventually, read_topic
 from testing.consumers import Clock
@@ -91,13 +92,16 @@ def hook_settings(settings: Settings) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, kafka: KafkaSettings, clock: Clock | None = None
+    settings: Settings,
+    kafka: KafkaSettings,
+    clock: Clock | None = None,
+    resolve: Resolve = resolve_host,
 ) -> AsyncIterator[Api]:
     """The alerts app over HTTP, on the real clock (retries wait real time) unless given
-    one."""
+    one, resolving webhook targets with ``resolve``."""
     store = EventStore(create_engine(settings.database_url))
     alerts = Alerts(store) if clock is None else Alerts(store, clock=clock)
-    app = create_app(settings, alerts)
+    app = create_app(settings, alerts, resolve)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://alerts") as client:

@@ -8,7 +8,6 @@ failing is disabled, and only a person enables it again (docs/decisions/0050).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +26,7 @@ from libs.events.catalog.alerts import (
     WebhookSubscriptionChanged,
     WebhookUnsubscribed,
 )
+from services.alerts.notifications.domain.addresses import host_address, internal_name, refusal
 
 Channel = Literal["webhook", "email"]
 ContentMode = Literal["structured", "binary"]
@@ -110,7 +110,8 @@ def matches(patterns: Iterable[str], event_type: str) -> bool:
 
 def check_target(url: str, *, allow_insecure: bool) -> Target:
     """An ``https`` URL on a public host, or ``mailto:`` one address. ``allow_insecure``
-    (development, tests) also lets ``http`` and loopback or private addresses through."""
+    (development, tests) also lets ``http`` and loopback or private addresses through.
+    A host name passes: what it resolves to is checked at each delivery."""
     if url.startswith("mailto:"):
         try:
             address = validate_email(url.removeprefix("mailto:"), check_deliverability=False)
@@ -128,28 +129,22 @@ def check_target(url: str, *, allow_insecure: bool) -> Target:
         raise InvalidSubscription("url", "https only: deliveries carry the tenant's events")
     if parts.fragment:
         raise InvalidSubscription("url", "no #fragment: it never reaches the receiver")
-    if not allow_insecure and _internal(parts.hostname):
-        raise InvalidSubscription("url", "a loopback, private or link-local host")
+    if not allow_insecure:
+        _check_host(parts.hostname)
     host = parts.hostname if port is None else f"{parts.hostname}:{port}"
     public = urlunsplit((parts.scheme, host, parts.path, "", ""))
     return Target("webhook", url, public)
 
 
-def _internal(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost") or host.endswith(".internal"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False  # a name: resolved by the sender, see the decision record
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_unspecified
-        or address.is_multicast
-    )
+def _check_host(host: str) -> None:
+    if internal_name(host):
+        raise InvalidSubscription("url", f"{host} names this machine or its network")
+    address = host_address(host)
+    why = refusal(address) if address is not None else None
+    if address is not None and why is not None:
+        # Spelt oddly (127.1, 2130706433, 0x7f000001), an address is still that address.
+        spelt = "" if str(address) == host else f"{address}, "
+        raise InvalidSubscription("url", f"{host} is {spelt}{why}")
 
 
 # --- decisions -------------------------------------------------------------------------
@@ -319,12 +314,16 @@ def after_attempt(
     delivered: bool,
     now: datetime,
     jitter: float = 0.0,
+    *,
+    final: bool = False,
 ) -> Verdict:
-    """``attempts``: how many attempts this delivery has had, this one included."""
+    """``attempts``: how many attempts this delivery has had, this one included;
+    ``final``: it failed in a way no retry mends (a refused address), so it is given up
+    at once, and counts towards disabling like any failure."""
     if delivered:
         return Verdict("delivered", None, 0)
     failures = subscription.consecutive_failures + 1
-    given_up = attempts >= policy.max_attempts
+    given_up = final or attempts >= policy.max_attempts
     verdict = Verdict(
         "failed" if given_up else "pending",
         None if given_up else now + policy.backoff(attempts, jitter),

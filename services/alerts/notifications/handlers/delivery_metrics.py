@@ -11,7 +11,7 @@ DELIVERIES = Counter(
 )
 FAILURES = Counter(
     "crm_webhook_delivery_failures_total",
-    "Failed delivery attempts, by channel and why (status, timeout, connection, smtp)",
+    "Failed delivery attempts, by channel and why (status, timeout, connection, refused, smtp)",
     ["channel", "reason"],
 )
 GIVEN_UP = Counter(
@@ -32,6 +32,6 @@ def start_at_zero() -> None:
         for outcome in ("delivered", "failed"):
             DELIVERIES.labels(channel, outcome)
         GIVEN_UP.labels(channel)
-    for reason in ("status", "timeout", "connection"):
+    for reason in ("status", "timeout", "connection", "refused"):
         FAILURES.labels("webhook", reason)
     FAILURES.labels("email", "smtp")

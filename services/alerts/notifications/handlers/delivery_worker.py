@@ -37,6 +37,13 @@ from services.alerts.notifications.handlers import (
     state_of,
     stream_of,
 )
+from services.alerts.notifications.handlers.webhook_client import (
+    CheckedBackend,
+    Resolve,
+    TargetRefused,
+    resolve_host,
+    webhook_client,
+)
 
 log = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("4d1c3a0e-8f5e-4b52-9d8e-5f0a8b3c2e71")
@@ -50,8 +57,9 @@ class Outcome:
     delivered: bool
     status_code: int | None
     error: str | None
-    reason: str | None  # status, timeout, connection, smtp
+    reason: str | None  # status, timeout, connection, refused, smtp
     duration_ms: int
+    final: bool = False  # no retry can mend it: given up at once
 
 
 def notification_id(tenant_id: str, subscription_id: str, event_id: str) -> str:
@@ -59,11 +67,15 @@ def notification_id(tenant_id: str, subscription_id: str, event_id: str) -> str:
 
 
 class DeliveryWorker:
-    def __init__(self, notifications: Notifications) -> None:
+    def __init__(self, notifications: Notifications, resolve: Resolve = resolve_host) -> None:
+        """``resolve``: how target names become addresses (tests answer for DNS)."""
         self.n = notifications
         self.settings = notifications.settings
         self.policy = notifications.settings.delivery_policy()
         self.wakeup = asyncio.Event()
+        self.backend = CheckedBackend(
+            resolve, refuse_internal=not self.settings.webhook_allow_insecure_targets
+        )
         self.client: httpx.AsyncClient | None = None
         delivery_metrics.start_at_zero()
 
@@ -71,9 +83,7 @@ class DeliveryWorker:
         self.wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.client = httpx.AsyncClient(
-            timeout=self.settings.webhook_timeout_seconds, follow_redirects=False
-        )
+        self.client = webhook_client(self.backend, self.settings.webhook_timeout_seconds)
         try:
             while not stop.is_set():
                 self.wakeup.clear()
@@ -130,17 +140,20 @@ class DeliveryWorker:
         started = time.perf_counter()
         try:
             response = await self.client.post(row.url, content=body, headers=headers)
+        except TargetRefused as refused:
+            return Outcome(False, None, f"refused: {refused}", "refused", _ms(started), final=True)
         except httpx.TimeoutException as failed:
             return Outcome(False, None, f"timed out: {failed!r}", "timeout", _ms(started))
         except httpx.HTTPError as failed:
             return Outcome(
                 False, None, f"{type(failed).__name__}: {failed}", "connection", _ms(started)
             )
-        if 200 <= response.status_code < 300:
-            return Outcome(True, response.status_code, None, None, _ms(started))
-        return Outcome(
-            False, response.status_code, f"HTTP {response.status_code}", "status", _ms(started)
-        )
+        code = response.status_code
+        if 200 <= code < 300:
+            return Outcome(True, code, None, None, _ms(started))
+        # A redirect could point anywhere, an internal address too: never followed.
+        error = f"HTTP {code}" + (": redirects are not followed" if 300 <= code < 400 else "")
+        return Outcome(False, code, error, "status", _ms(started))
 
     async def _email(self, row: Any) -> Outcome:
         s = self.settings
@@ -177,9 +190,9 @@ class DeliveryWorker:
             row = await read_model.delivery(conn, tenant_id, subscription_id, claimed.event_id)
             if sub is None or row is None or row.status != "pending" or row.attempts != attempt:
                 return  # another worker took it after this one's lease ran out
-            state = state_of(sub)
+            jitter, state = random.uniform(-1, 1), state_of(sub)
             verdict = domain.after_attempt(
-                self.policy, state, attempt, outcome.delivered, now, random.uniform(-1, 1)
+                self.policy, state, attempt, outcome.delivered, now, jitter, final=outcome.final
             )
             await read_model.record_attempt(
                 conn,
