@@ -16,7 +16,7 @@ from fastapi import Depends, Path, Query, Request, Response, status
 from pydantic import ConfigDict, Field
 
 from libs.auth import Principal, require
-from libs.events.catalog.loyalty import PointsEarned, ProgramRules, RewardDefined
+from libs.events.catalog.loyalty import MAX_AMOUNT, PointsEarned, ProgramRules, RewardDefined
 from libs.platform.dependencies import Body, IdempotencyKey, IfMatch, etag_for
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
@@ -56,8 +56,9 @@ class RulesBody(ProgramRules):
 
 class RewardBody(Body):
     name: str = Field(min_length=1, max_length=200)
-    cost: int = Field(ge=1)
-    stock: int | None = Field(default=None, ge=0)
+    # Bounded by what the ledger's BIGINT columns hold, with room to add up.
+    cost: int = Field(ge=1, le=MAX_AMOUNT)
+    stock: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
     valid_from: Instant | None = None
     valid_until: Instant | None = None
     active: bool = True

@@ -74,8 +74,11 @@ class PlaceOrder(Command):
     ) = None
     currency: Currency
     lines: list[OrderLine] = Field(default_factory=list, max_length=MAX_LINES)
-    # What the customer paid; the sum of the lines when left out.
+    # What the customer paid: the lines, plus shipping, less the discount. Derived when
+    # left out; given, it must agree (a total that hides its reasons is refused).
     total: MinorUnits | None = None
+    shipping: MinorUnits = 0
+    discount: MinorUnits = 0
     # When the order was really placed (a migration, an ERP sync); now when left out.
     placed_at: Instant | None = None
 
@@ -89,7 +92,7 @@ class PlaceOrder(Command):
 class LineToRefund(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    line_no: Annotated[StrictInt, Field(ge=1)]
+    line_no: Annotated[StrictInt, Field(ge=1, le=MAX_LINES)]
     quantity: Quantity
 
 
@@ -261,7 +264,7 @@ class RuleInput(BaseModel):
     kind: Literal["round_robin", "territory", "industry"]
     match: Tag | None = None
     team: list[Id] = Field(min_length=1, max_length=200)
-    cap: Annotated[StrictInt, Field(ge=1)] | None = None
+    cap: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
 
 
 class DefineAssignmentRules(Command):

@@ -148,9 +148,9 @@ class RewardDefined(DomainEvent, type_name="crm.loyalty.reward_defined.v1"):
 
     reward_id: str
     name: str
-    cost: int
+    cost: int = Field(ge=1, le=MAX_AMOUNT)
     # None: unlimited.
-    stock: int | None = None
+    stock: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
     valid_from: Instant | None = None
     valid_until: Instant | None = None
     active: bool = True

@@ -62,9 +62,11 @@ class OrderPlaced(DomainEvent, type_name="crm.pipeline.order_placed.v1"):
     external_id: str | None = None
     currency: str
     lines: list[Line] = Field(default_factory=list)
-    # Minor units; the sum of the lines unless the caller's total includes more
-    # (shipping, discounts): the total is what the customer paid.
+    # Minor units: what the customer paid, the lines plus shipping less the discount
+    # (an order without lines has only a total).
     total: int
+    shipping: int = 0
+    discount: int = 0
     # Historic for migrated and synced orders: kept exactly as given.
     placed_at: Instant
 

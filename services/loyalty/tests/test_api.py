@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from libs.events.catalog.contacts import CustomerRegistered
@@ -353,3 +354,19 @@ async def test_ledger_events_are_published_on_the_loyalty_topic(api: Api) -> Non
     assert [(s["type"], s["key"], s["data"]["points"]) for s in seen] == [
         ("crm.loyalty.points_adjusted.v1", b"c-1", 42)
     ]
+
+
+@pytest.mark.parametrize(
+    ("terms", "field"),
+    [({"cost": 2**70}, "cost"), ({"cost": 10, "stock": 2**63}, "stock"), ({"cost": 0}, "cost")],
+)
+async def test_a_reward_beyond_what_the_ledger_holds_is_a_422_naming_the_field(
+    api: Api, terms: dict[str, int], field: str
+) -> None:
+    response = await api.client.put(
+        "/api/v1/loyalty/rewards/huge",
+        json={"name": "Tea set"} | terms,
+        headers=api.auth(roles=["marketing"]),
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]

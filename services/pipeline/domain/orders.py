@@ -9,8 +9,9 @@ Rules:
   since the sync would otherwise silently keep the first version.
 * A refund is by amount or by lines, never more than what is left: the amount
   against the order's remaining money, each line's quantity against the pieces of
-  that line not yet given back. When the total differs from the lines (shipping,
-  a discount) a line is worth its share of the total; the refund that gives back
+  that line not yet given back. The total is the lines plus shipping less the
+  discount (a total given beside lines must add up); a line is worth its share of
+  the total; the refund that gives back
   the last pieces gives back everything left, so rounding never strands a fen.
 * A refund id seen before with the same content is a retry: nothing new.
 * A cancelled order did not happen: no refunds after it; an order with refunds
@@ -63,6 +64,10 @@ class OrderAlreadyPlaced(Conflict):
 class RefundExceedsRemaining(Unprocessable):
     def __init__(self, field: str, asked: int, left: int, unit: str) -> None:
         super().__init__(field, f"{asked} asked but only {left} {unit} left to refund")
+
+
+class TotalDisagrees(Unprocessable):
+    """The total, shipping or discount does not add up with the lines."""
 
 
 class UnknownOrderLine(Unprocessable):
@@ -189,7 +194,7 @@ def _place(existing: Order | None, command: PlaceOrder, now: datetime) -> list[D
         )
         for i, line in enumerate(command.lines, start=1)
     ]
-    total = command.total if command.total is not None else sum(_value(line) for line in lines)
+    total = _total(command, lines)
     if existing is not None:
         if command.external_id is None or existing.external_id != command.external_id:
             raise OrderAlreadyPlaced(existing.id)
@@ -205,9 +210,31 @@ def _place(existing: Order | None, command: PlaceOrder, now: datetime) -> list[D
             currency=command.currency,
             lines=lines,
             total=total,
+            shipping=command.shipping,
+            discount=command.discount,
             placed_at=placed_at,
         )
     ]
+
+
+def _total(command: PlaceOrder, lines: list[Line]) -> int:
+    """What the customer paid: the lines, plus shipping, less the discount; a total
+    given beside lines must be that sum, or the order would carry a figure nobody can
+    explain (and refunds would share it out wrongly)."""
+    if not lines:
+        if command.shipping or command.discount:
+            raise TotalDisagrees("shipping" if command.shipping else "discount", "needs lines")
+        assert command.total is not None  # the command holds lines or a total
+        return command.total
+    lines_value = sum(_value(line) for line in lines)
+    due = lines_value + command.shipping - command.discount
+    if due < 0:
+        raise TotalDisagrees("discount", f"{command.discount} is more than the lines and shipping")
+    if command.total is not None and command.total != due:
+        reason = f"{command.total} is not the lines ({lines_value})"
+        reason += f" + shipping ({command.shipping}) - discount ({command.discount}) = {due}"
+        raise TotalDisagrees("total", reason)
+    return due
 
 
 def _first_difference(

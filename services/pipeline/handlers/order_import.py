@@ -1,7 +1,8 @@
 """CSV import of historic orders: every good row in, every bad row reported, nothing twice.
 
 * Columns (header names, any order, case-insensitive): ``customer_id``, ``currency``,
-  ``placed_at``, ``external_id``, ``total``, and for a line ``sku``, ``name``,
+  ``placed_at``, ``external_id``, ``total``, ``shipping``, ``discount`` (the total, when
+  given, must be the lines plus shipping less the discount), and for a line ``sku``, ``name``,
   ``quantity``, ``unit_price``. Rows sharing an ``external_id`` are the lines of one
   order; a row without one is an order of its own.
 * Amounts are minor units, or with ``amounts=decimal`` decimals in the currency's
@@ -43,7 +44,17 @@ from services.pipeline.handlers import Pipeline
 from services.pipeline.handlers.orders import place_order
 from services.pipeline.read_model import order_list
 
-ORDER_COLUMNS = ("customer_id", "currency", "placed_at", "external_id", "total")
+ORDER_COLUMNS = (
+    "customer_id",
+    "currency",
+    "placed_at",
+    "external_id",
+    "total",
+    "shipping",
+    "discount",
+)
+# The order's amounts, told on its first row (and the same on its other rows).
+ORDER_AMOUNTS = ("total", "shipping", "discount")
 LINE_COLUMNS = ("sku", "name", "quantity", "unit_price")
 Amounts = Literal["minor", "decimal"]
 
@@ -158,14 +169,15 @@ def _command(
         except ValueError:
             raise _RowError(first_row, "placed_at", "is not an ISO 8601 time") from None
         data["placed_at"] = placed_at if placed_at.tzinfo else placed_at.replace(tzinfo=zone)
-    if first.get("total"):
-        try:
-            data["total"] = _amount(first["total"], currency, amounts)
-        except ValueError as exc:
-            raise _RowError(first_row, "total", str(exc)) from None
+    for name in ORDER_AMOUNTS:
+        if first.get(name):
+            try:
+                data[name] = _amount(first[name], currency, amounts)
+            except ValueError as exc:
+                raise _RowError(first_row, name, str(exc)) from None
     lines = []
     for number, row in order.rows:
-        for name in ("customer_id", "currency", "placed_at", "total"):
+        for name in ("customer_id", "currency", "placed_at", *ORDER_AMOUNTS):
             if row.get(name) and row[name] != first.get(name):
                 raise _RowError(number, name, "differs from the order's first row")
         if not row.get("sku"):
@@ -346,7 +358,8 @@ def _same(row: Any, command: PlaceOrder) -> bool:
     """Whether the order already placed under the external id is this one (what the
     read model holds of it; anything less certain goes through the API's handler)."""
     lines_total = sum(line.quantity * line.unit_price for line in command.lines)
-    total = command.total if command.total is not None else lines_total
+    derived = lines_total + command.shipping - command.discount
+    total = command.total if command.total is not None else derived
     return bool(
         row.customer_id == command.customer_id
         and row.currency == command.currency

@@ -193,6 +193,16 @@ async def test_another_tenants_customer_and_order_do_not_exist(api: Api) -> None
         ({"currency": "XYZ"}, "currency"),
         ({"placed_at": "2999-01-01T00:00:00Z"}, "placed_at"),
         ({"placed_at": "2026-01-01T00:00:00"}, "placed_at"),
+        # The lines are worth 100: a total of 5 says nothing of where the rest went.
+        (
+            {"lines": [{"sku": "A", "name": "A", "quantity": 1, "unit_price": 100}], "total": 5},
+            "total",
+        ),
+        ({"total": 2**70}, "total"),
+        (
+            {"lines": [{"sku": "A", "name": "A", "quantity": 1, "unit_price": 1}], "discount": 2},
+            "discount",
+        ),
         (
             {"lines": [{"sku": "A", "name": "A", "quantity": 0, "unit_price": 1}]},
             "lines.0.quantity",

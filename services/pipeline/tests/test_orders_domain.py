@@ -17,6 +17,7 @@ from services.pipeline.domain.orders import (
     OrderNotFound,
     RefundExceedsRemaining,
     RefundIdReused,
+    TotalDisagrees,
     UnknownOrderLine,
     decide,
     fold,
@@ -90,9 +91,34 @@ def test_the_same_external_id_twice_is_one_order() -> None:
     assert decide(existing, place(placed_at=None), T0) == []
 
 
+def test_the_total_is_the_lines_plus_shipping_less_the_discount() -> None:
+    (event,) = decide(None, place(shipping=1000, discount=600, total=22500), T0)
+    assert isinstance(event, OrderPlaced)
+    assert (event.total, event.shipping, event.discount) == (22500, 1000, 600)
+    (derived,) = decide(None, place(order_id="o-3", external_id=None, discount=2100), T0)
+    assert isinstance(derived, OrderPlaced) and derived.total == 20000
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"total": 100}, "total"),  # lines of 22100 and nothing to say why
+        ({"total": 22100, "discount": 1}, "total"),
+        ({"discount": 22101}, "discount"),  # more than the order is worth
+        ({"lines": [], "total": 500, "shipping": 10}, "shipping"),
+    ],
+)
+def test_a_total_that_does_not_add_up_is_refused_naming_its_field(
+    given: dict[str, object], field: str
+) -> None:
+    with pytest.raises(TotalDisagrees) as refused:
+        decide(None, place(external_id=None, **given), T0)
+    assert refused.value.field == field
+
+
 def test_the_same_external_id_with_another_total_is_a_conflict() -> None:
     with pytest.raises(ExternalIdTaken) as taken:
-        decide(fold([placed()]), place(total=100), T0)
+        decide(fold([placed()]), place(discount=100), T0)
     assert taken.value.extra["existing_id"] == "o-1"
     assert taken.value.extra["field"] == "total"
 
@@ -155,7 +181,7 @@ def test_a_refund_of_an_unknown_line_is_refused() -> None:
 
 
 def test_discounted_lines_are_refunded_at_their_share_and_the_last_takes_the_rest() -> None:
-    discounted = placed(total=20000)  # lines are worth 22100
+    discounted = placed(total=20000, discount=2100)  # lines are worth 22100
     (first,) = decide(fold([discounted]), refund(lines=[{"line_no": 2, "quantity": 1}]), T0)
     assert isinstance(first, OrderRefunded)
     assert first.amount == 1500 * 20000 // 22100
