@@ -22,6 +22,11 @@ from fastapi.routing import APIRoute
 from libs.platform.nul_characters import refuse_nul_characters
 
 _CHECKS = "_platform_input_checks"
+# A create that names its own id (or an Idempotency-Key) answers a replay with 200 and
+# what the first request made: documented on each such operation.
+REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Seen before (the same id or key): nothing new, what the first made"}
+}
 
 
 def _with_input_checks(endpoint: Callable[..., Any]) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ from libs.auth import Principal, require
 from libs.events.catalog.loyalty import MAX_AMOUNT, PointsEarned, ProgramRules, RewardDefined
 from libs.platform.dependencies import Body, IdempotencyKey, IfMatch, etag_for
 from libs.platform.errors import NotFound, Unprocessable
-from libs.platform.routing import ServiceRouter
+from libs.platform.routing import REPLAYED, ServiceRouter
 from libs.platform.types import Instant
 from services.loyalty import handlers, read_model
 from services.loyalty.commands import AdjustPoints, CancelRedemption, CheckIn, RedeemReward
@@ -200,7 +200,7 @@ async def cancel_redemption(
     return {"redemption_id": redemption_id, "cancelled": True, "balance": outcome.ledger.balance}
 
 
-@router.post("/customers/{customer_id}/loyalty/adjustments", status_code=201)
+@router.post("/customers/{customer_id}/loyalty/adjustments", status_code=201, responses=REPLAYED)
 async def adjust(
     customer_id: CustomerId,
     body: AdjustmentBody,

@@ -42,7 +42,7 @@ from libs.events.catalog.contacts import (
     InteractionChannel,
 )
 from libs.platform.dependencies import Body, IfMatch, command_from, etag_for
-from libs.platform.routing import ServiceRouter
+from libs.platform.routing import REPLAYED, ServiceRouter
 from libs.platform.types import Instant, UtcInstant
 from services.contacts.commands import (
     AttributeInput,
@@ -388,7 +388,9 @@ async def record_referral(body: Referral, change: CustomerWrite) -> WrittenCusto
     return await change.apply(RecordReferral, body.model_dump())
 
 
-@router.post("/customers/{customer_id}/interactions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/customers/{customer_id}/interactions", status_code=status.HTTP_201_CREATED, responses=REPLAYED
+)
 async def log_interaction(body: Interaction, change: InteractionWrite) -> WrittenCustomer:
     """Log a touchpoint; 200 instead of 201 when its ``interaction_id`` was logged before."""
     data = body.model_dump(exclude_unset=True)

@@ -285,6 +285,9 @@ async def test_tags_owner_key_contacts_interactions_and_consent(api: Api) -> Non
     assert [r.status_code for r in (tagged, untagged, owner, key, key_changed)] == [200] * 5
     assert key_on_person.status_code == 422
     assert (logged.status_code, logged_again.status_code) == (201, 200)
+    document = (await api.client.get("/openapi.json")).json()
+    answers = document["paths"]["/api/v1/customers/{customer_id}/interactions"]["post"]["responses"]
+    assert {"200", "201"} <= set(answers)  # the replay's 200 is documented
     assert logged.json()["version"] == logged_again.json()["version"]
     assert consent.status_code == 200
     customer = await api.get(person)

@@ -13,7 +13,7 @@ from libs.auth import Principal, require
 from libs.events.catalog.pipeline import DealStage
 from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.errors import Unprocessable
-from libs.platform.routing import ServiceRouter
+from libs.platform.routing import REPLAYED, ServiceRouter
 from libs.platform.types import Day, Instant
 from services.pipeline.api.conventions import (
     MAX_PAGE,
@@ -144,7 +144,7 @@ class QuoteBody(Body):
     valid_until: Day | None = None
 
 
-@router.post("/deals/{deal_id}/quotes", status_code=status.HTTP_201_CREATED)
+@router.post("/deals/{deal_id}/quotes", status_code=status.HTTP_201_CREATED, responses=REPLAYED)
 async def attach_quote(
     deal_id: ItemId,
     body: QuoteBody,

@@ -29,7 +29,7 @@ from libs.platform.dependencies import (
     encode_cursor,
     etag_for,
 )
-from libs.platform.routing import ServiceRouter
+from libs.platform.routing import REPLAYED, ServiceRouter
 from libs.platform.types import Instant
 from services.pipeline.api.conventions import (
     MAX_PAGE,
@@ -79,7 +79,7 @@ class CancelBody(Body):
     reason: str = ""
 
 
-@router.post("/orders", status_code=status.HTTP_201_CREATED)
+@router.post("/orders", status_code=status.HTTP_201_CREATED, responses=REPLAYED)
 async def place_order(
     body: OrderBody,
     request: Request,
@@ -137,7 +137,7 @@ async def get_order(
     return handlers.order_view(found)
 
 
-@router.post("/orders/{order_id}/refunds", status_code=status.HTTP_201_CREATED)
+@router.post("/orders/{order_id}/refunds", status_code=status.HTTP_201_CREATED, responses=REPLAYED)
 async def refund_order(
     order_id: ItemId,
     body: RefundBody,

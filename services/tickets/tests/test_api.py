@@ -40,6 +40,11 @@ async def test_another_tenant_s_customer_and_ticket_do_not_exist(api: Api) -> No
 
     ticket = await api.open(customer)
     assert (await api.get(f"/api/v1/tickets/{ticket['id']}", tenant="globex")).status_code == 404
+    theirs = await api.get(f"/api/v1/customers/{customer}/tickets", tenant="globex")
+    assert theirs.status_code == 404, theirs.text
+    without_tickets = await api.register(tenant="acme")
+    none_yet = await api.get(f"/api/v1/customers/{without_tickets}/tickets", tenant="acme")
+    assert (none_yet.status_code, none_yet.json()["items"]) == (200, [])
 
 
 async def test_the_ticket_shows_its_sla_targets_in_business_hours(
