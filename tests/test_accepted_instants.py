@@ -92,7 +92,7 @@ def created(answer: httpx.Response) -> dict[str, Any]:
 
 def every_command_at(client: httpx.Client, at: datetime) -> None:
     """One of each command that takes a time, all at ``at`` (days: its day)."""
-    when, day = at.isoformat(), at.date()
+    day = at.date()
     # What records the past (a registration, a call) is not told in the future.
     past = min(at, datetime.now(UTC)).astimezone(at.tzinfo).isoformat()
     # A reward's validity: a day that starts or ends at ``at``, inside the range.

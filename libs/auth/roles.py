@@ -21,9 +21,13 @@ class Role(StrEnum):
     MARKETING = "marketing"  # campaigns and consent, not ownership of customer records
     VIEWER = "viewer"  # read-only: auditors, analysts, executives
     INTEGRATION = "integration"  # machine callers (ERP, marketing automation, imports)
+    # Runs the platform for every tenant (the host's own identity, never a tenant's):
+    # what acts on all tenants at once, such as rebuilding a shared projection.
+    OPERATOR = "operator"
 
 
-_EVERYONE = frozenset(Role)
+# Every role of a tenant's people and systems (not the host's operator).
+_EVERYONE = frozenset(Role) - {Role.OPERATOR}
 
 PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
     {
@@ -92,11 +96,16 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         # A segment's entries and exits drive campaigns: marketing defines its own.
         "segments:write": frozenset({Role.ADMIN, Role.MANAGER, Role.MARKETING}),
         # Backlogs, dead letters and rebuild progress: counts only, no customer data.
-        "ops:read": frozenset({Role.ADMIN, Role.MANAGER}),
-        # A rebuild re-reads every topic and swaps the view every tenant reads.
-        "ops:rebuild": frozenset({Role.ADMIN}),
+        "ops:read": frozenset({Role.ADMIN, Role.MANAGER, Role.OPERATOR}),
+        # A rebuild re-reads every topic and swaps the view every tenant reads: not a
+        # tenant's admin's to start.
+        "ops:rebuild": frozenset({Role.OPERATOR}),
     }
 )
+
+
+# What acts on every tenant at once: the operator's, and no tenant role's.
+PLATFORM_WIDE = frozenset({"ops:rebuild"})
 
 
 class UnknownPermission(KeyError):

@@ -32,7 +32,8 @@ SECRET_PREFIX = "crm_"
 VISIBLE_CHARACTERS = 12
 
 MAX_NAME_LENGTH = 200
-_KNOWN_ROLES = frozenset(role.value for role in Role)
+# A tenant's roles: a tenant's admin cannot mint a key for the host's operator.
+_KNOWN_ROLES = frozenset(role.value for role in Role if role is not Role.OPERATOR)
 
 
 class ApiKeyNotFound(NotFound):
@@ -95,7 +96,7 @@ def issue_api_key(
     unknown = sorted(granted - _KNOWN_ROLES)
     if unknown:
         # Unknown roles would grant nothing: a key that can do nothing is a typo.
-        raise Unprocessable("roles", f"unknown roles: {', '.join(unknown)}")
+        raise Unprocessable("roles", f"unknown roles for a tenant's key: {', '.join(unknown)}")
     secret = secret or SECRET_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey(
         id=str(uuid.uuid4()),

@@ -7,12 +7,22 @@ from pathlib import Path
 import pytest
 
 from libs.auth import PERMISSIONS, Role, UnknownPermission, is_allowed, roles_allowed
+from libs.auth.roles import PLATFORM_WIDE
 
 ROLES_DOC = Path(__file__).resolve().parents[3] / "docs" / "roles.md"
 
 
-def test_admin_may_do_everything() -> None:
-    assert all(Role.ADMIN in allowed for allowed in PERMISSIONS.values())
+def test_admin_may_do_everything_in_the_tenant_and_nothing_platform_wide() -> None:
+    for name, allowed in PERMISSIONS.items():
+        assert (Role.ADMIN in allowed) == (name not in PLATFORM_WIDE), name
+
+
+def test_only_the_operator_acts_on_every_tenant_at_once() -> None:
+    assert PLATFORM_WIDE == {"ops:rebuild"}
+    for name in PLATFORM_WIDE:
+        assert roles_allowed(name) == {Role.OPERATOR}
+    granted = {name for name, allowed in PERMISSIONS.items() if Role.OPERATOR in allowed}
+    assert granted == {"ops:read", "ops:rebuild"}  # no tenant's customer data
 
 
 def test_viewer_may_only_read() -> None:

@@ -21,9 +21,9 @@ async def test_both_consumers_are_watched_and_neither_is_rebuilt(api: Api) -> No
     assert set(watched) == {"alerts_churn_facts", "alerts_webhook_dispatch"}
     assert not any(p["rebuildable"] for p in watched.values())
     assert all(d["consumer"].endswith(".g1") for d in watched["alerts_churn_facts"]["dead_letters"])
-    admin = api.auth(roles=("admin",))
+    operator = api.auth(roles=("operator",))
     for name in watched:
-        refused = await api.client.post(f"{OPS}/projections/{name}/rebuilds", headers=admin)
+        refused = await api.client.post(f"{OPS}/projections/{name}/rebuilds", headers=operator)
         assert refused.status_code == 409
         assert problem_of(refused)["code"] == "not_rebuildable"
     # Another tenant's admin reads the same counts: they name no tenant's data.

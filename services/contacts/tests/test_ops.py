@@ -77,7 +77,7 @@ async def test_the_backlog_drains_once_published_and_ops_is_for_admins_and_manag
 
 async def test_a_projection_the_service_does_not_run_is_not_found(api: Api) -> None:
     response = await api.client.post(
-        f"{OPS}/projections/customer360/rebuilds", headers=api.auth(roles=("admin",))
+        f"{OPS}/projections/customer360/rebuilds", headers=api.auth(roles=("operator",))
     )
     assert response.status_code == 404
     assert problem_of(response)["projection"] == "customer360"

@@ -70,17 +70,19 @@ async def test_dead_letters_are_counted_per_consumer_and_topic(
     await eventually(counted, timeout=30)
 
 
-async def test_an_admin_rebuilds_and_follows_it_and_a_second_start_is_a_conflict(
+async def test_the_operator_rebuilds_and_follows_it_and_a_second_start_is_a_conflict(
     service: Service, contacts: ContactsTopic
 ) -> None:
     streams = [CustomerStream("acme") for _ in range(3)]
     await contacts.publish(*(register(s) for s in streams))
     for s in streams:
         await service.get(f"/api/v1/customers/{s.customer_id}/360", min_version=1, wait_ms=10_000)
-    admin = as_role(service, "admin")
+    refused = await service.client.post(REBUILDS, headers=as_role(service, "admin"))
+    assert refused.status_code == 403  # a tenant's admin does not act on every tenant
+    operator = as_role(service, "operator")
 
-    started = await service.client.post(REBUILDS, headers=admin)
-    again = await service.client.post(REBUILDS, headers=admin)
+    started = await service.client.post(REBUILDS, headers=operator)
+    again = await service.client.post(REBUILDS, headers=operator)
 
     assert started.status_code == 202
     job = started.json()
@@ -91,29 +93,29 @@ async def test_an_admin_rebuilds_and_follows_it_and_a_second_start_is_a_conflict
     assert conflict["rebuild_id"] == job["id"]
 
     async def activated() -> bool:
-        followed = await service.client.get(started.headers["Location"], headers=admin)
+        followed = await service.client.get(started.headers["Location"], headers=operator)
         assert followed.status_code == 200
         state = followed.json()["state"]
         assert state in {"running", "activated"}, followed.json()
         return bool(state == "activated")
 
     await eventually(activated, timeout=60, every=0.2)
-    done = (await service.client.get(started.headers["Location"], headers=admin)).json()
+    done = (await service.client.get(started.headers["Location"], headers=operator)).json()
     assert done["generation"] == 2
     assert done["read"] == done["target"] >= 3
     # The ops report shows the finished rebuild, and the new generation serves the view.
-    report = (await service.client.get(OPS, headers=admin)).json()
+    report = (await service.client.get(OPS, headers=operator)).json()
     assert report["rebuild"]["id"] == job["id"]
 
     async def serving_generation_2() -> bool:
-        status = (await service.client.get(OPS, headers=admin)).json()
+        status = (await service.client.get(OPS, headers=operator)).json()
         return bool(status["generation"] == 2)
 
     await eventually(serving_generation_2, timeout=30)
     view = await service.get(f"/api/v1/customers/{streams[0].customer_id}/360")
     assert view.status_code == 200
     # Once it ended, another may start.
-    assert (await service.client.post(REBUILDS, headers=admin)).status_code == 202
+    assert (await service.client.post(REBUILDS, headers=operator)).status_code == 202
 
 
 async def test_an_unknown_rebuild_is_not_found(service: Service) -> None:
@@ -132,29 +134,29 @@ async def test_the_shared_ops_route_and_this_one_start_and_show_the_same_rebuild
     stream = CustomerStream("acme")
     await contacts.publish(register(stream))
     await service.get(f"/api/v1/customers/{stream.customer_id}/360", min_version=1, wait_ms=10_000)
-    admin = as_role(service, "admin")
-    shared = (await service.client.get(SHARED_OPS, headers=admin)).json()
+    operator = as_role(service, "operator")
+    shared = (await service.client.get(SHARED_OPS, headers=operator)).json()
     # customer360 writes no events: no outbox; one projection, rebuildable.
     assert shared["outbox"] is None
     (projection,) = shared["projections"]
     assert projection["name"] == "customer360" and projection["rebuildable"] is True
     assert {d["topic"] for d in projection["dead_letters"]} >= {CONTACTS_TOPIC}
 
-    started = await service.client.post(SHARED_REBUILDS, headers=admin)
-    through_alias = await service.client.post(REBUILDS, headers=admin)
+    started = await service.client.post(SHARED_REBUILDS, headers=operator)
+    through_alias = await service.client.post(REBUILDS, headers=operator)
 
     assert started.status_code == 202, started.text
     job = started.json()
     assert started.headers["Location"] == f"{SHARED_REBUILDS}/{job['id']}"
     assert through_alias.status_code == 409
     assert problem_of(through_alias)["rebuild_id"] == job["id"]
-    alias_view = (await service.client.get(f"{REBUILDS}/{job['id']}", headers=admin)).json()
+    alias_view = (await service.client.get(f"{REBUILDS}/{job['id']}", headers=operator)).json()
     assert alias_view["id"] == job["id"]
 
     async def activated() -> bool:
-        report = (await service.client.get(SHARED_OPS, headers=admin)).json()
+        report = (await service.client.get(SHARED_OPS, headers=operator)).json()
         (now,) = report["projections"]
         return bool(now["rebuild"]["state"] == "activated" and now["generation"] == 2)
 
     await eventually(activated, timeout=60, every=0.2)
-    assert (await service.client.get(OPS, headers=admin)).json()["rebuild"]["id"] == job["id"]
+    assert (await service.client.get(OPS, headers=operator)).json()["rebuild"]["id"] == job["id"]

@@ -51,6 +51,7 @@ def test_a_new_key_is_a_long_random_secret_with_a_recognisable_prefix() -> None:
         ("  ", ["integration"], "name"),
         ("ERP", [], "roles"),
         ("ERP", ["integration", "root"], "roles"),
+        ("ERP", ["operator"], "roles"),  # the host's, never a tenant's to give
     ],
 )
 def test_a_key_needs_a_name_and_known_roles(name: str, roles: list[str], field: str) -> None:

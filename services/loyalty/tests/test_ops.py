@@ -63,7 +63,7 @@ async def test_a_message_earning_cannot_read_is_counted_in_its_topic_s_dead_lett
 
 async def test_earning_is_watched_but_not_rebuilt(api: Api) -> None:
     response = await api.client.post(
-        f"{OPS}/projections/loyalty_earning/rebuilds", headers=api.auth(roles=("admin",))
+        f"{OPS}/projections/loyalty_earning/rebuilds", headers=api.auth(roles=("operator",))
     )
     assert response.status_code == 409
     assert problem_of(response)["code"] == "not_rebuildable"

@@ -45,7 +45,7 @@ async def test_the_report_shows_the_outbox_and_each_consumer_s_lag_and_dead_lett
 
 async def test_a_consumer_that_reacts_by_writing_is_not_rebuilt(api: Api) -> None:
     response = await api.client.post(
-        f"{OPS}/projections/pipeline_follow_ups/rebuilds", headers=api.auth(roles=("admin",))
+        f"{OPS}/projections/pipeline_follow_ups/rebuilds", headers=api.auth(roles=("operator",))
     )
     assert response.status_code == 409
     refused = problem_of(response)

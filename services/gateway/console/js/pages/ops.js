@@ -1,7 +1,8 @@
 // Ops: each service's health and readiness (the gateway's /healthz and /readyz), its
 // outbox backlog, projection lag, dead letters and rebuilds (every service's
 // /api/v1/ops/<service>, decision 0075), and the 360 projection's partitions; polled
-// every 10 s. Figures need ops:read (admin, manager); a rebuild ops:rebuild (admin).
+// every 10 s. Figures need ops:read (admin, manager, operator); a rebuild ops:rebuild
+// (operator: the host's identity, since a rebuild swaps the view of every tenant).
 import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
@@ -21,8 +22,8 @@ export function render(view) {
   const healthBox = h("section", { class: "card", "aria-labelledby": "h-health" });
   const servicesBox = h("section", { class: "card wide", "aria-labelledby": "h-outbox" });
   const lagBox = h("section", { class: "card", "aria-labelledby": "h-lag" });
-  const readsOps = session.hasRole("admin") || session.hasRole("manager");
-  const rebuilds = session.hasRole("admin");
+  const readsOps = ["admin", "manager", "operator"].some((role) => session.hasRole(role));
+  const rebuilds = session.hasRole("operator");
   let timer = null;
   // While a rebuild runs its progress is asked for more often than the rest.
   let following = null;
