@@ -194,7 +194,6 @@ class Supervisor:
         descriptor = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             file.write(config)
-        _append_to_stdout_file()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config)],
             env=self.environ,
@@ -234,6 +233,7 @@ class Supervisor:
     def run_until_stopped(self, readiness: Mapping[str, str], gateway: str) -> int:
         """Start supervisord, say "ready" once every ``readiness`` URL answers 200, and
         wait until supervisord ends (after Ctrl-C, SIGTERM or SIGHUP)."""
+        _append_to_stdout_file()
         self.start()
         stop_watching = threading.Event()
         threading.Thread(
