@@ -3,7 +3,7 @@
 The commands work on the services the composition root declares
 (``build_cli(services)``); nothing here knows a service by name.
 
-crm run                      migrate, then every service, the embedded broker, SQLite files
+crm run                      migrate, then every service and the broker, supervised; SQLite
 crm migrate [contacts]       upgrade one or every service's database to this code's schema
 crm serve contacts           one service (uvicorn, its app factory; --workers N processes)
 crm broker                   the bundled Kafka-compatible broker in the foreground
