@@ -14,6 +14,7 @@ there too, and each program's output is also kept in ``var/supervisor/<name>.log
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -23,6 +24,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import xmlrpc.client
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -201,14 +203,15 @@ class Supervisor:
         )
         return self.process
 
+    def socket_url(self) -> str:
+        return f"unix://{(self.folder / 'supervisor.sock').resolve()}"
+
     def control(self) -> Any:
         """supervisord's XML-RPC interface (``supervisor.getProcessInfo(name)``, ...)."""
         from supervisor.xmlrpc import SupervisorTransport
 
-        socket = f"unix://{(self.folder / 'supervisor.sock').resolve()}"
-        return xmlrpc.client.ServerProxy(
-            "http://127.0.0.1", transport=SupervisorTransport("crm", self.password, socket)
-        )
+        transport = SupervisorTransport("crm", self.password, self.socket_url())
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
     def pid(self, name: str) -> int:
         """The process id of a program now (0: not running)."""
@@ -248,9 +251,14 @@ class Supervisor:
             daemon=True,
         ).start()
         try:
-            return self.wait_forever()
+            code = self.wait_forever()
         finally:
             stop_watching.set()
+        if code < 0:  # supervisord itself was killed: its programs would run on, unseen
+            left = stop_left_behind(self.socket_url())
+            print(f"crm run: supervisord ended by signal {-code}; stopped what it ran: "
+                  f"{', '.join(left) or 'nothing left'}", file=sys.stderr, flush=True)
+        return code
 
     def wait_forever(self) -> int:
         """Until supervisord ends; SIGTERM, SIGHUP or Ctrl-C stop everything first."""
@@ -269,6 +277,41 @@ class Supervisor:
                 # A terminal's Ctrl-C reached supervisord too; a SIGINT sent to
                 # `crm run` alone did not: tell it, and wait for the programs to stop.
                 forward(signal.SIGINT, None)
+
+
+def stop_left_behind(socket_url: str, grace_seconds: float = STOP_WAIT_SECONDS) -> list[str]:
+    """Stop, with their process groups, the programs a supervisord (known by its control
+    socket, which it puts in their environment) started and left running when it was
+    killed. Their names."""
+    marker = f"SUPERVISOR_SERVER_URL={socket_url}".encode()
+    groups: dict[int, str] = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            variables = environ.read_bytes().split(b"\0")
+            pid = int(environ.parent.name)
+            if marker in variables and os.getpgid(pid) == pid:  # a program, not a worker
+                name = next(v for v in variables if v.startswith(b"SUPERVISOR_PROCESS_NAME="))
+                groups[pid] = name.split(b"=", 1)[1].decode()
+        except (OSError, StopIteration):
+            continue
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        for group in groups:
+            with contextlib.suppress(OSError):
+                os.killpg(group, sent)
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and any(_alive(g) for g in groups):
+            time.sleep(0.2)
+    return sorted(groups.values())
+
+
+def _alive(leader: int) -> bool:
+    """Whether a program (its group's leader) still runs: not gone, nor a zombie (its
+    workers, watching it, leave with it)."""
+    try:
+        state = Path(f"/proc/{leader}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _append_to_stdout_file() -> None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import configparser
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +17,7 @@ import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
 from libs.platform.supervised_output import prefix_output
-from libs.platform.supervision import supervisord_config
+from libs.platform.supervision import stop_left_behind, supervisord_config
 
 
 @dataclass(frozen=True)
@@ -105,3 +110,27 @@ def test_each_line_a_program_prints_is_prefixed_with_its_name() -> None:
     ]
     # Ready before each event, each event acknowledged, ready again at the end.
     assert protocol.getvalue() == b"READY\nRESULT 2\nOK" * 3 + b"READY\n"
+
+
+def test_what_a_killed_supervisord_left_running_is_stopped(tmp_path: Path) -> None:
+    socket_url = f"unix://{tmp_path}/supervisor.sock"
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+    def started(url: str, name: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "SUPERVISOR_SERVER_URL": url, "SUPERVISOR_PROCESS_NAME": name}
+        return subprocess.Popen(sleep, env=env, start_new_session=True)
+
+    left = started(socket_url, "contacts")
+    another = started(f"unix://{tmp_path}/another.sock", "loyalty")
+    try:
+        time.sleep(0.3)  # its environment is readable once it runs
+
+        stopped = stop_left_behind(socket_url, grace_seconds=5)
+
+        assert stopped == ["contacts"]
+        assert left.wait(timeout=5) == -signal.SIGTERM
+        assert another.poll() is None, "another supervisord's program is left alone"
+    finally:
+        for process in (left, another):
+            process.kill()
+            process.wait()
