@@ -96,7 +96,10 @@ def test_the_kubernetes_scrape_config_is_valid(tmp_path: Path) -> None:
     job["static_configs"] = [{"targets": ["gateway:8000"]}]
     del job["kubernetes_sd_configs"]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
+    # Beside it, the files it loads as the ConfigMap ships them (the alert rules).
+    for key, text in of_kind("ConfigMap")["prometheus-crm"]["data"].items():
+        if key != "prometheus.yml":
+            (tmp_path / key).write_text(text)
 
     checked = subprocess.run(
         [promtool, "check", "config", "prometheus.yml"],

@@ -3,7 +3,7 @@
 The commands work on the services the composition root declares
 (``build_cli(services)``); nothing here knows a service by name.
 
-crm run                      migrate, then every service, the embedded broker, SQLite files
+crm run                      migrate, then every service and the broker, supervised; SQLite
 crm migrate [contacts]       upgrade one or every service's database to this code's schema
 crm serve contacts           one service (uvicorn, its app factory; --workers N processes)
 crm broker                   the bundled Kafka-compatible broker in the foreground
@@ -19,11 +19,9 @@ import asyncio
 import importlib
 import json
 import os
-import shlex
 import shutil
 import sys
 import tempfile
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +31,8 @@ import typer
 from sqlalchemy.engine import make_url
 
 from libs.platform.broker import taken_ports
-from libs.platform.readiness_watch import watch_until_ready
 from libs.platform.service import ServiceDeclaration
+from libs.platform.supervision import Supervisor
 
 BROKER_PORT = 9092
 
@@ -181,9 +179,8 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
 
     @app.command()
     def run() -> None:
-        """Start the platform: broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and every service."""
-        from honcho.manager import Manager
-
+        """Start the platform: broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and every
+        service, supervised: a process that dies is started again."""
         base_url = os.environ.get("DATABASE_URL", "")
         external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
         Path("var").mkdir(exist_ok=True)
@@ -217,10 +214,9 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         # Before any process starts: no two processes ever run DDL at the same time.
         _migrate_or_exit([s for s in services if s.migrations])
 
-        manager = Manager()
+        supervisor = Supervisor(processes, Path("var") / "supervisor")
         lines = [] if not external else [f"  broker        {external} (external)"]
         for process in processes:
-            manager.add_process(process.name, shlex.join(process.command), env=process.env)
             count = process.env.get("WORKERS") if process.name != "broker" else None
             scaled = "" if not count else " (1 worker)" if count == "1" else f" ({count} workers)"
             lines.append(f"  {process.name:<13} {process.url}{scaled}")
@@ -228,19 +224,8 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         print("Ctrl-C stops everything. Waiting for every service to be ready...", flush=True)
         readiness = {p.name: f"{p.base_url}/readyz" for p in processes if p.base_url}
         gateway = next((p.base_url for p in processes if p.name == "gateway"), None)
-        stop_watching = threading.Event()
-        threading.Thread(
-            target=watch_until_ready,
-            args=(readiness, gateway or "http://127.0.0.1:8000"),
-            kwargs={"say": lambda line: print(line, flush=True), "stop": stop_watching},
-            name="crm-readiness",
-            daemon=True,
-        ).start()
-        try:
-            manager.loop()
-        finally:
-            stop_watching.set()
-        sys.exit(manager.returncode)
+        code = supervisor.run_until_stopped(readiness, gateway or "http://127.0.0.1:8000")
+        sys.exit(code)
 
     @app.command()
     def migrate(
@@ -275,7 +260,10 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         worker processes sharing its port."""
         import uvicorn
 
+        import libs.platform.workers as workers_module
+
         declaration = declared(service)
+        app = declaration.app
         settings = declaration.settings()
         if migrate and declaration.migrations is not None:
             # Here, before the workers exist: they only check the schema.
@@ -288,9 +276,12 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             # A fresh folder per start, so nothing of a previous run is counted.
             metrics_dir = tempfile.mkdtemp(prefix=f"crm-{service}-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            # Workers that end with this process, should it be killed outright.
+            os.environ.update({workers_module.APP: app, workers_module.PARENT: str(os.getpid())})
+            app = "libs.platform.workers:create_app"
         try:
             uvicorn.run(
-                declaration.app,
+                app,
                 factory=True,
                 host=settings.http_host,
                 port=port or int(os.environ.get("HTTP_PORT", declaration.port)),

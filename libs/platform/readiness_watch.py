@@ -29,7 +29,13 @@ def not_ready(readiness_urls: Mapping[str, str], probe: Probe) -> list[str]:
     return [name for name, url in readiness_urls.items() if probe(url) != 200]
 
 
-def ready_message(gateway_url: str, seconds: float) -> str:
+def ready_message(gateway_url: str, seconds: float, supervision: str = "") -> str:
+    """What to do now; ``supervision``: how to see the supervised processes, if they are."""
+    restarts = (
+        [f"  restarts  a crashed process restarts on its own; status: {supervision}"]
+        if supervision
+        else []
+    )
     return "\n".join(
         [
             f"ready: every service answers /readyz ({seconds:.1f} s after start)",
@@ -38,6 +44,7 @@ def ready_message(gateway_url: str, seconds: float) -> str:
             f'  try       curl -H "Authorization: Bearer $TOKEN" {gateway_url}/api/v1/customers',
             f"  API docs  {gateway_url}/docs (OpenAPI: {gateway_url}/openapi.json)",
             f"  health    {gateway_url}/readyz; metrics at /metrics on each service",
+            *restarts,
         ]
     )
 
@@ -48,6 +55,7 @@ def watch_until_ready(
     *,
     say: Callable[[str], None],
     stop: threading.Event,
+    supervision: str = "",
     probe: Probe = http_probe,
     every_seconds: float = 0.5,
     remind_every_seconds: float = 10.0,
@@ -58,7 +66,7 @@ def watch_until_ready(
     while not stop.is_set():
         waiting = not_ready(readiness_urls, probe)
         if not waiting:
-            say(ready_message(gateway_url, clock() - started))
+            say(ready_message(gateway_url, clock() - started, supervision))
             return True
         if clock() - last_reminder >= remind_every_seconds:
             say(f"not ready yet: {', '.join(waiting)}")

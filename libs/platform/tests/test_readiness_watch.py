@@ -49,3 +49,15 @@ def test_nothing_is_said_when_stopped_before_ready() -> None:
 
 def test_a_service_that_does_not_answer_is_not_ready() -> None:
     assert http_probe(f"http://127.0.0.1:{free_port()}/readyz") is None
+
+
+def test_ready_says_that_crashed_processes_restart_and_where_to_see_them() -> None:
+    said: list[str] = []
+    status = ".venv/bin/supervisorctl -c var/supervisor/supervisord.conf status"
+
+    watch_until_ready(
+        URLS, "http://gw", say=said.append, stop=threading.Event(), probe=lambda _: 200,
+        supervision=status,
+    )
+
+    assert "restarts on its own" in said[-1] and status in said[-1]
