@@ -1,6 +1,7 @@
 # Test support lives in testing/, beside the production packages and never in them.
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -8,6 +9,10 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 pytest_plugins = ["testing.fixtures"]
+
+# One token key for the suite, its services and the platforms it starts (inherited by
+# their processes): PostgreSQL settings refuse to start without one (decision 0099).
+os.environ.setdefault("JWT_SECRET", "crm-test-suite-token-key-of-at-least-32-bytes")
 
 # The running platform's tests (tests/, parametrised by platform_database) carry their
 # database in their id: [sqlite], [postgresql], [admin-postgresql], ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import threading
 import time
@@ -29,6 +30,9 @@ from libs.events.store import NewEvent
 from libs.platform.broker import EmbeddedBroker
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The platforms a benchmark starts run on PostgreSQL, which needs a configured token key:
+# one of the run's own, shared with them through the environment (decision 0099).
+os.environ.setdefault("JWT_SECRET", secrets.token_urlsafe(48))
 TENANT = "bench"
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

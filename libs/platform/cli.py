@@ -16,7 +16,6 @@ crm rebuild customer360      a projection's new generation from the earliest off
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import shutil
@@ -25,38 +24,23 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from sqlalchemy.engine import make_url
 
+from libs.events.catalog import published_catalogs as catalogs
 from libs.platform.broker import taken_ports
+from libs.platform.preflight import (
+    migrate_or_exit,
+    service_database_url,
+    service_settings,
+    settings_or_exit,
+)
 from libs.platform.service import ServiceDeclaration
 from libs.platform.supervision import Supervisor
 
 BROKER_PORT = 9092
-
-
-def service_database_url(base: str, service: str) -> str:
-    """One database per service: PostgreSQL ``<db>_<service>``, or SQLite ``var/<service>.db``.
-
-    A URL that already names the service's own database is kept, so an operator can give
-    the recovery commands either the platform's ``DATABASE_URL`` (as ``make run`` got it)
-    or the one a deployment hands that service (``.../crm_contacts``).
-    """
-    if not base:
-        return f"sqlite+aiosqlite:///var/{service}.db"
-    url = make_url(base)
-    if url.get_backend_name() == "sqlite":
-        database = Path(url.database or "var/x.db")
-        if database.name == f"{service}.db":
-            return base
-        return f"sqlite+aiosqlite:///{database.parent / f'{service}.db'}"
-    if (url.database or "").endswith(f"_{service}"):
-        return base
-    return url.set(database=f"{url.database or 'crm'}_{service}").render_as_string(
-        hide_password=False
-    )
 
 
 async def _create_postgres_databases(urls: list[str]) -> None:
@@ -184,6 +168,7 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         base_url = os.environ.get("DATABASE_URL", "")
         external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
         Path("var").mkdir(exist_ok=True)
+        settings_or_exit(services)  # once, here: not in a restart loop of every service
         processes = platform_processes(
             services,
             database_url=base_url,
@@ -212,7 +197,7 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         if postgres:
             asyncio.run(_create_postgres_databases(postgres))
         # Before any process starts: no two processes ever run DDL at the same time.
-        _migrate_or_exit([s for s in services if s.migrations])
+        migrate_or_exit([s for s in services if s.migrations])
 
         supervisor = Supervisor(processes, Path("var") / "supervisor")
         lines = [] if not external else [f"  broker        {external} (external)"]
@@ -243,7 +228,7 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         ]
         if postgres:
             asyncio.run(_create_postgres_databases(postgres))
-        _migrate_or_exit(chosen)
+        migrate_or_exit(chosen)
 
     @app.command()
     def serve(
@@ -264,10 +249,11 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
 
         declaration = declared(service)
         app = declaration.app
+        settings_or_exit([declaration])
         settings = declaration.settings()
         if migrate and declaration.migrations is not None:
             # Here, before the workers exist: they only check the schema.
-            _migrate_or_exit([declaration], settings.database_url)
+            migrate_or_exit([declaration], settings.database_url)
         count = workers or settings.workers
         os.environ["WORKERS"] = str(count)  # each worker's settings know their share
         metrics_dir = None
@@ -315,13 +301,12 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         roles: Annotated[str, typer.Option(help="comma-separated roles")] = "admin",
         ttl: Annotated[int, typer.Option(help="seconds")] = 8 * 3600,
     ) -> None:
-        """Print a bearer token signed with JWT_SECRET (the development secret by default)."""
+        """Print a bearer token signed with JWT_SECRET (unset: this install's key in var/)."""
         from libs.auth import issue_token
         from libs.platform.settings import ServiceSettings
 
-        settings = ServiceSettings().auth()
         role_list = [r.strip() for r in roles.split(",") if r.strip()]
-        print(issue_token(settings, subject, tenant, role_list, ttl_seconds=ttl))
+        print(issue_token(ServiceSettings().auth(), subject, tenant, role_list, ttl_seconds=ttl))
 
     @app.command()
     def schemas(directory: Annotated[Path, typer.Argument()] = Path("docs/events")) -> None:
@@ -371,9 +356,7 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         owners = [s for s in services if projection in s.projections]
         if not owners:
             known = [name for s in services for name in s.projections]
-            raise typer.BadParameter(
-                f"unknown projection {projection!r}; one of {', '.join(known)}"
-            )
+            raise typer.BadParameter(f"no projection {projection!r}; one of {', '.join(known)}")
         owner = owners[0]
         declaration = owner.projections[projection]
         settings = service_settings(owner)
@@ -392,13 +375,6 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
     return app
 
 
-def service_settings(service: ServiceDeclaration) -> Any:
-    """The settings a service process of ``crm run`` gets: its own database under the
-    platform's ``DATABASE_URL`` (``crm_contacts`` on PostgreSQL, ``var/contacts.db``)."""
-    database = service_database_url(os.environ.get("DATABASE_URL", ""), service.name)
-    return service.settings(database_url=database)
-
-
 def machine_workers(service: ServiceDeclaration, environ: Mapping[str, str]) -> int:
     """Worker processes ``crm run`` gives a service: ``<NAME>_WORKERS``, else
     ``WORKERS``, else what the service asks for, bounded by the machine's cores."""
@@ -406,40 +382,3 @@ def machine_workers(service: ServiceDeclaration, environ: Mapping[str, str]) -> 
         if environ.get(setting, "").strip():
             return max(1, int(environ[setting]))
     return max(1, min(service.workers, os.cpu_count() or 1))
-
-
-def _migrate_or_exit(chosen: Sequence[ServiceDeclaration], database_url: str | None = None) -> None:
-    """Upgrade each service's database (at ``database_url``, else where ``crm run``
-    puts it), one line each; a schema this code cannot serve ends the command."""
-    from libs.platform.db import create_engine
-    from libs.platform.migrations import SchemaMismatch, describe, migrate
-
-    async def upgrade(url: str, folder: Path) -> str:
-        engine = create_engine(url, pool_size=1)
-        try:
-            return describe(await migrate(engine, folder))
-        finally:
-            await engine.dispose()
-
-    for service in chosen:
-        assert service.migrations is not None
-        url = database_url or service_settings(service).database_url
-        try:
-            print(f"{service.name}: schema {asyncio.run(upgrade(url, service.migrations))}")
-        except SchemaMismatch as refused:
-            print(f"{service.name}: {refused}", file=sys.stderr)
-            raise typer.Exit(1) from refused
-
-
-def catalogs() -> dict[str, Any]:
-    """Every published catalog, by service (libs/events/catalog/<service>.py)."""
-    import pkgutil
-
-    import libs.events.catalog as package
-
-    found = {}
-    for module in pkgutil.iter_modules(package.__path__):
-        loaded = importlib.import_module(f"libs.events.catalog.{module.name}")
-        if hasattr(loaded, "catalog"):
-            found[module.name] = loaded.catalog
-    return found

@@ -10,15 +10,44 @@ Everything comes from the environment (``DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVE
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
-from libs.auth.tokens import DEVELOPMENT_SECRET, AuthSettings
+from libs.auth.tokens import AuthSettings
 from libs.events.kafka import KafkaSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# The embedded default's token key when JWT_SECRET is not set: made once per install,
+# random, readable by its owner only (decision 0099).
+INSTALL_SECRET = Path("var/jwt-secret")
+NO_SECRET = (
+    "JWT_SECRET is not set: on PostgreSQL (a deployment, not the embedded default) set "
+    "JWT_SECRET (32 or more random bytes), or JWT_PUBLIC_KEY / JWKS_URL"
+)
+
+
+def install_secret(path: Path = INSTALL_SECRET) -> str:
+    """This install's token key: read from ``path``, or made there first (by whichever
+    process comes first; the others read what it wrote)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = secrets.token_urlsafe(48)
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(handle, "w") as file:
+        file.write(made + "\n")
+    return made
 
 
 class ServiceSettings(BaseSettings):
@@ -38,7 +67,9 @@ class ServiceSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
 
-    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    # Unset: the install's own random key under var/ on the embedded default (SQLite);
+    # refused on PostgreSQL, where several machines must share one configured key.
+    jwt_secret: SecretStr | None = None
     jwt_issuer: str = "crm-platform"
     jwt_audience: str = "crm-api"
     jwt_public_key: str | None = None
@@ -88,6 +119,17 @@ class ServiceSettings(BaseSettings):
     def _default_database(self) -> ServiceSettings:
         if not self.database_url.strip():
             self.database_url = f"sqlite+aiosqlite:///var/{self.service_name}.db"
+        return self
+
+    @model_validator(mode="after")
+    def _token_key(self) -> ServiceSettings:
+        if self.jwt_secret is not None and not self.jwt_secret.get_secret_value().strip():
+            self.jwt_secret = None
+        if self.jwt_secret is not None or self.jwt_public_key or self.jwks_url:
+            return self
+        if make_url(self.database_url).get_backend_name() != "sqlite":
+            raise ValueError(NO_SECRET)
+        self.jwt_secret = SecretStr(install_secret())
         return self
 
     def event_schema_url(self, type_name: str, catalog_url: str | None) -> str | None:

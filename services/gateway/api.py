@@ -283,7 +283,7 @@ async def revoke_api_key(
 def _event_contracts() -> tuple[dict[str, Any], dict[str, Any]]:
     """(JSON Schema by event type, the AsyncAPI document), built once from the catalogs."""
     from libs.events.asyncapi import asyncapi_document
-    from libs.platform.cli import catalogs
+    from libs.events.catalog import published_catalogs as catalogs
 
     everything = catalogs()
     schemas = {

@@ -166,3 +166,16 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ())) or "payload"
     return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def published_catalogs() -> dict[str, Any]:
+    """Every published catalog, by service (libs/events/catalog/<service>.py)."""
+    import importlib
+    import pkgutil
+
+    found = {}
+    for module in pkgutil.iter_modules(__path__):
+        loaded = importlib.import_module(f"libs.events.catalog.{module.name}")
+        if hasattr(loaded, "catalog"):
+            found[module.name] = loaded.catalog
+    return found

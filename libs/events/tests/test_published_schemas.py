@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from libs.events.asyncapi import asyncapi_document
-from libs.platform.cli import catalogs
+from libs.events.catalog import published_catalogs as catalogs
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "events"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -22,9 +24,10 @@ class TicketsSettings(ServiceSettings):
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # an install of its own: var/ is made here
 
 
 def test_the_embedded_defaults() -> None:
@@ -39,7 +42,31 @@ def test_the_embedded_defaults() -> None:
     assert (auth.issuer, auth.audience, auth.accepted_algorithms) == (
         "crm-platform", "crm-api", ("HS256",)
     )
-    assert auth.uses_development_secret
+    assert not auth.uses_development_secret
+
+
+def test_without_jwt_secret_an_install_signs_with_its_own_random_key(tmp_path: Path) -> None:
+    first = TicketsSettings().auth().secret
+    key = tmp_path / "var" / "jwt-secret"
+
+    assert first is not None and first.get_secret_value() == key.read_text().strip()
+    assert len(first.get_secret_value().encode()) >= 48
+    assert key.stat().st_mode & 0o777 == 0o600  # its owner's alone
+    # Every service, and `crm token`, of this install reads the same key.
+    again = ServiceSettings().auth().secret
+    assert again is not None and again.get_secret_value() == first.get_secret_value()
+    # Another install has another key.
+    key.unlink()
+    other = TicketsSettings().auth().secret
+    assert other is not None and other.get_secret_value() != first.get_secret_value()
+
+
+def test_on_postgresql_a_token_key_must_be_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://crm@db/tickets")
+    with pytest.raises(ValidationError, match="JWT_SECRET is not set"):
+        TicketsSettings()
+    monkeypatch.setenv("JWKS_URL", "https://idp.example.com/.well-known/jwks.json")
+    assert TicketsSettings().auth().accepted_algorithms == ("RS256",)
 
 
 def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -388,9 +388,7 @@ async def record_referral(body: Referral, change: CustomerWrite) -> WrittenCusto
     return await change.apply(RecordReferral, body.model_dump())
 
 
-@router.post(
-    "/customers/{customer_id}/interactions", status_code=status.HTTP_201_CREATED, responses=REPLAYED
-)
+@router.post("/customers/{customer_id}/interactions", status_code=201, responses=REPLAYED)
 async def log_interaction(body: Interaction, change: InteractionWrite) -> WrittenCustomer:
     """Log a touchpoint; 200 instead of 201 when its ``interaction_id`` was logged before."""
     data = body.model_dump(exclude_unset=True)

@@ -16,7 +16,7 @@ from services.gateway.app import create_app
 from services.gateway.settings import Settings
 from services.gateway.tests.upstreams import nowhere
 
-AUTH = AuthSettings()  # what the gateway and the stand-in services verify with
+AUTH = Settings().auth()  # what the gateway and the stand-in services verify with
 
 
 def bearer(

@@ -55,7 +55,7 @@ async def test_an_expired_token_is_refused(gateway: httpx.AsyncClient) -> None:
 
 
 async def test_a_token_for_another_audience_is_refused(gateway: httpx.AsyncClient) -> None:
-    other_api = AuthSettings(audience="billing-api")
+    other_api = AUTH.model_copy(update={"audience": "billing-api"})  # the same key
 
     response = await gateway.get(CUSTOMERS, headers=bearer(auth=other_api))
 

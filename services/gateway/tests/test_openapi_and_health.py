@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from libs.events.catalog import published_catalogs as catalogs
 from libs.platform.broker import free_port
-from libs.platform.cli import catalogs
 from libs.platform.db import create_engine
 from services.bootstrap import gateway_routing
 from services.gateway.app import create_app
