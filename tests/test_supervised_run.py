@@ -83,13 +83,13 @@ class Supervised:
 
 @contextmanager
 def supervised_platform(
-    tmp_path: Path, names: list[str], workers: Mapping[str, int]
+    tmp_path: Path, names: list[str], workers: Mapping[str, int], database_url: str = ""
 ) -> Iterator[Supervised]:
     broker_port = free_port()
     ports = {name: free_port() for name in names}
     processes = platform_processes(
         [s for s in SERVICES if s.name in names],
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/crm.db",
+        database_url=database_url or f"sqlite+aiosqlite:///{tmp_path}/crm.db",
         bootstrap=f"127.0.0.1:{broker_port}",
         ports=ports,
         broker_port=broker_port,
@@ -245,11 +245,15 @@ async def _earned_once(
 
 
 @pytest.mark.slow
-def test_customer360_then_loyalty_killed_under_load_lose_nothing(tmp_path: Path) -> None:
+def test_customer360_then_loyalty_killed_under_load_lose_nothing(
+    tmp_path: Path, platform_database: str
+) -> None:
+    """On SQLite files and on PostgreSQL (a database per service, fresh)."""
     names = ["gateway", "contacts", "pipeline", "loyalty", "customer360"]
     token = issue_token(ServiceSettings().auth(), "ops@supervised", TENANT, ["admin"])
     headers = {"Authorization": f"Bearer {token}"}
-    with supervised_platform(tmp_path, names, dict.fromkeys(names, 1)) as platform:
+    one_each = dict.fromkeys(names, 1)
+    with supervised_platform(tmp_path, names, one_each, platform_database) as platform:
 
         async def scenario() -> None:
             shop = Shop(platform.urls["gateway"], headers, per_second=30)

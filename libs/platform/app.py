@@ -54,6 +54,7 @@ from libs.platform.problems import (
     install_problem_openapi,
     problem_body,
     summarise,
+    unparseable_body,
 )
 from libs.platform.settings import ServiceSettings
 
@@ -280,8 +281,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return _problem(request, exc.body(), exc.headers)
 
 
-# FastAPI's detail for a body it could not decode before JSON parsing (invalid UTF-8).
-_UNPARSEABLE_BODY = "There was an error parsing the body"
+_UNPARSEABLE_BODY = "There was an error parsing the body"  # FastAPI's, for any such body
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -293,9 +293,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # The body-size limit, noticed while reading a body without a declared length.
         return _problem(request, _too_large(max_bytes), exc.headers)
     if exc.status_code == 400 and detail == _UNPARSEABLE_BODY:
-        # FastAPI's answer to a body that is not even text (not UTF-8): bad input like
-        # malformed JSON, which is already a 422 naming the body, so one status for both.
-        issue: FieldIssue = {"field": "body", "reason": "not valid JSON: the body is not UTF-8"}
+        # FastAPI's answer to a body its parser gave up on (not UTF-8, too deep): bad
+        # input like malformed JSON, already a 422 naming the body: one status for all.
+        issue: FieldIssue = {"field": "body", "reason": unparseable_body(exc.__cause__)}
         return _problem(request, problem_body(422, summarise([issue]), errors=[issue]))
     return _problem(request, problem_body(exc.status_code, detail), exc.headers)
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import Unprocessable
-from libs.platform.types import OUT_OF_RANGE, in_utc
+from libs.platform.types import OUT_OF_RANGE, in_utc, representable
 
 __all__ = [
     "Body",
@@ -117,8 +117,9 @@ def _part(value: Any, kind: type[datetime] | type[str] | type[int]) -> Any:
         at = datetime.fromisoformat(value)
         if at.tzinfo is None:
             raise ValueError(value)
-        in_utc(at)  # ValueError when UTC cannot hold it
-        return at
+        # Ours to read back, so a sentinel (a never-bought 9999-12-31) passes; a forged
+        # time UTC cannot hold is a ValueError like any other.
+        return representable(at)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(value)

@@ -221,3 +221,12 @@ __all__ = [
     "publish_problems",
     "summarise",
 ]
+
+
+def unparseable_body(cause: BaseException | None) -> str:
+    """Why a JSON body could not be parsed at all (``cause``: the parser's error)."""
+    if isinstance(cause, RecursionError):
+        return "not valid JSON: nested deeper than the parser allows"
+    if isinstance(cause, UnicodeDecodeError):
+        return "not valid JSON: the body is not UTF-8"
+    return "not valid JSON"

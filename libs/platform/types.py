@@ -34,6 +34,16 @@ def in_utc(value: datetime) -> datetime:
     return moment
 
 
+def representable(value: datetime) -> datetime:
+    """``value`` once known to be a moment UTC can hold at all (a position the platform
+    wrote itself, such as a cursor, may hold a sentinel beyond the accepted range)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(OUT_OF_RANGE) from None
+    return value
+
+
 def accepted(value: datetime) -> datetime:
     """``value`` as given (its offset kept), once known to be in the accepted range."""
     in_utc(value)

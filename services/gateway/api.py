@@ -370,25 +370,25 @@ async def healthz(request: Request) -> JSONResponse:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
-    """200 once the gateway's own database answers; each service's own ``/readyz`` is
-    reported (a service that is not ready answers its own probe with 503, and the
-    gateway keeps serving the others)."""
+    """200 once the gateway's database answers and every service behind it has been
+    ready once since the gateway started; a service down later is its own outage, not
+    the gateway's (decision 0100). Each service's readiness is reported."""
     runtime = runtime_of(request)
     timeout = runtime.settings.upstream_probe_timeout_seconds
+    urls = runtime.settings.upstream_urls()
     database, *upstreams = await asyncio.gather(
         _database_health(runtime, timeout),
-        *(
-            _upstream_health(runtime.client, url, timeout, probe="/readyz")
-            for url in runtime.settings.upstream_urls().values()
-        ),
+        *(_upstream_health(runtime.client, url, timeout, probe="/readyz") for url in urls.values()),
     )
-    ready = database["status"] == "up"
-    body = {
-        "status": "ready" if ready else "not_ready",
-        "service": runtime.settings.service_name,
-        "database": database,
-        "upstreams": dict(zip(runtime.settings.upstream_urls(), upstreams, strict=True)),
-    }
+    reports = dict(zip(urls, upstreams, strict=True))
+    waiting = sorted(name for name, report in reports.items() if report["status"] != "ready")
+    runtime.upstreams_ready_once = runtime.upstreams_ready_once or not waiting
+    ready = database["status"] == "up" and runtime.upstreams_ready_once
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready"}
+    body |= {"service": runtime.settings.service_name}
+    body |= {"database": database, "upstreams": reports}
+    if not runtime.upstreams_ready_once:
+        body["waiting_for"] = waiting
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -30,6 +30,9 @@ class GatewayRuntime:
     proxy: UpstreamProxy
     platform_document: PlatformDocument
     routing: RoutingTable
+    # Readiness waits for every service once (decision 0100); later outages of one
+    # service do not take the gateway out of rotation.
+    upstreams_ready_once: bool = False
 
     @classmethod
     async def start(cls, settings: Settings, routing: RoutingTable) -> GatewayRuntime:

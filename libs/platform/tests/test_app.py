@@ -228,6 +228,21 @@ async def test_a_body_that_is_not_utf8_is_422_on_the_body_not_an_undocumented_40
     ]
 
 
+async def test_json_nested_past_the_parser_is_422_saying_so_not_that_it_is_not_utf8(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/customers",
+        content=b"[" * 2_000 + b"]" * 2_000,  # under the 4 KiB limit of these tests
+        headers={**sales_token(), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "body", "reason": "not valid JSON: nested deeper than the parser allows"}
+    ]
+
+
 async def test_an_oversized_body_is_413(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/customers", json={"email": "ana@example.com", "name": "A" * 10_000},

@@ -40,9 +40,6 @@ async def test_a_time_outside_the_accepted_range_is_a_422_naming_the_field(
     answers = {
         "created_from": await api.client.get(CUSTOMERS, params={"created_from": at}, headers=auth),
         "created_to": await api.client.get(CUSTOMERS, params={"created_to": at}, headers=auth),
-        "cursor": await api.client.get(
-            CUSTOMERS, params={"cursor": crafted_cursor(at)}, headers=auth
-        ),
         "registered_at": await api.client.post(
             CUSTOMERS, json={"kind": "person", "name": "Ana", "registered_at": at}, headers=auth
         ),
@@ -57,6 +54,11 @@ async def test_a_time_outside_the_accepted_range_is_a_422_naming_the_field(
             headers=auth,
         ),
     }
+
+    if at in BEYOND_UTC[:2]:  # a cursor is ours: only a time UTC cannot hold is forged
+        answers["cursor"] = await api.client.get(
+            CUSTOMERS, params={"cursor": crafted_cursor(at)}, headers=auth
+        )
 
     for field, response in answers.items():
         assert response.status_code == 422, (field, response.text)

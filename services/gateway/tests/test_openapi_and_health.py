@@ -17,7 +17,7 @@ from services.gateway.open_resources import GatewayRuntime
 from services.gateway.openapi import UpstreamDocument, merge_documents
 from services.gateway.settings import Settings
 from services.gateway.tests.support import gateway_settings, open_gateway, started
-from services.gateway.tests.upstreams import UpstreamServer, nowhere
+from services.gateway.tests.upstreams import UpstreamServer, customer360_app, nowhere
 
 # --- the merged document ---------------------------------------------------------------
 
@@ -212,21 +212,32 @@ async def test_a_service_that_is_down_degrades_the_report_but_not_the_gateway(
     }
 
 
-async def test_readiness_reports_each_service_by_its_own_readiness(
-    pg_url: str, contacts_service: UpstreamServer
+async def test_the_gateway_is_ready_once_every_service_behind_it_was_and_stays_so(
+    pg_url: str, contacts_service: UpstreamServer, pipeline_service: UpstreamServer
 ) -> None:
-    settings = gateway_settings(pg_url, contacts_service.url, nowhere())
+    customer360 = UpstreamServer(customer360_app())
+    settings = gateway_settings(pg_url, contacts_service.url, customer360.url, pipeline_service.url)
     async with open_gateway(settings) as gateway:
         live = await gateway.get("/livez")
-        response = await gateway.get("/readyz")
+        # customer360 is still starting: a request now could meet a 503.
+        starting = await gateway.get("/readyz")
+        customer360.start()
+        try:
+            ready = await gateway.get("/readyz")
+        finally:
+            customer360.stop()
+        # Later, one service down is that service's outage, not the gateway's.
+        one_down = await gateway.get("/readyz")
 
     assert live.status_code == 200
-    assert response.status_code == 200
-    report = response.json()
-    assert report["status"] == "ready"
-    assert report["database"]["status"] == "up"
-    assert report["upstreams"]["contacts"]["status"] == "ready"
-    assert report["upstreams"]["customer360"]["status"] == "down"
+    assert starting.status_code == 503, starting.text
+    assert starting.json()["waiting_for"] == ["customer360"]
+    assert starting.json()["upstreams"]["contacts"]["status"] == "ready"
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["database"]["status"] == "up"
+    assert one_down.status_code == 200
+    assert one_down.json()["upstreams"]["customer360"]["status"] == "down"
+    assert "waiting_for" not in one_down.json()
 
 
 async def test_the_gateway_is_failing_when_its_own_database_is_gone(settings: Settings) -> None:

@@ -142,7 +142,9 @@ def run(history: list[tuple[Step, int, bool]], rules: RulesBook) -> list[DomainE
         now += timedelta(days=wait)
         for _ in range(2 if twice else 1):
             ledger = fold("c", events)
-            reward = Reward(RewardDefined(reward_id="gift", name="gift", cost=step.cost, by="m"))
+            # Only a redemption names the reward: its cost (a reward costs at least 1).
+            cost = max(step.cost, 1)
+            reward = Reward(RewardDefined(reward_id="gift", name="gift", cost=cost, by="m"))
             try:
                 new = decide(step.command, ledger, rules, now, reward=reward)
             except DomainError:
