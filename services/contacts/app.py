@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.catalog.contacts import catalog
+from libs.events.catalog.contacts import PERSONAL_DATA, catalog
 from libs.events.outbox import OutboxRelay
 from libs.events.store import EventStore
 from libs.platform.app import create_service_app
@@ -21,7 +21,7 @@ from libs.platform.relay import outbox_relay as platform_relay
 from libs.platform.runtime import Job, ServiceRuntime, statistics
 from services.contacts.api import routers
 from services.contacts.handlers import import_jobs
-from services.contacts.handlers.customers import PERSONAL_DATA, SERVICE, SOURCE, Contacts
+from services.contacts.handlers.customers import SERVICE, SOURCE, Contacts
 from services.contacts.migrations import FOLDER as MIGRATIONS
 from services.contacts.settings import Settings
 

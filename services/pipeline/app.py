@@ -26,6 +26,7 @@ from libs.platform.runtime import Projected, ServiceRuntime, statistics
 from services.pipeline.api import routers
 from services.pipeline.handlers import SERVICE, SOURCE, CustomerDirectory, Pipeline
 from services.pipeline.handlers import leads as lead_handlers
+from services.pipeline.handlers import orders as order_handlers
 from services.pipeline.handlers.follow_ups import ALERTS_SOURCES, FollowUpRequests
 from services.pipeline.migrations import FOLDER as MIGRATIONS
 from services.pipeline.read_model.known_customers import KnownCustomers
@@ -59,10 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_append=relay.wake,
     )
 
-    async def forget_leads(conn: AsyncConnection, tenant_id: str, customer_id: str) -> None:
+    async def forget_customer(conn: AsyncConnection, tenant_id: str, customer_id: str) -> None:
+        await order_handlers.forget_customer(pipeline, conn, tenant_id, customer_id)
         await lead_handlers.forget_leads_of_customer(pipeline, conn, tenant_id, customer_id)
 
-    customers.on_erased = forget_leads
+    customers.on_erased = forget_customer
     # Follow-up tasks the alerts service asks for (crm.alerts.events).
     follow_ups = ProjectionRunner(
         FollowUpRequests(pipeline, customers), engine, settings.kafka(), ALERTS_SOURCES

@@ -17,6 +17,8 @@ Conventions:
   that is ``None`` and not named in ``cleared`` did not change; a field named in
   ``cleared`` was removed (set to null). We chose typed fields over a free
   ``changes`` dict so that the published JSON Schema says what each value is.
+* ``PERSONAL_DATA`` (at the end) names the fields stored sealed with the customer's
+  key, which read as the given value once the customer's personal data is erased.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import ClassVar, Literal, Protocol, TypedDict, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.events.catalog import DomainEvent, EventCatalog
+from libs.events.vault import PersonalDataPolicy
 from libs.platform.types import Instant
 
 CustomerKind = Literal["person", "company"]
@@ -264,4 +267,33 @@ catalog = EventCatalog(
         CustomFieldDefined,
     ],
     schema_base_url="https://schemas.crm.example/events",
+)
+
+# What erasure must make unreadable in the immutable history (crypto-shredding).
+# The subject is the event's partition key, the customer id.
+PERSONAL_DATA = PersonalDataPolicy(
+    {
+        CustomerRegistered.type_name: {
+            "name": "",
+            "email": None,
+            "phone": None,
+            "birthday": None,
+            "attributes": {},
+        },
+        ProfileChanged.type_name: {
+            "name": None,
+            "email": None,
+            "phone": None,
+            "birthday": None,
+            "attributes": {},
+        },
+        CustomerMerged.type_name: {
+            "email": None,
+            "phone": None,
+            "birthday": None,
+            "attributes": {},
+        },
+        # What was said on a call or in a meeting is about the person.
+        InteractionLogged.type_name: {"summary": ""},
+    }
 )

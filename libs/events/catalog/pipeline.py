@@ -10,9 +10,10 @@ Conventions:
 * The Kafka key (``partitionkey``) is the customer id; a lead not yet converted
   and a task for such a lead are keyed by the lead id. Each stream is one
   aggregate (an order, a deal, ...), so its events carry the aggregate's id.
-* Pipeline events keep only ids and amounts about customers. The one exception is
-  a lead's own contact fields (name, company, email, phone): ``PERSONAL_DATA``
-  declares them, so they are stored sealed and erasure makes them unreadable.
+* Pipeline events keep mostly ids and amounts about customers. ``PERSONAL_DATA``
+  declares the exceptions, stored sealed so that erasure makes them unreadable: a
+  lead's own contact fields (name, company, email, phone), and the reason given for
+  an order's refund or cancellation, free text that may name the customer.
 * An event carries its own time where business time can differ from when it was
   recorded (an order migrated from an ERP keeps its ``placed_at``); otherwise the
   envelope's ``time`` is the time of the fact.
@@ -20,7 +21,7 @@ Conventions:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -244,6 +245,8 @@ class LeadCaptured(DomainEvent, type_name="crm.pipeline.lead_captured.v1"):
 class LeadErased(DomainEvent, type_name="crm.pipeline.lead_erased.v1"):
     """Subscribers must drop the lead's name, company, email and phone."""
 
+    erases_personal_data: ClassVar[bool] = True
+
     lead_id: str
     erased_at: Instant
     by: str
@@ -325,9 +328,12 @@ catalog = EventCatalog(
 )
 
 # What erasure must make unreadable in the pipeline's history (crypto-shredding). The
-# subject is the event's partition key: the lead id of a lead not yet converted.
+# subject is the event's partition key: the customer id, or the lead id of a lead not
+# yet converted.
 PERSONAL_DATA = PersonalDataPolicy(
     {
         LeadCaptured.type_name: {"name": "", "company": None, "email": None, "phone": None},
+        OrderRefunded.type_name: {"reason": ""},
+        OrderCancelled.type_name: {"reason": ""},
     }
 )

@@ -12,7 +12,8 @@ A public contract (see ``catalog.contacts`` for the rules of change). Convention
   SLA clock can be recomputed exactly from the stream (decision 0024).
 * ``PERSONAL_DATA`` below names the fields that read as the given value once the
   customer's personal data is erased: the requester's details copied into a ticket and
-  what the customer wrote or said (descriptions, replies, visit notes, survey comments).
+  the free text written about the customer (subjects, descriptions, replies, reopening
+  reasons, visit notes, survey comments), which often names them (decision 0098).
 """
 
 from __future__ import annotations
@@ -276,12 +277,14 @@ class DispatchRulesDefined(DomainEvent, type_name="crm.tickets.dispatch_rules_de
 PERSONAL_DATA = PersonalDataPolicy(
     {
         TicketOpened.type_name: {
+            "subject": "",
             "description": "",
             "requester_name": None,
             "requester_email": None,
             "requester_phone": None,
         },
         TicketReplied.type_name: {"body": ""},
+        TicketReopened.type_name: {"reason": ""},
         FollowUpVisitRecorded.type_name: {"outcome": ""},
         CsatAnswered.type_name: {"comment": ""},
         NpsAnswered.type_name: {"comment": ""},

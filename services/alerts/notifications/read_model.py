@@ -9,6 +9,7 @@ the row it already has; a pending row is what survives a restart of the worker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -257,6 +258,30 @@ async def cancel_pending(conn: AsyncConnection, tenant_id: str, subscription_id:
         )
         .values(status="cancelled", next_attempt_at=None)
     )
+
+
+async def redact_deliveries(
+    conn: AsyncConnection,
+    tenant_id: str,
+    subject_id: str,
+    redact: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """Rewrite the stored document of every delivery, sent or not, of an event whose
+    partition key is ``subject_id`` (the tenant's log, scanned once per erasure)."""
+    rows = await conn.execute(
+        select(deliveries.c.subscription_id, deliveries.c.event_id, deliveries.c.document).where(
+            deliveries.c.tenant_id == tenant_id,
+            deliveries.c.document["partitionkey"].as_string() == subject_id,
+        )
+    )
+    for row in rows.all():
+        document = redact(row.document)
+        if document != row.document:
+            await conn.execute(
+                update(deliveries)
+                .where(_delivery_key(tenant_id, row.subscription_id, row.event_id))
+                .values(document=document)
+            )
 
 
 async def delivery_log(

@@ -26,15 +26,8 @@ from typing import Any, ClassVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog import DomainEvent
-from libs.events.catalog.contacts import (
-    CustomerMerged,
-    CustomerRegistered,
-    InteractionLogged,
-    ProfileChanged,
-    catalog,
-)
+from libs.events.catalog.contacts import InteractionLogged, catalog
 from libs.events.store import RecordedEvent
-from libs.events.vault import PersonalDataPolicy
 from libs.events.write_path import HandlerContext, Subject, new_events
 from libs.platform.db import drop_overwritten_pages, is_postgres
 from services.contacts.commands import (
@@ -69,35 +62,6 @@ SERVICE = "contacts"
 SOURCE = "/crm/contacts"
 # The tenant's custom field definitions are one stream of their own.
 CUSTOM_FIELDS_STREAM = "custom-fields"
-
-# What erasure must make unreadable in the immutable history (crypto-shredding).
-# The subject is the event's partition key, the customer id.
-PERSONAL_DATA = PersonalDataPolicy(
-    {
-        CustomerRegistered.type_name: {
-            "name": "",
-            "email": None,
-            "phone": None,
-            "birthday": None,
-            "attributes": {},
-        },
-        ProfileChanged.type_name: {
-            "name": None,
-            "email": None,
-            "phone": None,
-            "birthday": None,
-            "attributes": {},
-        },
-        CustomerMerged.type_name: {
-            "email": None,
-            "phone": None,
-            "birthday": None,
-            "attributes": {},
-        },
-        # What was said on a call or in a meeting is about the person.
-        InteractionLogged.type_name: {"summary": ""},
-    }
-)
 
 
 @dataclass

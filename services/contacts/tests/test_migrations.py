@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from libs.events.catalog.contacts import PERSONAL_DATA
 from libs.events.store import EventStore, events, personal_data_keys
 from libs.platform.db import create_engine
 from libs.platform.migrations import (
@@ -21,7 +22,7 @@ from libs.platform.migrations import (
 )
 from services.contacts.app import create_app
 from services.contacts.commands import RegisterCustomer
-from services.contacts.handlers.customers import PERSONAL_DATA, Contacts, register_customer
+from services.contacts.handlers.customers import Contacts, register_customer
 from services.contacts.migrations import FOLDER
 from services.contacts.read_model import customer_list
 from services.contacts.settings import Settings

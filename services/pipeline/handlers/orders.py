@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from libs.events.write_path import new_events
 from services.pipeline.commands import (
     CancelOrder,
@@ -125,3 +127,11 @@ def order_view(order: orders.Order) -> dict[str, Any]:
         ],
         "version": order.version,
     }
+
+
+async def forget_customer(
+    pipeline: Pipeline, conn: AsyncConnection, tenant_id: str, customer_id: str
+) -> None:
+    """A customer erased in contacts: the reasons given for its orders' refunds and
+    cancellations are sealed with its key, which goes (they then read as empty)."""
+    await pipeline.store.erase_personal_data(tenant_id, customer_id, conn=conn)

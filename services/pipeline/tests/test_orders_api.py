@@ -358,3 +358,34 @@ async def test_racing_refunds_never_give_back_more_than_was_paid(api: Api) -> No
     assert sorted(a.status_code for a in answers) == [201] + [422] * 4
     detail = await api.client.get(f"/api/v1/orders/{order['id']}", headers=api.auth())
     assert (detail.json()["refunded"], detail.json()["remaining"]) == (600, 400)
+
+
+async def test_erasing_the_customer_makes_the_reasons_given_for_refunds_unreadable(
+    api: Api,
+) -> None:
+    customer = await api.register()
+    order = (await api.place(customer))["id"]
+    refunded = await api.client.post(
+        f"/api/v1/orders/{order}/refunds",
+        json={"amount": 1, "reason": "Zorblax broke it at home"},
+        headers=api.auth(),
+    )
+    assert refunded.status_code == 201, refunded.text
+
+    async def refunds() -> list[dict[str, Any]]:
+        response = await api.client.get(f"/api/v1/orders/{order}", headers=api.auth())
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()["refunds"]
+        return found
+
+    assert [r["reason"] for r in await refunds()] == ["Zorblax broke it at home"]
+    erased = await api.contacts.delete(
+        f"/api/v1/customers/{customer}/personal-data", headers=api.auth()
+    )
+    assert erased.status_code == 200, erased.text
+
+    async def forgotten() -> bool:
+        return [r["reason"] for r in await refunds()] == [""]
+
+    await eventually(forgotten)
+    assert [r["amount"] for r in await refunds()] == [1]  # the money is not personal

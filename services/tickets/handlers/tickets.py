@@ -130,12 +130,25 @@ async def open_ticket(
             calendar,
             now,
             rules,
-            subject=command.subject,
+            subject=await listed_subject(tickets, conn, tenant_id, command),
             channel=command.channel,
         )
     tickets.appended(len(events))
     ticket_metrics.opened(ticket)
     return ticket
+
+
+async def listed_subject(
+    tickets: Tickets, conn: AsyncConnection, tenant_id: str, command: OpenTicket
+) -> str:
+    """The subject as the list shows it: none for a customer whose personal data was
+    erased (their key is gone, so the events hold none either)."""
+    vault = tickets.store.vault
+    if vault is None:
+        return command.subject
+    customer = (tenant_id, command.customer_id)
+    keys = await vault.keys(conn, [customer])
+    return "" if customer in keys and keys[customer] is None else command.subject
 
 
 async def change(

@@ -9,8 +9,9 @@ then asks contacts over HTTP with the caller's own token.
 Merges: the duplicate's tickets follow the survivor (``TicketCustomerChanged``).
 
 Erasure: ``PersonalDataErased`` destroys the customer's key in this service's
-event store too, so what tickets copied (requester details, what the customer
-wrote) becomes unreadable everywhere, as in contacts.
+event store too, so what tickets copied (requester details, subjects, what the
+customer wrote) becomes unreadable everywhere, as in contacts, and blanks the
+subjects of the customer's tickets in the list.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from libs.events.projection import Projection, active_generation
 from libs.events.store import EventStore, NewEvent, personal_data_keys
 from libs.events.vault import PersonalDataVault
 from libs.platform.errors import DomainError, NotFound
-from services.tickets.read_model.ticket_list import tickets
+from services.tickets.read_model.ticket_list import forget_subjects, tickets
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class KnownCustomers(Projection):
                 await _follow_survivor(conn, tenant, e, event.envelope.time)
             case PersonalDataErased() as e:
                 await _VAULT.erase(conn, tenant, e.customer_id)
+                await forget_subjects(conn, tenant, e.customer_id)
                 await conn.execute(
                     t.update()
                     .where(t.c.tenant_id == tenant, t.c.customer_id == e.customer_id)

@@ -135,6 +135,16 @@ async def save(
     )
 
 
+async def forget_subjects(conn: AsyncConnection, tenant_id: str, customer_id: str) -> None:
+    """The customer's personal data was erased: a subject is free text that often names
+    them (the events' copies are sealed and now unreadable; this is the list's)."""
+    await conn.execute(
+        tickets.update()
+        .where(tickets.c.tenant_id == tenant_id, tickets.c.customer_id == customer_id)
+        .values(subject="")
+    )
+
+
 async def reschedule(
     conn: AsyncConnection,
     tenant_id: str,

@@ -22,7 +22,8 @@ from libs.events.catalog import alerts as alerts_events
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection, ProjectionRunner
-from libs.events.store import NewEvent
+from libs.events.store import NewEvent, personal_data_keys
+from libs.events.vault import PersonalDataPolicy, PersonalDataVault, Subject
 from libs.platform.errors import NotFound, PreconditionFailed, Unprocessable
 from services.alerts.handlers import Alerts
 from services.alerts.notifications import domain, read_model
@@ -31,12 +32,16 @@ from services.alerts.notifications.domain import (
     InvalidSubscription,
     Subscription,
     SubscriptionGone,
+    erasure,
 )
 from services.alerts.notifications.domain.cloudevents_http import event_document
 from services.alerts.notifications.domain.signing import InvalidSecret, key_of, new_secret
 from services.alerts.notifications.settings import NotificationSettings
 
 CATALOGS = (contacts.catalog, pipeline.catalog, tickets.catalog, loyalty.catalog)
+# Who was erased, as every service records it: a row without a key. Alerts seals
+# nothing, so no key is ever made here.
+_ERASURES = PersonalDataVault(personal_data_keys, PersonalDataPolicy(erasure.PERSONAL_FIELDS))
 TOPICS = ("contacts", "pipeline", "tickets", "loyalty", "alerts")
 # Every type the platform publishes: what a subscription may name.
 PLATFORM = EventCatalog(
@@ -288,21 +293,45 @@ class WebhookDispatch(Projection):
     async def apply_many(self, conn: AsyncConnection, events: Sequence[ReceivedEvent]) -> None:
         now = self.notifications.alerts.clock()
         by_tenant: dict[str, list[Any]] = {}
+        erased = await self._erased(conn, events)
         filed = 0
         for received in events:
             envelope = received.envelope
             tenant_id = envelope.tenantid
+            subject = erasure.erased_subject(received.event)
+            if subject is not None:
+                await self._forget(conn, tenant_id, subject)
+                erased.add((tenant_id, subject))
             if tenant_id not in by_tenant:
                 by_tenant[tenant_id] = await read_model.active_subscriptions(conn, tenant_id)
+            document = event_document(envelope)
+            # Published before the erasure, read after it (topics are read side by side).
+            if (tenant_id, envelope.partitionkey) in erased:
+                document = erasure.redacted(document)
             for sub in by_tenant[tenant_id]:
                 # Only what happened since the subscription began: a consumer that
                 # starts from the earliest offset must not send a tenant's history.
                 if envelope.time < sub.created_at:
                     continue
                 if domain.matches(sub.event_types, envelope.type):
-                    await read_model.enqueue(
-                        conn, tenant_id, sub.subscription_id, event_document(envelope), now
-                    )
+                    await read_model.enqueue(conn, tenant_id, sub.subscription_id, document, now)
                     filed += 1
         if filed:
             self.notifications.on_due()
+
+    async def _erased(self, conn: AsyncConnection, events: Sequence[ReceivedEvent]) -> set[Subject]:
+        """The subjects of personal events in ``events`` already erased (recorded by
+        ``_forget`` in this database's ``personal_data_keys``, with no key)."""
+        subjects = [
+            (e.envelope.tenantid, e.envelope.partitionkey)
+            for e in events
+            if erasure.is_personal(e.envelope.type)
+        ]
+        if not subjects:
+            return set()
+        keys = await _ERASURES.keys(conn, subjects)
+        return {subject for subject, key in keys.items() if key is None}
+
+    async def _forget(self, conn: AsyncConnection, tenant_id: str, subject_id: str) -> None:
+        await _ERASURES.erase(conn, tenant_id, subject_id)
+        await read_model.redact_deliveries(conn, tenant_id, subject_id, erasure.redacted)
