@@ -170,7 +170,7 @@ def new_upstream_client(settings: Settings) -> httpx.AsyncClient:
         read=settings.upstream_read_timeout_seconds,
         write=settings.upstream_read_timeout_seconds,
         # Waiting for a free pooled connection: the gateway's own overload, a 503.
-        pool=settings.upstream_connect_timeout_seconds,
+        pool=settings.upstream_pool_timeout_seconds,
     )
     limits = httpx.Limits(
         max_connections=settings.upstream_max_connections,

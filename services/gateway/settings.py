@@ -34,6 +34,10 @@ class Settings(ServiceSettings):
     # between chunks of a body), then 504. Imports of big files need the most.
     upstream_read_timeout_seconds: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, gt=0)
+    # How long a request may wait for one of those connections (a free pooled one, or a
+    # new one being made) before the gateway answers 503 for its own overload. Longer
+    # than the connect timeout: a burst on a busy machine queues rather than fails.
+    upstream_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # The longest silence tolerated from a client while it sends its request body, then
     # 408. A small body (up to 64 KiB declared) must arrive whole within it.
     request_body_timeout_seconds: float = Field(default=10.0, gt=0)

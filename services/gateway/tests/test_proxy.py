@@ -3,6 +3,7 @@ happens when a service is down or slow."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 
@@ -332,3 +333,42 @@ async def test_http_metrics_name_the_forwarded_route_not_the_catch_all(
         'service="gateway",status="200"}'
     ) in metrics
     assert 'route="/api/{path:path}"' not in metrics
+
+
+UNHURRIED = "/api/v1/customers/unhurried"
+
+
+async def test_a_burst_beyond_the_pool_queues_for_a_connection_instead_of_failing(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    # Four connections, twenty readers of 0.4 s each: the last wave waits about 1.6 s
+    # for a connection, longer than the 1 s allowed to make one.
+    settings = gateway_settings(pg_url, contacts_service.url, nowhere(), upstream_max_connections=4)
+    async with open_gateway(settings) as gateway:
+        wave = {"seconds": 0.4}
+        answers = await asyncio.gather(
+            *(gateway.get(UNHURRIED, params=wave, headers=bearer()) for _ in range(20))
+        )
+
+    assert [a.status_code for a in answers] == [200] * 20
+
+
+async def test_a_wait_for_a_connection_past_the_pool_timeout_is_a_fast_503(
+    pg_url: str, contacts_service: UpstreamServer
+) -> None:
+    settings = gateway_settings(
+        pg_url,
+        contacts_service.url,
+        nowhere(),
+        upstream_max_connections=1,
+        upstream_pool_timeout_seconds=0.2,
+    )
+    async with open_gateway(settings) as gateway:
+        answers = await asyncio.gather(
+            *(gateway.get(UNHURRIED, params={"seconds": 1}, headers=bearer()) for _ in range(3))
+        )
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200, 503, 503]
+    refused = next(a for a in answers if a.status_code == 503)
+    assert "Retry-After" in refused.headers

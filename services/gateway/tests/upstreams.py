@@ -17,7 +17,18 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar, Literal
 
 import uvicorn
-from fastapi import APIRouter, Body, Depends, FastAPI, File, Form, Request, Response, UploadFile
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    File,
+    Form,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+)
 from fastapi.responses import StreamingResponse
 
 from libs.auth import Principal, require
@@ -106,6 +117,15 @@ async def import_customers(
         "sha256": hashlib.sha256(content).hexdigest(),
         "mapping": mapping,
     }
+
+
+@contacts.get("/customers/unhurried")
+async def unhurried_search(
+    principal: Annotated[Principal, Depends(require("customers:read"))],
+    seconds: Annotated[float, Query(ge=0, le=2)] = 0.3,
+) -> dict[str, str]:
+    await asyncio.sleep(seconds)
+    return {"status": "in time"}
 
 
 @contacts.get("/customers/slow")
