@@ -63,7 +63,11 @@ class OrderBody(Body):
     external_id: str | None = None
     currency: str
     lines: list[OrderLine] = Field(default=[], max_length=MAX_LINES)
+    # What the customer paid: the lines, plus shipping, less the discount (derived when
+    # left out; given, it must add up).
     total: MinorUnits | None = None
+    shipping: MinorUnits = 0
+    discount: MinorUnits = 0
     placed_at: Instant | None = None
 
 

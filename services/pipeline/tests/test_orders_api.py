@@ -62,6 +62,26 @@ async def test_two_orders_and_a_partial_refund_make_the_purchase_figures(api: Ap
     assert items[1]["status"] == "partially_refunded" and items[1]["refunded"] == 5000
 
 
+async def test_shipping_and_a_discount_make_the_total(api: Api) -> None:
+    customer = await api.register()
+    response = await api.client.post(
+        "/api/v1/orders",
+        json={
+            "customer_id": customer,
+            "currency": "CNY",
+            "lines": [{"sku": "T", "name": "Tea", "quantity": 2, "unit_price": 8800}],
+            "shipping": 1000,
+            "discount": 600,
+            "total": 18000,
+        },
+        headers=api.auth(),
+    )
+
+    assert response.status_code == 201, response.text
+    order = await api.client.get(f"/api/v1/orders/{response.json()['id']}", headers=api.auth())
+    assert order.json()["total"] == 18000
+
+
 async def test_a_historic_placed_at_is_kept_exactly(api: Api) -> None:
     customer = await api.register()
     placed = await api.place(customer, placed_at="2019-03-14T15:09:26.535897+08:00")
