@@ -24,8 +24,7 @@ from libs.events.catalog.contacts import (
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection
-from libs.platform.db import UtcDateTime
-from services.pipeline.read_model import upsert_for
+from libs.platform.db import UtcDateTime, upsert_for
 
 # --- customers -------------------------------------------------------------------------
 
