@@ -1,6 +1,6 @@
 """The customers a service knows (``libs.events.known_customers``): the projection of
 contacts' events and the directory that asks contacts when the topic lags. Real
-PostgreSQL; contacts is a stand-in behind ``httpx.MockTransport``."""
+PostgreSQL and SQLite; contacts is a stand-in behind ``httpx.MockTransport``."""
 
 from __future__ import annotations
 
@@ -105,18 +105,18 @@ async def find(engine: AsyncEngine, projection: KnownCustomers, customer_id: str
 
 
 @pytest.fixture
-async def tagged(pg_engine: AsyncEngine) -> AsyncIterator[TaggedCustomers]:
+async def tagged(any_engine: AsyncEngine) -> AsyncIterator[TaggedCustomers]:
     projection = TaggedCustomers()
-    async with pg_engine.begin() as conn:
+    async with any_engine.begin() as conn:
         await conn.run_sync(projection.metadata.create_all)
     yield projection
 
 
 async def test_tags_follow_registration_tagging_and_what_a_merge_absorbed(
-    pg_engine: AsyncEngine, tagged: TaggedCustomers
+    any_engine: AsyncEngine, tagged: TaggedCustomers
 ) -> None:
     await apply(
-        pg_engine,
+        any_engine,
         tagged,
         registered("c-1", ["vip", "b2b"]),
         CustomerTagged(customer_id="c-1", tag="new"),
@@ -124,26 +124,27 @@ async def test_tags_follow_registration_tagging_and_what_a_merge_absorbed(
         CustomerTagged(customer_id="nobody", tag="x"),  # not registered: nothing to tag
         CustomerMerged(customer_id="c-1", duplicate_id="c-2", tags=["wholesale"]),
     )
-    assert await find(pg_engine, tagged, "c-1") == KnownCustomer("c-1", ("new", "vip", "wholesale"))
-    assert await find(pg_engine, tagged, "nobody") is None
-    async with pg_engine.connect() as conn:
+    tags = ("new", "vip", "wholesale")
+    assert await find(any_engine, tagged, "c-1") == KnownCustomer("c-1", tags)
+    assert await find(any_engine, tagged, "nobody") is None
+    async with any_engine.connect() as conn:
         assert await tagged.find(conn, "globex", "c-1") is None  # another tenant's
 
 
 async def test_a_merged_duplicate_counts_for_its_survivor_whatever_arrives_first(
-    pg_engine: AsyncEngine, tagged: TaggedCustomers
+    any_engine: AsyncEngine, tagged: TaggedCustomers
 ) -> None:
     # The duplicate's stream (and its merge) on one partition, the survivor's on another.
     await apply(
-        pg_engine,
+        any_engine,
         tagged,
         registered("dup"),
         CustomerMergedInto(customer_id="dup", survivor_id="keep"),
         registered("keep", ["vip"]),
     )
-    assert await find(pg_engine, tagged, "dup") == KnownCustomer("keep", ("vip",))
+    assert await find(any_engine, tagged, "dup") == KnownCustomer("keep", ("vip",))
     assert tagged.moved == [("dup", "keep")]
-    async with pg_engine.connect() as conn:
+    async with any_engine.connect() as conn:
         assert await tagged.resolve_many(conn, "acme", ["dup", "keep", "gone"]) == {
             "dup": "keep",
             "keep": "keep",
@@ -152,26 +153,26 @@ async def test_a_merged_duplicate_counts_for_its_survivor_whatever_arrives_first
 
 
 async def test_erasure_marks_the_customer_and_asks_the_service_to_forget(
-    pg_engine: AsyncEngine, tagged: TaggedCustomers
+    any_engine: AsyncEngine, tagged: TaggedCustomers
 ) -> None:
     erased = PersonalDataErased(customer_id="c-1", erased_at=T0, by="admin")
-    await apply(pg_engine, tagged, registered("c-1"), erased)
-    async with pg_engine.connect() as conn:
+    await apply(any_engine, tagged, registered("c-1"), erased)
+    async with any_engine.connect() as conn:
         flag = await conn.scalar(
             select(tagged.table.c.erased).where(tagged.table.c.customer_id == "c-1")
         )
     assert flag is True and tagged.forgotten == ["c-1"]
 
 
-async def test_ids_only_and_learning_twice_changes_nothing(pg_engine: AsyncEngine) -> None:
+async def test_ids_only_and_learning_twice_changes_nothing(any_engine: AsyncEngine) -> None:
     projection = IdsOnly()
-    async with pg_engine.begin() as conn:
+    async with any_engine.begin() as conn:
         await conn.run_sync(projection.metadata.create_all)
     assert "tags" not in projection.table.c
-    await apply(pg_engine, projection, registered("c-1", ["vip"]), registered("c-1"))
-    async with pg_engine.begin() as conn:
+    await apply(any_engine, projection, registered("c-1", ["vip"]), registered("c-1"))
+    async with any_engine.begin() as conn:
         await projection.learn(conn, "acme", "c-1")
-    assert await find(pg_engine, projection, "c-1") == KnownCustomer("c-1")
+    assert await find(any_engine, projection, "c-1") == KnownCustomer("c-1")
 
 
 # --- the directory -------------------------------------------------------------------
@@ -207,12 +208,12 @@ BEARER = "token-of-the-caller"  # bare, as libs.platform.dependencies.bearer_tok
 
 
 async def test_the_directory_asks_contacts_once_with_the_caller_s_token(
-    pg_engine: AsyncEngine, tagged: TaggedCustomers
+    any_engine: AsyncEngine, tagged: TaggedCustomers
 ) -> None:
     survivor = {"id": "c-9", "tags": ["vip"]}
     contacts = Contacts({"c-9": survivor, "old": survivor})  # "old": merged into c-9
-    directory = directory_for(pg_engine, tagged, contacts)
-    await apply(pg_engine, tagged, registered("c-1"))
+    directory = directory_for(any_engine, tagged, contacts)
+    await apply(any_engine, tagged, registered("c-1"))
 
     assert await directory.find("acme", "c-1", BEARER) == KnownCustomer("c-1")
     assert contacts.asked == []  # the topic told already
@@ -225,16 +226,16 @@ async def test_the_directory_asks_contacts_once_with_the_caller_s_token(
     assert len(contacts.asked) == 1
     # Contacts answers a merged id with its survivor: recorded as merged into it.
     assert await directory.find("acme", "old", BEARER) == KnownCustomer("c-9", ("vip",))
-    assert await find(pg_engine, tagged, "old") == KnownCustomer("c-9", ("vip",))
+    assert await find(any_engine, tagged, "old") == KnownCustomer("c-9", ("vip",))
     assert len(contacts.asked) == 2
     await directory.aclose()
 
 
 async def test_unknown_is_a_404_and_an_unreachable_contacts_a_503(
-    pg_engine: AsyncEngine, tagged: TaggedCustomers
+    any_engine: AsyncEngine, tagged: TaggedCustomers
 ) -> None:
     contacts = Contacts({})
-    directory = directory_for(pg_engine, tagged, contacts)
+    directory = directory_for(any_engine, tagged, contacts)
     with pytest.raises(UnknownCustomer) as unknown:
         await directory.find("acme", "theirs", BEARER)  # another tenant's: contacts' 404
     assert unknown.value.status_code == 404
@@ -245,7 +246,7 @@ async def test_unknown_is_a_404_and_an_unreachable_contacts_a_503(
         raise httpx.ConnectError("connection refused", request=request)
 
     for handler in (down, lambda request: httpx.Response(502), Contacts({})):
-        directory = directory_for(pg_engine, tagged, handler)
+        directory = directory_for(any_engine, tagged, handler)
         with pytest.raises(ContactsUnavailable) as unavailable:
             await directory.find("acme", "c-1", "someone-else's-token")
         assert unavailable.value.status_code == 503
@@ -253,17 +254,17 @@ async def test_unknown_is_a_404_and_an_unreachable_contacts_a_503(
 
 
 async def test_the_directory_reads_the_generation_serving_now(
-    pg_engine: AsyncEngine,
+    any_engine: AsyncEngine,
 ) -> None:
     generations = {n: TaggedCustomers(n) for n in (1, 2)}
-    async with pg_engine.begin() as conn:
+    async with any_engine.begin() as conn:
         for projection in generations.values():
             await conn.run_sync(projection.metadata.create_all)
-    await apply(pg_engine, generations[2], registered("c-1", ["vip"]))
+    await apply(any_engine, generations[2], registered("c-1", ["vip"]))
     directory = CustomerDirectory(
-        generations[1], pg_engine, contacts_url=None, generations=generations.__getitem__
+        generations[1], any_engine, contacts_url=None, generations=generations.__getitem__
     )
     with pytest.raises(UnknownCustomer):
         await directory.find("acme", "c-1", BEARER)
-    await activate_generation(pg_engine, directory.customers.name, 2)
+    await activate_generation(any_engine, directory.customers.name, 2)
     assert await directory.find("acme", "c-1", BEARER) == KnownCustomer("c-1", ("vip",))
