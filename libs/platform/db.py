@@ -17,8 +17,10 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, event
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import JSON, TypeDecorator
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -108,6 +110,12 @@ def create_engine(
 
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def upsert_for(bind: AsyncConnection | AsyncEngine) -> Any:
+    """The dialect's ``insert``, the one with ``on_conflict_do_nothing``/``_do_update``
+    (an idempotent write: PostgreSQL and SQLite spell ON CONFLICT alike)."""
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
 CHECKPOINT_ATTEMPTS = 20

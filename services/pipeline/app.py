@@ -9,7 +9,6 @@ customers projection, the follow-up requests of the alerts topic and planner upk
 
 from __future__ import annotations
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -53,10 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     relay = outbox_relay(settings, engine)
     customers = KnownCustomers()
     runner = ProjectionRunner(customers, engine, settings.kafka(), contacts_catalog)
-    client = httpx.AsyncClient()
     pipeline = Pipeline(
         store=relay.store,
-        directory=CustomerDirectory(customers, engine, settings.contacts_url or None, client),
+        directory=CustomerDirectory(customers, engine, settings.contacts_url or None),
         on_append=relay.wake,
     )
 
@@ -78,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay=relay,
         projections=[Projected(runner), Projected(follow_ups)],
         jobs=[statistics(engine, SERVICE)],
-        close=[client.aclose],
+        close=[pipeline.directory.aclose],
     )
 
     app = create_service_app(

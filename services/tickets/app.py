@@ -28,7 +28,7 @@ from services.tickets.handlers import SERVICE, SOURCE, Tickets
 from services.tickets.handlers.breach_scheduler import BreachScheduler
 from services.tickets.migrations import FOLDER as MIGRATIONS
 from services.tickets.read_model import known_customers
-from services.tickets.read_model.known_customers import CustomerDirectory, projection_factory
+from services.tickets.read_model.known_customers import customer_directory, projection_factory
 from services.tickets.settings import Settings
 
 VERSION = "0.1.0"
@@ -54,7 +54,7 @@ def create_app(
     relay = outbox_relay(settings, engine)
     tickets = Tickets(
         store=relay.store,
-        directory=CustomerDirectory(engine, settings.contacts_url or None),
+        directory=customer_directory(engine, settings.contacts_url or None),
         on_append=relay.wake,
     )
     if clock is not None:
@@ -72,6 +72,7 @@ def create_app(
         relay=relay,
         projections=[Projected(customers, run=settings.run_customer_projection)],
         jobs=[Job("tickets-sla", scheduler.run)] if settings.run_sla_scheduler else [],
+        close=[tickets.directory.aclose],
     )
 
     app = create_service_app(

@@ -18,19 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httpx
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.events import known_customers
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.pipeline import catalog
+from libs.events.known_customers import ContactsUnavailable
 from libs.events.store import RecordedEvent
 from libs.events.write_path import HandlerContext, Subject
-from libs.platform.errors import (
-    DomainError,
-    Forbidden,
-    NotFound,
-    Unprocessable,
-)
+from libs.platform.errors import Forbidden, Unprocessable
 from services.pipeline.domain.errors import UnknownCustomer
 from services.pipeline.read_model.known_customers import KnownCustomers
 
@@ -38,84 +34,25 @@ log = logging.getLogger(__name__)
 
 SERVICE = "pipeline"
 SOURCE = "/crm/pipeline"
-CONTACTS_TIMEOUT_SECONDS = 5.0
-
-
-class CustomerNotFound(NotFound):
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(f"no customer {customer_id}", customer_id=customer_id)
-
-
-class ContactsUnavailable(DomainError):
-    """The customer is not known here yet and contacts could not be asked."""
-
-    status_code = 503
-
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(
-            f"cannot check customer {customer_id} with contacts now; try again shortly",
-            headers={"Retry-After": "2"},
-            customer_id=customer_id,
-        )
+# Who a registration is about before contacts gives it an id (in a 503's extras).
+NEW = "(new)"
 
 
 @dataclass
-class CustomerDirectory:
-    """Which customers exist: the contacts topic's copy, else contacts over HTTP."""
+class CustomerDirectory(known_customers.CustomerDirectory):
+    """Which customers exist (``libs.events.known_customers``), and the pipeline's own
+    questions: a customer named in a body, the records of one, a converted lead's."""
 
     customers: KnownCustomers
-    engine: AsyncEngine
-    contacts_url: str | None = None
-    client: httpx.AsyncClient | None = None
-
-    async def find(self, tenant_id: str, customer_id: str, bearer: str | None) -> str | None:
-        """The id ``customer_id`` counts as now (a merged one's survivor), None if the
-        tenant has no such customer."""
-        async with self.engine.connect() as conn:
-            found = await self.customers.resolve(conn, tenant_id, customer_id)
-        if found is not None:
-            return found
-        if not self.contacts_url or self.client is None or not bearer:
-            return None
-        try:
-            # The caller's own token: contacts answers for the caller's tenant only.
-            response = await self.client.get(
-                f"{self.contacts_url.rstrip('/')}/api/v1/customers/{customer_id}",
-                headers={"Authorization": f"Bearer {bearer}"},
-                timeout=CONTACTS_TIMEOUT_SECONDS,
-            )
-        except httpx.HTTPError:
-            log.warning("contacts unreachable while checking customer %s", customer_id)
-            raise ContactsUnavailable(customer_id) from None
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            log.warning("contacts answered %s for customer %s", response.status_code, customer_id)
-            raise ContactsUnavailable(customer_id)
-        survivor = str(response.json()["id"])
-        async with self.engine.begin() as conn:
-            await self.customers.learn(conn, tenant_id, survivor)
-            if survivor != customer_id:
-                await self.customers.learn(conn, tenant_id, customer_id, survivor_id=survivor)
-        return survivor
 
     async def register(
         self, tenant_id: str, profile: dict[str, Any], bearer: str | None
     ) -> tuple[str, bool]:
         """Register a customer with contacts, or find the one holding the email or phone:
         (its id, whether it already existed)."""
-        if not self.contacts_url or self.client is None or not bearer:
-            raise ContactsUnavailable("(new)")
-        try:
-            response = await self.client.post(
-                f"{self.contacts_url.rstrip('/')}/api/v1/customers",
-                json=profile,
-                headers={"Authorization": f"Bearer {bearer}"},
-                timeout=CONTACTS_TIMEOUT_SECONDS,
-            )
-        except httpx.HTTPError:
-            log.warning("contacts unreachable while registering a converted lead")
-            raise ContactsUnavailable("(new)") from None
+        response = await self.ask_contacts("POST", "customers", bearer, NEW, profile)
+        if response is None:
+            raise ContactsUnavailable(NEW)
         body = (
             response.json()
             if response.headers.get("content-type", "").startswith(
@@ -134,7 +71,7 @@ class CustomerDirectory:
             raise Forbidden("converting a lead registers a customer: customers:write needed")
         else:
             log.warning("contacts answered %s to a registration", response.status_code)
-            raise ContactsUnavailable("(new)")
+            raise ContactsUnavailable(NEW)
         async with self.engine.begin() as conn:
             await self.customers.learn(conn, tenant_id, customer_id)
         return customer_id, existed
@@ -142,19 +79,17 @@ class CustomerDirectory:
     async def require(
         self, tenant_id: str, customer_id: str, bearer: str | None, field: str = "customer_id"
     ) -> str:
-        """As ``find``, for a customer named in a request body: unknown is a 422."""
-        found = await self.find(tenant_id, customer_id, bearer)
+        """The id a customer named in a request body counts as now; unknown is a 422."""
+        found = await self.known(tenant_id, customer_id, bearer)
         if found is None:
             raise UnknownCustomer(customer_id, field)
-        return found
+        return found.id
 
     async def records(self, tenant_id: str, customer_id: str, bearer: str | None) -> list[str]:
         """The customer of a path and the records merged into it; unknown is a 404."""
         found = await self.find(tenant_id, customer_id, bearer)
-        if found is None:
-            raise CustomerNotFound(customer_id)
         async with self.engine.connect() as conn:
-            return await self.customers.records_of(conn, tenant_id, found)
+            return await self.customers.records_of(conn, tenant_id, found.id)
 
 
 @dataclass

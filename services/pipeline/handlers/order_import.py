@@ -266,9 +266,9 @@ async def _customers(
         found = await pipeline.directory.customers.resolve_many(conn, tenant_id, distinct)
     for customer_id in distinct:
         if customer_id not in found:
-            resolved = await pipeline.directory.find(tenant_id, customer_id, bearer)
-            if resolved is not None:
-                found[customer_id] = resolved
+            known = await pipeline.directory.known(tenant_id, customer_id, bearer)
+            if known is not None:
+                found[customer_id] = known.id
     return found
 
 

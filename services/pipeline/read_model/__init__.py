@@ -8,17 +8,8 @@ contracts) and ``funnel`` (deals and their stays in stages). All share ``metadat
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     MetaData,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
-
-
-def upsert_for(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Column, Index, Integer, String, Table, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.platform.db import UtcDateTime
+from libs.platform.db import UtcDateTime, upsert_for
 from services.pipeline.domain.leads import OPEN, Lead
-from services.pipeline.read_model import metadata, upsert_for
+from services.pipeline.read_model import metadata
 
 leads = Table(
     "pipeline_leads",

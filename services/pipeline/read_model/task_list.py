@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.platform.db import UtcDateTime
+from libs.platform.db import UtcDateTime, upsert_for
 from services.pipeline.domain.contracts import Contract
 from services.pipeline.domain.tasks import Task
-from services.pipeline.read_model import metadata, upsert_for
+from services.pipeline.read_model import metadata
 
 tasks = Table(
     "pipeline_tasks",

@@ -16,10 +16,10 @@ from typing import ClassVar
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.tickets import catalog
+from libs.events.known_customers import CustomerDirectory
 from libs.events.store import RecordedEvent
 from libs.events.write_path import HandlerContext
 from services.tickets.domain.calendar import BusinessCalendar
-from services.tickets.read_model.known_customers import CustomerDirectory
 
 SERVICE = "tickets"
 SOURCE = "/crm/tickets"

@@ -19,6 +19,7 @@ from libs.events.catalog.tickets import (
     Targets,
     catalog,
 )
+from libs.events.known_customers import KnownCustomer
 from libs.events.write_path import new_events
 from libs.platform.errors import NotFound, Unprocessable
 from services.tickets.commands import DefineBusinessCalendar, DefineSlaPolicy
@@ -26,7 +27,6 @@ from services.tickets.domain.calendar import STANDARD, BusinessCalendar
 from services.tickets.domain.sla import TARGETS
 from services.tickets.domain.ticket import AppliedSla
 from services.tickets.handlers import Tickets
-from services.tickets.read_model.known_customers import KnownCustomer
 
 DEFAULT_POLICY = "default"
 ESCALATION_RULES = "escalation-rules"

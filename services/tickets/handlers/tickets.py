@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.tickets import EscalationRule, Priority, TicketOpened, TicketReplied
+from libs.events.known_customers import KnownCustomer
 from libs.events.store import RecordedEvent
 from libs.events.write_path import new_events
 from libs.platform.errors import DomainError, NotFound
@@ -46,7 +47,6 @@ from services.tickets.handlers.policies import (
     escalation_rules,
 )
 from services.tickets.read_model import ticket_list
-from services.tickets.read_model.known_customers import KnownCustomer
 
 log = logging.getLogger(__name__)
 

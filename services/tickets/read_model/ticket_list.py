@@ -25,12 +25,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events.catalog.tickets import EscalationRule
-from libs.platform.db import UtcDateTime
+from libs.platform.db import UtcDateTime, upsert_for
 from libs.platform.dependencies import decode_cursor, encode_cursor
 from services.tickets.domain.calendar import BusinessCalendar
 from services.tickets.domain.escalation import next_look
@@ -117,9 +115,8 @@ async def save(
         "updated_at": now,
     }
     if subject is not None:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         await conn.execute(
-            insert(tickets).values(
+            upsert_for(conn)(tickets).values(
                 tenant_id=tenant_id,
                 ticket_id=ticket.id,
                 subject=subject,

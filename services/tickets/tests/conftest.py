@@ -113,7 +113,10 @@ def settings(service_pg_url: str, kafka: KafkaSettings) -> Settings:
 def tickets_app(settings: Settings, clock: MovableClock, contacts_app: FastAPI | None) -> FastAPI:
     app = create_app(settings, clock=clock)
     if contacts_app is not None:
-        app.state.tickets.directory.transport = httpx.ASGITransport(app=contacts_app)
+        # Contacts in this process instead of on a port; closed with the app.
+        app.state.tickets.directory.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=contacts_app)
+        )
     return app
 
 
