@@ -29,8 +29,6 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog import DomainEvent
@@ -44,7 +42,7 @@ from libs.events.catalog.loyalty import (
     RedemptionCancelled,
 )
 from libs.platform.birthdays import birthday_table, keep_birthday
-from libs.platform.db import BigId, JsonDocument, UtcDateTime, is_postgres
+from libs.platform.db import BigId, JsonDocument, UtcDateTime, is_postgres, upsert_for
 from services.loyalty.domain.ledger import Ledger, line_points
 
 metadata = MetaData()
@@ -210,7 +208,7 @@ async def record_many(
                 counts[month][name] = counts[month].get(name, 0) + sign * abs(points)
     if rows:
         await conn.execute(lines.insert(), rows)
-    insert = pg_insert if is_postgres(conn.engine) else sqlite_insert
+    insert = upsert_for(conn)
     for month, figures in counts.items():
         stmt = insert(monthly).values(
             tenant_id=tenant_id,
@@ -265,7 +263,7 @@ async def record_many(
 
 
 async def add_member(conn: AsyncConnection, tenant_id: str, customer_id: str, at: datetime) -> None:
-    insert = pg_insert if is_postgres(conn.engine) else sqlite_insert
+    insert = upsert_for(conn)
     await conn.execute(
         insert(members)
         .values(tenant_id=tenant_id, customer_id=customer_id, registered_at=at)

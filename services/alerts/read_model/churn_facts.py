@@ -31,12 +31,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import ChurnRules, RiskLevel
-from libs.platform.db import JsonDocument, UtcDateTime
+from libs.platform.db import JsonDocument, UtcDateTime, upsert_for
 from services.alerts.domain.facts import Fact, FactKind
 from services.alerts.domain.rules import check_rules, default_rules
 
@@ -45,7 +43,7 @@ metadata = MetaData()
 
 def insert(conn: AsyncConnection, table: Table) -> Any:
     """An insert with ON CONFLICT in the connection's dialect (PostgreSQL or SQLite)."""
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+    return upsert_for(conn)(table)
 
 
 facts = Table(

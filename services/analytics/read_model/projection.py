@@ -18,8 +18,6 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Table, bindparam, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import ChurnRiskChanged
@@ -45,13 +43,14 @@ from libs.events.catalog.tickets import CsatAnswered, NpsAnswered, TicketOpened
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection
+from libs.platform.db import upsert_for
 from services.analytics.domain.periods import period_of
 from services.analytics.domain.sources import TOPICS
 from services.analytics.read_model.tables import NAME, Tables
 
 
 def insert(conn: AsyncConnection, table: Table) -> Any:
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+    return upsert_for(conn)(table)
 
 
 def encode(value: Any) -> str | None:

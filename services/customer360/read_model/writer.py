@@ -20,14 +20,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events import metrics
 from libs.events.consumer import ReceivedEvent
 from libs.events.projection import Projection
-from libs.platform.db import is_postgres
+from libs.platform.db import is_postgres, upsert_for
 from services.customer360.domain.sources import SOURCES
 from services.customer360.domain.view import (
     TIMELINE_LENGTH,
@@ -319,4 +317,4 @@ def projection_factory(generation: int) -> Customer360Projection:
 
 def _insert(conn: AsyncConnection) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both PostgreSQL and SQLite."""
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return upsert_for(conn)
