@@ -1,8 +1,11 @@
 """Command-line tools from other ecosystems that tests check the published documents with.
 
-The AsyncAPI CLI (npm ``@asyncapi/cli``) is installed on first use into ``var/tools``
-with the machine's npm, pinned, and reused afterwards; a machine without npm fails the
-test that needs it, naming the package (Debian: ``apt-get install nodejs npm``).
+The AsyncAPI CLI (npm ``@asyncapi/cli``) is installed on first use with the machine's
+npm, pinned, into the user's cache (``$XDG_CACHE_HOME/crm-platform/tools``, like pip's and
+npm's own caches), and reused afterwards by every checkout of the project: installing it
+takes minutes, validating seconds. ``CRM_TOOLS_DIR`` puts it elsewhere. A machine without
+npm fails the test that needs it, naming the package (Debian: ``apt-get install nodejs
+npm``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 ASYNCAPI_CLI = "@asyncapi/cli"
 ASYNCAPI_CLI_VERSION = "6.2.0"
-TOOLS = ROOT / "var" / "tools"
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+TOOLS = Path(os.environ.get("CRM_TOOLS_DIR") or _CACHE / "crm-platform" / "tools")
 
 
 def asyncapi_cli() -> Path:
