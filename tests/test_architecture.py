@@ -220,7 +220,6 @@ LONG_MODULES = {
     "libs/events/consumer.py": 463,
     "libs/events/outbox.py": 496,
     "libs/events/projection.py": 461,
-    "libs/events/store.py": 488,
     "services/alerts/api.py": 483,
     "services/alerts/handlers/__init__.py": 437,
     "services/alerts/read_model/churn_facts.py": 603,
