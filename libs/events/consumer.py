@@ -42,7 +42,6 @@ from libs.events.received import (
 log = logging.getLogger(__name__)
 
 
-
 class EventConsumer:
     def __init__(
         self,
@@ -357,7 +356,6 @@ class EventConsumer:
                 self._stalled.add(tp)
             else:
                 self._stalled.discard(tp)
-
 
 
 def _event_id(record: ConsumerRecord) -> str | None:

@@ -57,7 +57,6 @@ async def outbox_backlog(conn: AsyncConnection, *, now: datetime | None = None) 
     return OutboxBacklog(count, oldest, age)
 
 
-
 async def pending_events(
     conn: AsyncConnection, store: EventStore, limit: int
 ) -> list[tuple[RecordedEvent, bytes | None]]:

@@ -16,7 +16,6 @@ from services.gateway.authentication import Caller
 router = ServiceRouter()
 
 
-
 @router.api_route(
     "/api/{path:path}",
     methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
