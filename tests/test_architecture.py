@@ -176,7 +176,7 @@ BESIDE_THE_SHAPE = {
         "console.py",
         "open_resources.py",
         "openapi.py",
-        "proxy.py",
+        "proxy",
         "rate_limit.py",
         "routes.py",
     },
@@ -217,11 +217,6 @@ def test_a_role_is_a_file_or_a_folder_never_both() -> None:
 # past it when the rule was written down (decision 0092): each may shrink, none grow,
 # and no other may join them.
 LONG_MODULES = {
-    "libs/events/consumer.py": 463,
-    "libs/events/outbox.py": 496,
-    "libs/events/projection.py": 461,
-    "libs/events/store.py": 488,
-    "libs/platform/app.py": 571,
     "services/alerts/api.py": 483,
     "services/alerts/handlers/__init__.py": 437,
     "services/alerts/read_model/churn_facts.py": 603,
@@ -231,13 +226,10 @@ LONG_MODULES = {
     "services/contacts/handlers/import_jobs.py": 437,
     "services/contacts/handlers/importer.py": 546,
     "services/contacts/read_model/customer_list.py": 600,
-    "services/gateway/api.py": 448,
-    "services/gateway/proxy.py": 497,
     "services/loyalty/domain/decisions.py": 619,
     "services/tickets/domain/ticket.py": 412,
 }
 LONG_FUNCTIONS = {
-    "libs/platform/app.py:create_service_app": 85,
     "libs/platform/cli.py:build_cli": 222,
     "services/alerts/domain/reminders.py:due_reminders": 91,
     "services/alerts/handlers/__init__.py:assess_customers": 124,

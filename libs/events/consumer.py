@@ -10,6 +10,9 @@ counted and skipped (a newer producer is allowed to publish them).
 A broker can lose a topic (the bundled one keeps it in memory) or have it
 recreated: a partition whose checkpoint no longer matches the topic is read
 again from its beginning (see docs/decisions/0010).
+
+What it hands its handler is in ``received.py``; joining the group, and resuming
+each assigned partition from its checkpoint, in ``consumer_group.py``.
 """
 
 from __future__ import annotations
@@ -17,52 +20,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from libs.events import metrics, readiness
-from libs.events.catalog import DomainEvent, EventCatalog, UndecodableEvent, UnknownEventType
+from libs.events.catalog import EventCatalog, UndecodableEvent, UnknownEventType
+from libs.events.consumer_group import PartitionAssignment, started_unless_stopped
 from libs.events.envelope import EventEnvelope, InvalidEnvelope
 from libs.events.kafka import KafkaSettings, dlq_topic, ensure_topics, new_producer
+from libs.events.received import (
+    BatchHandler,
+    Checkpoint,
+    CheckpointLoader,
+    PartitionProgress,
+    Progress,
+    ReceivedEvent,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedEvent:
-    envelope: EventEnvelope
-    event: DomainEvent
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionProgress:
-    """Where a partition stands once a batch is applied: the next offset to read,
-    and the id of the message just before it (the topic's identity at that point)."""
-
-    next_offset: int
-    last_event_time: datetime | None
-    last_event_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Where a consumer saved it stands in a partition, read back on assignment."""
-
-    next_offset: int
-    last_event_id: str | None
-
-
-Progress = dict[TopicPartition, PartitionProgress]
-BatchHandler = Callable[[Sequence[ReceivedEvent], Progress], Awaitable[None]]
-CheckpointLoader = Callable[[set[TopicPartition]], Awaitable[dict[TopicPartition, Checkpoint]]]
 
 
 class EventConsumer:
@@ -133,8 +110,8 @@ class EventConsumer:
             heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
         )
         dlq = new_producer(self.kafka, client_id=f"{self.group_id}-dlq")
-        consumer.subscribe(self.topics, listener=_Assignment(self, consumer))
-        if not await _started_unless_stopped(consumer, stop):
+        consumer.subscribe(self.topics, listener=PartitionAssignment(self, consumer))
+        if not await started_unless_stopped(consumer, stop):
             return
         await dlq.start()
         self.consumer, self._dlq = consumer, dlq
@@ -381,44 +358,6 @@ class EventConsumer:
                 self._stalled.discard(tp)
 
 
-class _Assignment(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: EventConsumer, consumer: AIOKafkaConsumer) -> None:
-        self.owner = owner
-        self.consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.owner._resumed.difference_update(revoked)
-        self.owner._stalled.difference_update(revoked)
-        for tp in revoked:
-            # Another member answers for it now.
-            self.owner._waiting_since.pop(tp, None)
-            metrics.CONSUMER_STALLED.labels(self.owner.group_id, tp.topic, str(tp.partition)).set(0)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        owner = self.owner
-        owner.joined = True
-        for state in (owner.positions, owner._verifying, owner._below_position_since):
-            for tp in [tp for tp in state if tp not in assigned]:
-                del state[tp]
-        if owner.checkpoints is None or not assigned:
-            owner._resumed = set(assigned)
-            return
-        owner._resumed.difference_update(assigned)
-        saved = await owner.checkpoints(set(assigned))
-        for tp in assigned:
-            checkpoint = saved.get(tp)
-            if checkpoint is None or checkpoint.next_offset == 0:
-                # Never applied: from the start (what was fetched meanwhile was dropped).
-                self.consumer.seek(tp, 0)
-                continue
-            owner.positions[tp] = checkpoint.next_offset
-            # Start where the database says, one message early, to see that it is the
-            # message applied last: the topic may have been lost and refilled since.
-            self.consumer.seek(tp, checkpoint.next_offset - 1)
-            owner._verifying[tp] = checkpoint
-        owner._resumed = set(assigned)
-
-
 def _event_id(record: ConsumerRecord) -> str | None:
     for key, value in record.headers or ():
         if key == "ce_id":
@@ -438,26 +377,3 @@ __all__ = [
     "Progress",
     "ReceivedEvent",
 ]
-
-
-async def _started_unless_stopped(consumer: AIOKafkaConsumer, stop: asyncio.Event) -> bool:
-    """Start ``consumer`` (it returns once the group assigned it partitions), unless
-    ``stop`` is set first: a group join can take the broker's whole join delay, and a
-    service shutting down must not wait for an assignment it will give back at once."""
-    starting = asyncio.ensure_future(consumer.start())
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not starting.done():
-            starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
-    if starting.cancelled():
-        await consumer.stop()
-        return False
-    failure = starting.exception()
-    if failure is not None:
-        await consumer.stop()
-        raise failure
-    return True

@@ -13,29 +13,34 @@ The broker may lose what it was given (the bundled one keeps topics in memory):
 before each pass, and every few seconds while idle, the relay compares the
 topic with what it knows it published, and on a loss publishes the whole store
 again before anything new (libs/events/published.py, docs/decisions/0010).
+
+The outbox table's bookkeeping (what waits, its backlog, deleting what was
+acknowledged) is in ``outbox_rows.py``; the batches per partition, and what the
+broker acknowledged of them, in ``partition_batches.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events import metrics
 from libs.events.envelope import KafkaRecord
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
+from libs.events.outbox_rows import (
+    OutboxBacklog,
+    outbox_backlog,
+    pending_events,
+    remove_published,
+)
+from libs.events.partition_batches import TopicMissing, send_in_partition_batches
 from libs.events.published import (
     PartitionEnd,
     PublishedLedger,
@@ -43,52 +48,15 @@ from libs.events.published import (
     compare_acknowledged,
     compare_with_broker,
 )
-from libs.events.store import (
-    EVENT_COLUMNS,
-    EventStore,
-    RecordedEvent,
-    events,
-    outbox,
-    recorded_event,
-)
+from libs.events.store import EventStore, RecordedEvent
 from libs.platform.db import is_postgres
 from libs.platform.leadership import Leadership
 
+# What the outbox holds and what sending found are beside the relay; callers import
+# them from here as before.
+__all__ = ["OutboxBacklog", "OutboxRelay", "TopicMissing", "outbox_backlog"]
+
 log = logging.getLogger(__name__)
-
-_PENDING = """
-SELECT e.position, e.event_id, e.tenant_id, e.stream_id, e.version, e.type, e.partition_key,
-       e.data::text AS data, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id
-FROM outbox o JOIN events e ON e.position = o.position
-ORDER BY o.position
-LIMIT $1
-"""
-
-_PLAN_EACH_POLL = text("SET LOCAL plan_cache_mode = force_custom_plan")
-
-# The Java client's murmur2 partitioning: a key lands where any Kafka client puts it.
-_PARTITIONER = DefaultPartitioner()
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxBacklog:
-    """Events stored but not yet published, and how long the oldest has waited."""
-
-    events: int
-    oldest_enqueued_at: datetime | None
-    oldest_age_seconds: float
-
-
-async def outbox_backlog(conn: AsyncConnection, *, now: datetime | None = None) -> OutboxBacklog:
-    """The backlog behind ``crm_outbox_backlog_events`` and the ops endpoints: one count."""
-    row = (await conn.execute(select(func.count(), func.min(outbox.c.enqueued_at)))).one()
-    count, oldest = int(row[0]), row[1]
-    age = 0.0
-    if oldest is not None:
-        if oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
-        age = max(0.0, ((now or datetime.now(UTC)) - oldest).total_seconds())
-    return OutboxBacklog(count, oldest, age)
 
 
 class OutboxRelay:
@@ -192,15 +160,7 @@ class OutboxRelay:
             return 0
         positions = [position for position, _ in batch]
         async with self.store.engine.begin() as conn:
-            if is_postgres(self.store.engine):
-                await conn.execute(
-                    delete(outbox).where(
-                        outbox.c.position
-                        == any_(bindparam("p", positions, type_=ARRAY(BigInteger)))
-                    )
-                )
-            else:
-                await conn.execute(delete(outbox).where(outbox.c.position.in_(positions)))
+            await remove_published(conn, self.store.engine, positions)
             await self.ledger.record(conn, acked)
         metrics.EVENTS_PUBLISHED.labels(self.topic).inc(len(batch))
         return len(batch)
@@ -299,51 +259,8 @@ class OutboxRelay:
 
     async def _pending(self, conn: AsyncConnection) -> list[tuple[int, KafkaRecord]]:
         """The outbox now, in position order, as Kafka records."""
-        if not is_postgres(self.store.engine):
-            query = (
-                select(*EVENT_COLUMNS)
-                .select_from(outbox.join(events, outbox.c.position == events.c.position))
-                .order_by(outbox.c.position)
-                .limit(self.batch_size)
-            )
-            pending = [recorded_event(r) for r in await conn.execute(query)]
-            opened = await self.store.open_personal_data(conn, pending)
-            return [(e.position, self._record(e)) for e in opened]
-        # Planned for the tables as they are now, on every poll: a plan PostgreSQL cached
-        # while the store was small walks every event ever stored looking for the few
-        # in the outbox (20 ms per poll at 20,000 events, growing), where statistics are
-        # stale (autovacuum late or off). Planning costs a fraction of a millisecond.
-        await conn.execute(_PLAN_EACH_POLL)  # for this transaction (the connection's own)
-        # PostgreSQL: the stored JSON goes out as it is, without a decode and re-encode,
-        # except for events with sealed personal fields, which must be opened first.
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        rows = await driver.fetch(_PENDING, self.batch_size)
-        plain: dict[int, bytes] = {}
-        recorded = []
-        for r in rows:
-            personal = self.store.vault is not None and self.store.vault.is_personal(r["type"])
-            data = json.loads(r["data"]) if personal else {}
-            if not personal:
-                plain[r["position"]] = r["data"].encode()
-            recorded.append(
-                RecordedEvent(
-                    r["position"],
-                    r["event_id"],
-                    r["tenant_id"],
-                    r["stream_id"],
-                    r["version"],
-                    r["type"],
-                    r["partition_key"],
-                    data,
-                    r["occurred_at"],
-                    r["recorded_at"],
-                    r["correlation_id"],
-                    r["causation_id"],
-                )
-            )
-        if len(plain) < len(recorded):
-            recorded = await self.store.open_personal_data(conn, recorded)
-        return [(e.position, self._record(e, plain.get(e.position))) for e in recorded]
+        pending = await pending_events(conn, self.store, self.batch_size)
+        return [(e.position, self._record(e, plain)) for e, plain in pending]
 
     async def _record_backlog(self, conn: AsyncConnection) -> None:
         backlog = await outbox_backlog(conn)
@@ -357,57 +274,9 @@ class OutboxRelay:
         # leave batches waiting for a leader indefinitely. Timing out drops the
         # producer, and the next one creates the topic again.
         return await asyncio.wait_for(
-            self._send_all(producer, batch), timeout=2 * self.kafka.request_timeout_ms / 1000
+            send_in_partition_batches(producer, self.topic, batch),
+            timeout=2 * self.kafka.request_timeout_ms / 1000,
         )
-
-    async def _send_all(
-        self, producer: AIOKafkaProducer, batch: list[KafkaRecord]
-    ) -> dict[int, PartitionEnd]:
-        # Fresh metadata on every pass: a broker that came back empty must not be
-        # written to as if the topic still existed (cached metadata would say so).
-        await producer.client.force_metadata_update()
-        if not producer.client.cluster.partitions_for_topic(self.topic):
-            raise TopicMissing(self.topic)
-        partitions = sorted(await producer.partitions_for(self.topic))
-        # One record batch per partition, chosen as the default partitioner would for
-        # the key: no per-message future or metadata lookup. Batches of a partition
-        # go out in the order they are sent, so every stream keeps its order.
-        builders: dict[int, Any] = {}
-        sends = []
-        counts: list[int] = []  # records per batch sent, in the order of ``sends``
-        for record in batch:
-            partition = _PARTITIONER(record.key, partitions, partitions)
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = producer.create_batch()
-            if (
-                builder.append(
-                    timestamp=None, key=record.key, value=record.value, headers=record.headers
-                )
-                is None
-            ):
-                counts.append(builder.record_count())
-                sends.append(await producer.send_batch(builder, self.topic, partition=partition))
-                builder = builders[partition] = producer.create_batch()
-                builder.append(
-                    timestamp=None, key=record.key, value=record.value, headers=record.headers
-                )
-        for partition, builder in builders.items():
-            counts.append(builder.record_count())
-            sends.append(await producer.send_batch(builder, self.topic, partition=partition))
-        # Every batch must be acknowledged before the outbox rows go; if any fails
-        # the whole batch is sent again (consumers drop the duplicates).
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        acked: dict[int, PartitionEnd] = {}
-        for result, count in zip(results, counts, strict=True):
-            if isinstance(result, BaseException):
-                raise result
-            first, end = result.offset, result.offset + count
-            known = acked.get(result.partition)
-            if known is not None:
-                first, end = min(first, known.last_batch_offset), max(end, known.end_offset)
-            acked[result.partition] = PartitionEnd(first, end)
-        return acked
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -434,10 +303,6 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.stop(), timeout=5)
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.debug("producer stop failed: %s", exc)
-
-
-class TopicMissing(KafkaError):  # type: ignore[misc]
-    """The topic is gone (a broker that lost its data); the relay creates it again."""
 
 
 class _single_relay:

@@ -4,7 +4,7 @@ Every service that stores events, or runs projections, creates these tables in i
 own first migration by calling the functions here, so the DDL is written once for
 all services. Each function describes the tables as of one revision and never
 changes: a later change to them is a new function (``..._v2``) that each service's
-next migration calls. The ``Table`` objects in ``store.py`` and ``projection.py``
+next migration calls. The ``Table`` objects in ``store_tables.py`` and ``checkpoints.py``
 are what the code queries; a test compares them with what the migrations built.
 
 The PostgreSQL routines are code, not data: ``ROUTINES`` are installed again at the
@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from libs.events.store import START_STREAM_ROUTINE
+from libs.events.store_routines import START_STREAM_ROUTINE
 from libs.platform.db import BigId, JsonDocument, UtcDateTime
 
 # Installed on PostgreSQL after every upgrade, in this order (later ones may call earlier).

@@ -6,248 +6,55 @@ optimistic concurrency: two writers at the same version cannot both insert, so
 one gets :class:`ConcurrencyConflict` and writes nothing. The outbox row is
 written in the same transaction, so an event is published if and only if it
 was stored.
+
+Its tables are in ``store_tables.py``, what goes in and comes out in ``records.py``
+and its PostgreSQL routines in ``store_routines.py``; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from asyncpg.exceptions import UniqueViolationError
-from sqlalchemy import (
-    Column,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events.catalog import DomainEvent
-from libs.events.envelope import EventEnvelope
-from libs.events.vault import PersonalDataPolicy, PersonalDataVault, keys_table, open_events
-from libs.platform.db import BigId, JsonDocument, UtcDateTime, is_postgres
+from libs.events.records import ConcurrencyConflict, NewEvent, RecordedEvent, StreamAppend
+from libs.events.store_routines import (
+    APPEND_IN_ONE_STATEMENT,
+    START_STREAM_PARAMETERS,
+    START_STREAM_ROUTINE,
+    event_columns,
+)
+from libs.events.store_tables import (
+    EVENT_COLUMNS,
+    events,
+    metadata,
+    outbox,
+    personal_data_keys,
+    recorded_event,
+)
+from libs.events.vault import PersonalDataPolicy, PersonalDataVault, open_events
+from libs.platform.db import is_postgres
 
-metadata = MetaData()
-
-events = Table(
+__all__ = [
+    "EVENT_COLUMNS",
+    "START_STREAM_PARAMETERS",
+    "START_STREAM_ROUTINE",
+    "ConcurrencyConflict",
+    "EventStore",
+    "NewEvent",
+    "RecordedEvent",
+    "StreamAppend",
     "events",
-    metadata,
-    Column("position", BigId, primary_key=True, autoincrement=True),
-    Column("event_id", String(36), nullable=False, unique=True),
-    Column("tenant_id", String(64), nullable=False),
-    Column("stream_id", String(64), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("type", String(200), nullable=False),
-    Column("partition_key", String(64), nullable=False),
-    Column("data", JsonDocument, nullable=False),
-    Column("correlation_id", String(64)),
-    Column("causation_id", String(64)),
-    Column("occurred_at", UtcDateTime, nullable=False),
-    Column("recorded_at", UtcDateTime, nullable=False),
-    UniqueConstraint("tenant_id", "stream_id", "version", name="uq_events_stream_version"),
-)
-
-outbox = Table(
+    "metadata",
     "outbox",
-    metadata,
-    Column("position", BigId, ForeignKey("events.position"), primary_key=True),
-    Column("enqueued_at", UtcDateTime, nullable=False),
-)
-
-Index("ix_events_partition_key", events.c.tenant_id, events.c.partition_key)
-
-personal_data_keys = keys_table(metadata)
-
-
-class ConcurrencyConflict(Exception):
-    """Someone else appended to the stream since the writer read it."""
-
-    def __init__(self, tenant_id: str, stream_id: str, expected_version: int) -> None:
-        super().__init__(
-            f"stream {stream_id} of tenant {tenant_id} is no longer at version {expected_version}"
-        )
-        self.tenant_id = tenant_id
-        self.stream_id = stream_id
-        self.expected_version = expected_version
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event about to be appended."""
-
-    type: str
-    data: dict[str, Any]
-    partition_key: str
-    occurred_at: datetime
-    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    correlation_id: str | None = None
-    causation_id: str | None = None
-
-    @classmethod
-    def from_domain(
-        cls,
-        event: DomainEvent,
-        *,
-        partition_key: str,
-        occurred_at: datetime,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-    ) -> NewEvent:
-        return cls(
-            type=type(event).type_name,
-            data=event.model_dump(mode="json"),
-            partition_key=partition_key,
-            occurred_at=occurred_at,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StreamAppend:
-    """New events for one stream, after the version the writer read (0: a new stream)."""
-
-    stream_id: str
-    expected_version: int
-    events: Sequence[NewEvent]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    position: int
-    event_id: str
-    tenant_id: str
-    stream_id: str
-    version: int
-    type: str
-    partition_key: str
-    data: dict[str, Any]
-    occurred_at: datetime
-    recorded_at: datetime
-    correlation_id: str | None = None
-    causation_id: str | None = None
-
-    def to_envelope(self, source: str, dataschema: str | None = None) -> EventEnvelope:
-        return EventEnvelope(
-            id=self.event_id,
-            source=source,
-            type=self.type,
-            subject=self.stream_id,
-            time=self.occurred_at,
-            tenantid=self.tenant_id,
-            partitionkey=self.partition_key,
-            sequence=self.version,
-            data=self.data,
-            correlationid=self.correlation_id,
-            causationid=self.causation_id,
-            dataschema=dataschema,
-        )
-
-
-EVENT_COLUMNS = [
-    events.c.position,
-    events.c.event_id,
-    events.c.tenant_id,
-    events.c.stream_id,
-    events.c.version,
-    events.c.type,
-    events.c.partition_key,
-    events.c.data,
-    events.c.occurred_at,
-    events.c.recorded_at,
-    events.c.correlation_id,
-    events.c.causation_id,
+    "personal_data_keys",
+    "recorded_event",
 ]
-
-
-def recorded_event(row: Any) -> RecordedEvent:
-    return RecordedEvent(*row)
-
-
-_APPEND_IN_ONE_STATEMENT = """
-WITH appended AS (
-    INSERT INTO events (event_id, tenant_id, stream_id, version, type, partition_key, data,
-                        correlation_id, causation_id, occurred_at, recorded_at)
-    SELECT u.event_id, $2::varchar, $3::varchar, $4::int + u.ord::int, u.type,
-           u.partition_key, u.data::jsonb, u.correlation_id, u.causation_id, u.occurred_at,
-           $5::timestamptz
-    FROM unnest($1::varchar[], $6::varchar[], $7::varchar[], $8::text[], $9::varchar[],
-                $10::varchar[], $11::timestamptz[])
-         WITH ORDINALITY AS u(event_id, type, partition_key, data, correlation_id,
-                              causation_id, occurred_at, ord)
-    WHERE $4::int = 0 OR (SELECT max(version) FROM events
-                          WHERE tenant_id = $2::varchar AND stream_id = $3::varchar) = $4::int
-    ORDER BY u.ord
-    RETURNING position
-)
-INSERT INTO outbox (position, enqueued_at) SELECT position, $5::timestamptz FROM appended
-"""
-
-
-# PostgreSQL: a new stream's events, their outbox rows and the personal data key of
-# their subject, as one server-side routine. A service's own routine calls it, so a
-# command that also checks and writes the service's tables is one round trip.
-# A stream or key that exists already is a unique violation: nothing is written.
-START_STREAM_ROUTINE = """
-CREATE OR REPLACE FUNCTION events_start_stream(
-    p_tenant varchar, p_stream varchar, p_subject varchar, p_key bytea, p_now timestamptz,
-    p_event_ids varchar[], p_types varchar[], p_partition_keys varchar[], p_data text[],
-    p_correlation_ids varchar[], p_causation_ids varchar[], p_occurred_at timestamptz[]
-) RETURNS integer LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_key IS NOT NULL THEN
-        INSERT INTO personal_data_keys (tenant_id, subject_id, key, created_at)
-        VALUES (p_tenant, p_subject, p_key, p_now);
-    END IF;
-    WITH appended AS (
-        INSERT INTO events (event_id, tenant_id, stream_id, version, type, partition_key,
-                            data, correlation_id, causation_id, occurred_at, recorded_at)
-        SELECT u.event_id, p_tenant, p_stream, u.ord::int, u.type, u.partition_key,
-               u.data::jsonb, u.correlation_id, u.causation_id, u.occurred_at, p_now
-        FROM unnest(p_event_ids, p_types, p_partition_keys, p_data, p_correlation_ids,
-                    p_causation_ids, p_occurred_at)
-             WITH ORDINALITY AS u(event_id, type, partition_key, data, correlation_id,
-                                  causation_id, occurred_at, ord)
-        ORDER BY u.ord
-        RETURNING position
-    )
-    INSERT INTO outbox (position, enqueued_at) SELECT position, p_now FROM appended;
-    RETURN cardinality(p_event_ids);
-END $$
-"""
-# Its parameters by name: callers pass a mapping and call it in named notation
-# (``p_tenant => $1``), so no caller depends on the order of the signature.
-START_STREAM_PARAMETERS = (
-    "p_tenant", "p_stream", "p_subject", "p_key", "p_now", "p_event_ids", "p_types",
-    "p_partition_keys", "p_data", "p_correlation_ids", "p_causation_ids", "p_occurred_at",
-)
-
-
-def _event_columns(
-    new_events: Sequence[NewEvent], data: Sequence[dict[str, Any]]
-) -> list[list[Any]]:
-    """The per-event arrays both PostgreSQL routines unnest, in their order: type,
-    partition key, data (JSON text, as stored), correlation, causation, occurred at."""
-    return [
-        [e.type for e in new_events],
-        [e.partition_key for e in new_events],
-        [json.dumps(d, separators=(",", ":"), ensure_ascii=False) for d in data],
-        [e.correlation_id for e in new_events],
-        [e.causation_id for e in new_events],
-        [e.occurred_at for e in new_events],
-    ]
 
 
 class EventStore:
@@ -284,7 +91,7 @@ class EventStore:
             key,
             datetime.now(UTC),
             [e.event_id for e in new_events],
-            *_event_columns(new_events, data),
+            *event_columns(new_events, data),
         ]
         return dict(zip(START_STREAM_PARAMETERS, values, strict=True))
 
@@ -406,12 +213,12 @@ class EventStore:
             stream_id,
             expected_version,
             datetime.now(UTC),
-            *_event_columns(new_events, [e.data for e in new_events]),
+            *event_columns(new_events, [e.data for e in new_events]),
         )
         async with self.engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
-                status = await driver.execute(_APPEND_IN_ONE_STATEMENT, *args)
+                status = await driver.execute(APPEND_IN_ONE_STATEMENT, *args)
             except UniqueViolationError as exc:
                 raise ConcurrencyConflict(tenant_id, stream_id, expected_version) from exc
         if status != f"INSERT 0 {len(new_events)}":  # the gap check let no row through

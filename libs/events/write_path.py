@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.events import metrics
 from libs.events.catalog import DomainEvent
 from libs.events.store import ConcurrencyConflict, EventStore, NewEvent
-from libs.platform.app import current_correlation_id
 from libs.platform.errors import Conflict, PreconditionFailed
+from libs.platform.request_ids import current_correlation_id
 
 log = logging.getLogger(__name__)
 

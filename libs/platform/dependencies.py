@@ -26,8 +26,8 @@ from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from libs.platform.app import etag_for, if_match_version
 from libs.platform.errors import Unprocessable
+from libs.platform.if_match import etag_for, if_match_version
 from libs.platform.types import OUT_OF_RANGE, in_utc, representable
 
 __all__ = [

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from libs.platform.app import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, create_service_app
-from services.gateway.api import VERSION, router
+from services.gateway.api import VERSION, routers
 from services.gateway.console import mount_console
 from services.gateway.open_resources import GatewayRuntime
 from services.gateway.routes import RoutingTable
@@ -56,7 +56,8 @@ def create_app(settings: Settings, routing: RoutingTable) -> FastAPI:
         route for route in app.router.routes if getattr(route, "path", None) not in _REPLACED_PATHS
     ]
     mount_console(app)  # before the forwarding, which takes every other /api path
-    app.include_router(router)
+    for router in routers:
+        app.include_router(router)
 
     if settings.cors_allow_origins:
         app.add_middleware(

@@ -14,7 +14,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events import metrics
-from libs.events import projection as projection_module
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, dlq_topic, ensure_topics
 from libs.events.projection import (
@@ -23,6 +22,7 @@ from libs.events.projection import (
     active_generation,
     checkpoints,
     rebuild,
+    serving,
 )
 from libs.events.store import EventStore, NewEvent
 from libs.events.tests.conftest import eventually, relay_for
@@ -300,7 +300,7 @@ async def test_the_live_projection_follows_a_swap_though_a_generation_lookup_fai
         return VisitTotals(generation, topics=(topic,))
 
     database = {"locked": False, "refused": 0}
-    real_lookup = projection_module.active_generation
+    real_lookup = serving.active_generation
 
     async def lookup(engine: AsyncEngine, name: str) -> int | None:
         if database["locked"]:  # what SQLite raises when locked past its busy timeout
@@ -308,7 +308,8 @@ async def test_the_live_projection_follows_a_swap_though_a_generation_lookup_fai
             raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
         return await real_lookup(engine, name)
 
-    monkeypatch.setattr(projection_module, "active_generation", lookup)
+    # Where the live projection looks it up.
+    monkeypatch.setattr(serving, "active_generation", lookup)
     live = LiveProjection(factory, store.engine, kafka, catalog, generation_check_seconds=0.1)
     stop = asyncio.Event()
     live_task = asyncio.create_task(live.run(stop))

@@ -1,53 +1,36 @@
-"""Forwarding: a request to the service that owns it, and the answer back, streamed both ways.
-
-Big bodies are never held in memory: a 50 MB CSV import goes to contacts chunk by
-chunk as it arrives, and a big export comes back the same way. An answer that
-declares a small length (most of them: a profile, a 360 view) is read whole and
-sent at once, which costs far less than a stream. What can go wrong
-on the way has one status each, with a JSON body naming the upstream:
-
-- 503: the service did not take the request (refused, no connection in time, no
-  free connection in the pool). Nothing was done, so retrying is safe.
-- 504: the request was sent but no answer came in time. It may or may not have
-  happened; a client retries writes with If-Match or checks first.
-- 502: the service broke the connection or answered something that is not HTTP.
-
-A client is never allowed to hold a connection to a service while it makes up its
-mind: a small body is read whole before a connection is taken, a big one must start
-before, and every wait for the client's next bytes is bounded (408 after
-``REQUEST_BODY_TIMEOUT_SECONDS``). Each request counts against its caller's and
-tenant's requests in flight until its answer is forwarded, so a client that stalls
-runs out of its own share, never the pool.
-"""
+"""Forwarding a request to the service that owns it, and its answer back."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
-import aiohttp
 import httpx
 import structlog
 from fastapi import Request
-from httpx_aiohttp import AiohttpTransport
 from prometheus_client import Counter, Histogram
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
 
-from libs.platform.app import (
-    ACCESS_LOGGED_HEADER,
+from libs.platform.errors import DomainError, Unprocessable
+from libs.platform.request_context import ACCESS_LOGGED_HEADER
+from libs.platform.request_ids import (
     CORRELATION_ID_HEADER,
     REQUEST_ID_HEADER,
     current_correlation_id,
     current_request_id,
 )
-from libs.platform.errors import DomainError, Unprocessable
 from services.gateway.authentication import Caller
+from services.gateway.proxy.bodies import (
+    BUFFERED_BODY_BYTES,
+    ClientBody,
+    ForwardedResponse,
+    RequestBodyTimedOut,
+    forwarded_headers,
+    small,
+)
 from services.gateway.rate_limit import InFlightLimits
 from services.gateway.routes import Route
-from services.gateway.settings import Settings
 
 log = structlog.get_logger("crm.gateway")
 
@@ -71,28 +54,6 @@ FORWARDED_REQUEST_HEADERS = frozenset(
     }
 )
 
-# Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message;
-# date and server are the gateway's own to set; the ids are set by the gateway's
-# middleware (and are the same ids the service received).
-DROPPED_RESPONSE_HEADERS = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"date",
-        b"server",
-        REQUEST_ID_HEADER.lower().encode(),
-        CORRELATION_ID_HEADER.lower().encode(),
-    }
-)
-
-# Answers up to this declared length are read whole before they are forwarded.
-BUFFERED_BODY_BYTES = 64 * 1024
 
 UPSTREAM_REQUESTS = Counter(
     "crm_gateway_upstream_requests_total",
@@ -116,166 +77,6 @@ class UpstreamTimedOut(DomainError):
 
 class UpstreamFailed(DomainError):
     status_code = 502
-
-
-class RequestBodyTimedOut(DomainError):
-    """The client stopped sending its body. The connection is closed after the answer:
-    what it still holds of the body would be read as the next request."""
-
-    status_code = 408
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(
-            f"the request body did not arrive in time ({seconds:g} s without progress)",
-            headers={"Connection": "close"},
-        )
-
-
-class UpstreamTransport(AiohttpTransport):
-    """aiohttp's pool behind httpx's API, with aiohttp's errors named as httpx names
-    them: the transport's own mapping calls a refused connection a ConnectTimeout and
-    a connection the service closed as it was reused a ConnectTimeout too, which would
-    turn a safe retry into a 503."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await super().handle_async_request(request)
-        except httpx.TransportError as mapped:
-            cause = mapped.__cause__
-            precise = _httpx_error(cause) if isinstance(cause, aiohttp.ClientError) else None
-            if precise is None:
-                raise
-            raise precise(str(cause), request=request) from cause
-
-
-def _httpx_error(error: aiohttp.ClientError) -> type[httpx.TransportError] | None:
-    match error:
-        case aiohttp.ServerDisconnectedError():
-            return httpx.RemoteProtocolError
-        case aiohttp.ClientConnectorError():  # refused, unreachable, no such host
-            return httpx.ConnectError
-        case aiohttp.ConnectionTimeoutError():  # no connection in time, pooled or new
-            return httpx.ConnectTimeout
-        case aiohttp.SocketTimeoutError():
-            return httpx.ReadTimeout
-        case aiohttp.ClientOSError() | aiohttp.ClientPayloadError():
-            return httpx.ReadError
-    return None
-
-
-def new_upstream_client(settings: Settings) -> httpx.AsyncClient:
-    """The one pooled client every forwarded request shares."""
-    timeout = httpx.Timeout(
-        connect=settings.upstream_connect_timeout_seconds,
-        read=settings.upstream_read_timeout_seconds,
-        write=settings.upstream_read_timeout_seconds,
-        # Waiting for a free pooled connection: the gateway's own overload, a 503.
-        pool=settings.upstream_pool_timeout_seconds,
-    )
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_connections,
-        keepalive_expiry=settings.upstream_keepalive_seconds,
-    )
-    # httpx's API over aiohttp's connection pool (docs/decisions/0007): httpcore walks
-    # every pooled connection on each request, which cost the gateway more CPU than
-    # the forwarding itself at a few dozen connections.
-    # trust_env=False: HTTP(S)_PROXY is for the internet, never for calls between services.
-    transport = UpstreamTransport(limits=limits, trust_env=False)
-    return httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
-
-
-class ForwardedResponse(StreamingResponse):
-    """The service's response, streamed as it arrives; the connection goes back to
-    the pool however the stream ends (finished, client gone, upstream broken)."""
-
-    def __init__(self, upstream: httpx.Response) -> None:
-        super().__init__(_forwarded_body(upstream), status_code=upstream.status_code)
-        self.raw_headers = _forwarded_headers(upstream)
-        self._upstream = upstream
-        self._on_close: list[Callable[[], None]] = []
-
-    def on_close(self, callback: Callable[[], None]) -> None:
-        self._on_close.append(callback)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            try:
-                await self._upstream.aclose()
-            finally:
-                for callback in self._on_close:
-                    callback()
-
-
-def _forwarded_headers(upstream: httpx.Response) -> list[tuple[bytes, bytes]]:
-    return [
-        (name.lower(), value)
-        for name, value in upstream.headers.raw
-        if name.lower() not in DROPPED_RESPONSE_HEADERS
-    ]
-
-
-def _small(upstream: httpx.Response) -> bool:
-    """A declared length within BUFFERED_BODY_BYTES (no length: a stream, forwarded as one)."""
-    length = upstream.headers.get("content-length")
-    return length is not None and length.isdigit() and int(length) <= BUFFERED_BODY_BYTES
-
-
-async def _forwarded_body(upstream: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        # Raw: a compressed body stays compressed, matching the forwarded headers.
-        async for chunk in upstream.aiter_raw():
-            yield chunk
-    except httpx.HTTPError as broken:
-        # Too late for a status code: the client sees the connection cut short.
-        log.warning("upstream_body_interrupted", url=str(upstream.request.url), error=repr(broken))
-        raise
-
-
-class ClientBody:
-    """The client's request body, read with a bound on every wait for it.
-
-    A failure while reading (408, the client gone, the body too big) is kept, so that
-    when it surfaces inside the upstream client as a broken connection the client is
-    still answered for what it did, not as if the service had failed.
-    """
-
-    def __init__(self, request: Request, timeout_seconds: float) -> None:
-        self._chunks = request.stream().__aiter__()
-        self.timeout_seconds = timeout_seconds
-        self.failure: Exception | None = None
-
-    async def read_whole(self) -> bytes:
-        """All of a small body, which must arrive within the timeout."""
-        chunks: list[bytes] = []
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                async for chunk in self._chunks:
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise RequestBodyTimedOut(self.timeout_seconds) from None
-        return b"".join(chunks)
-
-    async def next_chunk(self) -> bytes | None:
-        """The next part of the body (None at its end), after at most the timeout."""
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                return await anext(self._chunks)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:
-            self.failure = RequestBodyTimedOut(self.timeout_seconds)
-            raise self.failure from None
-        except Exception as failed:
-            self.failure = failed
-            raise
-
-    async def stream(self, first: bytes) -> AsyncIterator[bytes]:
-        yield first
-        while (chunk := await self.next_chunk()) is not None:
-            yield chunk
 
 
 def _utf8(name: str, value: bytes) -> bytes:
@@ -421,7 +222,7 @@ class UpstreamProxy:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _answer_from(self, route: Route, response: httpx.Response) -> Response:
-        if not _small(response):
+        if not small(response):
             self._count(route, str(response.status_code))
             return ForwardedResponse(response)
         try:
@@ -434,7 +235,7 @@ class UpstreamProxy:
             await response.aclose()
         self._count(route, str(response.status_code))
         forwarded = Response(body, status_code=response.status_code)
-        forwarded.raw_headers = _forwarded_headers(response)
+        forwarded.raw_headers = forwarded_headers(response)
         return forwarded
 
     def _url(self, request: Request, upstream: str) -> str:
