@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.platform.db import BigId, UtcDateTime, is_postgres
+from libs.platform.db import BigId, UtcDateTime, upsert_for
 
 relay_metadata = MetaData()
 
@@ -110,7 +108,7 @@ class PublishedLedger:
         # Set while the store is being published again: the position reached.
         self.republish_after: int | None = None
         self._loaded = False
-        self._insert = pg_insert if is_postgres(engine) else sqlite_insert
+        self._insert = upsert_for(engine)
 
     async def load(self) -> None:
         if self._loaded:

@@ -12,8 +12,6 @@ from typing import ClassVar
 
 from aiokafka import TopicPartition
 from sqlalchemy import MetaData, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.events import metrics, readiness
@@ -26,7 +24,7 @@ from libs.events.checkpoints import (
 from libs.events.consumer import Checkpoint, EventConsumer, Progress, ReceivedEvent
 from libs.events.kafka import KafkaSettings
 from libs.events.lag import ProjectionStatus, projection_status
-from libs.platform.db import drop_overwritten_pages, is_postgres
+from libs.platform.db import drop_overwritten_pages, is_postgres, upsert_for
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +82,7 @@ class ProjectionRunner:
         self.kafka = kafka
         self.catalog = catalog
         self.max_records = max_records
-        self._insert = pg_insert if is_postgres(engine) else sqlite_insert
+        self._insert = upsert_for(engine)
         self.progress: dict[TopicPartition, int] = {}
         self.consumer: EventConsumer | None = None
         readiness.expect_consumers()

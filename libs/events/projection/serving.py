@@ -12,8 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import inspect, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events import readiness
@@ -21,7 +19,7 @@ from libs.events.catalog import EventCatalog
 from libs.events.checkpoints import generations, runtime_metadata
 from libs.events.kafka import KafkaSettings
 from libs.events.projection.runner import Projection, ProjectionRunner
-from libs.platform.db import is_postgres, snapshot_reads
+from libs.platform.db import snapshot_reads, upsert_for
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ async def activate_generation(engine: AsyncEngine, name: str, generation: int) -
             .values(active=generation, updated_at=now)
         )
         if changed.rowcount == 0:
-            insert = pg_insert if is_postgres(engine) else sqlite_insert
+            insert = upsert_for(engine)
             await conn.execute(
                 insert(generations)
                 .values(projection=name, active=generation, updated_at=now)
