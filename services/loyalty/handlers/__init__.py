@@ -36,7 +36,6 @@ from libs.events.catalog.loyalty import (
 )
 from libs.events.store import EventStore, NewEvent, StreamAppend
 from libs.events.write_path import HandlerContext, Subject
-from libs.platform.errors import PreconditionFailed
 from services.loyalty import read_model
 from services.loyalty.commands import (
     CancelRedemption,
@@ -60,13 +59,6 @@ MAX_MERGE_HOPS = 5
 
 def reward_stream(reward_id: str) -> str:
     return f"#reward/{reward_id}"
-
-
-class StaleRules(PreconditionFailed):
-    def __init__(self, expected: int, current: int) -> None:
-        super().__init__(
-            f"the rules are at version {current}, not {expected}", current_version=current
-        )
 
 
 @dataclass

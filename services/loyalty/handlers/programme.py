@@ -7,6 +7,7 @@ from datetime import datetime
 
 from libs.events.catalog.loyalty import LoyaltyRulesSet, ProgramRules, RewardDefined
 from libs.events.store import ConcurrencyConflict
+from libs.events.write_path import StaleVersion
 from services.loyalty import read_model
 from services.loyalty.domain.ledger import Reward
 from services.loyalty.domain.rules import RulesBook
@@ -14,7 +15,6 @@ from services.loyalty.handlers import (
     RULES_KEY,
     RULES_STREAM,
     Loyalty,
-    StaleRules,
     load_reward,
     load_rules,
     new_events,
@@ -36,7 +36,7 @@ async def set_rules(
         await read_model.lock(conn, tenant_id, RULES_STREAM)
         book = await load_rules(loyalty.store, conn, tenant_id)
         if expected is not None and expected != book.version:
-            raise StaleRules(expected, book.version)
+            raise StaleVersion("the rule book", expected, book.version)
         event = LoyaltyRulesSet(rules=rules, effective_from=effective_from or now, by=by)
         try:
             version = await loyalty.store.append(
@@ -47,7 +47,7 @@ async def set_rules(
                 conn=conn,
             )
         except ConcurrencyConflict:
-            raise StaleRules(book.version, book.version + 1) from None
+            raise StaleVersion("the rule book", book.version) from None
     loyalty.appended(1)
     return version
 
@@ -67,7 +67,9 @@ async def define_reward(
         await read_model.lock(conn, tenant_id, stream)
         reward = await load_reward(loyalty.store, conn, tenant_id, definition.reward_id)
         if expected is not None and expected != reward.version:
-            raise StaleRules(expected, reward.version)
+            raise StaleVersion(
+                f"reward {definition.reward_id}", expected, reward.version
+            )
         version = await loyalty.store.append(
             tenant_id,
             stream,
