@@ -229,7 +229,6 @@ LONG_MODULES = {
     "services/contacts/handlers/customers.py": 518,
     "services/contacts/handlers/import_jobs.py": 437,
     "services/contacts/handlers/importer.py": 546,
-    "services/contacts/read_model/customer_list.py": 600,
     "services/gateway/api.py": 448,
     "services/gateway/proxy.py": 497,
     "services/loyalty/domain/decisions.py": 619,

@@ -64,7 +64,7 @@ from services.contacts.commands import (
 from services.contacts.domain import CustomFieldDefinition
 from services.contacts.handlers import customers as handlers
 from services.contacts.handlers.customers import Contacts, Written
-from services.contacts.read_model import customer_list
+from services.contacts.read_model import customer_search
 
 router = ServiceRouter(prefix="/api/v1", tags=["contacts"])
 
@@ -310,7 +310,7 @@ async def list_customers(
     created_from: Annotated[UtcQueryTime, Query()] = None,
     created_to: Annotated[UtcQueryTime, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=1, le=customer_list.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=customer_search.MAX_PAGE)] = 50,
 ) -> CustomerPage:
     """Search and filter the tenant's customers, newest registration first.
 
@@ -320,7 +320,7 @@ async def list_customers(
     ``next_cursor`` back as ``cursor`` for the next page.
     """
     tags = tuple(" ".join(t.split()).lower() for t in tag or [])
-    query = customer_list.CustomerQuery(
+    query = customer_search.CustomerQuery(
         q=q,
         tags=tags,
         owner_id=owner,
@@ -329,7 +329,7 @@ async def list_customers(
         registered_before=created_to,
     )
     async with contacts.engine.connect() as conn:
-        page = await customer_list.search(
+        page = await customer_search.search(
             conn, principal.tenant_id, query, cursor=cursor, limit=limit
         )
     return CustomerPage(items=page.items, next_cursor=page.next_cursor)

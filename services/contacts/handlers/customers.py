@@ -54,7 +54,7 @@ from services.contacts.domain import (
     fold_custom_fields,
     references,
 )
-from services.contacts.read_model import customer_list, registration_routine
+from services.contacts.read_model import customer_list, registration_routine, write_locks
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ async def register_customer(
         }
         events = decide(command, None, now, definitions=definitions, others=others)
         claimed = customer_list.identities_of(command.email, command.phone)
-        await customer_list.lock_identities(conn, tenant_id, claimed)
+        await write_locks.lock_identities(conn, tenant_id, claimed)
         if not register_anyway:
             holders = await customer_list.identity_holders(conn, tenant_id, claimed)
             for kind in ("email", "phone"):
@@ -210,7 +210,7 @@ async def change_customer(
     async def attempt() -> Written:
         now = contacts.clock()
         async with contacts.engine.begin() as conn:
-            await customer_list.lock_customers(conn, tenant_id, [customer_id])
+            await write_locks.lock_customers(conn, tenant_id, [customer_id])
             state = existing(
                 await load_customer(contacts, conn, tenant_id, customer_id), customer_id
             )
@@ -230,7 +230,7 @@ async def change_customer(
                 customer_list.identities_of(state.email, state.phone)
             )
             if new_claims:
-                await customer_list.lock_identities(conn, tenant_id, sorted(new_claims))
+                await write_locks.lock_identities(conn, tenant_id, sorted(new_claims))
             version = await contacts.store.append(
                 tenant_id, customer_id, state.version, new_events(events, customer_id, now),
                 conn=conn,
@@ -256,7 +256,7 @@ async def merge_customers(
     async def attempt() -> Written:
         now = contacts.clock()
         async with contacts.engine.begin() as conn:
-            await customer_list.lock_customers(conn, tenant_id, [survivor_id, duplicate_id])
+            await write_locks.lock_customers(conn, tenant_id, [survivor_id, duplicate_id])
             survivor = existing(
                 await load_customer(contacts, conn, tenant_id, survivor_id), survivor_id
             )
@@ -317,7 +317,7 @@ async def erase_personal_data(
             if target is None:
                 raise CustomerNotFound(customer_id)
             records = await customer_list.records_of(conn, tenant_id, target)
-            await customer_list.lock_customers(conn, tenant_id, records)
+            await write_locks.lock_customers(conn, tenant_id, records)
             version = 0
             states = {
                 record_id: existing(

@@ -63,7 +63,7 @@ from services.contacts.handlers.customers import (
     load_custom_fields,
     load_customer,
 )
-from services.contacts.read_model import customer_list
+from services.contacts.read_model import customer_list, planner, write_locks
 from services.contacts.read_model.customer_list import Identity
 
 # Fixed forever: ids derived from it must come out the same on every re-run.
@@ -422,7 +422,7 @@ async def import_customers(
         await write(row)
 
     if report.created:
-        await customer_list.refresh_statistics(contacts.engine)
+        await planner.refresh_statistics(contacts.engine)
     async with contacts.engine.begin() as conn:
         if resume is not None and await _recorded(conn, report.import_id):
             return report  # stopped between recording the run and saying it was done
@@ -468,8 +468,8 @@ async def _write_batch(
     registered: list[Customer] = []
     async with contacts.engine.begin() as conn:
         # Registrations of the tenant wait for this batch; the batch sees all of theirs.
-        await customer_list.lock_tenant(conn, tenant_id)
-        await customer_list.plan_each_bulk_query(conn)
+        await write_locks.lock_tenant(conn, tenant_id)
+        await planner.plan_each_bulk_query(conn)
         ids = [c.command.customer_id for c in batch]
         already = await customer_list.existing_ids(conn, tenant_id, ids)
         holders = await customer_list.identity_holders(
