@@ -225,7 +225,6 @@ LONG_MODULES = {
     "services/alerts/api.py": 483,
     "services/alerts/handlers/__init__.py": 437,
     "services/alerts/read_model/churn_facts.py": 603,
-    "services/contacts/handlers/customers.py": 518,
     "services/contacts/handlers/import_jobs.py": 437,
     "services/contacts/handlers/importer.py": 546,
     "services/gateway/api.py": 448,

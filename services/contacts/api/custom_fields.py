@@ -21,7 +21,7 @@ from libs.platform.routing import ServiceRouter
 from services.contacts.api.conventions import ContactsDep, Reader, to_command
 from services.contacts.commands import DefineCustomField
 from services.contacts.domain import CustomFieldDefinition
-from services.contacts.handlers import customers as handlers
+from services.contacts.handlers import custom_fields as handlers
 
 router = ServiceRouter(prefix="/api/v1", tags=["contacts"])
 

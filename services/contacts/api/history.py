@@ -10,7 +10,7 @@ from fastapi import Response
 from libs.platform.dependencies import etag_for
 from libs.platform.routing import ServiceRouter
 from services.contacts.api.conventions import ContactsDep, CustomerId, Reader
-from services.contacts.handlers import customers as handlers
+from services.contacts.handlers import history as handlers
 
 router = ServiceRouter(prefix="/api/v1", tags=["contacts"])
 

@@ -6,7 +6,7 @@ from libs.platform.dependencies import Body
 from libs.platform.routing import ServiceRouter
 from services.contacts.api.conventions import MergeWrite, WrittenCustomer
 from services.contacts.commands import MergeCustomer
-from services.contacts.handlers import customers as handlers
+from services.contacts.handlers import merges as handlers
 
 router = ServiceRouter(prefix="/api/v1", tags=["contacts"])
 

@@ -20,7 +20,7 @@ from services.contacts.api.conventions import (
     WrittenCustomer,
     caller,
 )
-from services.contacts.handlers import customers as handlers
+from services.contacts.handlers import personal_data as handlers
 
 router = ServiceRouter(prefix="/api/v1", tags=["contacts"])
 
