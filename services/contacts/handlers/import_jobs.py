@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.events.catalog.contacts import CustomerKind
 from libs.platform.db import JsonDocument, UtcDateTime
 from libs.platform.errors import Conflict, NotFound
-from services.contacts.handlers import importer
+from services.contacts.handlers import import_file, importer
 from services.contacts.handlers.customers import Contacts
 
 # structlog, like every other line of the platform: the stdlib logger's info lines were
@@ -192,7 +192,7 @@ class ImportJobs:
         time zone) is a 422 here, not a failed job.
         """
         rows_total = await asyncio.to_thread(
-            importer.inspect_file, submission.content, submission.mapping, submission.timezone
+            import_file.inspect_file, submission.content, submission.mapping, submission.timezone
         )
         fingerprint = submission.fingerprint()
         if idempotency_key is not None:
