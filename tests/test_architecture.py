@@ -225,7 +225,6 @@ LONG_MODULES = {
     "services/alerts/api.py": 483,
     "services/alerts/handlers/__init__.py": 437,
     "services/alerts/read_model/churn_facts.py": 603,
-    "services/contacts/handlers/import_jobs.py": 437,
     "services/gateway/api.py": 448,
     "services/gateway/proxy.py": 497,
     "services/loyalty/domain/decisions.py": 619,
