@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from libs.auth import Principal, require
 from libs.events.catalog.contacts import CustomerKind
 from libs.platform.routing import ServiceRouter
-from services.contacts.handlers.import_jobs import ImportJob, ImportJobs, JobStatus, Submission
+from services.contacts.handlers.import_job_records import ImportJob, JobStatus, Submission
+from services.contacts.handlers.import_jobs import ImportJobs
 
 router = ServiceRouter(prefix="/api/v1", tags=["imports"])
 

@@ -11,13 +11,15 @@ so when another writer got in first it is simply decided again on the fresher
 state (a few times, then 409; an interaction, which commutes with every other
 change, as often as it takes). With If-Match the caller decided on a version it
 saw: a different version is a 412, never a silent overwrite.
+
+Here: what every handler shares (``Contacts``, ``Written``, loading a customer and the
+tenant's custom fields), registering a customer, any other one-customer command, and
+the profile as the API shows it. Merges, erasure and export, the history and custom
+fields have their own modules.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,17 +28,14 @@ from typing import Any, ClassVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog import DomainEvent
-from libs.events.catalog.contacts import InteractionLogged, catalog
+from libs.events.catalog.contacts import catalog
 from libs.events.store import RecordedEvent
 from libs.events.write_path import HandlerContext, Subject, new_events
-from libs.platform.db import drop_overwritten_pages, is_postgres
+from libs.platform.db import is_postgres
 from services.contacts.commands import (
     ChangeProfile,
     CustomerCommand,
-    DefineCustomField,
-    ErasePersonalData,
     LogInteraction,
-    MergeCustomer,
     RegisterCustomer,
 )
 from services.contacts.domain import (
@@ -46,17 +45,13 @@ from services.contacts.domain import (
     CustomFieldDefinition,
     DuplicateCustomer,
     decide,
-    decide_custom_field,
-    decide_merge,
     evolve,
     existing,
     fold,
     fold_custom_fields,
     references,
 )
-from services.contacts.read_model import customer_list, registration_routine
-
-log = logging.getLogger(__name__)
+from services.contacts.read_model import customer_list, registration_routine, write_locks
 
 SERVICE = "contacts"
 SOURCE = "/crm/contacts"
@@ -150,7 +145,7 @@ async def register_customer(
         }
         events = decide(command, None, now, definitions=definitions, others=others)
         claimed = customer_list.identities_of(command.email, command.phone)
-        await customer_list.lock_identities(conn, tenant_id, claimed)
+        await write_locks.lock_identities(conn, tenant_id, claimed)
         if not register_anyway:
             holders = await customer_list.identity_holders(conn, tenant_id, claimed)
             for kind in ("email", "phone"):
@@ -210,7 +205,7 @@ async def change_customer(
     async def attempt() -> Written:
         now = contacts.clock()
         async with contacts.engine.begin() as conn:
-            await customer_list.lock_customers(conn, tenant_id, [customer_id])
+            await write_locks.lock_customers(conn, tenant_id, [customer_id])
             state = existing(
                 await load_customer(contacts, conn, tenant_id, customer_id), customer_id
             )
@@ -230,7 +225,7 @@ async def change_customer(
                 customer_list.identities_of(state.email, state.phone)
             )
             if new_claims:
-                await customer_list.lock_identities(conn, tenant_id, sorted(new_claims))
+                await write_locks.lock_identities(conn, tenant_id, sorted(new_claims))
             version = await contacts.store.append(
                 tenant_id, customer_id, state.version, new_events(events, customer_id, now),
                 conn=conn,
@@ -245,161 +240,6 @@ async def change_customer(
     # is never refused as busy, however many are logged at once.
     policy = replace(contacts.retry, attempts=None) if isinstance(command, LogInteraction) else None
     return await contacts.retrying(customer_id, expected, attempt, policy=policy)
-
-
-async def merge_customers(
-    contacts: Contacts, tenant_id: str, command: MergeCustomer, *, expected: int | None = None
-) -> Written:
-    """The survivor absorbs the duplicate; both streams change in one transaction."""
-    survivor_id, duplicate_id = command.customer_id, command.duplicate_id
-
-    async def attempt() -> Written:
-        now = contacts.clock()
-        async with contacts.engine.begin() as conn:
-            await customer_list.lock_customers(conn, tenant_id, [survivor_id, duplicate_id])
-            survivor = existing(
-                await load_customer(contacts, conn, tenant_id, survivor_id), survivor_id
-            )
-            contacts.check_version(survivor_id, expected, survivor.version)
-            duplicate = existing(
-                await load_customer(contacts, conn, tenant_id, duplicate_id), duplicate_id
-            )
-            for_survivor, for_duplicate = decide_merge(survivor, duplicate, now)
-            if not for_survivor and not for_duplicate:
-                return Written(survivor_id, survivor.version, False)
-            changes = [(survivor, for_survivor), (duplicate, for_duplicate)]
-            # The survivor's merge causes what happens to the duplicate.
-            survivor_new = new_events(for_survivor, survivor.id, now)
-            cause = survivor_new[0].event_id if survivor_new else None
-            appending = {
-                survivor.id: survivor_new,
-                duplicate.id: new_events(for_duplicate, duplicate.id, now, caused_by=cause),
-            }
-            versions: dict[str, int] = {}
-            # Always the same order of streams: two crossed merges then conflict
-            # cleanly on the first stream instead of deadlocking on the second.
-            for state, _ in sorted(changes, key=lambda change: change[0].id):
-                versions[state.id] = await contacts.store.append(
-                    tenant_id, state.id, state.version, appending[state.id], conn=conn
-                )
-            for state, events in changes:
-                await customer_list.update_customer(conn, state, evolved(state, events))
-            await customer_list.record_merge(conn, tenant_id, survivor_id, duplicate_id)
-        contacts.appended(len(for_survivor) + len(for_duplicate))
-        return Written(survivor_id, versions[survivor_id], True)
-
-    return await contacts.retrying(survivor_id, expected, attempt)
-
-
-@dataclass(frozen=True, slots=True)
-class Erasure:
-    customer_id: str
-    version: int
-    # The customer and every duplicate merged into it: all records of the person.
-    erased_ids: list[str]
-
-
-async def erase_personal_data(
-    contacts: Contacts, tenant_id: str, customer_id: str, *, by: str, expected: int | None = None
-) -> Erasure:
-    """Forget the person: every record of them, the merged duplicates' included.
-
-    Appends PersonalDataErased to each record (so every read model drops it),
-    destroys each record's key (so the history reads redacted from now on) and
-    scrubs this service's rows, in one transaction.
-    """
-
-    async def attempt() -> Erasure:
-        now = contacts.clock()
-        appended = 0
-        async with contacts.engine.begin() as conn:
-            target = await customer_list.resolve(conn, tenant_id, customer_id)
-            if target is None:
-                raise CustomerNotFound(customer_id)
-            records = await customer_list.records_of(conn, tenant_id, target)
-            await customer_list.lock_customers(conn, tenant_id, records)
-            version = 0
-            states = {
-                record_id: existing(
-                    await load_customer(contacts, conn, tenant_id, record_id), record_id
-                )
-                for record_id in records
-            }
-            decided = {
-                record_id: decide(ErasePersonalData(customer_id=record_id, by=by), state, now)
-                for record_id, state in states.items()
-            }
-            # The erasure asked for (the target's) causes its merged records' erasures.
-            cause = str(uuid.uuid4()) if decided.get(target) else None
-            for record_id in sorted(records):
-                state = states[record_id]
-                if record_id == target:
-                    contacts.check_version(target, expected, state.version)
-                events = decided[record_id]
-                current = state.version
-                if events:
-                    appending = new_events(
-                        events, record_id, now, caused_by=None if record_id == target else cause
-                    )
-                    if record_id == target and cause is not None:
-                        appending[0] = dataclasses.replace(appending[0], event_id=cause)
-                    current = await contacts.store.append(
-                        tenant_id, record_id, state.version, appending, conn=conn
-                    )
-                    await customer_list.update_customer(conn, state, evolved(state, events))
-                    appended += len(events)
-                # Also when already erased: a key written since must not survive.
-                await contacts.store.erase_personal_data(tenant_id, record_id, conn=conn)
-                if record_id == target:
-                    version = current
-        contacts.appended(appended)
-        return Erasure(target, version, records)
-
-    erasure = await contacts.retrying(customer_id, expected, attempt)
-    if not await drop_overwritten_pages(contacts.engine):
-        log.warning("erased data of %s still in the write-ahead log: a reader held it", customer_id)
-    return erasure
-
-
-# --- custom fields -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CustomFieldWritten:
-    definition: CustomFieldDefinition
-    version: int
-    created: bool
-
-
-async def define_custom_field(
-    contacts: Contacts, tenant_id: str, command: DefineCustomField
-) -> CustomFieldWritten:
-    async def attempt() -> CustomFieldWritten:
-        now = contacts.clock()
-        async with contacts.engine.begin() as conn:
-            definitions, version = await load_custom_fields(contacts, conn, tenant_id)
-            events = decide_custom_field(command, definitions, now)
-            if events:
-                version = await contacts.store.append(
-                    tenant_id, CUSTOM_FIELDS_STREAM, version,
-                    new_events(events, CUSTOM_FIELDS_STREAM, now), conn=conn,
-                )
-        contacts.known_custom_fields.pop(tenant_id, None)
-        contacts.appended(len(events))
-        # Either nothing changed or the field is now exactly what was asked for.
-        wanted = CustomFieldDefinition(
-            name=command.name, type=command.type, required=command.required,
-            choices=tuple(command.choices),
-        )
-        return CustomFieldWritten(wanted, version, created=command.name not in definitions)
-
-    return await contacts.retrying(CUSTOM_FIELDS_STREAM, None, attempt)
-
-
-async def custom_fields(contacts: Contacts, tenant_id: str) -> list[CustomFieldDefinition]:
-    async with contacts.engine.connect() as conn:
-        definitions, _ = await load_custom_fields(contacts, conn, tenant_id)
-    return [definitions[name] for name in sorted(definitions)]
 
 
 # --- queries -------------------------------------------------------------------------
@@ -420,63 +260,3 @@ async def customer_profile(contacts: Contacts, tenant_id: str, customer_id: str)
     if target is None or found is None:
         raise CustomerNotFound(customer_id)
     return CustomerProfile(target, int(found["version"]), found)
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    customer_id: str
-    version: int
-    events: list[RecordedEvent]
-    records: list[dict[str, Any]]
-
-
-async def customer_history(contacts: Contacts, tenant_id: str, customer_id: str) -> History:
-    """The union of the histories of the customer and the duplicates it absorbed,
-    in the order they were recorded; personal fields of erased ones read redacted."""
-    async with contacts.engine.connect() as conn:
-        target = await customer_list.resolve(conn, tenant_id, customer_id)
-        if target is None:
-            raise CustomerNotFound(customer_id)
-        events: list[RecordedEvent] = []
-        records: list[dict[str, Any]] = []
-        for record_id in await customer_list.records_of(conn, tenant_id, target):
-            events += await contacts.store.read_stream(tenant_id, record_id, conn=conn)
-            found = await customer_list.profile(conn, tenant_id, record_id)
-            if found is not None:
-                records.append(found)
-    events.sort(key=lambda e: e.position)
-    version = int(records[0]["version"]) if records else 0
-    return History(target, version, events, records)
-
-
-def event_view(event: RecordedEvent) -> dict[str, Any]:
-    """One event as the history and the export show it (the CloudEvents names)."""
-    return {
-        "id": event.event_id,
-        "type": event.type,
-        "customer_id": event.stream_id,
-        "sequence": event.version,
-        "time": event.occurred_at.isoformat(),
-        "recorded_at": event.recorded_at.isoformat(),
-        "correlation_id": event.correlation_id,
-        "data": event.data,
-    }
-
-
-async def export_customer(contacts: Contacts, tenant_id: str, customer_id: str) -> dict[str, Any]:
-    """Everything this service holds about the person, machine-readable (data access)."""
-    history = await customer_history(contacts, tenant_id, customer_id)
-    interactions = [
-        {k: v for k, v in e.data.items() if k != "customer_id"} | {"customer_id": e.stream_id}
-        for e in history.events
-        if e.type == InteractionLogged.type_name
-    ]
-    return {
-        "exported_at": contacts.clock().isoformat(),
-        "tenant_id": tenant_id,
-        "customer": history.records[0] if history.records else None,
-        # Records merged into this customer: same person, kept with their own ids.
-        "merged_records": history.records[1:],
-        "interactions": interactions,
-        "history": [event_view(e) for e in history.events],
-    }

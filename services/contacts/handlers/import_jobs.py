@@ -12,6 +12,9 @@ own runner does the import and keeps the job's progress and report in
   its stale heartbeat. Each batch commits with the job's checkpoint, so a job
   picked up again starts after the last batch written, with the report so far.
 * The file is kept only until the job ends: it holds personal data.
+
+Here: submitting, reading, and the runner. What a job is and how its row keeps it is
+in ``import_job_records``.
 """
 
 from __future__ import annotations
@@ -19,37 +22,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import (
-    Column,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events.catalog.contacts import CustomerKind
-from libs.platform.db import JsonDocument, UtcDateTime
-from libs.platform.errors import Conflict, NotFound
-from services.contacts.handlers import importer
+from services.contacts.handlers import import_file, importer
 from services.contacts.handlers.customers import Contacts
+from services.contacts.handlers.import_job_records import (
+    VIEW_COLUMNS,
+    IdempotencyKeyReused,
+    ImportJob,
+    ImportJobNotFound,
+    Submission,
+    import_jobs,
+)
 
 # structlog, like every other line of the platform: the stdlib logger's info lines were
 # never written (the root logger stays at WARNING), so an import showed no progress.
@@ -57,104 +49,8 @@ log = structlog.get_logger("crm.contacts.imports")
 # A progress line at most this often per job: a 100,000-row import writes a few dozen.
 PROGRESS_EVERY_SECONDS = 5.0
 
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
-
 # A job that failed this many times for reasons of ours (not its file) stays failed.
 MAX_ATTEMPTS = 3
-
-metadata = MetaData()
-
-import_jobs = Table(
-    "contacts_import_jobs",
-    metadata,
-    Column("job_id", String(36), primary_key=True),
-    Column("tenant_id", String(64), nullable=False),
-    # sha256 of the Idempotency-Key, or of the submission itself when there is none.
-    Column("request_key", String(80), nullable=False),
-    Column("submission_sha256", String(64), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("submitted_by", String(64), nullable=False),
-    Column("submitted_at", UtcDateTime, nullable=False),
-    Column("started_at", UtcDateTime),
-    Column("finished_at", UtcDateTime),
-    Column("heartbeat_at", UtcDateTime),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("file", LargeBinary),  # cleared when the job ends
-    Column("options", JsonDocument, nullable=False),  # mapping, kind, timezone
-    Column("rows_total", Integer, nullable=False),
-    Column("rows_done", Integer, nullable=False, default=0),
-    Column("after_row", Integer, nullable=False, default=1),  # checkpoint (file row)
-    Column("report", JsonDocument),  # so far while running; whole when succeeded
-    Column("failure", Text),
-    UniqueConstraint("tenant_id", "request_key", name="uq_contacts_import_jobs_request"),
-)
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What a caller asked to import, as the request carried it."""
-
-    content: bytes
-    mapping: str | None
-    kind: CustomerKind
-    timezone: str
-
-    def options(self) -> dict[str, Any]:
-        return {"mapping": self.mapping, "kind": self.kind, "timezone": self.timezone}
-
-    def fingerprint(self) -> str:
-        """Same file and options, same fingerprint (a mapping's spacing and key order
-        do not matter: it was checked to be a JSON object already)."""
-        mapping = None
-        if self.mapping is not None and self.mapping.strip():
-            mapping = json.dumps(json.loads(self.mapping), sort_keys=True, ensure_ascii=False)
-        options = json.dumps([mapping, self.kind, self.timezone.strip()], ensure_ascii=False)
-        digest = hashlib.sha256(options.encode())
-        digest.update(b"\x00")
-        digest.update(self.content)
-        return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class ImportJob:
-    job_id: str
-    tenant_id: str
-    status: JobStatus
-    submitted_by: str
-    submitted_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    rows_total: int
-    rows_done: int
-    report: dict[str, Any] | None
-    failure: str | None
-
-    @property
-    def done(self) -> bool:
-        return self.status in ("succeeded", "failed")
-
-
-_VIEW_COLUMNS = (
-    import_jobs.c.job_id,
-    import_jobs.c.tenant_id,
-    import_jobs.c.status,
-    import_jobs.c.submitted_by,
-    import_jobs.c.submitted_at,
-    import_jobs.c.started_at,
-    import_jobs.c.finished_at,
-    import_jobs.c.rows_total,
-    import_jobs.c.rows_done,
-    import_jobs.c.report,
-    import_jobs.c.failure,
-)
-
-
-class ImportJobNotFound(NotFound):
-    pass
-
-
-class IdempotencyKeyReused(Conflict):
-    pass
 
 
 class ImportJobs:
@@ -192,7 +88,7 @@ class ImportJobs:
         time zone) is a 422 here, not a failed job.
         """
         rows_total = await asyncio.to_thread(
-            importer.inspect_file, submission.content, submission.mapping, submission.timezone
+            import_file.inspect_file, submission.content, submission.mapping, submission.timezone
         )
         fingerprint = submission.fingerprint()
         if idempotency_key is not None:
@@ -239,7 +135,7 @@ class ImportJobs:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(*_VIEW_COLUMNS).where(
+                    select(*VIEW_COLUMNS).where(
                         import_jobs.c.tenant_id == tenant_id, import_jobs.c.job_id == job_id
                     )
                 )
@@ -252,7 +148,7 @@ class ImportJobs:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(*_VIEW_COLUMNS, import_jobs.c.submission_sha256).where(
+                    select(*VIEW_COLUMNS, import_jobs.c.submission_sha256).where(
                         import_jobs.c.tenant_id == tenant_id, import_jobs.c.request_key == key
                     )
                 )

@@ -22,6 +22,10 @@
 * Resuming: ``on_batch`` sees each batch's transaction, the report so far and the
   last row done, so a caller can keep a checkpoint that commits with the rows; an
   import started again from that checkpoint skips the rows before it.
+
+Here: the run (batches, duplicates, checkpoints). What the file holds and how its
+columns map to fields is in ``import_file``; how a row becomes a command, in
+``import_rows``.
 """
 
 from __future__ import annotations
@@ -29,15 +33,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
-import io
-import json
-import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -47,13 +48,10 @@ from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import CustomerKind
 from libs.events.store import StreamAppend
 from libs.events.write_path import new_events
-from libs.platform.errors import Unprocessable
-from libs.platform.spreadsheets import decode_spreadsheet
 from services.contacts.commands import RegisterCustomer
 from services.contacts.domain import (
     ContactsError,
     Customer,
-    CustomerNotFound,
     CustomFieldDefinition,
     decide,
 )
@@ -63,205 +61,20 @@ from services.contacts.handlers.customers import (
     load_custom_fields,
     load_customer,
 )
-from services.contacts.read_model import customer_list
+from services.contacts.handlers.import_file import counts_as_row, read_header, zone
+from services.contacts.handlers.import_rows import (
+    RowRefused,
+    command_data,
+    domain_issue,
+    row_identity,
+    validation_issues,
+)
+from services.contacts.read_model import customer_list, planner, write_locks
 from services.contacts.read_model.customer_list import Identity
 
-# Fixed forever: ids derived from it must come out the same on every re-run.
-IMPORT_NAMESPACE = uuid.UUID("6f1d3c1e-7a51-4c8e-9d0b-2b1e5f0c9a77")
-
-FIELDS = (
-    "kind",
-    "name",
-    "email",
-    "phone",
-    "birthday",
-    "owner_id",
-    "tags",
-    "company_id",
-    "registered_at",
-)
-ATTRIBUTE_PREFIX = "attributes."
-# Exports write "个人"/"公司" as often as person/company.
-KIND_WORDS: Mapping[str, CustomerKind] = {
-    "person": "person",
-    "individual": "person",
-    "个人": "person",
-    "company": "company",
-    "organisation": "company",
-    "organization": "company",
-    "公司": "company",
-    "企业": "company",
-}
 # Rows validated between two turns of the event loop: a few tenths of a millisecond
 # of CPU each, so a request of the same process waits a few milliseconds per await.
 YIELD_EVERY = 10
-_TAG_SEPARATORS = re.compile(r"[;,|；，、]")
-_DAY = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
-
-
-# --- the file ------------------------------------------------------------------------
-
-
-def parse_mapping(raw: str | None, header: Sequence[str]) -> dict[str, int]:
-    """Platform field -> column index, from the caller's JSON mapping and the header."""
-    given: dict[str, str] = {}
-    if raw is not None and raw.strip():
-        try:
-            loaded = json.loads(raw)
-        except ValueError:
-            raise Unprocessable("mapping", "is not JSON") from None
-        except RecursionError:  # "[[[[..." nested deeper than the parser's stack
-            raise Unprocessable("mapping", "is nested too deeply to be a mapping") from None
-        if not isinstance(loaded, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
-        ):
-            raise Unprocessable("mapping", 'must be an object such as {"name": "Full name"}')
-        given = loaded
-    columns = {name: i for i, name in reversed(list(enumerate(header)))}
-    mapping: dict[str, int] = {}
-    for target, column in given.items():
-        if target not in FIELDS and not _is_attribute(target):
-            raise Unprocessable(f"mapping.{target}", "is not a field customers can be imported to")
-        if column.strip() not in columns:
-            raise Unprocessable(f"mapping.{target}", f"column {column!r} is not in the file")
-        mapping[target] = columns[column.strip()]
-    # Columns already named like a field need no mapping.
-    for name, index in columns.items():
-        if name in FIELDS or _is_attribute(name):
-            mapping.setdefault(name, index)
-    if "name" not in mapping:
-        raise Unprocessable("mapping.name", "no column gives the customer's name")
-    return mapping
-
-
-def _is_attribute(target: str) -> bool:
-    return target.startswith(ATTRIBUTE_PREFIX) and len(target) > len(ATTRIBUTE_PREFIX)
-
-
-def read_header(
-    content: bytes, mapping: str | None
-) -> tuple[Iterator[tuple[int, list[str] | csv.Error]], dict[str, int]]:
-    """The file's records after its header, and the column of each platform field."""
-    records = _records(decode_spreadsheet(content))
-    header_row = next(records, None)
-    if header_row is None or isinstance(header_row[1], csv.Error) or not header_row[1]:
-        raise Unprocessable("file", "has no header row")
-    header = [name.strip().lstrip("\ufeff") for name in header_row[1]]
-    return records, parse_mapping(mapping, header)
-
-
-def inspect_file(content: bytes, mapping: str | None, timezone: str) -> int:
-    """How many rows the import of this file will go through; 422 for what would stop
-    it before the first row (encoding, header, mapping, time zone). CPU only."""
-    zone(timezone)
-    records, _ = read_header(content, mapping)
-    return sum(1 for _, record in records if _counts_as_row(record))
-
-
-def _counts_as_row(record: list[str] | csv.Error) -> bool:
-    # Blank lines are spreadsheet padding, not customers; a broken record is a row.
-    return isinstance(record, csv.Error) or any(cell.strip() for cell in record)
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
-        raise Unprocessable("timezone", "is not an IANA time zone such as Asia/Shanghai") from None
-
-
-# --- rows ----------------------------------------------------------------------------
-
-
-class RowRefused(Exception):
-    def __init__(self, issues: list[tuple[str, str]]) -> None:
-        super().__init__(issues)
-        self.issues = issues
-
-
-def parse_day(raw: str) -> str:
-    match = _DAY.fullmatch(raw.strip())
-    if match is None:
-        return raw  # the command says why it is not a date
-    year, month, day = (int(g) for g in match.groups())
-    try:
-        return date(year, month, day).isoformat()
-    except ValueError:
-        return raw
-
-
-def parse_time(raw: str, tz: ZoneInfo) -> datetime:
-    """A registration time as migrations write it; a time without zone is in ``tz``."""
-    text = raw.strip()
-    day = _DAY.fullmatch(text)
-    try:
-        if day is not None:
-            year, month, dom = (int(g) for g in day.groups())
-            at = datetime(year, month, dom)
-        else:
-            at = datetime.fromisoformat(_DAY.sub(lambda m: parse_day(m.group(0)), text, count=1))
-    except ValueError:
-        raise RowRefused(
-            [("registered_at", "is not a date or time (e.g. 2019-03-01 or 2019-03-01 09:30)")]
-        ) from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=tz)
-
-
-def command_data(
-    cells: Mapping[str, str], *, default_kind: CustomerKind, tz: ZoneInfo
-) -> dict[str, Any]:
-    """The RegisterCustomer fields of one row (before validation); blank is absent."""
-    data: dict[str, Any] = {}
-    attributes: dict[str, str] = {}
-    for target, value in cells.items():
-        if "\x00" in value:
-            raise RowRefused([(target, "contains a NUL character")])
-        if not value:
-            continue
-        if _is_attribute(target):
-            attributes[target.removeprefix(ATTRIBUTE_PREFIX)] = value
-        elif target == "kind":
-            data["kind"] = KIND_WORDS.get(value.lower(), value)
-        elif target == "tags":
-            data["tags"] = [t for t in (t.strip() for t in _TAG_SEPARATORS.split(value)) if t]
-        elif target == "birthday":
-            data["birthday"] = parse_day(value)
-        elif target == "registered_at":
-            data["registered_at"] = parse_time(value, tz)
-        else:
-            data[target] = value
-    data.setdefault("kind", default_kind)
-    if attributes:
-        data["attributes"] = attributes
-    return data
-
-
-def row_identity(tenant_id: str, command: RegisterCustomer) -> str:
-    """The customer id a row always gets: same tenant and content, same id."""
-    content = command.model_dump(mode="json", exclude={"customer_id", "tenant_id"})
-    canonical = json.dumps([tenant_id, content], sort_keys=True, ensure_ascii=False)
-    return str(uuid.uuid5(IMPORT_NAMESPACE, canonical))
-
-
-def validation_issues(exc: ValidationError) -> list[tuple[str, str]]:
-    return [
-        (
-            ".".join(str(p) for p in error["loc"]) or "row",
-            str(error["msg"]).removeprefix("Value error, "),
-        )
-        for error in exc.errors()
-    ]
-
-
-def domain_issue(exc: ContactsError) -> tuple[str, str]:
-    if isinstance(exc, Unprocessable):
-        return exc.field, exc.reason
-    if isinstance(exc, CustomerNotFound):
-        return "company_id", exc.detail
-    return "row", exc.detail
-
-
-# --- the run -------------------------------------------------------------------------
 
 
 @dataclass
@@ -329,21 +142,6 @@ class _Seen:
     identities: dict[Identity, tuple[str, int]] = field(default_factory=dict)
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str] | csv.Error]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    row = 0
-    while True:
-        row += 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield row, exc
-            continue
-        yield row, record
-
-
 async def import_customers(
     contacts: Contacts,
     tenant_id: str,
@@ -386,32 +184,15 @@ async def import_customers(
             continue  # done before an interruption: written, refused and reported
         if row % YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        if not _counts_as_row(record):
+        if not counts_as_row(record):
             continue
         report.rows += 1
-        if isinstance(record, csv.Error):
-            report.refuse(row, [("row", f"is not valid CSV: {record}")])
-            continue
-        cells = {
-            target: record[index].strip() if index < len(record) else ""
-            for target, index in columns.items()
-        }
-        try:
-            data = command_data(cells, default_kind=default_kind, tz=tz)
-            command = RegisterCustomer.model_validate(
-                {**data, "customer_id": "pending", "tenant_id": tenant_id},
-                context={"phone_region": contacts.phone_region},
-            )
-        except RowRefused as refused:
-            report.refuse(row, refused.issues)
-            continue
-        except ValidationError as exc:
-            report.refuse(row, validation_issues(exc))
-            continue
-        command = command.model_copy(update={"customer_id": row_identity(tenant_id, command)})
-        batch.append(
-            Candidate(row, command, customer_list.identities_of(command.email, command.phone))
+        candidate = _candidate(
+            contacts, tenant_id, row, record, columns, report, default_kind=default_kind, tz=tz
         )
+        if candidate is None:
+            continue  # refused, and reported
+        batch.append(candidate)
         if len(batch) >= contacts.import_batch_size:
             await write(row)
             batch = []
@@ -422,10 +203,65 @@ async def import_customers(
         await write(row)
 
     if report.created:
-        await customer_list.refresh_statistics(contacts.engine)
+        await planner.refresh_statistics(contacts.engine)
+    await _record_run(
+        contacts, tenant_id, content, report,
+        by=by, started_at=started_at, resumed=resume is not None,
+    )
+    return report
+
+
+def _candidate(
+    contacts: Contacts,
+    tenant_id: str,
+    row: int,
+    record: list[str] | csv.Error,
+    columns: Mapping[str, int],
+    report: ImportReport,
+    *,
+    default_kind: CustomerKind,
+    tz: ZoneInfo,
+) -> Candidate | None:
+    """The row's registration, waiting for its batch; None when the row is refused (the
+    report says why)."""
+    if isinstance(record, csv.Error):
+        report.refuse(row, [("row", f"is not valid CSV: {record}")])
+        return None
+    cells = {
+        target: record[index].strip() if index < len(record) else ""
+        for target, index in columns.items()
+    }
+    try:
+        data = command_data(cells, default_kind=default_kind, tz=tz)
+        command = RegisterCustomer.model_validate(
+            {**data, "customer_id": "pending", "tenant_id": tenant_id},
+            context={"phone_region": contacts.phone_region},
+        )
+    except RowRefused as refused:
+        report.refuse(row, refused.issues)
+        return None
+    except ValidationError as exc:
+        report.refuse(row, validation_issues(exc))
+        return None
+    command = command.model_copy(update={"customer_id": row_identity(tenant_id, command)})
+    return Candidate(row, command, customer_list.identities_of(command.email, command.phone))
+
+
+async def _record_run(
+    contacts: Contacts,
+    tenant_id: str,
+    content: bytes,
+    report: ImportReport,
+    *,
+    by: str,
+    started_at: datetime,
+    resumed: bool,
+) -> None:
+    """The run in ``contacts_import_runs`` (counts only), once: a resumed import may
+    have recorded it already."""
     async with contacts.engine.begin() as conn:
-        if resume is not None and await _recorded(conn, report.import_id):
-            return report  # stopped between recording the run and saying it was done
+        if resumed and await _recorded(conn, report.import_id):
+            return  # stopped between recording the run and saying it was done
         await customer_list.record_import_run(
             conn,
             {
@@ -441,7 +277,6 @@ async def import_customers(
                 "errors": len(report.errors),
             },
         )
-    return report
 
 
 async def _recorded(conn: AsyncConnection, import_id: str) -> bool:
@@ -468,8 +303,8 @@ async def _write_batch(
     registered: list[Customer] = []
     async with contacts.engine.begin() as conn:
         # Registrations of the tenant wait for this batch; the batch sees all of theirs.
-        await customer_list.lock_tenant(conn, tenant_id)
-        await customer_list.plan_each_bulk_query(conn)
+        await write_locks.lock_tenant(conn, tenant_id)
+        await planner.plan_each_bulk_query(conn)
         ids = [c.command.customer_id for c in batch]
         already = await customer_list.existing_ids(conn, tenant_id, ids)
         holders = await customer_list.identity_holders(

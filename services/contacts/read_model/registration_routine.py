@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.contacts.domain import Customer
-from services.contacts.read_model import customer_list
+from services.contacts.read_model import customer_list, customer_rows, write_locks
 
 ROUTINE = """
 CREATE OR REPLACE FUNCTION contacts_register(
@@ -127,14 +127,14 @@ async def register(
     """Run the routine for ``customer`` (its state after registration); None: done."""
     tenant_id = customer.tenant_id
     claimed = customer_list.identities_of(customer.email, customer.phone)
-    row = customer_list.row_of(customer)
+    row = customer_rows.row_of(customer)
     if start_stream["p_tenant"] != tenant_id:
         raise ValueError("the stream's events belong to another tenant")
     arguments = {
         **start_stream,
         "p_customer": customer.id,
-        "p_tenant_lock": customer_list.tenant_lock_key(tenant_id),
-        "p_identity_locks": customer_list.identity_lock_keys(tenant_id, claimed),
+        "p_tenant_lock": write_locks.tenant_lock_key(tenant_id),
+        "p_identity_locks": write_locks.identity_lock_keys(tenant_id, claimed),
         "p_kinds": [kind for kind, _ in claimed],
         "p_values": [value for _, value in claimed],
         "p_check_duplicates": check_duplicates,

@@ -18,7 +18,7 @@ from libs.events.store import events
 from libs.platform.app import configure_logging
 from libs.platform.db import create_engine
 from services.contacts.app import create_app
-from services.contacts.handlers.import_jobs import import_jobs
+from services.contacts.handlers.import_job_records import import_jobs
 from services.contacts.settings import Settings
 from services.contacts.tests.conftest import Api, eventually
 from services.contacts.tests.test_import import count_events, finished, upload
