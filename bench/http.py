@@ -75,7 +75,8 @@ from bench.common import db_url, fmt, median, percentile
 from bench.lean import LeanClient
 from libs.auth import issue_token
 from libs.platform.broker import free_port
-from libs.platform.cli import _create_postgres_databases, platform_processes
+from libs.platform.cli import platform_processes
+from libs.platform.preflight import _create_postgres_databases
 from libs.platform.settings import ServiceSettings
 from services.bootstrap import SERVICES
 

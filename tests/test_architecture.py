@@ -224,7 +224,6 @@ LONG_MODULES = {
     "services/tickets/domain/ticket.py": 412,
 }
 LONG_FUNCTIONS = {
-    "libs/platform/cli.py:build_cli": 222,
     "services/alerts/domain/reminders.py:due_reminders": 91,
     "services/alerts/handlers/__init__.py:assess_customers": 124,
     "services/analytics/read_model/projection.py:take": 119,

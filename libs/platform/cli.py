@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +32,8 @@ from sqlalchemy.engine import make_url
 from libs.events.catalog import published_catalogs as catalogs
 from libs.platform.broker import taken_ports
 from libs.platform.preflight import (
+    _create_postgres_databases,
+    machine_workers,
     migrate_or_exit,
     service_database_url,
     service_settings,
@@ -41,23 +43,6 @@ from libs.platform.service import ServiceDeclaration
 from libs.platform.supervision import Supervisor
 
 BROKER_PORT = 9092
-
-
-async def _create_postgres_databases(urls: list[str]) -> None:
-    import asyncpg
-
-    for url in urls:
-        parsed = make_url(url)
-        admin = parsed.set(drivername="postgresql", database="postgres")
-        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-        try:
-            exists = await conn.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", parsed.database
-            )
-            if not exists:
-                await conn.execute(f'CREATE DATABASE "{parsed.database}"')
-        finally:
-            await conn.close()
 
 
 @dataclass(frozen=True)
@@ -154,6 +139,17 @@ def postgres_databases(processes: Sequence[PlatformProcess]) -> list[str]:
 def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
     """The ``crm`` command for these services (the composition root passes them)."""
     app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+    declared = _declared_by_name(services)
+    _add_run(app, services)
+    _add_service_commands(app, services, declared)
+    _add_tools(app)
+    _add_recovery_commands(app, services, declared)
+    return app
+
+
+def _declared_by_name(
+    services: Sequence[ServiceDeclaration],
+) -> Callable[[str], ServiceDeclaration]:
     by_name = {service.name: service for service in services}
 
     def declared(name: str) -> ServiceDeclaration:
@@ -161,6 +157,11 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             raise typer.BadParameter(f"unknown service {name!r}; one of {', '.join(by_name)}")
         return by_name[name]
 
+    return declared
+
+
+def _add_run(app: typer.Typer, services: Sequence[ServiceDeclaration]) -> None:
+    """``crm run``: the whole platform, supervised."""
     @app.command()
     def run() -> None:
         """Start the platform: broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and every
@@ -212,6 +213,13 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         code = supervisor.run_until_stopped(readiness, gateway or "http://127.0.0.1:8000")
         sys.exit(code)
 
+
+def _add_service_commands(
+    app: typer.Typer,
+    services: Sequence[ServiceDeclaration],
+    declared: Callable[[str], ServiceDeclaration],
+) -> None:
+    """``crm migrate`` and ``crm serve``: one service's database and process."""
     @app.command()
     def migrate(
         service: Annotated[str | None, typer.Argument(help="default: every service")] = None,
@@ -286,6 +294,9 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
 
+
+def _add_tools(app: typer.Typer) -> None:
+    """``crm broker``, ``crm token``, ``crm schemas``: what local work needs."""
     @app.command()
     def broker(port: int = BROKER_PORT) -> None:
         """Run the bundled broker (memory storage) in the foreground."""
@@ -323,6 +334,13 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
         )
         print(f"{written} schemas and asyncapi.json written to {directory}")
 
+
+def _add_recovery_commands(
+    app: typer.Typer,
+    services: Sequence[ServiceDeclaration],
+    declared: Callable[[str], ServiceDeclaration],
+) -> None:
+    """``crm republish`` and ``crm rebuild``: an operator's way back from a lost topic."""
     @app.command()
     def republish(service: str) -> None:
         """Publish a service's whole event store again (after a topic was lost), through
@@ -371,14 +389,3 @@ def build_cli(services: Sequence[ServiceDeclaration]) -> typer.Typer:
                 await engine.dispose()
 
         print(f"{projection}: generation {asyncio.run(go())} is now active")
-
-    return app
-
-
-def machine_workers(service: ServiceDeclaration, environ: Mapping[str, str]) -> int:
-    """Worker processes ``crm run`` gives a service: ``<NAME>_WORKERS``, else
-    ``WORKERS``, else what the service asks for, bounded by the machine's cores."""
-    for setting in (f"{service.env_prefix}_WORKERS", "WORKERS"):
-        if environ.get(setting, "").strip():
-            return max(1, int(environ[setting]))
-    return max(1, min(service.workers, os.cpu_count() or 1))

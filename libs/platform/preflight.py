@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +83,29 @@ def migrate_or_exit(chosen: Sequence[ServiceDeclaration], database_url: str | No
         except SchemaMismatch as refused:
             print(f"{service.name}: {refused}", file=sys.stderr)
             raise typer.Exit(1) from refused
+
+
+def machine_workers(service: ServiceDeclaration, environ: Mapping[str, str]) -> int:
+    """Worker processes ``crm run`` gives a service: ``<NAME>_WORKERS``, else
+    ``WORKERS``, else what the service asks for, bounded by the machine's cores."""
+    for setting in (f"{service.env_prefix}_WORKERS", "WORKERS"):
+        if environ.get(setting, "").strip():
+            return max(1, int(environ[setting]))
+    return max(1, min(service.workers, os.cpu_count() or 1))
+
+
+async def _create_postgres_databases(urls: list[str]) -> None:
+    import asyncpg
+
+    for url in urls:
+        parsed = make_url(url)
+        admin = parsed.set(drivername="postgresql", database="postgres")
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            exists = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", parsed.database
+            )
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+        finally:
+            await conn.close()

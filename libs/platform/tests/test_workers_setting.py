@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from libs.platform.cli import machine_workers, platform_processes
+from libs.platform.cli import platform_processes
+from libs.platform.preflight import machine_workers
 from libs.platform.service import ServiceDeclaration
 from libs.platform.settings import ServiceSettings
 
