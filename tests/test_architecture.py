@@ -244,7 +244,6 @@ LONG_FUNCTIONS = {
     "services/analytics/read_model/tables.py:of": 99,
     "services/contacts/handlers/importer.py:import_customers": 98,
     "services/customer360/read_model/reader.py:_assemble": 94,
-    "services/loyalty/read_model.py:record_many": 88,
     "services/tickets/domain/ticket.py:decide": 88,
 }
 
