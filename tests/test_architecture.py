@@ -224,7 +224,6 @@ LONG_MODULES = {
     "libs/platform/app.py": 571,
     "services/alerts/api.py": 483,
     "services/alerts/handlers/__init__.py": 437,
-    "services/alerts/read_model/churn_facts.py": 603,
     "services/contacts/api/customers.py": 504,
     "services/contacts/domain.py": 884,
     "services/contacts/handlers/customers.py": 518,
