@@ -222,7 +222,6 @@ LONG_MODULES = {
     "libs/events/projection.py": 461,
     "libs/events/store.py": 488,
     "libs/platform/app.py": 571,
-    "services/alerts/api.py": 483,
     "services/alerts/handlers/__init__.py": 437,
     "services/contacts/api/customers.py": 504,
     "services/contacts/domain.py": 884,
