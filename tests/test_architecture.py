@@ -234,7 +234,6 @@ LONG_MODULES = {
 LONG_FUNCTIONS = {
     "libs/platform/app.py:create_service_app": 85,
     "libs/platform/cli.py:build_cli": 222,
-    "services/alerts/domain/reminders.py:due_reminders": 91,
     "services/analytics/read_model/projection.py:take": 119,
     "services/analytics/read_model/tables.py:of": 99,
     "services/contacts/handlers/importer.py:import_customers": 98,
