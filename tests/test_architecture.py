@@ -216,22 +216,11 @@ def test_a_role_is_a_file_or_a_folder_never_both() -> None:
 # A module past ~400 lines becomes a folder, a function past 80 is split. These were
 # past it when the rule was written down (decision 0092): each may shrink, none grow,
 # and no other may join them.
-LONG_MODULES = {
-    "services/alerts/api.py": 483,
-    "services/alerts/handlers/__init__.py": 437,
-    "services/alerts/read_model/churn_facts.py": 603,
-    "services/loyalty/domain/decisions.py": 619,
-    "services/tickets/domain/ticket.py": 412,
-}
+LONG_MODULES: dict[str, int] = {}
 LONG_FUNCTIONS = {
-    "services/alerts/domain/reminders.py:due_reminders": 91,
-    "services/alerts/handlers/__init__.py:assess_customers": 124,
     "services/analytics/read_model/projection.py:take": 119,
     "services/analytics/read_model/tables.py:of": 99,
     "services/customer360/read_model/reader.py:_assemble": 94,
-    "services/loyalty/domain/ledger.py:evolve": 100,
-    "services/loyalty/read_model.py:record_many": 88,
-    "services/tickets/domain/ticket.py:decide": 88,
 }
 
 

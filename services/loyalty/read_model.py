@@ -177,6 +177,20 @@ async def record_many(
 ) -> None:
     """The lines, the monthly figures and the accounts of many ledgers: three statements
     whatever their number (a batch of earnings is recorded as one decision is)."""
+    rows, counts = _lines_and_figures(tenant_id, changes, now)
+    if rows:
+        await conn.execute(lines.insert(), rows)
+    await _add_monthly_figures(conn, tenant_id, counts)
+    if not changes:
+        return
+    await _upsert_accounts(conn, tenant_id, changes, now)
+
+
+def _lines_and_figures(
+    tenant_id: str, changes: Sequence[LedgerChange], now: datetime
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+    """A line per event that moves points, numbered by the ledger's version and carrying
+    the balance after it; and what they add to this month's figures."""
     rows: list[dict[str, Any]] = []
     counts: dict[str, dict[str, int]] = {}
     month = now.strftime("%Y-%m")
@@ -206,8 +220,12 @@ async def record_many(
                 name, sign = figure
                 counts.setdefault(month, {})
                 counts[month][name] = counts[month].get(name, 0) + sign * abs(points)
-    if rows:
-        await conn.execute(lines.insert(), rows)
+    return rows, counts
+
+
+async def _add_monthly_figures(
+    conn: AsyncConnection, tenant_id: str, counts: dict[str, dict[str, int]]
+) -> None:
     insert = upsert_for(conn)
     for month, figures in counts.items():
         stmt = insert(monthly).values(
@@ -224,8 +242,11 @@ async def record_many(
                 set_={k: monthly.c[k] + stmt.excluded[k] for k in figures},
             )
         )
-    if not changes:
-        return
+
+
+async def _upsert_accounts(
+    conn: AsyncConnection, tenant_id: str, changes: Sequence[LedgerChange], now: datetime
+) -> None:
     # The last change of each ledger is how it stands.
     latest = {c.after.customer_id: c for c in changes}
     accounts_rows = [
@@ -242,7 +263,7 @@ async def record_many(
         }
         for c in latest.values()
     ]
-    stmt = insert(accounts).values(accounts_rows)
+    stmt = upsert_for(conn)(accounts).values(accounts_rows)
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[accounts.c.tenant_id, accounts.c.customer_id],

@@ -131,62 +131,20 @@ def evolve(ledger: Ledger, event: DomainEvent) -> Ledger:
     ledger.version += 1
     match event:
         case PointsEarned():
-            ledger.sources.add(event.source_event_id)
-            _credit(ledger, event.lot_id, event.points, event.earned_at, event.expires_at)
-            if event.order_id is not None:
-                if ledger.first_order is None:
-                    ledger.first_order = (event.order_id, event.earned_at)
-                ledger.orders[event.order_id] = OrderState(
-                    event.order_id,
-                    event.earned_at,
-                    event.order_amount or 0,
-                    event.points,
-                    event.lot_id,
-                )
+            _earned(ledger, event)
         case PointsClawedBack():
-            ledger.sources.add(event.source_event_id)
-            _take(ledger, event.draws)
-            ledger.deficit += event.points - sum(d.points for d in event.draws)
-            ledger.owed += event.owed
-            order = ledger.orders[event.order_id]
-            order.refunded += event.refunded_amount
-            order.clawed += event.points + event.owed + event.forgiven
-            order.forgiven += event.forgiven
-            if event.refund_id is None:
-                order.cancelled = True
+            _clawed_back(ledger, event)
         case OwedPointsRecovered():
             ledger.lot(event.lot_id).remaining -= event.points
             ledger.owed -= event.points
         case PointsRedeemed():
-            _take(ledger, event.draws)
-            ledger.redemptions[event.redemption_id] = RedemptionState(
-                event.redemption_id,
-                event.reward_id,
-                event.idempotency_key,
-                event.points,
-                list(event.draws),
-            )
-            ledger.keys[event.idempotency_key] = event.redemption_id
+            _redeemed(ledger, event)
         case RedemptionCancelled():
-            for draw in event.restored:
-                _restore(ledger, draw)
-            if event.new_lot is not None:
-                back = event.new_lot
-                _credit(ledger, back.lot_id, back.points, back.earned_at, back.expires_at)
-            ledger.redemptions[event.redemption_id].cancelled = True
+            _redemption_cancelled(ledger, event)
         case PointsExpired():
-            expiring = ledger.lot(event.lot_id)
-            expiring.remaining -= event.points
-            expiring.expired_points += event.points
-            expiring.expired = True
+            _expired(ledger, event)
         case PointsAdjusted():
-            ledger.sources.add(event.adjustment_id)
-            if event.points > 0:
-                _credit(
-                    ledger, event.adjustment_id, event.points, event.adjusted_at, event.expires_at
-                )
-            else:
-                _take(ledger, event.draws)
+            _adjusted(ledger, event)
         case TierChanged():
             ledger.tier = event.to_tier
             ledger.downgrade_at = None
@@ -203,29 +161,104 @@ def evolve(ledger: Ledger, event: DomainEvent) -> Ledger:
         case ReferralQualified() | ReferralLapsed():
             ledger.referral_settled = True
         case LedgerTransferredOut():
-            ledger.sources.add(event.source_event_id)
-            ledger.lots = [lot for lot in ledger.lots if lot.remaining == 0]
-            ledger.deficit = ledger.owed = 0
-            ledger.merged_into = event.survivor_id
+            _transferred_out(ledger, event)
         case LedgerTransferredIn():
-            ledger.sources.add(event.source_event_id)
-            for moved in event.lots:
-                _credit(ledger, moved.lot_id, moved.points, moved.earned_at, moved.expires_at)
-            # The duplicate's deficit is paid from the survivor's oldest points first.
-            draws, uncovered = oldest_first(ledger, event.deficit, None)
-            _take(ledger, draws)
-            ledger.deficit += uncovered
-            ledger.owed += event.owed
-            ledger.sources.update(event.sources)
-            for taken in event.orders:
-                ledger.orders[taken.order_id] = OrderState(**taken.model_dump())
-            if ledger.first_order is None and event.orders:
-                # The same person ordered under the duplicate's id: that was a first order.
-                first = min(event.orders, key=lambda o: o.placed_at)
-                ledger.first_order = (first.order_id, first.placed_at)
-            if ledger.referral is None and event.referral is not None:
-                ledger.referral = event.referral
+            _transferred_in(ledger, event)
     return ledger
+
+
+# --- one applier per event that changes more than a field or two ---------------------
+
+
+def _earned(ledger: Ledger, event: PointsEarned) -> None:
+    ledger.sources.add(event.source_event_id)
+    _credit(ledger, event.lot_id, event.points, event.earned_at, event.expires_at)
+    if event.order_id is not None:
+        if ledger.first_order is None:
+            ledger.first_order = (event.order_id, event.earned_at)
+        ledger.orders[event.order_id] = OrderState(
+            event.order_id,
+            event.earned_at,
+            event.order_amount or 0,
+            event.points,
+            event.lot_id,
+        )
+
+
+def _clawed_back(ledger: Ledger, event: PointsClawedBack) -> None:
+    ledger.sources.add(event.source_event_id)
+    _take(ledger, event.draws)
+    ledger.deficit += event.points - sum(d.points for d in event.draws)
+    ledger.owed += event.owed
+    order = ledger.orders[event.order_id]
+    order.refunded += event.refunded_amount
+    order.clawed += event.points + event.owed + event.forgiven
+    order.forgiven += event.forgiven
+    if event.refund_id is None:
+        order.cancelled = True
+
+
+def _redeemed(ledger: Ledger, event: PointsRedeemed) -> None:
+    _take(ledger, event.draws)
+    ledger.redemptions[event.redemption_id] = RedemptionState(
+        event.redemption_id,
+        event.reward_id,
+        event.idempotency_key,
+        event.points,
+        list(event.draws),
+    )
+    ledger.keys[event.idempotency_key] = event.redemption_id
+
+
+def _redemption_cancelled(ledger: Ledger, event: RedemptionCancelled) -> None:
+    for draw in event.restored:
+        _restore(ledger, draw)
+    if event.new_lot is not None:
+        back = event.new_lot
+        _credit(ledger, back.lot_id, back.points, back.earned_at, back.expires_at)
+    ledger.redemptions[event.redemption_id].cancelled = True
+
+
+def _expired(ledger: Ledger, event: PointsExpired) -> None:
+    expiring = ledger.lot(event.lot_id)
+    expiring.remaining -= event.points
+    expiring.expired_points += event.points
+    expiring.expired = True
+
+
+def _adjusted(ledger: Ledger, event: PointsAdjusted) -> None:
+    ledger.sources.add(event.adjustment_id)
+    if event.points > 0:
+        _credit(ledger, event.adjustment_id, event.points, event.adjusted_at, event.expires_at)
+    else:
+        _take(ledger, event.draws)
+
+
+def _transferred_out(ledger: Ledger, event: LedgerTransferredOut) -> None:
+    ledger.sources.add(event.source_event_id)
+    ledger.lots = [lot for lot in ledger.lots if lot.remaining == 0]
+    ledger.deficit = ledger.owed = 0
+    ledger.merged_into = event.survivor_id
+
+
+def _transferred_in(ledger: Ledger, event: LedgerTransferredIn) -> None:
+    ledger.sources.add(event.source_event_id)
+    for moved in event.lots:
+        _credit(ledger, moved.lot_id, moved.points, moved.earned_at, moved.expires_at)
+    # The duplicate's deficit is paid from the survivor's oldest points first.
+    draws, uncovered = oldest_first(ledger, event.deficit, None)
+    _take(ledger, draws)
+    ledger.deficit += uncovered
+    ledger.owed += event.owed
+    ledger.sources.update(event.sources)
+    for taken in event.orders:
+        ledger.orders[taken.order_id] = OrderState(**taken.model_dump())
+    if ledger.first_order is None and event.orders:
+        # The same person ordered under the duplicate's id: that was a first order.
+        first = min(event.orders, key=lambda o: o.placed_at)
+        ledger.first_order = (first.order_id, first.placed_at)
+    if ledger.referral is None and event.referral is not None:
+        ledger.referral = event.referral
 
 
 def _credit(
