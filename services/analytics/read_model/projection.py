@@ -109,22 +109,26 @@ class Batch:
     async def take(self, received: ReceivedEvent) -> None:
         event: Any = received.event
         envelope = received.envelope
-        tenant, event_id, time = envelope.tenantid, envelope.id, envelope.time
-        t = self.tables
         if isinstance(event, CustomerMergedInto):
-            await self.merge(tenant, event.customer_id, event.survivor_id)
+            await self.merge(envelope.tenantid, event.customer_id, event.survivor_id)
             return
         customer_id = getattr(event, "customer_id", None)
         if not customer_id:
             return
-        cid = self.customer(tenant, str(customer_id))
+        cid = self.customer(envelope.tenantid, str(customer_id))
+        fact = Fact(self, envelope.tenantid, cid, envelope.id, envelope.time)
+        self.take_profile(fact, event)
+        self.take_interaction(fact, event)
+        self.take_order(fact, event)
+        self.take_contract(fact, event)
+        self.take_service(fact, event)
 
-        def attribute(name: str, value: Any, at: datetime = time) -> None:
-            self.attribute(tenant, cid, event_id, at, name, value)
-
+    def take_profile(self, fact: Fact, event: Any) -> None:
+        """Registration, profile, tags, owner, loyalty tier and churn level."""
+        attribute = fact.attribute
         match event:
             case CustomerRegistered():
-                self.registered[(tenant, cid)] = event.registered_at
+                self.registered[(fact.tenant_id, fact.customer_id)] = event.registered_at
                 at = event.registered_at
                 attribute("kind", event.kind, at)
                 attribute("owner", event.owner_id, at)
@@ -147,18 +151,25 @@ class Batch:
                 attribute("tier", event.to_tier, event.changed_at)
             case ChurnRiskChanged():
                 attribute("churn", event.to_level, event.as_of)
-            case InteractionLogged():
-                self.add(
-                    t.interactions,
-                    tenant_id=tenant,
-                    interaction_id=event.interaction_id,
-                    customer_id=cid,
-                    channel=event.channel,
-                    at=event.occurred_at,
-                )
+
+    def take_interaction(self, fact: Fact, event: Any) -> None:
+        if isinstance(event, InteractionLogged):
+            self.add(
+                self.tables.interactions,
+                tenant_id=fact.tenant_id,
+                interaction_id=event.interaction_id,
+                customer_id=fact.customer_id,
+                channel=event.channel,
+                at=event.occurred_at,
+            )
+
+    def take_order(self, fact: Fact, event: Any) -> None:
+        """Orders placed, refunded and cancelled (cancellations apply after the batch)."""
+        tenant, cid, time = fact.tenant_id, fact.customer_id, fact.time
+        match event:
             case OrderPlaced():
                 self.add(
-                    t.orders,
+                    self.tables.orders,
                     tenant_id=tenant,
                     order_id=event.order_id,
                     customer_id=cid,
@@ -170,7 +181,7 @@ class Batch:
                 )
             case OrderRefunded():
                 self.add(
-                    t.refunds,
+                    self.tables.refunds,
                     tenant_id=tenant,
                     refund_id=event.refund_id,
                     order_id=event.order_id,
@@ -178,24 +189,31 @@ class Batch:
                     at=time,
                     amount=event.amount,
                 )
-            case ContractSigned() | ContractRenewed() | ContractTerminated():
-                self.add(
-                    t.contracts,
-                    tenant_id=tenant,
-                    event_id=event_id,
-                    contract_id=event.contract_id,
-                    customer_id=cid,
-                    at=time,
-                    starts_on=event.starts_on if isinstance(event, ContractSigned) else None,
-                    ends_on=event.terminated_on
-                    if isinstance(event, ContractTerminated)
-                    else event.ends_on,
-                )
             case OrderCancelled():
                 self.cancellations.append({"t": tenant, "o": event.order_id, "at": time})
+
+    def take_contract(self, fact: Fact, event: Any) -> None:
+        if isinstance(event, ContractSigned | ContractRenewed | ContractTerminated):
+            self.add(
+                self.tables.contracts,
+                tenant_id=fact.tenant_id,
+                event_id=fact.event_id,
+                contract_id=event.contract_id,
+                customer_id=fact.customer_id,
+                at=fact.time,
+                starts_on=event.starts_on if isinstance(event, ContractSigned) else None,
+                ends_on=event.terminated_on
+                if isinstance(event, ContractTerminated)
+                else event.ends_on,
+            )
+
+    def take_service(self, fact: Fact, event: Any) -> None:
+        """Tickets opened and the NPS and CSAT answers (an NPS group is also profile)."""
+        tenant, cid, time = fact.tenant_id, fact.customer_id, fact.time
+        match event:
             case TicketOpened():
                 self.add(
-                    t.tickets,
+                    self.tables.tickets,
                     tenant_id=tenant,
                     ticket_id=event.ticket_id,
                     customer_id=cid,
@@ -204,7 +222,7 @@ class Batch:
                 )
             case NpsAnswered():
                 self.add(
-                    t.surveys,
+                    self.tables.surveys,
                     tenant_id=tenant,
                     survey_id=event.survey_id,
                     kind="nps",
@@ -213,10 +231,10 @@ class Batch:
                     score=event.score,
                     at=time,
                 )
-                attribute("nps", event.group)
+                fact.attribute("nps", event.group)
             case CsatAnswered():
                 self.add(
-                    t.surveys,
+                    self.tables.surveys,
                     tenant_id=tenant,
                     survey_id=event.survey_id,
                     kind="csat",
@@ -314,6 +332,22 @@ class Batch:
                 self.cancellations,
             )
             self.cancellations = []
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What an event is about: its tenant, the (surviving) customer, the event and when."""
+
+    batch: Batch
+    tenant_id: str
+    customer_id: str
+    event_id: str
+    time: datetime
+
+    def attribute(self, name: str, value: Any, at: datetime | None = None) -> None:
+        """A profile change, at ``at`` (the event's time unless told)."""
+        when = self.time if at is None else at
+        self.batch.attribute(self.tenant_id, self.customer_id, self.event_id, when, name, value)
 
 
 class AnalyticsProjection(Projection):

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -214,20 +215,9 @@ class Customer360Reader:
         """The answer for ``view`` (read from ``generation``), served for ``requested_id``;
         ``group`` starts with the customer served, then the duplicates merged into it."""
         served_id = group[0]
-        kind = view.profile.kind
-        assert kind is not None  # only registered customers are served
+        profile = _profile(view)
         interactions = _recent_interactions({served_id: view.recent_interactions, **others})
-        lag = (
-            self.lag_monitor.lag(generation)
-            if self.lag_monitor is not None
-            else ProjectionLag(
-                generation=generation,
-                lag_events=None,
-                lag_seconds=None,
-                measured_at=None,
-            )
-        )
-        profile = view.profile
+        lag = self._lag(generation)
         sections = view.sections
         return Customer360(
             customer_id=served_id,
@@ -235,67 +225,116 @@ class Customer360Reader:
             merged_ids=group[1:],
             erased=view.erased,
             erased_at=view.erased_at,
-            profile=CustomerProfile(
-                kind=kind,
-                name=profile.name,
-                email=profile.email,
-                phone=profile.phone,
-                birthday=profile.birthday,
-                company_id=profile.company_id,
-                attributes=dict(profile.attributes),
-                registered_at=profile.registered_at,
-            ),
+            profile=profile,
             tags=list(view.tags),
             owner_id=view.owner_id,
             key_contacts=dict(view.key_contacts),
-            consent={
-                channel: ConsentDecision(granted=c.granted, source=c.source, at=c.at)
-                for channel, c in sorted(view.consents.items())
-            },
+            consent=_consent(view),
             interaction_count=view.interaction_count,
             last_interaction_at=view.last_interaction_at,
             last_interaction=interactions[0] if interactions else None,
             recent_interactions=interactions,
-            timeline=[
-                TimelineItem(
-                    event_id=r["event_id"],
-                    type=r["type"],
-                    time=r["occurred_at"],
-                    summary=r["summary"],
-                    customer_id=r["customer_id"],
-                )
-                for r in timeline
-            ],
-            deals=[DealItem.model_validate(d) for d in sections.get("deals") or []],
-            orders=[OrderItem.model_validate(o) for o in sections.get("orders") or []],
-            purchases=[
-                PurchaseFigures.model_validate({"currency": currency, **figures})
-                for currency, figures in sorted((sections.get("purchases") or {}).items())
-            ],
-            contracts=[ContractItem.model_validate(c) for c in sections.get("contracts") or []],
-            tasks=[TaskItem.model_validate(t) for t in sections.get("tasks") or []],
-            tickets=[TicketItem.model_validate(t) for t in sections.get("tickets") or []],
+            timeline=_timeline(timeline),
+            deals=_listed(DealItem, sections, "deals"),
+            orders=_listed(OrderItem, sections, "orders"),
+            purchases=_purchases(sections),
+            contracts=_listed(ContractItem, sections, "contracts"),
+            tasks=_listed(TaskItem, sections, "tasks"),
+            tickets=_listed(TicketItem, sections, "tickets"),
             service=ServiceFigures.model_validate(sections.get("service") or empty_service()),
-            loyalty=LoyaltyAccount.model_validate(sections["loyalty"])
-            if sections.get("loyalty")
-            else None,
-            churn_risk=ChurnRiskSection.model_validate(sections["churn_risk"])
-            if sections.get("churn_risk")
-            else None,
-            alerts=[AlertItem.model_validate(a) for a in sections.get("alerts") or []],
-            freshness=Freshness(
-                version=view.version,
-                updated_at=view.updated_at,
-                position=BrokerPosition(
-                    topic=view.position.topic,
-                    partition=view.position.partition,
-                    offset=view.position.offset,
-                )
-                if view.position
-                else None,
-                projection=lag,
-            ),
+            loyalty=_optional(LoyaltyAccount, sections, "loyalty"),
+            churn_risk=_optional(ChurnRiskSection, sections, "churn_risk"),
+            alerts=_listed(AlertItem, sections, "alerts"),
+            freshness=_freshness(view, lag),
         )
+
+    def _lag(self, generation: int) -> ProjectionLag:
+        """How far behind the projection ``generation`` is (unknown with no monitor)."""
+        if self.lag_monitor is not None:
+            return self.lag_monitor.lag(generation)
+        return ProjectionLag(
+            generation=generation,
+            lag_events=None,
+            lag_seconds=None,
+            measured_at=None,
+        )
+
+
+# --- the 360's sections --------------------------------------------------------------
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+def _profile(view: CustomerView) -> CustomerProfile:
+    """Who the customer is, as the contacts service registered and changed it."""
+    profile = view.profile
+    kind = profile.kind
+    assert kind is not None  # only registered customers are served
+    return CustomerProfile(
+        kind=kind,
+        name=profile.name,
+        email=profile.email,
+        phone=profile.phone,
+        birthday=profile.birthday,
+        company_id=profile.company_id,
+        attributes=dict(profile.attributes),
+        registered_at=profile.registered_at,
+    )
+
+
+def _consent(view: CustomerView) -> dict[str, ConsentDecision]:
+    """The latest decision per channel, channels in order."""
+    return {
+        channel: ConsentDecision(granted=c.granted, source=c.source, at=c.at)
+        for channel, c in sorted(view.consents.items())
+    }
+
+
+def _timeline(rows: list[dict[str, Any]]) -> list[TimelineItem]:
+    return [
+        TimelineItem(
+            event_id=r["event_id"],
+            type=r["type"],
+            time=r["occurred_at"],
+            summary=r["summary"],
+            customer_id=r["customer_id"],
+        )
+        for r in rows
+    ]
+
+
+def _listed(model: type[Item], sections: Mapping[str, Any], name: str) -> list[Item]:
+    """A list section (deals, orders, contracts, tasks, tickets, alerts); empty if none."""
+    return [model.model_validate(item) for item in sections.get(name) or []]
+
+
+def _optional(model: type[Item], sections: Mapping[str, Any], name: str) -> Item | None:
+    """A section there once its service has said something (loyalty, churn risk)."""
+    return model.model_validate(sections[name]) if sections.get(name) else None
+
+
+def _purchases(sections: Mapping[str, Any]) -> list[PurchaseFigures]:
+    """Purchase figures, one per currency, currencies in order."""
+    return [
+        PurchaseFigures.model_validate({"currency": currency, **figures})
+        for currency, figures in sorted((sections.get("purchases") or {}).items())
+    ]
+
+
+def _freshness(view: CustomerView, lag: ProjectionLag) -> Freshness:
+    """The view's version, when and up to where it was applied, and the projection's lag."""
+    return Freshness(
+        version=view.version,
+        updated_at=view.updated_at,
+        position=BrokerPosition(
+            topic=view.position.topic,
+            partition=view.position.partition,
+            offset=view.position.offset,
+        )
+        if view.position
+        else None,
+        projection=lag,
+    )
 
 
 def _recent_interactions(
