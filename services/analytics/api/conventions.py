@@ -42,10 +42,6 @@ async def analytics_of(request: Request) -> Analytics:
 AnalyticsDep = Annotated[Analytics, Depends(analytics_of)]
 
 
-def parse_time(name: str, value: str | None, *, end_of_day: bool) -> datetime | None:
-    return moment_query(name, value, end_of_day=end_of_day)
-
-
 def window_of(
     analytics: Analytics,
     start: str | None,
@@ -54,9 +50,9 @@ def window_of(
     segment: str | None,
     pinned: datetime | None = None,
 ) -> Window:
-    when = pinned or parse_time("as_of", as_of, end_of_day=True) or analytics.clock()
-    begin = parse_time("from", start, end_of_day=False)
-    until = parse_time("to", end, end_of_day=True) or when
+    when = pinned or moment_query("as_of", as_of, end_of_day=True) or analytics.clock()
+    begin = moment_query("from", start, end_of_day=False)
+    until = moment_query("to", end, end_of_day=True) or when
     if begin is not None and begin > until:
         raise Unprocessable("from", "after the window's end")
     return Window(begin, until, when, segment)

@@ -13,7 +13,7 @@ from fastapi import Path, Response
 from pydantic import ConfigDict
 
 from libs.events.catalog.analytics import AnalyticsSettings, SegmentFilter
-from libs.platform.dependencies import IfMatch, decode_cursor, encode_cursor, etag_for
+from libs.platform.dependencies import IfMatch, decode_cursor, encode_cursor, etag_for, moment_query
 from libs.platform.routing import ServiceRouter
 from services.analytics.api.conventions import (
     SEGMENT_PATTERN,
@@ -24,7 +24,6 @@ from services.analytics.api.conventions import (
     Reader,
     SegmentWriter,
     TimeParam,
-    parse_time,
 )
 from services.analytics.domain.segments import BUILT_IN
 from services.analytics.handlers import segments
@@ -95,7 +94,7 @@ async def get_segment(
     as_of: TimeParam = None,
 ) -> dict[str, Any]:
     """The segment, how many customers it holds as of a time, and how its count moved."""
-    when = parse_time("as_of", as_of, end_of_day=True) or analytics.clock()
+    when = moment_query("as_of", as_of, end_of_day=True) or analytics.clock()
     async with analytics.engine.connect() as conn:
         members = await segments.members_as_of(conn, analytics, principal.tenant_id, name, when)
         row = await segment_list.segment(conn, principal.tenant_id, name)
@@ -125,7 +124,7 @@ async def segment_members(
     if cursor is not None:
         when, after = decode_cursor(cursor, datetime, str)
     else:
-        when = parse_time("as_of", as_of, end_of_day=True) or analytics.clock()
+        when = moment_query("as_of", as_of, end_of_day=True) or analytics.clock()
         after = ""
     async with analytics.engine.connect() as conn:
         members = await segments.members_as_of(conn, analytics, principal.tenant_id, name, when)
