@@ -26,12 +26,13 @@ class Role(StrEnum):
     OPERATOR = "operator"
 
 
-# Every role of a tenant's people and systems (not the host's operator).
-_EVERYONE = frozenset(Role) - {Role.OPERATOR}
+# Every role of a tenant's people and systems (not the host's operator): what a
+# tenant's token or API key may carry.
+TENANT_ROLES = frozenset(Role) - {Role.OPERATOR}
 
 PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
     {
-        "customers:read": _EVERYONE,
+        "customers:read": TENANT_ROLES,
         "customers:write": frozenset(
             {Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.INTEGRATION}
         ),
@@ -82,7 +83,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         ),
         # API keys act for the whole tenant without a person behind them (the gateway).
         "api_keys:manage": frozenset({Role.ADMIN}),
-        "tickets:read": _EVERYONE,
+        "tickets:read": TENANT_ROLES,
         # Support works tickets; machine callers (web forms, a call centre) open them.
         "tickets:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SUPPORT, Role.INTEGRATION}),
         # SLA policies and business calendars set the promises the whole team is held to.

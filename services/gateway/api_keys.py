@@ -21,7 +21,7 @@ from sqlalchemy import Column, Index, MetaData, String, Table, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.auth import Role
+from libs.auth.roles import TENANT_ROLES
 from libs.platform.db import JsonDocument, UtcDateTime
 from libs.platform.errors import NotFound, Unprocessable
 
@@ -33,7 +33,7 @@ VISIBLE_CHARACTERS = 12
 
 MAX_NAME_LENGTH = 200
 # A tenant's roles: a tenant's admin cannot mint a key for the host's operator.
-_KNOWN_ROLES = frozenset(role.value for role in Role if role is not Role.OPERATOR)
+_KNOWN_ROLES = frozenset(role.value for role in TENANT_ROLES)
 
 
 class ApiKeyNotFound(NotFound):
