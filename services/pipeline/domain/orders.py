@@ -194,7 +194,7 @@ def _place(existing: Order | None, command: PlaceOrder, now: datetime) -> list[D
         )
         for i, line in enumerate(command.lines, start=1)
     ]
-    total = _total(command, lines)
+    total = order_total(command)
     if existing is not None:
         if command.external_id is None or existing.external_id != command.external_id:
             raise OrderAlreadyPlaced(existing.id)
@@ -217,16 +217,16 @@ def _place(existing: Order | None, command: PlaceOrder, now: datetime) -> list[D
     ]
 
 
-def _total(command: PlaceOrder, lines: list[Line]) -> int:
+def order_total(command: PlaceOrder) -> int:
     """What the customer paid: the lines, plus shipping, less the discount; a total
     given beside lines must be that sum, or the order would carry a figure nobody can
-    explain (and refunds would share it out wrongly)."""
-    if not lines:
+    explain (and refunds would share it out wrongly). TotalDisagrees otherwise."""
+    if not command.lines:
         if command.shipping or command.discount:
             raise TotalDisagrees("shipping" if command.shipping else "discount", "needs lines")
         assert command.total is not None  # the command holds lines or a total
         return command.total
-    lines_value = sum(_value(line) for line in lines)
+    lines_value = sum(line.quantity * line.unit_price for line in command.lines)
     due = lines_value + command.shipping - command.discount
     if due < 0:
         raise TotalDisagrees("discount", f"{command.discount} is more than the lines and shipping")

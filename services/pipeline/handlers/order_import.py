@@ -357,9 +357,10 @@ async def _write_batch(
 def _same(row: Any, command: PlaceOrder) -> bool:
     """Whether the order already placed under the external id is this one (what the
     read model holds of it; anything less certain goes through the API's handler)."""
-    lines_total = sum(line.quantity * line.unit_price for line in command.lines)
-    derived = lines_total + command.shipping - command.discount
-    total = command.total if command.total is not None else derived
+    try:
+        total = orders.order_total(command)
+    except DomainError:  # refused with its reason by the API's handler
+        return False
     return bool(
         row.customer_id == command.customer_id
         and row.currency == command.currency
