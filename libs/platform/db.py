@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, event
+from sqlalchemy import BigInteger, DateTime, Integer, Table, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -116,6 +116,11 @@ def upsert_for(bind: AsyncConnection | AsyncEngine) -> Any:
     """The dialect's ``insert``, the one with ``on_conflict_do_nothing``/``_do_update``
     (an idempotent write: PostgreSQL and SQLite spell ON CONFLICT alike)."""
     return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def upsert_into(bind: AsyncConnection | AsyncEngine, table: Table) -> Any:
+    """``upsert_for(bind)(table)``: an insert into ``table`` that knows ON CONFLICT."""
+    return upsert_for(bind)(table)
 
 
 CHECKPOINT_ATTEMPTS = 20

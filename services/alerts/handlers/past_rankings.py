@@ -33,8 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.platform.db import JsonDocument, UtcDateTime
+from libs.platform.db import upsert_into as insert
 from services.alerts.handlers import churn_metrics, ranking
-from services.alerts.read_model.churn_facts import insert
 
 log = logging.getLogger(__name__)
 

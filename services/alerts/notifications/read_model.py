@@ -17,7 +17,7 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, and_, se
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.platform.db import JsonDocument, UtcDateTime
-from services.alerts.read_model.churn_facts import insert
+from libs.platform.db import upsert_into as insert
 
 metadata = MetaData()
 # Attempts kept per delivery in its log (the counter keeps counting past it).

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import AlertOpened
 from libs.platform.db import JsonDocument, UtcDateTime
-from services.alerts.read_model.churn_facts import insert
+from libs.platform.db import upsert_into as insert
 
 metadata = MetaData()
 

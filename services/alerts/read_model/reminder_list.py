@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog.alerts import ReminderDue
 from libs.platform.birthdays import birthday_table, keep_birthday
 from libs.platform.db import UtcDateTime
+from libs.platform.db import upsert_into as insert
 from services.alerts.domain.reminders import Birthday, FollowedTask
-from services.alerts.read_model.churn_facts import insert
 
 metadata = MetaData()
 

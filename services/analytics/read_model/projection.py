@@ -43,14 +43,10 @@ from libs.events.catalog.tickets import CsatAnswered, NpsAnswered, TicketOpened
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection
-from libs.platform.db import upsert_for
+from libs.platform.db import upsert_into as insert
 from services.analytics.domain.periods import period_of
 from services.analytics.domain.sources import TOPICS
 from services.analytics.read_model.tables import NAME, Tables
-
-
-def insert(conn: AsyncConnection, table: Table) -> Any:
-    return upsert_for(conn)(table)
 
 
 def encode(value: Any) -> str | None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.analytics import AnalyticsSettings, SegmentFilter
 from libs.platform.db import JsonDocument, UtcDateTime
-from services.analytics.read_model.projection import insert
+from libs.platform.db import upsert_into as insert
 
 metadata = MetaData()
 

@@ -50,7 +50,6 @@ from services.alerts.read_model.churn_facts.tables import (
     NEVER_BOUGHT,
     customers,
     facts,
-    insert,
     metadata,
     rules_table,
 )
@@ -70,7 +69,6 @@ __all__ = [
     "facts",
     "facts_by_customer",
     "facts_of",
-    "insert",
     "keep_assessments",
     "know_customer",
     "know_customers",

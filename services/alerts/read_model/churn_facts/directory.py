@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.alerts.read_model.churn_facts.tables import NEVER_BOUGHT, customers, facts, insert
+from libs.platform.db import upsert_into as insert
+from services.alerts.read_model.churn_facts.tables import NEVER_BOUGHT, customers, facts
 
 
 async def know_customer(

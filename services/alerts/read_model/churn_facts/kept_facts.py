@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.platform.db import upsert_into as insert
 from services.alerts.domain.facts import Fact, FactKind
 from services.alerts.read_model.churn_facts.directory import know_customers
-from services.alerts.read_model.churn_facts.tables import customers, facts, insert
+from services.alerts.read_model.churn_facts.tables import customers, facts
 
 
 def _fact_row(tenant_id: str, customer_id: str, fact: Fact) -> dict[str, Any]:

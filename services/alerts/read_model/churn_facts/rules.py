@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import ChurnRules
+from libs.platform.db import upsert_into as insert
 from services.alerts.domain.rules import check_rules, default_rules
-from services.alerts.read_model.churn_facts.tables import insert, rules_table
+from services.alerts.read_model.churn_facts.tables import rules_table
 
 
 async def rules_of(conn: AsyncConnection, tenant_id: str) -> tuple[ChurnRules, int]:

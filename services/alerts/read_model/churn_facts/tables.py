@@ -6,19 +6,12 @@ the tenant, ranked even with no fact, its owner and its last assessment) and
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Boolean, Column, Date, Float, Index, Integer, MetaData, String, Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from libs.platform.db import JsonDocument, UtcDateTime, upsert_for
+from libs.platform.db import JsonDocument, UtcDateTime
 
 metadata = MetaData()
-
-
-def insert(conn: AsyncConnection, table: Table) -> Any:
-    """An insert with ON CONFLICT in the connection's dialect (PostgreSQL or SQLite)."""
-    return upsert_for(conn)(table)
 
 
 facts = Table(
