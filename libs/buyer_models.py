@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 Vector = list[float]
 
@@ -175,3 +176,69 @@ def fit_gamma_gamma(customers: Iterable[tuple[int, float]]) -> GammaGamma:
 
     best = nelder_mead(_penalised(negative), [0.0, 1.0, 3.0])
     return GammaGamma(*[math.exp(v) for v in best])
+
+
+WEEK_SECONDS = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Buyer:
+    """A customer as the models see it: repeat orders ``x``, the last order ``t_x`` and
+    the age ``age``, in weeks from its first order, and the mean net value of its
+    orders (minor units)."""
+
+    customer_id: str
+    x: int
+    t_x: float
+    age: float
+    value: float
+
+
+def buyer_of(
+    customer_id: str, first: datetime, last: datetime, orders: int, net: float, until: datetime
+) -> Buyer:
+    """The buyer from its orders' figures: how many, the first and the last, their net
+    value (refunds taken off) and the time it is seen at."""
+    return Buyer(
+        customer_id,
+        orders - 1,
+        (last - first).total_seconds() / WEEK_SECONDS,
+        (until - first).total_seconds() / WEEK_SECONDS,
+        max(net, 0) / orders,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    customer_id: str
+    expected_orders: float
+    expected_value: float
+
+    @property
+    def clv(self) -> float:
+        return self.expected_orders * self.expected_value
+
+
+@dataclass(frozen=True, slots=True)
+class ValueModel:
+    """What a buyer is predicted to be worth: BG/NBD's orders times Gamma-Gamma's value
+    per order (predicted CLV, undiscounted)."""
+
+    orders: BgNbd
+    values: GammaGamma
+
+    def predict(self, buyer: Buyer, horizon_weeks: float) -> Prediction:
+        b = buyer
+        return Prediction(
+            b.customer_id,
+            self.orders.expected_orders(b.x, b.t_x, b.age, horizon_weeks),
+            self.values.expected_value(b.x + 1, b.value) if b.value > 0 else 0.0,
+        )
+
+
+def fit_value_model(buyers: Sequence[Buyer]) -> ValueModel:
+    """Both models fitted by maximum likelihood on ``buyers``."""
+    return ValueModel(
+        fit_bgnbd((b.x, b.t_x, b.age) for b in buyers),
+        fit_gamma_gamma((b.x + 1, b.value) for b in buyers),
+    )

@@ -115,7 +115,8 @@ class ChurnRulesSet(DomainEvent, type_name="crm.alerts.churn_rules_set.v1"):
 
 
 class ChurnRiskChanged(DomainEvent, type_name="crm.alerts.churn_risk_changed.v1"):
-    """A customer's risk level moved (either way), with the score and reasons now."""
+    """A customer's risk level or score moved (either way), with the score, reasons and
+    worth now: what the kept ranking holds for the customer (decision 0101)."""
 
     customer_id: str
     from_level: RiskLevel
@@ -124,6 +125,11 @@ class ChurnRiskChanged(DomainEvent, type_name="crm.alerts.churn_risk_changed.v1"
     reasons: list[Reason] = Field(default_factory=list)
     owner_id: str | None = None
     as_of: Instant
+    # The probability of no purchase in the next 90 days, the predicted value over 365
+    # days (minor units) and their product (None: not known; absent before 0101).
+    no_purchase_probability: float | None = Field(default=None, ge=0, le=1)
+    predicted_value: int | None = Field(default=None, ge=0)
+    revenue_at_risk: int | None = Field(default=None, ge=0)
 
 
 class ChurnRiskRaised(DomainEvent, type_name="crm.alerts.churn_risk_raised.v1"):
@@ -207,6 +213,9 @@ class WeeklyRiskListPublished(DomainEvent, type_name="crm.alerts.weekly_risk_lis
     new: list[str] = Field(default_factory=list)
     rising: list[str] = Field(default_factory=list)
     still_open: list[str] = Field(default_factory=list)
+    # Each list's order (decision 0101): the largest revenue at risk first, or the
+    # highest score first (lists published before revenue at risk was kept).
+    sorted_by: Literal["revenue_at_risk", "score"] = "score"
 
 
 class NotificationSent(DomainEvent, type_name="crm.alerts.notification_sent.v1"):

@@ -11,6 +11,8 @@ from fastapi import Depends, Path, Query, Request
 from libs.auth import Principal, require
 from libs.platform.dependencies import decode_cursor, encode_cursor, moment_query
 from libs.platform.errors import Unprocessable
+from services.alerts.domain.cadence import HORIZON_DAYS
+from services.alerts.domain.value import VALUE_HORIZON_DAYS, Worth
 from services.alerts.handlers import Alerts
 from services.alerts.handlers.ranking import RankedRisk
 from services.alerts.read_model import churn_facts
@@ -49,6 +51,18 @@ def parse_as_of(value: str | None, now: datetime) -> datetime:
     return moment_query("as_of", value, end_of_day=True) or now
 
 
+def worth_view(worth: Worth) -> dict[str, Any]:
+    """What a customer at risk is worth (decision 0101), with the horizons it is for."""
+    p = worth.no_purchase_probability
+    return {
+        "no_purchase_probability": round(p, 4) if p is not None else None,
+        "horizon_days": HORIZON_DAYS,
+        "predicted_value": worth.predicted_value,
+        "value_horizon_days": VALUE_HORIZON_DAYS,
+        "revenue_at_risk": worth.revenue_at_risk,
+    }
+
+
 def risk_view(ranked: RankedRisk) -> dict[str, Any]:
     risk = ranked.risk
     return {
@@ -57,6 +71,7 @@ def risk_view(ranked: RankedRisk) -> dict[str, Any]:
         "level": risk.level,
         "owner_id": ranked.owner_id,
         "reasons": [r.model_dump(mode="json") for r in risk.reasons],
+        **worth_view(risk.worth),
         "assessed_at": ranked.assessed_at.isoformat() if ranked.assessed_at else None,
     }
 
@@ -69,16 +84,41 @@ Position = int | churn_facts.RankPosition
 def cursor_for(as_of: datetime, position: Position) -> str:
     if isinstance(position, int):
         return encode_cursor(as_of, position)
-    return encode_cursor(as_of, position.score, position.last_order_at, position.customer_id)
+    at = (position.score, position.last_order_at, position.customer_id)
+    if position.revenue_at_risk is None:
+        return encode_cursor(as_of, *at)
+    return encode_cursor(as_of, position.revenue_at_risk, *at)
 
 
 def read_cursor(cursor: str) -> tuple[datetime, Position]:
+    """The first page's time and where the last page ended: an offset, or a position
+    in the kept ranking by score or by revenue at risk (not ours: a 422)."""
     try:
         when, offset = decode_cursor(cursor, datetime, int)
         return when, offset
     except Unprocessable:
-        # Not an offset: a position in the kept ranking (or not ours: a 422 all the same).
+        pass
+    try:
         when, score, last_order_at, customer_id = decode_cursor(
             cursor, datetime, int, datetime, str
         )
         return when, churn_facts.RankPosition(score, last_order_at, customer_id)
+    except Unprocessable:
+        when, at_risk, score, last_order_at, customer_id = decode_cursor(
+            cursor, datetime, int, int, datetime, str
+        )
+        return when, churn_facts.RankPosition(score, last_order_at, customer_id, at_risk)
+
+
+Order = Annotated[
+    churn_facts.RankOrder,
+    Query(description="revenue_at_risk (the default: the most at stake first) or score"),
+]
+
+
+def check_order(position: Position | None, order: churn_facts.RankOrder) -> None:
+    """A cursor belongs to the order it was made in."""
+    if isinstance(position, churn_facts.RankPosition) and (
+        (position.revenue_at_risk is not None) != (order == "revenue_at_risk")
+    ):
+        raise Unprocessable("cursor", f"this cursor pages another order than sort={order}")

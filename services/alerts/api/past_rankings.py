@@ -20,7 +20,9 @@ from services.alerts.api.conventions import (
     Reader,
     cursor_for,
     read_cursor,
+    worth_view,
 )
+from services.alerts.domain.value import Worth
 from services.alerts.handlers import past_rankings
 
 router = ServiceRouter(prefix="/api/v1", tags=["alerts"])
@@ -126,6 +128,9 @@ async def read_past_ranking(
                 "level": r.level,
                 "owner_id": r.owner_id,
                 "reasons": r.reasons,
+                **worth_view(
+                    Worth(r.no_purchase_probability, r.predicted_value, r.revenue_at_risk)
+                ),
                 "assessed_at": job.as_of.isoformat(),
             }
             for r in found

@@ -8,24 +8,35 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from libs.events.catalog.alerts import RiskLevel
-from libs.platform.errors import NotFound
+from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
 from services.alerts.api.conventions import (
     ID_PATTERN,
     AlertsDep,
     AsOf,
     CustomerId,
+    Order,
     Position,
     Reader,
+    check_order,
     cursor_for,
     parse_as_of,
     read_cursor,
     risk_view,
 )
+from services.alerts.domain.risk import value_key
 from services.alerts.handlers import ranking
 from services.alerts.read_model import churn_facts
 
 router = ServiceRouter(prefix="/api/v1", tags=["alerts"])
+
+# A tenant scored whole on a request (as_of) up to this many customers: about a second
+# at most; beyond, the past is a job (decision 0093), never a request held for minutes.
+SCORED_ON_REQUEST = 5_000
+TOO_MANY_TO_SCORE = (
+    f"more than {SCORED_ON_REQUEST:,} customers: a ranking as of a past time is a job "
+    "(POST /api/v1/churn/rankings)"
+)
 
 
 @router.get("/churn/risks")
@@ -37,14 +48,18 @@ async def list_risks(
     owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    sort: Order = "revenue_at_risk",
 ) -> dict[str, Any]:
-    """Customers ranked by churn score, highest first, each with its reasons. Without
-    ``as_of``, the ranking kept as events arrive and time passes is read a page at a
-    time (each risk says when it was assessed); with it, the tenant is scored as of
-    then. A cursor keeps the ``as_of`` of the first page, so pages never shift."""
+    """Customers ranked by revenue at risk (the probability of no purchase in the
+    next 90 days times the predicted value), largest first, or by churn score
+    (``sort=score``), each with its reasons. Without ``as_of``, the ranking kept as
+    events arrive and time passes is read a page at a time (each risk says when it
+    was assessed); with it, the tenant is scored as of then. A cursor keeps the
+    ``as_of`` of the first page, so pages never shift."""
     position: Position | None = None
     if cursor is not None:
         when, position = read_cursor(cursor)
+        check_order(position, sort)
     elif as_of is None:
         when = alerts.clock()
     else:
@@ -55,6 +70,7 @@ async def list_risks(
                 conn,
                 principal.tenant_id,
                 when,
+                order=sort,
                 level=level,
                 owner_id=owner_id,
                 after=position,
@@ -62,12 +78,20 @@ async def list_risks(
             )
         more = len(page) > limit
         page = page[:limit]
-        next_position: Position | None = ranking.position_of(page[-1].risk) if more else None
+        next_position: Position | None = (
+            ranking.position_of(page[-1].risk, sort) if more else None
+        )
     else:
         async with alerts.engine.connect() as conn:
+            if await churn_facts.tenant_size(conn, principal.tenant_id, SCORED_ON_REQUEST) > (
+                SCORED_ON_REQUEST
+            ):
+                raise Unprocessable("as_of", TOO_MANY_TO_SCORE)
             ranked = await ranking.risks_as_of(conn, principal.tenant_id, when, owner_id)
         if level is not None:
             ranked = [r for r in ranked if r.risk.level == level]
+        if sort == "revenue_at_risk":
+            ranked.sort(key=lambda r: value_key(r.risk))
         page = ranked[position : position + limit]
         next_position = position + limit if position + limit < len(ranked) else None
     return {

@@ -10,7 +10,7 @@ from fastapi import Query
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import ServiceRouter
 from services.alerts import handlers
-from services.alerts.api.conventions import ID_PATTERN, AlertsDep, Reader, risk_view
+from services.alerts.api.conventions import ID_PATTERN, AlertsDep, Order, Reader, risk_view
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.handlers.ranking import RankedRisk
@@ -25,17 +25,21 @@ async def weekly_risk_list(
     alerts: AlertsDep,
     week: Annotated[str | None, Query(max_length=10, description="ISO week, e.g. 2026-W49")] = None,
     owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    sort: Order = "revenue_at_risk",
 ) -> dict[str, Any]:
     """Per owner: new, rising and still-open churn risks (medium or high) of the week
     (ISO weeks in the tenant's time zone, its rules' ``time_zone``; absent, the running
-    week, up to now). Published as ``WeeklyRiskListPublished`` every Monday 09:00."""
+    week, up to now), each list by revenue at risk or by score (``sort``).
+    Published as ``WeeklyRiskListPublished`` every Monday 09:00."""
     now = alerts.clock()
     async with alerts.engine.connect() as conn:
         if week is None:
             rules, _ = await churn_facts.rules_of(conn, principal.tenant_id)
             week = weekly.week_of(now, ZoneInfo(rules.time_zone))
         try:
-            lists = await handlers.weekly_lists_of(conn, principal.tenant_id, week, now, owner_id)
+            lists = await handlers.weekly_lists_of(
+                conn, principal.tenant_id, week, now, owner_id, sort
+            )
         except weekly.InvalidWeek as refused:
             raise Unprocessable("week", str(refused)) from None
     chosen = week
@@ -45,6 +49,7 @@ async def weekly_risk_list(
 
     return {
         "week": chosen,
+        "sorted_by": sort,
         "owners": [
             {
                 "owner_id": o.owner_id,

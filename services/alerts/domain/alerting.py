@@ -10,7 +10,7 @@ redelivered batch, a rebuild) names the same alert and the same task.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from libs.events.catalog import DomainEvent
@@ -42,6 +42,8 @@ class Standing:
     owner_id: str | None
     # The level the open alert was opened at (None: the level above, as before 0047).
     open_alert_level: RiskLevel | None = None
+    # The score last decided (None: not known, so any assessment is a change).
+    score: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +67,18 @@ def react(
     now: datetime,
     rules: ChurnRules | None = None,
 ) -> Reaction:
-    """The events of a moved level (decision 0047): a rise into a level the tenant
-    alerts on opens an alert (closing a lower one still open), and asks for a
-    follow-up when the level is one the tenant follows up; a fall below the open
-    alert's level closes it."""
+    """The events of a moved score or level: the change itself; and when the level
+    moved (decision 0047), a rise into a level the tenant alerts on opens an alert
+    (closing a lower one still open), and asks for a follow-up when the level is one
+    the tenant follows up; a fall below the open alert's level closes it."""
     rules = rules or ChurnRules(signals={})
-    events: list[DomainEvent] = []
     open_alert = standing.open_alert_id
-    if risk.level == standing.level:
-        return Reaction(events, open_alert)
+    if risk.level == standing.level and risk.score == standing.score:
+        return Reaction([], open_alert)
     reasons = list(risk.reasons)
-    events.append(
+    # Every move of the score is told, so the 360 view holds what the ranking keeps;
+    # only a move of the level sets off more.
+    events: list[DomainEvent] = [
         ChurnRiskChanged(
             customer_id=risk.customer_id,
             from_level=standing.level,
@@ -84,8 +87,11 @@ def react(
             reasons=reasons,
             owner_id=standing.owner_id,
             as_of=now,
+            **asdict(risk.worth),
         )
-    )
+    ]
+    if risk.level == standing.level:
+        return Reaction(events, open_alert)
     alert_level = standing.open_alert_level or standing.level
     rose = RANK[risk.level] > RANK[standing.level]
     if open_alert is not None and (

@@ -52,6 +52,7 @@ class Order:
     order_id: str
     placed_at: datetime
     event_id: str
+    total: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ def as_of(facts: Iterable[Fact], when: datetime) -> CustomerFacts:
         if fact.kind is FactKind.ORDER:
             # A cancelled order did not happen: it never counted as buying.
             if fact.ref not in cancelled:
-                folded.orders.append(Order(fact.ref, fact.at, fact.event_id))
+                folded.orders.append(Order(fact.ref, fact.at, fact.event_id, fact.value))
         elif fact.kind is FactKind.CONTRACT_SIGNED and fact.until is not None:
             folded.contracts[fact.ref] = Contract(fact.ref, fact.until, fact.flag, (fact.event_id,))
         elif fact.kind in (FactKind.CONTRACT_RENEWED, FactKind.CONTRACT_TERMINATED):

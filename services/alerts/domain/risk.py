@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from libs.events.catalog.alerts import ChurnRules, Reason, RiskLevel
 from services.alerts.domain.facts import Fact, as_of
 from services.alerts.domain.signals import SIGNALS, Context
+from services.alerts.domain.value import Worth, worth
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class ChurnRisk:
     # The lapse index (domain/cadence.py; None: never bought): the tie-breaker.
     lapse: float | None = None
     last_order_at: datetime | None = None
+    # What the customer is worth: the chance it buys nothing in the next 90 days, its
+    # predicted value and their product (decision 0101).
+    worth: Worth = field(default_factory=Worth)
 
 
 # Every signal and reminder counts time in days: a customer's assessment, unchanged by
@@ -92,6 +96,7 @@ def assess(
         tuple(reasons),
         days,
         last_order_at=None if last is None else last.placed_at,
+        worth=worth(customer_id, folded, context.lapse, context.value),
     )
 
 
@@ -101,6 +106,11 @@ def rank_key(risk: ChurnRisk) -> tuple[int, float, float, str]:
     lapse = risk.lapse if risk.lapse is not None else -math.inf
     days = risk.days_since_order if risk.days_since_order is not None else -1.0
     return (-risk.score, -lapse, -days, risk.customer_id)
+
+
+def value_key(risk: ChurnRisk) -> tuple[int, int, float, float, str]:
+    """The largest revenue at risk first (unknown: 0); then as ``rank_key``."""
+    return (-(risk.worth.revenue_at_risk or 0), *rank_key(risk))
 
 
 def rose_to_high(previous: RiskLevel | None, now: RiskLevel) -> bool:

@@ -3,13 +3,15 @@ says how strongly (0-1), why in a sentence, and which events are behind it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from libs.buyer_models import ValueModel
 from libs.events.catalog.alerts import Signal, SignalRule
 from services.alerts.domain.cadence import HORIZON_DAYS, LapseModel, buying, calibrate
 from services.alerts.domain.facts import CustomerFacts, Fact, FactKind, typical_repeat_of
+from services.alerts.domain.value import Purchases, fit_value, purchases_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,8 @@ class Context:
     typical_repeat_days: float | None = None
     # How likely a buyer like this one has lapsed, learnt from the tenant's history.
     lapse: LapseModel = field(default_factory=LapseModel)
+    # What a buyer is predicted to be worth (None: too few buyers to fit it).
+    value: ValueModel | None = None
 
 
 # order_overdue fires, inside the customer's rhythm, when at least this share of
@@ -39,17 +43,19 @@ def tenant_context(
     customers: Sequence[CustomerFacts], when: datetime, typical_repeat: float | None = None
 ) -> Context:
     """What the tenant's customers as of ``when`` tell about each one: the typical
-    repeat interval (unless the rules set it) and the lapse model learnt from them."""
-    histories = [[o.placed_at for o in c.orders] for c in customers]
-    return tenant_context_of(histories, when, typical_repeat)
+    repeat interval (unless the rules set it), the lapse model learnt from them and
+    what a buyer is worth."""
+    purchases = {str(i): purchases_of(c) for i, c in enumerate(customers)}
+    return tenant_context_of(purchases, when, typical_repeat)
 
 
 def tenant_context_of(
-    histories: Sequence[Sequence[datetime]], when: datetime, typical_repeat: float | None = None
+    purchases: Mapping[str, Purchases], when: datetime, typical_repeat: float | None = None
 ) -> Context:
-    """The same from each customer's order times by ``when`` (cancelled ones left out)."""
+    """The same from each customer's orders by ``when`` (cancelled ones left out)."""
+    histories = [p.times for p in purchases.values()]
     typical = typical_repeat if typical_repeat is not None else typical_repeat_of(histories)
-    return Context(typical, calibrate(histories, when))
+    return Context(typical, calibrate(histories, when), fit_value(purchases, when))
 
 
 def _between(facts: Sequence[Fact], start: datetime, end: datetime) -> list[Fact]:

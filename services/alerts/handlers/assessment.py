@@ -120,6 +120,7 @@ async def _react_to_moves(
                 row.open_alert_id,
                 row.owner_id,
                 alert.level if alert is not None else None,
+                row.score,
             )
             reaction = react(tenant_id, standing, risk, now, rules)
             news += reaction.events
@@ -194,6 +195,7 @@ async def _keep_assessments(
                 now,
                 risk.last_order_at,
                 next_review(now, (t.due_at for t in tasks.get(row.customer_id, ()))),
+                risk.worth,
             )
             for row, risk, _, open_alert in decided
         ],

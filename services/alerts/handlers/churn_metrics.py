@@ -36,7 +36,7 @@ def decided(events: Sequence[DomainEvent]) -> None:
     for event in events:
         if isinstance(event, AlertOpened):
             ALERTS_OPENED.labels(event.level).inc()
-        elif isinstance(event, ChurnRiskChanged):
+        elif isinstance(event, ChurnRiskChanged) and event.from_level != event.to_level:
             RISK_CHANGES.labels(event.from_level, event.to_level).inc()
 
 

@@ -15,12 +15,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
+    BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -75,6 +77,9 @@ ranking_rows = Table(
     Column("score", Integer, nullable=False),
     Column("level", String(8), nullable=False),
     Column("reasons", JsonDocument, nullable=False),
+    Column("no_purchase_probability", Float, nullable=True),
+    Column("predicted_value", BigInteger, nullable=True),
+    Column("revenue_at_risk", BigInteger, nullable=True),
 )
 
 # Rows written per statement when a ranking is kept.
@@ -240,6 +245,7 @@ async def score_next(engine: AsyncEngine, clock: Callable[[], datetime]) -> bool
                             "score": r.risk.score,
                             "level": r.risk.level,
                             "reasons": [x.model_dump(mode="json") for x in r.risk.reasons],
+                            **asdict(r.risk.worth),
                         }
                         for n, r in enumerate(ranked[start : start + CHUNK])
                     ],

@@ -14,6 +14,7 @@ from libs.events.catalog.alerts import ChurnRules, Reason, RiskLevel
 from services.alerts.domain.backtest import Judged, report
 from services.alerts.domain.risk import ChurnRisk, assess, rank_key
 from services.alerts.domain.signals import Context, tenant_context_of
+from services.alerts.domain.value import Worth
 from services.alerts.read_model import alert_list, churn_facts
 
 if TYPE_CHECKING:  # the handlers' package imports this module
@@ -41,16 +42,26 @@ def kept_risk(row: Any) -> RankedRisk:
             row.level,
             tuple(Reason.model_validate(r) for r in row.reasons or ()),
             last_order_at=last,
+            # Revenue at risk is kept as 0 where unknown (the page order holds no NULL).
+            worth=Worth(
+                row.no_purchase_probability,
+                row.predicted_value,
+                row.revenue_at_risk if row.no_purchase_probability is not None
+                and row.predicted_value is not None else None,
+            ),
         ),
         row.owner_id,
         row.assessed_at,
     )
 
 
-def position_of(risk: ChurnRisk) -> churn_facts.RankPosition:
+def position_of(risk: ChurnRisk, order: churn_facts.RankOrder) -> churn_facts.RankPosition:
     """Where ``risk`` stands in the kept ranking: the next page starts after it."""
     return churn_facts.RankPosition(
-        risk.score, risk.last_order_at or churn_facts.NEVER_BOUGHT, risk.customer_id
+        risk.score,
+        risk.last_order_at or churn_facts.NEVER_BOUGHT,
+        risk.customer_id,
+        (risk.worth.revenue_at_risk or 0) if order == "revenue_at_risk" else None,
     )
 
 
@@ -59,6 +70,7 @@ async def ranking_page(
     tenant_id: str,
     now: datetime,
     *,
+    order: churn_facts.RankOrder = "revenue_at_risk",
     level: RiskLevel | None = None,
     owner_id: str | None = None,
     after: churn_facts.RankPosition | None = None,
@@ -66,7 +78,14 @@ async def ranking_page(
 ) -> list[RankedRisk]:
     """A page of the kept ranking: read, not scored (decision 0093)."""
     rows = await churn_facts.ranking_page(
-        conn, tenant_id, now, level=level, owner_id=owner_id, after=after, limit=limit
+        conn,
+        tenant_id,
+        now,
+        order=order,
+        level=level,
+        owner_id=owner_id,
+        after=after,
+        limit=limit,
     )
     return [kept_risk(r) for r in rows]
 
@@ -104,13 +123,14 @@ async def _scored(
 async def context_for(
     conn: AsyncConnection, tenant_id: str, rules: ChurnRules, when: datetime
 ) -> Context:
-    """The tenant's typical repeat interval (the rules' figure if set) and its lapse
-    model, both from its customers' orders as of ``when``."""
-    histories = await churn_facts.order_histories(conn, tenant_id, when)
+    """The tenant's typical repeat interval (the rules' figure if set), its lapse model
+    and its value model, from its customers' orders as of ``when``."""
+    purchases = await churn_facts.purchase_histories(conn, tenant_id, when)
     typical = float(rules.typical_repeat_days) if rules.typical_repeat_days is not None else None
-    # Learning the lapse model is CPU work (a second or more for a large tenant: the
-    # shapes' backtest, a BG/NBD fit): in a thread, so requests are served meanwhile.
-    return await asyncio.to_thread(tenant_context_of, list(histories.values()), when, typical)
+    # Learning the lapse and value models is CPU work (a second or more for a large
+    # tenant: the shapes' backtest, BG/NBD and Gamma-Gamma fits): in a thread, so
+    # requests are served meanwhile.
+    return await asyncio.to_thread(tenant_context_of, purchases, when, typical)
 
 
 async def risks_as_of(

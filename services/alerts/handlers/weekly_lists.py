@@ -11,25 +11,34 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog.alerts import WeeklyRiskListPublished
 from libs.events.store import ConcurrencyConflict, NewEvent
 from services.alerts.domain import weekly
+from services.alerts.domain.risk import value_key
 from services.alerts.handlers.context import Alerts
 from services.alerts.handlers.ranking import risks_as_of
 from services.alerts.read_model import churn_facts
+from services.alerts.read_model.churn_facts import RankOrder
 
 # A tenant's weekly lists: ``#weekly/2026-W49``, one stream per week.
 WEEKLY_STREAM = "#weekly"
 
 
 async def weekly_lists_of(
-    conn: AsyncConnection, tenant_id: str, week: str, now: datetime, owner_id: str | None = None
+    conn: AsyncConnection,
+    tenant_id: str,
+    week: str,
+    now: datetime,
+    owner_id: str | None = None,
+    order: RankOrder = "revenue_at_risk",
 ) -> list[weekly.OwnerList]:
     """The week's lists per owner, in the tenant's time zone (``weekly.InvalidWeek`` for a
-    malformed week or one not begun yet)."""
+    malformed week or one not begun yet), each in ``order``."""
     rules, _ = await churn_facts.rules_of(conn, tenant_id)
     before, end = weekly.week_bounds(week, now, ZoneInfo(rules.time_zone))
     if before >= now:
         raise weekly.InvalidWeek("the week has not begun yet")
     at_start = await risks_as_of(conn, tenant_id, before, owner_id)
     at_end = await risks_as_of(conn, tenant_id, end, owner_id)
+    if order == "revenue_at_risk":
+        at_end.sort(key=lambda r: value_key(r.risk))
     return weekly.weekly_lists(
         {r.risk.customer_id: r.risk for r in at_start}, [(r.risk, r.owner_id) for r in at_end]
     )
@@ -70,9 +79,12 @@ async def _publish_weekly_list(alerts: Alerts, tenant_id: str, now: datetime) ->
                 new=[r.customer_id for r in o.new],
                 rising=[r.customer_id for r in o.rising],
                 still_open=[r.customer_id for r in o.still_open],
+                sorted_by="revenue_at_risk",
             )
             for o in lists
-        ] or [WeeklyRiskListPublished(week=week)]  # nobody at risk: said so, once
+        ]
+        # Nobody at risk: said so, once.
+        events = events or [WeeklyRiskListPublished(week=week, sorted_by="revenue_at_risk")]
         await alerts.store.append(
             tenant_id,
             stream_id,

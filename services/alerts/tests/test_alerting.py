@@ -57,9 +57,17 @@ def test_the_same_rise_replayed_names_the_same_alert_and_task() -> None:
     assert later[3].task_id != first[3].task_id  # a later rise is a new alert
 
 
-def test_staying_high_sets_nothing_off() -> None:
-    reaction = react("acme", Standing("high", 4, "a-1", None), risk("high", 90), NOW)
+def test_staying_high_at_the_same_score_sets_nothing_off() -> None:
+    reaction = react("acme", Standing("high", 4, "a-1", None, score=90), risk("high", 90), NOW)
     assert reaction.events == [] and reaction.open_alert_id == "a-1"
+
+
+def test_a_move_within_high_tells_the_score_and_nothing_more() -> None:
+    reaction = react("acme", Standing("high", 4, "a-1", None, score=80), risk("high", 90), NOW)
+    (changed,) = reaction.events
+    assert isinstance(changed, ChurnRiskChanged)
+    assert (changed.from_level, changed.to_level, changed.score) == ("high", "high", 90)
+    assert reaction.open_alert_id == "a-1"
 
 
 def test_leaving_high_closes_the_alert() -> None:

@@ -9,55 +9,27 @@ The models are in ``libs.buyer_models``. Customers are summarised as (repeat ord
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from libs.buyer_models import BgNbd, GammaGamma, fit_bgnbd, fit_gamma_gamma
+from libs.buyer_models import (
+    BgNbd,
+    Buyer,
+    GammaGamma,
+    Prediction,
+    fit_value_model,
+)
 from services.analytics.domain.figure import Answer
 
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """A customer as the models see it (times in weeks, ``value``: mean net order)."""
-
-    customer_id: str
-    x: int  # repeat orders (orders - 1)
-    t_x: float  # the last order, weeks after the first
-    age: float  # weeks from the first order to as_of
-    value: float  # mean net value of its orders
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    customer_id: str
-    expected_orders: float
-    expected_value: float
-
-    @property
-    def clv(self) -> float:
-        return self.expected_orders * self.expected_value
+# A customer as the models see it (times in weeks, ``value``: mean net order); the same
+# summary alerts weighs a churn risk's value with.
+Summary = Buyer
 
 
 def predict(
     customers: Sequence[Summary], horizon_weeks: float
 ) -> tuple[BgNbd, GammaGamma, list[Prediction]]:
     """Fit both models on ``customers`` and predict each one's next ``horizon_weeks``."""
-    orders = fit_bgnbd((c.x, c.t_x, c.age) for c in customers)
-    values = fit_gamma_gamma((c.x + 1, c.value) for c in customers)
-    return (
-        orders,
-        values,
-        [
-            Prediction(
-                c.customer_id,
-                orders.expected_orders(c.x, c.t_x, c.age, horizon_weeks),
-                values.expected_value(c.x + 1, c.value) if c.value > 0 else 0.0,
-            )
-            for c in customers
-        ],
-    )
-
-
-WEEK_SECONDS = 7 * 86400.0
+    model = fit_value_model(customers)
+    return model.orders, model.values, [model.predict(c, horizon_weeks) for c in customers]
 
 
 def clv_answer(summaries: Sequence[Summary], horizon_weeks: float) -> Answer:

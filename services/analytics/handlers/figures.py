@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.buyer_models import buyer_of
 from libs.platform.errors import Unprocessable
 from services.analytics.domain import cohorts, prediction, sales, satisfaction
 from services.analytics.domain.churn import YEAR, monthly_churn
@@ -145,12 +146,13 @@ async def predicted_clv(
     found = await queries.customer_sales(conn, t, tenant_id, window.as_of, None, window.end)
     until = window.until
     summaries = [
-        prediction.Summary(
+        buyer_of(
             s.customer_id,
-            s.lifetime_orders - 1,
-            (s.last_order_at - s.first_order_at).total_seconds() / prediction.WEEK_SECONDS,
-            (until - s.first_order_at).total_seconds() / prediction.WEEK_SECONDS,
-            max(s.lifetime_net, 0) / s.lifetime_orders,
+            s.first_order_at,
+            s.last_order_at,
+            s.lifetime_orders,
+            s.lifetime_net,
+            until,
         )
         for s in found.values()
         if s.first_order_at is not None and s.last_order_at is not None and s.lifetime_orders

@@ -40,17 +40,25 @@ def _signals(reasons: list[Any]) -> str:
 
 @ALERTS.on(ChurnRiskChanged)
 def churn_risk_changed(view: CustomerView, event: ChurnRiskChanged, fact: Fact) -> Outcome:
+    # The risk as the alerts service keeps it (decision 0101): every move of the score
+    # is told, so this section holds what its ranking holds.
     risk = {
         "level": event.to_level,
         "score": event.score,
         "reasons": [r.model_dump(mode="json") for r in event.reasons],
+        "no_purchase_probability": event.no_purchase_probability,
+        "predicted_value": event.predicted_value,
+        "revenue_at_risk": event.revenue_at_risk,
         "as_of": utc_iso(event.as_of),
     }
+    updated = with_sections(view, churn_risk=risk)
+    if event.to_level == event.from_level:
+        return Outcome(updated)  # the score moved within its level: no timeline line
     way = "rose" if _RANK[event.to_level] > _RANK[event.from_level] else "fell"
     line = f"Churn risk {way} from {event.from_level} to {event.to_level} ({event.score}/100)"
     if event.reasons:
         line += f": {_signals(event.reasons)}"
-    return Outcome(with_sections(view, churn_risk=risk), fact.entry(line, happened_at=event.as_of))
+    return Outcome(updated, fact.entry(line, happened_at=event.as_of))
 
 
 @ALERTS.on(AlertOpened)

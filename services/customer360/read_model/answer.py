@@ -200,7 +200,13 @@ class ChurnRiskSection(BaseModel):
     level: str
     score: int
     reasons: list[ChurnReason]
-    # The time the alerts service scored it (its last change of level).
+    # What the customer is worth (decision 0101): the probability of no purchase in the
+    # next 90 days, the value predicted over 365 days and their product, minor units
+    # (None: not known, or told before the platform kept them).
+    no_purchase_probability: float | None = None
+    predicted_value: int | None = None
+    revenue_at_risk: int | None = None
+    # The time the alerts service scored it (its last change of score or level).
     as_of: datetime
 
 

@@ -136,6 +136,21 @@ def test_falling_risk_and_an_alert_closed_by_the_fall_read_as_such() -> None:
         alert_id="a-1", customer_id="c-1", title="t", due_at=T0, task_id="x")) is None
 
 
+def test_a_move_of_the_score_within_its_level_updates_the_risk_without_a_timeline_line() -> None:
+    view, outcomes = apply_all([
+        rose("c-1", to="high", score=65),
+        ChurnRiskChanged(customer_id="c-1", from_level="high", to_level="high", score=80,
+                         reasons=[KEY_CONTACT, COMPLAINTS], as_of=T0 + timedelta(days=3),
+                         no_purchase_probability=0.62, predicted_value=48_000,
+                         revenue_at_risk=29_760),
+    ])
+
+    risk = view.sections["churn_risk"]
+    assert (risk["level"], risk["score"], risk["revenue_at_risk"]) == ("high", 80, 29_760)
+    assert (risk["no_purchase_probability"], risk["predicted_value"]) == (0.62, 48_000)
+    assert outcomes[1].entry is None
+
+
 @pytest_asyncio.fixture
 async def alerts(kafka: KafkaSettings) -> AsyncIterator[ContactsTopic]:
     topic = ContactsTopic(kafka, service_topic("alerts"))

@@ -38,12 +38,15 @@ from services.alerts.read_model.churn_facts.kept_facts import (
     facts_by_customer,
     facts_of,
     order_histories,
+    purchase_histories,
 )
 from services.alerts.read_model.churn_facts.ranking import (
+    RankOrder,
     RankPosition,
     customers_by_level,
     ranked_customers,
     ranking_page,
+    tenant_size,
 )
 from services.alerts.read_model.churn_facts.rules import rules_of, save_rules
 from services.alerts.read_model.churn_facts.tables import (
@@ -58,6 +61,7 @@ __all__ = [
     "NEVER_BOUGHT",
     "STREAM_ROWS",
     "Assessment",
+    "RankOrder",
     "RankPosition",
     "add_fact",
     "add_facts",
@@ -76,6 +80,7 @@ __all__ = [
     "merge",
     "metadata",
     "order_histories",
+    "purchase_histories",
     "ranked_customers",
     "ranking_page",
     "register_customers",
@@ -86,5 +91,6 @@ __all__ = [
     "set_owner",
     "survivor_of",
     "survivors_of",
+    "tenant_size",
     "tenants",
 ]

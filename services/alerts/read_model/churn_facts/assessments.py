@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import RiskLevel
 from libs.platform.db import JsonDocument, UtcDateTime
+from services.alerts.domain.value import Worth
 from services.alerts.read_model.churn_facts.tables import NEVER_BOUGHT, customers
 
 
@@ -45,6 +46,7 @@ class Assessment:
     assessed_at: datetime
     last_order_at: datetime | None
     review_at: datetime
+    worth: Worth
 
 
 async def keep_assessments(
@@ -68,6 +70,9 @@ async def keep_assessments(
             assessed_at=bindparam("t_assessed_at", type_=UtcDateTime),
             last_order_at=bindparam("t_last_order_at", type_=UtcDateTime),
             review_at=bindparam("t_review_at", type_=UtcDateTime),
+            no_purchase_probability=bindparam("t_probability"),
+            predicted_value=bindparam("t_predicted"),
+            revenue_at_risk=bindparam("t_at_risk"),
         ),
         [
             {
@@ -81,6 +86,9 @@ async def keep_assessments(
                 "t_assessed_at": a.assessed_at,
                 "t_last_order_at": a.last_order_at or NEVER_BOUGHT,
                 "t_review_at": a.review_at,
+                "t_probability": a.worth.no_purchase_probability,
+                "t_predicted": a.worth.predicted_value,
+                "t_at_risk": a.worth.revenue_at_risk or 0,
             }
             for a in assessments
         ],

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import RiskLevel
@@ -28,13 +28,30 @@ async def ranked_customers(
     return list(await conn.execute(query))
 
 
+# The kept ranking's two orders: by revenue at risk (the default: where a call saves
+# the most) or by score (the likeliest to leave first).
+RankOrder = Literal["revenue_at_risk", "score"]
+
+
 @dataclass(frozen=True, slots=True)
 class RankPosition:
-    """Where a page of the kept ranking ends: the next page starts after it."""
+    """Where a page of the kept ranking ends: the next page starts after it. With a
+    revenue at risk, a page of the order by it; without, of the order by score."""
 
     score: int
     last_order_at: datetime
     customer_id: str
+    revenue_at_risk: int | None = None
+
+
+def _after(keys: list[tuple[Any, Any, bool]]) -> ColumnElement[bool]:
+    """Rows past a position in a multi-key order, each key (column, value, descending):
+    the first key beyond, or equal on it and past on the rest."""
+    column, value, descending = keys[0]
+    beyond: ColumnElement[bool] = column < value if descending else column > value
+    if len(keys) == 1:
+        return beyond
+    return or_(beyond, and_(column == value, _after(keys[1:])))
 
 
 async def ranking_page(
@@ -42,13 +59,15 @@ async def ranking_page(
     tenant_id: str,
     now: datetime,
     *,
+    order: RankOrder = "revenue_at_risk",
     level: RiskLevel | None = None,
     owner_id: str | None = None,
     after: RankPosition | None = None,
     limit: int = 50,
 ) -> list[Any]:
-    """A page of the kept ranking by keyset: highest score first, then the longest
-    without an order, then the customer id; registered by ``now``, not merged away."""
+    """A page of the kept ranking by keyset: the largest revenue at risk first (with
+    ``order`` "revenue_at_risk"), then the highest score, then the longest without an
+    order, then the customer id; registered by ``now``, not merged away."""
     c = customers.c
     query = select(customers).where(
         c.tenant_id == tenant_id,
@@ -59,18 +78,32 @@ async def ranking_page(
         query = query.where(c.level == level)
     if owner_id is not None:
         query = query.where(c.owner_id == owner_id)
+    by_value = order == "revenue_at_risk"
     if after is not None:
-        query = query.where(
-            (c.score < after.score)
-            | ((c.score == after.score) & (c.last_order_at > after.last_order_at))
-            | (
-                (c.score == after.score)
-                & (c.last_order_at == after.last_order_at)
-                & (c.customer_id > after.customer_id)
-            )
-        )
-    query = query.order_by(c.score.desc(), c.last_order_at, c.customer_id).limit(limit)
-    return list(await conn.execute(query))
+        keys: list[tuple[Any, Any, bool]] = [
+            (c.score, after.score, True),
+            (c.last_order_at, after.last_order_at, False),
+            (c.customer_id, after.customer_id, False),
+        ]
+        if by_value:
+            keys.insert(0, (c.revenue_at_risk, after.revenue_at_risk or 0, True))
+        query = query.where(_after(keys))
+    ordering = [c.score.desc(), c.last_order_at, c.customer_id]
+    if by_value:
+        ordering.insert(0, c.revenue_at_risk.desc())
+    return list(await conn.execute(query.order_by(*ordering).limit(limit)))
+
+
+async def tenant_size(conn: AsyncConnection, tenant_id: str, limit: int) -> int:
+    """How many customers the tenant has, counted up to ``limit`` + 1 (enough to tell
+    whether it is over ``limit`` without counting a large tenant whole)."""
+    some = (
+        select(customers.c.customer_id)
+        .where(customers.c.tenant_id == tenant_id, customers.c.merged_into.is_(None))
+        .limit(limit + 1)
+        .subquery()
+    )
+    return int((await conn.execute(select(func.count()).select_from(some))).scalar_one())
 
 
 async def customers_by_level(conn: AsyncConnection) -> dict[str, int]:

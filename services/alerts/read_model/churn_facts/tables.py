@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, Column, Date, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
 
 from libs.platform.db import JsonDocument, UtcDateTime
 
@@ -54,8 +65,21 @@ customers = Table(
     Column("assessed_at", UtcDateTime, nullable=True),
     Column("last_order_at", UtcDateTime, nullable=True),
     Column("review_at", UtcDateTime, nullable=True),
+    # What the customer is worth as last assessed (decision 0101); revenue at risk 0
+    # where it is unknown, so the page order by it holds no NULL.
+    Column("no_purchase_probability", Float, nullable=True),
+    Column("predicted_value", BigInteger, nullable=True),
+    Column("revenue_at_risk", BigInteger, nullable=False, server_default="0"),
     Index("ix_churn_customers_owner", "tenant_id", "owner_id"),
     Index("ix_churn_customers_rank", "tenant_id", "score", "last_order_at", "customer_id"),
+    Index(
+        "ix_churn_customers_value",
+        "tenant_id",
+        "revenue_at_risk",
+        "score",
+        "last_order_at",
+        "customer_id",
+    ),
     Index("ix_churn_customers_review", "review_at"),
 )
 

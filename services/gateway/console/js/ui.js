@@ -152,6 +152,9 @@ export function money(minor, currency) {
   const digits = new Intl.NumberFormat("en", { style: "currency", currency: currency || "CNY" }).resolvedOptions().maximumFractionDigits;
   return new Intl.NumberFormat(locale(), { style: "currency", currency: currency || "CNY" }).format(minor / 10 ** digits);
 }
+export function percent(share) {
+  return share === undefined || share === null ? "" : new Intl.NumberFormat(locale(), { style: "percent" }).format(share);
+}
 export function number(value) {
   return value === undefined || value === null ? "" : new Intl.NumberFormat(locale()).format(value);
 }

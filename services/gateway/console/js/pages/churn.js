@@ -3,7 +3,7 @@
 import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { chart, h, notice, problemText, promptDialog, replace, section, table, when } from "../ui.js";
+import { chart, h, money, notice, percent, problemText, promptDialog, replace, section, table, when } from "../ui.js";
 import { customerLink, nameCustomers } from "../names.js";
 
 const POLL_MS = 15000;
@@ -23,13 +23,26 @@ export function render(view) {
   const mayRespond = session.may("customers:write");
   let timer = null;
 
+  // The list's order: revenue at risk by default (where a call saves the most).
+  let sort = "revenue_at_risk";
+
+  function sortChoice() {
+    const select = h("select", { id: "weekly-sort", onchange: () => { sort = select.value; loadWeekly(); } },
+      h("option", { value: "revenue_at_risk" }, t("by_revenue_at_risk")),
+      h("option", { value: "score" }, t("by_score")));
+    select.value = sort;
+    return h("div", { class: "row" }, h("label", { for: "weekly-sort" }, t("sort_by")), select);
+  }
+
   async function loadWeekly() {
     await section(weeklyBox, async () => {
-      const weekly = await get("churn/weekly");
+      const weekly = await get("churn/weekly", { sort });
       await nameCustomers(weekly.owners.flatMap((o) => riskRows(o).map((r) => r.customer_id)));
-      replace(weeklyBox, h("h2", { id: "h-weekly" }, `${t("weekly_list")} · ${weekly.week}`),
+      replace(weeklyBox, h("h2", { id: "h-weekly" }, `${t("weekly_list")} · ${weekly.week}`), sortChoice(),
         weekly.owners.length ? weekly.owners.map((owner) => [h("h3", {}, owner.owner_id || "—"), table([
           { label: t("customer"), cell: (r) => customerLink(r.customer_id) },
+          { label: t("revenue_at_risk"), cell: (r) => money(r.revenue_at_risk) },
+          { label: t("no_purchase_probability"), cell: (r) => percent(r.no_purchase_probability) },
           { label: t("score"), cell: (r) => r.score },
           { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, r.level) },
           { label: t("status"), cell: (r) => r.change },

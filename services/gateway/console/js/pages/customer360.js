@@ -5,7 +5,7 @@ import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import {
-  confirmDialog, day, h, messageBox, money, notice, number, problemText, promptDialog, replace, section, table, when,
+  confirmDialog, day, h, messageBox, money, notice, number, percent, problemText, promptDialog, replace, section, table, when,
 } from "../ui.js";
 import { customerForm } from "./customer_form.js";
 
@@ -139,6 +139,9 @@ export function render(view, [customerId]) {
         h("h2", { id: "h-risk" }, t("c360_risk")),
         h("p", {}, h("span", { class: `badge ${risk.level}` }, risk.level), " ", t("risk_score"), ": ", risk.score,
           h("span", { class: "muted small" }, ` · ${t("as_of")} ${when(risk.as_of)}`)),
+        risk.revenue_at_risk !== null ? h("p", {}, `${t("revenue_at_risk")}: ${money(risk.revenue_at_risk)} · `,
+          `${t("no_purchase_probability")}: ${percent(risk.no_purchase_probability)} · `,
+          `${t("predicted_value")}: ${money(risk.predicted_value)}`) : null,
         risk.reasons.length
           ? h("ol", {}, risk.reasons.map((reason) => h("li", {}, `${reason.sentence} (+${reason.contribution})`,
             reason.event_ids.length ? h("div", { class: "small" }, `${t("risk_evidence")}: `,
