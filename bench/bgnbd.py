@@ -61,6 +61,24 @@ class BgNbd:
         denominator = 1 + (x > 0) * (a / (b + x - 1)) * ((alpha + T) / (alpha + t_x)) ** (r + x)
         return np.asarray(numerator / denominator)
 
+    def no_purchase(self, s: Summary, t: float) -> np.ndarray:
+        return no_purchase((self.r, self.alpha, self.a, self.b), s, t)
+
+
+def no_purchase(params: tuple[float, float, float, float], s: Summary, t: float) -> np.ndarray:
+    """The probability of no purchase in the next ``t`` units, given each history: dead
+    already, or alive and silent (a BG/NBD buyer drops out only just after a purchase,
+    so a silent one stays alive; its rate is Gamma(r + x, alpha + T) given its past)."""
+    r, alpha, a, b = params
+    x, t_x, T = s.x, s.t_x, s.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds_dead = np.where(
+            x > 0, (a / np.maximum(b + x - 1, 1e-12)) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0
+        )
+    alive = 1 / (1 + odds_dead)
+    silent = ((alpha + T) / (alpha + T + t)) ** (r + x)
+    return np.asarray((1 - alive) + alive * silent)
+
 
 def fit_scipy(s: Summary) -> BgNbd:
     start = np.log(np.array([1.0, 1.0, 1.0, 1.0]))
@@ -91,6 +109,9 @@ class LifetimesModel:
         return np.asarray(
             self.fitter.conditional_expected_number_of_purchases_up_to_time(t, s.x, s.t_x, s.T)
         )
+
+    def no_purchase(self, s: Summary, t: float) -> np.ndarray:
+        return no_purchase(self.params, s, t)
 
 
 def _lifetimes_version() -> str:

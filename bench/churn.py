@@ -28,6 +28,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select
 
 from bench.common import TENANT, broker, fresh_database, prefill
@@ -40,6 +41,7 @@ from libs.events.store import EventStore
 from libs.platform.db import create_engine
 from libs.platform.migrations import prepare_schema
 from services.alerts import handlers
+from services.alerts.api.conventions import cursor_for
 from services.alerts.domain.sources import SOURCES, TOPICS
 from services.alerts.handlers import ranking
 from services.alerts.migrations import FOLDER as MIGRATIONS
@@ -182,7 +184,7 @@ async def _kept_ranking(engine: Any, customers: int, pages: int = 200) -> dict[s
                 break
             if len(page) < 500:
                 break
-            positions.append(ranking.position_of(page[-1].risk))
+            positions.append(ranking.position_of(page[-1].risk, "revenue_at_risk"))
     rng = random.Random(93)
     times = []
     async with engine.connect() as conn:
@@ -270,3 +272,72 @@ if __name__ == "__main__":
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     print(json.dumps(asyncio.run(run_scoring(n)), indent=1))
+
+
+def _spread(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    return {
+        "p50_ms": round(1000 * times[len(times) // 2], 2),
+        "p99_ms": round(1000 * times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+    }
+
+
+async def run_gateway_pages(customers: int, pages: int = 200) -> dict[str, Any]:
+    """The kept ranking at ``customers`` where users meet it (issue 23): the platform as
+    ``make run`` starts it, on PostgreSQL (``bench/http.py``); the alerts database filled
+    as above and every customer assessed once by the sweep (in this process, against the
+    service's database); then pages of 50 from positions spread over the ranking, each
+    order (revenue at risk, the default; score), through the gateway, straight to the
+    alerts service and in-process on the same database: the two hops' cost beside the
+    query's."""
+    from bench.http import running_platform, token
+
+    async with running_platform("churn_pages") as platform:
+        url = platform.databases["alerts"]
+        await _fill(url, customers)
+        engine = create_engine(url)
+        alerts = handlers.Alerts(store=EventStore(engine), clock=lambda: END)
+        started = time.perf_counter()
+        await handlers.sweep(alerts)
+        out: dict[str, Any] = {
+            "customers": customers,
+            "sweep_seconds": round(time.perf_counter() - started, 1),
+        }
+        headers = {"Authorization": f"Bearer {token(TENANT)}"}
+        rng = random.Random(23)
+        orders: tuple[churn_facts.RankOrder, ...] = ("revenue_at_risk", "score")
+        for order in orders:
+            positions: list[churn_facts.RankPosition | None] = [None]
+            async with engine.connect() as conn:
+                while True:
+                    page = await ranking.ranking_page(
+                        conn, TENANT, END, order=order, after=positions[-1], limit=500
+                    )
+                    if len(page) < 500:
+                        break
+                    positions.append(ranking.position_of(page[-1].risk, order))
+            chosen = [rng.choice(positions) for _ in range(pages)]
+            cursors = [cursor_for(END, p) if p is not None else None for p in chosen]
+            paths: dict[str, list[float]] = {"gateway": [], "alerts": [], "in_process": []}
+            for name in ("gateway", "alerts"):
+                async with httpx.AsyncClient(
+                    base_url=platform.urls[name], headers=headers, timeout=30
+                ) as client:
+                    for cursor in cursors:
+                        params = {"limit": 50, "sort": order}
+                        if cursor:
+                            params["cursor"] = cursor
+                        mark = time.perf_counter()
+                        answer = await client.get("/api/v1/churn/risks", params=params)
+                        paths[name].append(time.perf_counter() - mark)
+                        answer.raise_for_status()
+                        if len(answer.json()["items"]) != 50:
+                            raise RuntimeError(f"a short page through {name}: {answer.text[:300]}")
+            async with engine.connect() as conn:
+                for p in chosen:
+                    mark = time.perf_counter()
+                    await ranking.ranking_page(conn, TENANT, END, order=order, after=p, limit=50)
+                    paths["in_process"].append(time.perf_counter() - mark)
+            out[order] = {name: _spread(times) for name, times in paths.items()}
+        await engine.dispose()
+    return out

@@ -127,14 +127,21 @@ def bgnbd_scores(
     history: Transactions, cutoff: datetime, horizon: int, prefer: str
 ) -> tuple[dict[str, float], str]:
     """Fewer expected purchases within the horizon: more at risk."""
+    ids, summary, model = bgnbd_model(history, cutoff, prefer)
+    expected = model.expected(summary, horizon / 7)
+    return dict(zip(ids, (-float(e) for e in expected), strict=True)), model.implementation
+
+
+def bgnbd_model(
+    history: Transactions, cutoff: datetime, prefer: str = "lifetimes"
+) -> tuple[list[str], bgnbd.Summary, bgnbd.LifetimesModel | bgnbd.BgNbd]:
+    """BG/NBD fitted on the customers' purchase days by ``cutoff`` (weeks)."""
     ids = sorted(history)
     origin = min(t for times in history.values() for t in times)
     days = [sorted({(t - origin).days for t in history[c] if t <= cutoff}) for c in ids]
     at_cutoff = (cutoff - origin).days
     summary = bgnbd.summary(days, [at_cutoff] * len(ids))
-    model = bgnbd.fit(summary, prefer)
-    expected = model.expected(summary, horizon / 7)
-    return dict(zip(ids, (-float(e) for e in expected), strict=True)), model.implementation
+    return ids, summary, bgnbd.fit(summary, prefer)
 
 
 def judge(

@@ -67,6 +67,10 @@ class Pair:
     days_since: float
     top_decile_live: float
     top_decile_bgnbd: float
+    # Brier scores of the probability of no purchase in the horizon (decision 0101): the
+    # live ranking's (its horizon is 90 days: None at other horizons) and BG/NBD's.
+    brier_live: float | None = None
+    brier_bgnbd: float | None = None
 
 
 def purchases() -> dict[str, list[tuple[datetime, int]]]:
@@ -184,8 +188,11 @@ async def settle(client: httpx.AsyncClient, services: Sequence[str], quiet: int 
         await asyncio.sleep(2.0)
 
 
-async def live_ranking(client: httpx.AsyncClient, cutoff: datetime) -> list[str]:
-    """The customers in the order of the ranking as of ``cutoff``, through the gateway."""
+async def live_ranking(
+    client: httpx.AsyncClient, cutoff: datetime
+) -> tuple[list[str], dict[str, float]]:
+    """The customers in the order of the ranking as of ``cutoff``, through the gateway,
+    and each one's probability of no purchase in the next 90 days (where known)."""
     answer = await client.post("/api/v1/churn/rankings", json={"as_of": cutoff.isoformat()})
     answer.raise_for_status()
     location = answer.headers["Location"]
@@ -193,12 +200,16 @@ async def live_ranking(client: httpx.AsyncClient, cutoff: datetime) -> list[str]
     if job["status"] != "done":
         raise RuntimeError(f"the ranking failed: {job}")
     ranked: list[str] = []
+    probability: dict[str, float] = {}
     params: dict[str, Any] = {"limit": PAGE}
     while True:
         page = (await client.get(location, params=params)).json()
-        ranked += [i["customer_id"] for i in page["items"]]
+        for item in page["items"]:
+            ranked.append(item["customer_id"])
+            if item.get("no_purchase_probability") is not None:
+                probability[item["customer_id"]] = item["no_purchase_probability"]
         if not page["next_cursor"]:
-            return ranked
+            return ranked, probability
         params = {"limit": PAGE, "cursor": page["next_cursor"]}
 
 
@@ -238,12 +249,21 @@ def top_decile_share(scores: dict[str, float], churned: dict[str, bool]) -> floa
     return round(sum(churned[c] for c in top) / len(top), 4)
 
 
+# The horizon of the live probability of no purchase (services/alerts: HORIZON_DAYS).
+LIVE_HORIZON_DAYS = 90
+
+
+def brier(probability: dict[str, float], churned: dict[str, bool]) -> float:
+    return round(sum((probability[c] - churned[c]) ** 2 for c in probability) / len(probability), 4)
+
+
 def judge(
     history: dict[str, list[datetime]],
     cutoff_text: str,
     horizon: int,
     live_order: list[str],
     platform_id: dict[str, str],
+    live_probability: dict[str, float],
 ) -> Pair:
     cutoff = churn_quality._day(cutoff_text)
     end = cutoff + timedelta(days=horizon)
@@ -254,6 +274,12 @@ def judge(
     in_process = churn_quality.our_scores(judged, cutoff, default_rules())
     bgnbd, _ = churn_quality.bgnbd_scores(judged, cutoff, horizon, "lifetimes")
     ids = sorted(judged)
+    brier_live = brier_bgnbd = None
+    if horizon == LIVE_HORIZON_DAYS and all(platform_id[c] in live_probability for c in ids):
+        fitted_ids, summary, model = churn_quality.bgnbd_model(judged, cutoff)
+        theirs = dict(zip(fitted_ids, model.no_purchase(summary, horizon / 7), strict=True))
+        brier_live = brier({c: live_probability[platform_id[c]] for c in ids}, churned)
+        brier_bgnbd = brier({c: float(theirs[c]) for c in ids}, churned)
     recency = {
         c: (cutoff - max(t for t in judged[c] if t <= cutoff)).total_seconds() for c in judged
     }
@@ -275,6 +301,8 @@ def judge(
         auc(recency),
         top_decile_share(live, churned),
         top_decile_share(bgnbd, churned),
+        brier_live,
+        brier_bgnbd,
     )
 
 
@@ -309,10 +337,10 @@ async def replay(customers: int | None, seed: int = 23) -> dict[str, Any]:
             pairs: list[Pair] = []
             for cutoff_text in CUTOFFS:
                 mark = time.perf_counter()
-                order = await live_ranking(client, churn_quality._day(cutoff_text))
+                order, probability = await live_ranking(client, churn_quality._day(cutoff_text))
                 phases[f"ranking {cutoff_text}"] = round(time.perf_counter() - mark, 1)
                 for horizon in HORIZONS:
-                    pair = judge(history, cutoff_text, horizon, order, ids)
+                    pair = judge(history, cutoff_text, horizon, order, ids, probability)
                     print(row(pair), flush=True)
                     pairs.append(pair)
             mark = time.perf_counter()
@@ -325,13 +353,16 @@ async def replay(customers: int | None, seed: int = 23) -> dict[str, Any]:
         key: round(float(np.mean([getattr(p, key) for p in pairs])), 4)
         for key in ("live", "in_process", "bgnbd", "days_since")
     }
+    for key in ("brier_live", "brier_bgnbd"):
+        found = [getattr(p, key) for p in pairs if getattr(p, key) is not None]
+        out["mean"][key] = round(float(np.mean(found)), 4) if found else None
     return out
 
 
 HEADER = (
     "| cutoff | horizon | customers | bought nothing | live (gateway) | in-process | BG/NBD "
-    "| days since | top decile: live | top decile: BG/NBD |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| days since | top decile: live | top decile: BG/NBD | Brier: live | Brier: BG/NBD |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -339,8 +370,13 @@ def row(p: Pair) -> str:
     return (
         f"| {p.cutoff} | {p.horizon_days} d | {p.customers:,} | {p.bought_nothing:.1%} | "
         f"**{p.live:.4f}** | {p.in_process:.4f} | {p.bgnbd:.4f} | {p.days_since:.4f} | "
-        f"{p.top_decile_live:.1%} | {p.top_decile_bgnbd:.1%} |"
+        f"{p.top_decile_live:.1%} | {p.top_decile_bgnbd:.1%} | "
+        f"{_or_dash(p.brier_live)} | {_or_dash(p.brier_bgnbd)} |"
     )
+
+
+def _or_dash(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -316,6 +316,11 @@ async def bench_churn(plan: Plan) -> dict[str, Any]:
     log(f"  churn scoring {scoring['customers']:,} customers: {scoring['end']['seconds']} s "
         f"as of the end, {scoring['year_back']['seconds']} s a year back; kept ranking: "
         f"page p50 {kept['page_p50_ms']} ms, p99 {kept['page_p99_ms']} ms")
+    pages = await churn.run_gateway_pages(plan.churn_customers)
+    by_value, by_score = pages["revenue_at_risk"], pages["score"]
+    log(f"  kept ranking of {pages['customers']:,} through the gateway (PostgreSQL): p99 "
+        f"{by_value['gateway']['p99_ms']} ms by revenue at risk, "
+        f"{by_score['gateway']['p99_ms']} ms by score")
     rows = await ours_beside("churn", plan, "projection", {
         "ours": lambda: churn.run_projector(plan.churn_events),
         "projection": lambda: projector.run_ours(plan.projection_events),
@@ -336,13 +341,26 @@ async def bench_churn(plan: Plan) -> dict[str, Any]:
                  f"by keyset p50 {kept['page_p50_ms']} ms, p99 {kept['page_p99_ms']} ms "
                  f"over {kept['pages']} pages spread over the ranking "
                  f"({fmt(scoring['end']['seconds'] * 1000 / max(kept['page_p50_ms'], 0.001))}"
-                 f"x faster than scoring per page); projector: "
+                 f"x faster than scoring per page); where users meet it, the platform as "
+                 f"make run starts it on PostgreSQL with {pages['customers']:,} customers "
+                 f"assessed (sweep {pages['sweep_seconds']} s), pages of 50 from 200 "
+                 f"positions: by revenue at risk p50/p99 gateway "
+                 f"{by_value['gateway']['p50_ms']}/{by_value['gateway']['p99_ms']} ms, "
+                 f"straight to alerts {by_value['alerts']['p50_ms']}/"
+                 f"{by_value['alerts']['p99_ms']} ms, in-process "
+                 f"{by_value['in_process']['p50_ms']}/{by_value['in_process']['p99_ms']} ms; "
+                 f"by score gateway {by_score['gateway']['p50_ms']}/"
+                 f"{by_score['gateway']['p99_ms']} ms, alerts {by_score['alerts']['p50_ms']}/"
+                 f"{by_score['alerts']['p99_ms']} ms, in-process "
+                 f"{by_score['in_process']['p50_ms']}/{by_score['in_process']['p99_ms']} ms "
+                 f"(target: gateway p99 under 300 ms); projector: "
                  f"{plan.churn_events:,} order_placed events pre-published (6 partitions, "
                  "1000 customers), the alerts service's ChurnFacts on the projection runtime "
                  "(a fact per order, the batch's customers assessed in its transaction), "
                  f"beside benchmark 4's projection on its own {plan.projection_events:,} "
                  f"events; rotating order, {plan.reps} repetition(s)"),
         "scoring": scoring,
+        "pages": pages,
         "rows": rows,
         "ratios": {"": ratios(rows, [("churn projector", "projection")])},
         "target": None,
