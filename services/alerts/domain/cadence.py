@@ -29,7 +29,7 @@ import bisect
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import fmean, median, pstdev
 
@@ -57,6 +57,11 @@ BLENDS: tuple[float | None, ...] = (0.5, 1.0, 2.0, None)
 # CDNOW blends won by under 0.001 and lost that out of sample; on a log that follows
 # BG/NBD's assumptions they won by 0.005-0.006 and kept it (decision 0089).
 BLEND_MARGIN = 0.002
+# order_overdue's rule (rules.py): it fires when at least this share of buyers like the
+# customer then bought nothing, or (with the rhythm gate) when the customer's silence is
+# this multiple of its rhythm (a one-time buyer: of the tenant's typical repeat).
+LIKELY = 0.5
+RHYTHM_THRESHOLD = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +182,9 @@ class LapseModel:
     customers: int = 0  # how many customers the backtest judged (0: not calibrated)
     auc: float | None = None
     blend: Blend | None = None
+    # Whether a buyer past its own rhythm is warned about even when most buyers like it
+    # came back: chosen on the tenant's past, whichever ranked it better (decision 0101).
+    rhythm_gate: bool = False
 
     def index(self, b: Buying) -> float:
         blend = self.blend
@@ -255,7 +263,7 @@ def calibrate(histories: Iterable[Sequence[datetime]], when: datetime) -> LapseM
         rates.append(sum(c for _, c in part) / len(part))
         weights.append(len(part))
         edges.append(part[-1][0])
-    return LapseModel(
+    learnt = LapseModel(
         chosen.shape,
         tuple(edges[:-1]),
         tuple(_rising(rates, weights)),
@@ -263,3 +271,26 @@ def calibrate(histories: Iterable[Sequence[datetime]], when: datetime) -> LapseM
         round(best_auc, 4),
         chosen.blend,
     )
+    gated = _gated_auc(learnt, judged)
+    return replace(learnt, rhythm_gate=gated is not None and gated > best_auc + 1e-9)
+
+
+def past_rhythm(b: Buying, typical: float | None, threshold: float = RHYTHM_THRESHOLD) -> bool:
+    """The buyer's silence is ``threshold`` times its rhythm (one-time: ``typical``)."""
+    cadence = b.rhythm_days if b.rhythm_days is not None else typical
+    return cadence is not None and b.silence_days / cadence >= threshold
+
+
+def _gated_auc(model: LapseModel, judged: Sequence[tuple[Buying, bool]]) -> float | None:
+    """How the ranking would have judged the tenant's past with the rhythm gate on: the
+    warned first (the likely lapsed, and those past their rhythm), by the measured
+    share, then by the index."""
+    rhythms = [b.rhythm_days for b, _ in judged if b.rhythm_days is not None]
+    typical = median(rhythms) if rhythms else None
+    keyed = []
+    for b, churned in judged:
+        rate = model.probability(b) or 0.0
+        warned = rate >= LIKELY or past_rhythm(b, typical)
+        keyed.append(((warned, rate if warned else 0.0, model.index(b)), churned))
+    keyed.sort(key=lambda k: k[0])
+    return roc_auc([float(i) for i in range(len(keyed))], [c for _, c in keyed])

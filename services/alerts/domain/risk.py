@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from libs.events.catalog.alerts import ChurnRules, Reason, RiskLevel
+from services.alerts.domain.cadence import buying
 from services.alerts.domain.facts import Fact, as_of
 from services.alerts.domain.signals import SIGNALS, Context
 from services.alerts.domain.value import Worth, worth
@@ -89,12 +90,14 @@ def assess(
     score = min(100, sum(r.contribution for r in reasons))
     last = folded.last_order
     days = None if last is None else (when - last.placed_at).total_seconds() / 86400
+    bought = buying([o.placed_at for o in folded.orders], when)
     return ChurnRisk(
         customer_id,
         score,
         level_of(score, rules),
         tuple(reasons),
         days,
+        lapse=context.lapse.index(bought) if bought is not None else None,
         last_order_at=None if last is None else last.placed_at,
         worth=worth(customer_id, folded, context.lapse, context.value),
     )

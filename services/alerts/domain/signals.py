@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from libs.buyer_models import ValueModel
 from libs.events.catalog.alerts import Signal, SignalRule
-from services.alerts.domain.cadence import HORIZON_DAYS, LapseModel, buying, calibrate
+from services.alerts.domain.cadence import HORIZON_DAYS, LIKELY, LapseModel, buying, calibrate
 from services.alerts.domain.facts import CustomerFacts, Fact, FactKind, typical_repeat_of
 from services.alerts.domain.value import Purchases, fit_value, purchases_of
 
@@ -32,9 +32,6 @@ class Context:
     value: ValueModel | None = None
 
 
-# order_overdue fires, inside the customer's rhythm, when at least this share of
-# customers like this one then bought nothing.
-LIKELY = 0.5
 
 Evaluator = Callable[[CustomerFacts, SignalRule, Context], Finding | None]
 
@@ -114,13 +111,15 @@ def order_overdue(c: CustomerFacts, rule: SignalRule, ctx: Context) -> Finding |
     ratio = days / cadence if cadence is not None else None
     past_rhythm = ratio is not None and ratio >= rule.threshold
     # Strength: the share of the tenant's customers buying like this one who then
-    # bought nothing for HORIZON_DAYS, as its own history measured it. It also fires
-    # when such customers more often than not stopped, even inside their rhythm (a
-    # slow rhythm, or one order long ago). Without enough history: past the
-    # threshold, half strength there and full at twice it, within the window.
+    # bought nothing for HORIZON_DAYS, as its own history measured it. Where it is
+    # measured, it fires when such customers more often than not stopped; and past the
+    # customer's rhythm only if that ranked the tenant's past better (the rhythm gate:
+    # on CDNOW it cost 0.001-0.003 AUC, on buyers of fixed rhythms it gained 0.04;
+    # decision 0101). Without enough history: past the threshold, half strength there
+    # and full at twice it, within the window.
     measured = _lapse_probability(c, ctx)
     if measured is not None:
-        if not past_rhythm and measured < LIKELY:
+        if measured < LIKELY and not (ctx.lapse.rhythm_gate and past_rhythm):
             return None
         strength = measured
     elif past_rhythm and days <= rule.window_days and ratio is not None:

@@ -196,6 +196,7 @@ async def _keep_assessments(
                 risk.last_order_at,
                 next_review(now, (t.due_at for t in tasks.get(row.customer_id, ()))),
                 risk.worth,
+                risk.lapse,
             )
             for row, risk, _, open_alert in decided
         ],

@@ -41,6 +41,7 @@ def kept_risk(row: Any) -> RankedRisk:
             row.score,
             row.level,
             tuple(Reason.model_validate(r) for r in row.reasons or ()),
+            lapse=churn_facts.lapse_of(row.lapse_rank),
             last_order_at=last,
             # Revenue at risk is kept as 0 where unknown (the page order holds no NULL).
             worth=Worth(
@@ -59,6 +60,7 @@ def position_of(risk: ChurnRisk, order: churn_facts.RankOrder) -> churn_facts.Ra
     """Where ``risk`` stands in the kept ranking: the next page starts after it."""
     return churn_facts.RankPosition(
         risk.score,
+        churn_facts.lapse_rank(risk.lapse),
         risk.last_order_at or churn_facts.NEVER_BOUGHT,
         risk.customer_id,
         (risk.worth.revenue_at_risk or 0) if order == "revenue_at_risk" else None,

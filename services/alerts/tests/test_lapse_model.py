@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from services.alerts.domain.backtest import roc_auc
 from services.alerts.domain.cadence import (
@@ -12,6 +13,7 @@ from services.alerts.domain.cadence import (
     GRID,
     HORIZON_DAYS,
     Buying,
+    LapseModel,
     buying,
     calibrate,
     index,
@@ -43,9 +45,15 @@ def bgnbd_histories(customers: int, seed: int) -> list[list[datetime]]:
     return histories
 
 
-def test_on_buyers_as_bgnbd_assumes_them_bgnbd_joins_the_shape_and_ranks_better() -> None:
+@cache
+def as_bgnbd_assumes() -> tuple[list[list[datetime]], LapseModel]:
+    """3,000 buyers as BG/NBD assumes them, and the model learnt from them (once)."""
     histories = bgnbd_histories(3000, seed=89)
-    model = calibrate(histories, WHEN)
+    return histories, calibrate(histories, WHEN)
+
+
+def test_on_buyers_as_bgnbd_assumes_them_bgnbd_joins_the_shape_and_ranks_better() -> None:
+    histories, model = as_bgnbd_assumes()
     assert model.customers >= 1000 and model.blend is not None
 
     # Judged as the calibration judges: buyers as of HORIZON_DAYS before, bought since?
@@ -74,3 +82,30 @@ def test_the_rhythm_term_puts_a_weekly_buyer_gone_a_month_above_a_quarterly_one(
     without = (*with_rhythm[:3], 0.0)
     assert index(weekly, with_rhythm) > index(quarterly, with_rhythm)
     assert index(weekly, without) == index(quarterly, without)
+
+
+def fixed_rhythm_histories(customers: int, seed: int) -> list[list[datetime]]:
+    """Buyers each at its own fixed rhythm (every 10, 30 or 90 days); half stop at a
+    random time in the last seven months."""
+    rng = random.Random(seed)
+    histories = []
+    for n in range(customers):
+        gap = rng.choice((10, 30, 90))
+        stops = WHEN - timedelta(days=rng.uniform(0, 210)) if n % 2 else WHEN
+        at = WHEN - timedelta(days=720 - rng.uniform(0, 90))
+        times = []
+        while at <= stops:
+            times.append(at)
+            at += timedelta(days=gap * rng.uniform(0.7, 1.3))
+        histories.append(times)
+    return histories
+
+
+def test_the_rhythm_gate_is_on_where_it_ranked_the_past_better_and_off_elsewhere() -> None:
+    # Buyers of fixed rhythms: a weekly buyer gone a month is gone, whatever most buyers
+    # silent that long did. Buyers as BG/NBD assumes them: silence says it all.
+    rhythmic = calibrate(fixed_rhythm_histories(1000, seed=3), WHEN)
+    _, as_bgnbd = as_bgnbd_assumes()
+
+    assert rhythmic.customers > 0 and rhythmic.rhythm_gate
+    assert as_bgnbd.customers > 0 and not as_bgnbd.rhythm_gate

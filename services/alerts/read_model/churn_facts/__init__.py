@@ -53,6 +53,8 @@ from services.alerts.read_model.churn_facts.tables import (
     NEVER_BOUGHT,
     customers,
     facts,
+    lapse_of,
+    lapse_rank,
     metadata,
     rules_table,
 )
@@ -76,6 +78,8 @@ __all__ = [
     "keep_assessments",
     "know_customer",
     "know_customers",
+    "lapse_of",
+    "lapse_rank",
     "lock_customers",
     "merge",
     "metadata",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog.alerts import RiskLevel
 from libs.platform.db import JsonDocument, UtcDateTime
 from services.alerts.domain.value import Worth
-from services.alerts.read_model.churn_facts.tables import NEVER_BOUGHT, customers
+from services.alerts.read_model.churn_facts.tables import NEVER_BOUGHT, customers, lapse_rank
 
 
 async def assessed(
@@ -47,6 +47,7 @@ class Assessment:
     last_order_at: datetime | None
     review_at: datetime
     worth: Worth
+    lapse: float | None = None
 
 
 async def keep_assessments(
@@ -73,6 +74,7 @@ async def keep_assessments(
             no_purchase_probability=bindparam("t_probability"),
             predicted_value=bindparam("t_predicted"),
             revenue_at_risk=bindparam("t_at_risk"),
+            lapse_rank=bindparam("t_lapse"),
         ),
         [
             {
@@ -89,6 +91,7 @@ async def keep_assessments(
                 "t_probability": a.worth.no_purchase_probability,
                 "t_predicted": a.worth.predicted_value,
                 "t_at_risk": a.worth.revenue_at_risk or 0,
+                "t_lapse": lapse_rank(a.lapse),
             }
             for a in assessments
         ],

@@ -39,6 +39,7 @@ class RankPosition:
     revenue at risk, a page of the order by it; without, of the order by score."""
 
     score: int
+    lapse_rank: int
     last_order_at: datetime
     customer_id: str
     revenue_at_risk: int | None = None
@@ -66,8 +67,9 @@ async def ranking_page(
     limit: int = 50,
 ) -> list[Any]:
     """A page of the kept ranking by keyset: the largest revenue at risk first (with
-    ``order`` "revenue_at_risk"), then the highest score, then the longest without an
-    order, then the customer id; registered by ``now``, not merged away."""
+    ``order`` "revenue_at_risk"), then the highest score, then the likelier lapsed
+    (the lapse index), then the longest without an order, then the customer id;
+    registered by ``now``, not merged away."""
     c = customers.c
     query = select(customers).where(
         c.tenant_id == tenant_id,
@@ -82,13 +84,14 @@ async def ranking_page(
     if after is not None:
         keys: list[tuple[Any, Any, bool]] = [
             (c.score, after.score, True),
+            (c.lapse_rank, after.lapse_rank, True),
             (c.last_order_at, after.last_order_at, False),
             (c.customer_id, after.customer_id, False),
         ]
         if by_value:
             keys.insert(0, (c.revenue_at_risk, after.revenue_at_risk or 0, True))
         query = query.where(_after(keys))
-    ordering = [c.score.desc(), c.last_order_at, c.customer_id]
+    ordering = [c.score.desc(), c.lapse_rank.desc(), c.last_order_at, c.customer_id]
     if by_value:
         ordering.insert(0, c.revenue_at_risk.desc())
     return list(await conn.execute(query.order_by(*ordering).limit(limit)))

@@ -70,13 +70,23 @@ customers = Table(
     Column("no_purchase_probability", Float, nullable=True),
     Column("predicted_value", BigInteger, nullable=True),
     Column("revenue_at_risk", BigInteger, nullable=False, server_default="0"),
+    # The lapse index as last assessed, for ties within a score (``lapse_rank``).
+    Column("lapse_rank", BigInteger, nullable=False, server_default="0"),
     Index("ix_churn_customers_owner", "tenant_id", "owner_id"),
-    Index("ix_churn_customers_rank", "tenant_id", "score", "last_order_at", "customer_id"),
+    Index(
+        "ix_churn_customers_rank",
+        "tenant_id",
+        "score",
+        "lapse_rank",
+        "last_order_at",
+        "customer_id",
+    ),
     Index(
         "ix_churn_customers_value",
         "tenant_id",
         "revenue_at_risk",
         "score",
+        "lapse_rank",
         "last_order_at",
         "customer_id",
     ),
@@ -85,6 +95,21 @@ customers = Table(
 
 
 NEVER_BOUGHT = datetime(9999, 12, 31, tzinfo=UTC)
+
+# The lapse index kept as a positive whole number (a page cursor carries it exactly):
+# millionths above a floor no index reaches; 0 for a customer who never bought.
+LAPSE_FLOOR = 10**12
+
+
+def lapse_rank(index: float | None) -> int:
+    if index is None:
+        return 0
+    return max(1, LAPSE_FLOOR + round(index * 1_000_000))
+
+
+def lapse_of(rank: int) -> float | None:
+    """The lapse index a ``lapse_rank`` keeps (to the millionth)."""
+    return None if rank == 0 else (rank - LAPSE_FLOOR) / 1_000_000
 
 
 rules_table = Table(
