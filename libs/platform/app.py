@@ -31,6 +31,7 @@ from starlette.types import Lifespan
 from libs.auth.dependencies import bind_token_verifier
 from libs.auth.tokens import TokenVerifier
 from libs.events.readiness import ConsumerRegistry, collecting
+from libs.platform.admission import AdmissionLimit
 from libs.platform.body_limit import ServiceApp
 from libs.platform.if_match import etag_for, if_match_version, parse_if_match
 from libs.platform.offline_docs import DOCS_ASSETS_PATH, install_offline_docs
@@ -121,6 +122,13 @@ def create_service_app(
 
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    # Outermost of ours: a request refused at capacity costs as little as it can.
+    app.add_middleware(
+        AdmissionLimit,
+        service=settings.service_name,
+        limit=settings.max_requests_in_flight,
+        wait=settings.admission_wait_ms / 1000,
+    )
     install_probes(app, settings, version)
 
     for router in routers:

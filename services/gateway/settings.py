@@ -34,6 +34,9 @@ class Settings(ServiceSettings):
     # between chunks of a body), then 504. Imports of big files need the most.
     upstream_read_timeout_seconds: float = Field(default=10.0, gt=0)
     upstream_max_connections: int = Field(default=200, gt=0)
+    # The gateway's requests mostly wait on a service (which sheds its own excess with a
+    # 503 the gateway passes on): as many in flight as it has connections to them.
+    max_requests_in_flight: int = Field(default=200, ge=1)
     # How long a request may wait for one of those connections (a free pooled one, or a
     # new one being made) before the gateway answers 503 for its own overload. Longer
     # than the connect timeout: a burst on a busy machine queues rather than fails.
