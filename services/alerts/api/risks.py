@@ -112,7 +112,7 @@ async def customer_risk(
             ranked = await ranking.current_risk(alerts, conn, principal.tenant_id, customer_id)
         else:
             when = parse_as_of(as_of, alerts.clock())
-            ranked = await ranking.risk_of(conn, principal.tenant_id, customer_id, when)
+            ranked = await ranking.risk_of(alerts, conn, principal.tenant_id, customer_id, when)
     if ranked is None:
         raise NotFound(f"customer {customer_id} not found")
     return {"as_of": when.isoformat(), **risk_view(ranked)}

@@ -165,13 +165,13 @@ async def risks_as_of(
 
 
 async def risk_of(
-    conn: AsyncConnection, tenant_id: str, customer_id: str, when: datetime
+    alerts: Alerts, conn: AsyncConnection, tenant_id: str, customer_id: str, when: datetime
 ) -> RankedRisk | None:
     row = await churn_facts.customer(conn, tenant_id, customer_id)
     if row is None or row.merged_into is not None:
         return None
     rules, _ = await churn_facts.rules_of(conn, tenant_id)
-    context = await context_for(conn, tenant_id, rules, when)
+    context = await alerts.past_context(conn, tenant_id, rules, when)
     return await _scored(conn, tenant_id, row, rules, when, context)
 
 

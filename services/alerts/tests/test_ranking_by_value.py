@@ -12,7 +12,7 @@ import pytest
 
 from libs.events.catalog.pipeline import OrderPlaced
 from services.alerts.api import risks
-from services.alerts.handlers import sweep
+from services.alerts.handlers import context, ranking, sweep
 from services.alerts.tests.conftest import T0, Api, days_before
 from services.alerts.tests.test_api import registered
 from testing.consumers import Clock, envelopes_of
@@ -135,3 +135,26 @@ async def test_a_large_tenant_asks_for_a_past_ranking_as_a_job_not_a_request(
     (error,) = past.json()["errors"]
     assert error["field"] == "as_of" and "POST /api/v1/churn/rankings" in error["reason"]
     assert now.status_code == 200 and len(now.json()["items"]) == 3
+
+
+async def test_customers_looked_at_as_of_one_date_learn_the_tenants_past_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(2):
+        await api.publish("contacts", f"c-{n}", registered(f"c-{n}"))
+    await api.caught_up()
+    learnt: list[object] = []
+    real = ranking.context_for
+
+    async def counted(*args: Any) -> Any:
+        learnt.append(args[-1])
+        return await real(*args)
+
+    monkeypatch.setattr(context, "context_for", counted)  # where Alerts looks it up
+    api.app.state.alerts.context_seconds = 60
+
+    for customer_id in ("c-0", "c-1"):
+        await api.risk(customer_id, as_of="2026-06-30")
+    await api.risk("c-0", as_of="2026-03-31")
+
+    assert len(learnt) == 2  # 2026-06-30 once for both customers, then 2026-03-31
