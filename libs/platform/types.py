@@ -64,3 +64,9 @@ def accepted_day(value: date) -> date:
 
 
 Day = Annotated[date, AfterValidator(accepted_day)]
+
+
+# Who a person is: a token's subject (an e-mail address for most identity providers,
+# ``admin@demo`` for ``crm token``) or an opaque id; as an owner or an assignee it is
+# kept in 64 characters.
+PERSON_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}$"

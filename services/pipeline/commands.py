@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from libs.events.catalog.pipeline import LeadSource, StageOutcome
-from libs.platform.types import Day, Instant
+from libs.platform.types import PERSON_PATTERN, Day, Instant
 from services.pipeline.domain.money import currency_code
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -32,6 +32,8 @@ MAX_LINES = 1000
 MAX_MINOR_UNITS = 2**53 - 1
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+# An owner or an assignee: a person, whose id may be an e-mail address.
+PersonId = Annotated[str, StringConstraints(pattern=PERSON_PATTERN)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 RequiredReason = Annotated[
@@ -138,7 +140,7 @@ class OpenDeal(Command):
     amount: MinorUnits
     currency: Currency
     expected_close_on: Day | None = None
-    owner_id: Id | None = None
+    owner_id: PersonId | None = None
     # The first open stage of the tenant when left out.
     stage: StageName | None = None
     lead_id: Id | None = None
@@ -199,8 +201,8 @@ class CreateTask(Command):
     deal_id: Id | None = None
     title: Name
     due_at: Instant
-    assignee_id: Id
-    created_by: Id
+    assignee_id: PersonId
+    created_by: PersonId
 
     @model_validator(mode="after")
     def _about_something(self) -> Self:
@@ -216,7 +218,7 @@ class RescheduleTask(Command):
 
 class CompleteTask(Command):
     task_id: Id
-    by: Id
+    by: PersonId
     note: Reason = ""
 
 
@@ -253,7 +255,7 @@ class CaptureLead(Command):
     email: Email | None = None
     phone: Phone | None = None
     source: LeadSource
-    owner_id: Id | None = None
+    owner_id: PersonId | None = None
     territory: Tag | None = None
     industry: Tag | None = None
 
@@ -274,15 +276,15 @@ class DefineAssignmentRules(Command):
 class AssignLead(Command):
     lead_id: Id
     # None returns the lead to the queue.
-    owner_id: Id | None
+    owner_id: PersonId | None
 
 
 class QualifyLead(Command):
     lead_id: Id
-    by: Id
+    by: PersonId
 
 
 class DisqualifyLead(Command):
     lead_id: Id
-    by: Id
+    by: PersonId
     reason: RequiredReason

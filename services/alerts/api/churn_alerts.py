@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from libs.auth import Principal
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import PERSON_PATTERN
 from services.alerts import handlers
-from services.alerts.api.conventions import ID_PATTERN, AlertsDep, Reader, Responder
+from services.alerts.api.conventions import AlertsDep, Reader, Responder
 from services.alerts.handlers import Alerts
 from services.alerts.read_model import alert_list
 
@@ -55,7 +56,7 @@ async def list_alerts(
     principal: Reader,
     alerts: AlertsDep,
     status: AlertStatus | None = None,
-    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    owner_id: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Churn alerts, newest first."""

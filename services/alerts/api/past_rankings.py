@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from libs.platform.dependencies import NOT_A_CURSOR, IdempotencyKey
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
-from libs.platform.types import Instant
+from libs.platform.types import PERSON_PATTERN, Instant
 from services.alerts.api.conventions import (
-    ID_PATTERN,
     AlertsDep,
     Configurer,
     Reader,
@@ -32,7 +31,7 @@ class PastRankingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     as_of: Instant
-    owner_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    owner_id: str | None = Field(default=None, pattern=PERSON_PATTERN)
     # A backtest too: judged against who bought nothing within this many days after.
     horizon_days: int | None = Field(default=None, ge=1, le=3650)
 

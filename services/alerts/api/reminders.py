@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from libs.platform.routing import ServiceRouter
-from services.alerts.api.conventions import ID_PATTERN, AlertsDep, Reader
+from libs.platform.types import PERSON_PATTERN
+from services.alerts.api.conventions import AlertsDep, Reader
 from services.alerts.read_model import reminder_list
 
 router = ServiceRouter(prefix="/api/v1", tags=["alerts"])
@@ -17,7 +18,7 @@ router = ServiceRouter(prefix="/api/v1", tags=["alerts"])
 async def list_reminders(
     principal: Reader,
     alerts: AlertsDep,
-    assignee: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    assignee: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Reminders fired (contract renewals, customers gone quiet), soonest due first."""

@@ -10,8 +10,8 @@ from fastapi import Query
 from libs.events.catalog.alerts import RiskLevel
 from libs.platform.errors import NotFound, Unprocessable
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import PERSON_PATTERN
 from services.alerts.api.conventions import (
-    ID_PATTERN,
     AlertsDep,
     AsOf,
     CustomerId,
@@ -45,7 +45,7 @@ async def list_risks(
     alerts: AlertsDep,
     as_of: AsOf = None,
     level: RiskLevel | None = None,
-    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    owner_id: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     sort: Order = "revenue_at_risk",

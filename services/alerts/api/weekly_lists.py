@@ -9,8 +9,9 @@ from fastapi import Query
 
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import ServiceRouter
+from libs.platform.types import PERSON_PATTERN
 from services.alerts import handlers
-from services.alerts.api.conventions import ID_PATTERN, AlertsDep, Order, Reader, risk_view
+from services.alerts.api.conventions import AlertsDep, Order, Reader, risk_view
 from services.alerts.domain import weekly
 from services.alerts.domain.risk import ChurnRisk
 from services.alerts.handlers.ranking import RankedRisk
@@ -24,7 +25,7 @@ async def weekly_risk_list(
     principal: Reader,
     alerts: AlertsDep,
     week: Annotated[str | None, Query(max_length=10, description="ISO week, e.g. 2026-W49")] = None,
-    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    owner_id: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     sort: Order = "revenue_at_risk",
 ) -> dict[str, Any]:
     """Per owner: new, rising and still-open churn risks (medium or high) of the week

@@ -41,7 +41,12 @@ HORIZON_DAYS = 90
 MIN_CUSTOMERS = 200
 # At most this many customers calibrate a tenant (every k-th by id): bounds the cost.
 SAMPLE = 20_000
+# Bands of the index the probability is read from: 20, up to 50 for a large tenant
+# (at least 400 judged buyers a band). On CDNOW's 20,000 buyers 50 bands took the
+# Brier score from 0.1102 to 0.1095 (decision 0101); 100 gained nothing more.
 BANDS = 20
+MAX_BANDS = 50
+BUYERS_PER_BAND = 400
 Shape = tuple[float, float, float, float]  # c, beta, gamma, delta
 GRID: tuple[Shape, ...] = tuple(
     itertools.product((7.0, 30.0), (0.0, 0.5, 1.0), (-0.5, 0.0, 0.5), (0.0, 0.5, 1.0))
@@ -254,7 +259,8 @@ def calibrate(histories: Iterable[Sequence[datetime]], when: datetime) -> LapseM
                 chosen, best_auc = candidate, auc
     scored = sorted((chosen.index(b), churned) for b, churned in judged)
     n = len(scored)
-    cuts = [n * k // BANDS for k in range(BANDS + 1)]
+    bands = min(MAX_BANDS, max(BANDS, n // BUYERS_PER_BAND))
+    cuts = [n * k // bands for k in range(bands + 1)]
     edges, rates, weights = [], [], []
     for lo, hi in itertools.pairwise(cuts):
         if hi <= lo:

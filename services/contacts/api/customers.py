@@ -20,9 +20,8 @@ from pydantic import BaseModel, Field
 from libs.events.catalog.contacts import CustomerKind
 from libs.platform.dependencies import Body, etag_for
 from libs.platform.routing import ServiceRouter
-from libs.platform.types import Instant, UtcInstant
+from libs.platform.types import PERSON_PATTERN, Instant, UtcInstant
 from services.contacts.api.conventions import (
-    ID_PATTERN,
     ContactsDep,
     CustomerId,
     CustomerWrite,
@@ -130,7 +129,7 @@ async def list_customers(
     contacts: ContactsDep,
     q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
     tag: Annotated[list[str] | None, Query(max_length=10)] = None,
-    owner: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    owner: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     kind: CustomerKind | None = None,
     created_from: Annotated[UtcQueryTime, Query()] = None,
     created_to: Annotated[UtcQueryTime, Query()] = None,

@@ -14,7 +14,7 @@ from libs.events.catalog.pipeline import DealStage
 from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import REPLAYED, ServiceRouter
-from libs.platform.types import Day, Instant
+from libs.platform.types import PERSON_PATTERN, Day, Instant
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     Configurer,
@@ -173,7 +173,7 @@ async def list_deals(
     principal: Reader,
     pipeline: PipelineDep,
     customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    owner_id: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     stage: Annotated[str | None, Query(max_length=64)] = None,
     deal_status: Annotated[DealStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
@@ -203,7 +203,7 @@ async def get_funnel(
     pipeline: PipelineDep,
     start: Annotated[Instant, Query(alias="from")],
     end: Annotated[Instant, Query(alias="to")],
-    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    owner_id: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
 ) -> dict[str, Any]:
     """Per stage: deals that entered it in [from, to) and their value, conversion to a
     further stage, median days of finished stays; the win rate of deals closed in the

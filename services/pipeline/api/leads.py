@@ -21,7 +21,7 @@ from libs.platform.dependencies import (
     etag_for,
 )
 from libs.platform.routing import ServiceRouter
-from libs.platform.types import Day
+from libs.platform.types import PERSON_PATTERN, Day
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     Configurer,
@@ -32,7 +32,6 @@ from services.pipeline.api.conventions import (
     written,
 )
 from services.pipeline.commands import (
-    ID_PATTERN,
     AssignLead,
     CaptureLead,
     DefineAssignmentRules,
@@ -140,7 +139,7 @@ async def find_leads(
     principal: Reader,
     pipeline: PipelineDep,
     lead_status: Annotated[str | None, Query(alias="status", pattern=r"^[a-z]{1,16}$")] = None,
-    owner_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    owner_id: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     queued: bool = False,
     source: LeadSource | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,

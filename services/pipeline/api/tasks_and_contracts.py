@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from libs.auth import Principal, require
 from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.routing import ServiceRouter
-from libs.platform.types import Day, Instant
+from libs.platform.types import PERSON_PATTERN, Day, Instant
 from services.pipeline.api.conventions import (
     MAX_PAGE,
     ItemId,
@@ -129,7 +129,7 @@ async def find_tasks(
     request: Request,
     principal: Reader,
     pipeline: PipelineDep,
-    assignee: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    assignee: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     due_before: Annotated[Instant | None, Query()] = None,
     task_status: Annotated[Literal["open", "completed"] | None, Query(alias="status")] = None,
     customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,

@@ -75,6 +75,36 @@ async def test_my_overdue_follow_ups(api: Api) -> None:
     assert viewer.status_code == 403
 
 
+async def test_a_person_known_by_an_email_subject_owns_and_lists_their_tasks(api: Api) -> None:
+    # Most identity providers (and `crm token`) name users by e-mail address.
+    customer = await api.register()
+    due = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    mine = await api.client.post(
+        "/api/v1/tasks",
+        json={"customer_id": customer, "title": "call back", "due_at": due},
+        headers=api.auth(roles=["sales"], subject="li.na+crm@example.com"),
+    )
+    handed = await api.client.post(
+        "/api/v1/tasks",
+        json={"customer_id": customer, "title": "x", "due_at": due, "assignee_id": "admin@demo"},
+        headers=api.auth(roles=["sales"], subject="li.na+crm@example.com"),
+    )
+    listed = await api.client.get(
+        "/api/v1/tasks", params={"assignee": "li.na+crm@example.com"}, headers=api.auth()
+    )
+    theirs = await api.client.get(
+        "/api/v1/tasks", params={"assignee": "admin@demo"}, headers=api.auth()
+    )
+    not_a_person = await api.client.get(
+        "/api/v1/tasks", params={"assignee": "a b"}, headers=api.auth()
+    )
+
+    assert mine.status_code == 201 and handed.status_code == 201, handed.text
+    assert [t["id"] for t in listed.json()["items"]] == [mine.json()["id"]]
+    assert [t["id"] for t in theirs.json()["items"]] == [handed.json()["id"]]
+    assert not_a_person.status_code == 422
+
+
 async def test_a_task_about_a_deal_is_the_deals_customers(api: Api) -> None:
     customer = await api.register()
     deal = await api.client.post(

@@ -17,7 +17,7 @@ from libs.auth import Principal, require
 from libs.events.catalog.tickets import Category, Priority, Status
 from libs.platform.dependencies import Body, IfMatch, bearer_token, command_from, etag_for
 from libs.platform.routing import ServiceRouter
-from libs.platform.types import Instant
+from libs.platform.types import PERSON_PATTERN, Instant
 from services.tickets.commands import (
     AssignTicket,
     ChangePriority,
@@ -192,7 +192,7 @@ async def list_tickets(
     principal: Reader,
     tickets: TicketsDep,
     status: Status | None = None,
-    assignee: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    assignee: Annotated[str | None, Query(pattern=PERSON_PATTERN)] = None,
     group: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     category: Category | None = None,
     priority: Priority | None = None,
