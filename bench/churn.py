@@ -21,6 +21,7 @@ it, in the same run and rotating order, benchmark 4's ``ours``.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import resource
 import time
@@ -292,52 +293,64 @@ async def run_gateway_pages(customers: int, pages: int = 200) -> dict[str, Any]:
     query's."""
     from bench.http import running_platform, token
 
-    async with running_platform("churn_pages") as platform:
-        url = platform.databases["alerts"]
-        await _fill(url, customers)
-        engine = create_engine(url)
-        alerts = handlers.Alerts(store=EventStore(engine), clock=lambda: END)
-        started = time.perf_counter()
-        await handlers.sweep(alerts)
-        out: dict[str, Any] = {
-            "customers": customers,
-            "sweep_seconds": round(time.perf_counter() - started, 1),
-        }
-        headers = {"Authorization": f"Bearer {token(TENANT)}"}
-        rng = random.Random(23)
-        orders: tuple[churn_facts.RankOrder, ...] = ("revenue_at_risk", "score")
-        for order in orders:
-            positions: list[churn_facts.RankPosition | None] = [None]
-            async with engine.connect() as conn:
-                while True:
-                    page = await ranking.ranking_page(
-                        conn, TENANT, END, order=order, after=positions[-1], limit=500
-                    )
-                    if len(page) < 500:
-                        break
-                    positions.append(ranking.position_of(page[-1].risk, order))
-            chosen = [rng.choice(positions) for _ in range(pages)]
-            cursors = [cursor_for(END, p) if p is not None else None for p in chosen]
-            paths: dict[str, list[float]] = {"gateway": [], "alerts": [], "in_process": []}
-            for name in ("gateway", "alerts"):
-                async with httpx.AsyncClient(
-                    base_url=platform.urls[name], headers=headers, timeout=30
-                ) as client:
-                    for cursor in cursors:
-                        params = {"limit": 50, "sort": order}
-                        if cursor:
-                            params["cursor"] = cursor
-                        mark = time.perf_counter()
-                        answer = await client.get("/api/v1/churn/risks", params=params)
-                        paths[name].append(time.perf_counter() - mark)
-                        answer.raise_for_status()
-                        if len(answer.json()["items"]) != 50:
-                            raise RuntimeError(f"a short page through {name}: {answer.text[:300]}")
-            async with engine.connect() as conn:
-                for p in chosen:
+    # The service's own sweep stays off: this process sweeps once, timed, and two
+    # sweeps of the same customers at once would only contend for their rows.
+    os.environ["RUN_SWEEP"] = "false"
+    try:
+        async with running_platform("churn_pages") as platform:
+            return await _pages_through(platform, customers, pages, token(TENANT))
+    finally:
+        del os.environ["RUN_SWEEP"]
+
+
+async def _pages_through(
+    platform: Any, customers: int, pages: int, bearer: str
+) -> dict[str, Any]:
+    url = platform.databases["alerts"]
+    await _fill(url, customers)
+    engine = create_engine(url)
+    alerts = handlers.Alerts(store=EventStore(engine), clock=lambda: END)
+    started = time.perf_counter()
+    await handlers.sweep(alerts)
+    out: dict[str, Any] = {
+        "customers": customers,
+        "sweep_seconds": round(time.perf_counter() - started, 1),
+    }
+    headers = {"Authorization": f"Bearer {bearer}"}
+    rng = random.Random(23)
+    orders: tuple[churn_facts.RankOrder, ...] = ("revenue_at_risk", "score")
+    for order in orders:
+        positions: list[churn_facts.RankPosition | None] = [None]
+        async with engine.connect() as conn:
+            while True:
+                page = await ranking.ranking_page(
+                    conn, TENANT, END, order=order, after=positions[-1], limit=500
+                )
+                if len(page) < 500:
+                    break
+                positions.append(ranking.position_of(page[-1].risk, order))
+        chosen = [rng.choice(positions) for _ in range(pages)]
+        cursors = [cursor_for(END, p) if p is not None else None for p in chosen]
+        paths: dict[str, list[float]] = {"gateway": [], "alerts": [], "in_process": []}
+        for name in ("gateway", "alerts"):
+            async with httpx.AsyncClient(
+                base_url=platform.urls[name], headers=headers, timeout=30
+            ) as client:
+                for cursor in cursors:
+                    params = {"limit": 50, "sort": order}
+                    if cursor:
+                        params["cursor"] = cursor
                     mark = time.perf_counter()
-                    await ranking.ranking_page(conn, TENANT, END, order=order, after=p, limit=50)
-                    paths["in_process"].append(time.perf_counter() - mark)
-            out[order] = {name: _spread(times) for name, times in paths.items()}
-        await engine.dispose()
+                    answer = await client.get("/api/v1/churn/risks", params=params)
+                    paths[name].append(time.perf_counter() - mark)
+                    answer.raise_for_status()
+                    if len(answer.json()["items"]) != 50:
+                        raise RuntimeError(f"a short page through {name}: {answer.text[:300]}")
+        async with engine.connect() as conn:
+            for p in chosen:
+                mark = time.perf_counter()
+                await ranking.ranking_page(conn, TENANT, END, order=order, after=p, limit=50)
+                paths["in_process"].append(time.perf_counter() - mark)
+        out[order] = {name: _spread(times) for name, times in paths.items()}
+    await engine.dispose()
     return out
