@@ -127,7 +127,7 @@ def create_service_app(
         AdmissionLimit,
         service=settings.service_name,
         limit=settings.max_requests_in_flight,
-        wait=settings.admission_wait_ms / 1000,
+        queue=settings.max_requests_waiting,
     )
     install_probes(app, settings, version)
 

@@ -90,10 +90,10 @@ class ServiceSettings(BaseSettings):
     log_level: LogLevel = "INFO"
     # Worker processes of ``crm serve`` (uvicorn's), each with its own event loop.
     workers: int = Field(default=1, ge=1)
-    # Admission (decision 0102): requests served at once per process; one that finds
-    # no slot within the wait is refused with 503 and Retry-After.
+    # Admission (decision 0102): requests served at once per process, and how many
+    # more may wait for a slot; one past both is refused with 503 and Retry-After.
     max_requests_in_flight: int = Field(default=64, ge=1)
-    admission_wait_ms: int = Field(default=50, ge=0, le=10_000)
+    max_requests_waiting: int = Field(default=128, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
