@@ -183,6 +183,8 @@ class EventStore:
                 "causation_id": e.causation_id,
                 "occurred_at": e.occurred_at,
                 "recorded_at": now,
+                "traceparent": e.traceparent,
+                "tracestate": e.tracestate,
             }
             for (a, i, e), sealed in zip(flat, data, strict=True)
         ]
