@@ -50,6 +50,7 @@ from libs.platform.request_ids import (
 )
 from libs.platform.settings import ServiceSettings
 from libs.platform.structured_logs import configure_logging
+from libs.platform.tracing import trace_app
 
 __all__ = [
     "ACCESS_LOGGED_HEADER",
@@ -125,4 +126,6 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    # Outermost, so the access line and the request metric see the request's span.
+    trace_app(app, settings.service_name)
     return app

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY
+from libs.events.tracing import exemplar
 from libs.platform.problems import ProblemResponse, problem_body
 from libs.platform.request_ids import (
     CORRELATION_ID_HEADER,
@@ -114,7 +115,7 @@ class RequestContextMiddleware:
         method = scope["method"]
         status_label = "unsent" if status_code is None else str(status_code)
         HTTP_REQUESTS.labels(self.service, method, route, status_label).inc()
-        HTTP_SECONDS.labels(self.service, method, route).observe(seconds)
+        HTTP_SECONDS.labels(self.service, method, route).observe(seconds, exemplar())
         principal = scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
         fields: dict[str, Any] = {
             "method": method,
