@@ -4,9 +4,9 @@ Off unless an OTLP endpoint is named: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) turns traces on, and ``OTEL_SDK_DISABLED=true``
 keeps them off whatever else is set. Spans go out over OTLP/HTTP (protobuf) in batches.
 Sampling is decided once, where a trace starts (the gateway, or a service called
-directly), and followed by every hop after it, the broker included: the default is
-``parentbased_traceidratio`` with the ratio in ``OTEL_TRACES_SAMPLER_ARG`` (1.0 unless
-set); ``OTEL_TRACES_SAMPLER`` picks another sampler as the SDK knows them.
+directly), and followed by every hop after it, the broker included: the default keeps
+``OTEL_TRACES_SAMPLER_ARG`` (a ratio, 1.0 unless set) of the actions and no background
+poll (``trace_sampling.py``); ``OTEL_TRACES_SAMPLER`` picks a sampler as the SDK knows them.
 
 The well-kept instrumentations do the HTTP and database spans (FastAPI, httpx,
 SQLAlchemy); the event path's spans are ``libs.events.tracing`` (decision 0103).
@@ -45,7 +45,7 @@ def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
 
 def sampler_from(environ: Mapping[str, str] = os.environ) -> Sampler | None:
     """The platform's default sampler; None leaves the choice to ``OTEL_TRACES_SAMPLER``."""
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from libs.platform.trace_sampling import actions_sampler
 
     if environ.get("OTEL_TRACES_SAMPLER", "").strip():
         return None
@@ -56,7 +56,7 @@ def sampler_from(environ: Mapping[str, str] = os.environ) -> Sampler | None:
         raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be a ratio, not {raw!r}") from exc
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"OTEL_TRACES_SAMPLER_ARG must be between 0 and 1, not {raw!r}")
-    return ParentBased(TraceIdRatioBased(ratio))
+    return actions_sampler(ratio)
 
 
 def configure_tracing(service: str, environ: Mapping[str, str] = os.environ) -> bool:
