@@ -121,6 +121,7 @@ def assert_one_tree_through_the_broker(
         ]
         send = path[1]
         assert send.name == f"send {topic}"
+        assert path[2].service == writer and path[2].name == "append"
         assert apply.start_ns >= send.end_ns  # the wait on the broker is the gap between
 
 

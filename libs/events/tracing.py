@@ -2,12 +2,13 @@
 
 One customer action is one trace (decision 0103). The request that appends an event
 is current when the event is made, so its W3C trace context is stored with the event
-(``NewEvent``) and goes to Kafka as CloudEvents' ``traceparent``/``tracestate``
-extension, unchanged on every copy. The relay's send of it is a PRODUCER span, a
-child of that context, and the message carries the send's own context in its plain
-``traceparent`` header; each consumer's apply is a CONSUMER span, a child of the send.
-So the gap between the request and the send is the wait in the outbox, and the gap
-between the send and an apply the wait on the broker.
+(``NewEvent``; the ``append`` span's, where the store makes one) and goes to Kafka as
+CloudEvents' ``traceparent``/``tracestate`` extension, unchanged on every copy. The
+relay's send of it is a PRODUCER span, a child of that context, and the message
+carries the send's own context in its plain ``traceparent`` header; each consumer's
+apply is a CONSUMER span, a child of the send. So the gap between the append and the
+send is the wait in the outbox, and the gap between the send and an apply the wait on
+the broker.
 
 A copy that is not the first delivery (the store published again to a topic the broker
 lost, a projection rebuilt from the earliest offset) starts a trace of its own, linked
@@ -35,6 +36,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 if TYPE_CHECKING:
     from libs.events.envelope import KafkaRecord
     from libs.events.received import ReceivedEvent
+    from libs.events.records import NewEvent
 
 TRACER = trace.get_tracer("crm.events")
 _W3C = TraceContextTextMapPropagator()
@@ -69,6 +71,29 @@ def exemplar() -> dict[str, str] | None:
     if not context.is_valid or not context.trace_flags.sampled:
         return None
     return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+
+
+@contextmanager
+def appending(events: int) -> Iterator[None]:
+    """The append of ``events`` (one transaction, or one round trip) as a span of the
+    request: what the relay's send of them continues."""
+    if not traces_recorded():
+        yield
+        return
+    with TRACER.start_as_current_span("append", attributes={"crm.events": events}):
+        yield
+
+
+def stamped(events: Sequence[NewEvent]) -> Sequence[NewEvent]:
+    """``events`` with the current span's context (inside ``appending``, the append's)
+    in place of the one current when they were made."""
+    if not traces_recorded():
+        return events
+    traceparent = current_traceparent()
+    if traceparent is None:
+        return events
+    tracestate = current_tracestate()
+    return [replace(e, traceparent=traceparent, tracestate=tracestate) for e in events]
 
 
 def context_of(traceparent: str | None, tracestate: str | None = None) -> Context | None:

@@ -99,28 +99,31 @@ def test_an_event_made_while_a_request_is_traced_carries_that_requests_context(
 
 
 async def test_the_append_the_send_and_the_apply_are_one_trace_through_the_broker(
-    pg_engine: AsyncEngine, kafka: KafkaSettings, unique: str, traces: Traces
+    any_engine: AsyncEngine, kafka: KafkaSettings, unique: str, traces: Traces
 ) -> None:
-    store = EventStore(pg_engine)
+    store = EventStore(any_engine)
     await store.create_tables()
     topic = f"crm.sample.{unique}"
     with traces.request.start_as_current_span("POST /api/v1/visits") as request:
         await store.append("acme", "c-1", 0, [visit("c-1", 5)])
 
     await relay_for(store, kafka, topic).relay_once()
-    runner = ProjectionRunner(VisitTotals(topics=(topic,)), pg_engine, kafka, catalog)
+    runner = ProjectionRunner(VisitTotals(topics=(topic,)), any_engine, kafka, catalog)
     await _apply_everything(runner, 1)
 
-    (_, headers, _), = await read_topic(kafka, topic, 1)
+    ((_, headers, _),) = await read_topic(kafka, topic, 1)
+    (append,) = traces.named("append")
     (send,) = traces.named("send ")
     (apply,) = traces.named("process ")
     trace_id = request.get_span_context().trace_id
+    assert append.parent is not None
+    assert append.parent.span_id == request.get_span_context().span_id
     assert headers["ce_traceparent"].decode().split("-")[1:3] == [
         f"{trace_id:032x}",
-        f"{request.get_span_context().span_id:016x}",
+        f"{append.context.span_id:016x}",
     ]
     assert send.kind is SpanKind.PRODUCER and send.parent is not None
-    assert send.parent.span_id == request.get_span_context().span_id
+    assert send.parent.span_id == append.context.span_id
     assert apply.kind is SpanKind.CONSUMER and apply.parent is not None
     assert apply.parent.span_id == send.context.span_id
     assert {send.context.trace_id, apply.context.trace_id} == {trace_id}
@@ -146,7 +149,7 @@ async def test_a_republished_copy_and_a_rebuild_link_to_the_original_trace(
     )
     await _apply_everything(rebuilt, 1)
 
-    (_, headers, _), = await read_topic(kafka, topic, 1)
+    ((_, headers, _),) = await read_topic(kafka, topic, 1)
     assert headers["ce_traceparent"].decode().split("-")[1] == f"{original:032x}"
     for span in traces.named("send ") + traces.named("process "):
         assert span.parent is None
