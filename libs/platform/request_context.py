@@ -27,6 +27,7 @@ from libs.platform.request_ids import (
     correlation_scope,
     usable_id,
 )
+from libs.platform.tracing import name_request_span
 
 # Set by the gateway on what it forwards: the request's access line is the gateway's
 # (one per request, at the edge), so the service writes its own at debug level only.
@@ -80,6 +81,8 @@ class RequestContextMiddleware:
                 response_headers = MutableHeaders(scope=message)
                 response_headers[REQUEST_ID_HEADER] = request_id
                 response_headers[CORRELATION_ID_HEADER] = correlation_id
+                # Now, while the request's span is open: it ends with the response body.
+                name_request_span(scope["method"], _route_template(scope))
             try:
                 await send(message)
             except BaseException:
