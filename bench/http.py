@@ -261,8 +261,10 @@ async def _drop_databases(urls: Sequence[str]) -> None:
 
 
 @asynccontextmanager
-async def running_platform(label: str) -> AsyncIterator[Platform]:
-    """``make run``'s processes on free ports, each service on a fresh PostgreSQL database."""
+async def running_platform(label: str, env: dict[str, str] | None = None
+                           ) -> AsyncIterator[Platform]:
+    """``make run``'s processes on free ports, each service on a fresh PostgreSQL database
+    (``env``: settings on top, as an operator would set them)."""
     logs = LOGS / label
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
@@ -278,10 +280,10 @@ async def running_platform(label: str) -> AsyncIterator[Platform]:
     try:
         await _create_postgres_databases(list(databases.values()))
         for p in processes:
-            env = {**p.env, **PLATFORM_ENV}
+            settings = {**p.env, **PLATFORM_ENV, **(env or {})}
             if p.name == "broker":
-                env.setdefault("RUST_LOG", "warn")  # as EmbeddedBroker.start does
-            started[p.name] = _start(p.command, env, logs, logs / f"{p.name}.log")
+                settings.setdefault("RUST_LOG", "warn")  # as EmbeddedBroker.start does
+            started[p.name] = _start(p.command, settings, logs, logs / f"{p.name}.log")
             if p.name == "broker":
                 deadline = time.monotonic() + BROKER_START_SECONDS
                 while not _listening(broker_port):
