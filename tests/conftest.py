@@ -36,9 +36,6 @@ TEST_PLATFORM_ENV = {
     # On SQLite a write may wait up to the 30 s busy timeout for the file's lock, and a
     # request can write twice (a customer learnt, then the order): twice that, and more.
     "UPSTREAM_READ_TIMEOUT_SECONDS": "75",
-    # Traces off whatever the machine's environment says: only the tests that assert
-    # on them pay for them (tests/test_traces_end_to_end.py turns them on).
-    "OTEL_SDK_DISABLED": "true",
 }
 # The tests' own clients wait longer than the gateway waits for a service: a slow
 # answer is then the gateway's 504, never the client giving up first.
