@@ -1,14 +1,16 @@
 """What traces cost (issue 28, decision 0103): registrations through the gateway at a
 steady rate, with traces off, at 10 % of the actions and at 100 %, in one run.
 
-Each mode runs on a platform of its own, started as ``make run`` starts it with
+Each mode runs on a platform of its own, started as ``make run`` starts it (SQLite
+files, the bundled broker: a PostgreSQL server shared with other work can run out of
+connections, and the cost of traces is the services', not the database's), with
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and ``OTEL_TRACES_SAMPLER_ARG``) set, or not: traces
 are settings of the processes, not of a request. The spans go to an OTLP sink in this
 process that answers every export with 200 and reads nothing, so the platform pays for
 making and sending spans and nothing else. The rate is one the platform sustains with
 room to spare, so the CPU it uses per registration compares across modes: the figure is
-the CPU of the platform's processes (every service and the broker; PostgreSQL apart)
-over the measured window, per registration answered. A registration reaches every
+the CPU of the platform's processes (every service and the broker) over the measured
+window, per registration answered. A registration reaches every
 projection in that window (six consumers of ``crm.contacts.events``), so their applies
 and sends are counted with it.
 """
@@ -23,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench import http
-from bench.common import fmt
+from bench.common import fmt, median
 
 MODES = (("off", None), ("10 %", "0.1"), ("100 %", "1.0"))
 # Registrations/s through the gateway: one the platform sustains on a loaded 2-core
@@ -63,7 +65,7 @@ def otlp_sink() -> Iterator[str]:
 async def _registrations(plan: http.HttpPlan, label: str, env: dict[str, str]
                          ) -> dict[str, Any]:
     slug = label.replace(" %", "pct").replace(" ", "")
-    async with http.running_platform(f"tracing-{slug}", env) as platform:
+    async with http.running_platform(f"tracing-{slug}", env, sqlite=True) as platform:
         people = http.People(prefix=f"trace{slug}-")
         tally = http.Tally()
         async with http.Users(platform.urls["gateway"], http.token(), http.STEADY_USERS
@@ -88,28 +90,39 @@ async def _registrations(plan: http.HttpPlan, label: str, env: dict[str, str]
     return {"mode": label, **result,
             "platform_cores": round(platform_cores, 2),
             "platform_cpu_ms_per_registration": round(platform_cores * window / answered * 1000,
-                                                      2),
-            "postgres_cpu_ms_per_registration": round(
-                cores.get("postgres (all)", 0.0) * window / answered * 1000, 2)}
+                                                      2)}
 
 
 async def bench_tracing(plan: http.HttpPlan) -> dict[str, Any]:
+    """``plan.reps`` repetitions, the modes' order rotating; each mode's figure and its
+    ratio to off are the medians over the repetitions (a ratio per repetition, so a
+    busier minute weighs on both sides of it)."""
     http.cheap_clients()
-    rows = []
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in MODES}
     with otlp_sink() as endpoint:
-        for label, ratio in MODES:
-            env = {} if ratio is None else {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-                                            "OTEL_TRACES_SAMPLER_ARG": ratio}
-            http.log(f"   traces {label}")
-            rows.append(await _registrations(plan, label, env))
-    off = rows[0]["platform_cpu_ms_per_registration"] or 1.0
-    ratios = {row["mode"]: round(row["platform_cpu_ms_per_registration"] / off, 3)
-              for row in rows}
+        for rep in range(plan.reps):
+            for label, ratio in MODES[rep % len(MODES):] + MODES[:rep % len(MODES)]:
+                env: dict[str, str] = {}
+                if ratio is not None:
+                    env |= {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                            "OTEL_TRACES_SAMPLER_ARG": ratio}
+                http.log(f"   traces {label} (repetition {rep + 1})")
+                runs[label].append(await _registrations(plan, label, env))
+    rows, ratios = [], {}
+    for label, measured in runs.items():
+        per_registration = [r["platform_cpu_ms_per_registration"] for r in measured]
+        rows.append({**measured[-1], "runs": per_registration,
+                     "platform_cpu_ms_per_registration": median(per_registration)})
+        ratios[label] = round(median([
+            r["platform_cpu_ms_per_registration"] / max(off["platform_cpu_ms_per_registration"],
+                                                        0.01)
+            for r, off in zip(measured, runs["off"], strict=True)]), 3)
     return {
         "kind": "tracing",
         "what": (f"registrations through the gateway at {RATE:g}/s for "
                  f"{plan.http_steady_seconds:g} s (after {WARMUP_SECONDS:g} s), traces off, "
-                 "at 10 % and at 100 % of the actions, each on a platform of its own (PostgreSQL), "
+                 "at 10 % and at 100 % of the actions, each on a platform of its own "
+                 f"(SQLite, as make run), {plan.reps} repetition(s) in rotating order; "
                  "spans sent over OTLP/HTTP to a sink that keeps nothing"),
         "rows": rows,
         "ratios": ratios,
@@ -121,13 +134,13 @@ async def bench_tracing(plan: http.HttpPlan) -> dict[str, Any]:
 def markdown(bench: dict[str, Any]) -> list[str]:
     lines = [
         "| traces | answered | p50 ms | p99 ms | errors | platform cores | platform CPU ms "
-        "/ registration | x off | PostgreSQL CPU ms / registration |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "/ registration (median) | runs | x off (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in bench["rows"]:
         lines.append(
             f"| {r['mode']} | {r['answered']} | {fmt(r.get('p50_ms'), 1)} | "
             f"{fmt(r.get('p99_ms'), 1)} | {fmt(r.get('errors'))} | {r['platform_cores']} | "
-            f"{r['platform_cpu_ms_per_registration']} | {bench['ratios'][r['mode']]} | "
-            f"{r['postgres_cpu_ms_per_registration']} |")
+            f"{r['platform_cpu_ms_per_registration']} | "
+            f"{', '.join(str(x) for x in r['runs'])} | {bench['ratios'][r['mode']]} |")
     return lines
