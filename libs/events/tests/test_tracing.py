@@ -56,6 +56,8 @@ class Traces:
 def traces(monkeypatch: pytest.MonkeyPatch) -> Iterator[Traces]:
     """Traces recorded in memory for this test only: the process's global tracer
     provider stays unset, so no other test pays for spans."""
+    # The suite disables the SDK for every service it builds; this provider is the test's.
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

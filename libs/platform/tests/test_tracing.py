@@ -27,7 +27,9 @@ ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
 
 
 @pytest.fixture
-def tracer() -> Iterator[trace.Tracer]:
+def tracer(monkeypatch: pytest.MonkeyPatch) -> Iterator[trace.Tracer]:
+    # The suite disables the SDK for every service it builds; this provider is the test's.
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     provider = TracerProvider()
     yield provider.get_tracer("test")
     provider.shutdown()
