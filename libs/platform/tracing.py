@@ -117,12 +117,19 @@ def name_request_span(method: str, route: str) -> None:
 def trace_engine(engine: AsyncEngine) -> AsyncEngine:
     """Client spans for the statements ``engine`` runs through SQLAlchemy, when on."""
     if tracing_enabled():
-        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+        from opentelemetry import metrics
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
-        # Its declared range stops below SQLAlchemy 2.1; the engine events it listens to
-        # are the same in 2.1 (tests/test_traces_end_to_end.py sees its spans).
-        SQLAlchemyInstrumentor().instrument(
-            engine=engine.sync_engine, enable_commenter=False, skip_dep_check=True
+        # What ``SQLAlchemyInstrumentor().instrument(engine=...)`` does for one engine:
+        # the instrumentor instruments once per process (a second engine would be left
+        # out) and patches every connect. Its declared range stops below SQLAlchemy 2.1;
+        # the engine events it listens to are the same in 2.1.
+        scope = "opentelemetry.instrumentation.sqlalchemy"
+        EngineTracer(  # type: ignore[no-untyped-call]
+            trace.get_tracer(scope),
+            engine.sync_engine,
+            metrics.get_meter(scope).create_up_down_counter("db.client.connections.usage"),
+            enable_commenter=False,
         )
     return engine
 
