@@ -63,8 +63,10 @@ PARTITIONS = 6
 class _TimedRelay(OutboxRelay):
     published: dict[str, float]
 
-    async def _publish(self, batch: list[KafkaRecord]) -> dict[int, PartitionEnd]:
-        ends = await super()._publish(batch)
+    async def _publish(
+        self, batch: list[KafkaRecord], *, republishing: bool = False
+    ) -> dict[int, PartitionEnd]:
+        ends = await super()._publish(batch, republishing=republishing)
         now = time.time()
         for record in batch:
             event_id = next(v for k, v in record.headers if k == "ce_id").decode()

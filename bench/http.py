@@ -261,27 +261,31 @@ async def _drop_databases(urls: Sequence[str]) -> None:
 
 
 @asynccontextmanager
-async def running_platform(label: str) -> AsyncIterator[Platform]:
-    """``make run``'s processes on free ports, each service on a fresh PostgreSQL database."""
+async def running_platform(label: str, env: dict[str, str] | None = None, *,
+                           sqlite: bool = False) -> AsyncIterator[Platform]:
+    """``make run``'s processes on free ports, each service on a fresh PostgreSQL database
+    (``sqlite``: on SQLite files in its logs folder, ``make run``'s own default; ``env``:
+    settings on top, as an operator would set them)."""
     logs = LOGS / label
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    base = db_url(common.ADMIN_URL, f"bench_{label}_{uuid.uuid4().hex[:8]}")
+    base = "" if sqlite else db_url(common.ADMIN_URL, f"bench_{label}_{uuid.uuid4().hex[:8]}")
     broker_port = free_port()
     ports = {service.name: free_port() for service in SERVICES}
     processes = platform_processes(SERVICES, database_url=base,
                                    bootstrap=f"127.0.0.1:{broker_port}",
                                    ports=ports, broker_port=broker_port)
-    databases = {p.name: p.env["DATABASE_URL"] for p in processes if p.name != "broker"}
+    databases = {p.name: p.env["DATABASE_URL"] for p in processes
+                 if p.name != "broker" and not sqlite}
     started: dict[str, subprocess.Popen[bytes]] = {}
     t0 = time.perf_counter()
     try:
         await _create_postgres_databases(list(databases.values()))
         for p in processes:
-            env = {**p.env, **PLATFORM_ENV}
+            settings = {**p.env, **PLATFORM_ENV, **(env or {})}
             if p.name == "broker":
-                env.setdefault("RUST_LOG", "warn")  # as EmbeddedBroker.start does
-            started[p.name] = _start(p.command, env, logs, logs / f"{p.name}.log")
+                settings.setdefault("RUST_LOG", "warn")  # as EmbeddedBroker.start does
+            started[p.name] = _start(p.command, settings, logs, logs / f"{p.name}.log")
             if p.name == "broker":
                 deadline = time.monotonic() + BROKER_START_SECONDS
                 while not _listening(broker_port):

@@ -10,6 +10,7 @@
     python -m bench.run --only floor    # the HTTP stack alone (bench/floor.py)
     python -m bench.run --only pipeline,tickets,loyalty   # the newer services (issues 11-13)
     python -m bench.run --only churn    # churn: 100,000 customers scored, its projector
+    python -m bench.run --only tracing  # CPU per registration, traces off / 10 % / 100 %
 
 Each measurement runs in a database of its own, created and dropped around it, and
 starts its own broker where it needs one. Repetitions interleave the systems
@@ -51,12 +52,13 @@ from bench import (
     projector,
     relay,
     tickets,
+    tracing,
 )
 from bench.common import PAYLOAD_BYTES, fmt, median, server_info
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway", "floor",
-              "pipeline", "tickets", "loyalty", "analytics", "churn")
+              "pipeline", "tickets", "loyalty", "analytics", "churn", "tracing")
 
 
 @dataclass(frozen=True)
@@ -382,6 +384,7 @@ RUNNERS: dict[str, Callable[[Plan], Any]] = {
     "loyalty": bench_loyalty,
     "analytics": bench_analytics,
     "churn": bench_churn,
+    "tracing": tracing.bench_tracing,
 }
 
 
@@ -410,6 +413,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [bench["what"] + ".", ""]
         if bench.get("kind") == "http":
             lines += http.markdown(bench)
+        elif bench.get("kind") == "tracing":
+            lines += tracing.markdown(bench)
         elif name == "e2e":
             lines += [
                 "| system | offered | achieved events/s | p50 ms | p99 ms | max ms "

@@ -56,8 +56,15 @@ def _join_consumer_groups_fast() -> None:
     os.environ.setdefault("KAFKA_HEARTBEAT_INTERVAL_MS", str(TEST_HEARTBEAT_INTERVAL_MS))
 
 
+def _no_traces_unless_asked() -> None:
+    """Traces off in every service a test builds, whatever the machine's environment
+    says: only the tests that assert on traces turn them on (decision 0103)."""
+    os.environ["OTEL_SDK_DISABLED"] = "true"
+
+
 _share_the_machine_with_parallel_workers()
 _join_consumer_groups_fast()
+_no_traces_unless_asked()
 
 
 async def _reachable(url: str) -> bool:

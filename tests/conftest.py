@@ -7,6 +7,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,16 @@ async def _drop_databases(server: str, urls: list[str]) -> None:
 def platform(
     tmp_path_factory: pytest.TempPathFactory, platform_database: str
 ) -> Iterator[RunningPlatform]:
-    workdir = tmp_path_factory.mktemp("platform")
+    with running_platform(tmp_path_factory.mktemp("platform"), platform_database) as started:
+        yield started
+
+
+@contextmanager
+def running_platform(
+    workdir: Path, database_url: str, env: dict[str, str] | None = None
+) -> Iterator[RunningPlatform]:
+    """Every service, the gateway and the broker on free ports, as `make run` starts
+    them, with the tests' settings and ``env`` on top; all stopped on the way out."""
     broker_port = free_port()
     ports = {service.name: free_port() for service in SERVICES}
     started: dict[str, subprocess.Popen[bytes]] = {}
@@ -137,13 +147,14 @@ def platform(
     try:
         for process in platform_processes(
             SERVICES,
-            database_url=platform_database,
+            database_url=database_url,
             bootstrap=f"127.0.0.1:{broker_port}",
             ports=ports,
             broker_port=broker_port,
         ):
             # Receivers in the tests listen on 127.0.0.1 over plain HTTP.
             process.env.update(TEST_PLATFORM_ENV)
+            process.env.update(env or {})
             commands[process.name] = process
             started[process.name] = _spawn(process, workdir)
             if process.name == "broker":

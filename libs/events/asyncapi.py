@@ -9,6 +9,7 @@ from libs.events.catalog import EventCatalog
 from libs.events.kafka import dlq_topic, service_topic
 
 _STRING = {"type": "string"}
+_TRACEPARENT = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
 # CloudEvents binary mode: every attribute is a ce_* header (strings on the wire).
 CLOUDEVENT_HEADERS: dict[str, Any] = {
@@ -27,6 +28,26 @@ CLOUDEVENT_HEADERS: dict[str, Any] = {
         "ce_sequence": {**_STRING, "description": "Version of the event in its stream (1, 2...)."},
         "ce_correlationid": {**_STRING, "description": "Request that started the work."},
         "ce_causationid": {**_STRING, "description": "Message that directly caused this one."},
+        # CloudEvents' distributed tracing extension (decision 0103).
+        "ce_traceparent": {
+            **_STRING,
+            "pattern": _TRACEPARENT,
+            "description": "W3C trace context of the request that appended the event: the "
+            "customer action's trace. Fixed when stored, the same on every copy (a "
+            "republished topic too); absent when the platform does not trace.",
+        },
+        "ce_tracestate": {
+            **_STRING,
+            "description": "W3C tracestate that came with ce_traceparent, if any.",
+        },
+        "traceparent": {
+            **_STRING,
+            "pattern": _TRACEPARENT,
+            "description": "Not a CloudEvents attribute: W3C trace context for Kafka, the "
+            "platform's send of this copy (a child of ce_traceparent's span on the first "
+            "publication). Continue it to join the action's trace; a replay should start "
+            "its own trace and link to ce_traceparent instead.",
+        },
     },
 }
 
@@ -103,7 +124,9 @@ def asyncapi_document(catalogs: Mapping[str, EventCatalog]) -> dict[str, Any]:
                 "Domain events as CloudEvents 1.0 in Kafka binary mode: ce_* headers, JSON "
                 "value, key = the stream's partition key (the customer id for a customer's "
                 "events). Delivery is at least once: deduplicate on ce_id. "
-                "Ignore types and fields you do not know."
+                "Ignore types and fields you do not know. Traced events carry the "
+                "action's W3C trace context (ce_traceparent, ce_tracestate: CloudEvents' "
+                "distributed tracing extension) and the send's (traceparent)."
             ),
         },
         "defaultContentType": "application/json",

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from libs.events import metrics, readiness
+from libs.events import metrics, readiness, tracing
 from libs.events.catalog import EventCatalog, UndecodableEvent, UnknownEventType
 from libs.events.consumer_group import PartitionAssignment, started_unless_stopped
 from libs.events.envelope import EventEnvelope, InvalidEnvelope
@@ -57,6 +57,7 @@ class EventConsumer:
         retry_delay_seconds: float = 0.05,
         lost_after_seconds: float = 2.0,
         stall_after_seconds: float = 30.0,
+        replaying: bool = False,
     ) -> None:
         self.kafka = kafka
         self.group_id = group_id
@@ -67,6 +68,8 @@ class EventConsumer:
         self.max_records = max_records
         self.max_attempts = max_attempts
         self.retry_delay_seconds = retry_delay_seconds
+        # A rebuild's applies link to each event's trace rather than join it.
+        self.replaying = replaying
         self.consumer: AIOKafkaConsumer | None = None
         self._dlq: AIOKafkaProducer | None = None
         # How long a partition's end must stay below the position before it counts as
@@ -157,7 +160,8 @@ class EventConsumer:
                 )
         if not progress:
             return
-        await self._handle(received, progress)
+        with tracing.processing(self.group_id, received, replaying=self.replaying):
+            await self._handle(received, progress)
         await consumer.commit({tp: p.next_offset for tp, p in progress.items()})
         self.positions.update({tp: p.next_offset for tp, p in progress.items()})
 
@@ -244,7 +248,12 @@ class EventConsumer:
         except (UndecodableEvent, ValueError) as exc:
             await self._dead_letter(record, f"UndecodableEvent: {exc}")
             return None
-        return ReceivedEvent(envelope, event, record.topic, record.partition, record.offset)
+        delivered_by = (
+            tracing.delivery_context(record.headers) if tracing.traces_recorded() else None
+        )
+        return ReceivedEvent(
+            envelope, event, record.topic, record.partition, record.offset, delivered_by
+        )
 
     async def _handle(self, received: list[ReceivedEvent], progress: Progress) -> None:
         try:

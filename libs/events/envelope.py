@@ -47,6 +47,8 @@ class EventEnvelope:
     dataschema: str | None = None
     datacontenttype: str = JSON
     specversion: str = SPECVERSION
+    traceparent: str | None = None
+    tracestate: str | None = None
     # Headers we received but do not model (kept so a re-publish loses nothing).
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -67,6 +69,10 @@ class EventEnvelope:
             attrs["correlationid"] = self.correlationid
         if self.causationid:
             attrs["causationid"] = self.causationid
+        if self.traceparent:
+            attrs["traceparent"] = self.traceparent
+        if self.tracestate:
+            attrs["tracestate"] = self.tracestate
         return attrs
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
@@ -89,6 +95,10 @@ class EventEnvelope:
             headers.append(("ce_correlationid", self.correlationid.encode()))
         if self.causationid:
             headers.append(("ce_causationid", self.causationid.encode()))
+        if self.traceparent:
+            headers.append(("ce_traceparent", self.traceparent.encode()))
+        if self.tracestate:
+            headers.append(("ce_tracestate", self.tracestate.encode()))
         for name, value in self.extra.items():
             headers.append((f"ce_{name}", value.encode()))
         return headers
@@ -149,6 +159,8 @@ class EventEnvelope:
             "dataschema",
             "correlationid",
             "causationid",
+            "traceparent",
+            "tracestate",
         }
         return cls(
             id=attrs["id"],
@@ -164,6 +176,8 @@ class EventEnvelope:
             causationid=attrs.get("causationid"),
             dataschema=attrs.get("dataschema"),
             datacontenttype=content_type,
+            traceparent=attrs.get("traceparent"),
+            tracestate=attrs.get("tracestate"),
             extra={k: v for k, v in attrs.items() if k not in known},
         )
 

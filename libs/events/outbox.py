@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from libs.events import metrics
+from libs.events import metrics, tracing
 from libs.events.envelope import KafkaRecord
 from libs.events.kafka import KafkaSettings, ensure_topics, new_producer
 from libs.events.outbox_rows import (
@@ -176,7 +176,7 @@ class OutboxRelay:
             batch = await self.store.read_all(after_position=after_position, limit=self.batch_size)
             if not batch:
                 return count
-            acked = await self._publish([self._record(e) for e in batch])
+            acked = await self._publish([self._record(e) for e in batch], republishing=True)
             async with self.store.engine.begin() as conn:
                 await self.ledger.record(conn, acked)
             metrics.EVENTS_REPUBLISHED.labels(self.topic).inc(len(batch))
@@ -191,7 +191,7 @@ class OutboxRelay:
             await self.ledger.finish_republish()
             log.warning("relay %s: %s holds the whole store again", self.service, self.topic)
             return 0
-        acked = await self._publish([self._record(e) for e in batch])
+        acked = await self._publish([self._record(e) for e in batch], republishing=True)
         loss = compare_acknowledged(self.ledger.ends, acked)
         if loss is not None:
             await self._lost(loss)
@@ -267,16 +267,20 @@ class OutboxRelay:
         metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog.events)
         metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(backlog.oldest_age_seconds)
 
-    async def _publish(self, batch: list[KafkaRecord]) -> dict[int, PartitionEnd]:
-        """Send ``batch``; per partition, the first offset acknowledged and the end after."""
+    async def _publish(
+        self, batch: list[KafkaRecord], *, republishing: bool = False
+    ) -> dict[int, PartitionEnd]:
+        """Send ``batch``; per partition, the first offset acknowledged and the end after.
+        Republished copies link to their events' traces rather than join them."""
         producer = await self._ensure_producer()
         # A bound on the whole pass: a broker that restarted without the topic can
         # leave batches waiting for a leader indefinitely. Timing out drops the
         # producer, and the next one creates the topic again.
-        return await asyncio.wait_for(
-            send_in_partition_batches(producer, self.topic, batch),
-            timeout=2 * self.kafka.request_timeout_ms / 1000,
-        )
+        with tracing.publishing(self.topic, batch, republishing=republishing) as traced:
+            return await asyncio.wait_for(
+                send_in_partition_batches(producer, self.topic, traced),
+                timeout=2 * self.kafka.request_timeout_ms / 1000,
+            )
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:

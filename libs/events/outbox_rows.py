@@ -27,7 +27,8 @@ from libs.platform.db import is_postgres
 
 _PENDING = """
 SELECT e.position, e.event_id, e.tenant_id, e.stream_id, e.version, e.type, e.partition_key,
-       e.data::text AS data, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id
+       e.data::text AS data, e.occurred_at, e.recorded_at, e.correlation_id, e.causation_id,
+       e.traceparent, e.tracestate
 FROM outbox o JOIN events e ON e.position = o.position
 ORDER BY o.position
 LIMIT $1
@@ -102,6 +103,8 @@ async def pending_events(
                 r["recorded_at"],
                 r["correlation_id"],
                 r["causation_id"],
+                r["traceparent"],
+                r["tracestate"],
             )
         )
     if len(plain) < len(recorded):

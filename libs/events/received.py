@@ -19,6 +19,8 @@ class ReceivedEvent:
     topic: str
     partition: int
     offset: int
+    # The relay's send that delivered it (W3C traceparent), when traced (decision 0103).
+    delivered_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from libs.events.catalog import DomainEvent
 from libs.events.envelope import EventEnvelope
+from libs.events.tracing import current_traceparent, current_tracestate
 
 
 class ConcurrencyConflict(Exception):
@@ -40,6 +41,10 @@ class NewEvent:
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     correlation_id: str | None = None
     causation_id: str | None = None
+    # The trace of the request that makes the event (None when tracing is off): stored
+    # with it, so its publication and every consumer's apply join that trace.
+    traceparent: str | None = field(default_factory=current_traceparent)
+    tracestate: str | None = field(default_factory=current_tracestate)
 
     @classmethod
     def from_domain(
@@ -84,6 +89,8 @@ class RecordedEvent:
     recorded_at: datetime
     correlation_id: str | None = None
     causation_id: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def to_envelope(self, source: str, dataschema: str | None = None) -> EventEnvelope:
         return EventEnvelope(
@@ -99,4 +106,6 @@ class RecordedEvent:
             correlationid=self.correlation_id,
             causationid=self.causation_id,
             dataschema=dataschema,
+            traceparent=self.traceparent,
+            tracestate=self.tracestate,
         )

@@ -17,11 +17,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from libs.events.store_routines import START_STREAM_ROUTINE
+from libs.events.store_routines import START_STREAM_BEFORE_TRACES, START_STREAM_ROUTINE
 from libs.platform.db import BigId, JsonDocument, UtcDateTime
 
 # Installed on PostgreSQL after every upgrade, in this order (later ones may call earlier).
-ROUTINES: tuple[str, ...] = (START_STREAM_ROUTINE,)
+ROUTINES: tuple[str, ...] = (START_STREAM_BEFORE_TRACES, START_STREAM_ROUTINE)
 
 
 def create_event_store_v1(op: Any) -> None:
@@ -113,3 +113,10 @@ def add_checkpoint_event_id_v2(op: Any) -> None:
     """The id of the message before each checkpoint, so a consumer can tell a topic it
     read from one that was lost and refilled (docs/decisions/0010)."""
     op.add_column("projection_checkpoints", sa.Column("last_event_id", sa.String(64)))
+
+
+def add_trace_context_v3(op: Any) -> None:
+    """The W3C trace context of the request that appended each event, which the relay
+    carries to Kafka as CloudEvents' ``traceparent`` and ``tracestate`` (decision 0103)."""
+    op.add_column("events", sa.Column("traceparent", sa.String(55)))
+    op.add_column("events", sa.Column("tracestate", sa.String(512)))

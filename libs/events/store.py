@@ -37,6 +37,7 @@ from libs.events.store_tables import (
     personal_data_keys,
     recorded_event,
 )
+from libs.events.tracing import appending, stamped
 from libs.events.vault import PersonalDataPolicy, PersonalDataVault, open_events
 from libs.platform.db import is_postgres
 
@@ -80,6 +81,7 @@ class EventStore:
         subjects = {e.partition_key for e in new_events}
         if len(subjects) != 1:
             raise ValueError("events_start_stream takes the events of one subject")
+        new_events = stamped(new_events)  # the caller calls the routine ``appending``
         (subject,) = subjects
         key, data = None, [e.data for e in new_events]
         if self.vault is not None:
@@ -141,6 +143,12 @@ class EventStore:
         whole batch instead of several round trips per stream. All or nothing.
         Returns the new version of each stream, in the order given.
         """
+        with appending(sum(len(a.events) for a in appends)):
+            return await self._append_many(tenant_id, appends, conn)
+
+    async def _append_many(
+        self, tenant_id: str, appends: Sequence[StreamAppend], conn: AsyncConnection
+    ) -> list[int]:
         ids = [a.stream_id for a in appends]
         if len(set(ids)) != len(ids):
             raise ValueError("append_many takes each stream once")
@@ -160,7 +168,7 @@ class EventStore:
             for a in continuing:
                 if current.get(a.stream_id, 0) != a.expected_version:
                     raise ConcurrencyConflict(tenant_id, a.stream_id, a.expected_version)
-        flat = [(a, i, e) for a in appends for i, e in enumerate(a.events, start=1)]
+        flat = [(a, i, e) for a in appends for i, e in enumerate(stamped(a.events), start=1)]
         if not flat:
             return [a.expected_version for a in appends]
         if self.vault is None:
@@ -183,6 +191,8 @@ class EventStore:
                 "causation_id": e.causation_id,
                 "occurred_at": e.occurred_at,
                 "recorded_at": now,
+                "traceparent": e.traceparent,
+                "tracestate": e.tracestate,
             }
             for (a, i, e), sealed in zip(flat, data, strict=True)
         ]
@@ -203,6 +213,14 @@ class EventStore:
         return self.vault is not None and self.vault.is_personal(type_name)
 
     async def _append_in_one_statement(
+        self, tenant_id: str, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]
+    ) -> int:
+        with appending(len(new_events)):
+            return await self._append_in_one_round_trip(
+                tenant_id, stream_id, expected_version, stamped(new_events)
+            )
+
+    async def _append_in_one_round_trip(
         self, tenant_id: str, stream_id: str, expected_version: int, new_events: Sequence[NewEvent]
     ) -> int:
         # PostgreSQL: events, outbox rows and the gap check in one statement, which is

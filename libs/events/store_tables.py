@@ -40,6 +40,9 @@ events = Table(
     Column("causation_id", String(64)),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    # The appending request's trace context (W3C), carried to Kafka (decision 0103).
+    Column("traceparent", String(55)),
+    Column("tracestate", String(512)),
     UniqueConstraint("tenant_id", "stream_id", "version", name="uq_events_stream_version"),
 )
 
@@ -68,6 +71,8 @@ EVENT_COLUMNS = [
     events.c.recorded_at,
     events.c.correlation_id,
     events.c.causation_id,
+    events.c.traceparent,
+    events.c.tracestate,
 ]
 
 

@@ -51,6 +51,7 @@ from libs.platform.request_ids import (
 )
 from libs.platform.settings import ServiceSettings
 from libs.platform.structured_logs import configure_logging
+from libs.platform.tracing import configure_tracing
 
 __all__ = [
     "ACCESS_LOGGED_HEADER",
@@ -82,6 +83,7 @@ def create_service_app(
     lifespan: Lifespan[FastAPI] | None = None,
 ) -> FastAPI:
     configure_logging(settings.log_level)
+    configure_tracing(settings.service_name)
     auth = settings.auth()
     if auth.uses_development_secret:
         log.warning(

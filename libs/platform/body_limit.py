@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.platform.problems import PROBLEM_MEDIA_TYPE, problem_body
+from libs.platform.tracing import traced_server
 
 
 def too_large(max_bytes: int) -> dict[str, Any]:
@@ -74,10 +75,11 @@ class JsonTooLarge:
 
 
 class ServiceApp(FastAPI):
-    """FastAPI with the body-size limit's answer in the platform's error shape."""
+    """FastAPI with the body-size limit's answer in the platform's error shape, and a
+    server span per request when traces are on."""
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        if self.max_body_size is None:
-            return stack
-        return JsonTooLarge(stack, max_bytes=self.max_body_size)
+        if self.max_body_size is not None:
+            stack = JsonTooLarge(stack, max_bytes=self.max_body_size)
+        return traced_server(stack)

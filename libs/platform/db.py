@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import JSON, TypeDecorator
 
+from libs.platform.tracing import trace_engine
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -86,7 +88,7 @@ def create_engine(
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _serialise_sqlite_writers(engine)
-        return engine
+        return trace_engine(engine)
     # No pre-ping: it costs a round trip per checkout on every request; recycling
     # connections and retrying at the edges covers a restarted server.
     # No overflow by default: an overflow connection is closed as soon as it is
@@ -105,7 +107,7 @@ def create_engine(
     # 20,000 customers executed 140,000 single-row inserts). Not for ON CONFLICT
     # without RETURNING, which SQLAlchemy keeps per row.
     engine.dialect.use_insertmanyvalues_wo_returning = True
-    return engine
+    return trace_engine(engine)
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.auth.dependencies import PRINCIPAL_STATE_KEY
+from libs.events.tracing import exemplar
 from libs.platform.problems import ProblemResponse, problem_body
 from libs.platform.request_ids import (
     CORRELATION_ID_HEADER,
@@ -26,6 +27,7 @@ from libs.platform.request_ids import (
     correlation_scope,
     usable_id,
 )
+from libs.platform.tracing import name_request_span
 
 # Set by the gateway on what it forwards: the request's access line is the gateway's
 # (one per request, at the edge), so the service writes its own at debug level only.
@@ -79,6 +81,8 @@ class RequestContextMiddleware:
                 response_headers = MutableHeaders(scope=message)
                 response_headers[REQUEST_ID_HEADER] = request_id
                 response_headers[CORRELATION_ID_HEADER] = correlation_id
+                # Now, while the request's span is open: it ends with the response body.
+                name_request_span(scope["method"], _route_template(scope))
             try:
                 await send(message)
             except BaseException:
@@ -114,7 +118,7 @@ class RequestContextMiddleware:
         method = scope["method"]
         status_label = "unsent" if status_code is None else str(status_code)
         HTTP_REQUESTS.labels(self.service, method, route, status_label).inc()
-        HTTP_SECONDS.labels(self.service, method, route).observe(seconds)
+        HTTP_SECONDS.labels(self.service, method, route).observe(seconds, exemplar())
         principal = scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
         fields: dict[str, Any] = {
             "method": method,

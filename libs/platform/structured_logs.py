@@ -1,8 +1,11 @@
-"""Log lines as JSON on stdout, one object per line, with the request's ids in each."""
+"""Log lines as JSON on stdout, one object per line, with the request's ids in each
+(and its trace's, when traces are on)."""
 
 from __future__ import annotations
 
 import structlog
+
+from libs.platform.tracing import add_trace_ids
 
 
 def configure_logging(level: str) -> None:
@@ -10,6 +13,7 @@ def configure_logging(level: str) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -78,7 +78,8 @@ async def rebuild(
     current = await active_generation(engine, name) or 0
     projection = factory(current + 1)
     targets = await end_offsets(kafka, projection.topics)
-    runner = ProjectionRunner(projection, engine, kafka, catalog)
+    # Applies link to each event's trace: a rebuild is not part of the original action.
+    runner = ProjectionRunner(projection, engine, kafka, catalog, replaying=True)
     started = asyncio.get_running_loop().time()
 
     def progress() -> RebuildProgress:

@@ -24,6 +24,7 @@ from libs.events.checkpoints import (
 from libs.events.consumer import Checkpoint, EventConsumer, Progress, ReceivedEvent
 from libs.events.kafka import KafkaSettings
 from libs.events.lag import ProjectionStatus, projection_status
+from libs.events.tracing import exemplar
 from libs.platform.db import drop_overwritten_pages, is_postgres, upsert_for
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class ProjectionRunner:
         catalog: EventCatalog,
         *,
         max_records: int = 1000,
+        replaying: bool = False,
     ) -> None:
         self.projection = projection
+        self.replaying = replaying
         self.engine = engine
         self.kafka = kafka
         self.catalog = catalog
@@ -102,6 +105,7 @@ class ProjectionRunner:
             handle_batch=self.apply_batch,
             checkpoints=self._resume,
             max_records=self.max_records,
+            replaying=self.replaying,
         )
         await self.consumer.run(stop, until=until)
 
@@ -128,7 +132,7 @@ class ProjectionRunner:
                 max(0.0, (datetime.now(UTC) - newest).total_seconds())
             )
         metrics.BATCH_SECONDS.labels(self.projection.name).observe(
-            asyncio.get_running_loop().time() - started
+            asyncio.get_running_loop().time() - started, exemplar()
         )
 
     async def _first_time(

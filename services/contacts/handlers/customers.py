@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import catalog
 from libs.events.store import RecordedEvent
+from libs.events.tracing import appending
 from libs.events.write_path import HandlerContext, Subject, new_events
 from libs.platform.db import is_postgres
 from services.contacts.commands import (
@@ -174,18 +175,19 @@ async def _register_in_one_round_trip(
     tenant_id, customer_id = command.tenant_id, command.customer_id
     definitions, definitions_version = known
     events = decide(command, None, now, definitions=definitions, others={})
-    start_stream = contacts.store.start_stream_arguments(
-        tenant_id, customer_id, new_events(events, customer_id, now)
-    )
-    async with contacts.engine.connect() as conn:
-        refused = await registration_routine.register(
-            conn,
-            evolved(None, events),
-            check_duplicates=not register_anyway,
-            custom_fields_stream=CUSTOM_FIELDS_STREAM,
-            custom_fields_version=definitions_version,
-            start_stream=start_stream,
+    with appending(len(events)):
+        start_stream = contacts.store.start_stream_arguments(
+            tenant_id, customer_id, new_events(events, customer_id, now)
         )
+        async with contacts.engine.connect() as conn:
+            refused = await registration_routine.register(
+                conn,
+                evolved(None, events),
+                check_duplicates=not register_anyway,
+                custom_fields_stream=CUSTOM_FIELDS_STREAM,
+                custom_fields_version=definitions_version,
+                start_stream=start_stream,
+            )
     if refused is None:
         contacts.appended(len(events))
         return Written(customer_id, len(events), True)

@@ -17,4 +17,8 @@ TARGET_METADATA = (
     customer_list.metadata,
     import_job_records.metadata,
 )
-ROUTINES = (*schema.ROUTINES, registration_routine.ROUTINE)
+ROUTINES = (
+    *schema.ROUTINES,
+    registration_routine.BEFORE_TRACES,
+    registration_routine.ROUTINE,
+)

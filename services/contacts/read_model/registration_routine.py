@@ -32,6 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.contacts.domain import Customer
 from services.contacts.read_model import customer_list, customer_rows, write_locks
 
+# The routine as it was before events kept their trace context (decision 0103).
+BEFORE_TRACES = """
+DROP FUNCTION IF EXISTS contacts_register(varchar, bigint, bigint[], varchar[], varchar[],
+    boolean, varchar, integer, varchar, text, text, varchar, varchar, timestamptz, text, text,
+    varchar[], varchar, varchar, varchar, bytea, timestamptz, varchar[], varchar[], varchar[],
+    text[], varchar[], varchar[], timestamptz[])
+"""
 ROUTINE = """
 CREATE OR REPLACE FUNCTION contacts_register(
     p_customer varchar, p_tenant_lock bigint, p_identity_locks bigint[],
@@ -42,7 +49,8 @@ CREATE OR REPLACE FUNCTION contacts_register(
     -- events_start_stream's parameters, under its names (p_tenant is the same tenant)
     p_tenant varchar, p_stream varchar, p_subject varchar, p_key bytea, p_now timestamptz,
     p_event_ids varchar[], p_types varchar[], p_partition_keys varchar[], p_data text[],
-    p_correlation_ids varchar[], p_causation_ids varchar[], p_occurred_at timestamptz[]
+    p_correlation_ids varchar[], p_causation_ids varchar[], p_occurred_at timestamptz[],
+    p_traceparents varchar[], p_tracestates varchar[]
 ) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     found text;
@@ -78,7 +86,8 @@ BEGIN
         p_subject => p_subject, p_key => p_key, p_now => p_now, p_event_ids => p_event_ids,
         p_types => p_types, p_partition_keys => p_partition_keys, p_data => p_data,
         p_correlation_ids => p_correlation_ids, p_causation_ids => p_causation_ids,
-        p_occurred_at => p_occurred_at);
+        p_occurred_at => p_occurred_at, p_traceparents => p_traceparents,
+        p_tracestates => p_tracestates);
     INSERT INTO contacts_customers (tenant_id, customer_id, kind, name, email, phone, owner_id,
         registered_at, version, survivor_id, erased, search_text, profile)
     VALUES (p_tenant, p_customer, p_kind, p_name, p_email, p_phone, p_owner_id,

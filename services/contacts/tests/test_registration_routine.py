@@ -10,7 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import select
 
+from libs.events import tracing
+from libs.events.store import events
 from services.contacts.app import create_app
 from services.contacts.handlers.customers import Contacts
 from services.contacts.settings import Settings
@@ -150,3 +154,26 @@ async def test_a_custom_field_defined_by_another_process_is_enforced_at_once(
     assert "attributes.segment" in missing.text
     assert given.status_code == 201, given.text
     assert contacts_of(app).known_custom_fields["acme"][1] == 1
+
+
+async def test_the_routine_stores_the_registrations_trace_context_with_its_events(
+    api: Api, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's trace goes on to Kafka from the events table (decision 0103): the
+    routine stores the context of its ``append`` span, a child of the request's."""
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    provider = TracerProvider()
+    monkeypatch.setattr(tracing, "TRACER", provider.get_tracer("crm.events"))
+    monkeypatch.setattr(tracing, "traces_recorded", lambda: True)
+    await warm(api)
+
+    with provider.get_tracer("test").start_as_current_span("POST /customers") as request:
+        registered = await api.register(name="王芳", email="wang.fang@example.com")
+
+    async with contacts_of(app).store.engine.connect() as conn:
+        (traceparent,) = (
+            await conn.execute(select(events.c.traceparent).where(events.c.stream_id == registered))
+        ).one()
+    _, trace_id, span_id, _ = traceparent.split("-")
+    assert trace_id == f"{request.get_span_context().trace_id:032x}"
+    assert span_id != f"{request.get_span_context().span_id:016x}"  # the append's own span

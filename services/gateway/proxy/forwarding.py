@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from libs.events.tracing import exemplar
 from libs.platform.errors import DomainError, Unprocessable
 from libs.platform.request_context import ACCESS_LOGGED_HEADER
 from libs.platform.request_ids import (
@@ -150,7 +151,9 @@ class UpstreamProxy:
         if response is None:  # the client went away while sending its body
             self._count(route, "client_gone")
             return Response(status_code=499)
-        UPSTREAM_SECONDS.labels(upstream, route.template).observe(time.perf_counter() - started_at)
+        UPSTREAM_SECONDS.labels(upstream, route.template).observe(
+            time.perf_counter() - started_at, exemplar()
+        )
         return await self._answer_from(route, response)
 
     async def _content(

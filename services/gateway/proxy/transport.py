@@ -7,6 +7,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from libs.platform.tracing import trace_client
 from services.gateway.settings import Settings
 
 
@@ -61,4 +62,5 @@ def new_upstream_client(settings: Settings) -> httpx.AsyncClient:
     # the forwarding itself at a few dozen connections.
     # trust_env=False: HTTP(S)_PROXY is for the internet, never for calls between services.
     transport = UpstreamTransport(limits=limits, trust_env=False)
-    return httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
+    # Traced (when traces are on) here: the instrumentation knows httpx's own transports only.
+    return trace_client(httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False))
