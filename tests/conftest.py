@@ -36,6 +36,10 @@ TEST_PLATFORM_ENV = {
     # On SQLite a write may wait up to the 30 s busy timeout for the file's lock, and a
     # request can write twice (a customer learnt, then the order): twice that, and more.
     "UPSTREAM_READ_TIMEOUT_SECONDS": "75",
+    # A service still building its first OpenAPI document when the gateway asks (1 s
+    # probe) is cached as unavailable for production's 30 s: merged_openapi() then
+    # waited that long on a busy machine. The tests' gateway asks again after a second.
+    "OPENAPI_CACHE_SECONDS": "1",
 }
 # The tests' own clients wait longer than the gateway waits for a service: a slow
 # answer is then the gateway's 504, never the client giving up first.
@@ -82,17 +86,20 @@ def _spawn(process: PlatformProcess, workdir: Path) -> subprocess.Popen[bytes]:
 def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     # Generous: on a busy machine importing the services alone can take a minute.
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
-        try:
-            answer = httpx.get(f"{url}/livez", timeout=5)
-            # The service itself, not another process on its port.
-            if answer.status_code == 200 and answer.json().get("service") == name:
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.2)
+    # One client for the whole wait: each new one loads the CA bundle (about 40 ms of
+    # CPU, far more on a loaded machine) though these are plain HTTP calls.
+    with httpx.Client(timeout=5) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
+            try:
+                answer = client.get(f"{url}/livez")
+                # The service itself, not another process on its port.
+                if answer.status_code == 200 and answer.json().get("service") == name:
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
     raise TimeoutError(f"{url} not healthy:\n{log.read_text()[-3000:]}")
 
 
@@ -195,12 +202,13 @@ def merged_openapi(gateway: str, timeout: float = 180) -> dict[str, Any]:
     service's document can miss the gateway's first fetches."""
     merged: dict[str, Any] = {}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        merged = httpx.get(f"{gateway}/openapi.json", timeout=30).json()
-        upstreams = merged.get("x-upstreams", {})
-        if all(entry.get("status") == "available" for entry in upstreams.values()):
-            return merged
-        time.sleep(2)
+    with httpx.Client(timeout=30) as client:
+        while time.monotonic() < deadline:
+            merged = client.get(f"{gateway}/openapi.json").json()
+            upstreams = merged.get("x-upstreams", {})
+            if all(entry.get("status") == "available" for entry in upstreams.values()):
+                return merged
+            time.sleep(1)
     missing = [
         n for n, e in merged.get("x-upstreams", {}).items() if e.get("status") != "available"
     ]
@@ -220,25 +228,26 @@ def wait_until_caught_up(gateway: str, timeout: float = 300) -> None:
     services = [s.name for s in SERVICES if s.name != "gateway"]
     behind: dict[str, object] = {}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        behind = {}
-        for name in services:
-            try:
-                answer = httpx.get(f"{gateway}/api/v1/ops/{name}", headers=headers, timeout=30)
-            except httpx.HTTPError as failed:
-                behind[name] = repr(failed)
-                continue
-            if answer.status_code != 200:
-                behind[name] = answer.status_code
-                continue
-            report = answer.json()
-            waiting = (report["outbox"] or {}).get("events", 0)
-            lagging = [p["name"] for p in report["projections"] if p["lag_events"] != 0]
-            if waiting or lagging:
-                behind[name] = {"outbox": waiting, "lagging": lagging}
-        if not behind:
-            return
-        time.sleep(1)
+    with httpx.Client(base_url=gateway, headers=headers, timeout=30) as client:
+        while time.monotonic() < deadline:
+            behind = {}
+            for name in services:
+                try:
+                    answer = client.get(f"/api/v1/ops/{name}")
+                except httpx.HTTPError as failed:
+                    behind[name] = repr(failed)
+                    continue
+                if answer.status_code != 200:
+                    behind[name] = answer.status_code
+                    continue
+                report = answer.json()
+                waiting = (report["outbox"] or {}).get("events", 0)
+                lagging = [p["name"] for p in report["projections"] if p["lag_events"] != 0]
+                if waiting or lagging:
+                    behind[name] = {"outbox": waiting, "lagging": lagging}
+            if not behind:
+                return
+            time.sleep(1)
     pytest.fail(f"the platform did not catch up in {timeout:.0f} s: {behind}")
 
 

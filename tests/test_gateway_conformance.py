@@ -14,10 +14,12 @@ and the fuzz test already runs both.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,15 @@ SUITE_SEED = 20261130
 EXPLORING_EXAMPLES = 25
 
 
+# Hypothesis, inside schemathesis, keeps its Unicode tables where it stores examples:
+# in the run's fresh directory they were rebuilt by every walk (about 4 s of CPU). The
+# tables go where the suite's own hypothesis keeps them; the examples nowhere
+# (``--generation-database none``), so that no walk replays what an earlier one found.
+HYPOTHESIS_STORAGE = Path(__file__).resolve().parents[1] / ".hypothesis"
+
+Walk = tuple[str, int | None, int]  # role, seed, examples per operation
+
+
 @pytest.fixture(scope="module")
 def document(platform: RunningPlatform, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The merged document, once every service is in it."""
@@ -52,6 +63,103 @@ def document(platform: RunningPlatform, tmp_path_factory: pytest.TempPathFactory
     path = tmp_path_factory.mktemp("openapi") / "openapi.json"
     path.write_text(json.dumps(merged))
     return path
+
+
+@dataclass
+class Walks:
+    """The schemathesis walks of this module, each in a process of its own. The roles'
+    walks of one kind run side by side: each walk's requests go one at a time, in the
+    order its seed gives, but the two roles no longer wait for each other, which made
+    the PostgreSQL platform's tests the suite's longest unit of work."""
+
+    platform: RunningPlatform
+    document: Path
+    tmp_path_factory: pytest.TempPathFactory
+    running: dict[Walk, tuple[subprocess.Popen[bytes], Path]] = field(default_factory=dict)
+
+    def start(self, walk: Walk) -> None:
+        if walk in self.running:
+            return
+        role, seed, examples = walk
+        workdir = self.tmp_path_factory.mktemp(f"conformance-{role}")
+        # Its output in files, not pipes: nobody reads a pipe while the other walk runs.
+        stdout, stderr = (workdir / "stdout").open("wb"), (workdir / "stderr").open("wb")
+        token = issue_token(ServiceSettings().auth(), f"{role}@conformance", "conformance", [role])
+        process = subprocess.Popen(
+            [
+                str(SCHEMATHESIS),
+                "run",
+                str(self.document),
+                "--url",
+                self.platform.gateway,
+                "--header",
+                f"Authorization: Bearer {token}",
+                "--checks",
+                CHECKS,
+                "--phases",
+                "examples,fuzzing",
+                "--max-examples",
+                str(examples),
+                *(["--seed", str(seed)] if seed is not None else []),
+                "--workers",
+                "1",
+                "--request-timeout",
+                str(int(CLIENT_TIMEOUT)),
+                "--no-shrink",
+                "--generation-database",
+                "none",
+                "--warnings",
+                "off",
+                "--report-dir",
+                str(workdir),
+            ],
+            stdout=stdout,
+            stderr=stderr,
+            cwd=workdir,
+            env={**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(HYPOTHESIS_STORAGE)},
+        )
+        stdout.close()  # the child has its own copies
+        stderr.close()
+        self.running[walk] = (process, workdir)
+
+    def finish(self, walk: Walk) -> tuple[int, str, str]:
+        """The walk's exit code, standard output and error, once it has ended."""
+        self.start(walk)
+        process, workdir = self.running[walk]
+        returncode = process.wait(timeout=1800)
+        return returncode, (workdir / "stdout").read_text(), (workdir / "stderr").read_text()
+
+    def stop(self) -> None:
+        for process, _ in self.running.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def walks(
+    platform: RunningPlatform, document: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Walks]:
+    if not SCHEMATHESIS.exists():
+        pytest.fail("schemathesis is missing: make install (it is a dev dependency)")
+    started = Walks(platform, document, tmp_path_factory)
+    yield started
+    started.stop()
+
+
+def _walks_of_the_same_kind(
+    request: pytest.FixtureRequest, seed: int | None, examples: int
+) -> list[Walk]:
+    """The walks this run will ask for beside this one: the selected tests of this
+    module with the same seed and number of examples, whatever their role."""
+    found: list[Walk] = []
+    for item in request.session.items:
+        if not isinstance(item, pytest.Function) or item.module is not request.module:
+            continue
+        params = item.callspec.params
+        if (params["seed"], params["examples"]) == (seed, examples):
+            found.append((str(params["role"]), seed, examples))
+    return found
 
 
 @pytest.mark.parametrize("platform_database", ["postgresql"], indirect=True)
@@ -64,51 +172,19 @@ def document(platform: RunningPlatform, tmp_path_factory: pytest.TempPathFactory
     ],
 )
 def test_every_operation_answers_as_documented(
-    platform: RunningPlatform,
-    document: Path,
+    walks: Walks,
     role: str,
     seed: int | None,
     examples: int,
-    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    if not SCHEMATHESIS.exists():
-        pytest.fail("schemathesis is missing: make install (it is a dev dependency)")
-    token = issue_token(ServiceSettings().auth(), f"{role}@conformance", "conformance", [role])
-    run = subprocess.run(
-        [
-            str(SCHEMATHESIS),
-            "run",
-            str(document),
-            "--url",
-            platform.gateway,
-            "--header",
-            f"Authorization: Bearer {token}",
-            "--checks",
-            CHECKS,
-            "--phases",
-            "examples,fuzzing",
-            "--max-examples",
-            str(examples),
-            *(["--seed", str(seed)] if seed is not None else []),
-            "--workers",
-            "1",
-            "--request-timeout",
-            str(int(CLIENT_TIMEOUT)),
-            "--no-shrink",
-            "--warnings",
-            "off",
-            "--report-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=tmp_path,
-    )
-    summary = run.stdout[run.stdout.find("=== FAILURES") :] if run.returncode else ""
-    assert run.returncode == 0, (summary or run.stdout)[-20000:] + run.stderr[-2000:]
-    tested = re.search(r"Tested: (\d+)", run.stdout)
-    assert tested is not None and int(tested.group(1)) > 50, run.stdout[-3000:]
+    for walk in _walks_of_the_same_kind(request, seed, examples):
+        walks.start(walk)
+    returncode, stdout, stderr = walks.finish((role, seed, examples))
+    summary = stdout[stdout.find("=== FAILURES") :] if returncode else ""
+    assert returncode == 0, (summary or stdout)[-20000:] + stderr[-2000:]
+    tested = re.search(r"Tested: (\d+)", stdout)
+    assert tested is not None and int(tested.group(1)) > 50, stdout[-3000:]
 
 
 @pytest.fixture(scope="module", autouse=True)

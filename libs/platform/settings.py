@@ -66,6 +66,12 @@ class ServiceSettings(BaseSettings):
     # shorten it, so a consumer starts in one second instead of five.
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # How long an idle consumer's fetch waits on the broker, and how often an idle relay
+    # looks for another process's appends (its own wake it at once): short for a fast
+    # read-your-writes; the tests lengthen both, since idle services polling 50 times a
+    # second cost the suite about a core (docs/decisions/0104).
+    kafka_fetch_max_wait_ms: int = Field(default=20, ge=0)
+    outbox_idle_poll_seconds: float = Field(default=0.02, gt=0)
 
     # Unset: the install's own random key under var/ on the embedded default (SQLite);
     # refused on PostgreSQL, where several machines must share one configured key.
@@ -149,6 +155,7 @@ class ServiceSettings(BaseSettings):
             partitions=self.kafka_partitions,
             session_timeout_ms=self.kafka_session_timeout_ms,
             heartbeat_interval_ms=self.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
         )
 
     def auth(self) -> AuthSettings:

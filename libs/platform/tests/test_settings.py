@@ -12,7 +12,8 @@ from libs.platform.settings import ServiceSettings
 
 ENVIRONMENT = [
     "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_PARTITIONS",
-    "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_HEARTBEAT_INTERVAL_MS",
+    "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_HEARTBEAT_INTERVAL_MS", "KAFKA_FETCH_MAX_WAIT_MS",
+    "OUTBOX_IDLE_POLL_SECONDS",
     "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEY", "JWKS_URL", "JWT_ALGORITHMS",
     "HTTP_HOST", "HTTP_PORT", "LOG_LEVEL", "MAX_REQUEST_BODY_BYTES",
 ]
@@ -76,6 +77,8 @@ def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KAFKA_PARTITIONS", "24")
     monkeypatch.setenv("KAFKA_SESSION_TIMEOUT_MS", "30000")
     monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "5000")
+    monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "250")
+    monkeypatch.setenv("OUTBOX_IDLE_POLL_SECONDS", "0.5")
     monkeypatch.setenv("JWT_SECRET", "a-production-secret-of-at-least-32-bytes")
     monkeypatch.setenv("JWT_ISSUER", "https://idp.example.com")
     monkeypatch.setenv("JWT_AUDIENCE", "crm")
@@ -91,7 +94,9 @@ def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -
         partitions=24,
         session_timeout_ms=30_000,
         heartbeat_interval_ms=5_000,
+        fetch_max_wait_ms=250,
     )
+    assert settings.outbox_idle_poll_seconds == 0.5
     auth = settings.auth()
     assert auth.issuer == "https://idp.example.com"
     assert auth.audience == "crm"

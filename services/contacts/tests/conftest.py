@@ -61,6 +61,19 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield app
 
 
+@pytest.fixture
+def built_app(tmp_path: Path) -> FastAPI:
+    """The app as built, never started: its routes and OpenAPI document need no
+    database, broker or relay, which cost a started app's tests seconds each."""
+    return create_app(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'contacts.db'}",
+            jwt_secret=SecretStr(SECRET),
+            log_level="WARNING",
+        )
+    )
+
+
 @dataclass
 class Api:
     """An HTTP client of the app plus tokens for any tenant and role."""

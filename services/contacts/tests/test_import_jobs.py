@@ -251,8 +251,10 @@ async def test_a_job_that_stopped_after_its_last_batch_finishes_with_its_report(
     assert await registrations(settings) == 25
 
 
-async def test_the_job_resource_and_its_statuses_are_in_the_openapi_document(app: FastAPI) -> None:
-    document = app.openapi()
+def test_the_job_resource_and_its_statuses_are_in_the_openapi_document(
+    built_app: FastAPI,
+) -> None:
+    document = built_app.openapi()
 
     submit = document["paths"][JOBS]["post"]
     assert "202" in submit["responses"]

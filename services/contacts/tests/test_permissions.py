@@ -70,8 +70,10 @@ def concrete(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
 
 
-def test_every_route_of_the_contacts_api_has_its_permission_in_the_table(app: FastAPI) -> None:
-    assert served_routes(app) == set(ROUTES)
+def test_every_route_of_the_contacts_api_has_its_permission_in_the_table(
+    built_app: FastAPI,
+) -> None:
+    assert served_routes(built_app) == set(ROUTES)
     assert set(ROUTES.values()) <= set(PERMISSIONS)
 
 

@@ -129,6 +129,18 @@ async def app(
         yield app
 
 
+@pytest.fixture
+def built_app(tmp_path: Path, clock: MovableClock) -> FastAPI:
+    """The app as built, never started: its routes and OpenAPI document need no
+    database, broker, relay or contacts, which cost a started app's tests seconds each."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'tickets.db'}",
+        jwt_secret=SecretStr(SECRET),
+        log_level="WARNING",
+    )
+    return tickets_app(settings, clock, None)
+
+
 @dataclass
 class Api:
     """HTTP clients of tickets and contacts, plus tokens for any tenant and role."""

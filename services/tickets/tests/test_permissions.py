@@ -40,10 +40,10 @@ OPEN_TO_LINK_HOLDERS = {
 }
 
 
-def test_every_route_is_pinned(app: FastAPI) -> None:
+def test_every_route_is_pinned(built_app: FastAPI) -> None:
     served = {
         (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items()
+        for path, operations in built_app.openapi()["paths"].items()
         if path.startswith("/api/")
         for method in operations
     }
