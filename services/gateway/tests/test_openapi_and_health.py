@@ -216,7 +216,16 @@ async def test_the_gateway_is_ready_once_every_service_behind_it_was_and_stays_s
     pg_url: str, contacts_service: UpstreamServer, pipeline_service: UpstreamServer
 ) -> None:
     customer360 = UpstreamServer(customer360_app())
-    settings = gateway_settings(pg_url, contacts_service.url, customer360.url, pipeline_service.url)
+    # The stand-ins answer every other service's probe: on a loaded machine a second is
+    # not always enough for all of them at once (customer360, not listening, is refused
+    # at once whatever the timeout).
+    settings = gateway_settings(
+        pg_url,
+        contacts_service.url,
+        customer360.url,
+        pipeline_service.url,
+        upstream_probe_timeout_seconds=5.0,
+    )
     async with open_gateway(settings) as gateway:
         live = await gateway.get("/livez")
         # customer360 is still starting: a request now could meet a 503.
