@@ -166,8 +166,15 @@ def publishing(
         delivery = [(name, value.encode()) for name, value in carrier.items()]
         own = [h for h in record.headers if h[0] not in carrier]
         sent.append(replace(record, headers=[*own, *delivery]))
-    try:
+    with _ending(spans):
         yield sent
+
+
+@contextmanager
+def _ending(spans: Sequence[Span]) -> Iterator[None]:
+    """Ends ``spans`` when the block does, each marked failed if the block raised."""
+    try:
+        yield
     except BaseException as exc:
         for span in spans:
             span.record_exception(exc)
@@ -223,17 +230,9 @@ def processing(
                 },
             )
         )
-    try:
+    with _ending(spans):
         if spans:
             with trace.use_span(spans[0], end_on_exit=False):
                 yield
         else:
             yield
-    except BaseException as exc:
-        for span in spans:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-        raise
-    finally:
-        for span in spans:
-            span.end()
