@@ -329,6 +329,10 @@ async def _pages_through(
                 if len(page) < 500:
                     break
                 positions.append(ranking.position_of(page[-1].risk, order))
+            if len(page) < 50:
+                # The last position ends the ranking (or leaves a short page): a page
+                # from it would not be a page of 50.
+                positions.pop()
         chosen = [rng.choice(positions) for _ in range(pages)]
         cursors = [cursor_for(END, p) if p is not None else None for p in chosen]
         paths: dict[str, list[float]] = {"gateway": [], "alerts": [], "in_process": []}
