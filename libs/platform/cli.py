@@ -348,21 +348,25 @@ def _add_recovery_commands(
         from libs.platform.db import create_engine
 
         declaration = declared(service)
-        if declaration.relay is None:
+        from libs.platform.relay import service_relay
+        from libs.platform.tracing import traced_command
+
+        if declaration.publishes is None:
             raise typer.BadParameter(f"{service} publishes no events")
-        make_relay = declaration.relay
         settings = service_settings(declaration)
 
         async def go() -> int:
             engine = create_engine(settings.database_url)
-            relay = make_relay(settings, engine)
+            relay = service_relay(declaration, settings, engine)
             try:
                 return await relay.republish_all()
             finally:
                 await relay.close()
                 await engine.dispose()
 
-        print(f"republished {asyncio.run(go())} events of {service}")
+        with traced_command(declaration.name):
+            count = asyncio.run(go())
+        print(f"republished {count} events of {service}")
 
     @app.command()
     def rebuild(projection: str) -> None:
@@ -370,6 +374,7 @@ def _add_recovery_commands(
         meanwhile)."""
         from libs.events.projection import rebuild as rebuild_projection
         from libs.platform.db import create_engine
+        from libs.platform.tracing import traced_command
 
         owners = [s for s in services if projection in s.projections]
         if not owners:
@@ -388,4 +393,6 @@ def _add_recovery_commands(
             finally:
                 await engine.dispose()
 
-        print(f"{projection}: generation {asyncio.run(go())} is now active")
+        with traced_command(owner.name):
+            generation = asyncio.run(go())
+        print(f"{projection}: generation {generation} is now active")

@@ -13,15 +13,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from libs.auth.roles import PERMISSIONS, roles_allowed
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from libs.events.catalog import EventCatalog
-    from libs.events.outbox import OutboxRelay
     from libs.events.projection import Projection
     from libs.platform.settings import ServiceSettings
 
@@ -79,11 +77,6 @@ class ProjectionDeclaration:
     catalog: EventCatalog
 
 
-# Builds the service's own outbox relay (its store, its personal-data policy, its topic),
-# so republishing a lost topic goes through exactly what normal publishing goes through.
-RelayFactory = Callable[["Any", "AsyncEngine"], "OutboxRelay"]
-
-
 @dataclass(frozen=True, slots=True)
 class ServiceDeclaration:
     name: str
@@ -92,7 +85,10 @@ class ServiceDeclaration:
     # "module:factory" for uvicorn; a string so each worker process imports it itself.
     app: str
     routes: tuple[PublicRoute, ...] = ()
-    relay: RelayFactory | None = None
+    # The catalogue module of the events it publishes ("libs.events.catalog.<name>"),
+    # or None: it writes no events. ``libs.platform.relay.service_relay`` builds its
+    # store and outbox relay from it.
+    publishes: str | None = None
     projections: Mapping[str, ProjectionDeclaration] = field(default_factory=dict)
     # Its Alembic history (``services/<name>/migrations``), or None: no database.
     migrations: Path | None = None

@@ -6,6 +6,10 @@ Excel on a Chinese Windows saves GBK; elsewhere UTF-8 (often with a BOM) or UTF-
 from __future__ import annotations
 
 import codecs
+import csv
+import io
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from libs.platform.errors import Unprocessable
 
@@ -25,3 +29,25 @@ def decode_spreadsheet(content: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise Unprocessable("file", "is neither UTF-8 nor GBK text")
+
+
+def csv_records(text: str) -> Iterator[list[str] | csv.Error]:
+    """The file's records in order; a record the reader cannot parse is its error, in
+    its place, so an import can refuse that row and go on."""
+    # newline="": a lone carriage return ends a record, as in files from old Mac Excel.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+
+
+def import_zone(name: str) -> ZoneInfo:
+    """The time zone an import reads local times in; a 422 on ``timezone``."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
+        raise Unprocessable("timezone", "is not an IANA time zone such as Asia/Shanghai") from None

@@ -17,7 +17,8 @@ without them starts as fast as before.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -81,6 +82,21 @@ def configure_tracing(service: str, environ: Mapping[str, str] = os.environ) -> 
     # Every httpx client made from here on (webhooks, the gateway's health checks).
     HTTPXClientInstrumentor().instrument()
     return True
+
+
+@contextmanager
+def traced_command(service: str) -> Iterator[None]:
+    """Traces of a one-off command (``crm republish``, ``crm rebuild``) as of the
+    service it acts for: its republished sends and replayed applies, each linked to
+    the action that first appended the event. Exported before the command ends (a
+    batch still waiting would end with the process)."""
+    on = configure_tracing(service)
+    try:
+        yield
+    finally:
+        shutdown = getattr(trace.get_tracer_provider(), "shutdown", None)
+        if on and shutdown is not None:
+            shutdown()
 
 
 def traced_server(app: ASGIApp) -> ASGIApp:

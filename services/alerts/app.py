@@ -14,23 +14,17 @@ import asyncio
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.catalog.alerts import catalog
-from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
-from libs.events.store import EventStore
 from libs.platform.app import create_service_app
-from libs.platform.background import every
 from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
-from libs.platform.relay import outbox_relay as platform_relay
+from libs.platform.relay import service_relay
 from libs.platform.runtime import Job, Projected, ServiceRuntime, leading, periodic
 from services.alerts.api import router
 from services.alerts.domain.sources import SOURCES
 from services.alerts.handlers import (
     SERVICE,
-    SOURCE,
     Alerts,
     churn_metrics,
     past_rankings,
@@ -44,16 +38,10 @@ from services.alerts.notifications.handlers.webhook_client import Resolve, resol
 from services.alerts.notifications.settings import NotificationSettings
 from services.alerts.read_model import churn_facts
 from services.alerts.read_model.projection import ChurnFacts
+from services.alerts.service import SERVICE as DECLARATION
 from services.alerts.settings import Settings
 
 VERSION = "0.1.0"
-
-
-def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
-    """The store and its relay: what serving and ``crm republish alerts`` publish through."""
-    return platform_relay(
-        settings, EventStore(engine), service=SERVICE, source=SOURCE, catalog=catalog
-    )
 
 
 def create_app(
@@ -62,7 +50,7 @@ def create_app(
     """Tests inject a clock (``alerts``, on this database) and webhooks' DNS (``resolve``)."""
     settings = settings or Settings()
     engine = alerts.engine if alerts is not None else create_engine(settings.database_url)
-    relay = outbox_relay(settings, engine)
+    relay = service_relay(DECLARATION, settings, engine)
     if alerts is None:
         alerts = Alerts(store=relay.store, context_seconds=settings.churn_context_seconds)
     alerts.on_append = relay.wake
@@ -84,20 +72,20 @@ def create_app(
             )
         )
     if settings.run_past_rankings:
+        scoring = periodic(
+            "alerts-past-rankings",
+            settings.past_rankings_seconds,
+            partial(past_rankings.score_queued, engine, wired.clock),
+            at_start=True,
+        )
 
         async def score_past_rankings(stop: asyncio.Event) -> None:
             await past_rankings.requeue_running(engine)
-            await every(
-                "alerts-past-rankings",
-                settings.past_rankings_seconds,
-                partial(past_rankings.score_queued, engine, wired.clock),
-                stop,
-                at_start=True,
-            )
+            await scoring.run(stop)
 
         # One scorer per database: a job is scored once, and one left running by a
         # stopped process is queued again by the next leader.
-        jobs.append(leading(engine, Job("alerts-past-rankings", score_past_rankings)))
+        jobs.append(leading(engine, Job(scoring.name, score_past_rankings)))
     if settings.run_weekly:
         jobs.append(
             periodic(

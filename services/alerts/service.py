@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from libs.events.outbox import OutboxRelay
 from libs.platform.service import PublicRoute, ServiceDeclaration, ops_route, under
 from services.alerts.settings import Settings
-
-
-def _relay(settings: Any, engine: AsyncEngine) -> OutboxRelay:
-    from services.alerts.app import outbox_relay  # the app's imports are heavy
-
-    return outbox_relay(settings, engine)
-
 
 SERVICE = ServiceDeclaration(
     name="alerts",
@@ -51,6 +40,6 @@ SERVICE = ServiceDeclaration(
         ),
         ops_route("alerts"),
     ),
-    relay=_relay,
+    publishes="libs.events.catalog.alerts",
     migrations=Path(__file__).with_name("migrations"),
 )

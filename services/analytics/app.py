@@ -13,40 +13,30 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.catalog.analytics import catalog
-from libs.events.outbox import OutboxRelay
 from libs.events.projection import LiveProjection
-from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
-from libs.platform.relay import outbox_relay as platform_relay
+from libs.platform.relay import service_relay
 from libs.platform.runtime import Projected, ServiceRuntime, periodic
 from services.analytics.api import routers
 from services.analytics.domain.sources import SOURCES
-from services.analytics.handlers import SERVICE, SOURCE, Analytics
+from services.analytics.handlers import SERVICE, Analytics
 from services.analytics.handlers.segments import sweep
 from services.analytics.migrations import FOLDER as MIGRATIONS
 from services.analytics.read_model.projection import projection_factory
+from services.analytics.service import SERVICE as DECLARATION
 from services.analytics.settings import Settings
 
 VERSION = "0.1.0"
-
-
-def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
-    """The store and its relay: what serving and ``crm republish analytics`` publish through."""
-    return platform_relay(
-        settings, EventStore(engine), service=SERVICE, source=SOURCE, catalog=catalog
-    )
 
 
 def create_app(settings: Settings | None = None, analytics: Analytics | None = None) -> FastAPI:
     """``analytics`` lets tests inject a clock; it must use this settings' database."""
     settings = settings or Settings()
     engine = analytics.engine if analytics is not None else create_engine(settings.database_url)
-    relay = outbox_relay(settings, engine)
+    relay = service_relay(DECLARATION, settings, engine)
     if analytics is None:
         analytics = Analytics(store=relay.store)
     analytics.on_append = relay.wake

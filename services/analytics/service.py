@@ -4,11 +4,7 @@ publishes, and the projection ``crm rebuild analytics`` fills again."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from libs.events.outbox import OutboxRelay
 from libs.platform.service import (
     ProjectionDeclaration,
     PublicRoute,
@@ -19,13 +15,6 @@ from libs.platform.service import (
 from services.analytics.domain.sources import SOURCES
 from services.analytics.read_model.projection import projection_factory
 from services.analytics.settings import Settings
-
-
-def _relay(settings: Any, engine: AsyncEngine) -> OutboxRelay:
-    from services.analytics.app import outbox_relay  # the app's imports are heavy
-
-    return outbox_relay(settings, engine)
-
 
 SERVICE = ServiceDeclaration(
     name="analytics",
@@ -41,7 +30,7 @@ SERVICE = ServiceDeclaration(
         ),
         ops_route("analytics"),
     ),
-    relay=_relay,
+    publishes="libs.events.catalog.analytics",
     projections={"analytics": ProjectionDeclaration(projection_factory, SOURCES)},
     migrations=Path(__file__).with_name("migrations"),
 )

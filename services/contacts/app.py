@@ -9,41 +9,26 @@ upkeep.
 from __future__ import annotations
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.catalog.contacts import PERSONAL_DATA, catalog
-from libs.events.outbox import OutboxRelay
-from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
-from libs.platform.relay import outbox_relay as platform_relay
+from libs.platform.relay import service_relay
 from libs.platform.runtime import Job, ServiceRuntime, statistics
 from services.contacts.api import routers
 from services.contacts.handlers import import_jobs
-from services.contacts.handlers.customers import SERVICE, SOURCE, Contacts
+from services.contacts.handlers.customers import SERVICE, Contacts
 from services.contacts.migrations import FOLDER as MIGRATIONS
+from services.contacts.service import SERVICE as DECLARATION
 from services.contacts.settings import Settings
 
 VERSION = "0.1.0"
 
 
-def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
-    """The store (with the personal data policy) and its relay: what serving and
-    ``crm republish contacts`` both publish through."""
-    return platform_relay(
-        settings,
-        EventStore(engine, personal_data=PERSONAL_DATA),
-        service=SERVICE,
-        source=SOURCE,
-        catalog=catalog,
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
-    relay = outbox_relay(settings, engine)
+    relay = service_relay(DECLARATION, settings, engine)
     store = relay.store
     contacts = Contacts(
         store=store,

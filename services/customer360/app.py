@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine, is_postgres
 from libs.platform.ops import ops_router
-from libs.platform.runtime import Job, Projected, ServiceRuntime, statistics
+from libs.platform.runtime import Job, Projected, ServiceRuntime, periodic, statistics
 from services.customer360.api import router
 from services.customer360.handlers import LagMonitor, Projector
 from services.customer360.migrations import FOLDER as MIGRATIONS
@@ -36,7 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     reader = Customer360Reader(engine, generation_check_seconds=settings.generation_check_seconds)
     monitor = LagMonitor(engine, kafka, reader, refresh_seconds=settings.lag_refresh_seconds)
     reader.lag_monitor = monitor
-    jobs = [Job(f"{SERVICE}-lag", monitor.run), statistics(engine, SERVICE)]
+    jobs = [
+        periodic(
+            f"{SERVICE}-lag", settings.lag_refresh_seconds, monitor.measure_once, at_start=True
+        ),
+        statistics(engine, SERVICE),
+    ]
     if is_postgres(engine):
         jobs.append(Job(f"{SERVICE}-applied", lambda stop: listen(engine, reader.signal, stop)))
     runtime = ServiceRuntime(

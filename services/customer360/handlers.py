@@ -1,10 +1,9 @@
 """The service's running work: the projector that reacts to other services' events,
 and the lag monitor every view quotes.
 
-``LiveProjection`` follows a rebuild's swap; :class:`Projector` adds what a process
-that also serves HTTP needs: a failure (broker unreachable at start, a database
-restart) is logged, shown in the status endpoint and retried with backoff,
-instead of silently ending the task while the API keeps serving stale views.
+``LiveProjection`` follows a rebuild's swap; :class:`Projector` adds what the status
+endpoint shows of it (the service runtime restarts it with backoff after a failure,
+and records that in its ``supervision``).
 """
 
 from __future__ import annotations
@@ -21,11 +20,10 @@ from libs.events import metrics
 from libs.events.kafka import KafkaSettings
 from libs.events.projection import (
     LiveProjection,
-    ProjectionRunner,
     ProjectionStatus,
     projection_status,
 )
-from libs.platform.background import Supervision, every, keep_running
+from libs.platform.background import Supervision
 from services.customer360.domain.sources import SOURCES, catalog_of
 from services.customer360.domain.view import Source
 from services.customer360.read_model.reader import Customer360Reader, ProjectionLag
@@ -64,19 +62,6 @@ class Projector:
     def factory(self, generation: int) -> Customer360Projection:
         return Customer360Projection(generation, self.sources)
 
-    async def prepare(self) -> Customer360Projection:
-        """Make the active generation's tables exist before anything reads them."""
-        projection = await self.live.current()
-        runner = ProjectionRunner(projection, self.live.engine, self.live.kafka, self.live.catalog)
-        await runner.create_tables()
-        assert isinstance(projection, Customer360Projection)
-        return projection
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await keep_running(
-            "customer360-projector", self.live.run, stop, supervision=self.supervision
-        )
-
     def state(self) -> ProjectorState:
         runner = self.live.runner
         return ProjectorState(
@@ -114,9 +99,6 @@ class LagMonitor:
         self.latest, self.measured_at = status, datetime.now(UTC)
         metrics.PROJECTION_STALLED.labels(projection.name).set(1 if status.stalled else 0)
         return status
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await every("customer360-lag", self.refresh_seconds, self.measure_once, stop, at_start=True)
 
     async def measure_once(self) -> None:
         try:

@@ -9,39 +9,29 @@ consumer of the pipeline's and contacts' topics) and the sweeps (expiry, birthda
 from __future__ import annotations
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.catalog.loyalty import catalog
-from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
-from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
-from libs.platform.relay import outbox_relay as platform_relay
+from libs.platform.relay import service_relay
 from libs.platform.runtime import Projected, ServiceRuntime, periodic
 from services.loyalty.api import router
-from services.loyalty.handlers import SERVICE, SOURCE, Loyalty
+from services.loyalty.handlers import SERVICE, Loyalty
 from services.loyalty.handlers.reactions import SOURCES, Earning
 from services.loyalty.handlers.sweeps import award_birthdays, sweep_expiry
 from services.loyalty.migrations import FOLDER as MIGRATIONS
+from services.loyalty.service import SERVICE as DECLARATION
 from services.loyalty.settings import Settings
 
 VERSION = "0.1.0"
-
-
-def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
-    """The store and its relay: what serving and ``crm republish loyalty`` publish through."""
-    return platform_relay(
-        settings, EventStore(engine), service=SERVICE, source=SOURCE, catalog=catalog
-    )
 
 
 def create_app(settings: Settings | None = None, loyalty: Loyalty | None = None) -> FastAPI:
     """``loyalty`` lets tests inject a clock; it must use this settings' database."""
     settings = settings or Settings()
     engine = loyalty.engine if loyalty is not None else create_engine(settings.database_url)
-    relay = outbox_relay(settings, engine)
+    relay = service_relay(DECLARATION, settings, engine)
     if loyalty is None:
         loyalty = Loyalty(store=relay.store)
     loyalty.on_append = relay.wake

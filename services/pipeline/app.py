@@ -10,46 +10,32 @@ customers projection, the follow-up requests of the alerts topic and planner upk
 from __future__ import annotations
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.contacts import catalog as contacts_catalog
-from libs.events.catalog.pipeline import PERSONAL_DATA, catalog
-from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
-from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
-from libs.platform.relay import outbox_relay as platform_relay
+from libs.platform.relay import service_relay
 from libs.platform.runtime import Projected, ServiceRuntime, statistics
 from services.pipeline.api import routers
-from services.pipeline.handlers import SERVICE, SOURCE, CustomerDirectory, Pipeline
+from services.pipeline.handlers import SERVICE, CustomerDirectory, Pipeline
 from services.pipeline.handlers import leads as lead_handlers
 from services.pipeline.handlers import orders as order_handlers
 from services.pipeline.handlers.follow_ups import ALERTS_SOURCES, FollowUpRequests
 from services.pipeline.migrations import FOLDER as MIGRATIONS
 from services.pipeline.read_model.known_customers import KnownCustomers
+from services.pipeline.service import SERVICE as DECLARATION
 from services.pipeline.settings import Settings
 
 VERSION = "0.1.0"
 
 
-def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
-    """The store (with the personal data policy) and its relay: what serving and
-    ``crm republish pipeline`` both publish through."""
-    return platform_relay(
-        settings,
-        EventStore(engine, personal_data=PERSONAL_DATA),
-        service=SERVICE,
-        source=SOURCE,
-        catalog=catalog,
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
-    relay = outbox_relay(settings, engine)
+    relay = service_relay(DECLARATION, settings, engine)
     customers = KnownCustomers()
     runner = ProjectionRunner(customers, engine, settings.kafka(), contacts_catalog)
     pipeline = Pipeline(

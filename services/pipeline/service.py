@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from libs.events.outbox import OutboxRelay
 from libs.platform.service import PublicRoute, ServiceDeclaration, ops_route, under
 from services.pipeline.settings import Settings
-
-
-def _relay(settings: Any, engine: AsyncEngine) -> OutboxRelay:
-    from services.pipeline.app import outbox_relay  # the app's imports are heavy
-
-    return outbox_relay(settings, engine)
-
 
 SERVICE = ServiceDeclaration(
     name="pipeline",
@@ -75,6 +64,6 @@ SERVICE = ServiceDeclaration(
         ),
         ops_route("pipeline"),
     ),
-    relay=_relay,
+    publishes="libs.events.catalog.pipeline",
     migrations=Path(__file__).with_name("migrations"),
 )

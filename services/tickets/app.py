@@ -12,38 +12,23 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.events.catalog.tickets import PERSONAL_DATA, catalog
-from libs.events.outbox import OutboxRelay
 from libs.events.projection import LiveProjection
-from libs.events.store import EventStore
 from libs.platform.app import create_service_app
 from libs.platform.db import create_engine
 from libs.platform.ops import ops_router
-from libs.platform.relay import outbox_relay as platform_relay
-from libs.platform.runtime import Job, Projected, ServiceRuntime
+from libs.platform.relay import service_relay
+from libs.platform.runtime import Projected, ServiceRuntime, periodic
 from services.tickets.api import routers
-from services.tickets.handlers import SERVICE, SOURCE, Tickets
+from services.tickets.handlers import SERVICE, Tickets
 from services.tickets.handlers.breach_scheduler import BreachScheduler
 from services.tickets.migrations import FOLDER as MIGRATIONS
 from services.tickets.read_model import known_customers
 from services.tickets.read_model.known_customers import customer_directory, projection_factory
+from services.tickets.service import SERVICE as DECLARATION
 from services.tickets.settings import Settings
 
 VERSION = "0.1.0"
-
-
-def outbox_relay(settings: Settings, engine: AsyncEngine) -> OutboxRelay:
-    """The store (with the personal data policy) and its relay: what serving and
-    ``crm republish tickets`` both publish through."""
-    return platform_relay(
-        settings,
-        EventStore(engine, personal_data=PERSONAL_DATA),
-        service=SERVICE,
-        source=SOURCE,
-        catalog=catalog,
-    )
 
 
 def create_app(
@@ -51,7 +36,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
-    relay = outbox_relay(settings, engine)
+    relay = service_relay(DECLARATION, settings, engine)
     tickets = Tickets(
         store=relay.store,
         directory=customer_directory(engine, settings.contacts_url or None),
@@ -59,7 +44,7 @@ def create_app(
     )
     if clock is not None:
         tickets.clock = clock
-    scheduler = BreachScheduler(tickets, interval_seconds=settings.sla_check_seconds)
+    scheduler = BreachScheduler(tickets)
     customers = LiveProjection(
         projection_factory, engine, settings.kafka(), known_customers.catalog
     )
@@ -71,7 +56,11 @@ def create_app(
         MIGRATIONS,
         relay=relay,
         projections=[Projected(customers, run=settings.run_customer_projection)],
-        jobs=[Job("tickets-sla", scheduler.run)] if settings.run_sla_scheduler else [],
+        jobs=(
+            [periodic("tickets-sla", settings.sla_check_seconds, scheduler.round, at_start=True)]
+            if settings.run_sla_scheduler
+            else []
+        ),
         close=[tickets.directory.aclose],
     )
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from libs.events.outbox import OutboxRelay
 from libs.platform.service import (
     ProjectionDeclaration,
     PublicRoute,
@@ -21,11 +17,6 @@ from services.tickets.settings import Settings
 
 TICKET_WORK = frozenset({"tickets:write"})
 
-
-def _relay(settings: Any, engine: AsyncEngine) -> OutboxRelay:
-    from services.tickets.app import outbox_relay  # the app's imports are heavy
-
-    return outbox_relay(settings, engine)
 
 
 SERVICE = ServiceDeclaration(
@@ -91,7 +82,7 @@ SERVICE = ServiceDeclaration(
         ),
         ops_route("tickets"),
     ),
-    relay=_relay,
+    publishes="libs.events.catalog.tickets",
     migrations=Path(__file__).with_name("migrations"),
     projections={"tickets_customers": ProjectionDeclaration(projection_factory, catalog)},
 )

@@ -17,21 +17,28 @@ async def set_rules(
 ) -> tuple[ChurnRules, int]:
     """The tenant's new rules, recorded as an event and in force at once."""
     checked = check_rules(rules)
-    now = alerts.clock()
-    async with alerts.engine.begin() as conn:
-        _, version = await churn_facts.rules_of(conn, tenant_id)
-        if expected is not None and expected != version:
-            raise PreconditionFailed("the rules were changed meanwhile", version=version)
-        event = ChurnRulesSet(rules=checked, by=by)
-        new = await alerts.store.append(
-            tenant_id,
-            RULES_STREAM,
-            version,
-            [NewEvent.from_domain(event, partition_key="rules", occurred_at=now)],
-            conn=conn,
-        )
-        await churn_facts.save_rules(conn, tenant_id, checked, new, now)
-        # The kept ranking follows the new rules at the next sweep.
-        await churn_facts.review_everyone(conn, tenant_id)
+
+    async def attempt() -> int:
+        now = alerts.clock()
+        async with alerts.engine.begin() as conn:
+            _, version = await churn_facts.rules_of(conn, tenant_id)
+            if expected is not None and expected != version:
+                raise PreconditionFailed("the rules were changed meanwhile", version=version)
+            event = ChurnRulesSet(rules=checked, by=by)
+            new = await alerts.store.append(
+                tenant_id,
+                RULES_STREAM,
+                version,
+                [NewEvent.from_domain(event, partition_key="rules", occurred_at=now)],
+                conn=conn,
+            )
+            await churn_facts.save_rules(conn, tenant_id, checked, new, now)
+            # The kept ranking follows the new rules at the next sweep.
+            await churn_facts.review_everyone(conn, tenant_id)
+        return new
+
+    # Two managers saving at once: the later one is decided again on the fresher
+    # version (or, with If-Match, told the rules moved on).
+    new = await alerts.retrying(RULES_STREAM, expected, attempt)
     alerts.appended(1)
     return checked, new

@@ -118,25 +118,30 @@ async def set_settings(
     expected: int | None,
 ) -> tuple[AnalyticsSettings, int]:
     checked = check_settings(settings)
-    now = analytics.clock()
-    async with analytics.engine.begin() as conn:
-        _, version = await segment_list.settings_of(conn, tenant_id)
-        if expected is not None and expected != version:
-            raise PreconditionFailed("the settings were changed meanwhile", version=version)
-        new = await analytics.store.append(
-            tenant_id,
-            SETTINGS_STREAM,
-            version,
-            [
-                NewEvent.from_domain(
-                    AnalyticsSettingsSet(settings=checked, by=by),
-                    partition_key="settings",
-                    occurred_at=now,
-                )
-            ],
-            conn=conn,
-        )
-        await segment_list.save_settings(conn, tenant_id, checked, new, now)
+
+    async def attempt() -> int:
+        now = analytics.clock()
+        async with analytics.engine.begin() as conn:
+            _, version = await segment_list.settings_of(conn, tenant_id)
+            if expected is not None and expected != version:
+                raise PreconditionFailed("the settings were changed meanwhile", version=version)
+            new = await analytics.store.append(
+                tenant_id,
+                SETTINGS_STREAM,
+                version,
+                [
+                    NewEvent.from_domain(
+                        AnalyticsSettingsSet(settings=checked, by=by),
+                        partition_key="settings",
+                        occurred_at=now,
+                    )
+                ],
+                conn=conn,
+            )
+            await segment_list.save_settings(conn, tenant_id, checked, new, now)
+        return new
+
+    new = await analytics.retrying(SETTINGS_STREAM, expected, attempt)
     analytics.appended(1)
     return checked, new
 
@@ -153,31 +158,38 @@ async def define_segment(
     is evaluated (and announced) at once."""
     if name in BUILT_IN:
         raise Conflict(f"{name} is a built-in segment and cannot be redefined", segment=name)
-    now = analytics.clock()
-    async with analytics.engine.begin() as conn:
-        row = await segment_list.segment(conn, tenant_id, name, lock=True)
-        version = int(row.version) if row is not None else 0
-        if expected is not None and expected != version:
-            raise PreconditionFailed("the segment was changed meanwhile", version=version)
-        new = await analytics.store.append(
-            tenant_id,
-            stream_of(name),
-            version,
-            [
-                NewEvent.from_domain(
-                    SegmentDefined(segment=name, filter=rule, by=by),
-                    partition_key=f"segment:{name}",
-                    occurred_at=now,
-                )
-            ],
-            conn=conn,
-        )
-        await segment_list.save_segment(conn, tenant_id, name, rule, new, now, by)
+
+    async def attempt() -> tuple[int, bool]:
+        now = analytics.clock()
+        async with analytics.engine.begin() as conn:
+            row = await segment_list.segment(conn, tenant_id, name, lock=True)
+            version = int(row.version) if row is not None else 0
+            if expected is not None and expected != version:
+                raise PreconditionFailed("the segment was changed meanwhile", version=version)
+            new = await analytics.store.append(
+                tenant_id,
+                stream_of(name),
+                version,
+                [
+                    NewEvent.from_domain(
+                        SegmentDefined(segment=name, filter=rule, by=by),
+                        partition_key=f"segment:{name}",
+                        occurred_at=now,
+                    )
+                ],
+                conn=conn,
+            )
+            await segment_list.save_segment(conn, tenant_id, name, rule, new, now, by)
+        return new, row is None
+
+    # Two first definitions of one name race on the segment's row (a unique key) or
+    # its stream: the later is decided again as a redefinition.
+    new, created = await analytics.retrying(stream_of(name), expected, attempt)
     analytics.appended(1)
     await refresh(analytics, tenant_id, [name])
     async with analytics.engine.connect() as conn:
         saved = await segment_list.segment(conn, tenant_id, name)
-    return (int(saved.version) if saved is not None else new), row is None
+    return (int(saved.version) if saved is not None else new), created
 
 
 async def refresh(analytics: Analytics, tenant_id: str, names: list[str] | None = None) -> int:

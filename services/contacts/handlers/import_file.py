@@ -5,13 +5,11 @@ the import is submitted, so that a file that cannot be imported is a 422, not a 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from libs.platform.errors import Unprocessable
-from libs.platform.spreadsheets import decode_spreadsheet
+from libs.platform.spreadsheets import csv_records, decode_spreadsheet, import_zone
 
 FIELDS = (
     "kind",
@@ -67,7 +65,7 @@ def read_header(
     content: bytes, mapping: str | None
 ) -> tuple[Iterator[tuple[int, list[str] | csv.Error]], dict[str, int]]:
     """The file's records after its header, and the column of each platform field."""
-    records = _records(decode_spreadsheet(content))
+    records = enumerate(csv_records(decode_spreadsheet(content)), start=1)
     header_row = next(records, None)
     if header_row is None or isinstance(header_row[1], csv.Error) or not header_row[1]:
         raise Unprocessable("file", "has no header row")
@@ -78,7 +76,7 @@ def read_header(
 def inspect_file(content: bytes, mapping: str | None, timezone: str) -> int:
     """How many rows the import of this file will go through; 422 for what would stop
     it before the first row (encoding, header, mapping, time zone). CPU only."""
-    zone(timezone)
+    import_zone(timezone)
     records, _ = read_header(content, mapping)
     return sum(1 for _, record in records if counts_as_row(record))
 
@@ -86,25 +84,3 @@ def inspect_file(content: bytes, mapping: str | None, timezone: str) -> int:
 def counts_as_row(record: list[str] | csv.Error) -> bool:
     # Blank lines are spreadsheet padding, not customers; a broken record is a row.
     return isinstance(record, csv.Error) or any(cell.strip() for cell in record)
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
-        raise Unprocessable("timezone", "is not an IANA time zone such as Asia/Shanghai") from None
-
-
-def _records(text: str) -> Iterator[tuple[int, list[str] | csv.Error]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    row = 0
-    while True:
-        row += 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield row, exc
-            continue
-        yield row, record

@@ -48,6 +48,7 @@ from libs.events.catalog import DomainEvent
 from libs.events.catalog.contacts import CustomerKind
 from libs.events.store import StreamAppend
 from libs.events.write_path import new_events
+from libs.platform.spreadsheets import import_zone
 from services.contacts.commands import RegisterCustomer
 from services.contacts.domain import (
     ContactsError,
@@ -61,7 +62,7 @@ from services.contacts.handlers.customers import (
     load_custom_fields,
     load_customer,
 )
-from services.contacts.handlers.import_file import counts_as_row, read_header, zone
+from services.contacts.handlers.import_file import counts_as_row, read_header
 from services.contacts.handlers.import_rows import (
     RowRefused,
     command_data,
@@ -157,7 +158,7 @@ async def import_customers(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> ImportReport:
     started_at = contacts.clock()
-    tz = zone(timezone)
+    tz = import_zone(timezone)
     records, columns = read_header(content, mapping)
 
     async with contacts.engine.connect() as conn:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from libs.events.catalog import DomainEvent
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, ensure_topics, service_topic
+from libs.platform.runtime import Projected
 from services.customer360.handlers import Projector
 from services.customer360.read_model.reader import Customer360Reader
 from services.customer360.read_model.writer import Customer360Projection
@@ -107,8 +108,10 @@ class RunningProjector:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.projector.prepare()
-        self.task = asyncio.create_task(self.projector.run(self.stop))
+        # As the service runs it: tables made first, then kept running (ServiceRuntime).
+        projected = Projected(self.projector.live, supervision=self.projector.supervision)
+        await projected.prepare()
+        self.task = asyncio.create_task(projected.job(self.engine, "customer360").run(self.stop))
 
     async def close(self) -> None:
         self.stop.set()

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import insert, select
@@ -36,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from libs.events.store import StreamAppend
 from libs.events.write_path import new_events
 from libs.platform.errors import DomainError, Unprocessable
-from libs.platform.spreadsheets import decode_spreadsheet
+from libs.platform.spreadsheets import csv_records, decode_spreadsheet, import_zone
 from services.pipeline.commands import PlaceOrder
 from services.pipeline.domain import orders
 from services.pipeline.domain.money import currency_code, minor_units
@@ -93,27 +92,8 @@ class _Ready:
     command: PlaceOrder
 
 
-def _zone(timezone: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to look up
-        raise Unprocessable("timezone", f"{timezone!r} is not an IANA time zone") from None
-
-
-def _records(text: str) -> Iterator[list[str] | csv.Error]:
-    # newline="": a lone carriage return ends a record, as in files from old Mac Excel.
-    reader = csv.reader(io.StringIO(text, newline=""))
-    while True:
-        try:
-            yield next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield exc
-
-
 def _read(text: str, report: ImportReport) -> list[_Order]:
-    records = _records(text)
+    records = csv_records(text)
     first = next(records, [])
     if isinstance(first, csv.Error):
         raise Unprocessable("file", f"its header is not CSV: {first}")
@@ -223,7 +203,7 @@ async def import_orders(
     bearer: str | None = None,
     batch_size: int = 2000,
 ) -> ImportReport:
-    zone = _zone(timezone)
+    zone = import_zone(timezone)
     report = ImportReport()
     groups = _read(decode_spreadsheet(content), report)
     report.orders = len(groups)

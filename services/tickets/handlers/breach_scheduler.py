@@ -1,8 +1,8 @@
 """The SLA breach scheduler, inside the service: no cron job anywhere else.
 
-Every ``interval_seconds`` it asks the read model for tickets whose ``next_due_at``
-has passed on the injected clock and records their breaches. Exactly once holds
-whatever happens around it: a breach is an event appended to the ticket's stream
+Every round (one every ``SLA_CHECK_SECONDS``) it asks the read model for tickets
+whose ``next_due_at`` has passed on the injected clock and records their breaches.
+Exactly once holds whatever happens around it: a breach is an event appended to the ticket's stream
 at the version read, the domain refuses a target already breached, so a second
 attempt (another replica, a retry after a restart) conflicts or finds it done and
 records nothing. After a restart it simply finds the tickets still due.
@@ -14,7 +14,6 @@ import asyncio
 import logging
 
 from libs.events.catalog.tickets import SlaBreached
-from libs.platform.background import every
 from services.tickets.handlers import Tickets, ticket_metrics
 from services.tickets.handlers.tickets import look_after
 from services.tickets.read_model import ticket_list
@@ -28,11 +27,8 @@ GAUGE_EVERY_SECONDS = 15.0
 
 
 class BreachScheduler:
-    def __init__(
-        self, tickets: Tickets, *, interval_seconds: float = 1.0, batch: int = 500
-    ) -> None:
+    def __init__(self, tickets: Tickets, *, batch: int = 500) -> None:
         self.tickets = tickets
-        self.interval_seconds = interval_seconds
         self.batch = batch
         self._counted_at = float("-inf")
 
@@ -56,11 +52,6 @@ class BreachScheduler:
 
     async def count_open(self) -> None:
         ticket_metrics.set_open(await ticket_list.open_by_priority(self.tickets.engine))
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """A round every ``interval_seconds`` until ``stop``; a failed one (the database
-        away for a moment) is logged and the next tries again."""
-        await every("tickets SLA scheduler", self.interval_seconds, self.round, stop, at_start=True)
 
     async def round(self) -> None:
         await self.tick()
