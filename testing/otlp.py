@@ -50,6 +50,10 @@ class SpanCollector:
     def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [s for s in self.spans() if s.trace_id == trace_id]
 
+    def linked_to(self, trace_id: str) -> list[ReceivedSpan]:
+        """Spans of other traces that link to ``trace_id`` (replays, republished copies)."""
+        return [s for s in self.spans() if trace_id in s.linked_traces]
+
     def receive(self, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
         received = []

@@ -7,6 +7,8 @@ the gateway, the writing service and the broker to every service that applied th
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -168,3 +170,39 @@ def test_a_registration_and_an_order_are_one_trace_each_through_the_broker(
     assert_one_tree_through_the_broker(
         spans, order, "pipeline", "crm.pipeline.events", APPLIERS_OF_PIPELINE
     )
+
+
+def test_a_republish_from_the_command_line_links_each_copy_to_its_action(
+    traced: tuple[RunningPlatform, SpanCollector], client: httpx.Client
+) -> None:
+    """``crm republish`` (an operator's way back from a lost topic) traces as the
+    service it acts for: each copy it sends starts a trace of its own, linked to the
+    action that appended the event, and is exported before the command ends."""
+    platform, collector = traced
+    call = ClientCall()
+    registered = client.post(
+        "/api/v1/customers",
+        json={"kind": "person", "name": "林青", "email": "lin.qing@example.com"},
+        headers=call.headers,
+    )
+    assert registered.status_code == 201, registered.text
+    trace_until(collector, call.trace_id, applied_by(call, "crm.contacts.events", {"customer360"}))
+    contacts = platform.commands["contacts"]
+    done = subprocess.run(
+        [sys.executable, "-m", "services.bootstrap", "republish", "contacts"],
+        env=contacts.env,
+        cwd=platform.logs,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("republished ")
+
+    copies = [
+        s
+        for s in collector.linked_to(call.trace_id)
+        if s.service == "contacts" and s.kind == "PRODUCER"
+    ]
+    assert copies, "the republished copy's send was not exported"
+    assert all(s.trace_id != call.trace_id for s in copies)  # linked, not joined
