@@ -84,7 +84,7 @@ Position = int | churn_facts.RankPosition
 def cursor_for(as_of: datetime, position: Position) -> str:
     if isinstance(position, int):
         return encode_cursor(as_of, position)
-    at = (position.score, position.lapse_rank, position.last_order_at, position.customer_id)
+    at = (position.score, position.lapse_rank, position.customer_id)
     if position.revenue_at_risk is None:
         return encode_cursor(as_of, *at)
     return encode_cursor(as_of, position.revenue_at_risk, *at)
@@ -99,15 +99,13 @@ def read_cursor(cursor: str) -> tuple[datetime, Position]:
     except Unprocessable:
         pass
     try:
-        when, score, lapse, last_order_at, customer_id = decode_cursor(
-            cursor, datetime, int, int, datetime, str
-        )
-        return when, churn_facts.RankPosition(score, lapse, last_order_at, customer_id)
+        when, score, lapse, customer_id = decode_cursor(cursor, datetime, int, int, str)
+        return when, churn_facts.RankPosition(score, lapse, customer_id)
     except Unprocessable:
-        when, at_risk, score, lapse, last_order_at, customer_id = decode_cursor(
-            cursor, datetime, int, int, int, datetime, str
+        when, at_risk, score, lapse, customer_id = decode_cursor(
+            cursor, datetime, int, int, int, str
         )
-        return when, churn_facts.RankPosition(score, lapse, last_order_at, customer_id, at_risk)
+        return when, churn_facts.RankPosition(score, lapse, customer_id, at_risk)
 
 
 Order = Annotated[

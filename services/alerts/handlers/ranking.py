@@ -61,7 +61,6 @@ def position_of(risk: ChurnRisk, order: churn_facts.RankOrder) -> churn_facts.Ra
     return churn_facts.RankPosition(
         risk.score,
         churn_facts.lapse_rank(risk.lapse),
-        risk.last_order_at or churn_facts.NEVER_BOUGHT,
         risk.customer_id,
         (risk.worth.revenue_at_risk or 0) if order == "revenue_at_risk" else None,
     )

@@ -97,7 +97,8 @@ async def test_new_rules_rank_everyone_again_at_the_next_sweep(api: Api) -> None
 
 
 async def test_pages_by_keyset_cover_every_customer_once_in_rank_order(api: Api) -> None:
-    # Ties at one score are ranked by the longest without an order, then by id.
+    # Ties at one score are ranked by the lapse index (the longest without an order
+    # first), then by id, descending like every key of the page's index.
     await complaints_and_a_key_contact_change(api, "c-0")
     for n in range(1, 8):
         await api.publish("contacts", f"c-{n}", registered(f"c-{n}"))
@@ -115,7 +116,7 @@ async def test_pages_by_keyset_cover_every_customer_once_in_rank_order(api: Api)
 
     assert seen[0] == "c-0"
     assert seen[1:3] == ["c-5", "c-3"]  # bought, the longest ago first
-    assert seen[3:] == ["c-1", "c-2", "c-4", "c-6", "c-7"]  # never bought: last, by id
+    assert seen[3:] == ["c-7", "c-6", "c-4", "c-2", "c-1"]  # never bought: last, by id
 
 
 async def test_a_past_ranking_is_still_scored_as_of_then(api: Api) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.events.catalog.alerts import RiskLevel
@@ -40,19 +40,8 @@ class RankPosition:
 
     score: int
     lapse_rank: int
-    last_order_at: datetime
     customer_id: str
     revenue_at_risk: int | None = None
-
-
-def _after(keys: list[tuple[Any, Any, bool]]) -> ColumnElement[bool]:
-    """Rows past a position in a multi-key order, each key (column, value, descending):
-    the first key beyond, or equal on it and past on the rest."""
-    column, value, descending = keys[0]
-    beyond: ColumnElement[bool] = column < value if descending else column > value
-    if len(keys) == 1:
-        return beyond
-    return or_(beyond, and_(column == value, _after(keys[1:])))
 
 
 async def ranking_page(
@@ -68,7 +57,8 @@ async def ranking_page(
 ) -> list[Any]:
     """A page of the kept ranking by keyset: the largest revenue at risk first (with
     ``order`` "revenue_at_risk"), then the highest score, then the likelier lapsed
-    (the lapse index), then the longest without an order, then the customer id;
+    (the kept lapse index), then the customer id, every key descending so that one
+    index reads the page from the position on, whatever its depth (decision 0106);
     registered by ``now``, not merged away."""
     c = customers.c
     query = select(customers).where(
@@ -80,20 +70,15 @@ async def ranking_page(
         query = query.where(c.level == level)
     if owner_id is not None:
         query = query.where(c.owner_id == owner_id)
-    by_value = order == "revenue_at_risk"
+    keys: list[Any] = [c.score, c.lapse_rank, c.customer_id]
+    if order == "revenue_at_risk":
+        keys.insert(0, c.revenue_at_risk)
     if after is not None:
-        keys: list[tuple[Any, Any, bool]] = [
-            (c.score, after.score, True),
-            (c.lapse_rank, after.lapse_rank, True),
-            (c.last_order_at, after.last_order_at, False),
-            (c.customer_id, after.customer_id, False),
-        ]
-        if by_value:
-            keys.insert(0, (c.revenue_at_risk, after.revenue_at_risk or 0, True))
-        query = query.where(_after(keys))
-    ordering = [c.score.desc(), c.lapse_rank.desc(), c.last_order_at, c.customer_id]
-    if by_value:
-        ordering.insert(0, c.revenue_at_risk.desc())
+        at: list[Any] = [after.score, after.lapse_rank, after.customer_id]
+        if order == "revenue_at_risk":
+            at.insert(0, after.revenue_at_risk or 0)
+        query = query.where(tuple_(*keys) < tuple_(*at))
+    ordering = [key.desc() for key in keys]
     return list(await conn.execute(query.order_by(*ordering).limit(limit)))
 
 

@@ -73,21 +73,14 @@ customers = Table(
     # The lapse index as last assessed, for ties within a score (``lapse_rank``).
     Column("lapse_rank", BigInteger, nullable=False, server_default="0"),
     Index("ix_churn_customers_owner", "tenant_id", "owner_id"),
-    Index(
-        "ix_churn_customers_rank",
-        "tenant_id",
-        "score",
-        "lapse_rank",
-        "last_order_at",
-        "customer_id",
-    ),
+    # The ranking's pages, read backwards (migration 0009).
+    Index("ix_churn_customers_rank", "tenant_id", "score", "lapse_rank", "customer_id"),
     Index(
         "ix_churn_customers_value",
         "tenant_id",
         "revenue_at_risk",
         "score",
         "lapse_rank",
-        "last_order_at",
         "customer_id",
     ),
     Index("ix_churn_customers_review", "review_at"),
