@@ -48,8 +48,12 @@ BANDS = 20
 MAX_BANDS = 50
 BUYERS_PER_BAND = 400
 Shape = tuple[float, float, float, float]  # c, beta, gamma, delta
+# c = 60 lets a tenant whose buyers come back after long pauses weigh the first months
+# of silence less: CDNOW's own past chose it at three of four cutoffs (1997-09-30 on),
+# taking the replay's mean AUC from 0.7877 to 0.7881 in-process; lifetimes' example log
+# chose as before.
 GRID: tuple[Shape, ...] = tuple(
-    itertools.product((7.0, 30.0), (0.0, 0.5, 1.0), (-0.5, 0.0, 0.5), (0.0, 0.5, 1.0))
+    itertools.product((7.0, 30.0, 60.0), (0.0, 0.5, 1.0), (-0.5, 0.0, 0.5), (0.0, 0.5, 1.0))
 )
 DEFAULT_SHAPE: Shape = (30.0, 0.5, 0.0, 0.0)
 # BG/NBD is fitted on at most this many of the judged buyers: its four parameters
