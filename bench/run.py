@@ -11,6 +11,7 @@
     python -m bench.run --only pipeline,tickets,loyalty   # the newer services (issues 11-13)
     python -m bench.run --only churn    # churn: 100,000 customers scored, its projector
     python -m bench.run --only tracing  # CPU per registration, traces off / 10 % / 100 %
+    python -m bench.run --only idle     # an idle make run: cores per process, no request
 
 Each measurement runs in a database of its own, created and dropped around it, and
 starts its own broker where it needs one. Repetitions interleave the systems
@@ -47,6 +48,7 @@ from bench import (
     e2e,
     floor,
     http,
+    idle,
     loyalty,
     pipeline,
     projector,
@@ -58,7 +60,7 @@ from bench.common import PAYLOAD_BYTES, fmt, median, server_info
 
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = ("append", "batch", "relay", "projection", "e2e", "contacts", "gateway", "floor",
-              "pipeline", "tickets", "loyalty", "analytics", "churn", "tracing")
+              "pipeline", "tickets", "loyalty", "analytics", "churn", "tracing", "idle")
 
 
 @dataclass(frozen=True)
@@ -396,6 +398,7 @@ RUNNERS: dict[str, Callable[[Plan], Any]] = {
     "analytics": bench_analytics,
     "churn": bench_churn,
     "tracing": tracing.bench_tracing,
+    "idle": idle.bench_idle,
 }
 
 
@@ -426,6 +429,8 @@ def markdown(results: dict[str, Any]) -> str:
             lines += http.markdown(bench)
         elif bench.get("kind") == "tracing":
             lines += tracing.markdown(bench)
+        elif bench.get("kind") == "idle":
+            lines += idle.markdown(bench)
         elif name == "e2e":
             lines += [
                 "| system | offered | achieved events/s | p50 ms | p99 ms | max ms "

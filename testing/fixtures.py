@@ -71,6 +71,10 @@ def _no_traces_unless_asked() -> None:
 def _poll_less_while_idle() -> None:
     os.environ.setdefault("KAFKA_FETCH_MAX_WAIT_MS", str(TEST_FETCH_MAX_WAIT_MS))
     os.environ.setdefault("OUTBOX_IDLE_POLL_SECONDS", str(TEST_OUTBOX_IDLE_POLL_SECONDS))
+    # No longer waits when idle (decision 0107): a test publishes after seconds of
+    # set-up, and its first event would wait out the idle fetch.
+    os.environ.setdefault("KAFKA_IDLE_FETCH_MAX_WAIT_MS", str(TEST_FETCH_MAX_WAIT_MS))
+    os.environ.setdefault("OUTBOX_IDLE_MAX_POLL_SECONDS", str(TEST_OUTBOX_IDLE_POLL_SECONDS))
 
 
 _share_the_machine_with_parallel_workers()
@@ -272,6 +276,7 @@ def kafka(broker: EmbeddedBroker) -> KafkaSettings:
         session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=TEST_HEARTBEAT_INTERVAL_MS,
         fetch_max_wait_ms=TEST_FETCH_MAX_WAIT_MS,
+        idle_fetch_max_wait_ms=TEST_FETCH_MAX_WAIT_MS,
     )
 
 

@@ -38,7 +38,7 @@ from libs.events.outbox import OutboxRelay
 from libs.events.projection import ProjectionRunner
 
 # Each starts every service of services/bootstrap.py as its own process (bench/http.py).
-WHOLE_PLATFORM = {"contacts", "gateway", "pipeline", "tickets", "tracing"}
+WHOLE_PLATFORM = {"contacts", "gateway", "pipeline", "tickets", "tracing", "idle"}
 # Python processes of their own: e2e's relay and projector, floor's two uvicorn apps.
 OWN_PROCESSES = {"e2e", "floor"}
 SLOW = WHOLE_PLATFORM | OWN_PROCESSES

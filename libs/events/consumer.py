@@ -71,6 +71,8 @@ class EventConsumer:
         # A rebuild's applies link to each event's trace rather than join it.
         self.replaying = replaying
         self.consumer: AIOKafkaConsumer | None = None
+        # How long its fetches wait now (busy or idle): set while it runs.
+        self.pace: FetchPace | None = None
         self._dlq: AIOKafkaProducer | None = None
         # How long a partition's end must stay below the position before it counts as
         # lost: a new Kafka leader can briefly report a lower high watermark.
@@ -123,9 +125,13 @@ class EventConsumer:
             # At 0 from the start: a panel or a rate() shows 0, not "No data".
             metrics.DEAD_LETTERED.labels(self.group_id, topic)
             metrics.HANDLER_FAILURES.labels(self.group_id, topic)
+        pace = self.pace = FetchPace(consumer, self.kafka)
         try:
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                batches = await consumer.getmany(
+                    timeout_ms=pace.poll_ms, max_records=self.max_records
+                )
+                pace.fetched(bool(batches))
                 if batches:
                     await self._process(consumer, batches)
                 await self._check_ends(consumer)
@@ -386,3 +392,49 @@ __all__ = [
     "Progress",
     "ReceivedEvent",
 ]
+
+
+class FetchPace:
+    """How long a consumer's fetches wait on the broker: the configured wait while
+    records come, the idle wait once none came for ``idle_after_seconds`` (decision
+    0107). ``getmany`` returns as soon as records are there, so its own timeout grows
+    with it at no cost: fewer rounds of the loop's checks while nothing happens."""
+
+    BUSY_POLL_MS = 100
+    IDLE_POLL_MS = 1000
+
+    def __init__(self, consumer: AIOKafkaConsumer, kafka: KafkaSettings) -> None:
+        self.consumer = consumer
+        self.busy_wait_ms = kafka.fetch_max_wait_ms
+        self.idle_wait_ms = max(kafka.idle_fetch_max_wait_ms, kafka.fetch_max_wait_ms)
+        self.idle_after = kafka.idle_after_seconds
+        self.idle = False
+        self.poll_ms = self.BUSY_POLL_MS
+        self._quiet_since: float | None = None
+
+    def fetched(self, anything: bool) -> None:
+        now = asyncio.get_running_loop().time()
+        if anything:
+            self._quiet_since = None
+            if self.idle:
+                self._pace(idle=False)
+            return
+        if self._quiet_since is None:
+            self._quiet_since = now
+        elif not self.idle and now - self._quiet_since >= self.idle_after:
+            self._pace(idle=True)
+
+    @property
+    def fetch_wait_ms(self) -> int | None:
+        """What the next fetch request asks the broker to wait (None: not known)."""
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        return getattr(fetcher, "_fetch_max_wait_ms", None)
+
+    def _pace(self, *, idle: bool) -> None:
+        self.idle = idle
+        self.poll_ms = self.IDLE_POLL_MS if idle else self.BUSY_POLL_MS
+        # aiokafka builds each fetch request from this attribute; it has no public
+        # setter. Without it (another aiokafka), fetches keep the configured wait.
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+            fetcher._fetch_max_wait_ms = self.idle_wait_ms if idle else self.busy_wait_ms

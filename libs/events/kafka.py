@@ -42,6 +42,14 @@ class KafkaSettings(BaseModel):
     # How long a fetch may wait for data. aiokafka's 500 ms default is felt as
     # end-to-end lag on a quiet topic; 20 ms keeps read-your-writes fast.
     fetch_max_wait_ms: int = 20
+    # A consumer that found nothing for ``idle_after_seconds`` fetches with this wait
+    # instead, until records come again: an idle platform then asks the broker a few
+    # times a second rather than fifty (issue 25, decision 0107). Apache Kafka answers
+    # a waiting fetch as soon as data arrives, so this costs it no latency; a broker
+    # that holds every fetch its full wait (the bundled Tansu) delivers the first event
+    # after a quiet spell up to this much later.
+    idle_fetch_max_wait_ms: int = 500
+    idle_after_seconds: float = 1.0
 
 
 def new_producer(settings: KafkaSettings, *, client_id: str) -> AIOKafkaProducer:

@@ -71,6 +71,7 @@ class OutboxRelay:
         schema_url: Callable[[str], str | None] = lambda _type: None,
         batch_size: int = 5000,
         idle_poll_seconds: float = 0.02,
+        idle_max_poll_seconds: float | None = None,
         max_backoff_seconds: float = 5.0,
         verify_every_seconds: float = 5.0,
         confirm_loss_seconds: float = 1.0,
@@ -83,6 +84,10 @@ class OutboxRelay:
         self.schema_url = schema_url
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
+        # Each empty look doubles the wait before the next, up to this (None: no
+        # growth): a quiet relay looks a few times a second, a busy one at once. Its
+        # own process's appends wake it whatever the wait (decision 0107).
+        self.idle_max_poll_seconds = max(idle_max_poll_seconds or 0.0, idle_poll_seconds)
         self.max_backoff_seconds = max_backoff_seconds
         # While idle, how often the topic is compared with what was published.
         self.verify_every_seconds = verify_every_seconds
@@ -103,10 +108,13 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; broker outages are retried with backoff."""
         backoff = 0.1
+        idle = self.idle_poll_seconds
         async with _single_relay(self.store.engine, self.topic, stop) as leader:
             if not leader:
                 return
             while not stop.is_set():
+                # Cleared before looking: an append while this look runs wakes the wait.
+                self._wake.clear()
                 try:
                     published = await self.relay_once()
                     backoff = 0.1
@@ -122,9 +130,11 @@ class OutboxRelay:
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, self.max_backoff_seconds)
                     continue
-                if published == 0:
-                    self._wake.clear()
-                    await _wait_any(stop, self._wake, self.idle_poll_seconds)
+                if published:
+                    idle = self.idle_poll_seconds
+                    continue
+                await _wait_any(stop, self._wake, idle)
+                idle = min(idle * 2, self.idle_max_poll_seconds)
         await self._drop_producer()
 
     async def close(self) -> None:

@@ -33,6 +33,7 @@ def outbox_relay(
         topic=service_topic(service),
         source=source,
         idle_poll_seconds=settings.outbox_idle_poll_seconds,
+        idle_max_poll_seconds=settings.outbox_idle_max_poll_seconds,
         schema_url=lambda type_name: settings.event_schema_url(
             type_name, catalog.schema_url(type_name)
         ),

@@ -72,6 +72,10 @@ class ServiceSettings(BaseSettings):
     # second cost the suite about a core (docs/decisions/0104).
     kafka_fetch_max_wait_ms: int = Field(default=20, ge=0)
     outbox_idle_poll_seconds: float = Field(default=0.02, gt=0)
+    # Idle for a while (nothing fetched, nothing to publish), both wait longer, up to
+    # these: an idle platform idles (decision 0107).
+    kafka_idle_fetch_max_wait_ms: int = Field(default=500, ge=0)
+    outbox_idle_max_poll_seconds: float = Field(default=0.25, gt=0)
 
     # Unset: the install's own random key under var/ on the embedded default (SQLite);
     # refused on PostgreSQL, where several machines must share one configured key.
@@ -156,6 +160,7 @@ class ServiceSettings(BaseSettings):
             session_timeout_ms=self.kafka_session_timeout_ms,
             heartbeat_interval_ms=self.kafka_heartbeat_interval_ms,
             fetch_max_wait_ms=self.kafka_fetch_max_wait_ms,
+            idle_fetch_max_wait_ms=self.kafka_idle_fetch_max_wait_ms,
         )
 
     def auth(self) -> AuthSettings:

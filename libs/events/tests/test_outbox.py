@@ -265,3 +265,45 @@ async def test_polling_an_empty_outbox_does_not_read_the_published_events(
         assert await _events_read(engine) - before <= polls
     finally:
         await engine.dispose()
+
+
+async def test_an_idle_relay_looks_less_often_and_its_own_appends_wake_it_at_once(
+    pg_engine: AsyncEngine, kafka: KafkaSettings, unique: str
+) -> None:
+    """Each empty look doubles the wait up to ``idle_max_poll_seconds`` (decision 0107);
+    an append in its own process wakes it whatever the wait."""
+    store = EventStore(pg_engine)
+    await store.create_tables()
+    topic = f"crm.sample.{unique}"
+    relay = relay_for(store, kafka, topic)
+    relay.idle_poll_seconds, relay.idle_max_poll_seconds = 0.01, 3.0
+    looks = 0
+    look = relay.relay_once
+
+    async def counted() -> int:
+        nonlocal looks
+        looks += 1
+        return await look()
+
+    relay.relay_once = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(2.7)
+        # 0.01, 0.02, 0.04, ... 1.28, 2.56: nine looks in 2.7 seconds, not 270.
+        assert 3 <= looks <= 15, looks
+
+        # Now early in a wait of 2.56 s: the append's wake-up ends it.
+        await store.append("acme", "c-1", 0, [visit("c-1", 3)])
+        relay.wake()
+
+        async def published() -> bool:
+            async with pg_engine.connect() as conn:
+                return await conn.scalar(select(func.count()).select_from(outbox)) == 0
+
+        await eventually(published, timeout=1.0, every=0.02)
+        seen = await read_topic(kafka, topic, 1)
+        assert [d["minutes"] for _, _, d in seen] == [3]
+    finally:
+        stop.set()
+        await task

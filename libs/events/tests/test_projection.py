@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events import metrics
+from libs.events.consumer import FetchPace
 from libs.events.envelope import EventEnvelope
 from libs.events.kafka import KafkaSettings, dlq_topic, ensure_topics
 from libs.events.projection import (
@@ -355,3 +356,47 @@ async def _equals(
     engine: AsyncEngine, projection: VisitTotals, expected: dict[str, tuple[int, int]]
 ) -> bool:
     return await snapshot(engine, projection) == expected
+
+
+async def test_an_idle_consumer_fetches_with_the_idle_wait_and_wakes_at_the_next_event(
+    store: EventStore, kafka: KafkaSettings, unique: str
+) -> None:
+    """Nothing fetched for ``idle_after_seconds``: its fetches wait the idle wait on the
+    broker (a few a second, not fifty); the next record brings back the short wait, and
+    nothing is missed across the switch (decision 0107)."""
+    topic = f"crm.sample.{unique}"
+    await publish_visits(store, kafka, topic, 20)
+    pacing = kafka.model_copy(update={"idle_fetch_max_wait_ms": 300, "idle_after_seconds": 0.3})
+    projection = VisitTotals(topics=(topic,))
+    runner = ProjectionRunner(projection, store.engine, pacing, catalog)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+
+    def pace() -> FetchPace:
+        assert runner.consumer is not None and runner.consumer.pace is not None
+        return runner.consumer.pace
+
+    async def totals(count: int) -> bool:
+        return await snapshot(store.engine, projection) == expected_totals(count)
+
+    try:
+        await eventually(lambda: totals(20), timeout=60)
+
+        async def idle() -> bool:
+            return pace().idle
+
+        await eventually(idle, timeout=10)
+        assert pace().fetch_wait_ms == 300
+
+        for i in range(20, 60):  # 40 more visits, as publish_visits would have made them
+            cid = f"c-{i % 10}"
+            await store.append("acme", cid, i // 10, [visit(cid, minutes=i % 7 + 1)])
+        relay = relay_for(store, kafka, topic)
+        while await relay.relay_once():
+            pass
+        await eventually(lambda: totals(60), timeout=30)
+        assert not pace().idle
+        assert pace().fetch_wait_ms == kafka.fetch_max_wait_ms
+    finally:
+        stop.set()
+        await task

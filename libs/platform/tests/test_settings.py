@@ -13,7 +13,7 @@ from libs.platform.settings import ServiceSettings
 ENVIRONMENT = [
     "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_PARTITIONS",
     "KAFKA_SESSION_TIMEOUT_MS", "KAFKA_HEARTBEAT_INTERVAL_MS", "KAFKA_FETCH_MAX_WAIT_MS",
-    "OUTBOX_IDLE_POLL_SECONDS",
+    "OUTBOX_IDLE_POLL_SECONDS", "KAFKA_IDLE_FETCH_MAX_WAIT_MS", "OUTBOX_IDLE_MAX_POLL_SECONDS",
     "JWT_SECRET", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEY", "JWKS_URL", "JWT_ALGORITHMS",
     "HTTP_HOST", "HTTP_PORT", "LOG_LEVEL", "MAX_REQUEST_BODY_BYTES",
 ]
@@ -79,6 +79,8 @@ def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "5000")
     monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "250")
     monkeypatch.setenv("OUTBOX_IDLE_POLL_SECONDS", "0.5")
+    monkeypatch.setenv("KAFKA_IDLE_FETCH_MAX_WAIT_MS", "2000")
+    monkeypatch.setenv("OUTBOX_IDLE_MAX_POLL_SECONDS", "1.5")
     monkeypatch.setenv("JWT_SECRET", "a-production-secret-of-at-least-32-bytes")
     monkeypatch.setenv("JWT_ISSUER", "https://idp.example.com")
     monkeypatch.setenv("JWT_AUDIENCE", "crm")
@@ -95,8 +97,10 @@ def test_the_environment_overrides_everything(monkeypatch: pytest.MonkeyPatch) -
         session_timeout_ms=30_000,
         heartbeat_interval_ms=5_000,
         fetch_max_wait_ms=250,
+        idle_fetch_max_wait_ms=2000,
     )
     assert settings.outbox_idle_poll_seconds == 0.5
+    assert settings.outbox_idle_max_poll_seconds == 1.5
     auth = settings.auth()
     assert auth.issuer == "https://idp.example.com"
     assert auth.audience == "crm"
