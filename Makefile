@@ -2,22 +2,30 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run` installs what the services need; the suite's and the benchmarks' tools
+# (Playwright, schemathesis, mypy, lifetimes with SciPy and pandas) come with `make
+# test`, `make lint` and `make bench` only.
+SERVING := $(VENV)/.serving
 STAMP := $(VENV)/.installed
 
-.PHONY: run migrate test test-slow lint typecheck bench token schemas screenshots clean
+.PHONY: run migrate test test-slow lint typecheck bench token schemas screenshots clean install
 
-$(STAMP): pyproject.toml
+$(SERVING): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(SERVING)
+
+$(STAMP): $(SERVING)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(SERVING)
 	$(BIN)/crm run
 
-migrate: $(STAMP)
+migrate: $(SERVING)
 	$(BIN)/crm migrate
 
 # Four workers: the suite mostly waits (group joins, services starting), so four share
@@ -39,10 +47,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-token: $(STAMP)
+token: $(SERVING)
 	@$(BIN)/crm token $(ARGS)
 
-schemas: $(STAMP)
+schemas: $(SERVING)
 	$(BIN)/crm schemas docs/events
 
 # The web console's pages, in a real browser against a running platform (needs Chromium:
