@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.events import metrics
-from libs.events.consumer import FetchPace
 from libs.events.envelope import EventEnvelope
+from libs.events.fetch_pace import FetchPace
 from libs.events.kafka import KafkaSettings, dlq_topic, ensure_topics
 from libs.events.projection import (
     LiveProjection,
