@@ -238,3 +238,58 @@ def test_no_module_grows_past_400_lines_nor_a_function_past_80() -> None:
                     functions[key] = length
     assert modules == {}, "past 400 lines: make it a folder (README, Layout)"
     assert functions == {}, "past 80 lines: split it"
+
+
+# Projections whose ``apply_many`` folds a batch its own way (not one ``apply`` after
+# another), and the test that runs both paths over the same events and compares what
+# they leave. A new one fails the test below until it is listed with its test.
+BOTH_PATHS_CHECKED = {
+    "ChurnFacts": "services/alerts/tests/test_batched.py",
+    "AnalyticsProjection": "services/analytics/tests/test_batch.py",
+    "Customer360Projection": "services/customer360/tests/test_projection.py",
+    "Earning": "services/loyalty/tests/test_batch.py",
+    "WebhookDispatch": "services/alerts/tests/test_webhook_batches.py",
+}
+
+
+def _calls(function: ast.AST, method: str) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == method
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+        for node in ast.walk(function)
+    )
+
+
+def _one_at_a_time(many: ast.AST) -> bool:
+    """``apply_many`` is ``apply`` in a loop and nothing else of the batch: the two paths
+    are one. (An ``apply`` that calls ``apply_many`` with one event is not: a batch of
+    one can fold unlike a batch of many.)"""
+    return any(
+        isinstance(node, ast.AsyncFor | ast.For)
+        and len(node.body) == 1
+        and _calls(node.body[0], "apply")
+        for node in ast.walk(many)
+    )
+
+
+def test_every_projection_that_folds_a_batch_its_own_way_is_checked_both_ways() -> None:
+    folding = {}
+    for path in _shipped_modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            methods = {
+                f.name: f
+                for f in node.body
+                if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
+            if "apply_many" in methods and node.name != "Projection":
+                if not _one_at_a_time(methods["apply_many"]):
+                    folding[node.name] = str(path.relative_to(ROOT))
+    assert set(folding) == set(BOTH_PATHS_CHECKED), folding
+    for name, test in BOTH_PATHS_CHECKED.items():
+        text = (ROOT / test).read_text(encoding="utf-8")
+        assert "apply_many" in text or "assert_batches_fold_as_single_events" in text, name
