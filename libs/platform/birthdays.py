@@ -9,9 +9,47 @@ own, built and written here so the rule is one: a birthday replaces the last one
 from __future__ import annotations
 
 from datetime import date
+from enum import Enum
+from typing import Final, Literal
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from libs.events.catalog import DomainEvent
+from libs.events.catalog.contacts import (
+    CustomerMerged,
+    CustomerMergedInto,
+    CustomerRegistered,
+    PersonalDataErased,
+    ProfileChanged,
+)
+
+
+class _Unchanged(Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED: Final = _Unchanged.UNCHANGED
+
+
+def birthday_news(
+    event: DomainEvent,
+) -> date | Literal[_Unchanged.UNCHANGED] | None:
+    """What a contacts event says of its customer's birthday, for every service that
+    keeps one: a date (registered, changed, or absorbed from a merged duplicate),
+    None (cleared, erased, or the customer merged away: its survivor carries it), or
+    ``UNCHANGED``."""
+    if isinstance(event, CustomerRegistered):
+        return event.birthday
+    if isinstance(event, ProfileChanged | CustomerMerged):
+        if event.birthday is not None:
+            return event.birthday
+        if isinstance(event, ProfileChanged) and "birthday" in event.cleared:
+            return None
+        return UNCHANGED
+    if isinstance(event, PersonalDataErased | CustomerMergedInto):
+        return None
+    return UNCHANGED
 
 
 def birthday_table(name: str, metadata: MetaData) -> Table:

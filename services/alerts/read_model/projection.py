@@ -24,6 +24,7 @@ from libs.events.catalog.pipeline import TaskCompleted, TaskCreated, TaskResched
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection
+from libs.platform.birthdays import UNCHANGED, birthday_news
 from services.alerts.domain.facts import Fact
 from services.alerts.domain.sources import TOPICS, fact_of
 from services.alerts.handlers import Alerts, assess_customers, churn_metrics, retire_duplicate
@@ -178,12 +179,10 @@ class ChurnFacts(Projection):
         if isinstance(event, PersonalDataErased):
             await reminder_list.erase_birthday(conn, tenant_id, event.customer_id)
             return None
-        if event.birthday is not None:
-            await reminder_list.set_birthday(conn, tenant_id, event.customer_id, event.birthday)
-        elif isinstance(event, ProfileChanged) and "birthday" in event.cleared:
-            await reminder_list.set_birthday(conn, tenant_id, event.customer_id, None)
-        else:
+        news = birthday_news(event)  # the platform's one rule (libs/platform/birthdays.py)
+        if news is UNCHANGED:
             return None
+        await reminder_list.set_birthday(conn, tenant_id, event.customer_id, news)
         # Assessed at once: a birthday learnt inside the window is reminded now.
         return event.customer_id
 

@@ -35,6 +35,7 @@ from libs.events.catalog.tickets import CsatAnswered, NpsAnswered
 from libs.events.consumer import ReceivedEvent
 from libs.events.kafka import service_topic
 from libs.events.projection import Projection
+from libs.platform.birthdays import UNCHANGED, birthday_news
 from services.loyalty import read_model
 from services.loyalty.commands import (
     ClawBackCancellation,
@@ -84,6 +85,11 @@ class Earning(Projection):
         tenant_id = envelope.tenantid
         cause = Cause(envelope.id, envelope.correlationid)
         fact = event.event
+        # The birthday bonus's birthday, by the platform's one rule (an erasure forgets
+        # it; points and lines are ids and amounts, they stay).
+        news = birthday_news(fact)
+        if news is not UNCHANGED:
+            await read_model.set_birthday(conn, tenant_id, fact.customer_id, news)  # type: ignore[attr-defined]
         command = ledger_command(event)
         if command is not None:
             outcome = await execute(
@@ -98,17 +104,7 @@ class Earning(Projection):
             await self.pay_referrers(conn, tenant_id, outcome.events, cause)
         elif isinstance(fact, CustomerRegistered):
             await read_model.add_member(conn, tenant_id, fact.customer_id, envelope.time)
-            await read_model.set_birthday(conn, tenant_id, fact.customer_id, fact.birthday)
-        elif isinstance(fact, ProfileChanged | CustomerMerged):
-            if fact.birthday is not None:
-                await read_model.set_birthday(conn, tenant_id, fact.customer_id, fact.birthday)
-            elif isinstance(fact, ProfileChanged) and "birthday" in fact.cleared:
-                await read_model.set_birthday(conn, tenant_id, fact.customer_id, None)
-        elif isinstance(fact, PersonalDataErased):
-            # Points and lines are ids and amounts: they stay; the birthday goes.
-            await read_model.set_birthday(conn, tenant_id, fact.customer_id, None)
         elif isinstance(fact, CustomerMergedInto):
-            await read_model.set_birthday(conn, tenant_id, fact.customer_id, None)
             moved = await transfer_ledger(
                 self.loyalty, tenant_id, fact.customer_id, fact.survivor_id, conn=conn, cause=cause
             )
