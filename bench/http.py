@@ -978,9 +978,11 @@ async def _overloads(plan: HttpPlan, platform: Platform, people: People, bearer:
                                     warmup=plan.http_warmup, duration=plan.http_duration,
                                     meter=platform.meter)
     rows = []
-    for path, capacity in (("contacts", direct_capacity), ("gateway", through["rate"])):
+    for path, capacity, phones in (("contacts", direct_capacity, "137"),
+                                   ("gateway", through["rate"], "136")):
         surged = await overload(platform.urls[path], bearer, capacity,
-                                4 * plan.http_steady_seconds, platform.meter)
+                                4 * plan.http_steady_seconds, platform.meter,
+                                People(prefix=f"surge-{path}-", phone_prefix=phones))
         met = (surged["completed_share"] is not None and surged["completed_share"] >= 0.9
                and surged["errors"] == 0 and (surged["refused_p99_ms"] or 0) < 100)
         rows.append(_row(

@@ -59,10 +59,11 @@ async def _phase(
 
 
 async def overload(
-    url: str, bearer: str, capacity: float, surge_seconds: float, meter: CpuMeter
+    url: str, bearer: str, capacity: float, surge_seconds: float, meter: CpuMeter,
+    people: People,
 ) -> dict[str, Any]:
-    """The calm before, the surge at twice ``capacity``, the calm after, against ``url``."""
-    people = People(prefix="surge", phone_prefix="137")
+    """The calm before, the surge at twice ``capacity``, the calm after, against ``url``,
+    registering ``people`` (new to the platform: a person registered twice is a 409)."""
     calm = max(1.0, capacity / 2)
     async with Users(url, bearer, OVERLOAD_USERS) as users:
         _, before = await _phase(users, people, calm, 10.0, meter)
