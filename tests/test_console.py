@@ -13,6 +13,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -500,6 +501,46 @@ def _seed(client: httpx.Client) -> str:
     # The loyalty account follows the order's event: wait for it before the pictures.
     body_until(client, f"/api/v1/customers/{first}/loyalty", lambda body: True)
     return first
+
+
+def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_error(
+    browser: Any, platform: RunningPlatform, tenant: str
+) -> None:
+    """Identity providers name users by e-mail: such a subject creates its own task
+    (assigned to itself by default) and finds it under "my tasks"; no page of either
+    language shows an error or logs one (the pipeline page once answered its tasks with
+    a raw 422 on ``assignee``)."""
+    bearer = token(tenant, ["admin"], subject="zhang.wei@acme.cn")
+    with api(platform, bearer) as client:
+        first = _seed(client)
+        due = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+        created = client.post(
+            "/api/v1/tasks", json={"customer_id": first, "title": "回访张先生", "due_at": due}
+        )
+        assert created.status_code == 201, created.text
+    ready = {
+        "customers": "#results tbody tr",
+        f"customers/{first}": "#timeline li",
+        "pipeline": "#h-tasks",
+        "service": "#queue tbody tr",
+        f"loyalty/{first}": "#balance",
+        "churn": "#h-alerts",
+        "ops": '.backlog[data-service="tickets"]',
+    }
+    for locale in ("zh-CN", "en-US"):
+        context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 860})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        console = Console(page, platform.gateway)
+        console.sign_in(bearer)
+        for route, selector in ready.items():
+            console.go(route)
+            page.wait_for_selector(selector)
+            expect(page.locator(".message.error")).to_have_count(0)
+            if route == "pipeline":
+                expect(page.get_by_text("回访张先生")).to_be_visible()
+        context.close()
+        assert console.errors == [], (locale, console.errors)
 
 
 def test_screenshots_of_every_page(
