@@ -167,6 +167,10 @@ def _machine_cpu() -> float:
     return (user + nice + system + irq + softirq + steal) / CPU_TICK
 
 
+# What ``CpuMeter.cores`` reports beside the platform's processes.
+NOT_THE_PLATFORM = frozenset({"load generator", "postgres (all)", "machine", "other"})
+
+
 @dataclass
 class CpuMeter:
     """Cores used per process between two snapshots (CPU seconds / wall seconds)."""
@@ -193,6 +197,12 @@ class CpuMeter:
         known = sum(v for k, v in out.items() if k != "machine")
         out["other"] = round(max(0.0, out["machine"] - known), 2)
         return out
+
+    @staticmethod
+    def platform(cores: dict[str, float]) -> dict[str, float]:
+        """Of ``cores``, the platform's own processes (each service and the broker):
+        not the load generator, PostgreSQL, nor the machine's totals."""
+        return {k: v for k, v in cores.items() if k not in NOT_THE_PLATFORM}
 
 
 @dataclass

@@ -22,7 +22,6 @@ from bench import http
 SETTLE_SECONDS = 20.0
 TARGET_CORES = 0.1
 TARGET = f"an idle make run under {TARGET_CORES} of a core in all"
-NOT_PLATFORM = {"load generator", "postgres (all)", "machine", "other"}
 
 
 async def _first_registration_visible(platform: http.Platform) -> float:
@@ -55,7 +54,7 @@ async def bench_idle(plan: http.HttpPlan) -> dict[str, Any]:
             cores = platform.meter.cores(before, platform.meter.snapshot())
             visible = await _first_registration_visible(platform)
             platform.check_alive()
-        processes = {k: v for k, v in cores.items() if k not in NOT_PLATFORM}
+        processes = http.CpuMeter.platform(cores)
         rows.append({"cores": round(sum(processes.values()), 3), "processes": processes,
                      "first_visible_ms": round(visible * 1000, 1)})
     total = sorted(r["cores"] for r in rows)[len(rows) // 2]

@@ -36,7 +36,6 @@ RATE = 10.0
 # Past start-up: the first requests of a fresh platform load code and warm caches.
 WARMUP_SECONDS = 5.0
 TARGET = "platform CPU per registration at 10 % within 5 % of off"
-PLATFORM_PROCESSES_EXCLUDED = {"load generator", "postgres (all)", "machine", "other"}
 
 
 @contextmanager
@@ -86,7 +85,7 @@ async def _registrations(plan: http.HttpPlan, label: str, env: dict[str, str]
         result.update(tally.summary())
         platform.check_alive()
     cores = result["cpu_cores"]
-    platform_cores = sum(v for k, v in cores.items() if k not in PLATFORM_PROCESSES_EXCLUDED)
+    platform_cores = sum(http.CpuMeter.platform(cores).values())
     answered = max(1, result["answered"])
     window = result["cpu_window_seconds"]
     return {"mode": label, **result,
