@@ -16,7 +16,7 @@ this package's names.
 from services.alerts.handlers import churn_metrics, ranking
 from services.alerts.handlers.alert_responses import respond_to_alert
 from services.alerts.handlers.assessment import assess_customers, sweep
-from services.alerts.handlers.context import SERVICE, SOURCE, Alerts
+from services.alerts.handlers.context import SERVICE, Alerts
 from services.alerts.handlers.merges import retire_duplicate
 from services.alerts.handlers.rules import RULES_STREAM, set_rules
 from services.alerts.handlers.weekly_lists import (
@@ -28,7 +28,6 @@ from services.alerts.handlers.weekly_lists import (
 __all__ = [
     "RULES_STREAM",
     "SERVICE",
-    "SOURCE",
     "WEEKLY_STREAM",
     "Alerts",
     "assess_customers",

@@ -18,7 +18,6 @@ from services.alerts.handlers.ranking import context_for
 SERVICE = "alerts"
 # Past contexts kept at once (a tenant and a time each).
 PAST_CONTEXTS = 16
-SOURCE = "/crm/alerts"
 
 
 @dataclass

@@ -15,7 +15,6 @@ from libs.events.write_path import HandlerContext
 from services.analytics.read_model.tables import NAME, Tables
 
 SERVICE = "analytics"
-SOURCE = "/crm/analytics"
 
 
 @dataclass

@@ -55,7 +55,6 @@ from services.contacts.domain import (
 from services.contacts.read_model import customer_list, registration_routine, write_locks
 
 SERVICE = "contacts"
-SOURCE = "/crm/contacts"
 # The tenant's custom field definitions are one stream of their own.
 CUSTOM_FIELDS_STREAM = "custom-fields"
 

@@ -50,7 +50,6 @@ from services.loyalty.domain.rules import RulesBook
 log = logging.getLogger(__name__)
 
 SERVICE = "loyalty"
-SOURCE = "/crm/loyalty"
 RULES_STREAM = "#rules"
 RULES_KEY = "rules"
 # A merged customer's survivor may itself have been merged since: follow a few hops.

@@ -33,7 +33,6 @@ from services.pipeline.read_model.known_customers import KnownCustomers
 log = logging.getLogger(__name__)
 
 SERVICE = "pipeline"
-SOURCE = "/crm/pipeline"
 # Who a registration is about before contacts gives it an id (in a 503's extras).
 NEW = "(new)"
 

@@ -22,7 +22,6 @@ from libs.events.write_path import HandlerContext
 from services.tickets.domain.calendar import BusinessCalendar
 
 SERVICE = "tickets"
-SOURCE = "/crm/tickets"
 
 
 @dataclass
