@@ -1,11 +1,12 @@
-"""Command-line tools from other ecosystems that tests check the published documents with.
+"""Tools from other ecosystems the tests use: the AsyncAPI CLI, which checks the
+published documents, and a certified OpenID Connect provider for single sign-on.
 
-The AsyncAPI CLI (npm ``@asyncapi/cli``) is installed on first use with the machine's
-npm, pinned, into the user's cache (``$XDG_CACHE_HOME/crm-platform/tools``, like pip's and
-npm's own caches), and reused afterwards by every checkout of the project: installing it
-takes minutes, validating seconds. ``CRM_TOOLS_DIR`` puts it elsewhere. A machine without
-npm fails the test that needs it, naming the package (Debian: ``apt-get install nodejs
-npm``).
+Each (npm ``@asyncapi/cli``, npm ``oidc-provider``) is installed on first use with the
+machine's npm, pinned, into the user's cache (``$XDG_CACHE_HOME/crm-platform/tools``, like
+pip's and npm's own caches), and reused afterwards by every checkout of the project:
+installing takes minutes for the CLI, seconds for the provider. ``CRM_TOOLS_DIR`` puts
+them elsewhere. A machine without npm fails the test that needs one, naming the package
+(Debian: ``apt-get install nodejs npm``).
 """
 
 from __future__ import annotations
@@ -25,23 +26,42 @@ _CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 TOOLS = Path(os.environ.get("CRM_TOOLS_DIR") or _CACHE / "crm-platform" / "tools")
 
 
+OIDC_PROVIDER = "oidc-provider"
+OIDC_PROVIDER_VERSION = "9.13.3"
+
+
 def asyncapi_cli() -> Path:
-    """The ``asyncapi`` executable, installed with npm into ``var/tools`` when missing."""
-    prefix = TOOLS / f"asyncapi-cli-{ASYNCAPI_CLI_VERSION}"
-    executable = prefix / "node_modules" / ".bin" / "asyncapi"
-    if executable.exists():
-        return executable
+    """The ``asyncapi`` executable, installed with npm into the tools cache when missing."""
+    prefix = _npm_package(ASYNCAPI_CLI, ASYNCAPI_CLI_VERSION, Path(".bin") / "asyncapi")
+    return prefix / "node_modules" / ".bin" / "asyncapi"
+
+
+def oidc_provider_script() -> Path:
+    """The suite's OpenID Connect provider (``testing/oidc_provider.mjs``), copied beside
+    the pinned ``oidc-provider`` package: an ES module finds packages next to itself."""
+    marker = Path(OIDC_PROVIDER) / "package.json"
+    prefix = _npm_package(OIDC_PROVIDER, OIDC_PROVIDER_VERSION, marker)
+    source = Path(__file__).with_name("oidc_provider.mjs")
+    script = prefix / f"{os.getpid()}-{source.name}"
+    script.write_text(source.read_text())
+    return script
+
+
+def _npm_package(package: str, version: str, marker: Path) -> Path:
+    """The npm prefix ``package@version`` is installed in (once per machine, on first use)."""
+    prefix = TOOLS / f"{package.strip('@').replace('/', '-')}-{version}"
+    installed = prefix / "node_modules" / marker
+    if installed.exists():
+        return prefix
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
-        pytest.fail(
-            f"node and npm are missing, needed for {ASYNCAPI_CLI}: apt-get install nodejs npm"
-        )
+        pytest.fail(f"node and npm are missing, needed for {package}: apt-get install nodejs npm")
     prefix.mkdir(parents=True, exist_ok=True)
     # Several test processes may start at once: one installs, the others wait for it.
-    with (TOOLS / ".asyncapi-cli.lock").open("w") as lock:
+    with (TOOLS / f".{prefix.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not executable.exists():
-            installed = subprocess.run(
+        if not installed.exists():
+            done = subprocess.run(
                 [
                     npm,
                     "install",
@@ -50,15 +70,15 @@ def asyncapi_cli() -> Path:
                     "--no-fund",
                     "--prefix",
                     str(prefix),
-                    f"{ASYNCAPI_CLI}@{ASYNCAPI_CLI_VERSION}",
+                    f"{package}@{version}",
                 ],
                 capture_output=True,
                 text=True,
                 timeout=3000,
             )
-            if installed.returncode != 0:
-                pytest.fail(f"npm install {ASYNCAPI_CLI} failed:\n{installed.stderr[-3000:]}")
-    return executable
+            if done.returncode != 0:
+                pytest.fail(f"npm install {package} failed:\n{done.stderr[-3000:]}")
+    return prefix
 
 
 def asyncapi_environment(home: Path) -> dict[str, str]:

@@ -83,6 +83,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = MappingProxyType(
         ),
         # API keys act for the whole tenant without a person behind them (the gateway).
         "api_keys:manage": frozenset({Role.ADMIN}),
+        # Who may sign in to the console, and in which roles: the tenant admin.
+        "users:manage": frozenset({Role.ADMIN}),
         "tickets:read": TENANT_ROLES,
         # Support works tickets; machine callers (web forms, a call centre) open them.
         "tickets:write": frozenset({Role.ADMIN, Role.MANAGER, Role.SUPPORT, Role.INTEGRATION}),

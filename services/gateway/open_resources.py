@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +17,10 @@ from services.gateway.openapi import PlatformDocument
 from services.gateway.proxy import UpstreamProxy, new_upstream_client
 from services.gateway.rate_limit import InFlightLimits, RateLimits, TokenBucketLimiter
 from services.gateway.routes import RoutingTable
+from services.gateway.sessions import SessionPolicy, SessionStore
 from services.gateway.settings import Settings
+from services.gateway.single_sign_on import OidcProvider
+from services.gateway.users import UserStore
 
 
 @dataclass(slots=True)
@@ -30,6 +34,10 @@ class GatewayRuntime:
     proxy: UpstreamProxy
     platform_document: PlatformDocument
     routing: RoutingTable
+    users: UserStore
+    sessions: SessionStore
+    # None unless OIDC_ISSUER and OIDC_CLIENT_ID are set.
+    single_sign_on: OidcProvider | None
     # Readiness waits for every service once (decision 0100); later outages of one
     # service do not take the gateway out of rotation.
     upstreams_ready_once: bool = False
@@ -78,11 +86,22 @@ class GatewayRuntime:
                 fetch_timeout_seconds=settings.upstream_probe_timeout_seconds,
             ),
             routing=routing,
+            users=UserStore(engine),
+            sessions=SessionStore(
+                engine,
+                SessionPolicy(
+                    idle=timedelta(hours=settings.session_idle_hours),
+                    lifetime=timedelta(days=settings.session_lifetime_days),
+                ),
+            ),
+            single_sign_on=OidcProvider.configured(settings),
         )
 
     async def stop(self) -> None:
         try:
             await self.client.aclose()
+            if self.single_sign_on is not None:
+                await self.single_sign_on.close()
         finally:
             await self.engine.dispose()
 

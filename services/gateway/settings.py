@@ -6,9 +6,9 @@ Every field comes from the environment under its upper-case name (``CONTACTS_URL
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from libs.platform.settings import ServiceSettings
@@ -70,6 +70,39 @@ class Settings(ServiceSettings):
     # /healthz and /openapi.json never wait longer than this for a service.
     upstream_probe_timeout_seconds: float = Field(default=1.0, gt=0)
 
+    # Console sign-in (services/gateway/sessions.py, decision 0108). The bearer token a
+    # session hands out lives minutes: a disabled user or a changed role takes effect
+    # within it. The session itself ends after SESSION_IDLE_HOURS without use.
+    session_token_seconds: int = Field(default=600, ge=60, le=3600)
+    session_idle_hours: float = Field(default=12.0, gt=0)
+    session_lifetime_days: float = Field(default=14.0, gt=0)
+    # "auto": the cookie is Secure when the console was reached over https (or through
+    # a proxy that says so in X-Forwarded-Proto); "always" for every deployment behind TLS.
+    session_cookie_secure: Literal["auto", "always"] = "auto"
+    # Wrong passwords in a row before an account locks, and for how long.
+    sign_in_max_failures: int = Field(default=5, ge=1)
+    sign_in_lockout_minutes: float = Field(default=15.0, gt=0)
+    invitation_days: float = Field(default=7.0, gt=0)
+    # Where people reach this gateway (https://crm.example.com), for the links it hands
+    # out (invitations, resets) and the OIDC callback; unset: the address of the request.
+    public_url: str | None = None
+    password_reset_hours: float = Field(default=24.0, gt=0)
+
+    # Single sign-on through an OpenID Connect provider (authorization code with PKCE).
+    # Off unless OIDC_ISSUER is set. The tenant comes from OIDC_TENANT_CLAIM, or is
+    # OIDC_TENANT for a provider that serves one tenant; the roles from OIDC_ROLES_CLAIM
+    # (unknown roles ignored), else OIDC_DEFAULT_ROLES; none at all: sign-in refused.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_tenant_claim: str = "tenant"
+    oidc_tenant: str | None = None
+    oidc_roles_claim: str = "roles"
+    oidc_default_roles: Annotated[tuple[str, ...], NoDecode] = ()
+    # The name on the console's sign-in button ("Sign in with ...").
+    oidc_display_name: str = "single sign-on"
+
     # Browser origins allowed to call the API (the web console), comma-separated.
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -84,9 +117,9 @@ class Settings(ServiceSettings):
             urls[name] = url
         return urls
 
-    @field_validator("cors_allow_origins", mode="before")
+    @field_validator("cors_allow_origins", "oidc_default_roles", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_lists(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from libs.auth import Principal, Role
-from libs.platform.dependencies import body_errors
 from libs.platform.routing import ServiceRouter
 from services.gateway.api.callers import api_key_administrator
-from services.gateway.api.conventions import runtime_of
+from services.gateway.api.conventions import body_of, inline_schema, runtime_of
 from services.gateway.api_keys import ApiKey, issue_api_key
 
 API_KEYS_PATH = "/api/v1/api-keys"
 
 router = ServiceRouter()
 
-CommandT = TypeVar("CommandT", bound=BaseModel)
 
 class CreateApiKey(BaseModel):
     name: str = Field(min_length=1, max_length=200, examples=["ERP nightly sync"])
@@ -62,35 +60,6 @@ class ApiKeyList(BaseModel):
     items: list[ApiKeyView]
 
 
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON Schema with its ``$defs`` written in place, for an operation
-    whose body the endpoint reads itself (a ``#/$defs`` reference would not resolve
-    inside the OpenAPI document)."""
-    schema = model.model_json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            reference = node.get("$ref")
-            if isinstance(reference, str) and reference.startswith("#/$defs/"):
-                return inline(definitions[reference.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(value) for value in node]
-        return node
-
-    inlined: dict[str, Any] = inline(schema)
-    return inlined
-
-
-async def _body_of(request: Request, model: type[CommandT]) -> CommandT:
-    """The request body as ``model``, refused with the usual 422 (``errors`` per field)."""
-    try:
-        return model.model_validate_json(await request.body())
-    except ValidationError as invalid:
-        raise body_errors(invalid) from None
-
-
 # The body is read after the permission check (a declared body parameter would be
 # parsed first, so a viewer sending a malformed body got a 422 instead of its 403).
 @router.post(
@@ -101,7 +70,7 @@ async def _body_of(request: Request, model: type[CommandT]) -> CommandT:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _inline_schema(CreateApiKey)}},
+            "content": {"application/json": {"schema": inline_schema(CreateApiKey)}},
         }
     },
 )
@@ -111,7 +80,7 @@ async def create_api_key(
     admin: Annotated[Principal, Depends(api_key_administrator)],
 ) -> CreatedApiKey:
     """Create an API key for the caller's tenant. The response is the only place the key appears."""
-    command = await _body_of(request, CreateApiKey)
+    command = await body_of(request, CreateApiKey)
     issued = issue_api_key(
         tenant_id=admin.tenant_id,
         name=command.name,
