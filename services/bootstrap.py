@@ -57,6 +57,7 @@ def gateway_routing() -> RoutingTable:
 
 
 cli = build_cli(SERVICES)
+cli.add_typer(import_module("services.gateway.commands").users, name="users")
 
 if __name__ == "__main__":
     cli()

@@ -23,9 +23,10 @@ from services.gateway.tests.support import open_gateway
 from testing.tools import oidc_provider_script
 
 GATEWAY = "http://gateway.test"
+CLIENT_SECRET = "a-client-secret-of-the-console-0123456789"
 CLIENT = {
     "client_id": "crm-console",
-    "client_secret": "a-client-secret-of-the-console-0123456789",
+    "client_secret": CLIENT_SECRET,
     "redirect_uris": [f"{GATEWAY}/auth/oidc/callback"],
 }
 ACCOUNTS = {
@@ -77,7 +78,7 @@ async def gateway(settings: Settings, provider: str) -> AsyncIterator[httpx.Asyn
         update={
             "oidc_issuer": provider,
             "oidc_client_id": CLIENT["client_id"],
-            "oidc_client_secret": SecretStr(CLIENT["client_secret"]),
+            "oidc_client_secret": SecretStr(CLIENT_SECRET),
             "oidc_scopes": "openid email profile crm",
             "oidc_display_name": "ACME ID",
             "public_url": GATEWAY,

@@ -1,0 +1,73 @@
+"""``crm users``: console users from the command line, for the first admin of a tenant
+(nobody can invite them through the console yet) and for an operator helping someone
+locked out of it. Each prints a one-time link to set a password."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from libs.platform.db import create_engine
+from libs.platform.errors import DomainError
+from libs.platform.migrations import prepare_schema
+from services.gateway.api.conventions import CONSOLE_PATH
+from services.gateway.migrations import FOLDER as MIGRATIONS
+from services.gateway.settings import Settings
+from services.gateway.users import LinkPurpose, UserStore, email_of, invite, issue_link
+
+users = typer.Typer(no_args_is_help=True, help=__doc__)
+
+
+@users.command("invite")
+def invite_user(
+    email: Annotated[str, typer.Argument(help="their e-mail address, the name they sign in with")],
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
+    name: Annotated[str, typer.Option(help="their name as shown")] = "",
+    roles: Annotated[str, typer.Option(help="comma-separated roles")] = "admin",
+) -> None:
+    """Invite a console user; prints the link that lets them set a password."""
+    granted = [r.strip() for r in roles.split(",") if r.strip()]
+    try:
+        print(asyncio.run(_hand_out(tenant, email, name or email, granted, new=True)))
+    except DomainError as refused:
+        raise typer.BadParameter(str(refused)) from None
+
+
+@users.command("reset")
+def reset_password(
+    email: Annotated[str, typer.Argument(help="the user's e-mail address")],
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
+) -> None:
+    """Print a one-time link for a user to set a new password."""
+    print(asyncio.run(_hand_out(tenant, email, "", [], new=False)))
+
+
+async def _hand_out(tenant: str, email: str, name: str, roles: list[str], *, new: bool) -> str:
+    settings = Settings()
+    engine = create_engine(settings.database_url)
+    try:
+        await prepare_schema(engine, MIGRATIONS)
+        store = UserStore(engine)
+        now = datetime.now(UTC)
+        if new:
+            user = await store.add(
+                invite(
+                    tenant_id=tenant, email=email, name=name, roles=roles, by="crm users", now=now
+                )
+            )
+        else:
+            found = await store.find(tenant, email_of(email))
+            if found is None:
+                raise typer.BadParameter(f"no user {email} in tenant {tenant}")
+            user = found
+        purpose: LinkPurpose = "invitation" if user.status == "invited" else "reset"
+        hours = settings.invitation_days * 24 if new else settings.password_reset_hours
+        link = issue_link(user, purpose, now, timedelta(hours=hours))
+        await store.add_link(link)
+    finally:
+        await engine.dispose()
+    base = (settings.public_url or f"http://127.0.0.1:{settings.http_port}").rstrip("/")
+    return f"{base}{CONSOLE_PATH}/#/set-password?token={link.secret}"
