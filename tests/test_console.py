@@ -32,6 +32,7 @@ expect = playwright_api.expect
 expect.set_options(timeout=20_000)
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+PASSWORD = "plum-blossom-42"
 PAGES = ("customers", "customer360", "pipeline", "service", "loyalty", "churn", "ops")
 
 
@@ -88,9 +89,22 @@ class Console:
         )
 
     def sign_in(self, bearer: str) -> None:
+        """With a pasted token, the way scripts and tests sign in."""
         self.page.goto(f"{self.base}/")
+        self.page.locator("details.token-signin summary").click()
         self.page.fill("#token", bearer)
-        self.page.get_by_role("button", name=re.compile("Sign in|登录")).click()
+        self.page.locator("#token-submit").click()
+        self._signed_in()
+
+    def sign_in_with_password(self, tenant: str, email: str, password: str) -> None:
+        self.page.goto(f"{self.base}/")
+        self.page.fill("#tenant", tenant)
+        self.page.fill("#email", email)
+        self.page.fill("#password", password)
+        self.page.locator("#password-signin button[type=submit]").click()
+        self._signed_in()
+
+    def _signed_in(self) -> None:
         self.page.wait_for_url(re.compile(r"#/customers$"))
         # The sign-in view is gone, so the customers page is drawn: a page change
         # folds the phone menu, so a test clicks it only after.
@@ -133,15 +147,21 @@ def register(client: httpx.Client, **body: Any) -> str:
 # --- the tests -----------------------------------------------------------------------
 
 
-def test_the_front_door_leads_to_the_console_which_refuses_a_bad_token(
+def test_the_front_door_leads_to_a_sign_in_that_refuses_a_wrong_password_and_a_bad_token(
     console: Console, platform: RunningPlatform
 ) -> None:
     console.page.goto(f"{platform.gateway}/")
     assert console.page.url.startswith(f"{platform.gateway}/console/")
     expect(console.page.locator("html")).to_have_attribute("lang", "en")
+    console.page.fill("#tenant", "acme")
+    console.page.fill("#email", "nobody@acme.cn")
+    console.page.fill("#password", "not-the-password")
+    console.page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(console.page.get_by_role("alert")).to_contain_text("Wrong e-mail or password")
+    console.page.locator("details.token-signin summary").click()
     console.page.fill("#token", "not-a-token")
-    console.page.get_by_role("button", name="Sign in").click()
-    expect(console.page.get_by_role("alert")).to_contain_text("not valid")
+    console.page.locator("#token-submit").click()
+    expect(console.page.get_by_role("alert").last).to_contain_text("not valid")
     assert console.page.url.endswith("#/signin")
     assert console.errors == []
 
@@ -506,10 +526,20 @@ def _seed(client: httpx.Client) -> str:
 def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_error(
     browser: Any, platform: RunningPlatform, tenant: str
 ) -> None:
-    """Identity providers name users by e-mail: such a subject creates its own task
-    (assigned to itself by default) and finds it under "my tasks"; no page of either
-    language shows an error or logs one (the pipeline page once answered its tasks with
-    a raw 422 on ``assignee``)."""
+    """Zhang Wei, invited by the tenant's admin, signs in with his e-mail and password
+    (his subject is the address, as identity providers name users too); his own task
+    (assigned to himself by default) is under "my tasks"; no page of either language
+    shows an error or logs one (the pipeline page once answered its tasks with a raw
+    422 on ``assignee``)."""
+    with api(platform, token(tenant, ["admin"], subject="boss@acme.cn")) as client:
+        link = client.post(
+            "/api/v1/users", json={"email": "zhang.wei@acme.cn", "name": "张伟", "roles": ["admin"]}
+        )
+        assert link.status_code == 201, link.text
+        secret = link.json()["url"].split("token=")[1]
+        client.post(
+            "/auth/password", json={"token": secret, "password": PASSWORD}
+        ).raise_for_status()
     bearer = token(tenant, ["admin"], subject="zhang.wei@acme.cn")
     with api(platform, bearer) as client:
         first = _seed(client)
@@ -532,7 +562,8 @@ def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_err
         page = context.new_page()
         page.set_default_timeout(20_000)
         console = Console(page, platform.gateway)
-        console.sign_in(bearer)
+        console.sign_in_with_password(tenant, "zhang.wei@acme.cn", PASSWORD)
+        expect(page.locator("#whoami")).to_contain_text("zhang.wei@acme.cn")
         for route, selector in ready.items():
             console.go(route)
             page.wait_for_selector(selector)
@@ -541,6 +572,53 @@ def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_err
                 expect(page.get_by_text("回访张先生")).to_be_visible()
         context.close()
         assert console.errors == [], (locale, console.errors)
+
+
+def test_an_admin_invites_a_colleague_who_sets_a_password_and_is_signed_in(
+    browser: Any, console: Console, platform: RunningPlatform, tenant: str
+) -> None:
+    """The users page: an invitation's one-time link, opened in the colleague's own
+    browser, sets a password and signs them in with the roles given; disabled, they
+    cannot sign in again."""
+    console.sign_in(token(tenant, ["admin"], subject="boss@acme.cn"))
+    console.go("users")
+    console.page.fill("#invite-email", "li.na@acme.cn")
+    console.page.fill("#invite-name", "李娜")
+    console.page.check("#invite-support")
+    console.page.locator("#invite button[type=submit]").click()
+    link = console.page.locator("#user-link").input_value()
+    assert "#/set-password?token=" in link
+    expect(console.page.locator("#h-users + table")).to_contain_text("li.na@acme.cn")
+
+    colleague = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    page = colleague.new_page()
+    page.set_default_timeout(20_000)
+    theirs = Console(page, platform.gateway)
+    page.goto(link)
+    page.fill("#password", PASSWORD)
+    page.fill("#password-again", PASSWORD)
+    page.locator("form button[type=submit]").click()
+    theirs._signed_in()
+    expect(page.locator("#whoami")).to_contain_text("li.na@acme.cn")
+    # Support and sales, not users: the page is not offered.
+    expect(page.locator('#nav a[data-page="users"]')).to_be_hidden()
+    # A new tab starts with nothing in its memory: the cookie session signs it in.
+    tab = colleague.new_page()
+    tab.goto(f"{platform.gateway}/console/#/customers")
+    expect(tab.locator("#whoami")).to_contain_text("li.na@acme.cn")
+    colleague.close()
+
+    row = console.page.locator("#h-users + table tbody tr", has_text="li.na@acme.cn")
+    row.get_by_role("button", name="Disable").click()
+    console.page.locator("#dialog button.primary").click()
+    expect(row).to_contain_text("Disabled")
+    refused = httpx.post(
+        f"{platform.gateway}/auth/sign-in",
+        json={"tenant": tenant, "email": "li.na@acme.cn", "password": PASSWORD},
+        timeout=CLIENT_TIMEOUT,
+    )
+    assert refused.status_code == 401
+    assert console.errors == [] and theirs.errors == []
 
 
 def test_screenshots_of_every_page(

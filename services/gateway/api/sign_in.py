@@ -264,7 +264,7 @@ async def single_sign_on_start(request: Request) -> Response:
         url = await provider.authorization_url(pending, _callback_url(request, runtime))
     except SignOnRefused as refused:
         log.warning("single_sign_on_refused", code=refused.code, detail=refused.detail)
-        return _to_console(f"sign-in?error={refused.code}")
+        return _to_console(f"signin?error={refused.code}")
     answer = RedirectResponse(url, status_code=303)
     answer.set_cookie(
         STATE_COOKIE,
@@ -306,7 +306,7 @@ async def single_sign_on_callback(
             raise SignOnRefused("disabled", "this user is disabled in the tenant")
     except SignOnRefused as refused:
         log.warning("single_sign_on_refused", code=refused.code, detail=refused.detail)
-        answer = _to_console(f"sign-in?error={refused.code}")
+        answer = _to_console(f"signin?error={refused.code}")
         answer.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
         return answer
     _session, secret = await runtime.sessions.open(

@@ -143,7 +143,7 @@ async def test_an_account_the_provider_gives_no_role_is_sent_back_refused(
 ) -> None:
     back = await _sign_on(gateway, "intern")
 
-    assert back.headers["location"] == "/console/#/sign-in?error=no_roles"
+    assert back.headers["location"] == "/console/#/signin?error=no_roles"
     assert (await gateway.post("/auth/refresh")).status_code == 401
 
 
@@ -152,7 +152,7 @@ async def test_a_callback_this_browser_did_not_start_is_refused(
 ) -> None:
     forged = await gateway.get("/auth/oidc/callback?code=stolen&state=guessed")
 
-    assert forged.headers["location"] == "/console/#/sign-in?error=state"
+    assert forged.headers["location"] == "/console/#/signin?error=state"
     assert (await gateway.post("/auth/refresh")).status_code == 401
 
 

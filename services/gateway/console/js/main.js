@@ -3,11 +3,12 @@
 // stopping whatever it started (polling, timers) when the user leaves the page.
 import { whenUnauthorised } from "./api.js";
 import { applyStatic, lang, setLang, t } from "./i18n.js";
-import { session } from "./session.js";
+import { resume, session, signOut } from "./session.js";
 import { notice } from "./ui.js";
 
 const ROUTES = [
   [/^\/signin$/, "signin"],
+  [/^\/set-password$/, "set_password"],
   [/^\/customers$/, "customers"],
   [/^\/customers\/([^/]+)$/, "customer360"],
   [/^\/pipeline$/, "pipeline"],
@@ -16,6 +17,7 @@ const ROUTES = [
   [/^\/loyalty\/([^/]+)$/, "loyalty"],
   [/^\/churn$/, "churn"],
   [/^\/ops$/, "ops"],
+  [/^\/users$/, "users"],
 ];
 
 let leave = null;
@@ -28,14 +30,23 @@ function showSession() {
     : "";
   document.getElementById("sign-out").hidden = !me;
   document.getElementById("nav").hidden = !me;
+  // A page for a permission the user lacks is not offered (the gateway refuses it anyway).
+  for (const item of document.querySelectorAll("#nav [data-permission]")) {
+    item.hidden = !session.may(item.dataset.permission);
+  }
 }
+
+// Pages for someone not signed in yet.
+const PUBLIC = new Set(["/signin", "/set-password"]);
 
 async function route() {
   const current = ++navigation;
   const path = location.hash.replace(/^#/, "").split("?")[0] || "/customers";
-  if (!session.signedIn() && path !== "/signin") {
-    location.hash = "#/signin";
-    return;
+  if (!session.signedIn() && !PUBLIC.has(path)) {
+    // A session in the cookie (a reload, a new tab, back from single sign-on) goes on.
+    const resumed = await resume();
+    if (current !== navigation) return;
+    if (!resumed) { location.hash = "#/signin"; return; }
   }
   let page = null;
   let params = [];
@@ -65,8 +76,8 @@ function start() {
   const chooser = document.getElementById("lang");
   chooser.value = lang();
   chooser.addEventListener("change", () => { setLang(chooser.value); notice(""); route(); });
-  document.getElementById("sign-out").addEventListener("click", () => {
-    session.end();
+  document.getElementById("sign-out").addEventListener("click", async () => {
+    await signOut();
     notice("");
     location.hash = "#/signin";
   });
@@ -75,7 +86,9 @@ function start() {
     const open = document.querySelector(".topbar").classList.toggle("open");
     toggle.setAttribute("aria-expanded", String(open));
   });
-  whenUnauthorised(() => {
+  whenUnauthorised(async () => {
+    // A token from the cookie session may just have run out: the next one is asked for.
+    if (session.fromCookie() && await resume()) return;
     session.end();
     notice(t("signin_expired"), "error");
     location.hash = "#/signin";
