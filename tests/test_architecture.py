@@ -173,6 +173,9 @@ BESIDE_THE_SHAPE = {
         "proxy",
         "rate_limit.py",
         "routes.py",
+        "sessions.py",
+        "single_sign_on.py",
+        "users.py",
     },
     "alerts": {"notifications"},
 }

@@ -21,6 +21,7 @@ from typing import Annotated
 import structlog
 from fastapi import Cookie, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
 from libs.auth import issue_token
@@ -48,6 +49,14 @@ from services.gateway.users import (
 )
 
 log = structlog.get_logger("crm.gateway.sign_in")
+
+# Refusals climbing against one tenant are someone guessing passwords; lockouts say whom.
+SIGN_INS = Counter(
+    "crm_gateway_sign_ins_total",
+    "Console sign-ins, by method (password, single_sign_on) and outcome "
+    "(signed_in, refused, locked_out)",
+    ["method", "outcome"],
+)
 
 router = ServiceRouter(tags=["sign-in"])
 
@@ -175,16 +184,20 @@ async def sign_in(command: SignIn, request: Request, response: Response) -> Sess
     user = await runtime.users.find(command.tenant, email_of(command.email))
     if user is None or user.status != "active" or user.locked_at(now):
         password_matches(None, command.password)  # as slow as a real check
+        SIGN_INS.labels("password", "refused").inc()
         raise _refused()
     if not password_matches(user, command.password):
         lockout = Lockout(
             runtime.settings.sign_in_max_failures,
             timedelta(minutes=runtime.settings.sign_in_lockout_minutes),
         )
-        if await runtime.users.record_failure(user, now, lockout):
+        locked = await runtime.users.record_failure(user, now, lockout)
+        if locked:
             log.warning("user_locked_out", tenant=user.tenant_id, user_id=user.id)
+        SIGN_INS.labels("password", "locked_out" if locked else "refused").inc()
         raise _refused()
     await runtime.users.record_sign_in(user, now)
+    SIGN_INS.labels("password", "signed_in").inc()
     return await _open_for_user(request, response, runtime, user, now)
 
 
@@ -252,7 +265,15 @@ def _to_console(fragment: str) -> RedirectResponse:
     return RedirectResponse(f"{CONSOLE_PATH}/#/{fragment}", status_code=303)
 
 
-@router.get("/auth/oidc/start", responses={303: {"description": "To the identity provider"}})
+@router.get(
+    "/auth/oidc/start",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={
+        303: {"description": "To the identity provider"},
+        404: {"description": "No single sign-on is set up"},
+    },
+)
 async def single_sign_on_start(request: Request) -> Response:
     """Send the browser to the identity provider (authorization code with PKCE)."""
     runtime = runtime_of(request)
@@ -279,7 +300,15 @@ async def single_sign_on_start(request: Request) -> Response:
     return answer
 
 
-@router.get("/auth/oidc/callback", responses={303: {"description": "To the console"}})
+@router.get(
+    "/auth/oidc/callback",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={
+        303: {"description": "To the console, signed in or with the reason why not"},
+        404: {"description": "No single sign-on is set up"},
+    },
+)
 async def single_sign_on_callback(
     request: Request,
     code: Annotated[str | None, Query(max_length=4096)] = None,
@@ -306,6 +335,7 @@ async def single_sign_on_callback(
             raise SignOnRefused("disabled", "this user is disabled in the tenant")
     except SignOnRefused as refused:
         log.warning("single_sign_on_refused", code=refused.code, detail=refused.detail)
+        SIGN_INS.labels("single_sign_on", "refused").inc()
         answer = _to_console(f"signin?error={refused.code}")
         answer.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
         return answer
@@ -321,4 +351,5 @@ async def single_sign_on_callback(
     answer.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
     _set_session_cookie(request, answer, runtime, secret)
     log.info("single_sign_on", tenant=identity.tenant_id, subject=identity.subject)
+    SIGN_INS.labels("single_sign_on", "signed_in").inc()
     return answer

@@ -176,6 +176,8 @@ async def test_wrong_passwords_lock_the_account_for_a_while(gateway: httpx.Async
     assert right_but_locked.json()["detail"] == unknown.json()["detail"]
     view = await gateway.get(f"{USERS}/{user_id}", headers=admin())
     assert view.json()["locked_until"] is not None
+    metrics = (await gateway.get("/metrics")).text
+    assert 'crm_gateway_sign_ins_total{method="password",outcome="locked_out"}' in metrics
 
 
 async def test_a_user_of_one_tenant_cannot_sign_in_to_another(gateway: httpx.AsyncClient) -> None:
