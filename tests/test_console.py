@@ -33,7 +33,7 @@ expect.set_options(timeout=20_000)
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 PASSWORD = "plum-blossom-42"
-PAGES = ("customers", "customer360", "pipeline", "service", "loyalty", "churn", "ops")
+PAGES = ("customers", "customer360", "pipeline", "service", "loyalty", "churn", "ops", "users")
 
 
 def _chromium() -> str:
@@ -630,6 +630,14 @@ def test_screenshots_of_every_page(
     bearer = token(tenant, ["admin"])
     with api(platform, bearer) as client:
         first = _seed(client)
+        for email, name, roles in [
+            ("wang.fang@acme.cn", "王芳", ["manager"]),
+            ("zhang.wei@acme.cn", "张伟", ["sales", "support"]),
+        ]:
+            invited = client.post(
+                "/api/v1/users", json={"email": email, "name": name, "roles": roles}
+            )
+            assert invited.status_code == 201, invited.text
     context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.set_default_timeout(20_000)
@@ -645,6 +653,7 @@ def test_screenshots_of_every_page(
         f"loyalty/{first}": "#balance",
         "churn": "#h-alerts",
         "ops": '.backlog[data-service="tickets"]',
+        "users": "#h-users + table",
     }
     for (route, ready), name in zip(expected.items(), PAGES, strict=True):
         console.go(route)
