@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from libs.events.catalog import published_catalogs as catalogs
 from libs.platform.broker import taken_ports
 from libs.platform.preflight import (
-    _create_postgres_databases,
+    create_postgres_databases,
     machine_workers,
     migrate_or_exit,
     service_database_url,
@@ -196,7 +196,7 @@ def _add_run(app: typer.Typer, services: Sequence[ServiceDeclaration]) -> None:
             raise typer.Exit(1)
         postgres = postgres_databases(processes)
         if postgres:
-            asyncio.run(_create_postgres_databases(postgres))
+            asyncio.run(create_postgres_databases(postgres))
         # Before any process starts: no two processes ever run DDL at the same time.
         migrate_or_exit([s for s in services if s.migrations])
 
@@ -235,7 +235,7 @@ def _add_service_commands(
             if make_url(url).get_backend_name() == "postgresql"
         ]
         if postgres:
-            asyncio.run(_create_postgres_databases(postgres))
+            asyncio.run(create_postgres_databases(postgres))
         migrate_or_exit(chosen)
 
     @app.command()

@@ -94,7 +94,8 @@ def machine_workers(service: ServiceDeclaration, environ: Mapping[str, str]) -> 
     return max(1, min(service.workers, os.cpu_count() or 1))
 
 
-async def _create_postgres_databases(urls: list[str]) -> None:
+async def create_postgres_databases(urls: list[str]) -> None:
+    """Each PostgreSQL database named, created if it does not exist yet."""
     import asyncpg
 
     for url in urls:

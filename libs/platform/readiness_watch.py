@@ -39,8 +39,10 @@ def ready_message(gateway_url: str, seconds: float, supervision: str = "") -> st
     return "\n".join(
         [
             f"ready: every service answers /readyz ({seconds:.1f} s after start)",
-            "  a token   TOKEN=$(.venv/bin/crm token --tenant demo --roles admin)",
-            f"  console   {gateway_url}/ in a browser (sign in with the token)",
+            "  a user    .venv/bin/crm users invite you@example.com --tenant demo"
+            " (prints a link to set a password)",
+            f"  console   {gateway_url}/ in a browser: sign in as that user",
+            "  a token   TOKEN=$(.venv/bin/crm token --tenant demo --roles admin) for scripts",
             f'  try       curl -H "Authorization: Bearer $TOKEN" {gateway_url}/api/v1/customers',
             f"  API docs  {gateway_url}/docs (OpenAPI: {gateway_url}/openapi.json)",
             f"  health    {gateway_url}/readyz; metrics at /metrics on each service",

@@ -13,8 +13,10 @@ import typer
 from libs.platform.db import create_engine
 from libs.platform.errors import DomainError
 from libs.platform.migrations import prepare_schema
+from libs.platform.preflight import create_postgres_databases, service_settings
 from services.gateway.api.conventions import CONSOLE_PATH
 from services.gateway.migrations import FOLDER as MIGRATIONS
+from services.gateway.service import SERVICE
 from services.gateway.settings import Settings
 from services.gateway.users import LinkPurpose, UserStore, email_of, invite, issue_link
 
@@ -46,7 +48,10 @@ def reset_password(
 
 
 async def _hand_out(tenant: str, email: str, name: str, roles: list[str], *, new: bool) -> str:
-    settings = Settings()
+    # The gateway's own database under the platform's DATABASE_URL, as `crm run` gives it.
+    settings: Settings = service_settings(SERVICE)
+    if settings.database_url.startswith("postgresql"):
+        await create_postgres_databases([settings.database_url])
     engine = create_engine(settings.database_url)
     try:
         await prepare_schema(engine, MIGRATIONS)
