@@ -76,7 +76,7 @@ from bench.lean import LeanClient
 from libs.auth import issue_token
 from libs.platform.broker import free_port
 from libs.platform.cli import platform_processes
-from libs.platform.preflight import _create_postgres_databases
+from libs.platform.preflight import create_postgres_databases
 from libs.platform.settings import ServiceSettings
 from services.bootstrap import SERVICES
 
@@ -290,7 +290,7 @@ async def running_platform(label: str, env: dict[str, str] | None = None, *,
     started: dict[str, subprocess.Popen[bytes]] = {}
     t0 = time.perf_counter()
     try:
-        await _create_postgres_databases(list(databases.values()))
+        await create_postgres_databases(list(databases.values()))
         for p in processes:
             settings = {**p.env, **PLATFORM_ENV, **(env or {})}
             if p.name == "broker":

@@ -1,7 +1,8 @@
 """Tools from other ecosystems the tests use: the AsyncAPI CLI, which checks the
-published documents, and a certified OpenID Connect provider for single sign-on.
+published documents, a certified OpenID Connect provider for single sign-on, and
+axe-core, which checks the console's pages for accessibility.
 
-Each (npm ``@asyncapi/cli``, npm ``oidc-provider``) is installed on first use with the
+Each (npm ``@asyncapi/cli``, ``oidc-provider``, ``axe-core``) is installed on first use with the
 machine's npm, pinned, into the user's cache (``$XDG_CACHE_HOME/crm-platform/tools``, like
 pip's and npm's own caches), and reused afterwards by every checkout of the project:
 installing takes minutes for the CLI, seconds for the provider. ``CRM_TOOLS_DIR`` puts
@@ -28,6 +29,8 @@ TOOLS = Path(os.environ.get("CRM_TOOLS_DIR") or _CACHE / "crm-platform" / "tools
 
 OIDC_PROVIDER = "oidc-provider"
 OIDC_PROVIDER_VERSION = "9.13.3"
+AXE_CORE = "axe-core"
+AXE_CORE_VERSION = "4.14.1"
 
 
 def asyncapi_cli() -> Path:
@@ -45,6 +48,12 @@ def oidc_provider_script() -> Path:
     script = prefix / f"{os.getpid()}-{source.name}"
     script.write_text(source.read_text())
     return script
+
+
+def axe_core_source() -> str:
+    """axe-core's browser bundle, to run in a page the console tests have open."""
+    marker = Path(AXE_CORE) / "axe.min.js"
+    return (_npm_package(AXE_CORE, AXE_CORE_VERSION, marker) / "node_modules" / marker).read_text()
 
 
 def _npm_package(package: str, version: str, marker: Path) -> Path:

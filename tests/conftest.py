@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from libs.platform.broker import free_port
 from libs.platform.cli import (
     PlatformProcess,
-    _create_postgres_databases,
+    create_postgres_databases,
     platform_processes,
     service_database_url,
 )
@@ -117,7 +117,7 @@ def platform_database(request: pytest.FixtureRequest) -> Iterator[str]:
     base = make_url(server).set(database=f"crm_e2e_{uuid.uuid4().hex[:8]}")
     url = base.render_as_string(hide_password=False)
     databases = [service_database_url(url, service.name) for service in SERVICES]
-    asyncio.run(_create_postgres_databases(databases))
+    asyncio.run(create_postgres_databases(databases))
     try:
         yield url
     finally:

@@ -22,6 +22,7 @@ import pytest
 
 from libs.auth import issue_token
 from libs.platform.settings import ServiceSettings
+from testing.tools import axe_core_source
 from tests.conftest import CLIENT_TIMEOUT, RunningPlatform, body_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -50,6 +51,23 @@ def _chromium() -> str:
 # the gateway whatever the storage, and a browser beside the platform is what a small
 # machine can afford once.
 pytestmark = pytest.mark.parametrize("platform_database", ["sqlite"], indirect=True)
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is drawn now."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        # Run through the browser's devtools protocol, so the console's CSP (no inline
+        # script) does not stop it, and nothing is added to the page's own files.
+        page.evaluate(axe_core_source())
+    found: list[str] = page.evaluate(
+        """async () => {
+          const result = await axe.run(document, { resultTypes: ["violations"] });
+          return result.violations
+            .filter((v) => ["serious", "critical"].includes(v.impact))
+            .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`);
+        }"""
+    )
+    return found
 
 
 def token(tenant: str, roles: list[str], subject: str = "li.na") -> str:
@@ -556,12 +574,17 @@ def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_err
         f"loyalty/{first}": "#balance",
         "churn": "#h-alerts",
         "ops": '.backlog[data-service="tickets"]',
+        "users": "#h-users + table",
     }
+    problems: dict[str, list[str]] = {}
     for locale in ("zh-CN", "en-US"):
         context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 860})
         page = context.new_page()
         page.set_default_timeout(20_000)
         console = Console(page, platform.gateway)
+        page.goto(f"{platform.gateway}/")
+        page.wait_for_selector("#password-signin")
+        problems[f"{locale} signin"] = accessibility_problems(page)
         console.sign_in_with_password(tenant, "zhang.wei@acme.cn", PASSWORD)
         expect(page.locator("#whoami")).to_contain_text("zhang.wei@acme.cn")
         for route, selector in ready.items():
@@ -570,8 +593,10 @@ def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_err
             expect(page.locator(".message.error")).to_have_count(0)
             if route == "pipeline":
                 expect(page.get_by_text("回访张先生")).to_be_visible()
+            problems[f"{locale} {route.split('/')[0]}"] = accessibility_problems(page)
         context.close()
         assert console.errors == [], (locale, console.errors)
+    assert {page: found for page, found in problems.items() if found} == {}
 
 
 def test_an_admin_invites_a_colleague_who_sets_a_password_and_is_signed_in(
