@@ -34,7 +34,17 @@ expect.set_options(timeout=20_000)
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 PASSWORD = "plum-blossom-42"
-PAGES = ("customers", "customer360", "pipeline", "service", "loyalty", "churn", "ops", "users")
+PAGES = (
+    "customers",
+    "customer360",
+    "pipeline",
+    "service",
+    "loyalty",
+    "churn",
+    "ops",
+    "users",
+    "analytics",
+)
 
 
 def _chromium() -> str:
@@ -575,6 +585,10 @@ def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_err
         "churn": "#h-alerts",
         "ops": '.backlog[data-service="tickets"]',
         "users": "#h-users + table",
+        "analytics": "#behind h2",
+        "analytics?figure=churn-rate": "#behind h2",
+        "analytics?figure=nps&by=owner": "#behind h2",
+        "analytics?figure=funnel": "#headline",
     }
     problems: dict[str, list[str]] = {}
     for locale in ("zh-CN", "en-US"):
@@ -594,6 +608,8 @@ def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_err
             if route == "pipeline":
                 expect(page.get_by_text("回访张先生")).to_be_visible()
             problems[f"{locale} {route.split('/')[0]}"] = accessibility_problems(page)
+            # Every table heading and cell is in the reader's language: no raw key.
+            assert page.locator("th", has_text=re.compile(r"^[a-z]+(_[a-z]+)+$")).count() == 0
         context.close()
         assert console.errors == [], (locale, console.errors)
     assert {page: found for page, found in problems.items() if found} == {}
@@ -679,6 +695,7 @@ def test_screenshots_of_every_page(
         "churn": "#h-alerts",
         "ops": '.backlog[data-service="tickets"]',
         "users": "#h-users + table",
+        "analytics": "#behind h2",
     }
     for (route, ready), name in zip(expected.items(), PAGES, strict=True):
         console.go(route)

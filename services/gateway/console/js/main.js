@@ -18,6 +18,7 @@ const ROUTES = [
   [/^\/churn$/, "churn"],
   [/^\/ops$/, "ops"],
   [/^\/users$/, "users"],
+  [/^\/analytics$/, "analytics"],
 ];
 
 let leave = null;
