@@ -227,6 +227,12 @@ def test_search_as_you_type_finds_by_pinyin(
     console.page.fill("#search", "ln")  # initials of 李娜
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("李娜")
+    # Wherever a customer is asked for, they are found the same way: never by an id.
+    console.go("loyalty")
+    console.page.fill("#member-search", "zhangw")
+    console.page.locator(".picker-choice", has_text="张伟").click()
+    console.page.wait_for_url(re.compile(r"#/loyalty/[^/]+$"))
+    expect(console.page.locator("#h-member")).to_contain_text("张伟")
     assert console.errors == []
 
 

@@ -5,20 +5,11 @@ locked out of it. Each prints a one-time link to set a password."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
-from libs.platform.db import create_engine
 from libs.platform.errors import DomainError
-from libs.platform.migrations import prepare_schema
-from libs.platform.preflight import create_postgres_databases, service_settings
-from services.gateway.api.conventions import CONSOLE_PATH
-from services.gateway.migrations import FOLDER as MIGRATIONS
-from services.gateway.service import SERVICE
-from services.gateway.settings import Settings
-from services.gateway.users import LinkPurpose, UserStore, email_of, invite, issue_link
 
 users = typer.Typer(no_args_is_help=True, help=__doc__)
 
@@ -32,10 +23,7 @@ def invite_user(
 ) -> None:
     """Invite a console user; prints the link that lets them set a password."""
     granted = [r.strip() for r in roles.split(",") if r.strip()]
-    try:
-        print(asyncio.run(_hand_out(tenant, email, name or email, granted, new=True)))
-    except DomainError as refused:
-        raise typer.BadParameter(str(refused)) from None
+    _print_link(tenant, email, name or email, granted, new=True)
 
 
 @users.command("reset")
@@ -44,10 +32,30 @@ def reset_password(
     tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
 ) -> None:
     """Print a one-time link for a user to set a new password."""
-    print(asyncio.run(_hand_out(tenant, email, "", [], new=False)))
+    _print_link(tenant, email, "", [], new=False)
+
+
+def _print_link(tenant: str, email: str, name: str, roles: list[str], *, new: bool) -> None:
+    try:
+        print(asyncio.run(_hand_out(tenant, email, name, roles, new=new)))
+    except DomainError as refused:
+        raise typer.BadParameter(str(refused)) from None
 
 
 async def _hand_out(tenant: str, email: str, name: str, roles: list[str], *, new: bool) -> str:
+    # Imported here: every `crm` process builds this command group, and only this one
+    # needs the gateway's modules (the routers, Argon2).
+    from datetime import UTC, datetime, timedelta
+
+    from libs.platform.db import create_engine
+    from libs.platform.migrations import prepare_schema
+    from libs.platform.preflight import create_postgres_databases, service_settings
+    from services.gateway.api.conventions import CONSOLE_PATH
+    from services.gateway.migrations import FOLDER as MIGRATIONS
+    from services.gateway.service import SERVICE
+    from services.gateway.settings import Settings
+    from services.gateway.users import LinkPurpose, UserStore, email_of, invite, issue_link
+
     # The gateway's own database under the platform's DATABASE_URL, as `crm run` gives it.
     settings: Settings = service_settings(SERVICE)
     if settings.database_url.startswith("postgresql"):

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -42,8 +43,6 @@ MAX_PASSWORD_LENGTH = 256
 _KNOWN_ROLES = frozenset(role.value for role in TENANT_ROLES)
 # Argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, t=3).
 _hasher = PasswordHasher()
-# Verified when the e-mail is unknown, so a wrong address takes as long as a wrong password.
-_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_urlsafe(16))
 _UNUSABLE_LINK = "this link is unknown, used or expired: ask an admin for a new one"
 
 
@@ -169,11 +168,19 @@ def hash_password(user: User, password: str) -> str:
     return _hasher.hash(password)
 
 
+@cache
+def _unknown_user_hash() -> str:
+    """Verified when the e-mail is unknown, so a wrong address takes as long as a wrong
+    password. Made on first use: every process that imports this module (each service's
+    ``crm``) would otherwise pay an Argon2 hash at start."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 def password_matches(user: User | None, password: str) -> bool:
     """Whether ``password`` is ``user``'s; as slow for an unknown user as for a known one."""
     stored = user.password_hash if user is not None else None
     try:
-        return _hasher.verify(stored or _UNKNOWN_USER_HASH, password[:MAX_PASSWORD_LENGTH]) and (
+        return _hasher.verify(stored or _unknown_user_hash(), password[:MAX_PASSWORD_LENGTH]) and (
             stored is not None
         )
     except (VerificationError, InvalidHashError):

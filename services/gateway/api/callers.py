@@ -3,6 +3,7 @@ own credential (a survey link) or the caller's roles."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
@@ -94,14 +95,21 @@ async def forwarded_caller(
     return await admitted_caller(request, caller)
 
 
-@can_refuse(403)
-async def api_key_administrator(
-    caller: Annotated[Caller, Depends(admitted_caller)],
-) -> Principal:
-    principal = caller.principal
-    if not principal.may(API_KEYS_PERMISSION):
-        raise Forbidden(f"{API_KEYS_PERMISSION} needs the role: {Role.ADMIN.value}")
-    if principal.via != "jwt":
-        # A leaked key must not be able to mint keys that outlive its revocation.
-        raise Forbidden("API keys are managed by a signed-in admin, not with an API key")
-    return principal
+def admin_in_person(permission: str, managed: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller, holding ``permission`` and signed in as a person (a
+    bearer token): a leaked API key must not mint credentials that outlive its
+    revocation, nor let someone in."""
+
+    @can_refuse(403)
+    async def admin(caller: Annotated[Caller, Depends(admitted_caller)]) -> Principal:
+        principal = caller.principal
+        if not principal.may(permission):
+            raise Forbidden(f"{permission} needs the role: {Role.ADMIN.value}")
+        if principal.via != "jwt":
+            raise Forbidden(f"{managed} are managed by a signed-in admin, not with an API key")
+        return principal
+
+    return admin
+
+
+api_key_administrator = admin_in_person(API_KEYS_PERMISSION, "API keys")

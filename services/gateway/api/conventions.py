@@ -54,3 +54,13 @@ async def body_of(request: Request, model: type[CommandT]) -> CommandT:
         return model.model_validate_json(await request.body())
     except ValidationError as invalid:
         raise body_errors(invalid) from None
+
+
+def documented_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for an operation that reads a ``model`` body itself (``body_of``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(model)}},
+        }
+    }

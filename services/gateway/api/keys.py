@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from libs.auth import Principal, Role
 from libs.platform.routing import ServiceRouter
 from services.gateway.api.callers import api_key_administrator
-from services.gateway.api.conventions import body_of, inline_schema, runtime_of
+from services.gateway.api.conventions import body_of, documented_body, runtime_of
 from services.gateway.api_keys import ApiKey, issue_api_key
 
 API_KEYS_PATH = "/api/v1/api-keys"
@@ -67,12 +67,7 @@ class ApiKeyList(BaseModel):
     status_code=201,
     tags=["api keys"],
     responses={422: {"description": "The body is not JSON, or a field is invalid (errors)"}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": inline_schema(CreateApiKey)}},
-        }
-    },
+    openapi_extra=documented_body(CreateApiKey),
 )
 async def create_api_key(
     request: Request,

@@ -15,13 +15,11 @@ from fastapi import Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from libs.auth import Principal, Role
-from libs.platform.errors import Conflict, Forbidden
-from libs.platform.problems import can_refuse
+from libs.platform.errors import Conflict
 from libs.platform.routing import ServiceRouter
-from services.gateway.api.callers import admitted_caller
-from services.gateway.api.conventions import CONSOLE_PATH, body_of, inline_schema, runtime_of
+from services.gateway.api.callers import admin_in_person
+from services.gateway.api.conventions import CONSOLE_PATH, body_of, documented_body, runtime_of
 from services.gateway.api.sign_in import public_base
-from services.gateway.authentication import Caller
 from services.gateway.open_resources import GatewayRuntime
 from services.gateway.users import IssuedLink, LinkPurpose, User, invite, issue_link
 
@@ -31,17 +29,7 @@ USERS_PERMISSION = "users:manage"
 router = ServiceRouter(tags=["users"])
 
 
-@can_refuse(403)
-async def user_administrator(caller: Annotated[Caller, Depends(admitted_caller)]) -> Principal:
-    principal = caller.principal
-    if not principal.may(USERS_PERMISSION):
-        raise Forbidden(f"{USERS_PERMISSION} needs the role: {Role.ADMIN.value}")
-    if principal.via != "jwt":
-        raise Forbidden("users are managed by a signed-in admin, not with an API key")
-    return principal
-
-
-Administrator = Annotated[Principal, Depends(user_administrator)]
+Administrator = Annotated[Principal, Depends(admin_in_person(USERS_PERMISSION, "users"))]
 
 
 class InviteUser(BaseModel):
@@ -121,12 +109,7 @@ async def _own(runtime: GatewayRuntime, admin: Principal, user_id: str) -> User:
         409: {"description": "Already a user of this tenant"},
         422: {"description": "A field is invalid (errors)"},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": inline_schema(InviteUser)}},
-        }
-    },
+    openapi_extra=documented_body(InviteUser),
 )
 async def invite_user(request: Request, response: Response, admin: Administrator) -> UserLink:
     """Invite someone to the console: the answer's link lets them set a password."""
@@ -158,12 +141,7 @@ async def get_user(user_id: str, request: Request, admin: Administrator) -> User
 @router.patch(
     USERS_PATH + "/{user_id}",
     responses={409: {"description": "An admin taking away their own admin role"}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": inline_schema(ChangeUser)}},
-        }
-    },
+    openapi_extra=documented_body(ChangeUser),
 )
 async def change_user(user_id: str, request: Request, admin: Administrator) -> UserView:
     """Rename a user or change their roles (in effect at their next token, within minutes)."""

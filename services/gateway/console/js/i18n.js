@@ -3,6 +3,9 @@
 const LANG_KEY = "crm.console.lang";
 
 const zh = {
+  funnel_empty: "近 90 天还没有商机进入任何阶段：新建商机后这里会显示漏斗。", surveys_empty: "近 30 天还没有满意度或 NPS 回答：工单解决后会自动发出满意度调查。",
+  ticket_status_open: "处理中", ticket_status_pending: "等待客户", ticket_status_solved: "已解决", ticket_status_closed: "已关闭", ticket_opened: "提交时间", ticket_solved: "解决时间",
+  priority_low: "低", priority_normal: "普通", priority_high: "高", priority_urgent: "紧急",
   analytics_col_cohort: "首购期", analytics_col_customers: "客户数", analytics_col_buyers: "购买人数", analytics_col_retention: "留存率",
   analytics_col_month: "月份", analytics_col_active_at_start: "期初活跃", analytics_col_lost: "流失", analytics_col_churn_rate: "流失率",
   analytics_col_revenue_lost: "流失收入", analytics_col_period: "期间", analytics_col_owner: "负责人", analytics_col_category: "类别",
@@ -81,7 +84,7 @@ const zh = {
   add_tag: "添加标签", remove_tag: "移除标签 {tag}", change_owner: "更换负责人", new_owner: "新负责人 ID",
   log_interaction: "记录互动", channel: "渠道", direction: "方向", summary: "摘要",
   inbound: "呼入", outbound: "呼出",
-  merge: "合并重复客户", merge_duplicate_id: "重复客户 ID", merge_confirm: "把 {duplicate} 合并到 {name}？此操作不可撤销。",
+  merge: "合并重复客户", merge_duplicate: "重复的客户", merge_pick_help: "搜索要并入 {name} 的重复客户（姓名、拼音、邮箱或电话）。", merge_confirm: "把 {duplicate} 合并到 {name}？此操作不可撤销。",
   erase: "删除个人数据", erase_confirm: "永久删除 {name} 的个人数据？此操作不可撤销。", erased: "个人数据已删除。",
   merged: "已合并。", risk_score: "风险分", risk_level: "等级", risk_reasons: "原因", risk_none: "目前没有风险原因。",
   risk_evidence: "相关事件", view_version: "视图版本 {version}，更新于 {at}", live: "自动更新",
@@ -92,7 +95,7 @@ const zh = {
   sla_first_response: "首次响应", sla_resolution: "解决", overdue: "已超时", breached_only: "仅看已违约",
   follow_ups: "待回访投诉", complaints_open: "未结投诉", csat_nps: "满意度与 NPS", csat: "CSAT", nps: "NPS", compliance: "SLA 达成率",
   status_any: "全部状态",
-  loyalty_title: "会员积分", member: "会员", member_id: "客户 ID", find_member: "查看会员", balance: "积分余额",
+  loyalty_title: "会员积分", member: "会员", at_time: "时间", picker_hint: "输入姓名、拼音、邮箱或电话后从列表中选择。", picker_none: "没有找到匹配的客户。", find_member: "查找会员", balance: "积分余额",
   tier: "等级", next_tier: "距下一等级", ledger: "积分明细", points: "积分", reason: "原因",
   programme_stats: "计划统计",
   churn_title: "流失预警", weekly_list: "本周风险名单", alerts: "预警", acknowledge: "确认", dismiss: "忽略",
@@ -117,6 +120,9 @@ const zh = {
 };
 
 const en = {
+  funnel_empty: "No deal entered a stage in the last 90 days: the funnel shows once deals are created.", surveys_empty: "No CSAT or NPS answers in the last 30 days: a satisfaction survey goes out when a ticket is solved.",
+  ticket_status_open: "Open", ticket_status_pending: "Waiting on customer", ticket_status_solved: "Solved", ticket_status_closed: "Closed", ticket_opened: "Opened", ticket_solved: "Solved",
+  priority_low: "Low", priority_normal: "Normal", priority_high: "High", priority_urgent: "Urgent",
   analytics_col_cohort: "Cohort", analytics_col_customers: "Customers", analytics_col_buyers: "Buyers",
   analytics_col_retention: "Retention", analytics_col_month: "Month", analytics_col_active_at_start: "Active at start",
   analytics_col_lost: "Lost", analytics_col_churn_rate: "Churn rate", analytics_col_revenue_lost: "Revenue lost",
@@ -209,7 +215,7 @@ const en = {
   add_tag: "Add tag", remove_tag: "Remove tag {tag}", change_owner: "Change owner", new_owner: "New owner id",
   log_interaction: "Log interaction", channel: "Channel", direction: "Direction", summary: "Summary",
   inbound: "Inbound", outbound: "Outbound",
-  merge: "Merge a duplicate", merge_duplicate_id: "Duplicate customer id", merge_confirm: "Merge {duplicate} into {name}? This cannot be undone.",
+  merge: "Merge a duplicate", merge_duplicate: "The duplicate customer", merge_pick_help: "Search for the duplicate to merge into {name} (name, pinyin, e-mail or phone).", merge_confirm: "Merge {duplicate} into {name}? This cannot be undone.",
   erase: "Erase personal data", erase_confirm: "Erase the personal data of {name} for good? This cannot be undone.", erased: "Personal data erased.",
   merged: "Merged.", risk_score: "Score", risk_level: "Level", risk_reasons: "Reasons", risk_none: "No risk reasons at present.",
   risk_evidence: "Events behind it", view_version: "View version {version}, updated {at}", live: "Live",
@@ -220,7 +226,7 @@ const en = {
   sla_first_response: "First response", sla_resolution: "Resolution", overdue: "overdue", breached_only: "Breached only",
   follow_ups: "Complaints awaiting a follow-up visit", complaints_open: "Open complaints", csat_nps: "CSAT and NPS", csat: "CSAT", nps: "NPS", compliance: "SLA compliance",
   status_any: "Any status",
-  loyalty_title: "Loyalty", member: "Member", member_id: "Customer id", find_member: "Open member", balance: "Balance",
+  loyalty_title: "Loyalty", member: "Member", at_time: "When", picker_hint: "Type a name, pinyin, e-mail or phone, then choose from the list.", picker_none: "No customer matches.", find_member: "Find a member", balance: "Balance",
   tier: "Tier", next_tier: "To the next tier", ledger: "Ledger", points: "Points", reason: "Reason",
   programme_stats: "Programme statistics",
   churn_title: "Churn board", weekly_list: "This week's risk list", alerts: "Alerts", acknowledge: "Acknowledge", dismiss: "Dismiss",

@@ -152,6 +152,14 @@ export function money(minor, currency) {
   const digits = new Intl.NumberFormat("en", { style: "currency", currency: currency || "CNY" }).resolvedOptions().maximumFractionDigits;
   return new Intl.NumberFormat(locale(), { style: "currency", currency: currency || "CNY" }).format(minor / 10 ** digits);
 }
+// A stored E.164 number as people write it: a Chinese mobile in groups of 3-4-4, without
+// the country code for a Chinese reader. Other numbers stay in E.164: where their country
+// code ends cannot be told without the numbering plans (the server's phonenumbers has them).
+export function phone(value) {
+  if (!value) return "";
+  const china = /^\+86(1\d{2})(\d{4})(\d{4})$/.exec(value);
+  return china ? `${lang() === "zh" ? "" : "+86 "}${china.slice(1).join(" ")}` : value;
+}
 export function percent(share) {
   return share === undefined || share === null ? "" : new Intl.NumberFormat(locale(), { style: "percent" }).format(share);
 }

@@ -5,8 +5,9 @@ import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import {
-  confirmDialog, day, h, messageBox, money, notice, number, percent, problemText, promptDialog, replace, section, table, when,
+  confirmDialog, day, h, messageBox, money, notice, number, percent, phone, problemText, promptDialog, replace, section, table, when,
 } from "../ui.js";
+import { customerPicker } from "../picker.js";
 import { customerForm } from "./customer_form.js";
 
 const POLL_MS = 5000;
@@ -109,7 +110,7 @@ export function render(view, [customerId]) {
       h("h2", { id: "h-profile" }, t("c360_profile")),
       h("dl", { class: "facts" },
         h("dt", {}, t("email")), h("dd", {}, p.email || "—"),
-        h("dt", {}, t("phone")), h("dd", {}, p.phone || "—"),
+        h("dt", {}, t("phone")), h("dd", {}, phone(p.phone) || "—"),
         h("dt", {}, t("birthday")), h("dd", {}, p.birthday ? day(p.birthday) : "—"),
         h("dt", {}, t("owner")), h("dd", {}, owner),
         h("dt", {}, t("registered")), h("dd", {}, when(p.registered_at)),
@@ -256,14 +257,33 @@ export function render(view, [customerId]) {
     replace(panel, form);
     channel.focus();
   }
+  // The duplicate is found by searching, then named in the confirmation.
+  function pickDuplicate() {
+    return new Promise((resolve) => {
+      const dialog = document.getElementById("dialog");
+      const picker = customerPicker({
+        id: "merge-search", label: t("merge_duplicate"), except: customerId,
+        onPick: (customer) => { resolve(customer); dialog.close("picked"); },
+      });
+      replace(dialog, h("form", { method: "dialog" },
+        h("h2", { id: "dialog-title" }, t("merge")),
+        h("p", {}, t("merge_pick_help", { name: state.view.profile.name })),
+        picker,
+        h("div", { class: "row" }, h("button", { type: "submit", value: "cancel" }, t("cancel")))));
+      dialog.addEventListener("close", () => resolve(null), { once: true });
+      dialog.returnValue = "";
+      dialog.showModal();
+      dialog.querySelector("#merge-search").focus();
+    });
+  }
   async function merge() {
-    const values = await promptDialog({ title: t("merge"), confirm: t("merge"), fields: [{ name: "duplicate_id", label: t("merge_duplicate_id"), required: true }] });
-    if (!values?.duplicate_id) return;
+    const duplicate = await pickDuplicate();
+    if (!duplicate) return;
     const sure = await confirmDialog({
       title: t("merge"), confirm: t("merge"), danger: true,
-      body: t("merge_confirm", { duplicate: values.duplicate_id, name: state.view.profile.name }),
+      body: t("merge_confirm", { duplicate: duplicate.name, name: state.view.profile.name }),
     });
-    if (sure) customerWrite("/merge", "POST", { duplicate_id: values.duplicate_id }, t("merged"));
+    if (sure) customerWrite("/merge", "POST", { duplicate_id: duplicate.id }, t("merged"));
   }
   async function erase() {
     const name = state.view.profile.name;

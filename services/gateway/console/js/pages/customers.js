@@ -3,7 +3,7 @@
 import { get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { day, h, messageBox, problemText, replace, table } from "../ui.js";
+import { day, h, messageBox, phone, problemText, replace, table } from "../ui.js";
 import { customerForm } from "./customer_form.js";
 import { importPanel } from "./customer_import.js";
 
@@ -28,7 +28,7 @@ export function render(view) {
     { label: t("name"), cell: (c) => h("a", { href: `#/customers/${encodeURIComponent(c.id)}` }, c.name || c.id) },
     { label: t("kind"), cell: (c) => t(`kind_${c.kind}`) },
     { label: t("email"), cell: (c) => c.email || "" },
-    { label: t("phone"), cell: (c) => c.phone || "" },
+    { label: t("phone"), cell: (c) => phone(c.phone) },
     { label: t("tags"), cell: (c) => (c.tags || []).map((x) => h("span", { class: "tag" }, x)) },
     { label: t("owner"), cell: (c) => c.owner_id || "" },
     { label: t("registered"), cell: (c) => day(c.registered_at) },

@@ -1,19 +1,17 @@
 // Loyalty: a member's balance, tier progress and ledger; the programme's statistics.
 import { get } from "../api.js";
 import { t } from "../i18n.js";
+import { customerPicker } from "../picker.js";
 import { chart, h, money, number, replace, section, table, when } from "../ui.js";
 
 export function render(view, [customerId]) {
   const memberBox = h("section", { class: "card", "aria-labelledby": "h-member" });
   const statsBox = h("section", { class: "card", "aria-labelledby": "h-stats" });
-  const input = h("input", { id: "member-id", value: customerId || "", autocomplete: "off" });
-  const form = h("form", { class: "row", role: "search" },
-    h("label", { for: "member-id" }, t("member_id")), input,
-    h("button", { type: "submit", class: "primary" }, t("find_member")));
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (input.value.trim()) location.hash = `#/loyalty/${encodeURIComponent(input.value.trim())}`;
-  });
+  const form = h("div", { role: "search" }, customerPicker({
+    id: "member-search",
+    label: t("find_member"),
+    onPick: (customer) => { location.hash = `#/loyalty/${encodeURIComponent(customer.id)}`; },
+  }));
 
   async function loadMember(id) {
     await section(memberBox, async () => {
@@ -31,7 +29,7 @@ export function render(view, [customerId]) {
         progress,
         h("h3", {}, t("ledger")),
         table([
-          { label: t("registered"), cell: (line) => when(line.at) },
+          { label: t("at_time"), cell: (line) => when(line.at) },
           { label: t("points"), cell: (line) => (line.points > 0 ? `+${line.points}` : String(line.points)) },
           { label: t("balance"), cell: (line) => number(line.balance_after) },
           { label: t("reason"), cell: (line) => line.detail?.reason || line.reason },

@@ -86,6 +86,10 @@ export function render(view) {
       const to = new Date();
       const from = new Date(to.getTime() - 90 * 86400000);
       const funnel = await get("funnel", { from: from.toISOString(), to: new Date(to.getTime() + 60000).toISOString() });
+      if (!funnel.stages.some((stage) => stage.deals)) {
+        replace(funnelBox, h("h2", { id: "h-funnel" }, t("funnel")), h("p", { class: "muted" }, t("funnel_empty")));
+        return;
+      }
       replace(funnelBox, h("h2", { id: "h-funnel" }, t("funnel")),
         chart({
           type: "bar",

@@ -19,7 +19,7 @@ export function countdown(dueAt, now = Date.now()) {
 
 export function render(view) {
   const status = h("select", { id: "ticket-status" }, h("option", { value: "" }, t("status_any")),
-    STATUSES.map((s) => h("option", { value: s, selected: s === "open" }, s)));
+    STATUSES.map((s) => h("option", { value: s, selected: s === "open" }, t(`ticket_status_${s}`))));
   const breached = h("input", { id: "ticket-breached", type: "checkbox" });
   const queue = h("div", { id: "queue", "aria-live": "polite" });
   const detail = h("div");
@@ -35,8 +35,8 @@ export function render(view) {
       replace(detail, h("section", { class: "card", id: "ticket-detail" },
         h("h2", {}, ticket.subject || id),
         h("dl", { class: "facts" },
-          h("dt", {}, t("status")), h("dd", {}, ticket.status),
-          h("dt", {}, t("priority")), h("dd", {}, ticket.priority),
+          h("dt", {}, t("status")), h("dd", {}, t(`ticket_status_${ticket.status}`)),
+          h("dt", {}, t("priority")), h("dd", {}, t(`priority_${ticket.priority}`)),
           h("dt", {}, t("customer")), h("dd", {}, customerLink(ticket.customer_id)),
           clocks.map(([target, clock]) => [h("dt", {}, target === "first_response" ? t("sla_first_response") : target === "resolution" ? t("sla_resolution") : target),
             h("dd", {}, countdown(clock.due_at), clock.outcome ? ` · ${clock.outcome}` : "")])),
@@ -51,10 +51,10 @@ export function render(view) {
       replace(queue, table([
         { label: t("subject"), cell: (x) => h("a", { href: "#/service", onclick: (e) => { e.preventDefault(); openTicket(x.id); } }, x.subject) },
         { label: t("customer"), cell: (x) => customerLink(x.customer_id) },
-        { label: t("priority"), cell: (x) => h("span", { class: `badge ${x.priority === "urgent" || x.priority === "high" ? "high" : ""}` }, x.priority) },
-        { label: t("status"), cell: (x) => [x.status, x.breached ? [" ", h("span", { class: "badge breached" }, t("overdue"))] : null] },
+        { label: t("priority"), cell: (x) => h("span", { class: `badge ${x.priority === "urgent" || x.priority === "high" ? "high" : ""}` }, t(`priority_${x.priority}`)) },
+        { label: t("status"), cell: (x) => [t(`ticket_status_${x.status}`), x.breached ? [" ", h("span", { class: "badge breached" }, t("overdue"))] : null] },
         { label: t("due"), cell: (x) => countdown(x.next_due_at) },
-        { label: t("registered"), cell: (x) => when(x.opened_at) },
+        { label: t("ticket_opened"), cell: (x) => when(x.opened_at) },
       ], page.items, { caption: t("ticket_queue") }));
     });
   }
@@ -66,7 +66,7 @@ export function render(view) {
       replace(followUps, h("h2", { id: "h-follow" }, t("follow_ups")), table([
         { label: t("subject"), cell: (x) => x.subject },
         { label: t("customer"), cell: (x) => customerLink(x.customer_id) },
-        { label: t("registered"), cell: (x) => when(x.solved_at || x.opened_at) },
+        { label: t("ticket_solved"), cell: (x) => when(x.solved_at || x.opened_at) },
       ], page.items));
     });
   }
@@ -82,7 +82,9 @@ export function render(view) {
           h("dt", {}, t("csat")), h("dd", {}, s.csat.percent_satisfied === null ? "—" : `${s.csat.percent_satisfied}% (${s.csat.answers})`),
           h("dt", {}, t("nps")), h("dd", {}, s.nps.score === null ? "—" : `${s.nps.score} (${s.nps.answers})`),
           h("dt", {}, t("complaints_open")), h("dd", {}, String(s.complaints_open))),
-        chart({
+        !s.csat.answers && !s.nps.answers && !compliance.length
+          ? h("p", { class: "muted" }, t("surveys_empty"))
+          : chart({
           type: "bar",
           data: {
             labels: [t("csat"), t("nps"), ...compliance.map(([k]) => `${t("compliance")} ${k}`)],
