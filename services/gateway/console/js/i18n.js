@@ -3,6 +3,10 @@
 const LANG_KEY = "crm.console.lang";
 
 const zh = {
+  points_issued: "发放", points_redeemed: "兑换", points_expired: "过期",
+  earned_for_order: "订单积分", earned_for_check_in: "签到积分", earned_for_streak: "连续签到奖励", earned_for_birthday: "生日积分", earned_for_survey: "调查奖励", earned_for_referral: "推荐奖励",
+  ledger_points_earned: "获得积分", ledger_points_clawed_back: "退款扣回", ledger_owed_points_recovered: "补扣欠分", ledger_points_redeemed: "兑换礼品",
+  ledger_redemption_cancelled: "取消兑换", ledger_points_expired: "积分过期", ledger_points_adjusted: "人工调整", ledger_ledger_transferred_out: "合并转出", ledger_ledger_transferred_in: "合并转入",
   funnel_empty: "近 90 天还没有商机进入任何阶段：新建商机后这里会显示漏斗。", surveys_empty: "近 30 天还没有满意度或 NPS 回答：工单解决后会自动发出满意度调查。",
   ticket_status_open: "处理中", ticket_status_pending: "等待客户", ticket_status_solved: "已解决", ticket_status_closed: "已关闭", ticket_opened: "提交时间", ticket_solved: "解决时间",
   priority_low: "低", priority_normal: "普通", priority_high: "高", priority_urgent: "紧急",
@@ -106,7 +110,7 @@ const zh = {
   sort_by: "排序", by_revenue_at_risk: "按风险收入", by_score: "按风险分",
   ops_title: "运维", health: "服务健康", service: "服务", latency: "延迟", ready: "就绪",
   projection_lag: "投影延迟", lag_events: "滞后事件数", lag_seconds: "滞后秒数", stalled: "停滞",
-  partitions: "分区", projector: "投影进程", restarts: "重启次数", last_error: "最近错误",
+  partitions: "分区", topic: "主题（分区）", projector: "投影进程", restarts: "重启次数", last_error: "最近错误",
   services_ops: "各服务的发件箱、投影与死信", outbox_backlog: "发件箱积压", oldest_unpublished: "最早未发布",
   projection: "投影", lag_both: "滞后（事件 / 秒）", no_outbox: "不写事件", unmeasured: "未测得",
   not_rebuildable: "不可重建", not_rebuildable_note: "该消费者对事件的反应是写事件或发送消息：重建会对每个事件再做一次。",
@@ -120,6 +124,10 @@ const zh = {
 };
 
 const en = {
+  points_issued: "Issued", points_redeemed: "Redeemed", points_expired: "Expired",
+  earned_for_order: "For an order", earned_for_check_in: "For checking in", earned_for_streak: "Check-in streak bonus", earned_for_birthday: "Birthday bonus", earned_for_survey: "Survey bonus", earned_for_referral: "Referral bonus",
+  ledger_points_earned: "Points earned", ledger_points_clawed_back: "Clawed back after a refund", ledger_owed_points_recovered: "Owed points recovered", ledger_points_redeemed: "Redeemed for a reward",
+  ledger_redemption_cancelled: "Redemption cancelled", ledger_points_expired: "Points expired", ledger_points_adjusted: "Adjusted by hand", ledger_ledger_transferred_out: "Moved out in a merge", ledger_ledger_transferred_in: "Taken over in a merge",
   funnel_empty: "No deal entered a stage in the last 90 days: the funnel shows once deals are created.", surveys_empty: "No CSAT or NPS answers in the last 30 days: a satisfaction survey goes out when a ticket is solved.",
   ticket_status_open: "Open", ticket_status_pending: "Waiting on customer", ticket_status_solved: "Solved", ticket_status_closed: "Closed", ticket_opened: "Opened", ticket_solved: "Solved",
   priority_low: "Low", priority_normal: "Normal", priority_high: "High", priority_urgent: "Urgent",
@@ -237,7 +245,7 @@ const en = {
   sort_by: "Sort", by_revenue_at_risk: "By revenue at risk", by_score: "By score",
   ops_title: "Ops", health: "Service health", service: "Service", latency: "Latency", ready: "Ready",
   projection_lag: "Projection lag", lag_events: "Events behind", lag_seconds: "Seconds behind", stalled: "Stalled",
-  partitions: "Partitions", projector: "Projector", restarts: "Restarts", last_error: "Last error",
+  partitions: "Partitions", topic: "Topic [partition]", projector: "Projector", restarts: "Restarts", last_error: "Last error",
   services_ops: "Outbox, projections and dead letters per service", outbox_backlog: "Outbox backlog", oldest_unpublished: "Oldest unpublished",
   projection: "Projection", lag_both: "Lag (events / seconds)", no_outbox: "writes no events", unmeasured: "not measured",
   not_rebuildable: "not rebuildable", not_rebuildable_note: "This consumer reacts to events by writing events or sending messages: a rebuild would do so again for every event.",

@@ -4,6 +4,18 @@ import { t } from "../i18n.js";
 import { customerPicker } from "../picker.js";
 import { chart, h, money, number, replace, section, table, when } from "../ui.js";
 
+const EARNED_FOR = new Set(["order", "check_in", "streak", "birthday", "survey", "referral"]);
+
+// What a ledger line was for, in the reader's language: its kind (from the event type),
+// what earned it, and a person's own words where they gave a reason (an adjustment).
+function ledgerReason(line) {
+  const kind = /^crm\.loyalty\.(\w+)\.v\d+$/.exec(line.type)?.[1];
+  const given = line.detail?.reason;
+  if (kind === "points_earned") return EARNED_FOR.has(given) ? t(`earned_for_${given}`) : t("ledger_points_earned");
+  const text = kind ? t(`ledger_${kind}`) : line.type;
+  return kind === "points_adjusted" || kind === "redemption_cancelled" ? [text, given ? `: ${given}` : ""].join("") : text;
+}
+
 export function render(view, [customerId]) {
   const memberBox = h("section", { class: "card", "aria-labelledby": "h-member" });
   const statsBox = h("section", { class: "card", "aria-labelledby": "h-stats" });
@@ -32,7 +44,7 @@ export function render(view, [customerId]) {
           { label: t("at_time"), cell: (line) => when(line.at) },
           { label: t("points"), cell: (line) => (line.points > 0 ? `+${line.points}` : String(line.points)) },
           { label: t("balance"), cell: (line) => number(line.balance_after) },
-          { label: t("reason"), cell: (line) => line.detail?.reason || line.reason },
+          { label: t("reason"), cell: ledgerReason },
         ], ledger.lines));
     });
   }
@@ -49,15 +61,15 @@ export function render(view, [customerId]) {
           data: {
             labels: s.months.map((m) => m.month),
             datasets: [
-              { label: "issued", data: s.months.map((m) => m.issued), backgroundColor: "#1f5fbf" },
-              { label: "redeemed", data: s.months.map((m) => m.redeemed), backgroundColor: "#1b6e3a" },
-              { label: "expired", data: s.months.map((m) => m.expired), backgroundColor: "#b3261e" },
+              { label: t("points_issued"), data: s.months.map((m) => m.issued), backgroundColor: "#1f5fbf" },
+              { label: t("points_redeemed"), data: s.months.map((m) => m.redeemed), backgroundColor: "#1b6e3a" },
+              { label: t("points_expired"), data: s.months.map((m) => m.expired), backgroundColor: "#b3261e" },
             ],
           },
         }, t("programme_stats")),
         table([
-          { label: "month", cell: (m) => m.month }, { label: "issued", cell: (m) => number(m.issued) },
-          { label: "redeemed", cell: (m) => number(m.redeemed) }, { label: "expired", cell: (m) => number(m.expired) },
+          { label: t("analytics_col_month"), cell: (m) => m.month }, { label: t("points_issued"), cell: (m) => number(m.issued) },
+          { label: t("points_redeemed"), cell: (m) => number(m.redeemed) }, { label: t("points_expired"), cell: (m) => number(m.expired) },
         ], s.months));
     });
   }

@@ -140,7 +140,7 @@ export function render(view) {
             h("dt", {}, t("restarts")), h("dd", {}, String(status.projector.restarts)),
             h("dt", {}, t("last_error")), h("dd", {}, status.projector.last_error || "—")] : null),
         h("details", {}, h("summary", {}, t("partitions")), table([
-          { label: "topic", cell: (p) => `${p.topic}[${p.partition}]` },
+          { label: t("topic"), cell: (p) => `${p.topic}[${p.partition}]` },
           { label: t("lag_events"), cell: (p) => p.lag_events },
           { label: t("status"), cell: (p) => badge(p.state, p.state) },
         ], status.partitions)));
