@@ -28,9 +28,18 @@ export async function api(path, { method = "GET", body, query, ifMatch, signal, 
   const form = body instanceof FormData;  // a file upload: the browser sets its boundary
   if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   if (ifMatch !== undefined && ifMatch !== null) headers["If-Match"] = `"${ifMatch}"`;
-  const response = await fetch(url, {
-    method, headers, signal, body: body === undefined || form ? body : JSON.stringify(body),
-  });
+  let response = null;
+  for (let attempt = 0; ; attempt += 1) {
+    response = await fetch(url, {
+      method, headers, signal, body: body === undefined || form ? body : JSON.stringify(body),
+    });
+    // A busy platform refuses the excess with 503 or 429 and says when to come back: a
+    // read is asked again (twice at most, after at most 5 s), never a write.
+    const retryAfter = response.headers.get("Retry-After");
+    const wait = retryAfter === null ? NaN : Number(retryAfter);
+    if (method !== "GET" || ![429, 503].includes(response.status) || attempt >= 2 || !(wait >= 0 && wait <= 5)) break;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(wait, 0.2) * 1000));
+  }
   const text = await response.text();
   let data = null;
   if (text) {

@@ -3,6 +3,7 @@
 const LANG_KEY = "crm.console.lang";
 
 const zh = {
+  "stage_initial contact": "初步接触", "stage_needs analysis": "需求分析", stage_quote: "报价", stage_negotiation: "谈判", stage_won: "赢单", stage_lost: "输单",
   points_issued: "发放", points_redeemed: "兑换", points_expired: "过期",
   earned_for_order: "订单积分", earned_for_check_in: "签到积分", earned_for_streak: "连续签到奖励", earned_for_birthday: "生日积分", earned_for_survey: "调查奖励", earned_for_referral: "推荐奖励",
   ledger_points_earned: "获得积分", ledger_points_clawed_back: "退款扣回", ledger_owed_points_recovered: "补扣欠分", ledger_points_redeemed: "兑换礼品",
@@ -124,6 +125,7 @@ const zh = {
 };
 
 const en = {
+  "stage_initial contact": "Initial contact", "stage_needs analysis": "Needs analysis", stage_quote: "Quote", stage_negotiation: "Negotiation", stage_won: "Won", stage_lost: "Lost",
   points_issued: "Issued", points_redeemed: "Redeemed", points_expired: "Expired",
   earned_for_order: "For an order", earned_for_check_in: "For checking in", earned_for_streak: "Check-in streak bonus", earned_for_birthday: "Birthday bonus", earned_for_survey: "Survey bonus", earned_for_referral: "Referral bonus",
   ledger_points_earned: "Points earned", ledger_points_clawed_back: "Clawed back after a refund", ledger_owed_points_recovered: "Owed points recovered", ledger_points_redeemed: "Redeemed for a reward",
@@ -269,6 +271,12 @@ export function lang() {
 export function setLang(value) {
   localStorage.setItem(LANG_KEY, value);
   applyStatic();
+}
+
+// Text for data that may be the platform's own default (a default deal stage) or the
+// tenant's own word: the translation when there is one, else the word as it is.
+export function tOr(key, fallback) {
+  return DICTIONARIES[lang()][key] ?? fallback;
 }
 
 export function t(key, params = {}) {

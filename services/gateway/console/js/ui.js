@@ -1,6 +1,6 @@
 // DOM building without innerHTML (every value is text, so nothing a customer typed can
 // run as markup), and the few widgets every page shares.
-import { t, lang } from "./i18n.js";
+import { t, tOr, lang } from "./i18n.js";
 
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -160,6 +160,11 @@ export function phone(value) {
   const china = /^\+86(1\d{2})(\d{4})(\d{4})$/.exec(value);
   return china ? `${lang() === "zh" ? "" : "+86 "}${china.slice(1).join(" ")}` : value;
 }
+// A deal stage's name: the default stages in the reader's language, a tenant's own as named.
+export function stageName(name) {
+  return tOr(`stage_${name}`, name);
+}
+
 export function percent(share) {
   return share === undefined || share === null ? "" : new Intl.NumberFormat(locale(), { style: "percent" }).format(share);
 }

@@ -6,7 +6,7 @@
 import { get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { chart, h, messageBox, money, number, percent, problemText, replace, section, table, when } from "../ui.js";
+import { chart, h, messageBox, money, number, percent, problemText, replace, section, stageName, table, when } from "../ui.js";
 
 const FIGURES = ["retention", "repurchase-rate", "order-frequency", "average-order-value", "clv",
   "predicted-clv", "churn-rate", "nps", "csat", "activity", "funnel"];
@@ -29,6 +29,7 @@ function cellText(figure, key, value) {
   if (typeof value === "boolean") return t(value ? "yes" : "no");
   if (key === "group") return t(`nps_group_${value}`);
   if (key === "outcome") return t(`outcome_${value}`);
+  if (key === "stage") return stageName(value);
   if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}T/.test(value)) return when(value);
   if (Array.isArray(value)) return value.map((v) => (key === "retention" ? percent(v) : number(v))).join(" · ");
   if (typeof value === "object") return Object.entries(value).map(([c, v]) => money(v, c)).join(" · ");

@@ -5,7 +5,7 @@ import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import {
-  confirmDialog, day, h, messageBox, money, notice, number, percent, phone, problemText, promptDialog, replace, section, table, when,
+  confirmDialog, day, h, messageBox, money, notice, number, percent, phone, problemText, stageName, promptDialog, replace, section, table, when,
 } from "../ui.js";
 import { customerPicker } from "../picker.js";
 import { customerForm } from "./customer_form.js";
@@ -167,7 +167,7 @@ export function render(view, [customerId]) {
       v.purchases.map((p) => h("p", {}, `${money(p.spent, p.currency)} · ${p.orders} ${t("kind_orders")}`)),
       table([
         { label: t("subject"), cell: (d) => d.title },
-        { label: t("stage"), cell: (d) => d.stage },
+        { label: t("stage"), cell: (d) => stageName(d.stage) },
         { label: t("amount"), cell: (d) => money(d.amount, d.currency) },
       ], v.deals),
       v.orders.length ? table([

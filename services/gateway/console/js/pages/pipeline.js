@@ -4,7 +4,7 @@
 import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { chart, day, h, money, notice, problemText, promptDialog, replace, section, table } from "../ui.js";
+import { chart, day, h, money, notice, problemText, promptDialog, replace, section, stageName, table } from "../ui.js";
 import { customerLink, nameCustomers } from "../names.js";
 
 const POLL_MS = 15000;
@@ -44,7 +44,7 @@ export function render(view) {
     h("div", { class: "small" }, money(deal.amount, deal.currency), " · ", deal.owner_id || ""),
     mayMove ? [h("label", { class: "visually-hidden", for: `move-${deal.id}` }, `${t("move_to")} ${deal.title}`),
       h("select", { id: `move-${deal.id}`, class: "move", onchange: (event) => move(deal, event.target.value) },
-        stages.map((s) => h("option", { value: s.name, selected: s.name === deal.stage }, s.name)))] : null);
+        stages.map((s) => h("option", { value: s.name, selected: s.name === deal.stage }, stageName(s.name))))] : null);
     if (mayMove) {
       node.addEventListener("dragstart", (event) => {
         dragged = deal;
@@ -63,8 +63,8 @@ export function render(view) {
       await nameCustomers(deals.items.map((d) => d.customer_id));
       replace(board, stages.map((stage) => {
         const inStage = deals.items.filter((d) => d.stage === stage.name);
-        const column = h("section", { class: "column", dataset: { stage: stage.name }, "aria-label": stage.name },
-          h("h2", {}, h("span", {}, stage.name), h("span", { class: "muted small" }, `${stage.probability}% · ${inStage.length}`)),
+        const column = h("section", { class: "column", dataset: { stage: stage.name }, "aria-label": stageName(stage.name) },
+          h("h2", {}, h("span", {}, stageName(stage.name)), h("span", { class: "muted small" }, `${stage.probability}% · ${inStage.length}`)),
           inStage.map(card));
         if (mayMove) {
           column.addEventListener("dragover", (event) => { event.preventDefault(); column.classList.add("drop-target"); });
@@ -93,11 +93,11 @@ export function render(view) {
       replace(funnelBox, h("h2", { id: "h-funnel" }, t("funnel")),
         chart({
           type: "bar",
-          data: { labels: funnel.stages.map((s) => s.stage), datasets: [{ label: t("deals"), data: funnel.stages.map((s) => s.deals), backgroundColor: "#1f5fbf" }] },
+          data: { labels: funnel.stages.map((s) => stageName(s.stage)), datasets: [{ label: t("deals"), data: funnel.stages.map((s) => s.deals), backgroundColor: "#1f5fbf" }] },
           options: { indexAxis: "y", plugins: { legend: { display: false } } },
         }, t("funnel")),
         table([
-          { label: t("stage"), cell: (s) => s.stage },
+          { label: t("stage"), cell: (s) => stageName(s.stage) },
           { label: t("deals"), cell: (s) => s.deals },
           { label: t("probability"), cell: (s) => `${s.probability}%` },
         ], funnel.stages, { caption: t("funnel") }),
