@@ -3,6 +3,10 @@
 const LANG_KEY = "crm.console.lang";
 
 const zh = {
+  channel_email: "邮件", channel_sms: "短信", channel_phone: "电话", channel_wechat: "微信", channel_visit: "拜访", channel_meeting: "会议",
+  level_none: "无", level_low: "低", level_medium: "中", level_high: "高",
+  order_status_placed: "已下单", order_status_partly_refunded: "部分退款", order_status_refunded: "已退款", order_status_cancelled: "已取消", order_placed: "下单日期",
+  health_up: "运行", health_down: "停止", health_ready: "就绪", health_not_ready: "未就绪", health_ok: "正常", health_degraded: "降级", health_unavailable: "不可用",
   "stage_initial contact": "初步接触", "stage_needs analysis": "需求分析", stage_quote: "报价", stage_negotiation: "谈判", stage_won: "赢单", stage_lost: "输单",
   points_issued: "发放", points_redeemed: "兑换", points_expired: "过期",
   earned_for_order: "订单积分", earned_for_check_in: "签到积分", earned_for_streak: "连续签到奖励", earned_for_birthday: "生日积分", earned_for_survey: "调查奖励", earned_for_referral: "推荐奖励",
@@ -125,6 +129,10 @@ const zh = {
 };
 
 const en = {
+  channel_email: "E-mail", channel_sms: "SMS", channel_phone: "Phone", channel_wechat: "WeChat", channel_visit: "Visit", channel_meeting: "Meeting",
+  level_none: "None", level_low: "Low", level_medium: "Medium", level_high: "High",
+  order_status_placed: "Placed", order_status_partly_refunded: "Partly refunded", order_status_refunded: "Refunded", order_status_cancelled: "Cancelled", order_placed: "Placed on",
+  health_up: "up", health_down: "down", health_ready: "ready", health_not_ready: "not ready", health_ok: "ok", health_degraded: "degraded", health_unavailable: "unavailable",
   "stage_initial contact": "Initial contact", "stage_needs analysis": "Needs analysis", stage_quote: "Quote", stage_negotiation: "Negotiation", stage_won: "Won", stage_lost: "Lost",
   points_issued: "Issued", points_redeemed: "Redeemed", points_expired: "Expired",
   earned_for_order: "For an order", earned_for_check_in: "For checking in", earned_for_streak: "Check-in streak bonus", earned_for_birthday: "Birthday bonus", earned_for_survey: "Survey bonus", earned_for_referral: "Referral bonus",

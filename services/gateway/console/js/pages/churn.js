@@ -44,7 +44,7 @@ export function render(view) {
           { label: t("revenue_at_risk"), cell: (r) => money(r.revenue_at_risk) },
           { label: t("no_purchase_probability"), cell: (r) => percent(r.no_purchase_probability) },
           { label: t("score"), cell: (r) => r.score },
-          { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, r.level) },
+          { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, t(`level_${r.level}`)) },
           { label: t("status"), cell: (r) => r.change },
           { label: t("risk_reasons"), cell: (r) => r.reasons.map((x) => x.sentence).join("; ") },
         ], riskRows(owner))]) : h("p", { class: "muted" }, t("nothing_yet")));
@@ -73,7 +73,7 @@ export function render(view) {
       await nameCustomers(alerts.items.map((a) => a.customer_id));
       replace(alertsBox, h("h2", { id: "h-alerts" }, t("alerts")), table([
         { label: t("customer"), cell: (a) => customerLink(a.customer_id) },
-        { label: t("level"), cell: (a) => h("span", { class: `badge ${a.level}` }, `${a.level} ${a.score}`) },
+        { label: t("level"), cell: (a) => h("span", { class: `badge ${a.level}` }, `${t(`level_${a.level}`)} ${a.score}`) },
         { label: t("status"), cell: (a) => a.status },
         { label: t("registered"), cell: (a) => when(a.opened_at) },
         { label: "", cell: (a) => (mayRespond && a.status === "open" ? h("div", { class: "row" },

@@ -124,7 +124,7 @@ export function render(view, [customerId]) {
       h("dl", { class: "facts" }, CONSENT_CHANNELS.map((channel) => {
         const decision = v.consent[channel];
         const granted = decision?.granted;
-        return [h("dt", {}, channel), h("dd", {},
+        return [h("dt", {}, t(`channel_${channel}`)), h("dd", {},
           decision ? `${granted ? t("granted") : t("withdrawn")} · ${decision.source} · ${day(decision.at)} ` : "— ",
           session.may("consent:write") && !v.erased ? h("button", {
             type: "button", class: "small",
@@ -138,7 +138,7 @@ export function render(view, [customerId]) {
       const risk = await get(`customers/${id}/churn-risk`, { as_of: state.asOf || undefined });
       replace(riskBox,
         h("h2", { id: "h-risk" }, t("c360_risk")),
-        h("p", {}, h("span", { class: `badge ${risk.level}` }, risk.level), " ", t("risk_score"), ": ", risk.score,
+        h("p", {}, h("span", { class: `badge ${risk.level}` }, t(`level_${risk.level}`)), " ", t("risk_score"), ": ", risk.score,
           h("span", { class: "muted small" }, ` · ${t("as_of")} ${when(risk.as_of)}`)),
         risk.revenue_at_risk !== null ? h("p", {}, `${t("revenue_at_risk")}: ${money(risk.revenue_at_risk)} · `,
           `${t("no_purchase_probability")}: ${percent(risk.no_purchase_probability)} · `,
@@ -173,14 +173,14 @@ export function render(view, [customerId]) {
       v.orders.length ? table([
         { label: "#", cell: (o) => o.external_id || o.order_id.slice(0, 8) },
         { label: t("amount"), cell: (o) => money(o.total, o.currency) },
-        { label: t("status"), cell: (o) => o.status },
-        { label: t("registered"), cell: (o) => day(o.placed_at) },
+        { label: t("status"), cell: (o) => t(`order_status_${o.status}`) },
+        { label: t("order_placed"), cell: (o) => h("span", { class: "nowrap" }, day(o.placed_at)) },
       ], v.orders) : null);
     replace(serviceBox, h("h2", { id: "h-service" }, t("c360_service")),
       table([
         { label: t("subject"), cell: (k) => k.subject },
-        { label: t("priority"), cell: (k) => k.priority },
-        { label: t("status"), cell: (k) => [k.status, k.sla_breached ? h("span", { class: "badge breached" }, t("overdue")) : null] },
+        { label: t("priority"), cell: (k) => t(`priority_${k.priority}`) },
+        { label: t("status"), cell: (k) => [t(`ticket_status_${k.status}`), k.sla_breached ? h("span", { class: "badge breached" }, t("overdue")) : null] },
       ], v.tickets),
       v.service.last_csat ? h("p", {}, `${t("csat")}: ${v.service.last_csat.score ?? ""}`) : null,
       v.service.last_nps ? h("p", {}, `${t("nps")}: ${v.service.last_nps.score ?? ""}`) : null);
@@ -236,7 +236,7 @@ export function render(view, [customerId]) {
     if (values) customerWrite("/owner", "PUT", { owner_id: values.owner_id || null });
   }
   async function logInteraction() {
-    const channel = h("select", { id: "interaction-channel", name: "channel" }, INTERACTION_CHANNELS.map((c) => h("option", { value: c }, c)));
+    const channel = h("select", { id: "interaction-channel", name: "channel" }, INTERACTION_CHANNELS.map((c) => h("option", { value: c }, t(`channel_${c}`))));
     const direction = h("select", { id: "interaction-direction", name: "direction" },
       h("option", { value: "inbound" }, t("inbound")), h("option", { value: "outbound" }, t("outbound")));
     const summary = h("textarea", { id: "interaction-summary", name: "summary", rows: 3 });

@@ -4,7 +4,7 @@
 // every 10 s. Figures need ops:read (admin, manager, operator); a rebuild ops:rebuild
 // (operator: the host's identity, since a rebuild swaps the view of every tenant).
 import { api, get } from "../api.js";
-import { t } from "../i18n.js";
+import { t, tOr } from "../i18n.js";
 import { session } from "../session.js";
 import { confirmDialog, duration, h, messageBox, number, problemText, replace, section, table } from "../ui.js";
 
@@ -17,6 +17,8 @@ async function probe(path) {
 }
 
 const badge = (kind, text) => h("span", { class: `badge ${kind}` }, text);
+// A health state (up, down, ready, ok, degraded...) in the reader's language when known.
+const state = (value) => tOr(`health_${value}`, value);
 
 export function render(view) {
   const healthBox = h("section", { class: "card", "aria-labelledby": "h-health" });
@@ -74,7 +76,7 @@ export function render(view) {
   function serviceTable(rows) {
     return table([
       { label: t("service"), cell: (r) => h("span", { class: r.first ? "service-name" : "muted small" }, r.service) },
-      { label: t("status"), cell: (r) => (r.first && r.status ? badge(r.status, r.status) : "") },
+      { label: t("status"), cell: (r) => (r.first && r.status ? badge(r.status, state(r.status)) : "") },
       { label: t("outbox_backlog"), cell: (r) => (!r.first ? "" : r.error ? messageBox(r.error, "warn") : r.outbox ? h("span", { class: "backlog", "data-service": r.service }, badge(r.outbox.events ? "behind" : "ok", number(r.outbox.events))) : t("no_outbox")) },
       { label: t("oldest_unpublished"), cell: (r) => (r.first && r.outbox?.events ? duration(r.outbox.oldest_age_seconds) : "") },
       { label: t("projection"), cell: (r) => (r.projection ? `${r.projection.name} (g${r.projection.generation})` : "—") },
@@ -118,12 +120,12 @@ export function render(view) {
       health = fresh;
       const rows = Object.entries(fresh.upstreams).map(([name, report]) => ({ name, ...report, ready: ready.upstreams[name]?.status }));
       rows.unshift({ name: "gateway", status: fresh.database.status, latency_ms: fresh.database.latency_ms, ready: ready.status });
-      replace(healthBox, h("h2", { id: "h-health" }, t("health"), " ", badge(fresh.status, fresh.status)),
+      replace(healthBox, h("h2", { id: "h-health" }, t("health"), " ", badge(fresh.status, state(fresh.status))),
         table([
           { label: t("service"), cell: (r) => r.name },
-          { label: t("status"), cell: (r) => badge(r.status, r.status) },
-          { label: t("ready"), cell: (r) => badge(r.ready === "ready" ? "ready" : "down", r.ready || "—") },
-          { label: t("latency"), cell: (r) => (r.latency_ms === undefined ? r.detail || "" : `${r.latency_ms} ms`) },
+          { label: t("status"), cell: (r) => badge(r.status, state(r.status)) },
+          { label: t("ready"), cell: (r) => badge(r.ready === "ready" ? "ready" : "down", r.ready ? state(r.ready) : "—") },
+          { label: t("latency"), cell: (r) => (r.latency_ms === undefined ? r.detail || "" : h("span", { class: "nowrap" }, `${Math.round(r.latency_ms)} ms`)) },
         ], rows, { caption: t("health") }));
     });
   }
