@@ -685,6 +685,8 @@ def test_screenshots_of_every_page(
                 "/api/v1/users", json={"email": email, "name": name, "roles": roles}
             )
             assert invited.status_code == 201, invited.text
+        # The churn board shows the ranking: every customer who ordered is in it.
+        body_until(client, "/api/v1/churn/risks", lambda body: len(body["items"]) >= 4)
     context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.set_default_timeout(20_000)
@@ -698,7 +700,7 @@ def test_screenshots_of_every_page(
         "pipeline": ".deal",
         "service": "#queue tbody tr",
         f"loyalty/{first}": "#balance",
-        "churn": "#h-alerts",
+        "churn": "#ranking tbody tr",
         "ops": '.backlog[data-service="tickets"]',
         "users": "#h-users + table",
         "analytics": "#behind h2",

@@ -3,6 +3,9 @@
 const LANG_KEY = "crm.console.lang";
 
 const zh = {
+  ranking_title: "流失风险排名", ranking_help: "全部客户按风险收入（未来 90 天不再购买的概率 × 预测价值）排序，前 20 位；随事件实时更新。",
+  ranking_empty: "还没有可排名的客户：客户下单后会进入排名。", weekly_empty: "本周没有中高风险的客户：风险升高时会按负责人列在这里，每周一 9:00 发布。",
+  risk_change_new: "新增", risk_change_rising: "上升", risk_change_still_open: "仍未处理",
   channel_email: "邮件", channel_sms: "短信", channel_phone: "电话", channel_wechat: "微信", channel_visit: "拜访", channel_meeting: "会议",
   level_none: "无", level_low: "低", level_medium: "中", level_high: "高",
   order_status_placed: "已下单", order_status_partly_refunded: "部分退款", order_status_refunded: "已退款", order_status_cancelled: "已取消", order_placed: "下单日期",
@@ -129,6 +132,9 @@ const zh = {
 };
 
 const en = {
+  ranking_title: "Churn risk ranking", ranking_help: "Every customer by revenue at risk (the chance of no purchase in the next 90 days × predicted value), the top 20; kept current as events arrive.",
+  ranking_empty: "No customer to rank yet: customers join the ranking once they order.", weekly_empty: "No medium or high risk this week: rising risks are listed here per owner, published Mondays at 09:00.",
+  risk_change_new: "New", risk_change_rising: "Rising", risk_change_still_open: "Still open",
   channel_email: "E-mail", channel_sms: "SMS", channel_phone: "Phone", channel_wechat: "WeChat", channel_visit: "Visit", channel_meeting: "Meeting",
   level_none: "None", level_low: "Low", level_medium: "Medium", level_high: "High",
   order_status_placed: "Placed", order_status_partly_refunded: "Partly refunded", order_status_refunded: "Refunded", order_status_cancelled: "Cancelled", order_placed: "Placed on",

@@ -7,16 +7,18 @@ import { chart, h, money, notice, percent, problemText, promptDialog, replace, s
 import { customerLink, nameCustomers } from "../names.js";
 
 const POLL_MS = 15000;
+const RANKING_SHOWN = 20;
 
 function riskRows(owner) {
   return [
     ...owner.new.map((r) => ({ ...r, change: "new" })),
     ...owner.rising.map((r) => ({ ...r, change: "rising" })),
-    ...owner.still_open.map((r) => ({ ...r, change: "still open" })),
+    ...owner.still_open.map((r) => ({ ...r, change: "still_open" })),
   ];
 }
 
 export function render(view) {
+  const rankingBox = h("section", { class: "card", "aria-labelledby": "h-ranking", id: "ranking" });
   const weeklyBox = h("section", { class: "card", "aria-labelledby": "h-weekly" });
   const alertsBox = h("section", { class: "card", "aria-labelledby": "h-alerts" });
   const backtestBox = h("section", { class: "card", "aria-labelledby": "h-backtest" });
@@ -45,9 +47,9 @@ export function render(view) {
           { label: t("no_purchase_probability"), cell: (r) => percent(r.no_purchase_probability) },
           { label: t("score"), cell: (r) => r.score },
           { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, t(`level_${r.level}`)) },
-          { label: t("status"), cell: (r) => r.change },
+          { label: t("status"), cell: (r) => t(`risk_change_${r.change}`) },
           { label: t("risk_reasons"), cell: (r) => r.reasons.map((x) => x.sentence).join("; ") },
-        ], riskRows(owner))]) : h("p", { class: "muted" }, t("nothing_yet")));
+        ], riskRows(owner))]) : h("p", { class: "muted" }, t("weekly_empty")));
     });
   }
 
@@ -130,7 +132,26 @@ export function render(view) {
 
   replace(backtestBox, h("h2", { id: "h-backtest" }, `${t("backtest")}: ${t("lift_by_decile")}`),
     session.may("churn:configure") ? backtestForm() : h("p", { class: "muted" }, t("read_only")));
-  replace(view, h("h1", {}, t("churn_title")), h("div", { class: "stack" }, weeklyBox, alertsBox, backtestBox));
+  // The whole ranking's top, kept as events arrive: who to call first, at every level.
+  async function loadRanking() {
+    await section(rankingBox, async () => {
+      const page = await get("churn/risks", { sort: "revenue_at_risk", limit: RANKING_SHOWN });
+      await nameCustomers(page.items.map((r) => r.customer_id));
+      replace(rankingBox, h("h2", { id: "h-ranking" }, t("ranking_title")),
+        h("p", { class: "muted small" }, t("ranking_help")),
+        table([
+          { label: t("customer"), cell: (r) => customerLink(r.customer_id) },
+          { label: t("revenue_at_risk"), cell: (r) => (r.revenue_at_risk === null ? "—" : money(r.revenue_at_risk)) },
+          { label: t("no_purchase_probability"), cell: (r) => (r.no_purchase_probability === null ? "—" : percent(r.no_purchase_probability)) },
+          { label: t("score"), cell: (r) => r.score },
+          { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, t(`level_${r.level}`)) },
+          { label: t("risk_reasons"), cell: (r) => r.reasons.map((x) => x.sentence).join("; ") || "—" },
+        ], page.items, { caption: t("ranking_title"), empty: t("ranking_empty") }));
+    });
+  }
+
+  replace(view, h("h1", {}, t("churn_title")), h("div", { class: "stack" }, rankingBox, weeklyBox, alertsBox, backtestBox));
+  loadRanking();
   loadWeekly();
   loadAlerts().then(() => { timer = setTimeout(poll, POLL_MS); });
   return () => clearTimeout(timer);
