@@ -710,6 +710,9 @@ def test_screenshots_of_every_page(
         page.wait_for_selector(ready)
         page.wait_for_timeout(500)  # charts draw on the next frame
         page.screenshot(path=target / f"{name}.png", full_page=True)
+    # The analytics page is last: a cohort's cell opens the customers behind it.
+    page.locator("#figure .drill").first.click()
+    expect(page.locator("#behind tbody tr")).to_have_count(4)
     phone = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
     phone_page = phone.new_page()
     phone_page.set_default_timeout(20_000)

@@ -3,6 +3,7 @@
 const LANG_KEY = "crm.console.lang";
 
 const zh = {
+  analytics_drill_cohort: "{cohort} 同期群第 {k} 期购买的客户", analytics_drill_month: "{month} 流失的客户",
   ranking_title: "流失风险排名", ranking_help: "全部客户按风险收入（未来 90 天不再购买的概率 × 预测价值）排序，前 20 位；随事件实时更新。",
   ranking_empty: "还没有可排名的客户：客户下单后会进入排名。", weekly_empty: "本周没有中高风险的客户：风险升高时会按负责人列在这里，每周一 9:00 发布。",
   risk_change_new: "新增", risk_change_rising: "上升", risk_change_still_open: "仍未处理",
@@ -132,6 +133,7 @@ const zh = {
 };
 
 const en = {
+  analytics_drill_cohort: "Customers of the {cohort} cohort who bought in period {k}", analytics_drill_month: "Customers lost in {month}",
   ranking_title: "Churn risk ranking", ranking_help: "Every customer by revenue at risk (the chance of no purchase in the next 90 days × predicted value), the top 20; kept current as events arrive.",
   ranking_empty: "No customer to rank yet: customers join the ranking once they order.", weekly_empty: "No medium or high risk this week: rising risks are listed here per owner, published Mondays at 09:00.",
   risk_change_new: "New", risk_change_rising: "Rising", risk_change_still_open: "Still open",

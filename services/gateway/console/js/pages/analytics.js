@@ -131,6 +131,21 @@ export function render(view) {
     });
   }
 
+  // A cell that opens the customers behind it: a cohort's k-th period, a month's losses.
+  function drillable(path, key, row) {
+    const open = (extra, text, label) => h("button", {
+      type: "button", class: "link-button drill", title: label,
+      onclick: () => showCustomers(`${path}&${new URLSearchParams(extra)}`),
+    }, text);
+    if (state.figure === "retention" && key === "retention") {
+      return row.retention.map((share, k) => [k ? " · " : "", open({ cohort: row.cohort_start, period: k }, percent(share), t("analytics_drill_cohort", { cohort: row.cohort, k }))]);
+    }
+    if (state.figure === "churn-rate" && key === "lost" && row.lost) {
+      return open({ month: row.month }, number(row.lost), t("analytics_drill_month", { month: row.month }));
+    }
+    return null;
+  }
+
   async function showFigure() {
     await section(figureBox, async () => {
       const isFunnel = state.figure === "funnel";
@@ -149,7 +164,7 @@ export function render(view) {
         h("p", { class: "headline", id: "headline" }, (isFunnel ? percent(answer.win_rate) : headline(state.figure, answer)) || "—"),
         h("p", { class: "muted" }, t(`method_${state.figure}`)),
         rows.length ? barsOf(state.figure, rows) : null,
-        table(keys.map((k) => ({ label: columnName(k), cell: (r) => cellText(state.figure, k, r[k]) })), rows,
+        table(keys.map((k) => ({ label: columnName(k), cell: (r) => drillable(answer.drill_down, k, r) ?? cellText(state.figure, k, r[k]) })), rows,
           { caption: t(`figure_${state.figure}`), empty: t(isFunnel ? "analytics_no_deals" : "analytics_no_rows") }),
         exporter);
       if (isFunnel) replace(customersBox);
