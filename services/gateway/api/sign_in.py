@@ -15,6 +15,7 @@ Scripts keep using tokens from ``crm token`` or API keys; nothing here changes h
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -28,7 +29,6 @@ from libs.auth import issue_token
 from libs.platform.errors import Unprocessable
 from libs.platform.routing import ServiceRouter
 from services.gateway.api.conventions import CONSOLE_PATH, runtime_of
-from services.gateway.authentication import can_sign_forwarded_tokens
 from services.gateway.open_resources import GatewayRuntime
 from services.gateway.sessions import COOKIE, COOKIE_PATH, Session
 from services.gateway.single_sign_on import (
@@ -96,7 +96,7 @@ def _now() -> datetime:
 
 
 def _signing_available(runtime: GatewayRuntime) -> None:
-    if not can_sign_forwarded_tokens(runtime.settings.auth()):
+    if not runtime.authenticator.signs_tokens:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail="console sign-in needs JWT_SECRET with HS256 among JWT_ALGORITHMS",
@@ -118,7 +118,7 @@ def public_base(request: Request, runtime: GatewayRuntime) -> str:
 def _token_for(runtime: GatewayRuntime, session: Session, roles: frozenset[str]) -> SessionToken:
     seconds = runtime.settings.session_token_seconds
     token = issue_token(
-        runtime.settings.auth(), session.subject, session.tenant_id, roles, ttl_seconds=seconds
+        runtime.authenticator.auth, session.subject, session.tenant_id, roles, ttl_seconds=seconds
     )
     return SessionToken(
         access_token=token,
@@ -159,6 +159,12 @@ def _set_session_cookie(
     response.headers["Cache-Control"] = "no-store"
 
 
+async def _checked(user: User | None, password: str) -> bool:
+    """The Argon2 check in a worker thread: tens of milliseconds of CPU each, which on the
+    event loop would hold up every other request through this gateway process."""
+    return await asyncio.to_thread(password_matches, user, password)
+
+
 def _refused() -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=_REFUSED, headers={"WWW-Authenticate": "Bearer"}
@@ -170,7 +176,7 @@ async def sign_in_methods(request: Request) -> SignInMethods:
     runtime = runtime_of(request)
     provider = runtime.single_sign_on
     return SignInMethods(
-        password=can_sign_forwarded_tokens(runtime.settings.auth()),
+        password=runtime.authenticator.signs_tokens,
         single_sign_on=runtime.settings.oidc_display_name if provider is not None else None,
     )
 
@@ -183,10 +189,10 @@ async def sign_in(command: SignIn, request: Request, response: Response) -> Sess
     now = _now()
     user = await runtime.users.find(command.tenant, email_of(command.email))
     if user is None or user.status != "active" or user.locked_at(now):
-        password_matches(None, command.password)  # as slow as a real check
+        await _checked(None, command.password)  # as slow as a real check
         SIGN_INS.labels("password", "refused").inc()
         raise _refused()
-    if not password_matches(user, command.password):
+    if not await _checked(user, command.password):
         lockout = Lockout(
             runtime.settings.sign_in_max_failures,
             timedelta(minutes=runtime.settings.sign_in_lockout_minutes),
@@ -246,7 +252,8 @@ async def set_password(command: SetPassword, request: Request, response: Respons
     user = await runtime.users.link_holder(command.token, now)
     if user.status == "disabled":
         raise Unprocessable("token", "this user is disabled: ask an admin")
-    user = user.with_password(hash_password(user, command.password))  # a weak one keeps the link
+    # Refused here, a weak password keeps the link usable.
+    user = user.with_password(await asyncio.to_thread(hash_password, user, command.password))
     await runtime.users.use_link(command.token, now)
     await runtime.users.save(user)
     await runtime.sessions.end_all_of(user.id, now)  # a reset locks out whoever had the old one
