@@ -50,11 +50,11 @@ async def _hand_out(tenant: str, email: str, name: str, roles: list[str], *, new
     from libs.platform.db import create_engine
     from libs.platform.migrations import prepare_schema
     from libs.platform.preflight import create_postgres_databases, service_settings
-    from services.gateway.api.conventions import CONSOLE_PATH
+    from services.gateway.api.conventions import set_password_url
     from services.gateway.migrations import FOLDER as MIGRATIONS
     from services.gateway.service import SERVICE
     from services.gateway.settings import Settings
-    from services.gateway.users import LinkPurpose, UserStore, email_of, invite, issue_link
+    from services.gateway.users import UserStore, email_of, invite, link_for
 
     # The gateway's own database under the platform's DATABASE_URL, as `crm run` gives it.
     settings: Settings = service_settings(SERVICE)
@@ -76,11 +76,15 @@ async def _hand_out(tenant: str, email: str, name: str, roles: list[str], *, new
             if found is None:
                 raise typer.BadParameter(f"no user {email} in tenant {tenant}")
             user = found
-        purpose: LinkPurpose = "invitation" if user.status == "invited" else "reset"
-        hours = settings.invitation_days * 24 if new else settings.password_reset_hours
-        link = issue_link(user, purpose, now, timedelta(hours=hours))
+        link = link_for(
+            user,
+            now,
+            invitation=timedelta(days=settings.invitation_days),
+            reset=timedelta(hours=settings.password_reset_hours),
+        )
         await store.add_link(link)
     finally:
         await engine.dispose()
-    base = (settings.public_url or f"http://127.0.0.1:{settings.http_port}").rstrip("/")
-    return f"{base}{CONSOLE_PATH}/#/set-password?token={link.secret}"
+    return set_password_url(
+        settings.public_url or f"http://127.0.0.1:{settings.http_port}", link.secret
+    )

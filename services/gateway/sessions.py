@@ -27,7 +27,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.platform.db import JsonDocument, UtcDateTime
-from services.gateway.users import hash_secret
+from services.gateway.api_keys import hash_secret
 
 COOKIE = "crm_session"
 COOKIE_PATH = "/auth"

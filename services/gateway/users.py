@@ -12,7 +12,6 @@ pure functions over ``User``; ``UserStore`` keeps the rows.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from libs.auth.roles import TENANT_ROLES
 from libs.platform.db import JsonDocument, UtcDateTime
 from libs.platform.errors import Conflict, NotFound, Unprocessable
+from services.gateway.api_keys import hash_secret
 
 Status = Literal["invited", "active", "disabled"]
 LinkPurpose = Literal["invitation", "reset"]
@@ -187,12 +187,12 @@ def password_matches(user: User | None, password: str) -> bool:
         return False
 
 
-def issue_link(user: User, purpose: LinkPurpose, now: datetime, valid_for: timedelta) -> IssuedLink:
+def link_for(user: User, now: datetime, *, invitation: timedelta, reset: timedelta) -> IssuedLink:
+    """A one-time link to set a password: an invited user's invitation (again, valid for
+    ``invitation``), anyone else's reset (valid for ``reset``)."""
+    purpose: LinkPurpose = "invitation" if user.status == "invited" else "reset"
+    valid_for = invitation if purpose == "invitation" else reset
     return IssuedLink(user, purpose, secrets.token_urlsafe(32), now, now + valid_for)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 # --- storage ---------------------------------------------------------------------

@@ -17,6 +17,12 @@ VERSION = "0.1.0"
 CONSOLE_PATH = "/console"
 
 
+def set_password_url(base: str, secret: str) -> str:
+    """The console's page for a one-time link; the secret in the fragment, which browsers
+    never send to a server (nor to its logs)."""
+    return f"{base.rstrip('/')}{CONSOLE_PATH}/#/set-password?token={secret}"
+
+
 def runtime_of(request: Request) -> GatewayRuntime:
     runtime = getattr(request.app.state, "gateway", None)
     if not isinstance(runtime, GatewayRuntime):

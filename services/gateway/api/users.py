@@ -18,10 +18,10 @@ from libs.auth import Principal, Role
 from libs.platform.errors import Conflict
 from libs.platform.routing import ServiceRouter
 from services.gateway.api.callers import admin_in_person
-from services.gateway.api.conventions import CONSOLE_PATH, body_of, documented_body, runtime_of
+from services.gateway.api.conventions import body_of, documented_body, runtime_of, set_password_url
 from services.gateway.api.sign_in import public_base
 from services.gateway.open_resources import GatewayRuntime
-from services.gateway.users import IssuedLink, LinkPurpose, User, invite, issue_link
+from services.gateway.users import User, invite, link_for
 
 USERS_PATH = "/api/v1/users"
 USERS_PERMISSION = "users:manage"
@@ -81,21 +81,23 @@ class UserList(BaseModel):
     items: list[UserView]
 
 
-async def _hand_out(
-    request: Request, response: Response, user: User, purpose: LinkPurpose
-) -> UserLink:
+async def _hand_out(request: Request, response: Response, user: User) -> UserLink:
     runtime = runtime_of(request)
     settings = runtime.settings
-    valid_for = (
-        timedelta(days=settings.invitation_days)
-        if purpose == "invitation"
-        else timedelta(hours=settings.password_reset_hours)
+    link = link_for(
+        user,
+        datetime.now(UTC),
+        invitation=timedelta(days=settings.invitation_days),
+        reset=timedelta(hours=settings.password_reset_hours),
     )
-    link: IssuedLink = issue_link(user, purpose, datetime.now(UTC), valid_for)
     await runtime.users.add_link(link)
     response.headers["Cache-Control"] = "no-store"  # the link is a credential
-    url = f"{public_base(request, runtime)}{CONSOLE_PATH}/#/set-password?token={link.secret}"
-    return UserLink(user=UserView.of(user), purpose=purpose, url=url, expires_at=link.expires_at)
+    return UserLink(
+        user=UserView.of(user),
+        purpose=link.purpose,
+        url=set_password_url(public_base(request, runtime), link.secret),
+        expires_at=link.expires_at,
+    )
 
 
 async def _own(runtime: GatewayRuntime, admin: Principal, user_id: str) -> User:
@@ -124,7 +126,7 @@ async def invite_user(request: Request, response: Response, admin: Administrator
     )
     await runtime_of(request).users.add(user)
     response.headers["Location"] = f"{USERS_PATH}/{user.id}"
-    return await _hand_out(request, response, user, "invitation")
+    return await _hand_out(request, response, user)
 
 
 @router.get(USERS_PATH)
@@ -184,5 +186,4 @@ async def reset_password(
     user = await _own(runtime, admin, user_id)
     if user.status == "disabled":
         raise Conflict("enable the user first")
-    purpose: LinkPurpose = "invitation" if user.status == "invited" else "reset"
-    return await _hand_out(request, response, user, purpose)
+    return await _hand_out(request, response, user)
