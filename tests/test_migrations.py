@@ -27,6 +27,7 @@ from libs.platform.migrations import Migrated, database_revision, head_revision,
 from libs.platform.service import ServiceDeclaration
 from services.bootstrap import SERVICES
 from services.contacts.read_model import customer_list
+from services.customer360.read_model.tables import Tables
 
 MIGRATED = [s for s in SERVICES if s.migrations is not None]
 
@@ -115,6 +116,36 @@ async def test_two_processes_upgrading_at_once_take_turns(any_url: str) -> None:
         Migrated(None, head),
         Migrated(head, head),
     ]
+
+
+async def test_a_360_timeline_made_before_its_lines_held_facts_gains_them_with_its_rows(
+    any_url: str,
+) -> None:
+    """A generation's tables are the projection's, not a revision's: the revision finds
+    the timeline tables that exist and adds the columns, keeping every line."""
+    old = MetaData()
+    Tables.of(3, old)
+    timeline = old.tables["customer360_timeline_g3"]
+    for column in ("facts", "redacted_facts"):
+        timeline._columns.remove(timeline.c[column])
+    service = next(s for s in SERVICES if s.name == "customer360")
+    assert service.migrations is not None
+    engine = create_engine(any_url)
+    try:
+        await migrate(engine, service.migrations, to="0002")
+        async with engine.begin() as conn:
+            await conn.run_sync(old.create_all)
+            await conn.execute(timeline.insert().values(
+                tenant_id="acme", customer_id="c-1", event_id="e-1", type="t",
+                occurred_at=_now(), sequence=1, topic="crm.contacts.events",
+                summary="Registered person", redacted_summary="Registered person"))
+        await migrate(engine, service.migrations)
+        new = Tables.of(3).timeline
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(new.c.summary, new.c.facts))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [("Registered person", None)]
 
 
 def _contacts() -> ServiceDeclaration:

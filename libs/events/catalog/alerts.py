@@ -53,9 +53,13 @@ class Reason(_Part):
     signal: Signal
     # Points of the 0-100 score this signal contributes.
     contribution: int = Field(ge=0, le=100)
+    # In English, for logs and scripts; ``figures`` are the same facts as data.
     sentence: str
     # The events (envelope ids) behind it, newest first.
     event_ids: list[str] = Field(default_factory=list)
+    # The numbers the sentence states, by name (decision 0109 lists them per signal),
+    # so a reader can say them in its own language; empty before decision 0109.
+    figures: dict[str, int | float | str | None] = Field(default_factory=dict)
 
 
 class SignalRule(_Part):

@@ -84,6 +84,7 @@ def assess(
                 contribution=min(100, contribution),
                 sentence=finding.sentence,
                 event_ids=list(finding.event_ids),
+                figures=dict(finding.figures),
             )
         )
     reasons.sort(key=lambda r: (-r.contribution, r.signal))

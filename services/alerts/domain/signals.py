@@ -13,12 +13,16 @@ from services.alerts.domain.cadence import HORIZON_DAYS, LIKELY, LapseModel, buy
 from services.alerts.domain.facts import CustomerFacts, Fact, FactKind, typical_repeat_of
 from services.alerts.domain.value import Purchases, fit_value, purchases_of
 
+Figures = Mapping[str, int | float | str | None]
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     strength: float  # 0-1: how far past the threshold
     sentence: str
     event_ids: tuple[str, ...]
+    # What the sentence states, as numbers (a reader words them in its language).
+    figures: Figures = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,13 @@ def order_frequency_drop(c: CustomerFacts, rule: SignalRule, ctx: Context) -> Fi
     # and a repeat buyer's drop must not rank it above a one-time buyer gone as long.
     measured = _lapse_probability(c, ctx)
     strength = min(1.0, drop) * (measured if measured is not None else 1.0)
-    return Finding(strength, sentence, tuple(o.event_id for o in behind))
+    figures = {
+        "recent": len(recent),
+        "window_days": rule.window_days,
+        "expected": round(expected, 1),
+        "before": len(before),
+    }
+    return Finding(strength, sentence, tuple(o.event_id for o in behind), figures)
 
 
 def _lapse_probability(c: CustomerFacts, ctx: Context) -> float | None:
@@ -146,7 +156,14 @@ def order_overdue(c: CustomerFacts, rule: SignalRule, ctx: Context) -> Finding |
             f" Of customers buying like this, {measured:.0%} bought nothing in the "
             f"following {HORIZON_DAYS} days."
         )
-    return Finding(strength, sentence, (last.event_id,))
+    figures = {
+        "days": round(days),
+        "cadence_days": round(cadence) if cadence is not None else None,
+        "own_cadence": "yes" if own is not None else "no",
+        "lapsed_share": round(measured, 2) if measured is not None else None,
+        "horizon_days": HORIZON_DAYS,
+    }
+    return Finding(strength, sentence, (last.event_id,), figures)
 
 
 def _rising(
@@ -176,7 +193,13 @@ def complaints_increase(c: CustomerFacts, rule: SignalRule, _: Context) -> Findi
         f"against {len(before)} in the {rule.window_days} days before."
     )
     strength = min(1.0, len(recent) / (2 * max(rule.threshold, 1)) + 0.5)
-    return Finding(strength, sentence, _newest_first(recent))
+    figures = {
+        "complaints": complaints,
+        "breaches": breaches,
+        "window_days": rule.window_days,
+        "before": len(before),
+    }
+    return Finding(strength, sentence, _newest_first(recent), figures)
 
 
 def interactions_fall(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
@@ -193,7 +216,8 @@ def interactions_fall(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding
         f"{len(recent)} interaction{'s' if len(recent) != 1 else ''} in the last "
         f"{rule.window_days} days, down from {len(before)} in the {rule.window_days} days before."
     )
-    return Finding(min(1.0, drop), sentence, _newest_first(recent + before[-3:]))
+    figures = {"recent": len(recent), "window_days": rule.window_days, "before": len(before)}
+    return Finding(min(1.0, drop), sentence, _newest_first(recent + before[-3:]), figures)
 
 
 def key_contact_changed(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
@@ -208,7 +232,7 @@ def key_contact_changed(c: CustomerFacts, rule: SignalRule, _: Context) -> Findi
         f"The key contact changed ({roles}) {days} day{'s' if days != 1 else ''} ago: "
         "the relationship has to be rebuilt."
     )
-    return Finding(1.0, sentence, _newest_first(changes))
+    return Finding(1.0, sentence, _newest_first(changes), {"roles": roles, "days": days})
 
 
 def refunds_rising(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
@@ -221,7 +245,10 @@ def refunds_rising(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | 
         f"against {len(before)} in the {rule.window_days} days before."
     )
     return Finding(
-        min(1.0, len(recent) / (2 * max(rule.threshold, 1)) + 0.5), sentence, _newest_first(recent)
+        min(1.0, len(recent) / (2 * max(rule.threshold, 1)) + 0.5),
+        sentence,
+        _newest_first(recent),
+        {"recent": len(recent), "window_days": rule.window_days, "before": len(before)},
     )
 
 
@@ -237,7 +264,7 @@ def nps_detractor(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | N
     sentence = f"Answered {score} out of 10 to 'would you recommend us' (a detractor)."
     # A 0 is a stronger warning than a 6.
     strength = 0.6 + 0.4 * (rule.threshold - latest.value) / max(rule.threshold, 1)
-    return Finding(min(1.0, strength), sentence, (latest.event_id,))
+    return Finding(min(1.0, strength), sentence, (latest.event_id,), {"score": score})
 
 
 def contract_ending(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
@@ -257,7 +284,8 @@ def contract_ending(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding |
     )
     # Closer to the end date, stronger.
     strength = 0.5 + 0.5 * (1 - days / max(rule.window_days, 1))
-    return Finding(strength, sentence, tuple(reversed(first.event_ids)))
+    figures: Figures = {"ends_on": first.ends_on.isoformat(), "days": days}
+    return Finding(strength, sentence, tuple(reversed(first.event_ids)), figures)
 
 
 def loyalty_quiet(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | None:
@@ -273,7 +301,7 @@ def loyalty_quiet(c: CustomerFacts, rule: SignalRule, _: Context) -> Finding | N
         f"No loyalty activity for {days} days, after {len(before)} earlier "
         "(check-ins or rewards redeemed)."
     )
-    return Finding(1.0, sentence, (last.event_id,))
+    return Finding(1.0, sentence, (last.event_id,), {"days": days, "before": len(before)})
 
 
 SIGNALS: dict[Signal, Evaluator] = {

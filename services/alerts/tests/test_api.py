@@ -105,6 +105,8 @@ async def test_complaints_and_a_key_contact_change_make_a_high_risk_with_both_re
     assert reasons["key_contact_changed"]["event_ids"] == [ids["change"]]
     assert reasons["complaints_increase"]["event_ids"] == [ids["second"], ids["first"]]
     assert reasons["complaints_increase"]["sentence"].startswith("2 complaints in the last 30 days")
+    assert reasons["complaints_increase"]["figures"] == {
+        "complaints": 2, "breaches": 0, "window_days": 30, "before": 0}
 
 
 async def test_a_rise_to_high_is_published_once(api: Api) -> None:

@@ -56,6 +56,9 @@ def test_a_monthly_buyer_who_stopped_buying_is_overdue_and_high() -> None:
     assert signals(risk) == ["order_overdue"]
     (overdue,) = risk.reasons
     assert overdue.sentence == "No order for 120 days; this customer usually buys every 30 days."
+    # The same facts as data, for a reader who words them in another language.
+    assert (overdue.figures["days"], overdue.figures["cadence_days"]) == (120, 30)
+    assert overdue.figures["own_cadence"] == "yes"
     assert overdue.event_ids == ["e-o120"]
     assert overdue.contribution == 60  # four times the rhythm: full strength
     assert risk.score == 60 and risk.level == "high"

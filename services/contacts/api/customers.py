@@ -18,6 +18,7 @@ from fastapi import (
 from pydantic import BaseModel, Field
 
 from libs.events.catalog.contacts import CustomerKind
+from libs.phones import international
 from libs.platform.dependencies import Body, etag_for
 from libs.platform.routing import ServiceRouter
 from libs.platform.types import PERSON_PATTERN, Instant, UtcInstant
@@ -156,7 +157,12 @@ async def list_customers(
         page = await customer_search.search(
             conn, principal.tenant_id, query, cursor=cursor, limit=limit
         )
-    return CustomerPage(items=page.items, next_cursor=page.next_cursor)
+    return CustomerPage(items=[readable(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+def readable(customer: dict[str, Any]) -> dict[str, Any]:
+    """``customer`` with its phone also written out (``phone_international``)."""
+    return {**customer, "phone_international": international(customer.get("phone"))}
 
 
 @router.get("/customers/{customer_id}")
@@ -167,7 +173,7 @@ async def get_customer(
     response.headers["ETag"] = etag_for(found.version)
     if found.customer_id != customer_id:
         response.headers["Content-Location"] = f"{router.prefix}/customers/{found.customer_id}"
-    return found.profile
+    return readable(found.profile)
 
 
 @router.patch("/customers/{customer_id}")

@@ -48,6 +48,10 @@ async def test_a_registered_customer_reads_back_normalised_with_its_version(api:
     assert customer["name"] == "张伟"
     assert customer["email"] == "Zhang.Wei@example.com"
     assert customer["phone"] == "+8613800138000"
+    # Stored as E.164, written out by the country's plan for a reader.
+    assert customer["phone_international"] == "+86 138 0013 8000"
+    listed = await api.client.get(CUSTOMERS, params={"q": "张伟"}, headers=api.auth())
+    assert [c["phone_international"] for c in listed.json()["items"]] == ["+86 138 0013 8000"]
     assert customer["tags"] == ["b2c", "vip"]
     assert customer["birthday"] == "1990-05-01"
 

@@ -41,6 +41,39 @@ SECTION_NAMES = (
 # Keys of section items holding free text written about the person (a deal's title, a
 # ticket's subject, a survey comment, a ledger adjustment's note): blank once erased.
 FREE_TEXT = frozenset({"title", "subject", "comment", "note"})
+# Keys of a timeline line's facts that are personal data or free text: the redacted
+# facts leave them out. Every field a catalog's PERSONAL_DATA names is here (a test
+# checks it); an enum that shares a name (a loyalty earning's ``reason``) goes too,
+# which costs an erased customer's timeline nothing it needs.
+PERSONAL_FACTS = FREE_TEXT | frozenset(
+    {
+        "name",
+        "email",
+        "phone",
+        "birthday",
+        "attributes",
+        "company",
+        "summary",
+        "body",
+        "description",
+        "explanation",
+        "reason",
+        "outcome",
+        "requester_name",
+        "requester_email",
+        "requester_phone",
+        "ticket_subject",
+        "deal_title",
+        "contract_title",
+        "task_title",
+    }
+)
+# Envelope-level bookkeeping and long lists a reader of the timeline has no use for.
+_NOT_FACTS = frozenset(
+    {"customer_id", "tenant_id", "idempotency_key", "draws", "restored", "lots", "source_event_id"}
+)
+# A line's facts stay a headline's worth: long lists (an order's lines) are cut.
+LISTED_FACTS = 10
 
 
 def empty_service() -> dict[str, Any]:
@@ -160,6 +193,45 @@ class Fact:
         )
 
 
+def facts_of(event: DomainEvent, before: CustomerView, after: CustomerView) -> dict[str, Any]:
+    """What a timeline line says, for a reader to render in their own language: the
+    event's fields as the catalog defines them, and the human names of what it is
+    about where the view knows them (an order's number, a ticket's subject, a deal's,
+    contract's or task's title), from the view after the event or, for what it
+    removed (a closed ticket), before."""
+    facts = {
+        key: value[:LISTED_FACTS] if isinstance(value, list) else value
+        for key, value in event.model_dump(mode="json", exclude=set(_NOT_FACTS)).items()
+    }
+    for section, key, name, as_fact in _NAMES:
+        wanted = facts.get(key)
+        if not isinstance(wanted, str):
+            continue
+        for view in (after, before):
+            item = next(
+                (i for i in view.sections.get(section) or [] if i.get(key) == wanted), None
+            )
+            if item is not None and item.get(name):
+                facts[as_fact] = item[name]
+                break
+    return facts
+
+
+def redacted(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """``facts`` without personal data and free text (what an erased customer keeps)."""
+    return {key: value for key, value in facts.items() if key not in PERSONAL_FACTS}
+
+
+# (section, id key, the item's human name, the fact it becomes)
+_NAMES = (
+    ("orders", "order_id", "external_id", "order_number"),
+    ("tickets", "ticket_id", "subject", "ticket_subject"),
+    ("deals", "deal_id", "title", "deal_title"),
+    ("contracts", "contract_id", "title", "contract_title"),
+    ("tasks", "task_id", "title", "task_title"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     event_id: str
@@ -170,6 +242,9 @@ class TimelineEntry:
     summary: str
     # Kept beside the summary so an erasure is one UPDATE, not a re-read of history.
     redacted_summary: str
+    # The same line as data (``facts_of``), and without personal data (``redacted``).
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    redacted_facts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +344,16 @@ def _customer_id_field(event: DomainEvent) -> str | None:
 class Registered:
     # None: this event is about no customer (a lead's task): nothing to apply.
     customer_of: Callable[[Any], str | None]
-    apply: Callable[[CustomerView, Any, Fact], Outcome]
+    applier: Callable[[CustomerView, Any, Fact], Outcome]
+
+    def apply(self, view: CustomerView, event: DomainEvent, fact: Fact) -> Outcome:
+        """The applier's outcome, its timeline line carrying the event's facts."""
+        outcome = self.applier(view, event, fact)
+        if outcome.entry is None:
+            return outcome
+        facts = facts_of(event, view, outcome.view)
+        entry = replace(outcome.entry, facts=facts, redacted_facts=redacted(facts))
+        return replace(outcome, entry=entry)
 
 
 class Source:

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
+
+from libs.phones import international
 
 
 class CustomerProfile(BaseModel):
     kind: str
     name: str
     email: str | None
+    # E.164, as stored.
     phone: str | None
     birthday: date | None
     company_id: str | None
     attributes: dict[str, str | int | float]
     registered_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def phone_international(self) -> str | None:
+        """The phone as people write it, grouped by its country's plan."""
+        return international(self.phone)
 
 
 class ConsentDecision(BaseModel):
@@ -38,9 +47,17 @@ class InteractionItem(BaseModel):
 
 class TimelineItem(BaseModel):
     event_id: str
+    # The event's type in the catalog: what ``facts`` holds (docs/events.md).
     type: str
     time: datetime
+    # An English headline, for scripts and logs.
     summary: str
+    # The line as data, for a reader to render in its own language: the event's fields
+    # as the catalog defines them, plus the human names the view knows of what it is
+    # about (``order_number``, ``ticket_subject``, ``deal_title``, ``contract_title``,
+    # ``task_title``). Personal data and free text are gone once the customer is erased.
+    # None for lines written before the view kept them (a rebuild fills them in).
+    facts: dict[str, Any] | None = None
     # The customer whose history it comes from (a duplicate's id after a merge).
     customer_id: str
 
@@ -189,10 +206,12 @@ class ChurnReason(BaseModel):
     signal: str
     # Points of the 0-100 score it contributes.
     contribution: int
-    # What a sales rep reads.
+    # What a sales rep reads, in English.
     sentence: str
     # The events behind it (envelope ids), newest first.
     event_ids: list[str]
+    # The numbers the sentence states, by name, to word in the reader's language.
+    figures: dict[str, int | float | str | None] = {}
 
 
 class ChurnRiskSection(BaseModel):

@@ -31,7 +31,7 @@ from services.customer360.domain.view import (
     Source,
     TimelineEntry,
 )
-from services.customer360.read_model.tables import Tables, row_of, view_of
+from services.customer360.read_model.tables import Tables, row_of, timeline_row, view_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,17 +202,7 @@ class BatchPath:
         await conn.execute(
             statements.timeline_insert,
             [
-                {
-                    "tenant_id": tenant,
-                    "customer_id": customer,
-                    "event_id": entry.event_id,
-                    "type": entry.type,
-                    "occurred_at": entry.time,
-                    "sequence": entry.sequence,
-                    "topic": topic,
-                    "summary": entry.summary,
-                    "redacted_summary": entry.redacted_summary,
-                }
+                timeline_row(tenant, customer, entry, topic, erased=False)
                 for (tenant, customer), entry, topic in batch.lines
             ],
         )

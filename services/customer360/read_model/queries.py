@@ -111,8 +111,9 @@ class ViewQueries:
                 "occurred_at": datetime.fromisoformat(occurred_at).astimezone(UTC),
                 "customer_id": line_customer_id,
                 "summary": summary,
+                "facts": facts,
             }
-            for event_id, type_, occurred_at, line_customer_id, summary in row["timeline"]
+            for event_id, type_, occurred_at, line_customer_id, summary, facts in row["timeline"]
         ]
         return view_of(row), row["survivor_id"], lines
 
@@ -240,13 +241,14 @@ class ViewQueries:
 
 def _as_json_array(latest: Subquery) -> Label[Any]:
     """``latest``'s lines as one JSON array of [event_id, type, occurred_at, customer_id,
-    summary], in the timeline's order (PostgreSQL)."""
+    summary, facts], in the timeline's order (PostgreSQL)."""
     line = func.json_build_array(
         latest.c.event_id,
         latest.c.type,
         latest.c.occurred_at,
         latest.c.customer_id,
         latest.c.summary,
+        latest.c.facts,
     )
     lines = func.json_agg(aggregate_order_by(line, *newest_first(latest)))
     or_empty = func.coalesce(lines, literal_column("'[]'::json"), type_=JSON)

@@ -297,6 +297,7 @@ def _timeline(rows: list[dict[str, Any]]) -> list[TimelineItem]:
             type=r["type"],
             time=r["occurred_at"],
             summary=r["summary"],
+            facts=r.get("facts"),
             customer_id=r["customer_id"],
         )
         for r in rows

@@ -32,6 +32,7 @@ from services.customer360.domain.view import (
     Interaction,
     Position,
     Profile,
+    TimelineEntry,
     empty_sections,
 )
 
@@ -110,6 +111,9 @@ class Tables:
             Column("topic", String(200), nullable=False),
             Column("summary", Text, nullable=False),
             Column("redacted_summary", Text, nullable=False),
+            # The line as data, for the reader's language (None: written before 0109).
+            Column("facts", JsonDocument),
+            Column("redacted_facts", JsonDocument),
         )
         merges = Table(
             name("merges"),
@@ -141,7 +145,26 @@ def newest_first(lines: Table | Subquery) -> tuple[UnaryExpression[Any], ...]:
 
 
 def timeline_columns(t: Table) -> tuple[Column[Any], ...]:
-    return (t.c.event_id, t.c.type, t.c.occurred_at, t.c.customer_id, t.c.summary)
+    return (t.c.event_id, t.c.type, t.c.occurred_at, t.c.customer_id, t.c.summary, t.c.facts)
+
+
+def timeline_row(
+    tenant_id: str, customer_id: str, entry: TimelineEntry, topic: str, *, erased: bool
+) -> dict[str, Any]:
+    """``entry`` as a timeline row; an erased customer's shows its redacted form."""
+    return {
+        "tenant_id": tenant_id,
+        "customer_id": customer_id,
+        "event_id": entry.event_id,
+        "type": entry.type,
+        "occurred_at": entry.time,
+        "sequence": entry.sequence,
+        "topic": topic,
+        "summary": entry.redacted_summary if erased else entry.summary,
+        "redacted_summary": entry.redacted_summary,
+        "facts": dict(entry.redacted_facts if erased else entry.facts),
+        "redacted_facts": dict(entry.redacted_facts),
+    }
 
 
 # --- rows <-> views ---------------------------------------------------------------------

@@ -47,7 +47,13 @@ from services.customer360.read_model.batch import (
     versioned,
 )
 from services.customer360.read_model.queries import ViewQueries
-from services.customer360.read_model.tables import NAME, Tables, newest_first, row_of
+from services.customer360.read_model.tables import (
+    NAME,
+    Tables,
+    newest_first,
+    row_of,
+    timeline_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,20 +199,9 @@ class Customer360Projection(BatchPath, Projection):
         row, in the same transaction, and customer rows are never deleted).
         """
         statements = self._statements(conn)
-        summary = entry.redacted_summary if view.erased else entry.summary
         inserted = await conn.execute(
             statements.timeline_insert,
-            {
-                "tenant_id": view.tenant_id,
-                "customer_id": view.customer_id,
-                "event_id": entry.event_id,
-                "type": entry.type,
-                "occurred_at": entry.time,
-                "sequence": entry.sequence,
-                "topic": topic,
-                "summary": summary,
-                "redacted_summary": entry.redacted_summary,
-            },
+            timeline_row(view.tenant_id, view.customer_id, entry, topic, erased=view.erased),
         )
         if new or inserted.first() is None:
             return
@@ -250,7 +245,7 @@ class Customer360Projection(BatchPath, Projection):
         await conn.execute(
             update(t)
             .where(t.c.tenant_id == view.tenant_id, t.c.customer_id.in_(group))
-            .values(summary=t.c.redacted_summary)
+            .values(summary=t.c.redacted_summary, facts=t.c.redacted_facts)
         )
 
     async def _survivor_erased(

@@ -207,6 +207,7 @@ async def test_a_merged_duplicates_id_answers_with_the_survivor(
     assert body["customer_id"] == survivor.customer_id
     assert body["requested_id"] == duplicate.customer_id
     assert body["profile"]["phone"] == "+8613700137000"
+    assert body["profile"]["phone_international"] == "+86 137 0013 7000"
     assert len(body["timeline"]) == 4
 
 

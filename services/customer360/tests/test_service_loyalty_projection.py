@@ -3,6 +3,7 @@ crm.tickets.events and crm.loyalty.events beside crm.contacts.events, into one v
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -122,6 +123,12 @@ async def test_the_view_shows_open_tickets_breaches_surveys_and_forgets_their_te
     assert {"ticket_opened", "ticket_replied", "csat_answered", "nps_answered"} <= set(types)
     # Tickets are their own streams: the contacts version is still the customer's.
     assert view.freshness.version == 1
+    # Each line as data too, the ticket named by its subject.
+    replied = next(line for line in view.timeline if line.type.endswith("ticket_replied.v1"))
+    assert replied.facts is not None
+    assert (replied.facts["ticket_id"], replied.facts["ticket_subject"]) == ("k-1", "Li Na: refund")
+    assert (replied.facts["body"], replied.facts["public"], replied.facts["by"]) == (
+        "Dear Li Na", True, "a-1")
 
     await contacts.publish(customer(PersonalDataErased(
         customer_id=cid, erased_at=T0 + timedelta(days=1), by="u-admin")))
@@ -131,6 +138,10 @@ async def test_the_view_shows_open_tickets_breaches_surveys_and_forgets_their_te
     assert erased.tickets[0].subject == ""
     assert erased.service.last_csat is not None and erased.service.last_csat.comment == ""
     assert not any("Li Na" in line.summary for line in erased.timeline)
+    assert not any("Li Na" in json.dumps(line.facts) for line in erased.timeline)
+    replied = next(line for line in erased.timeline if line.type.endswith("ticket_replied.v1"))
+    assert replied.facts == {
+        "ticket_id": "k-1", "reply_id": "r-1", "public": True, "by": "a-1", "first_response": False}
 
 
 async def test_the_view_shows_the_loyalty_balance_tier_and_recent_lines(

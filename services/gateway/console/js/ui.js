@@ -152,13 +152,28 @@ export function money(minor, currency) {
   const digits = new Intl.NumberFormat("en", { style: "currency", currency: currency || "CNY" }).resolvedOptions().maximumFractionDigits;
   return new Intl.NumberFormat(locale(), { style: "currency", currency: currency || "CNY" }).format(minor / 10 ** digits);
 }
-// A stored E.164 number as people write it: a Chinese mobile in groups of 3-4-4, without
-// the country code for a Chinese reader. Other numbers stay in E.164: where their country
-// code ends cannot be told without the numbering plans (the server's phonenumbers has them).
-export function phone(value) {
+// A phone as people write it: the services send the stored E.164 form and, beside it, the
+// same number grouped by its country's plan (``phone_international``). A Chinese reader
+// reads a Chinese number without the country code.
+export function phone(value, international) {
   if (!value) return "";
-  const china = /^\+86(1\d{2})(\d{4})(\d{4})$/.exec(value);
-  return china ? `${lang() === "zh" ? "" : "+86 "}${china.slice(1).join(" ")}` : value;
+  const written = international || value;
+  return lang() === "zh" && written.startsWith("+86 ") ? written.slice(4) : written;
+}
+// A date field (its value is always ISO, YYYY-MM-DD). The browser draws its own date
+// control in the browser's language whatever the page's, so a Chinese reader could get
+// mm/dd/yyyy: Chinese readers get a text field taking dates as China writes them in
+// figures (年-月-日, GB/T 7408, the ISO order); others get the browser's date control.
+export function dateInput(attrs = {}) {
+  if (lang() !== "zh") return h("input", { ...attrs, type: "date" });
+  return h("input", {
+    ...attrs, type: "text", inputmode: "numeric", autocomplete: "off", maxlength: 10,
+    pattern: "\\d{4}-\\d{2}-\\d{2}", placeholder: t("date_placeholder"), title: t("date_placeholder"),
+  });
+}
+// A date field's value when it holds a whole date, else "".
+export function dateOf(input) {
+  return /^\d{4}-\d{2}-\d{2}$/.test(input.value) && !Number.isNaN(Date.parse(input.value)) ? input.value : "";
 }
 // A deal stage's name: the default stages in the reader's language, a tenant's own as named.
 export function stageName(name) {

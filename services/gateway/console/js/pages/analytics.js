@@ -6,7 +6,7 @@
 import { get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { chart, h, messageBox, money, number, percent, problemText, replace, section, stageName, table, when } from "../ui.js";
+import { chart, dateInput, h, messageBox, money, number, percent, problemText, replace, section, stageName, table, when } from "../ui.js";
 
 const FIGURES = ["retention", "repurchase-rate", "order-frequency", "average-order-value", "clv",
   "predicted-clv", "churn-rate", "nps", "csat", "activity", "funnel"];
@@ -91,8 +91,8 @@ export function render(view) {
   const segments = select("segment", t("analytics_segment"), [["", t("analytics_everyone")]], state.segment);
   const form = h("form", { class: "card row filters", id: "analytics-filters" },
     select("figure", t("analytics_figure"), FIGURES.map((f) => [f, t(`figure_${f}`)]), state.figure),
-    h("div", { class: "field" }, h("label", { for: "from" }, t("analytics_from")), h("input", { id: "from", name: "from", type: "date", value: state.from, required: true })),
-    h("div", { class: "field" }, h("label", { for: "to" }, t("analytics_to")), h("input", { id: "to", name: "to", type: "date", value: state.to, required: true })),
+    h("div", { class: "field" }, h("label", { for: "from" }, t("analytics_from")), dateInput({ id: "from", name: "from", value: state.from, required: true })),
+    h("div", { class: "field" }, h("label", { for: "to" }, t("analytics_to")), dateInput({ id: "to", name: "to", value: state.to, required: true })),
     segments,
     GRAINED.has(state.figure) ? select("grain", t("analytics_grain"), [["month", t("grain_month")], ["week", t("grain_week")]], state.grain) : null,
     BROKEN_DOWN.has(state.figure) ? select("by", t("analytics_by"), ["period", "owner", "category"].map((b) => [b, t(`by_${b}`)]), state.by) : null,

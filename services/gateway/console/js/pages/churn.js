@@ -3,8 +3,9 @@
 import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { chart, h, money, notice, percent, problemText, promptDialog, replace, section, table, when } from "../ui.js";
+import { chart, dateInput, h, money, notice, percent, problemText, promptDialog, replace, section, table, when } from "../ui.js";
 import { customerLink, nameCustomers } from "../names.js";
+import { reasonText } from "../reasons.js";
 
 const POLL_MS = 15000;
 const RANKING_SHOWN = 20;
@@ -48,7 +49,7 @@ export function render(view) {
           { label: t("score"), cell: (r) => r.score },
           { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, t(`level_${r.level}`)) },
           { label: t("status"), cell: (r) => t(`risk_change_${r.change}`) },
-          { label: t("risk_reasons"), cell: (r) => r.reasons.map((x) => x.sentence).join("; ") },
+          { label: t("risk_reasons"), cell: (r) => r.reasons.map(reasonText).join(t("sentence_separator")) },
         ], riskRows(owner))]) : h("p", { class: "muted" }, t("weekly_empty")));
     });
   }
@@ -86,7 +87,7 @@ export function render(view) {
   }
 
   function backtestForm() {
-    const cutoff = h("input", { id: "bt-cutoff", type: "date", required: true, value: new Date(Date.now() - 120 * 86400000).toISOString().slice(0, 10) });
+    const cutoff = dateInput({ id: "bt-cutoff", required: true, value: new Date(Date.now() - 120 * 86400000).toISOString().slice(0, 10) });
     const horizon = h("input", { id: "bt-horizon", type: "number", min: 1, max: 3650, value: 90, required: true });
     const result = h("div", { "aria-live": "polite" });
     const form = h("form", { class: "stack" },
@@ -145,7 +146,7 @@ export function render(view) {
           { label: t("no_purchase_probability"), cell: (r) => (r.no_purchase_probability === null ? "—" : percent(r.no_purchase_probability)) },
           { label: t("score"), cell: (r) => r.score },
           { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, t(`level_${r.level}`)) },
-          { label: t("risk_reasons"), cell: (r) => r.reasons.map((x) => x.sentence).join("; ") || "—" },
+          { label: t("risk_reasons"), cell: (r) => r.reasons.map(reasonText).join(t("sentence_separator")) || "—" },
         ], page.items, { caption: t("ranking_title"), empty: t("ranking_empty") }));
     });
   }

@@ -5,9 +5,11 @@ import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import {
-  confirmDialog, day, h, messageBox, money, notice, number, percent, phone, problemText, stageName, promptDialog, replace, section, table, when,
+  confirmDialog, dateInput, dateOf, day, h, messageBox, money, notice, number, percent, phone, problemText, stageName, promptDialog, replace, section, table, when,
 } from "../ui.js";
 import { customerPicker } from "../picker.js";
+import { reasonText } from "../reasons.js";
+import { describe, nameTimeline } from "../timeline.js";
 import { customerForm } from "./customer_form.js";
 
 const POLL_MS = 5000;
@@ -42,14 +44,14 @@ export function render(view, [customerId]) {
   const serviceBox = h("section", { class: "card", "aria-labelledby": "h-service" });
   const loyaltyBox = h("section", { class: "card", "aria-labelledby": "h-loyalty" });
   const timelineList = h("div", { "aria-live": "polite" });
-  const asOf = h("input", { id: "as-of", type: "date" });
+  const asOf = dateInput({ id: "as-of" });
   const freshness = h("p", { class: "muted small" });
   const kindFilters = h("fieldset", {}, h("legend", {}, t("timeline_kinds")),
     KINDS.map((kind) => h("label", {}, h("input", {
       type: "checkbox", name: "kind", value: kind, checked: true,
       onchange: (event) => { event.target.checked ? state.kinds.add(kind) : state.kinds.delete(kind); renderTimeline(); },
     }), t(`kind_${kind}`))));
-  asOf.addEventListener("change", () => { state.asOf = asOf.value; renderTimeline(); loadRisk(); });
+  asOf.addEventListener("change", () => { state.asOf = dateOf(asOf); renderTimeline(); loadRisk(); });
 
   async function write(path, options, done) {
     try {
@@ -110,7 +112,7 @@ export function render(view, [customerId]) {
       h("h2", { id: "h-profile" }, t("c360_profile")),
       h("dl", { class: "facts" },
         h("dt", {}, t("email")), h("dd", {}, p.email || "—"),
-        h("dt", {}, t("phone")), h("dd", {}, phone(p.phone) || "—"),
+        h("dt", {}, t("phone")), h("dd", {}, phone(p.phone, p.phone_international) || "—"),
         h("dt", {}, t("birthday")), h("dd", {}, p.birthday ? day(p.birthday) : "—"),
         h("dt", {}, t("owner")), h("dd", {}, owner),
         h("dt", {}, t("registered")), h("dd", {}, when(p.registered_at)),
@@ -133,6 +135,12 @@ export function render(view, [customerId]) {
       })));
   }
 
+  // An event behind a reason, named by when it happened (its line on the timeline).
+  function evidenceLabel(eventId, i) {
+    const entry = state.view?.timeline.find((line) => line.event_id === eventId);
+    return entry ? day(entry.time) : `#${i + 1}`;
+  }
+
   async function loadRisk() {
     await section(riskBox, async () => {
       const risk = await get(`customers/${id}/churn-risk`, { as_of: state.asOf || undefined });
@@ -144,11 +152,11 @@ export function render(view, [customerId]) {
           `${t("no_purchase_probability")}: ${percent(risk.no_purchase_probability)} · `,
           `${t("predicted_value")}: ${money(risk.predicted_value)}`) : null,
         risk.reasons.length
-          ? h("ol", {}, risk.reasons.map((reason) => h("li", {}, `${reason.sentence} (+${reason.contribution})`,
+          ? h("ol", {}, risk.reasons.map((reason) => h("li", {}, `${reasonText(reason)} (+${reason.contribution})`,
             reason.event_ids.length ? h("div", { class: "small" }, `${t("risk_evidence")}: `,
               reason.event_ids.map((eventId, i) => [i ? ", " : "", h("a", {
                 href: `#/customers/${id}`, onclick: (event) => { event.preventDefault(); showEvent(eventId); },
-              }, eventId.slice(0, 8))])) : null)))
+              }, evidenceLabel(eventId, i))])) : null)))
           : h("p", { class: "muted" }, t("risk_none")));
     });
   }
@@ -200,7 +208,7 @@ export function render(view, [customerId]) {
       ? h("ol", { class: "timeline", id: "timeline" }, entries.map((entry) => h("li", {
         id: `event-${entry.event_id}`, class: entry.event_id === state.highlight ? "highlight" : null,
         dataset: { kind: kindOf(entry.type) },
-      }, h("time", { datetime: entry.time }, `${when(entry.time)} · ${t(`kind_${kindOf(entry.type)}`)}`), entry.summary)))
+      }, h("time", { datetime: entry.time }, `${when(entry.time)} · ${t(`kind_${kindOf(entry.type)}`)}`), describe(entry))))
       : h("p", { class: "muted" }, t("nothing_yet")));
   }
 
@@ -216,6 +224,7 @@ export function render(view, [customerId]) {
     if (profile) { state.profile = profile.data; state.version = profile.version; }
     freshness.textContent = `${t("live")} · ${t("view_version", { version: state.view.freshness.version, at: when(state.view.freshness.updated_at) })}`;
     if (changed) {
+      await nameTimeline(state.view.timeline);
       renderHeader(); renderProfile(); renderSections(); renderTimeline();
       loadRisk();
     }

@@ -2,7 +2,7 @@
 // errors beside their inputs, a duplicate (409) named with a link to the one we have.
 import { api } from "../api.js";
 import { t } from "../i18n.js";
-import { h, messageBox, notice, problemText, replace, showFieldErrors } from "../ui.js";
+import { dateInput, h, messageBox, notice, problemText, replace, showFieldErrors } from "../ui.js";
 
 function field(name, label, input, hint) {
   input.id = `customer-${name}`;
@@ -24,7 +24,7 @@ export function customerForm({ existing = null, version = null, onDone, onCancel
       field("name", t("name"), h("input", { value: value("name"), required: true, autocomplete: "off" })),
       field("email", t("email"), h("input", { type: "email", value: value("email"), autocomplete: "off" })),
       field("phone", t("phone"), h("input", { type: "tel", value: value("phone"), autocomplete: "off" })),
-      field("birthday", t("birthday"), h("input", { type: "date", value: value("birthday") })),
+      field("birthday", t("birthday"), dateInput({ value: value("birthday") })),
       existing ? null : field("tags", t("tags"), h("input", { autocomplete: "off" }), t("tags_hint")),
       existing ? null : field("owner_id", t("owner"), h("input", { autocomplete: "off" }))),
     general,

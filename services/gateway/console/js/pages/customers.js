@@ -28,7 +28,7 @@ export function render(view) {
     { label: t("name"), cell: (c) => h("a", { href: `#/customers/${encodeURIComponent(c.id)}` }, c.name || c.id) },
     { label: t("kind"), cell: (c) => t(`kind_${c.kind}`) },
     { label: t("email"), cell: (c) => c.email || "" },
-    { label: t("phone"), cell: (c) => phone(c.phone) },
+    { label: t("phone"), cell: (c) => phone(c.phone, c.phone_international) },
     { label: t("tags"), cell: (c) => (c.tags || []).map((x) => h("span", { class: "tag" }, x)) },
     { label: t("owner"), cell: (c) => c.owner_id || "" },
     { label: t("registered"), cell: (c) => day(c.registered_at) },
