@@ -507,6 +507,14 @@ def test_on_a_phone_the_menu_folds_and_nothing_overflows(
 
 
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
+# The catalogs' enum values a page could show raw (statuses, priorities, levels,
+# channels, categories, survey groups, SLA targets, kinds, directions).
+RAW_ENUM = re.compile(
+    r"(?<![\w@.-])(partly_refunded|refunded|cancelled|placed|open|pending|solved|closed|low|"
+    r"normal|high|urgent|none|medium|complaint|question|incident|request|wechat|email|sms|"
+    r"web|visit|promoter|passive|detractor|first_response|resolution|person|company|"
+    r"inbound|outbound|left_risk_level|dismissed|resolved|acknowledged)(?![\w@.-])"
+)
 
 
 def _seed(client: httpx.Client) -> str:
@@ -646,6 +654,12 @@ def test_a_user_signed_in_with_an_e_mail_subject_opens_every_page_without_an_err
             problems[f"{locale} {route.split('/')[0]}"] = accessibility_problems(page)
             # Every table heading and cell is in the reader's language: no raw key.
             assert page.locator("th", has_text=re.compile(r"^[a-z_]+$")).count() == 0
+            shown = page.locator("#view").inner_text()
+            # No id where a name or number exists, in either language.
+            assert not UUID_TEXT.search(shown), (locale, route, UUID_TEXT.search(shown))
+            if locale == "zh-CN":
+                # No enum value left as the API spells it.
+                assert not RAW_ENUM.search(shown), (route, RAW_ENUM.findall(shown))
         context.close()
         assert console.errors == [], (locale, console.errors)
     assert {page: found for page, found in problems.items() if found} == {}

@@ -4,7 +4,7 @@
 // it (a page, by name, linked to their 360 view) and its CSV export. The figure and the
 // window live in the address (#/analytics?figure=...&from=...), so a view can be shared.
 import { get } from "../api.js";
-import { t } from "../i18n.js";
+import { t, tOr } from "../i18n.js";
 import { session } from "../session.js";
 import { chart, dateInput, h, messageBox, money, number, percent, problemText, replace, section, stageName, table, when } from "../ui.js";
 
@@ -175,7 +175,7 @@ export function render(view) {
   replace(view, h("h1", {}, t("analytics_title")), form, h("div", { class: "grid" }, figureBox, customersBox));
   section(segments, async () => {
     const { items } = await get("analytics/segments");
-    segments.querySelector("select").append(...items.map((s) => h("option", { value: s.name, selected: s.name === state.segment }, s.name)));
+    segments.querySelector("select").append(...items.map((s) => h("option", { value: s.name, selected: s.name === state.segment }, s.built_in ? tOr(`segment_${s.name}`, s.name) : s.name)));
   });
   return void showFigure();
 }
