@@ -111,9 +111,9 @@ class Tables:
             Column("topic", String(200), nullable=False),
             Column("summary", Text, nullable=False),
             Column("redacted_summary", Text, nullable=False),
-            # The line as data, for the reader's language (None: written before 0109).
+            # The line as data, for the reader's language (None: written before 0109);
+            # an erasure redacts it in place (``redacted``), as rare as it is.
             Column("facts", JsonDocument),
-            Column("redacted_facts", JsonDocument),
         )
         merges = Table(
             name("merges"),
@@ -163,7 +163,6 @@ def timeline_row(
         "summary": entry.redacted_summary if erased else entry.summary,
         "redacted_summary": entry.redacted_summary,
         "facts": dict(entry.redacted_facts if erased else entry.facts),
-        "redacted_facts": dict(entry.redacted_facts),
     }
 
 

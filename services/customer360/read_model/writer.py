@@ -37,6 +37,7 @@ from services.customer360.domain.view import (
     Source,
     TimelineEntry,
     forget,
+    redacted,
 )
 from services.customer360.read_model.applied import announce
 from services.customer360.read_model.batch import (
@@ -242,11 +243,31 @@ class Customer360Projection(BatchPath, Projection):
             if duplicate is not None and not duplicate.erased:
                 await self._save(conn, forget(duplicate, view.erased_at), new=False)
         t = self.tables.timeline
-        await conn.execute(
-            update(t)
-            .where(t.c.tenant_id == view.tenant_id, t.c.customer_id.in_(group))
-            .values(summary=t.c.redacted_summary, facts=t.c.redacted_facts)
+        in_group = (t.c.tenant_id == view.tenant_id, t.c.customer_id.in_(group))
+        await conn.execute(update(t).where(*in_group).values(summary=t.c.redacted_summary))
+        # The facts are redacted here rather than kept twice: at most TIMELINE_LENGTH
+        # lines per customer, read once per erasure.
+        lines = await conn.execute(
+            select(t.c.customer_id, t.c.event_id, t.c.facts).where(
+                *in_group, t.c.facts.is_not(None)
+            )
         )
+        changed = [
+            {"c": customer_id, "e": event_id, "redacted": redacted(facts)}
+            for customer_id, event_id, facts in lines
+            if redacted(facts) != facts
+        ]
+        if changed:
+            await conn.execute(
+                update(t)
+                .where(
+                    t.c.tenant_id == view.tenant_id,
+                    t.c.customer_id == bindparam("c"),
+                    t.c.event_id == bindparam("e"),
+                )
+                .values(facts=bindparam("redacted", type_=t.c.facts.type)),
+                changed,
+            )
 
     async def _survivor_erased(
         self, conn: AsyncConnection, tenant_id: str, survivor_id: str

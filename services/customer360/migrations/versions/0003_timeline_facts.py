@@ -1,5 +1,5 @@
 """Timeline lines as data (docs/decisions/0109): each generation's timeline table gains
-``facts`` and ``redacted_facts``. Lines written before stay without (the console then
+``facts``. Lines written before stay without (the console then
 shows their English summary); ``crm rebuild customer360`` writes them all again.
 
 The generation tables are made by the projection, not by a revision, so this one
@@ -26,10 +26,9 @@ def upgrade() -> None:
         if not table.startswith("customer360_timeline_g"):
             continue
         present = {column["name"] for column in inspector.get_columns(table)}
-        with op.batch_alter_table(table) as batch:
-            for column in ("facts", "redacted_facts"):
-                if column not in present:
-                    batch.add_column(sa.Column(column, JsonDocument, nullable=True))
+        if "facts" not in present:
+            with op.batch_alter_table(table) as batch:
+                batch.add_column(sa.Column("facts", JsonDocument, nullable=True))
 
 
 def downgrade() -> None:
