@@ -1,12 +1,11 @@
-"""Tools from other ecosystems the tests use: the AsyncAPI CLI, which checks the
-published documents, a certified OpenID Connect provider for single sign-on, and
+"""Tools from other ecosystems the tests use: the official AsyncAPI parser, which checks
+the published documents, a certified OpenID Connect provider for single sign-on, and
 axe-core, which checks the console's pages for accessibility.
 
-Each (npm ``@asyncapi/cli``, ``oidc-provider``, ``axe-core``) is installed on first use with the
-machine's npm, pinned, into the user's cache (``$XDG_CACHE_HOME/crm-platform/tools``, like
-pip's and npm's own caches), and reused afterwards by every checkout of the project:
-installing takes minutes for the CLI, seconds for the provider. ``CRM_TOOLS_DIR`` puts
-them elsewhere. A machine without npm fails the test that needs one, naming the package
+Each (npm ``@asyncapi/parser``, ``oidc-provider``, ``axe-core``) is installed on first use
+with the machine's npm, pinned, into the user's cache (``$XDG_CACHE_HOME/crm-platform/tools``,
+like pip's and npm's own caches), and reused afterwards by every checkout of the project:
+seconds each. ``CRM_TOOLS_DIR`` puts them elsewhere. A machine without npm fails the test that needs one, naming the package
 (Debian: ``apt-get install nodejs npm``).
 """
 
@@ -21,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-ASYNCAPI_CLI = "@asyncapi/cli"
-ASYNCAPI_CLI_VERSION = "6.2.0"
+# The parser the AsyncAPI CLI validates with (its ``validate`` is this parser and its
+# ruleset), without the CLI's generators: 54 MB and seconds to install, not minutes.
+ASYNCAPI_PARSER = "@asyncapi/parser"
+ASYNCAPI_PARSER_VERSION = "3.6.6"
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 TOOLS = Path(os.environ.get("CRM_TOOLS_DIR") or _CACHE / "crm-platform" / "tools")
 
@@ -33,18 +34,27 @@ AXE_CORE = "axe-core"
 AXE_CORE_VERSION = "4.14.1"
 
 
-def asyncapi_cli() -> Path:
-    """The ``asyncapi`` executable, installed with npm into the tools cache when missing."""
-    prefix = _npm_package(ASYNCAPI_CLI, ASYNCAPI_CLI_VERSION, Path(".bin") / "asyncapi")
-    return prefix / "node_modules" / ".bin" / "asyncapi"
+def asyncapi_validator_script() -> Path:
+    """``testing/asyncapi_validate.mjs`` beside the pinned parser (an ES module finds its
+    packages next to itself): ``node <it> <document>`` validates a document."""
+    return _script_beside(
+        ASYNCAPI_PARSER, ASYNCAPI_PARSER_VERSION, Path(ASYNCAPI_PARSER) / "package.json",
+        "asyncapi_validate.mjs",
+    )
 
 
 def oidc_provider_script() -> Path:
     """The suite's OpenID Connect provider (``testing/oidc_provider.mjs``), copied beside
     the pinned ``oidc-provider`` package: an ES module finds packages next to itself."""
     marker = Path(OIDC_PROVIDER) / "package.json"
-    prefix = _npm_package(OIDC_PROVIDER, OIDC_PROVIDER_VERSION, marker)
-    source = Path(__file__).with_name("oidc_provider.mjs")
+    return _script_beside(OIDC_PROVIDER, OIDC_PROVIDER_VERSION, marker, "oidc_provider.mjs")
+
+
+def _script_beside(package: str, version: str, marker: Path, name: str) -> Path:
+    """The suite's script ``name`` copied beside the pinned ``package`` (per process, so
+    that parallel workers never write the file another is running)."""
+    prefix = _npm_package(package, version, marker)
+    source = Path(__file__).with_name(name)
     script = prefix / f"{os.getpid()}-{source.name}"
     script.write_text(source.read_text())
     return script
@@ -88,17 +98,3 @@ def _npm_package(package: str, version: str, marker: Path) -> Path:
             if done.returncode != 0:
                 pytest.fail(f"npm install {package} failed:\n{done.stderr[-3000:]}")
     return prefix
-
-
-def asyncapi_environment(home: Path) -> dict[str, str]:
-    """The CLI's environment: no usage metrics sent (nor the notice about them)."""
-    config = home / "asyncapi-analytics.json"
-    config.write_text(
-        json.dumps({"analyticsEnabled": "false", "infoMessageShown": "true", "userID": "test"})
-    )
-    return {
-        **os.environ,
-        "ASYNCAPI_METRICS_CONFIG_PATH": str(config),
-        "SUPPRESS_NO_CONFIG_WARNING": "true",
-        "HOME": str(home),
-    }
