@@ -5,14 +5,13 @@ axe-core, which checks the console's pages for accessibility.
 Each (npm ``@asyncapi/parser``, ``oidc-provider``, ``axe-core``) is installed on first use
 with the machine's npm, pinned, into the user's cache (``$XDG_CACHE_HOME/crm-platform/tools``,
 like pip's and npm's own caches), and reused afterwards by every checkout of the project:
-seconds each. ``CRM_TOOLS_DIR`` puts them elsewhere. A machine without npm fails the test that needs one, naming the package
-(Debian: ``apt-get install nodejs npm``).
+seconds each. ``CRM_TOOLS_DIR`` puts them elsewhere. A machine without npm fails the
+test that needs one, naming the package (Debian: ``apt-get install nodejs npm``).
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import subprocess
