@@ -37,6 +37,7 @@ from bench import http, pipeline
 from bench.common import percentile
 from bench.http import (
     IMPORT_TENANT,
+    CpuMeter,
     Platform,
     _plain,
     cheap_clients,
@@ -141,6 +142,7 @@ async def _catch_up(platform: Platform, bearer: str) -> dict[str, Any]:
     peak_rss: dict[str, float] = {}
     quiet = 0
     t0 = time.perf_counter()
+    before = platform.meter.snapshot()
     async with client(platform.urls["gateway"], bearer, timeout=30.0) as c:
         while time.perf_counter() - t0 < CATCH_UP_CAP:
             now = time.perf_counter() - t0
@@ -175,7 +177,8 @@ async def _catch_up(platform: Platform, bearer: str) -> dict[str, Any]:
             caught_at.get(key, -1.0), 1), "events_per_s": round(lag / took, 1) if took > 0 and lag
             else None}
     return {"seconds": round(time.perf_counter() - t0, 1), "projections": projections,
-            "peak_rss_mb": peak_rss}
+            "peak_rss_mb": peak_rss,
+            "cpu_cores": CpuMeter.cores(before, platform.meter.snapshot())}
 
 
 async def _reads(platform: Platform, bearer: str, customers: list[str], n: int
@@ -321,9 +324,14 @@ def markdown(result: dict[str, Any]) -> str:
     for key, p in result["catch_up"]["projections"].items():
         lines.append(f"| {key} | {p['peak_lag_events']:,} | {p['caught_up_after_s']} | "
                      f"{p['events_per_s']} |")
-    lines += ["", "| service | peak RSS (MB) | database (MB) |", "|---|---:|---:|"]
+    lines += ["", "| service | peak RSS (MB) | database (MB) | cores during the catch-up |",
+              "|---|---:|---:|---:|"]
+    cores = result["catch_up"].get("cpu_cores", {})
     for name, rss in result["catch_up"]["peak_rss_mb"].items():
-        lines.append(f"| {name} | {rss} | {result['database_mb'].get(name, '')} |")
+        lines.append(f"| {name} | {rss} | {result['database_mb'].get(name, '')} | "
+                     f"{cores.get(name, '')} |")
+    lines.append(f"| PostgreSQL (all) | | | {cores.get('postgres (all)', '')} |")
+    lines.append(f"| machine | | | {cores.get('machine', '')} |")
     lines += ["", "| read through the gateway | n | p50 ms | p99 ms | answers |",
               "|---|---:|---:|---:|---|"]
     for label, r in result["reads"].items():
