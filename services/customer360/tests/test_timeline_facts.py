@@ -4,7 +4,9 @@ what it is about, so a reader renders it in its own language; pure, no I/O."""
 from __future__ import annotations
 
 import importlib
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from libs.events.catalog import DomainEvent
 from libs.events.catalog.pipeline import (
@@ -86,3 +88,17 @@ def test_every_field_a_catalog_declares_personal_is_left_out_of_the_redacted_fac
             continue
         for type_name, fields in policy.fields.items():
             assert set(fields) <= PERSONAL_FACTS, (type_name, set(fields) - PERSONAL_FACTS)
+
+
+def test_the_console_words_every_line_the_view_writes() -> None:
+    """A line of a type the console has no template for shows its English summary: the
+    console (``js/timeline.js``) keeps a template for every type with an applier."""
+    script = (Path(__file__).parents[2] / "gateway" / "console" / "js" / "timeline.js").read_text()
+    worded = set(re.findall(r'^  "([a-z]+\.[a-z_]+)": ', script, re.M))
+    written = {
+        ".".join(event_type.type_name.split(".")[1:3])
+        for source in SOURCES
+        for event_type in source.appliers
+    }
+    assert written - worded == set()
+    assert worded - written == set()
