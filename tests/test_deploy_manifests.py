@@ -196,3 +196,40 @@ def test_the_compose_file_runs_every_service_with_its_database_and_is_scraped() 
             assert (
                 gateway[f"{declared.env_prefix}_URL"] == f"http://{declared.name}:{declared.port}"
             )
+
+
+def test_the_projectors_scale_on_their_backlog_and_never_beyond_the_partitions() -> None:
+    """Each projector's autoscaler reads the backlog of projections that exist, through
+    the adapter rule that serves the recording rule Prometheus keeps; no autoscaler asks
+    for more consumers than a topic has partitions (the rest would idle)."""
+    from services.alerts.notifications.handlers import WebhookDispatch
+    from services.alerts.read_model.projection import ChurnFacts
+    from services.analytics.read_model.projection import AnalyticsProjection
+    from services.customer360.read_model.writer import Customer360Projection
+    from services.loyalty.handlers.reactions import Earning
+
+    projections = {
+        p.name for p in (WebhookDispatch, ChurnFacts, AnalyticsProjection, Customer360Projection,
+                         Earning)
+    }
+    partitions = int(of_kind("ConfigMap")["crm-config"]["data"]["KAFKA_PARTITIONS"])
+    adapter = yaml.safe_load(of_kind("ConfigMap")["prometheus-adapter-crm"]["data"]["config.yaml"])
+    [rule] = adapter["externalRules"]
+    recorded = {
+        r["record"]
+        for group in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+        for r in group["rules"]
+        if "record" in r
+    }
+    assert rule["seriesQuery"].split("{")[0] in recorded
+    scaled: dict[str, set[str]] = {}
+    for name, hpa in of_kind("HorizontalPodAutoscaler").items():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in of_kind("Deployment")
+        assert hpa["spec"]["maxReplicas"] <= partitions
+        for metric in hpa["spec"]["metrics"]:
+            if metric["type"] == "External":
+                assert metric["external"]["metric"]["name"] == rule["name"]["as"]
+                selector = metric["external"]["metric"]["selector"]["matchLabels"]
+                scaled.setdefault(name, set()).add(selector["projection"])
+    assert set().union(*scaled.values()) == projections
+    assert set(scaled) == {"customer360", "loyalty", "alerts", "analytics"}
