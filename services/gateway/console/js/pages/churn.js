@@ -92,8 +92,8 @@ export function render(view) {
     const result = h("div", { "aria-live": "polite" });
     const form = h("form", { class: "stack" },
       h("div", { class: "row" },
-        h("div", {}, h("label", { for: "bt-cutoff" }, t("from")), cutoff),
-        h("div", {}, h("label", { for: "bt-horizon" }, `${t("to")} (d)`), horizon),
+        h("div", {}, h("label", { for: "bt-cutoff" }, t("backtest_cutoff")), cutoff),
+        h("div", {}, h("label", { for: "bt-horizon" }, t("backtest_horizon_days")), horizon),
         h("button", { type: "submit", class: "primary" }, t("run_backtest"))),
       result);
     form.addEventListener("submit", async (event) => {
