@@ -8,15 +8,15 @@ brought to ``--customers`` customers and ``--orders`` orders through the platfor
 paths: the customer CSV import (a job, straight to contacts) and the order CSV import
 (straight to the pipeline), then a mix through the gateway: a ticket for one customer in
 ten (a complaint for one in three of those), an interaction for one in five, a check-in
-for one in ten. Every projection is then left to catch up, watched through each service's
+for one in ten, a reward for one in five whose balance allows it, a partial refund of one
+order in twenty. Every projection is then left to catch up, watched through each service's
 ops report (lag in events, sampled every 2 s) while each service's resident memory is
 sampled (its process tree). Then, through the gateway, one request at a time: customer
 search, a 360 view, a loyalty balance and ledger page, a churn-risk page, and every
 analytics figure with the funnel, as of now and as of a year back; p50 and p99 each.
 Last, each service's database size.
 
-Writes bench/results/scale-<customers>.json and .md. What it does not do yet: refunds and
-redemptions in the mix (the order import names no order ids back).
+Writes bench/results/scale-<customers>.json and .md.
 """
 
 from __future__ import annotations
@@ -95,10 +95,34 @@ async def _customer_ids(platform: Platform) -> list[str]:
     return [r["customer_id"] for r in rows]
 
 
-async def _mix(platform: Platform, bearer: str, customers: list[str]) -> dict[str, Any]:
-    """Tickets, interactions and check-ins through the gateway, 8 at a time."""
-    counts = {"tickets": 0, "interactions": 0, "check_ins": 0, "errors": 0}
+async def _order_ids(platform: Platform) -> list[str]:
+    conn = await asyncpg.connect(_plain(platform.databases["pipeline"]))
+    try:
+        rows = await conn.fetch(
+            "SELECT order_id FROM pipeline_orders WHERE tenant_id = $1 ORDER BY 1", IMPORT_TENANT)
+    finally:
+        await conn.close()
+    return [r["order_id"] for r in rows]
+
+
+async def _mix(platform: Platform, bearer: str, customers: list[str], orders: list[str]
+               ) -> dict[str, Any]:
+    """Through the gateway, 8 at a time: tickets, interactions and check-ins; a partial
+    refund of one order in twenty; a reward asked for by one customer in five, redeemed
+    where the balance allows (the others are counted apart)."""
+    counts = {"tickets": 0, "interactions": 0, "check_ins": 0, "refunds": 0,
+              "redemptions": 0, "too_few_points": 0, "errors": 0}
+    headers: dict[str, dict[str, str]] = {}
+    async with client(platform.urls["gateway"], bearer, timeout=30.0) as c:
+        defined = await c.put("/api/v1/loyalty/rewards/tea-sample",
+                              json={"name": "茶样礼盒", "cost": 10})
+        if defined.status_code not in (200, 201):
+            raise RuntimeError(f"reward not defined: {defined.status_code} {defined.text[:200]}")
     work: list[tuple[str, str, dict[str, Any]]] = []
+    for i, order_id in enumerate(orders):
+        if i % 20 == 3:
+            work.append(("refunds", f"/api/v1/orders/{order_id}/refunds",
+                         {"amount": 100, "reason": "破损"}))
     for i, customer in enumerate(customers):
         if i % 10 == 0:
             category = "complaint" if i % 30 == 0 else "question"
@@ -110,6 +134,12 @@ async def _mix(platform: Platform, bearer: str, customers: list[str]) -> dict[st
                 "channel": "wechat", "direction": "outbound", "summary": "回访"}))
         if i % 10 == 2:
             work.append(("check_ins", f"/api/v1/customers/{customer}/loyalty/check-ins", {}))
+        if i % 5 == 4:
+            path = f"/api/v1/customers/{customer}/loyalty/redemptions"
+            headers[path] = {"Idempotency-Key": f"scale-{i}"}
+            work.append(("redemptions", path, {"reward_id": "tea-sample"}))
+    errors: dict[str, str] = {}
+    refused: dict[str, str] = {}
     queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
     for item in work:
         queue.put_nowait(item)
@@ -119,16 +149,29 @@ async def _mix(platform: Platform, bearer: str, customers: list[str]) -> dict[st
         async with client(platform.urls["gateway"], bearer, timeout=30.0) as c:
             while not queue.empty():
                 kind, path, body = queue.get_nowait()
-                response = await c.post(path, json=body)
+                if kind == "redemptions":
+                    # A member redeems when the balance allows it: asked first, as the
+                    # console and the member page do.
+                    account = await c.get(path.removesuffix("/redemptions"))
+                    if account.status_code != 200 or account.json().get("balance", 0) < 10:
+                        counts["too_few_points"] += 1
+                        continue
+                response = await c.post(path, json=body, headers=headers.get(path))
                 if response.status_code in (200, 201):
                     counts[kind] += 1
+                elif kind == "redemptions" and response.status_code == 409:
+                    counts["too_few_points"] += 1
+                    refused.setdefault(kind, response.text[:200])
                 else:
                     counts["errors"] += 1
+                    errors.setdefault(kind, f"{response.status_code} {response.text[:200]}")
 
     await asyncio.gather(*(worker() for _ in range(8)))
     seconds = time.perf_counter() - t0
     return {**counts, "seconds": round(seconds, 1),
-            "per_second": round(len(work) / seconds, 1) if seconds else None}
+            "per_second": round(len(work) / seconds, 1) if seconds else None,
+            **({"first_errors": errors} if errors else {}),
+            **({"first_refusals": refused} if refused else {})}
 
 
 async def _catch_up(platform: Platform, bearer: str) -> dict[str, Any]:
@@ -291,7 +334,7 @@ async def scale(customers: int, orders: int, reads: int) -> dict[str, Any]:
         # Every projection catches up with the imports: its rate, each service's memory.
         result["catch_up"] = await _catch_up(platform, _operator(IMPORT_TENANT))
         log(f"scale: caught up with the imports in {result['catch_up']['seconds']} s")
-        result["mix"] = await _mix(platform, bearer, ids)
+        result["mix"] = await _mix(platform, bearer, ids, await _order_ids(platform))
         log(f"scale: the mix {result['mix']}")
         result["catch_up_after_mix"] = await _catch_up(platform, _operator(IMPORT_TENANT))
         log(f"scale: caught up in {result['catch_up']['seconds']} s; reading")
