@@ -242,9 +242,13 @@ class TimelineEntry:
     summary: str
     # Kept beside the summary so an erasure is one UPDATE, not a re-read of history.
     redacted_summary: str
-    # The same line as data (``facts_of``), and without personal data (``redacted``).
+    # The same line as data (``facts_of``).
     facts: Mapping[str, Any] = field(default_factory=dict)
-    redacted_facts: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def redacted_facts(self) -> dict[str, Any]:
+        """The facts without personal data (what an erased customer's line keeps)."""
+        return redacted(self.facts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,8 +355,7 @@ class Registered:
         outcome = self.applier(view, event, fact)
         if outcome.entry is None:
             return outcome
-        facts = facts_of(event, view, outcome.view)
-        entry = replace(outcome.entry, facts=facts, redacted_facts=redacted(facts))
+        entry = replace(outcome.entry, facts=facts_of(event, view, outcome.view))
         return replace(outcome, entry=entry)
 
 

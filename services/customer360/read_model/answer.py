@@ -47,7 +47,7 @@ class InteractionItem(BaseModel):
 
 class TimelineItem(BaseModel):
     event_id: str
-    # The event's type in the catalog: what ``facts`` holds (docs/events.md).
+    # The event's type in the catalog: what ``facts`` holds (docs/events/schemas/).
     type: str
     time: datetime
     # An English headline, for scripts and logs.

@@ -162,7 +162,7 @@ def timeline_row(
         "topic": topic,
         "summary": entry.redacted_summary if erased else entry.summary,
         "redacted_summary": entry.redacted_summary,
-        "facts": dict(entry.redacted_facts if erased else entry.facts),
+        "facts": entry.redacted_facts if erased else dict(entry.facts),
     }
 
 

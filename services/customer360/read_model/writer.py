@@ -253,9 +253,9 @@ class Customer360Projection(BatchPath, Projection):
             )
         )
         changed = [
-            {"c": customer_id, "e": event_id, "redacted": redacted(facts)}
+            {"c": customer_id, "e": event_id, "redacted": kept}
             for customer_id, event_id, facts in lines
-            if redacted(facts) != facts
+            if (kept := redacted(facts)) != facts
         ]
         if changed:
             await conn.execute(
