@@ -60,7 +60,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,18 +130,22 @@ def _pid_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CPU_TICK
 
 
-def _tree_cpu(pid: int) -> float:
-    """A process's CPU and its descendants': ``crm serve --workers N`` works in children."""
-    total, pending = 0.0, [pid]
+def process_tree(pid: int) -> Iterator[int]:
+    """A process and its descendants: ``crm serve --workers N`` works in children."""
+    pending = [pid]
     while pending:
         current = pending.pop()
-        total += _pid_cpu(current)
+        yield current
         for children in Path(f"/proc/{current}/task").glob("*/children"):
             try:
                 pending += [int(child) for child in children.read_text().split()]
             except OSError:
                 continue
-    return total
+
+
+def _tree_cpu(pid: int) -> float:
+    """A process's CPU and its descendants'."""
+    return sum(_pid_cpu(current) for current in process_tree(pid))
 
 
 def _postgres_cpu() -> float:
@@ -376,9 +380,10 @@ def scan_logs(platform: Platform) -> dict[str, dict[str, Any]]:
 # --------------------------------------------------------------------------- load
 
 
-def token(tenant: str = TENANT) -> str:
-    """An admin token signed the way the services verify by default (JWT_SECRET)."""
-    return issue_token(ServiceSettings().auth(), "bench@bench", tenant, ["admin"],
+def token(tenant: str = TENANT, roles: Sequence[str] = ("admin",)) -> str:
+    """A token (an admin's unless told) signed the way the services verify by default
+    (JWT_SECRET)."""
+    return issue_token(ServiceSettings().auth(), "bench@bench", tenant, list(roles),
                        ttl_seconds=4 * 3600)
 
 

@@ -43,12 +43,11 @@ from bench.http import (
     cheap_clients,
     client,
     log,
+    process_tree,
     run_import,
     running_platform,
     token,
 )
-from libs.auth import issue_token
-from libs.platform.settings import ServiceSettings
 
 RESULTS = Path(__file__).parent / "results"
 FIGURES = (
@@ -59,50 +58,28 @@ CATCH_UP_CAP = 3600.0
 SAMPLE_SECONDS = 2.0
 
 
-def _operator(tenant: str) -> str:
-    return issue_token(ServiceSettings().auth(), "bench@bench", tenant, ["admin", "operator"],
-                       ttl_seconds=4 * 3600)
-
-
 def _rss_mb(pid: int) -> float:
     """Resident memory of a process and its descendants, in MB (0 if gone)."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
+    total = 0
+    for current in process_tree(pid):
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
+            status = Path(f"/proc/{current}/status").read_text()
         except OSError:
             continue
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                pending += [int(child) for child in children.read_text().split()]
-            except OSError:
-                continue
+        total += next((int(line.split()[1]) for line in status.splitlines()
+                       if line.startswith("VmRSS:")), 0)
     return round(total / 1024, 1)
 
 
-async def _customer_ids(platform: Platform) -> list[str]:
-    conn = await asyncpg.connect(_plain(platform.databases["contacts"]))
+async def _ids(platform: Platform, service: str, table: str, column: str) -> list[str]:
+    """The import tenant's ids in ``service``'s ``table``, in order."""
+    conn = await asyncpg.connect(_plain(platform.databases[service]))
     try:
         rows = await conn.fetch(
-            "SELECT customer_id FROM contacts_customers WHERE tenant_id = $1 ORDER BY 1",
-            IMPORT_TENANT)
+            f"SELECT {column} FROM {table} WHERE tenant_id = $1 ORDER BY 1", IMPORT_TENANT)
     finally:
         await conn.close()
-    return [r["customer_id"] for r in rows]
-
-
-async def _order_ids(platform: Platform) -> list[str]:
-    conn = await asyncpg.connect(_plain(platform.databases["pipeline"]))
-    try:
-        rows = await conn.fetch(
-            "SELECT order_id FROM pipeline_orders WHERE tenant_id = $1 ORDER BY 1", IMPORT_TENANT)
-    finally:
-        await conn.close()
-    return [r["order_id"] for r in rows]
+    return [r[column] for r in rows]
 
 
 async def _mix(platform: Platform, bearer: str, customers: list[str], orders: list[str]
@@ -320,11 +297,12 @@ async def scale(customers: int, orders: int, reads: int) -> dict[str, Any]:
                               "started": datetime.now(UTC).isoformat()}
     async with running_platform(f"scale-{customers}") as platform:
         bearer = token(IMPORT_TENANT)
+        operator = token(IMPORT_TENANT, ("admin", "operator"))  # reads every service's ops
         log(f"scale: importing {customers:,} customers")
         result["customer_import"] = await run_import(platform, customers)
         result["customer_import"]["copy"] = await copy_ceiling(
             platform, "contacts", result["customer_import"]["seconds"])
-        ids = await _customer_ids(platform)
+        ids = await _ids(platform, "contacts", "contacts_customers", "customer_id")
         result["customers_created"] = len(ids)
         log(f"scale: importing {orders:,} orders for {len(ids):,} customers")
         result["order_import"] = await pipeline.import_orders(platform, bearer, orders, ids)
@@ -332,11 +310,12 @@ async def scale(customers: int, orders: int, reads: int) -> dict[str, Any]:
             platform, "pipeline", result["order_import"]["seconds"])
         log(f"scale: {result['order_import'].get('rows_per_s')} order rows/s")
         # Every projection catches up with the imports: its rate, each service's memory.
-        result["catch_up"] = await _catch_up(platform, _operator(IMPORT_TENANT))
+        result["catch_up"] = await _catch_up(platform, operator)
         log(f"scale: caught up with the imports in {result['catch_up']['seconds']} s")
-        result["mix"] = await _mix(platform, bearer, ids, await _order_ids(platform))
+        order_ids = await _ids(platform, "pipeline", "pipeline_orders", "order_id")
+        result["mix"] = await _mix(platform, bearer, ids, order_ids)
         log(f"scale: the mix {result['mix']}")
-        result["catch_up_after_mix"] = await _catch_up(platform, _operator(IMPORT_TENANT))
+        result["catch_up_after_mix"] = await _catch_up(platform, operator)
         log(f"scale: caught up in {result['catch_up']['seconds']} s; reading")
         result["reads"] = await _reads(platform, bearer, ids, reads)
         result["database_mb"] = await _database_sizes(platform)
