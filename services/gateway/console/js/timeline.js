@@ -2,29 +2,18 @@
 // its English summary (the event's fields and the names of what it is about). A line
 // with no facts (written before the view kept them) or of a type this console does not
 // know yet shows the summary: nothing is hidden.
-import { get } from "./api.js";
 import { t, tOr } from "./i18n.js";
-import { customerLink, nameCustomers } from "./names.js";
+import { customerLink, nameCustomers, nameRewards, rewardName } from "./names.js";
 import { day, h, money, number, phone, stageName, when } from "./ui.js";
 
-const rewardNames = new Map();
+const CUSTOMER_FACTS = ["referrer_id", "duplicate_id", "survivor_id", "contact_id", "previous_contact_id", "previous_customer_id"];
 
 // Names of the other customers and the rewards the lines mention, asked once each.
 export async function nameTimeline(entries) {
-  const customers = [];
-  const rewards = [];
-  for (const { facts } of entries) {
-    if (!facts) continue;
-    for (const key of ["referrer_id", "duplicate_id", "survivor_id", "contact_id", "previous_contact_id", "previous_customer_id"]) {
-      if (facts[key]) customers.push(facts[key]);
-    }
-    if (facts.reward_id && !rewardNames.has(facts.reward_id)) rewards.push(facts.reward_id);
-  }
+  const facts = entries.map((entry) => entry.facts).filter(Boolean);
   await Promise.all([
-    nameCustomers(customers),
-    ...[...new Set(rewards)].slice(0, 20).map(async (id) => {
-      try { rewardNames.set(id, (await get(`loyalty/rewards/${encodeURIComponent(id)}`)).name || id); } catch { rewardNames.set(id, id); }
-    }),
+    nameCustomers(facts.flatMap((f) => CUSTOMER_FACTS.map((key) => f[key]))),
+    nameRewards(facts.map((f) => f.reward_id)),
   ]);
 }
 
@@ -47,7 +36,7 @@ const deal = (f) => named(f.deal_title ?? f.title, "tl_a_deal");
 const contract = (f) => named(f.contract_title ?? f.title, "tl_a_contract");
 const task = (f) => named(f.task_title ?? f.title, "tl_a_task");
 const person = (id) => (id ? customerLink(id) : "—");
-const reward = (id) => h("strong", {}, rewardNames.get(id) || id);
+const reward = (id) => h("strong", {}, rewardName(id));
 const level = (name) => tOr(`level_${name}`, name);
 const status = (name) => tOr(`ticket_status_${name}`, name);
 const priority = (name) => tOr(`priority_${name}`, name);

@@ -175,6 +175,10 @@ export function dateInput(attrs = {}) {
 export function dateOf(input) {
   return /^\d{4}-\d{2}-\d{2}$/.test(input.value) && !Number.isNaN(Date.parse(input.value)) ? input.value : "";
 }
+// A churn risk level as a coloured badge, in the reader's language (``suffix``: the score).
+export function levelBadge(level, suffix = "") {
+  return h("span", { class: `badge ${level}` }, `${t(`level_${level}`)}${suffix}`);
+}
 // A deal stage's name: the default stages in the reader's language, a tenant's own as named.
 export function stageName(name) {
   return tOr(`stage_${name}`, name);

@@ -3,7 +3,7 @@
 import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { chart, dateInput, h, money, notice, percent, problemText, promptDialog, replace, section, table, when } from "../ui.js";
+import { chart, dateInput, h, levelBadge, money, notice, percent, problemText, promptDialog, replace, section, table, when } from "../ui.js";
 import { customerLink, nameCustomers } from "../names.js";
 import { reasonText } from "../reasons.js";
 
@@ -47,7 +47,7 @@ export function render(view) {
           { label: t("revenue_at_risk"), cell: (r) => money(r.revenue_at_risk) },
           { label: t("no_purchase_probability"), cell: (r) => percent(r.no_purchase_probability) },
           { label: t("score"), cell: (r) => r.score },
-          { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, t(`level_${r.level}`)) },
+          { label: t("level"), cell: (r) => levelBadge(r.level) },
           { label: t("status"), cell: (r) => t(`risk_change_${r.change}`) },
           { label: t("risk_reasons"), cell: (r) => r.reasons.map(reasonText).join(t("sentence_separator")) },
         ], riskRows(owner))]) : h("p", { class: "muted" }, t("weekly_empty")));
@@ -76,7 +76,7 @@ export function render(view) {
       await nameCustomers(alerts.items.map((a) => a.customer_id));
       replace(alertsBox, h("h2", { id: "h-alerts" }, t("alerts")), table([
         { label: t("customer"), cell: (a) => customerLink(a.customer_id) },
-        { label: t("level"), cell: (a) => h("span", { class: `badge ${a.level}` }, `${t(`level_${a.level}`)} ${a.score}`) },
+        { label: t("level"), cell: (a) => levelBadge(a.level, ` ${a.score}`) },
         { label: t("status"), cell: (a) => a.status },
         { label: t("registered"), cell: (a) => when(a.opened_at) },
         { label: "", cell: (a) => (mayRespond && a.status === "open" ? h("div", { class: "row" },
@@ -145,7 +145,7 @@ export function render(view) {
           { label: t("revenue_at_risk"), cell: (r) => (r.revenue_at_risk === null ? "—" : money(r.revenue_at_risk)) },
           { label: t("no_purchase_probability"), cell: (r) => (r.no_purchase_probability === null ? "—" : percent(r.no_purchase_probability)) },
           { label: t("score"), cell: (r) => r.score },
-          { label: t("level"), cell: (r) => h("span", { class: `badge ${r.level}` }, t(`level_${r.level}`)) },
+          { label: t("level"), cell: (r) => levelBadge(r.level) },
           { label: t("risk_reasons"), cell: (r) => r.reasons.map(reasonText).join(t("sentence_separator")) || "—" },
         ], page.items, { caption: t("ranking_title"), empty: t("ranking_empty") }));
     });

@@ -5,7 +5,7 @@ import { api, get } from "../api.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import {
-  confirmDialog, dateInput, dateOf, day, h, messageBox, money, notice, number, percent, phone, problemText, stageName, promptDialog, replace, section, table, when,
+  confirmDialog, dateInput, dateOf, day, h, levelBadge, messageBox, money, notice, number, percent, phone, problemText, stageName, promptDialog, replace, section, table, when,
 } from "../ui.js";
 import { customerPicker } from "../picker.js";
 import { reasonText } from "../reasons.js";
@@ -146,7 +146,7 @@ export function render(view, [customerId]) {
       const risk = await get(`customers/${id}/churn-risk`, { as_of: state.asOf || undefined });
       replace(riskBox,
         h("h2", { id: "h-risk" }, t("c360_risk")),
-        h("p", {}, h("span", { class: `badge ${risk.level}` }, t(`level_${risk.level}`)), " ", t("risk_score"), ": ", risk.score,
+        h("p", {}, levelBadge(risk.level), " ", t("risk_score"), ": ", risk.score,
           h("span", { class: "muted small" }, ` · ${t("as_of")} ${when(risk.as_of)}`)),
         risk.revenue_at_risk !== null ? h("p", {}, `${t("revenue_at_risk")}: ${money(risk.revenue_at_risk)} · `,
           `${t("no_purchase_probability")}: ${percent(risk.no_purchase_probability)} · `,
