@@ -242,13 +242,8 @@ class TimelineEntry:
     summary: str
     # Kept beside the summary so an erasure is one UPDATE, not a re-read of history.
     redacted_summary: str
-    # The same line as data (``facts_of``).
+    # The same line as data (``facts_of``); ``redacted`` gives what erasure keeps of it.
     facts: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def redacted_facts(self) -> dict[str, Any]:
-        """The facts without personal data (what an erased customer's line keeps)."""
-        return redacted(self.facts)
 
 
 @dataclass(frozen=True, slots=True)

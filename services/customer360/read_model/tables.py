@@ -34,6 +34,7 @@ from services.customer360.domain.view import (
     Profile,
     TimelineEntry,
     empty_sections,
+    redacted,
 )
 
 NAME = "customer360"
@@ -162,7 +163,7 @@ def timeline_row(
         "topic": topic,
         "summary": entry.redacted_summary if erased else entry.summary,
         "redacted_summary": entry.redacted_summary,
-        "facts": entry.redacted_facts if erased else dict(entry.facts),
+        "facts": redacted(entry.facts) if erased else dict(entry.facts),
     }
 
 

@@ -18,7 +18,13 @@ from libs.events.catalog.pipeline import (
 )
 from libs.events.catalog.tickets import TicketOpened, TicketStatusChanged
 from services.customer360.domain.sources import SOURCES
-from services.customer360.domain.view import PERSONAL_FACTS, CustomerView, Fact, Outcome
+from services.customer360.domain.view import (
+    PERSONAL_FACTS,
+    CustomerView,
+    Fact,
+    Outcome,
+    redacted,
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 C = "c-1"
@@ -53,8 +59,8 @@ def test_an_order_line_carries_its_amounts_and_the_order_number_not_only_its_id(
         "SO-2026-0042", 2_900, "CNY")
     assert facts["reason"] == "Li Na: cracked lid"
     assert "customer_id" not in facts  # the line is on this customer's timeline
-    assert "reason" not in refunded.entry.redacted_facts
-    assert refunded.entry.redacted_facts["order_number"] == "SO-2026-0042"
+    assert "reason" not in redacted(refunded.entry.facts)
+    assert redacted(refunded.entry.facts)["order_number"] == "SO-2026-0042"
 
 
 def test_a_deal_and_a_ticket_are_named_by_their_title_and_subject_left_out_once_erased() -> None:
@@ -75,9 +81,9 @@ def test_a_deal_and_a_ticket_are_named_by_their_title_and_subject_left_out_once_
     # Closing takes the ticket out of the section: its subject comes from before.
     assert (closed.facts["ticket_subject"], closed.facts["to_status"]) == (
         "Broken kettle", "closed")
-    assert "deal_title" not in moved.redacted_facts
-    assert "ticket_subject" not in closed.redacted_facts
-    assert closed.redacted_facts["to_status"] == "closed"
+    assert "deal_title" not in redacted(moved.facts)
+    assert "ticket_subject" not in redacted(closed.facts)
+    assert redacted(closed.facts)["to_status"] == "closed"
 
 
 def test_every_field_a_catalog_declares_personal_is_left_out_of_the_redacted_facts() -> None:
